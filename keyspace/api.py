@@ -1,0 +1,212 @@
+"""The public entry point: :class:`Keyspace`, one object per Redis client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from . import listing, search
+from .connection import call, check_client
+from .documents import validate
+from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
+from .errors import NotFound, ValidationFailed
+from .listing import Page
+from .query import Query
+from .schema import EntitySpec, Schema
+from .singletons import Singletons
+from .store import Documents, Stored
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server offers; without ``search`` lists take the slower scan path."""
+
+    json: bool
+    search: bool
+
+    @property
+    def degraded(self) -> bool:
+        return not self.search
+
+
+async def probe(client: Redis) -> Capabilities:
+    """Detect RedisJSON and RediSearch by trying a harmless command of each."""
+
+    async def works(*args: str) -> bool:
+        try:
+            await call(client, *args)
+            return True
+        except ResponseError:
+            return False
+
+    return Capabilities(json=await works("JSON.TYPE", "mf:probe"), search=await works("FT._LIST"))
+
+
+class Keyspace:
+    """Typed async access to the MultiFrame keyspace.
+
+    ``client`` must be a ``redis.asyncio.Redis`` created with
+    ``decode_responses=False`` (revisions hash the exact stored bytes). Call
+    :meth:`setup` once before use. ``use_search=False`` forces the scan path even
+    when the module is present.
+    """
+
+    def __init__(
+        self, client: Redis, schema: Schema = MULTIFRAME, *, use_search: bool | None = None
+    ) -> None:
+        check_client(client)
+        self.client = client
+        self.schema = schema
+        self.documents = Documents(client, schema)
+        self.singletons = Singletons(client, self.documents.scripts)
+        self._use_search = use_search
+        self.capabilities = Capabilities(json=True, search=False)
+
+    async def setup(self, *, index_timeout: float = 60.0) -> Capabilities:
+        """Detect modules, create the singletons' defaults and build or keep the indexes."""
+        found = await probe(self.client)
+        if not found.json:
+            raise RuntimeError("the Redis server lacks the RedisJSON module (JSON.* commands)")
+        use = found.search if self._use_search is None else (self._use_search and found.search)
+        self.capabilities = Capabilities(json=True, search=use)
+        for single in self.schema.singletons:
+            await self.singletons.ensure(single)
+        if use:
+            await search.fail_on_timeout(self.client)
+            for spec in self.schema.entities:
+                await search.ensure(self.client, spec, timeout=index_timeout)
+        return self.capabilities
+
+    @property
+    def degraded(self) -> bool:
+        return self.capabilities.degraded
+
+    def entity(self, name: str) -> EntitySpec:
+        return self.schema.entity(name)
+
+    # Documents ----------------------------------------------------------------------------
+
+    async def create(self, spec: EntitySpec, data: Any) -> Stored:
+        return await self.documents.create(spec, data)
+
+    async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
+        return await self.documents.get(spec, doc_id)
+
+    async def replace(
+        self, spec: EntitySpec, doc_id: str, data: Any, *, if_revision: str | None = None
+    ) -> Stored:
+        return await self.documents.replace(spec, doc_id, data, if_revision=if_revision)
+
+    async def patch(
+        self, spec: EntitySpec, doc_id: str, changes: Any, *, if_revision: str | None = None
+    ) -> Stored:
+        return await self.documents.patch(spec, doc_id, changes, if_revision=if_revision)
+
+    async def delete(self, spec: EntitySpec, doc_id: str, *, if_revision: str | None = None) -> int:
+        return await self.documents.delete(spec, doc_id, if_revision=if_revision)
+
+    async def list(self, spec: EntitySpec, query: Query) -> Page:
+        """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
+        if self.capabilities.search:
+            return await listing.search_page(self.client, spec, query)
+        return await listing.scan_page(self.client, spec, query)
+
+    # Array membership (collab collaborators) ----------------------------------------------
+
+    def _many(self, spec: EntitySpec, field: str, member: str) -> None:
+        if not any(r.field == field and r.many for r in spec.references):
+            raise ValueError(f"{spec.name}.{field} is not a list of references")
+        if not isinstance(member, str) or not member:
+            raise ValidationFailed(
+                f"{field}: member must be an id",
+                details=[{"field": field, "message": "must be an id"}],
+            )
+
+    async def add_member(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        field: str,
+        member: str,
+        *,
+        if_revision: str | None = None,
+    ) -> Stored:
+        """Add ``member`` to the array ``field`` once; adding a present member changes nothing."""
+        self._many(spec, field, member)
+
+        def add(old: dict[str, Any]) -> dict[str, Any]:
+            current = list(old.get(field, []))
+            new = {**old, field: current if member in current else [*current, member]}
+            return validate(spec.model, new)
+
+        return await self.documents.update(spec, doc_id, add, if_revision)
+
+    async def remove_member(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        field: str,
+        member: str,
+        *,
+        if_revision: str | None = None,
+    ) -> Stored:
+        """Remove ``member`` from the array ``field``; NotFound when it is not there."""
+        self._many(spec, field, member)
+
+        def remove(old: dict[str, Any]) -> dict[str, Any]:
+            current = list(old.get(field, []))
+            if member not in current:
+                raise NotFound(f"{member!r} is not in {spec.name} {doc_id} {field}")
+            return {**old, field: [m for m in current if m != member]}
+
+        return await self.documents.update(spec, doc_id, remove, if_revision)
+
+    # Singletons -----------------------------------------------------------------------------
+
+    async def get_config(self) -> Stored:
+        return await self.singletons.get(SYSTEM_CONFIG)
+
+    async def replace_config(self, data: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.replace(SYSTEM_CONFIG, data, if_revision=if_revision)
+
+    async def patch_config(self, changes: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.patch(SYSTEM_CONFIG, changes, if_revision=if_revision)
+
+    async def get_metrics(self) -> Stored:
+        return await self.singletons.get(ANALYTICS)
+
+    async def get_chip_metrics(self, chip_id: str) -> dict[str, Any]:
+        return await self.singletons.get_chip(ANALYTICS, chip_id)
+
+    async def set_chip_metrics(self, chip_id: str, metrics: Any) -> dict[str, Any]:
+        return await self.singletons.set_chip(ANALYTICS, chip_id, metrics)
+
+    # Health -----------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Any]:
+        """Redis reachable, modules present, every index built; raises on an unreachable server."""
+        await self.client.ping()
+        found = await probe(self.client)
+        indexes: dict[str, bool] = {}
+        if self.capabilities.search:
+            for spec in self.schema.entities:
+                try:
+                    info = search.parse_info(
+                        await call(self.client, "FT.INFO", f"mf:idx:{spec.prefix}")
+                    )
+                    indexes[spec.collection] = not search.is_building(info)
+                except ResponseError:
+                    indexes[spec.collection] = False
+        ready = (
+            found.json and (found.search or not self.capabilities.search) and all(indexes.values())
+        )
+        return {
+            "ready": ready,
+            "json": found.json,
+            "search": found.search,
+            "degraded": self.degraded,
+            "indexes": indexes,
+        }

@@ -1,0 +1,43 @@
+"""Encoding, revisions and timestamps: pure functions shared by every layer."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, as stored and as served."""
+    return orjson.dumps(value)
+
+
+def loads(raw: bytes | str) -> Any:
+    return orjson.loads(raw)
+
+
+def revision(raw: bytes) -> str:
+    """The revision tag of a stored document: a hash of its bytes as the server returns them."""
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def now_iso() -> str:
+    """The current UTC time in the seed's format (``2025-09-29T10:30:00``)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def normalize_iso(value: str) -> str:
+    """Parse an ISO-8601 timestamp and return it in the seed's naive-UTC format.
+
+    Aware times are converted to UTC; fractions of a second are kept. One format
+    for every stored time is what makes text comparison order them correctly.
+    """
+    if len(value) > 40:
+        raise ValueError("timestamp too long")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    spec = "microseconds" if parsed.microsecond else "seconds"
+    return parsed.isoformat(timespec=spec)

@@ -1,0 +1,86 @@
+"""The exceptions of the keyspace API. Every one carries a stable machine-readable code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KeyspaceError(Exception):
+    """Base class; ``code`` is stable and suitable for API error bodies."""
+
+    code = "keyspace_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(KeyspaceError):
+    """The document (or singleton, or chip) does not exist."""
+
+    code = "not_found"
+
+
+class ValidationFailed(KeyspaceError):
+    """The document or query does not satisfy its declaration. ``details`` lists the fields."""
+
+    code = "validation_failed"
+
+
+class Conflict(KeyspaceError):
+    """A write conflicts with stored state; ``field`` names what conflicted."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, *, field: str | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details if details is not None else {"field": field})
+        self.field = field
+
+
+class UniqueConflict(Conflict):
+    """Another document already holds this unique value."""
+
+    code = "unique_conflict"
+
+
+class AlreadyExists(Conflict):
+    """A document with this id already exists."""
+
+    code = "already_exists"
+
+
+class InvalidTransition(Conflict):
+    """The status change is not allowed by the entity's declared transitions."""
+
+    code = "invalid_transition"
+
+
+class MissingReference(Conflict):
+    """The document refers to a document that does not exist."""
+
+    code = "missing_reference"
+
+
+class HasDependents(Conflict):
+    """The document cannot be deleted while others refer to it."""
+
+    code = "has_dependents"
+
+
+class StaleRevision(KeyspaceError):
+    """The expected revision does not match the stored document; nothing was written."""
+
+    code = "stale_revision"
+
+
+class NotReady(KeyspaceError):
+    """The search index is still being built; answering now could return partial results."""
+
+    code = "not_ready"
+
+
+class Contention(KeyspaceError):
+    """A write kept losing optimistic races and gave up; retrying later is safe."""
+
+    code = "contention"

@@ -1,0 +1,82 @@
+"""Every Redis key name the service uses, built by small pure functions.
+
+Documents and counters use the seed's exact names (``driver:driver_1``,
+``driver_counter``). Everything else the service keeps for itself lives under
+the one reserved prefix :data:`RESERVED`.
+"""
+
+from __future__ import annotations
+
+import re
+
+RESERVED = "mf:"
+"""Prefix of every key (and index name) the service adds beside the seed's keys."""
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def is_valid_id(value: str) -> bool:
+    """True when ``value`` can be used as a document id (no ``:``, ``*``, braces, spaces)."""
+    return bool(_ID_RE.match(value))
+
+
+_LOOKUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$")
+
+
+def is_lookup_id(value: str) -> bool:
+    """True when ``value`` may name a stored document (generated, imported or derived id)."""
+    return bool(_LOOKUP_RE.match(value))
+
+
+def doc_key(prefix: str, doc_id: str) -> str:
+    """The seed's document key, e.g. ``doc_key("driver", "driver_1") == "driver:driver_1"``."""
+    return f"{prefix}:{doc_id}"
+
+
+def doc_match(prefix: str) -> str:
+    """SCAN pattern matching every document of one entity type."""
+    return f"{prefix}:*"
+
+
+def id_from_key(prefix: str, key: str) -> str:
+    """Inverse of :func:`doc_key`."""
+    return key[len(prefix) + 1 :]
+
+
+def counter_key(prefix: str) -> str:
+    """The seed's INCR counter for an entity, e.g. ``driver_counter``."""
+    return f"{prefix}_counter"
+
+
+def generated_id(prefix: str, number: int) -> str:
+    """An id in the seed's style, e.g. ``driver_7``."""
+    return f"{prefix}_{number}"
+
+
+def counter_value_of(prefix: str, doc_id: str) -> int | None:
+    """The counter value an id in the seed's style stands for, or None for other ids."""
+    head, sep, tail = doc_id.rpartition("_")
+    if sep and head == prefix and tail.isdigit() and not tail.startswith("0"):
+        return int(tail)
+    return None
+
+
+def unique_key(prefix: str, field: str, normalized_value: str) -> str:
+    """Claim of one unique value; the key holds the id of the document that owns it."""
+    return f"{RESERVED}uniq:{prefix}:{field}:{normalized_value}"
+
+
+def ref_key(target_key: str, source_prefix: str, source_field: str) -> str:
+    """Set of ids of ``source_prefix`` documents whose ``source_field`` points at ``target_key``."""
+    return f"{RESERVED}ref:{target_key}:{source_prefix}.{source_field}"
+
+
+def index_alias(prefix: str) -> str:
+    """The RediSearch alias queries use for one entity; it points at the current version."""
+    return f"{RESERVED}idx:{prefix}"
+
+
+def index_name(prefix: str, version: str) -> str:
+    """One concrete RediSearch index version behind :func:`index_alias`."""
+    return f"{RESERVED}idx:{prefix}:{version}"

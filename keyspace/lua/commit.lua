@@ -1,0 +1,84 @@
+-- commit.lua: apply one write plan atomically, all or nothing.
+--
+-- KEYS:   every key the plan reads or writes (documents, unique claims, reference
+--         sets, counters); ops refer to them by 1-based index.
+-- ARGV[1]: number of check ops that follow (they all run before any write).
+-- ARGV[2]: index of the key whose document to return after the writes, 0 for none.
+-- ARGV[3..]: ops, each an op name followed by its arguments:
+--   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
+--            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
+--            exists  k field value     -> error 'missing_reference' when KEYS[k] is missing
+--            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
+--            card    k n field         -> error 'stale' unless SCARD KEYS[k] == n
+--   writes:  jset k json | del k | set k value | delif k value | sadd k member
+--            srem k member | floor k n | incr k
+-- Returns: {'ok', raw document of the return key or false}
+--          or {'err', code, field, value} when a check fails; nothing is written then.
+
+local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3,
+               jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1}
+
+local function fail(code, field, value)
+  return {'err', code, field or '', value or ''}
+end
+
+local function check(op, a)
+  local key = KEYS[tonumber(a[1])]
+  if op == 'absent' then
+    if redis.call('EXISTS', key) == 1 then return fail('already_exists', '', key) end
+  elseif op == 'equals' then
+    local cur = redis.call('JSON.GET', key, '.')
+    if not cur then return fail('not_found', '', key) end
+    if cur ~= a[2] then return fail('stale', '', key) end
+  elseif op == 'exists' then
+    if redis.call('EXISTS', key) == 0 then return fail('missing_reference', a[2], a[3]) end
+  elseif op == 'free' then
+    local owner = redis.call('GET', key)
+    if owner and owner ~= a[2] then return fail('unique_conflict', a[3], owner) end
+  elseif op == 'card' then
+    if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
+  end
+  return nil
+end
+
+local function write(op, a)
+  local key = KEYS[tonumber(a[1])]
+  if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
+  elseif op == 'del' then redis.call('DEL', key)
+  elseif op == 'set' then redis.call('SET', key, a[2])
+  elseif op == 'delif' then
+    if redis.call('GET', key) == a[2] then redis.call('DEL', key) end
+  elseif op == 'sadd' then redis.call('SADD', key, a[2])
+  elseif op == 'srem' then redis.call('SREM', key, a[2])
+  elseif op == 'floor' then
+    local cur = tonumber(redis.call('GET', key) or '0')
+    if cur < tonumber(a[2]) then redis.call('SET', key, a[2]) end
+  elseif op == 'incr' then redis.call('INCR', key)
+  end
+end
+
+-- Parse every op before running any, so a malformed plan writes nothing.
+local plan = {}
+local i = 3
+while i <= #ARGV do
+  local op = ARGV[i]
+  local width = arity[op]
+  if not width or i + width > #ARGV then return fail('bad_plan', op or '', tostring(i)) end
+  local args = {}
+  for j = 1, width do args[j] = ARGV[i + j] end
+  plan[#plan + 1] = {op, args}
+  i = i + width + 1
+end
+
+local n_checks = tonumber(ARGV[1])
+for n = 1, n_checks do
+  local result = check(plan[n][1], plan[n][2])
+  if result then return result end
+end
+for n = n_checks + 1, #plan do
+  write(plan[n][1], plan[n][2])
+end
+
+local ret = tonumber(ARGV[2])
+if ret > 0 then return {'ok', redis.call('JSON.GET', KEYS[ret], '.')} end
+return {'ok', false}

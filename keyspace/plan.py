@@ -1,0 +1,228 @@
+"""Write plans: the pure half of every write.
+
+A :class:`Plan` is the list of keys and ops that ``lua/commit.lua`` applies
+atomically. The functions here decide, from the declarations and the documents
+as read, which unique values to claim and release, which references to check
+and record, and what a delete does to dependents. They do no I/O, so every rule
+is unit-tested without Redis; the store only reads, plans and commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import codec, keys
+from .errors import HasDependents
+from .schema import EntitySpec, OnDelete, Reference, Schema, get_path, ref_ids
+
+Arg = str | bytes | int
+
+
+@dataclass
+class Plan:
+    """Keys and ops for one atomic commit; build with the methods, send with :meth:`args`."""
+
+    keys: list[str] = field(default_factory=list)
+    checks: list[list[Arg]] = field(default_factory=list)
+    writes: list[list[Arg]] = field(default_factory=list)
+    returning: int = 0
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def key(self, name: str) -> int:
+        """1-based position of ``name`` in KEYS, adding it on first use."""
+        if name not in self._index:
+            self.keys.append(name)
+            self._index[name] = len(self.keys)
+        return self._index[name]
+
+    def check(self, op: str, key: str, *args: Arg) -> None:
+        self.checks.append([op, self.key(key), *args])
+
+    def write(self, op: str, key: str, *args: Arg) -> None:
+        self.writes.append([op, self.key(key), *args])
+
+    def returns(self, key: str) -> None:
+        self.returning = self.key(key)
+
+    def args(self) -> list[Arg]:
+        """ARGV for ``commit.lua``."""
+        flat: list[Arg] = [len(self.checks), self.returning]
+        for op in (*self.checks, *self.writes):
+            flat.extend(op)
+        return flat
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A document as read, with the exact bytes its revision check compares against."""
+
+    spec: EntitySpec
+    doc_id: str
+    raw: bytes
+    doc: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        return keys.doc_key(self.spec.prefix, self.doc_id)
+
+
+def _uniques(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
+    """Unique claim key -> field name, for the values this document holds."""
+    claims: dict[str, str] = {}
+    for unique in spec.uniques:
+        value = get_path(doc, unique.field)
+        if isinstance(value, str):
+            claims[keys.unique_key(spec.prefix, unique.field, unique.normalize(value))] = (
+                unique.field
+            )
+    return claims
+
+
+def _target_key(schema: Schema, ref: Reference, target_id: str) -> str:
+    return keys.doc_key(schema.entity(ref.target).prefix, target_id)
+
+
+def _refs(
+    schema: Schema, spec: EntitySpec, doc: Mapping[str, Any]
+) -> dict[str, tuple[str, str, str]]:
+    """Reference set key -> (target doc key, field, target id) for every id the doc points at."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for ref in spec.references:
+        for target_id in ref_ids(doc, ref):
+            target = _target_key(schema, ref, target_id)
+            out[keys.ref_key(target, spec.prefix, ref.field)] = (target, ref.field, target_id)
+    return out
+
+
+def _counter_ops(plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
+    counter = keys.counter_key(spec.prefix)
+    if not spec.counted:
+        plan.write("incr", counter)  # derived ids: the counter counts documents ever created
+        return
+    number = keys.counter_value_of(spec.prefix, doc_id)
+    if explicit and number is not None:
+        plan.write("floor", counter, number)  # a later generated id never lands on this one
+
+
+def plan_create(
+    schema: Schema, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any], *, explicit_id: bool
+) -> Plan:
+    """Create ``doc`` under its key: it must be absent, its uniques free, its references present."""
+    plan = Plan()
+    key = keys.doc_key(spec.prefix, doc_id)
+    plan.check("absent", key)
+    claims = _uniques(spec, doc)
+    for claim, name in claims.items():
+        plan.check("free", claim, doc_id, name)
+    refs = _refs(schema, spec, doc)
+    for target, name, target_id in refs.values():
+        plan.check("exists", target, name, target_id)
+    plan.write("jset", key, codec.dumps(doc))
+    for claim in claims:
+        plan.write("set", claim, doc_id)
+    for ref_set in refs:
+        plan.write("sadd", ref_set, doc_id)
+    _counter_ops(plan, spec, doc_id, explicit_id)
+    plan.returns(key)
+    return plan
+
+
+def plan_update(schema: Schema, old: Loaded, new: Mapping[str, Any]) -> Plan:
+    """Replace ``old`` by ``new`` if it is still as read; re-claim uniques, re-link refs."""
+    spec, doc_id = old.spec, old.doc_id
+    plan = Plan()
+    plan.check("equals", old.key, old.raw)
+    old_claims, new_claims = _uniques(spec, old.doc), _uniques(spec, new)
+    for claim, name in new_claims.items():
+        if claim not in old_claims:
+            plan.check("free", claim, doc_id, name)
+    old_refs, new_refs = _refs(schema, spec, old.doc), _refs(schema, spec, new)
+    for ref_set, (target, name, target_id) in new_refs.items():
+        if ref_set not in old_refs:
+            plan.check("exists", target, name, target_id)
+    plan.write("jset", old.key, codec.dumps(new))
+    for claim in new_claims.keys() - old_claims.keys():
+        plan.write("set", claim, doc_id)
+    for claim in old_claims.keys() - new_claims.keys():
+        plan.write("delif", claim, doc_id)
+    for ref_set in new_refs.keys() - old_refs.keys():
+        plan.write("sadd", ref_set, doc_id)
+    for ref_set in old_refs.keys() - new_refs.keys():
+        plan.write("srem", ref_set, doc_id)
+    plan.returns(old.key)
+    return plan
+
+
+@dataclass
+class DeleteClosure:
+    """Everything a delete touches, as read: the documents to delete and those to edit.
+
+    ``inbound`` maps each reference set pointing at a deleted document to the
+    ids it held when read; the commit checks the set's size so a referrer
+    created meanwhile makes the plan stale instead of dangling.
+    """
+
+    deleted: list[Loaded]
+    inbound: dict[str, list[str]] = field(default_factory=dict)
+    pulls: list[tuple[Loaded, Reference, str]] = field(default_factory=list)
+    restricted: list[tuple[str, int]] = field(default_factory=list)
+
+
+def pulled(doc: Mapping[str, Any], ref: Reference, removed: Sequence[str]) -> dict[str, Any]:
+    """``doc`` with ``removed`` ids taken out of the array field of ``ref``."""
+    out = dict(doc)
+    out[ref.field] = [v for v in doc.get(ref.field, []) if v not in removed]
+    return out
+
+
+def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
+    """Delete every document of the closure and unlink it everywhere, in one commit."""
+    if closure.restricted:
+        name, count = closure.restricted[0]
+        raise HasDependents(
+            f"{count} document(s) still refer to it through {name}",
+            details={"field": name, "count": count},
+        )
+    plan = Plan()
+    deleted_keys = {d.key for d in closure.deleted}
+    for loaded in closure.deleted:
+        plan.check("equals", loaded.key, loaded.raw)
+    for ref_set, members in closure.inbound.items():
+        plan.check("card", ref_set, len(members), ref_set)
+    edits: dict[str, tuple[Loaded, dict[str, Any]]] = {}
+    for loaded, ref, removed_id in closure.pulls:
+        if loaded.key in deleted_keys:
+            continue
+        _, current = edits.get(loaded.key, (loaded, dict(loaded.doc)))
+        edits[loaded.key] = (loaded, pulled(current, ref, [removed_id]))
+    for loaded, _ in edits.values():
+        plan.check("equals", loaded.key, loaded.raw)
+    for loaded in closure.deleted:
+        plan.write("del", loaded.key)
+        for claim in _uniques(loaded.spec, loaded.doc):
+            plan.write("delif", claim, loaded.doc_id)
+        for ref_set in _refs(schema, loaded.spec, loaded.doc):
+            plan.write("srem", ref_set, loaded.doc_id)
+    for ref_set in closure.inbound:
+        plan.write("del", ref_set)
+    for loaded, new in edits.values():
+        plan.write("jset", loaded.key, codec.dumps(new))
+        for ref_set in (
+            _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
+        ):
+            plan.write("srem", ref_set, loaded.doc_id)
+    return plan
+
+
+def inbound_sets(schema: Schema, loaded: Loaded) -> list[tuple[str, EntitySpec, Reference]]:
+    """The reference sets that hold referrers of ``loaded``, with who refers and how."""
+    return [
+        (keys.ref_key(loaded.key, src.prefix, ref.field), src, ref)
+        for src, ref in schema.inbound(loaded.spec.name)
+    ]
+
+
+def cascades(ref: Reference) -> bool:
+    return ref.on_delete is OnDelete.CASCADE

@@ -1,0 +1,370 @@
+"""One query model for every entity, and its two compilations.
+
+:func:`parse` turns request parameters into a validated :class:`Query` using
+field names from the declarations only. :func:`compile_search` turns it into
+RediSearch FT.AGGREGATE arguments (DIALECT 2, every value through one escaper),
+and :func:`matches` / :func:`sort_key` evaluate the same query in Python for the
+path without the search module. Both orderings are (sort field, id) so pages are
+keyset-paginated by a cursor holding the last row's (value, id).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import codec, keys
+from .errors import ValidationFailed
+from .schema import EntitySpec, Indexed, Kind, get_path
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+MAX_VALUE_LENGTH = 512
+
+Scalar = str | float
+
+
+@dataclass(frozen=True)
+class Range:
+    low: Scalar | None = None
+    high: Scalar | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last row of a page: its sort value and its id."""
+
+    value: Scalar
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated list query. Equality values of one field are alternatives (any-of)."""
+
+    equals: tuple[tuple[Indexed, tuple[Scalar, ...]], ...] = ()
+    ranges: tuple[tuple[Indexed, Range], ...] = ()
+    terms: tuple[str, ...] | None = None
+    sort: Indexed | None = None
+    descending: bool = False
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None
+
+
+# RediSearch's default separators: every ASCII punctuation mark but '_' and '\', and spaces.
+_SEPARATORS = re.compile(r"[!\"#$%&'()*+,\-./:;<=>?@\[\]^`{|}~\s]+")
+_ESCAPE = re.compile(r"([^A-Za-z0-9_\x80-\U0010ffff])")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased terms as the full-text index sees them."""
+    return [t.lower() for t in _SEPARATORS.split(text) if t]
+
+
+def escape(value: str) -> str:
+    """Make any value a literal in a RediSearch query (tag values and terms)."""
+    return _ESCAPE.sub(r"\\\1", value)
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise _invalid(param, f"longer than {MAX_VALUE_LENGTH} characters")
+    if spec_field.kind is Kind.NUMERIC:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise _invalid(param, "must be a number") from None
+        if not math.isfinite(number):
+            raise _invalid(param, "must be a finite number")
+        return number
+    if spec_field.kind is Kind.TIME:
+        try:
+            return codec.normalize_iso(raw)
+        except ValueError:
+            raise _invalid(param, "must be an ISO-8601 timestamp") from None
+    if raw == "":
+        raise _invalid(param, "must not be empty")
+    return raw
+
+
+def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _invalid(name, "given more than once")
+    return values[0]
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise _invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _sort(spec: EntitySpec, raw: str | None) -> tuple[Indexed | None, bool]:
+    if raw is None:
+        return None, False
+    descending = raw.startswith("-")
+    target = spec.indexed(raw.lstrip("-+"))
+    if target is None or not target.sortable:
+        allowed = sorted(f.name for f in spec.fields if f.sortable)
+        raise _invalid("sort", f"must be one of {allowed}, optionally prefixed with '-'")
+    return target, descending
+
+
+def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
+    """Validate list parameters against the entity's declaration.
+
+    Known parameters: every indexed non-text field (equality, repeatable as
+    any-of), ``<numeric or time field>_min`` / ``_max``, ``q`` (full text),
+    ``sort`` (``field`` or ``-field``), ``limit`` and ``cursor``. Anything
+    else is rejected, so a typo never silently widens a result.
+    """
+    equals: list[tuple[Indexed, tuple[Scalar, ...]]] = []
+    ranges: dict[str, tuple[Indexed, dict[str, Scalar]]] = {}
+    for name, values in params.items():
+        if name in ("q", "sort", "limit", "cursor"):
+            continue
+        target = spec.indexed(name)
+        if target is not None and target.kind is not Kind.TEXT:
+            equals.append((target, tuple(_value(target, v, name) for v in values)))
+            continue
+        base, _, bound = name.rpartition("_")
+        target = spec.indexed(base)
+        if (
+            bound in ("min", "max")
+            and target is not None
+            and target.kind in (Kind.NUMERIC, Kind.TIME)
+        ):
+            raw = _single(params, name)
+            assert raw is not None
+            ranges.setdefault(base, (target, {}))[1][bound] = _value(target, raw, name)
+            continue
+        raise _invalid(name, "unknown query parameter")
+    q = _single(params, "q")
+    if q is not None and not spec.text_fields:
+        raise _invalid("q", f"{spec.collection} have no full-text fields")
+    if q is not None and len(q) > MAX_VALUE_LENGTH:
+        raise _invalid("q", f"longer than {MAX_VALUE_LENGTH} characters")
+    sort, descending = _sort(spec, _single(params, "sort"))
+    query = Query(
+        equals=tuple(equals),
+        ranges=tuple((f, Range(b.get("min"), b.get("max"))) for f, b in ranges.values()),
+        terms=None if q is None else tuple(dict.fromkeys(tokenize(q))),
+        sort=sort,
+        descending=descending,
+        limit=_limit(_single(params, "limit")),
+    )
+    cursor = _single(params, "cursor")
+    return query if cursor is None else _with_cursor(spec, query, cursor)
+
+
+def sort_field(spec: EntitySpec, query: Query) -> Indexed:
+    return query.sort or spec.id_index
+
+
+def encode_cursor(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> str:
+    """The cursor that continues after ``doc``."""
+    field = sort_field(spec, query)
+    payload = [field.name, query.descending, get_path(doc, field.path), doc[spec.id_field]]
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        name, descending, value, doc_id = orjson.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError, binascii.Error):
+        raise _invalid("cursor", "is not a cursor this service issued") from None
+    field = sort_field(spec, query)
+    valid_value = isinstance(value, float | int | str) and not isinstance(value, bool)
+    if name != field.name or descending != query.descending or not valid_value:
+        raise _invalid("cursor", "belongs to a different sort order")
+    if not isinstance(doc_id, str) or not keys.is_valid_id(doc_id.removeprefix("nft_") or "x"):
+        raise _invalid("cursor", "is not a cursor this service issued")
+    return Query(**{**query.__dict__, "after": Cursor(value, doc_id)})
+
+
+# --- RediSearch compilation -------------------------------------------------------------
+
+
+def _number(value: Scalar) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _literal(value: Scalar) -> str:
+    # Only TIME values and ids reach FILTER string literals; both are validated to
+    # characters that need no quoting ([0-9A-Za-z_.:-]), which this re-checks.
+    text = str(value)
+    if not re.fullmatch(r"[0-9A-Za-z_.:\-]*", text):
+        raise _invalid("cursor", "holds a value that cannot be compared")
+    return f"'{text}'"
+
+
+def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
+    if field.kind is Kind.NUMERIC:
+        parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
+        return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+    return f"@{field.name}:{{{' | '.join(escape(str(v)) for v in values)}}}"
+
+
+def _keyset(field: Indexed, id_field: Indexed, query: Query) -> tuple[str | None, str]:
+    """Query clause and FILTER expression selecting rows after the cursor."""
+    assert query.after is not None
+    after, op = query.after, "<" if query.descending else ">"
+    tie = f"@{id_field.name} {op} {_literal(after.doc_id)}"
+    if field.kind is Kind.NUMERIC:
+        bound = _number(after.value)
+        clause = (
+            f"@{field.name}:[-inf {bound}]" if query.descending else f"@{field.name}:[{bound} +inf]"
+        )
+        return clause, f"@{field.name} {op} {bound} || {tie}"
+    if field is id_field:
+        return None, tie
+    value = _literal(after.value)
+    return None, f"@{field.name} {op} {value} || (@{field.name} == {value} && {tie})"
+
+
+def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
+    """The query string and FILTER expressions, with and without the cursor condition.
+
+    Returns ``(query_string, filters)`` for the count; :func:`page_args` adds
+    the keyset part for one page.
+    """
+    clauses = [_equality(f, vs) for f, vs in query.equals]
+    filters: list[str] = []
+    for field, bounds in query.ranges:
+        if field.kind is Kind.NUMERIC:
+            low = "-inf" if bounds.low is None else _number(bounds.low)
+            high = "+inf" if bounds.high is None else _number(bounds.high)
+            clauses.append(f"@{field.name}:[{low} {high}]")
+        else:
+            if bounds.low is not None:
+                filters.append(f"@{field.name} >= {_literal(bounds.low)}")
+            if bounds.high is not None:
+                filters.append(f"@{field.name} <= {_literal(bounds.high)}")
+    if query.terms is not None:
+        names = "|".join(f.name for f in spec.text_fields)
+        # No terms at all (q was only punctuation) must match nothing, not everything.
+        terms = " ".join(escape(t) for t in query.terms) or "\\-"
+        clauses.append(f"@{names}:({terms})")
+    return " ".join(clauses) or "*", filters
+
+
+def count_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
+    """FT.AGGREGATE arguments counting every match (the cursor does not apply)."""
+    text, filters = compile_search(spec, query)
+    args = ["FT.AGGREGATE", index, text]
+    for expr in filters:
+        args += ["FILTER", expr]
+    return [*args, "GROUPBY", "0", "REDUCE", "COUNT", "0", "AS", "n", "DIALECT", "2"]
+
+
+def page_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
+    """FT.AGGREGATE arguments returning the keys of one page (plus one row to detect more)."""
+    text, filters = compile_search(spec, query)
+    field, id_field = sort_field(spec, query), spec.id_index
+    if query.after is not None:
+        clause, expr = _keyset(field, id_field, query)
+        text = text if clause is None else (clause if text == "*" else f"{text} {clause}")
+        filters = [*filters, expr]
+    args = ["FT.AGGREGATE", index, text]
+    for expr in filters:
+        args += ["FILTER", expr]
+    order = "DESC" if query.descending else "ASC"
+    by = (
+        [f"@{field.name}", order]
+        if field is id_field
+        else [f"@{field.name}", order, f"@{id_field.name}", order]
+    )
+    return [
+        *args,
+        "SORTBY",
+        str(len(by)),
+        *by,
+        "MAX",
+        str(query.limit + 1),
+        "LOAD",
+        "1",
+        "@__key",
+        "DIALECT",
+        "2",
+    ]
+
+
+# --- Python evaluation (no search module) -------------------------------------------------
+
+
+def _values(doc: Mapping[str, Any], field: Indexed) -> list[Any]:
+    value = get_path(doc, field.path)
+    return value if isinstance(value, list) else [value]
+
+
+def _tag_equal(field: Indexed, stored: Any, wanted: Scalar) -> bool:
+    if not isinstance(stored, str):
+        return False
+    if field.case_sensitive:
+        return stored == wanted
+    return stored.lower() == str(wanted).lower()
+
+
+def _in_range(value: Any, bounds: Range) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    if bounds.low is not None and value < bounds.low:
+        return False
+    return not (bounds.high is not None and value > bounds.high)
+
+
+def matches(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
+    """True when ``doc`` satisfies the query's filters (the cursor is not applied)."""
+    for field, wanted in query.equals:
+        stored = _values(doc, field)
+        if field.kind is Kind.NUMERIC:
+            ok = any(isinstance(s, int | float) and s == w for s in stored for w in wanted)
+        else:
+            ok = any(_tag_equal(field, s, w) for s in stored for w in wanted)
+        if not ok:
+            return False
+    for field, bounds in query.ranges:
+        if not _in_range(get_path(doc, field.path), bounds):
+            return False
+    if query.terms is not None:
+        words = {
+            t
+            for f in spec.text_fields
+            for v in _values(doc, f)
+            if isinstance(v, str)
+            for t in tokenize(v)
+        }
+        if not query.terms or not set(query.terms) <= words:
+            return False
+    return True
+
+
+def sort_key(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> tuple[Any, str]:
+    field = sort_field(spec, query)
+    return get_path(doc, field.path), str(doc[spec.id_field])
+
+
+def after_cursor(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
+    if query.after is None:
+        return True
+    key = sort_key(spec, query, doc)
+    mark = (query.after.value, query.after.doc_id)
+    return key < mark if query.descending else key > mark

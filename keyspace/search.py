@@ -1,0 +1,138 @@
+"""RediSearch index definitions (pure) and their lifecycle on a server.
+
+Each entity gets one index over its ``<prefix>:`` JSON documents. The index name
+carries a hash of its definition (``mf:idx:driver:<version>``) and queries go
+through an alias (``mf:idx:driver``), so a changed definition is built beside the
+old one and the alias switches only once the new index is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from . import keys
+from .connection import call
+from .errors import NotReady
+from .schema import EntitySpec, Indexed, Kind
+
+
+def _attribute(field: Indexed) -> list[str]:
+    path = "$." + field.path + ("[*]" if field.array else "")
+    args = [path, "AS", field.name]
+    if field.kind is Kind.NUMERIC:
+        args.append("NUMERIC")
+    elif field.kind is Kind.TEXT:
+        args += ["TEXT", "NOSTEM"]
+    else:
+        args.append("TAG")
+        if field.case_sensitive or field.kind is Kind.TIME:
+            args.append("CASESENSITIVE")
+    if field.sortable:
+        args.append("SORTABLE")
+    return args
+
+
+def definition(spec: EntitySpec) -> list[str]:
+    """FT.CREATE arguments after the index name.
+
+    No stemming and no stop words: terms match exactly, which is what the
+    Python path can reproduce and what users of a catalogue expect.
+    """
+    args = ["ON", "JSON", "PREFIX", "1", keys.doc_key(spec.prefix, ""), "STOPWORDS", "0", "SCHEMA"]
+    for field in spec.fields:
+        args += _attribute(field)
+    return args
+
+
+def version(spec: EntitySpec) -> str:
+    return hashlib.sha1(" ".join(definition(spec)).encode()).hexdigest()[:10]
+
+
+def current_name(spec: EntitySpec) -> str:
+    return keys.index_name(spec.prefix, version(spec))
+
+
+def parse_info(reply: Any) -> dict[str, Any]:
+    """FT.INFO's flat RESP2 reply as a dict with text keys."""
+    items = list(reply)
+    out: dict[str, Any] = {}
+    for name, value in zip(items[::2], items[1::2], strict=True):
+        out[name.decode() if isinstance(name, bytes) else str(name)] = value
+    return out
+
+
+def is_building(info: Mapping[str, Any]) -> bool:
+    """True while the index is still scanning existing documents."""
+    indexing = info.get("indexing", 0)
+    percent = info.get("percent_indexed", 1)
+    return str(_text(indexing)) not in ("0", "0.0") or float(_text(percent)) < 1.0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def list_indexes(client: Redis) -> set[str]:
+    return {_text(n) for n in await call(client, "FT._LIST")}
+
+
+async def build(client: Redis, spec: EntitySpec) -> str:
+    """Create the current index version if missing; return its name. Idempotent."""
+    name = current_name(spec)
+    try:
+        await call(client, "FT.CREATE", name, *definition(spec))
+    except ResponseError as exc:
+        if "already exists" not in str(exc).lower():
+            raise
+    return name
+
+
+async def wait_built(client: Redis, name: str, timeout: float) -> None:
+    """Wait until the index has scanned every existing document."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while is_building(parse_info(await call(client, "FT.INFO", name))):
+        if asyncio.get_running_loop().time() > deadline:
+            raise NotReady(f"index {name} is still being built")
+        await asyncio.sleep(0.05)
+
+
+async def switch(client: Redis, spec: EntitySpec, name: str) -> list[str]:
+    """Point the entity's alias at ``name`` and drop older versions (documents are kept)."""
+    await call(client, "FT.ALIASUPDATE", keys.index_alias(spec.prefix), name)
+    old_prefix = keys.index_name(spec.prefix, "")
+    dropped = [n for n in await list_indexes(client) if n.startswith(old_prefix) and n != name]
+    for old in dropped:
+        await call(client, "FT.DROPINDEX", old)
+    return dropped
+
+
+async def ensure(client: Redis, spec: EntitySpec, timeout: float = 60.0) -> str:
+    """Build (or keep) the current version and move the alias to it once complete."""
+    name = await build(client, spec)
+    await wait_built(client, name, timeout)
+    await switch(client, spec, name)
+    return name
+
+
+async def fail_on_timeout(client: Redis) -> bool:
+    """Make the server fail a timed-out query instead of returning a partial page.
+
+    Returns False when the server does not let us set it (managed Redis); the
+    embedded server is started with the setting already.
+    """
+    for args in (
+        ("FT.CONFIG", "SET", "ON_TIMEOUT", "FAIL"),
+        ("CONFIG", "SET", "search-on-timeout", "fail"),
+    ):
+        try:
+            await call(client, *args)
+            return True
+        except ResponseError:
+            continue
+    return False

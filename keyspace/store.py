@@ -1,0 +1,250 @@
+"""The keyspace API: typed async CRUD over declared entities.
+
+Every write is read -> plan (pure, :mod:`keyspace.plan`) -> one ``commit.lua``
+call that re-checks what was read. When another writer got there first the
+commit changes nothing and reports ``stale``; the write is then planned again
+from fresh data, or, when the caller pinned a revision, refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import codec, keys
+from .connection import call
+from .documents import explicit_id, for_create, for_update
+from .entities import MULTIFRAME
+from .errors import (
+    AlreadyExists,
+    Conflict,
+    Contention,
+    MissingReference,
+    NotFound,
+    StaleRevision,
+    UniqueConflict,
+)
+from .plan import DeleteClosure, Loaded, Plan, inbound_sets, plan_create, plan_delete, plan_update
+from .schema import EntitySpec, OnDelete, Schema
+from .scripts import CommitResult, Scripts
+
+MAX_ATTEMPTS = 64
+MAX_CASCADE = 10_000
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A document as stored, with the revision tag that conditional writes compare against."""
+
+    doc: dict[str, Any]
+    revision: str
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> Stored:
+        return cls(codec.loads(raw), codec.revision(raw))
+
+
+def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
+    if result.error == "unique_conflict":
+        raise UniqueConflict(f"{spec.name} {result.field} is already taken", field=result.field)
+    if result.error == "missing_reference":
+        raise MissingReference(
+            f"{result.field} refers to {result.value!r}, which does not exist",
+            field=result.field,
+            details={"field": result.field, "value": result.value},
+        )
+    if result.error == "already_exists":
+        raise AlreadyExists(f"{result.value} already exists", field=spec.id_field)
+    if result.error == "not_found":
+        raise NotFound(f"{result.value} does not exist")
+    raise Conflict(f"write refused: {result.error}", field=result.field or None)
+
+
+class Documents:
+    """Create, read, replace, patch and delete documents of the declared entities."""
+
+    def __init__(self, client: Redis, schema: Schema = MULTIFRAME) -> None:
+        self.client = client
+        self.schema = schema
+        self.scripts = Scripts(client)
+
+    async def _read(self, key: str) -> bytes | None:
+        raw: bytes | None = await call(self.client, "JSON.GET", key, ".")
+        return raw
+
+    async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
+        """The document, or NotFound."""
+        raw = (
+            await self._read(keys.doc_key(spec.prefix, doc_id))
+            if keys.is_lookup_id(doc_id)
+            else None
+        )
+        if raw is None:
+            raise NotFound(f"{spec.name} {doc_id!r} does not exist")
+        return Stored.from_raw(raw)
+
+    async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
+        """Create a document. The id comes from the counter unless ``data`` carries it
+        (an import) or the entity derives it (NFTs: ``nft_<user_id>_<chip_id>``)."""
+        wanted = explicit_id(spec, data) if isinstance(data, Mapping) else None
+        if spec.derive_id is not None:
+            doc = for_create(spec, data, spec.derive_id(data) if isinstance(data, Mapping) else "")
+            return await self._create(spec, doc, explicit=True)
+        if wanted is not None:
+            return await self._create(spec, for_create(spec, data, wanted), explicit=True)
+        for_create(spec, data, keys.generated_id(spec.prefix, 1))  # reject bad input before INCR
+        for _ in range(MAX_ATTEMPTS):
+            number = await self.client.incr(keys.counter_key(spec.prefix))
+            try:
+                doc = for_create(spec, data, keys.generated_id(spec.prefix, number))
+                return await self._create(spec, doc, explicit=False)
+            except AlreadyExists:
+                continue  # a document imported with this id: burn it, never overwrite
+        raise Contention(f"could not find a free {spec.name} id")
+
+    async def _create(self, spec: EntitySpec, doc: dict[str, Any], *, explicit: bool) -> Stored:
+        doc_id = doc[spec.id_field]
+        result = await self.scripts.commit(
+            plan_create(self.schema, spec, doc_id, doc, explicit_id=explicit)
+        )
+        if not result.ok:
+            if result.error == "already_exists" and spec.derive_id is not None:
+                raise AlreadyExists(
+                    f"{doc_id} already exists: one {spec.name} per {spec.id_field} source",
+                    field=spec.id_field,
+                )
+            _raise_for(result, spec)
+        assert result.raw is not None
+        return Stored.from_raw(result.raw)
+
+    async def replace(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        data: Mapping[str, Any],
+        *,
+        if_revision: str | None = None,
+    ) -> Stored:
+        """Replace the whole document (the id is kept)."""
+        return await self.update(
+            spec, doc_id, lambda old: for_update(spec, old, data, merge=False), if_revision
+        )
+
+    async def patch(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        changes: Mapping[str, Any],
+        *,
+        if_revision: str | None = None,
+    ) -> Stored:
+        """Apply a JSON merge patch (RFC 7386) to the document."""
+        return await self.update(
+            spec, doc_id, lambda old: for_update(spec, old, changes, merge=True), if_revision
+        )
+
+    async def update(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        if_revision: str | None = None,
+    ) -> Stored:
+        """Compute the new document from the stored one with ``change`` and commit it.
+
+        Without ``if_revision`` a concurrent write makes us re-read and re-apply
+        ``change``, so merges of disjoint fields are never lost.
+        """
+        for _ in range(MAX_ATTEMPTS):
+            raw = (
+                await self._read(keys.doc_key(spec.prefix, doc_id))
+                if keys.is_lookup_id(doc_id)
+                else None
+            )
+            if raw is None:
+                raise NotFound(f"{spec.name} {doc_id!r} does not exist")
+            old = Loaded(spec, doc_id, raw, codec.loads(raw))
+            if if_revision is not None and codec.revision(raw) != if_revision:
+                raise StaleRevision(
+                    f"{spec.name} {doc_id} has changed since revision {if_revision}"
+                )
+            new = change(dict(old.doc))
+            result = await self.scripts.commit(plan_update(self.schema, old, new))
+            if result.ok:
+                assert result.raw is not None
+                return Stored.from_raw(result.raw)
+            if result.error != "stale":
+                _raise_for(result, spec)
+            if if_revision is not None:
+                raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
+        raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+
+    async def delete(self, spec: EntitySpec, doc_id: str, *, if_revision: str | None = None) -> int:
+        """Delete the document and apply each reference's on-delete rule to its referrers.
+
+        Returns how many documents were deleted (the document plus cascades).
+        """
+        for _ in range(MAX_ATTEMPTS):
+            closure = await self._closure(spec, doc_id, if_revision)
+            result = await self.scripts.commit(plan_delete(self.schema, closure))
+            if result.ok:
+                return len(closure.deleted)
+            if result.error not in ("stale", "not_found"):
+                _raise_for(result, spec)
+            if if_revision is not None and result.value == closure.deleted[0].key:
+                raise StaleRevision(f"{spec.name} {doc_id} changed while being deleted")
+        raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+
+    async def _load_many(self, spec: EntitySpec, ids: list[str]) -> list[Loaded]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for doc_id in ids:
+                pipe.execute_command("JSON.GET", keys.doc_key(spec.prefix, doc_id), ".")
+            raws = await pipe.execute()
+        return [Loaded(spec, i, r, codec.loads(r)) for i, r in zip(ids, raws, strict=True) if r]
+
+    async def _closure(
+        self, spec: EntitySpec, doc_id: str, if_revision: str | None
+    ) -> DeleteClosure:
+        """Read everything a delete of ``doc_id`` touches, following cascades."""
+        found = await self._load_many(spec, [doc_id]) if keys.is_lookup_id(doc_id) else []
+        if not found:
+            raise NotFound(f"{spec.name} {doc_id!r} does not exist")
+        root = found[0]
+        if if_revision is not None and codec.revision(root.raw) != if_revision:
+            raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
+        closure = DeleteClosure(deleted=[root])
+        seen, queue = {root.key}, [root]
+        while queue:
+            loaded = queue.pop()
+            sets = inbound_sets(self.schema, loaded)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for ref_set, _, _ in sets:
+                    pipe.smembers(ref_set)
+                members = await pipe.execute()
+            for (ref_set, src, ref), raw_ids in zip(sets, members, strict=True):
+                ids = sorted(m.decode() for m in raw_ids)
+                closure.inbound[ref_set] = ids
+                if not ids:
+                    continue
+                if ref.on_delete is OnDelete.RESTRICT:
+                    closure.restricted.append((f"{src.name}.{ref.field}", len(ids)))
+                    continue
+                for dep in await self._load_many(src, ids):
+                    if ref.on_delete is OnDelete.PULL:
+                        closure.pulls.append((dep, ref, loaded.doc_id))
+                    elif dep.key not in seen:
+                        seen.add(dep.key)
+                        closure.deleted.append(dep)
+                        queue.append(dep)
+            if len(closure.deleted) > MAX_CASCADE:
+                raise Conflict(
+                    f"deleting {spec.name} {doc_id} would cascade past {MAX_CASCADE} documents"
+                )
+        return closure
+
+    async def commit(self, plan: Plan) -> CommitResult:
+        """Apply a hand-built plan (used by operations tooling)."""
+        return await self.scripts.commit(plan)
