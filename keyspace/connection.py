@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,8 +17,10 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
     RESP2 and raw bytes: revisions hash the exact bytes the server stores, and
     replies are parsed in one documented shape. No connection is opened here.
     """
-    return Redis.from_url(
+    # A blocking pool makes a burst of requests wait for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
         url,
+        timeout=timeout,
         protocol=2,
         decode_responses=False,
         max_connections=max_connections,
@@ -28,6 +30,7 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 def check_client(client: Redis) -> None:

@@ -1,0 +1,67 @@
+"""Shared fixtures: fakeredis clients, one embedded real server per session, and a
+``ks`` fixture that runs a behavioural test on every backend that can run it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+
+from keyspace import Keyspace, connect
+from keyspace.server import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One real redis-server with RedisJSON and RediSearch for the whole session."""
+    server = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def real_client(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
+    """A client on the embedded server, which is flushed before each test."""
+    client = connect(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def fake_client() -> AsyncIterator[Redis]:
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    yield client
+    await client.aclose()
+
+
+BACKENDS = [
+    pytest.param("fake", id="fakeredis"),
+    pytest.param("real", id="redis-search", marks=pytest.mark.redis),
+    pytest.param("real-scan", id="redis-scan", marks=pytest.mark.redis),
+]
+
+
+async def _client_for(request: pytest.FixtureRequest, backend: str) -> Redis:
+    if backend == "fake":
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    client = connect(server.url)
+    await client.flushall()
+    return client
+
+
+@pytest.fixture(params=BACKENDS)
+async def ks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
+    """A set-up Keyspace on fakeredis (scan path), and on the real server through
+    RediSearch and through the scan path."""
+    backend: str = request.param
+    client = await _client_for(request, backend)
+    keyspace = Keyspace(client, use_search=None if backend != "real-scan" else False)
+    await keyspace.setup()
+    yield keyspace
+    await client.aclose()
