@@ -1,0 +1,62 @@
+"""``python -m app`` / ``multiframe``: serve the API (embedded Redis unless REDIS_URL is set)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import replace
+
+from aiohttp import web
+
+from keyspace.server import EmbeddedRedis, EmbeddedRedisError
+
+from .config import Settings
+from .main import create_app
+
+log = logging.getLogger("multiframe")
+
+
+def _arguments(settings: Settings) -> Settings:
+    parser = argparse.ArgumentParser(prog="multiframe", description=__doc__)
+    parser.add_argument("--host", default=settings.host, help="listen address (MULTIFRAME_HOST)")
+    parser.add_argument(
+        "--port", type=int, default=settings.port, help="listen port (MULTIFRAME_PORT)"
+    )
+    args = parser.parse_args()
+    return replace(settings, host=args.host, port=args.port)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    settings = _arguments(Settings.from_env())
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedRedis(settings.data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedRedisError as exc:
+            raise SystemExit(f"could not start the embedded Redis: {exc}") from None
+        log.info("embedded redis-server on %s, data in %s", url, settings.data_dir.resolve())
+        settings = replace(settings, redis_url=url)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout,
+            print=lambda message: log.info(message.strip()),
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded redis-server stopped")
+
+
+if __name__ == "__main__":
+    main()

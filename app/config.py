@@ -1,0 +1,46 @@
+"""Settings from the environment, with the defaults a local run needs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob, named after its environment variable (see README)."""
+
+    redis_url: str | None = None  # REDIS_URL; unset means: start the embedded server
+    host: str = "127.0.0.1"  # MULTIFRAME_HOST
+    port: int = 8080  # MULTIFRAME_PORT
+    data_dir: Path = Path("var/redis")  # MULTIFRAME_DATA_DIR (embedded server only)
+    max_body: int = 1024 * 1024  # MULTIFRAME_MAX_BODY_BYTES
+    max_connections: int = 64  # MULTIFRAME_REDIS_MAX_CONNECTIONS
+    redis_timeout: float = 5.0  # MULTIFRAME_REDIS_TIMEOUT_SECONDS
+    shutdown_timeout: float = 10.0  # MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            host=env.get("MULTIFRAME_HOST", cls.host),
+            port=_int(env, "MULTIFRAME_PORT", cls.port),
+            data_dir=Path(env.get("MULTIFRAME_DATA_DIR", str(cls.data_dir))),
+            max_body=_int(env, "MULTIFRAME_MAX_BODY_BYTES", cls.max_body),
+            max_connections=_int(env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections),
+            redis_timeout=float(_int(env, "MULTIFRAME_REDIS_TIMEOUT_SECONDS", 5)),
+            shutdown_timeout=float(_int(env, "MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS", 10)),
+        )

@@ -1,0 +1,111 @@
+"""One error format for every failure: ``{"error": {"code", "message", "details"}}``.
+
+The middleware here is the only place that turns exceptions into responses, so
+no handler can leak a stack trace or an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from keyspace import errors as ks
+
+log = logging.getLogger("multiframe.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error response raised from handler code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details, self.headers = details, headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+_STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
+    (ks.NotFound, 404),
+    (ks.ValidationFailed, 422),
+    (ks.StaleRevision, 412),
+    (ks.Conflict, 409),
+    (ks.NotReady, 503),
+    (ks.Contention, 503),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def from_keyspace(exc: ks.KeyspaceError) -> web.Response:
+    status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+def from_http(exc: web.HTTPException) -> web.Response:
+    headers = {
+        k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")
+    }
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    message = exc.reason
+    if exc.status == 404:
+        message = "no such route"
+    if exc.status == 413:
+        message = "the request body is larger than the configured limit"
+    return error_response(exc.status, code, message, None, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except ks.KeyspaceError as exc:
+        return from_keyspace(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return from_http(exc)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError) as exc:
+        log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            503,
+            "redis_unavailable",
+            "the data store is unreachable; retry shortly",
+            None,
+            {"Retry-After": "2"},
+        )
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "unexpected server error; it has been logged")

@@ -1,0 +1,61 @@
+"""Service endpoints: liveness, readiness, the OpenAPI document and its HTML rendering."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from aiohttp import web
+
+from .errors import error_response
+from .state import OPENAPI, keyspace
+from .wire import json_response
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    try:
+        report = await keyspace(request).readiness()
+    except Exception as exc:  # any failure to answer is "not ready", never a 500
+        return error_response(
+            503, "not_ready", f"redis unreachable: {type(exc).__name__}", None, {"Retry-After": "2"}
+        )
+    if not report["ready"]:
+        return error_response(
+            503, "not_ready", "indexes or modules not ready", report, {"Retry-After": "1"}
+        )
+    return json_response(report)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
+def _render(spec: dict[str, Any]) -> str:
+    rows = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            params = ", ".join(html.escape(p["name"]) for p in op.get("parameters", []))
+            codes = ", ".join(op["responses"])
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['summary'])}</td><td>{params}</td><td>{codes}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>MultiFrame API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}"
+        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
+        "</style></head><body>"
+        f"<h1>{html.escape(spec['info']['title'])}</h1><p>{html.escape(spec['info']['description'])}</p>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
+        "<table><tr><th>Method</th><th>Path</th><th>What</th><th>Parameters</th><th>Responses</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=_render(request.app[OPENAPI]), content_type="text/html")

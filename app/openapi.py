@@ -1,0 +1,252 @@
+"""The OpenAPI 3.1 document, generated from the route table and the keyspace's pydantic models."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from keyspace import MULTIFRAME, EntitySpec, models
+from keyspace.query import DEFAULT_LIMIT, MAX_LIMIT
+from keyspace.schema import Kind
+
+from .routes import Route
+
+REF = "#/components/schemas/{model}"
+ERROR_TEXT = {
+    400: "Malformed JSON, header or query parameter",
+    404: "Unknown id or route",
+    409: "Unique, reference or state conflict (the field is named in details)",
+    412: "If-Match names a stale revision; nothing was written",
+    413: "Body over the configured limit",
+    415: "Body is not application/json",
+    422: "Document fails validation (details list each field and why)",
+    503: "Redis unreachable or index not ready; retry after Retry-After seconds",
+}
+
+
+def _schemas(model: type[BaseModel], into: dict[str, Any]) -> None:
+    schema = model.model_json_schema(ref_template=REF)
+    for name, sub in schema.pop("$defs", {}).items():
+        into[name] = sub
+    into[model.__name__] = schema
+
+
+def _partial(schema: dict[str, Any], renamed: set[str]) -> dict[str, Any]:
+    """A copy with nothing required, nested model references pointing at their Patch forms."""
+    out = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("required", None)
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in renamed:
+                node["$ref"] = ref + "Patch"
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(out)
+    return out
+
+
+def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
+    name = spec.model.__name__
+    full = out[name]
+    optional = {spec.id_field, *spec.defaults, *spec.touch_on_update}
+    create = copy.deepcopy(full)
+    create["required"] = [f for f in full.get("required", []) if f not in optional]
+    create["title"] = f"{name}Create"
+    out[f"{name}Create"] = create
+    replace = copy.deepcopy(full)
+    replace["required"] = [
+        f for f in full.get("required", []) if f not in {spec.id_field, *spec.touch_on_update}
+    ]
+    out[f"{name}Replace"] = replace
+    out[f"{name}Patch"] = _partial(full, {"ChipData"}) | {"title": f"{name}Patch"}
+    out[f"{name}Page"] = {
+        "type": "object",
+        "required": ["items", "total", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
+            "total": {"type": "integer", "minimum": 0},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+def components() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for model in (
+        *(e.model for e in MULTIFRAME.entities),
+        *(s.model for s in MULTIFRAME.singletons),
+    ):
+        _schemas(model, out)
+    _schemas(models.ChipMetricsInput, out)
+    out["ChipDataPatch"] = _partial(out["ChipData"], set())
+    for spec in MULTIFRAME.entities:
+        _entity_schemas(spec, out)
+    out["SystemConfigPatch"] = _partial(out["SystemConfig"], {"SystemSettings"})
+    out["SystemSettingsPatch"] = _partial(out["SystemSettings"], set())
+    out["CollaboratorAdd"] = {
+        "type": "object",
+        "required": ["user_id"],
+        "additionalProperties": False,
+        "properties": {
+            "user_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$"}
+        },
+    }
+    out["Health"] = {"type": "object", "properties": {"status": {"type": "string"}}}
+    out["Readiness"] = {"type": "object", "additionalProperties": True}
+    out["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {},
+                },
+            }
+        },
+    }
+    return out
+
+
+def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for f in spec.fields:
+        if f.kind is Kind.TEXT:
+            continue
+        kind = {"type": "number"} if f.kind is Kind.NUMERIC else {"type": "string", "minLength": 1}
+        params.append(
+            {
+                "name": f.name,
+                "in": "query",
+                "required": False,
+                "description": "equals (repeat for any-of)",
+                "schema": {"type": "array", "items": kind},
+                "style": "form",
+                "explode": True,
+            }
+        )
+        if f.kind in (Kind.NUMERIC, Kind.TIME):
+            for bound in ("min", "max"):
+                params.append(
+                    {
+                        "name": f"{f.name}_{bound}",
+                        "in": "query",
+                        "required": False,
+                        "description": f"inclusive {bound}imum",
+                        "schema": kind,
+                    }
+                )
+    if spec.text_fields:
+        params.append(
+            {
+                "name": "q",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "full-text terms, all required: "
+                + ", ".join(f.path for f in spec.text_fields),
+            }
+        )
+    sortable = [f.name for f in spec.fields if f.sortable]
+    params += [
+        {
+            "name": "sort",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": sortable + [f"-{n}" for n in sortable]},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "next_cursor of the previous page",
+        },
+    ]
+    return params
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": route.summary,
+        "tags": [route.tag],
+        "operationId": f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}",
+    }
+    params = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        for n in ("id", "user_id", "chip_id")
+        if "{" + n + "}" in route.path
+    ]
+    if route.lists is not None:
+        params += _list_parameters(route.lists)
+    if route.conditional:
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "ETag from a read; a stale one gets 412 and nothing is written",
+            }
+        )
+    if params:
+        op["parameters"] = params
+    if route.body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body)}}},
+        }
+    ok: dict[str, Any] = {"description": "Success"}
+    if route.returns:
+        ok["content"] = {"application/json": {"schema": {"$ref": REF.format(model=route.returns)}}}
+    elif route.path == "/docs":
+        ok["content"] = {"text/html": {"schema": {"type": "string"}}}
+    elif route.path == "/openapi.json":
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    responses: dict[str, Any] = {str(route.status): ok}
+    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    for status in sorted(
+        {*route.errors, 405, 503} if route.path.startswith("/api/") else set(route.errors)
+    ):
+        responses[str(status)] = {"description": ERROR_TEXT.get(status, "Error"), **error}
+    op["responses"] = responses
+    return op
+
+
+def build(table: list[Route]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in table:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MultiFrame keyspace API",
+            "version": "0.1.0",
+            "description": "Seed-shaped MultiFrame 11.0 documents on Redis. Errors: "
+            '{"error": {"code", "message", "details"}}.',
+        },
+        "paths": paths,
+        "components": {"schemas": components()},
+    }

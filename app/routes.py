@@ -1,0 +1,246 @@
+"""The route table: one list of :class:`Route` drives both aiohttp and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from keyspace import COLLAB, MULTIFRAME, USER, EntitySpec
+
+from . import health, singletons
+from .resources import Collection, UserRelation, add_collaborator, remove_collaborator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation. ``body``/``returns`` name component schemas; ``lists`` marks list queries."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: str | None = None
+    returns: str | None = None
+    lists: EntitySpec | None = None
+    conditional: bool = False
+    status: int = 200
+    errors: tuple[int, ...] = field(default=())
+
+
+def _model(spec: EntitySpec) -> str:
+    return spec.model.__name__
+
+
+def entity_routes(spec: EntitySpec) -> list[Route]:
+    res = Collection(spec)
+    base, item, tag, name = (
+        f"/api/{spec.collection}",
+        f"/api/{spec.collection}/{{id}}",
+        spec.collection,
+        _model(spec),
+    )
+    return [
+        Route(
+            "GET",
+            base,
+            res.list,
+            f"List {spec.collection}",
+            tag,
+            returns=f"{name}Page",
+            lists=spec,
+            errors=(400,),
+        ),
+        Route(
+            "POST",
+            base,
+            res.create,
+            f"Create a {spec.name}",
+            tag,
+            body=f"{name}Create",
+            returns=name,
+            status=201,
+            errors=(400, 409, 413, 415, 422),
+        ),
+        Route("GET", item, res.get, f"Get one {spec.name}", tag, returns=name, errors=(404,)),
+        Route(
+            "PUT",
+            item,
+            res.replace,
+            f"Replace a {spec.name}",
+            tag,
+            body=f"{name}Replace",
+            returns=name,
+            conditional=True,
+            errors=(400, 404, 409, 412, 413, 415, 422),
+        ),
+        Route(
+            "PATCH",
+            item,
+            res.patch,
+            f"Merge-patch a {spec.name} (RFC 7386)",
+            tag,
+            body=f"{name}Patch",
+            returns=name,
+            conditional=True,
+            errors=(400, 404, 409, 412, 413, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            item,
+            res.delete,
+            f"Delete a {spec.name} (cascades as declared)",
+            tag,
+            conditional=True,
+            status=204,
+            errors=(404, 409, 412),
+        ),
+    ]
+
+
+def relation_routes() -> list[Route]:
+    out = []
+    for spec in MULTIFRAME.entities:
+        if spec is USER:
+            continue
+        rel = UserRelation(spec, "user_id")
+        out.append(
+            Route(
+                "GET",
+                f"/api/users/{{id}}/{spec.collection}",
+                rel.list,
+                f"{spec.collection} created by the user",
+                "relations",
+                returns=f"{_model(spec)}Page",
+                lists=spec,
+                errors=(400, 404),
+            )
+        )
+    member = UserRelation(COLLAB, "collaborators")
+    out += [
+        Route(
+            "GET",
+            "/api/users/{id}/collaborations",
+            member.list,
+            "collabs the user takes part in",
+            "relations",
+            returns="CollabPage",
+            lists=COLLAB,
+            errors=(400, 404),
+        ),
+        Route(
+            "POST",
+            "/api/collabs/{id}/collaborators",
+            add_collaborator,
+            "Add a collaborator (idempotent)",
+            "relations",
+            body="CollaboratorAdd",
+            returns="Collab",
+            conditional=True,
+            errors=(400, 404, 409, 412, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            "/api/collabs/{id}/collaborators/{user_id}",
+            remove_collaborator,
+            "Remove a collaborator",
+            "relations",
+            returns="Collab",
+            conditional=True,
+            errors=(404, 412),
+        ),
+    ]
+    return out
+
+
+def singleton_routes() -> list[Route]:
+    return [
+        Route(
+            "GET",
+            "/api/config/system",
+            singletons.get_config,
+            "Read config:system",
+            "config",
+            returns="SystemConfig",
+        ),
+        Route(
+            "PUT",
+            "/api/config/system",
+            singletons.put_config,
+            "Replace config:system",
+            "config",
+            body="SystemConfig",
+            returns="SystemConfig",
+            conditional=True,
+            errors=(400, 412, 415, 422),
+        ),
+        Route(
+            "PATCH",
+            "/api/config/system",
+            singletons.patch_config,
+            "Merge-patch config:system",
+            "config",
+            body="SystemConfigPatch",
+            returns="SystemConfig",
+            conditional=True,
+            errors=(400, 412, 415, 422),
+        ),
+        Route(
+            "GET",
+            "/api/analytics/metrics",
+            singletons.get_metrics,
+            "Read analytics:metrics",
+            "analytics",
+            returns="AnalyticsMetrics",
+        ),
+        Route(
+            "GET",
+            "/api/analytics/metrics/{chip_id}",
+            singletons.get_chip,
+            "One chip's metrics",
+            "analytics",
+            returns="ChipMetrics",
+            errors=(404, 422),
+        ),
+        Route(
+            "PUT",
+            "/api/analytics/metrics/{chip_id}",
+            singletons.put_chip,
+            "Write one chip's metrics (last_updated set by the server)",
+            "analytics",
+            body="ChipMetricsInput",
+            returns="ChipMetrics",
+            errors=(400, 415, 422),
+        ),
+    ]
+
+
+def service_routes() -> list[Route]:
+    return [
+        Route("GET", "/health", health.health, "Liveness", "service", returns="Health"),
+        Route(
+            "GET",
+            "/ready",
+            health.ready,
+            "Readiness: Redis, modules, indexes",
+            "service",
+            returns="Readiness",
+            errors=(503,),
+        ),
+        Route("GET", "/openapi.json", health.openapi, "This document", "service"),
+        Route("GET", "/docs", health.docs, "Human-readable API reference", "service"),
+    ]
+
+
+def route_table() -> list[Route]:
+    table = [r for spec in MULTIFRAME.entities for r in entity_routes(spec)]
+    return table + relation_routes() + singleton_routes() + service_routes()
+
+
+def install(app: web.Application, table: list[Route]) -> None:
+    for route in table:
+        app.router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,41 @@
+"""Handlers for ``config:system`` and ``analytics:metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .state import keyspace
+from .wire import if_match, json_response, read_object, stored_response
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return stored_response(await keyspace(request).get_config())
+
+
+async def put_config(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    return stored_response(
+        await keyspace(request).replace_config(body, if_revision=if_match(request))
+    )
+
+
+async def patch_config(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    return stored_response(
+        await keyspace(request).patch_config(body, if_revision=if_match(request))
+    )
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    return stored_response(await keyspace(request).get_metrics())
+
+
+async def get_chip(request: web.Request) -> web.Response:
+    return json_response(await keyspace(request).get_chip_metrics(request.match_info["chip_id"]))
+
+
+async def put_chip(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    return json_response(
+        await keyspace(request).set_chip_metrics(request.match_info["chip_id"], body)
+    )

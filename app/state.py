@@ -1,0 +1,21 @@
+"""Typed application state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from keyspace import Keyspace
+
+from .config import Settings
+
+KEYSPACE = web.AppKey("keyspace", Keyspace)
+SETTINGS = web.AppKey("settings", Settings)
+
+
+def keyspace(request: web.Request) -> Keyspace:
+    return request.app[KEYSPACE]
+
+
+OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -1,0 +1,77 @@
+"""Request parsing and response building: JSON via orjson, ETags, If-Match."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from keyspace import Stored
+
+from .errors import ApiError
+
+JSON = "application/json"
+
+
+def json_response(
+    body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def etag(revision: str) -> str:
+    return f'"{revision}"'
+
+
+def stored_response(
+    stored: Stored, *, status: int = 200, location: str | None = None
+) -> web.Response:
+    headers = {"ETag": etag(stored.revision)}
+    if location:
+        headers["Location"] = location
+    return json_response(stored.doc, status=status, headers=headers)
+
+
+def if_match(request: web.Request) -> str | None:
+    """The revision an If-Match header pins, or None. ``*`` pins nothing (any revision)."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tags = [t.strip().removeprefix("W/").strip('"') for t in raw.split(",") if t.strip()]
+    if len(tags) != 1 or not tags[0]:
+        raise ApiError(400, "invalid_header", "If-Match must hold exactly one ETag from a read")
+    return tags[0]
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; 415 for another content type, 400 when malformed."""
+    if request.content_type != JSON:
+        raise ApiError(415, "unsupported_media_type", f"send the body as {JSON}")
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "malformed_json", "the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "the body must be a JSON object",
+            details=[{"field": "(body)", "message": "must be an object"}],
+        )
+    return body
+
+
+def query_params(request: web.Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for name, value in request.query.items():
+        params.setdefault(name, []).append(value)
+    return params
