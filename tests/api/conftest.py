@@ -1,0 +1,41 @@
+"""An API test client on every backend: fakeredis, and the embedded real server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from app import create_app
+from app.config import Settings
+from keyspace import connect
+from keyspace.server import EmbeddedRedis
+
+SMALL_BODY_LIMIT = 64 * 1024
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake", id="fakeredis"),
+        pytest.param("real", id="redis", marks=pytest.mark.redis),
+    ]
+)
+async def api(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A running app; the Redis behind it is empty at the start of each test."""
+    if request.param == "fake":
+        redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    else:
+        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+        redis = connect(server.url)
+        await redis.flushall()
+    app = create_app(Settings(max_body=SMALL_BODY_LIMIT), client=redis)
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
+    await client.start_server()
+    yield client
+    await client.close()
+    await redis.aclose()

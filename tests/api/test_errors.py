@@ -1,0 +1,162 @@
+"""Every error status in the one error format, and no 5xx for anything a client sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from app import create_app
+from app.config import Settings
+from app.state import KEYSPACE
+from keyspace import Keyspace, connect
+from tests.api.conftest import SMALL_BODY_LIMIT
+
+Client = TestClient[web.Request, web.Application]
+USER = {"username": "HoloMisha", "email": "holo@misha.com", "role": "admin"}
+
+
+async def error_of(resp: Any, status: int) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    body = await resp.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+async def test_400_malformed_json_and_parameters(api: Client) -> None:
+    resp = await api.post("/api/users", data=b"{nope", headers={"Content-Type": "application/json"})
+    assert (await error_of(resp, 400))["code"] == "malformed_json"
+    resp = await api.get("/api/drivers", params={"cores_min": "lots"})
+    assert (await error_of(resp, 400))["details"][0]["field"] == "cores_min"
+    resp = await api.get("/api/drivers", params={"colour": "red"})
+    await error_of(resp, 400)
+    resp = await api.get("/api/drivers", params={"limit": "100000"})
+    await error_of(resp, 400)
+    resp = await api.patch("/api/users/user_1", json={}, headers={"If-Match": '"a", "b"'})
+    await error_of(resp, 400)
+
+
+async def test_404_unknown_id_and_route(api: Client) -> None:
+    assert (await error_of(await api.get("/api/users/user_404"), 404))["code"] == "not_found"
+    await error_of(await api.get("/api/nothing-here"), 404)
+    await error_of(await api.get("/api/users/user_1/drivers"), 404)
+    await error_of(await api.delete("/api/quests/quest_9"), 404)
+
+
+async def test_405_wrong_method(api: Client) -> None:
+    resp = await api.delete("/api/users")
+    await error_of(resp, 405)
+    assert "GET" in resp.headers["Allow"]
+
+
+async def test_409_unique_conflict_names_the_field(api: Client) -> None:
+    assert (await api.post("/api/users", json=USER)).status == 201
+    clash = {**USER, "email": "other@x.io", "username": "holomisha"}
+    error = await error_of(await api.post("/api/users", json=clash), 409)
+    assert error["code"] == "unique_conflict"
+    assert error["details"]["field"] == "username"
+
+
+async def test_409_state_conflicts(api: Client) -> None:
+    await api.post("/api/users", json=USER)
+    driver = {
+        "user_id": "user_1",
+        "chip_id": "c1",
+        "version": "1",
+        "status": "optimized",
+        "chip_data": {
+            "type": "neural_processor",
+            "cores": 8,
+            "frequency": "1GHz",
+            "architecture": "A",
+        },
+    }
+    assert (await api.post("/api/drivers", json=driver)).status == 201
+    error = await error_of(
+        await api.patch("/api/drivers/driver_1", json={"status": "generated"}), 409
+    )
+    assert error["code"] == "invalid_transition"
+    error = await error_of(
+        await api.post("/api/drivers", json={**driver, "user_id": "user_9"}), 409
+    )
+    assert error["details"]["field"] == "user_id"
+
+
+async def test_412_stale_if_match_writes_nothing(api: Client) -> None:
+    created = await api.post("/api/users", json=USER)
+    old_tag = created.headers["ETag"]
+    first = await api.patch(
+        "/api/users/user_1", json={"role": "engineer"}, headers={"If-Match": old_tag}
+    )
+    assert first.status == 200
+    assert first.headers["ETag"] != old_tag
+    resp = await api.patch(
+        "/api/users/user_1", json={"role": "designer"}, headers={"If-Match": old_tag}
+    )
+    assert (await error_of(resp, 412))["code"] == "stale_revision"
+    resp = await api.put("/api/users/user_1", json=USER, headers={"If-Match": old_tag})
+    await error_of(resp, 412)
+    await error_of(await api.delete("/api/users/user_1", headers={"If-Match": old_tag}), 412)
+    assert (await (await api.get("/api/users/user_1")).json())["role"] == "engineer"
+
+
+async def test_413_body_over_limit(api: Client) -> None:
+    big = b'{"username": "' + b"x" * (SMALL_BODY_LIMIT + 10) + b'"}'
+    resp = await api.post("/api/users", data=big, headers={"Content-Type": "application/json"})
+    assert (await error_of(resp, 413))["code"] == "payload_too_large"
+
+
+async def test_415_wrong_content_type(api: Client) -> None:
+    resp = await api.post("/api/users", data=b"username=x", headers={"Content-Type": "text/plain"})
+    await error_of(resp, 415)
+
+
+async def test_422_validation_names_field_and_reason(api: Client) -> None:
+    error = await error_of(await api.post("/api/users", json={**USER, "role": "wizard"}), 422)
+    assert error["code"] == "validation_failed"
+    assert error["details"][0]["field"] == "role"
+    await error_of(await api.post("/api/users", json=[1, 2]), 422)
+    await error_of(await api.post("/api/users", json={**USER, "user_id": "a:b"}), 422)
+    await error_of(await api.post("/api/users", json={**USER, "extra": True}), 422)
+    nested: Any = 1
+    for _ in range(100):
+        nested = {"a": nested}
+    await error_of(await api.post("/api/users", json={**USER, "username": nested}), 422)
+    await error_of(
+        await api.put("/api/analytics/metrics/chip_1", json={"performance": "fast"}), 422
+    )
+
+
+async def test_hostile_ids_never_touch_other_keys(api: Client) -> None:
+    for bad in ("user:1", "*", "user_1%0A", "{x}", "a" * 400):
+        resp = await api.get(f"/api/users/{bad}")
+        await error_of(resp, 404)
+    resp = await api.put(
+        "/api/analytics/metrics/x%22%5D", json={"performance": 1, "efficiency": 1, "temperature": 1}
+    )
+    await error_of(resp, 422)
+
+
+async def test_503_when_redis_is_unreachable(unused_tcp_port: int) -> None:
+    redis = connect(f"redis://127.0.0.1:{unused_tcp_port}/0", timeout=0.5)
+    app = create_app(Settings(), client=redis)
+    app.cleanup_ctx.clear()  # nothing to set up: the server is gone
+    app[KEYSPACE] = Keyspace(redis)
+    client: Client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        resp = await client.get("/api/users/user_1")
+        error = await error_of(resp, 503)
+        assert error["code"] == "redis_unavailable"
+        assert resp.headers["Retry-After"]
+        resp = await client.get("/ready")
+        await error_of(resp, 503)
+        assert (await client.get("/health")).status == 200
+    finally:
+        await client.close()
+        await redis.aclose()
