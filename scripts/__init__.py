@@ -1,0 +1,1 @@
+"""Operations tooling (command-line interface) over the keyspace."""
