@@ -38,6 +38,9 @@ def normalize_iso(value: str) -> str:
         raise ValueError("timestamp too long")
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
     spec = "microseconds" if parsed.microsecond else "seconds"
     return parsed.isoformat(timespec=spec)

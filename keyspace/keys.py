@@ -18,7 +18,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 def is_valid_id(value: str) -> bool:
     """True when ``value`` can be used as a document id (no ``:``, ``*``, braces, spaces)."""
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 _LOOKUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$")
@@ -26,7 +26,7 @@ _LOOKUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$")
 
 def is_lookup_id(value: str) -> bool:
     """True when ``value`` may name a stored document (generated, imported or derived id)."""
-    return bool(_LOOKUP_RE.match(value))
+    return bool(_LOOKUP_RE.fullmatch(value))
 
 
 def doc_key(prefix: str, doc_id: str) -> str:
@@ -57,7 +57,7 @@ def generated_id(prefix: str, number: int) -> str:
 def counter_value_of(prefix: str, doc_id: str) -> int | None:
     """The counter value an id in the seed's style stands for, or None for other ids."""
     head, sep, tail = doc_id.rpartition("_")
-    if sep and head == prefix and tail.isdigit() and not tail.startswith("0"):
+    if sep and head == prefix and tail.isascii() and tail.isdigit() and not tail.startswith("0"):
         return int(tail)
     return None
 

@@ -110,7 +110,7 @@ def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -139,6 +139,8 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
     for name, values in params.items():
         if name in ("q", "sort", "limit", "cursor"):
             continue
+        if not values:
+            raise _invalid(name, "must have a value")
         target = spec.indexed(name)
         if target is not None and target.kind is not Kind.TEXT:
             equals.append((target, tuple(_value(target, v, name) for v in values)))
@@ -194,7 +196,10 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
     valid_value = isinstance(value, float | int | str) and not isinstance(value, bool)
     if name != field.name or descending != query.descending or not valid_value:
         raise _invalid("cursor", "belongs to a different sort order")
-    if not isinstance(doc_id, str) or not keys.is_valid_id(doc_id.removeprefix("nft_") or "x"):
+    if not isinstance(doc_id, str) or not keys.is_lookup_id(doc_id):
+        raise _invalid("cursor", "is not a cursor this service issued")
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric != (field.kind is Kind.NUMERIC) or (numeric and not math.isfinite(value)):
         raise _invalid("cursor", "is not a cursor this service issued")
     return Query(**{**query.__dict__, "after": Cursor(value, doc_id)})
 

@@ -1,0 +1,171 @@
+"""RediSearch index definitions derived from the declarations, and FT.INFO parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+
+from keyspace import search
+from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, QUEST, USER
+from keyspace.schema import EntitySpec, Indexed, Kind
+
+HEAD_LEN = 8
+
+
+def attributes(spec: EntitySpec) -> dict[str, list[str]]:
+    """Attribute name -> its SCHEMA arguments (path first), split on the '$.' paths."""
+    schema = search.definition(spec)[HEAD_LEN:]
+    starts = [i for i, arg in enumerate(schema) if arg.startswith("$.")]
+    out: dict[str, list[str]] = {}
+    for begin, end in zip(starts, [*starts[1:], len(schema)], strict=True):
+        chunk = schema[begin:end]
+        assert chunk[1] == "AS"
+        assert chunk[2] not in out
+        out[chunk[2]] = [chunk[0], *chunk[3:]]
+    return out
+
+
+@pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
+def test_definition_header(spec: EntitySpec) -> None:
+    head = search.definition(spec)[:HEAD_LEN]
+    assert head == ["ON", "JSON", "PREFIX", "1", f"{spec.prefix}:", "STOPWORDS", "0", "SCHEMA"]
+
+
+@pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
+def test_every_indexed_field_is_declared_with_its_kind(spec: EntitySpec) -> None:
+    attrs = attributes(spec)
+    assert list(attrs) == [f.name for f in spec.fields]
+    for field in spec.fields:
+        path, kind, *options = attrs[field.name]
+        assert path == "$." + field.path + ("[*]" if field.array else "")
+        expected_kind = {Kind.NUMERIC: "NUMERIC", Kind.TEXT: "TEXT"}.get(field.kind, "TAG")
+        assert kind == expected_kind
+        assert ("SORTABLE" in options) is field.sortable
+        if field.kind is Kind.TEXT:
+            assert "NOSTEM" in options
+        if field.kind is Kind.TIME:
+            assert options == ["CASESENSITIVE", "SORTABLE"]
+
+
+def test_user_definition_exactly() -> None:
+    assert attributes(USER) == {
+        "user_id": ["$.user_id", "TAG", "CASESENSITIVE", "SORTABLE"],
+        "username": ["$.username", "TAG", "CASESENSITIVE"],
+        "username_text": ["$.username", "TEXT", "NOSTEM"],
+        "email": ["$.email", "TAG"],
+        "role": ["$.role", "TAG", "CASESENSITIVE"],
+        "created_at": ["$.created_at", "TAG", "CASESENSITIVE", "SORTABLE"],
+    }
+
+
+def test_nested_numeric_array_and_case_insensitive_fields() -> None:
+    driver = attributes(DRIVER)
+    assert driver["cores"] == ["$.chip_data.cores", "NUMERIC", "SORTABLE"]
+    assert driver["chip_type"] == ["$.chip_data.type", "TAG", "CASESENSITIVE"]
+    assert driver["timestamp"] == ["$.timestamp", "TAG", "CASESENSITIVE", "SORTABLE"]
+    assert attributes(COLLAB)["collaborators"] == ["$.collaborators[*]", "TAG", "CASESENSITIVE"]
+    assert attributes(NFT)["owner"] == ["$.owner", "TAG"]
+    quest = attributes(QUEST)
+    assert quest["title"] == ["$.title", "TEXT", "NOSTEM"]
+    assert quest["description"] == ["$.description", "TEXT", "NOSTEM"]
+
+
+def test_time_fields_are_case_sensitive_even_if_declared_otherwise() -> None:
+    field = Indexed("at", "at", Kind.TIME, sortable=True, case_sensitive=False)
+    spec = dataclasses.replace(DRIVER, fields=(*DRIVER.fields, field))
+    assert attributes(spec)["at"] == ["$.at", "TAG", "CASESENSITIVE", "SORTABLE"]
+
+
+def test_version_is_stable_and_distinct_per_entity() -> None:
+    versions = {spec.name: search.version(spec) for spec in MULTIFRAME.entities}
+    assert all(re.fullmatch(r"[0-9a-f]{10}", v) for v in versions.values())
+    assert len(set(versions.values())) == len(versions)
+    assert versions["driver"] == search.version(DRIVER)
+    copy = dataclasses.replace(DRIVER, defaults={}, touch_on_update=())
+    assert search.version(copy) == versions["driver"]  # not part of the index definition
+    assert search.current_name(DRIVER) == f"mf:idx:driver:{versions['driver']}"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        DRIVER.fields[:-1],
+        (*DRIVER.fields, Indexed("extra", "extra", Kind.TAG)),
+        tuple(
+            dataclasses.replace(f, sortable=False) if f.name == "cores" else f
+            for f in DRIVER.fields
+        ),
+        tuple(
+            dataclasses.replace(f, case_sensitive=False) if f.name == "status" else f
+            for f in DRIVER.fields
+        ),
+        tuple(
+            dataclasses.replace(f, path="chip_data.n") if f.name == "cores" else f
+            for f in DRIVER.fields
+        ),
+        tuple(reversed(DRIVER.fields)),
+    ],
+)
+def test_version_changes_when_the_definition_changes(fields: tuple[Indexed, ...]) -> None:
+    changed = dataclasses.replace(DRIVER, fields=fields)
+    assert search.definition(changed) != search.definition(DRIVER)
+    assert search.version(changed) != search.version(DRIVER)
+
+
+def test_version_changes_with_the_prefix() -> None:
+    moved = dataclasses.replace(DRIVER, prefix="drv")
+    assert search.definition(moved)[4] == "drv:"
+    assert search.version(moved) != search.version(DRIVER)
+
+
+def test_parse_info_decodes_keys_and_keeps_values() -> None:
+    reply: list[Any] = [
+        b"index_name",
+        b"mf:idx:user:abc",
+        b"indexing",
+        b"1",
+        b"percent_indexed",
+        b"0.5",
+        "num_docs",
+        7,
+        b"attributes",
+        [[b"identifier", b"$.user_id"]],
+    ]
+    info = search.parse_info(reply)
+    assert info == {
+        "index_name": b"mf:idx:user:abc",
+        "indexing": b"1",
+        "percent_indexed": b"0.5",
+        "num_docs": 7,
+        "attributes": [[b"identifier", b"$.user_id"]],
+    }
+    assert search.parse_info([]) == {}
+    with pytest.raises(ValueError):  # noqa: PT011 - zip(strict=True) on an odd-length reply
+        search.parse_info([b"indexing"])
+
+
+@pytest.mark.parametrize(
+    ("info", "building"),
+    [
+        ({"indexing": b"1", "percent_indexed": b"0.5"}, True),
+        ({"indexing": b"1", "percent_indexed": b"1"}, True),
+        ({"indexing": b"0", "percent_indexed": b"0.5"}, True),
+        ({"indexing": 0, "percent_indexed": "0.99"}, True),
+        ({"indexing": b"0", "percent_indexed": b"1"}, False),
+        ({"indexing": "0.0", "percent_indexed": "1.0"}, False),
+        ({"indexing": 0, "percent_indexed": 1}, False),
+        ({}, False),
+    ],
+)
+def test_is_building(info: dict[str, Any], building: bool) -> None:
+    assert search.is_building(info) is building
+
+
+def test_is_building_on_a_parsed_reply() -> None:
+    reply = [b"indexing", b"1", b"percent_indexed", b"0.5"]
+    assert search.is_building(search.parse_info(reply))
+    done = [b"indexing", b"0", b"percent_indexed", b"1"]
+    assert not search.is_building(search.parse_info(done))
