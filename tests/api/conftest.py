@@ -8,6 +8,7 @@ import fakeredis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
@@ -28,7 +29,7 @@ async def api(
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A running app; the Redis behind it is empty at the start of each test."""
     if request.param == "fake":
-        redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
     else:
         server: EmbeddedRedis = request.getfixturevalue("redis_server")
         redis = connect(server.url)
