@@ -7,9 +7,10 @@ import logging
 import os
 from dataclasses import replace
 
+import redis
 from aiohttp import web
 
-from keyspace.server import EmbeddedRedis, EmbeddedRedisError
+from keyspace.server import EmbeddedRedis, EmbeddedRedisError, check_modules
 
 from .config import Settings
 from .main import create_app
@@ -25,6 +26,22 @@ def _arguments(settings: Settings) -> Settings:
     )
     args = parser.parse_args()
     return replace(settings, host=args.host, port=args.port)
+
+
+def preflight(url: str) -> None:
+    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
+            missing = check_modules(client)
+    except redis.RedisError as exc:
+        raise SystemExit(f"cannot use REDIS_URL={url}: {exc}") from None
+    if "ReJSON" in missing:
+        raise SystemExit(
+            f"the server at {url} lacks the RedisJSON module; use Redis 8, Redis Stack 7.2+, "
+            "or unset REDIS_URL to run the embedded server"
+        )
+    if "search" in missing:
+        log.warning("the server at %s lacks RediSearch: lists take the slower scan path", url)
 
 
 def main() -> None:
@@ -43,6 +60,8 @@ def main() -> None:
             raise SystemExit(f"could not start the embedded Redis: {exc}") from None
         log.info("embedded redis-server on %s, data in %s", url, settings.data_dir.resolve())
         settings = replace(settings, redis_url=url)
+    else:
+        preflight(settings.redis_url)
     try:
         web.run_app(
             create_app(settings),
