@@ -110,9 +110,9 @@ def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise _invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) < 1:
+        raise _invalid("limit", "must be a positive integer")
+    return min(int(raw), MAX_LIMIT)  # larger asks are capped, not refused
 
 
 def _sort(spec: EntitySpec, raw: str | None) -> tuple[Indexed | None, bool]:
