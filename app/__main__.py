@@ -59,6 +59,8 @@ def main() -> None:
         except EmbeddedRedisError as exc:
             raise SystemExit(f"could not start the embedded Redis: {exc}") from None
         log.info("embedded redis-server on %s, data in %s", url, settings.data_dir.resolve())
+        # multiframe-admin finds the running server through this file.
+        (settings.data_dir / "redis.url").write_text(url + "\n")
         settings = replace(settings, redis_url=url)
     else:
         preflight(settings.redis_url)
@@ -73,6 +75,7 @@ def main() -> None:
         )
     finally:
         if embedded is not None:
+            (settings.data_dir / "redis.url").unlink(missing_ok=True)
             embedded.stop()
             log.info("embedded redis-server stopped")
 

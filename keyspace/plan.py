@@ -107,12 +107,26 @@ def _counter_ops(plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> N
 
 
 def plan_create(
-    schema: Schema, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any], *, explicit_id: bool
+    schema: Schema,
+    spec: EntitySpec,
+    doc_id: str,
+    doc: Mapping[str, Any],
+    *,
+    explicit_id: bool,
+    replacing_legacy: bytes | None = None,
 ) -> Plan:
-    """Create ``doc`` under its key: it must be absent, its uniques free, its references present."""
+    """Create ``doc`` under its key: it must be absent, its uniques free, its references present.
+
+    With ``replacing_legacy`` the key must instead still hold exactly that legacy
+    string value, which the document replaces (in-place import of MultiFrame 11.0).
+    """
     plan = Plan()
     key = keys.doc_key(spec.prefix, doc_id)
-    plan.check("absent", key)
+    if replacing_legacy is None:
+        plan.check("absent", key)
+    else:
+        plan.check("string", key, replacing_legacy)
+        plan.write("del", key)
     claims = _uniques(spec, doc)
     for claim, name in claims.items():
         plan.check("free", claim, doc_id, name)

@@ -112,8 +112,25 @@ async def switch(client: Redis, spec: EntitySpec, name: str) -> list[str]:
     return dropped
 
 
+async def alias_target(client: Redis, spec: EntitySpec) -> str | None:
+    """The index the entity's alias points at, or None when there is no alias."""
+    try:
+        info = parse_info(await call(client, "FT.INFO", keys.index_alias(spec.prefix)))
+    except ResponseError:
+        return None
+    return _text(info.get("index_name", ""))
+
+
+async def rebuild(client: Redis, spec: EntitySpec, name: str) -> None:
+    """Create a fresh index ``name`` with the current definition (a reindex)."""
+    await call(client, "FT.CREATE", name, *definition(spec))
+
+
 async def ensure(client: Redis, spec: EntitySpec, timeout: float = 60.0) -> str:
     """Build (or keep) the current version and move the alias to it once complete."""
+    target = await alias_target(client, spec)
+    if target is not None and target.split(".")[0] == current_name(spec):
+        return target  # the current definition, possibly a rebuild of it (``name.<n>``)
     name = await build(client, spec)
     await wait_built(client, name, timeout)
     await switch(client, spec, name)

@@ -10,12 +10,14 @@
 --            exists  k field value     -> error 'missing_reference' when KEYS[k] is missing
 --            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
 --            card    k n field         -> error 'stale' unless SCARD KEYS[k] == n
+--            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
+--                                         (a legacy MultiFrame 11.0 value being converted)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
 --            srem k member | floor k n | incr k
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
 
-local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3,
+local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3, string = 2,
                jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1}
 
 local function fail(code, field, value)
@@ -35,6 +37,10 @@ local function check(op, a)
   elseif op == 'free' then
     local owner = redis.call('GET', key)
     if owner and owner ~= a[2] then return fail('unique_conflict', a[3], owner) end
+  elseif op == 'string' then
+    if redis.call('TYPE', key).ok ~= 'string' or redis.call('GET', key) ~= a[2] then
+      return fail('stale', '', key)
+    end
   elseif op == 'card' then
     if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
   end
