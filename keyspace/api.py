@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from .listing import Page
 from .query import Query
 from .schema import EntitySpec, Schema
 from .singletons import Singletons
-from .store import Documents, Stored
+from .store import Documents, Guard, Stored
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,40 @@ class Keyspace:
         return await self.documents.get(spec, doc_id)
 
     async def replace(
-        self, spec: EntitySpec, doc_id: str, data: Any, *, if_revision: str | None = None
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        data: Any,
+        *,
+        if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
-        return await self.documents.replace(spec, doc_id, data, if_revision=if_revision)
+        return await self.documents.replace(
+            spec, doc_id, data, if_revision=if_revision, guard=guard
+        )
 
     async def patch(
-        self, spec: EntitySpec, doc_id: str, changes: Any, *, if_revision: str | None = None
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        changes: Any,
+        *,
+        if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
-        return await self.documents.patch(spec, doc_id, changes, if_revision=if_revision)
+        return await self.documents.patch(
+            spec, doc_id, changes, if_revision=if_revision, guard=guard
+        )
 
-    async def delete(self, spec: EntitySpec, doc_id: str, *, if_revision: str | None = None) -> int:
-        return await self.documents.delete(spec, doc_id, if_revision=if_revision)
+    async def delete(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        *,
+        if_revision: str | None = None,
+        guard: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
+        return await self.documents.delete(spec, doc_id, if_revision=if_revision, guard=guard)
 
     async def list(self, spec: EntitySpec, query: Query) -> Page:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
@@ -133,6 +157,7 @@ class Keyspace:
         member: str,
         *,
         if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
         """Add ``member`` to the array ``field`` once; adding a present member changes nothing."""
         self._many(spec, field, member)
@@ -142,7 +167,7 @@ class Keyspace:
             new = {**old, field: current if member in current else [*current, member]}
             return validate(spec.model, new)
 
-        return await self.documents.update(spec, doc_id, add, if_revision)
+        return await self.documents.update(spec, doc_id, add, if_revision, guard)
 
     async def remove_member(
         self,
@@ -152,6 +177,7 @@ class Keyspace:
         member: str,
         *,
         if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
         """Remove ``member`` from the array ``field``; NotFound when it is not there."""
         self._many(spec, field, member)
@@ -162,7 +188,7 @@ class Keyspace:
                 raise NotFound(f"{member!r} is not in {spec.name} {doc_id} {field}")
             return {**old, field: [m for m in current if m != member]}
 
-        return await self.documents.update(spec, doc_id, remove, if_revision)
+        return await self.documents.update(spec, doc_id, remove, if_revision, guard)
 
     # Singletons -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import models
+from . import keys, models
 from .codec import now_iso
 from .schema import (
     EntitySpec,
@@ -13,6 +13,7 @@ from .schema import (
     Kind,
     OnDelete,
     Reference,
+    Satellites,
     Schema,
     SingletonSpec,
     Transitions,
@@ -74,6 +75,7 @@ USER = EntitySpec(
     ),
     uniques=(Unique("email"), Unique("username")),
     defaults={"created_at": _now},
+    satellites=Satellites(keys.user_tokens_key, keys.token_key, mirror=("role",)),
 )
 
 DRIVER = EntitySpec(

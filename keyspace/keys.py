@@ -72,6 +72,21 @@ def ref_key(target_key: str, source_prefix: str, source_field: str) -> str:
     return f"{RESERVED}ref:{target_key}:{source_prefix}.{source_field}"
 
 
+def token_key(token_hash: str) -> str:
+    """Hash of one access token (``user_id``, ``role``, ``kind``), stored under its SHA-256."""
+    return f"{RESERVED}token:{token_hash}"
+
+
+def user_tokens_key(user_id: str) -> str:
+    """Set of the token hashes of one user, so deleting the user revokes them all."""
+    return f"{RESERVED}tokens:{user_id}"
+
+
+def rate_key(token_hash: str, route_class: str) -> str:
+    """GCRA state (theoretical arrival time) of one token for one route class."""
+    return f"{RESERVED}rate:{token_hash}:{route_class}"
+
+
 def index_alias(prefix: str) -> str:
     """The RediSearch alias queries use for one entity; it points at the current version."""
     return f"{RESERVED}idx:{prefix}"

@@ -143,11 +143,29 @@ def plan_create(
     return plan
 
 
-def plan_update(schema: Schema, old: Loaded, new: Mapping[str, Any]) -> Plan:
-    """Replace ``old`` by ``new`` if it is still as read; re-claim uniques, re-link refs."""
+def mirrored_change(spec: EntitySpec, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when an update changes a field the entity's satellites mirror."""
+    owned = spec.satellites
+    return owned is not None and any(old.get(f) != new.get(f) for f in owned.mirror)
+
+
+def plan_update(
+    schema: Schema, old: Loaded, new: Mapping[str, Any], satellites: Sequence[str] = ()
+) -> Plan:
+    """Replace ``old`` by ``new`` if it is still as read; re-claim uniques, re-link refs.
+
+    ``satellites`` are the member ids read from the owned set when a mirrored
+    field changes; the set's size is re-checked and each member hash updated.
+    """
     spec, doc_id = old.spec, old.doc_id
     plan = Plan()
     plan.check("equals", old.key, old.raw)
+    owned = spec.satellites
+    if owned is not None and mirrored_change(spec, old.doc, new):
+        plan.check("card", owned.index(doc_id), len(satellites), owned.index(doc_id))
+        for member in satellites:
+            for name in owned.mirror:
+                plan.write("hsetx", owned.member(member), name, str(new.get(name, "")))
     old_claims, new_claims = _uniques(spec, old.doc), _uniques(spec, new)
     for claim, name in new_claims.items():
         if claim not in old_claims:
@@ -182,6 +200,7 @@ class DeleteClosure:
     inbound: dict[str, list[str]] = field(default_factory=dict)
     pulls: list[tuple[Loaded, Reference, str]] = field(default_factory=list)
     restricted: list[tuple[str, int]] = field(default_factory=list)
+    satellites: dict[str, list[str]] = field(default_factory=dict)
 
 
 def pulled(doc: Mapping[str, Any], ref: Reference, removed: Sequence[str]) -> dict[str, Any]:
@@ -221,6 +240,15 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
             plan.write("srem", ref_set, loaded.doc_id)
     for ref_set in closure.inbound:
         plan.write("del", ref_set)
+    for loaded in closure.deleted:
+        owned = loaded.spec.satellites
+        if owned is None:
+            continue
+        members = closure.satellites.get(owned.index(loaded.doc_id), [])
+        plan.check("card", owned.index(loaded.doc_id), len(members), owned.index(loaded.doc_id))
+        for member in members:
+            plan.write("del", owned.member(member))
+        plan.write("del", owned.index(loaded.doc_id))
     for loaded, new in edits.values():
         plan.write("jset", loaded.key, codec.dumps(new))
         for ref_set in (

@@ -78,6 +78,17 @@ class Transitions:
         return old == new or new in self.allowed.get(old, frozenset())
 
 
+@dataclass(frozen=True)
+class Satellites:
+    """Keys a document owns beside itself (a user's tokens): ``index(doc_id)`` is a set of
+    member ids and ``member(id)`` the hash key of each. They are deleted with the document,
+    and the ``mirror`` fields are copied into every member hash whenever they change."""
+
+    index: Callable[[str], str]
+    member: Callable[[str], str]
+    mirror: tuple[str, ...] = ()
+
+
 Default = Callable[[Mapping[str, Any], str], Any]
 """Computes a missing field from the document being created and its id."""
 
@@ -100,6 +111,7 @@ class EntitySpec:
     defaults: Mapping[str, Default] = field(default_factory=dict)
     touch_on_update: tuple[str, ...] = ()
     derive_id: DeriveId | None = None
+    satellites: Satellites | None = None
 
     @property
     def counted(self) -> bool:

@@ -27,11 +27,23 @@ from .errors import (
     StaleRevision,
     UniqueConflict,
 )
-from .plan import DeleteClosure, Loaded, Plan, inbound_sets, plan_create, plan_delete, plan_update
+from .plan import (
+    DeleteClosure,
+    Loaded,
+    Plan,
+    inbound_sets,
+    mirrored_change,
+    plan_create,
+    plan_delete,
+    plan_update,
+)
 from .schema import EntitySpec, OnDelete, Schema
 from .scripts import CommitResult, Scripts
 
 MAX_ATTEMPTS = 64
+
+Guard = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
+"""Sees (stored, proposed) documents before a write and raises to refuse it."""
 MAX_CASCADE = 10_000
 
 
@@ -127,10 +139,11 @@ class Documents:
         data: Mapping[str, Any],
         *,
         if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
         """Replace the whole document (the id is kept)."""
         return await self.update(
-            spec, doc_id, lambda old: for_update(spec, old, data, merge=False), if_revision
+            spec, doc_id, lambda old: for_update(spec, old, data, merge=False), if_revision, guard
         )
 
     async def patch(
@@ -140,10 +153,11 @@ class Documents:
         changes: Mapping[str, Any],
         *,
         if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
         """Apply a JSON merge patch (RFC 7386) to the document."""
         return await self.update(
-            spec, doc_id, lambda old: for_update(spec, old, changes, merge=True), if_revision
+            spec, doc_id, lambda old: for_update(spec, old, changes, merge=True), if_revision, guard
         )
 
     async def update(
@@ -152,11 +166,14 @@ class Documents:
         doc_id: str,
         change: Callable[[dict[str, Any]], dict[str, Any]],
         if_revision: str | None = None,
+        guard: Guard | None = None,
     ) -> Stored:
         """Compute the new document from the stored one with ``change`` and commit it.
 
         Without ``if_revision`` a concurrent write makes us re-read and re-apply
-        ``change``, so merges of disjoint fields are never lost.
+        ``change``, so merges of disjoint fields are never lost. ``guard(old, new)``
+        may raise to refuse the change (authorization); the commit re-checks that
+        ``old`` is still what is stored, so the decision cannot go stale.
         """
         for _ in range(MAX_ATTEMPTS):
             raw = (
@@ -172,7 +189,12 @@ class Documents:
                     f"{spec.name} {doc_id} has changed since revision {if_revision}"
                 )
             new = change(dict(old.doc))
-            result = await self.scripts.commit(plan_update(self.schema, old, new))
+            if guard is not None:
+                guard(old.doc, new)
+            members = (
+                await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
+            )
+            result = await self.scripts.commit(plan_update(self.schema, old, new, members))
             if result.ok:
                 assert result.raw is not None
                 return Stored.from_raw(result.raw)
@@ -182,13 +204,33 @@ class Documents:
                 raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
         raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
 
-    async def delete(self, spec: EntitySpec, doc_id: str, *, if_revision: str | None = None) -> int:
+    async def _satellites(self, spec: EntitySpec, doc_id: str) -> list[str]:
+        if spec.satellites is None:
+            return []
+        members = await self.client.smembers(spec.satellites.index(doc_id))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def delete(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        *,
+        if_revision: str | None = None,
+        guard: Callable[[dict[str, Any]], None] | None = None,
+    ) -> int:
         """Delete the document and apply each reference's on-delete rule to its referrers.
 
+        ``guard`` sees the stored document first and may raise to refuse (authorization).
         Returns how many documents were deleted (the document plus cascades).
         """
         for _ in range(MAX_ATTEMPTS):
             closure = await self._closure(spec, doc_id, if_revision)
+            if guard is not None:
+                guard(dict(closure.deleted[0].doc))
+            for loaded in closure.deleted:
+                if loaded.spec.satellites is not None:
+                    index = loaded.spec.satellites.index(loaded.doc_id)
+                    closure.satellites[index] = await self._satellites(loaded.spec, loaded.doc_id)
             result = await self.scripts.commit(plan_delete(self.schema, closure))
             if result.ok:
                 return len(closure.deleted)

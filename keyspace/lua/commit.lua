@@ -13,12 +13,14 @@
 --            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
 --                                         (a legacy MultiFrame 11.0 value being converted)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
---            srem k member | floor k n | incr k
+--            srem k member | floor k n | incr k | hset k field value
+--            hsetx k field value (HSET only when the hash exists) | pexpire k ms
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
 
 local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3, string = 2,
-               jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1}
+               jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1,
+               hset = 3, hsetx = 3, pexpire = 2}
 
 local function fail(code, field, value)
   return {'err', code, field or '', value or ''}
@@ -60,6 +62,10 @@ local function write(op, a)
     local cur = tonumber(redis.call('GET', key) or '0')
     if cur < tonumber(a[2]) then redis.call('SET', key, a[2]) end
   elseif op == 'incr' then redis.call('INCR', key)
+  elseif op == 'hset' then redis.call('HSET', key, a[2], a[3])
+  elseif op == 'hsetx' then
+    if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, a[2], a[3]) end
+  elseif op == 'pexpire' then redis.call('PEXPIRE', key, a[2])
   end
 end
 

@@ -186,10 +186,22 @@ def test_update_claims_only_changed_uniques_and_releases_old_ones() -> None:
 
 def test_update_changing_only_the_case_of_a_unique_touches_no_claim() -> None:
     old = loaded(USER, user())
-    new = {**user(), "email": "HOLO@misha.COM", "role": "designer"}
+    new = {**user(), "email": "HOLO@misha.COM"}
     checks, writes = decode(plan_update(MULTIFRAME, old, new))
     assert checks == [("equals", "user:user_1", old.raw)]
     assert writes == [("jset", "user:user_1", codec.dumps(new))]
+
+
+def test_role_change_is_mirrored_into_every_token_of_the_user() -> None:
+    old = loaded(USER, user())
+    new = {**user(), "role": "engineer"}
+    checks, writes = decode(plan_update(MULTIFRAME, old, new, ["h1", "h2"]))
+    assert checks == [
+        ("equals", "user:user_1", old.raw),
+        ("card", "mf:tokens:user_1", 2, "mf:tokens:user_1"),
+    ]
+    assert ("hsetx", "mf:token:h1", "role", "engineer") in writes
+    assert ("hsetx", "mf:token:h2", "role", "engineer") in writes
 
 
 def test_update_adds_and_removes_changed_references() -> None:
@@ -248,6 +260,7 @@ def test_delete_checks_every_deleted_doc_inbound_set_and_edited_referrer() -> No
         ),
         ("card", "mf:ref:user:user_1:quest.user_id", 0, "mf:ref:user:user_1:quest.user_id"),
         ("equals", "collab:collab_2", docs["collab_2"].raw),
+        ("card", "mf:tokens:user_1", 0, "mf:tokens:user_1"),
     ]
     assert plan.returning == 0
 
@@ -270,6 +283,7 @@ def test_delete_unlinks_everything_and_pulls_from_surviving_referrers() -> None:
         ("del", "mf:ref:user:user_1:collab.user_id"),
         ("del", "mf:ref:user:user_1:collab.collaborators"),
         ("del", "mf:ref:user:user_1:quest.user_id"),
+        ("del", "mf:tokens:user_1"),
         ("jset", "collab:collab_2", codec.dumps(pulled)),
         ("srem", "mf:ref:user:user_1:collab.collaborators", "collab_2"),
     ]
