@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyspace.tokens import Limits
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -30,6 +32,21 @@ class Settings:
     max_connections: int = 64  # MULTIFRAME_REDIS_MAX_CONNECTIONS
     redis_timeout: float = 5.0  # MULTIFRAME_REDIS_TIMEOUT_SECONDS
     shutdown_timeout: float = 10.0  # MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS
+    admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: becomes an admin API key at start-up
+    read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
+    write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
+    admin_read_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE (0: unlimited)
+    admin_write_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE (0: unlimited)
+
+    def limits(self) -> Limits:
+        return Limits(
+            designer_read=self.read_per_minute,
+            designer_write=self.write_per_minute,
+            engineer_read=self.read_per_minute,
+            engineer_write=self.write_per_minute,
+            admin_read=self.admin_read_per_minute,
+            admin_write=self.admin_write_per_minute,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,4 +60,9 @@ class Settings:
             max_connections=_int(env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections),
             redis_timeout=float(_int(env, "MULTIFRAME_REDIS_TIMEOUT_SECONDS", 5)),
             shutdown_timeout=float(_int(env, "MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS", 10)),
+            admin_token=env.get("MULTIFRAME_ADMIN_TOKEN") or None,
+            read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
+            write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
+            admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0),
+            admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
         )

@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 from keyspace import Keyspace, connect
 
 from . import openapi
+from .auth import auth_middleware
+from .bootstrap import bootstrap
 from .config import Settings
 from .errors import Handler, error_middleware
 from .routes import install, route_table
-from .state import KEYSPACE, OPENAPI, SETTINGS
+from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
 
 log = logging.getLogger("multiframe.api")
 
@@ -45,10 +47,10 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         raise ValueError(
             "create_app needs settings.redis_url or a client (python -m app starts Redis)"
         )
-    app = web.Application(
-        client_max_size=settings.max_body, middlewares=[access_log, error_middleware]
-    )
+    middlewares = [access_log, error_middleware, auth_middleware]
+    app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
     app[SETTINGS] = settings
+    app[LIMITS] = settings.limits()
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = client is None
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         caps = await ks.setup()
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
+        await bootstrap(ks, settings.admin_token)
         app[KEYSPACE] = ks
         yield
         if owned:

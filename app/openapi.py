@@ -99,6 +99,24 @@ def components() -> dict[str, Any]:
             "user_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$"}
         },
     }
+    out["TokenRequest"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"type": "string", "enum": ["session", "api_key"], "default": "session"},
+            "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 365 * 24 * 3600},
+        },
+    }
+    out["Token"] = {
+        "type": "object",
+        "required": ["token", "user_id", "kind", "expires_in"],
+        "properties": {
+            "token": {"type": "string"},
+            "user_id": {"type": "string"},
+            "kind": {"type": "string"},
+            "expires_in": {"type": ["integer", "null"]},
+        },
+    }
     out["Health"] = {"type": "object", "properties": {"status": {"type": "string"}}}
     out["Readiness"] = {"type": "object", "additionalProperties": True}
     out["Error"] = {

@@ -8,10 +8,15 @@ from aiohttp import web
 
 from keyspace import COLLAB, USER, EntitySpec, Page, Query, ValidationFailed, parse
 from keyspace.keys import is_lookup_id
+from keyspace.tokens import Kind
 
+from . import policy
+from .auth import caller
 from .errors import ApiError
 from .state import keyspace
 from .wire import if_match, json_response, query_params, read_object, stored_response
+
+MAX_TTL = 365 * 24 * 3600
 
 
 def page_body(page: Page) -> dict[str, object]:
@@ -39,7 +44,9 @@ class Collection:
         return json_response(page_body(page))
 
     async def create(self, request: web.Request) -> web.Response:
-        stored = await keyspace(request).create(self.spec, await read_object(request))
+        body = await read_object(request)
+        policy.check_create(caller(request), self.spec, body)
+        stored = await keyspace(request).create(self.spec, body)
         return stored_response(
             stored, status=201, location=self.url(stored.doc[self.spec.id_field])
         )
@@ -50,22 +57,27 @@ class Collection:
     async def replace(self, request: web.Request) -> web.Response:
         body = await read_object(request)
         pinned = if_match(request)
+        guard = policy.update_guard(caller(request), self.spec)
         stored = await keyspace(request).replace(
-            self.spec, request.match_info["id"], body, if_revision=pinned
+            self.spec, request.match_info["id"], body, if_revision=pinned, guard=guard
         )
         return stored_response(stored)
 
     async def patch(self, request: web.Request) -> web.Response:
         body = await read_object(request)
         pinned = if_match(request)
+        guard = policy.update_guard(caller(request), self.spec)
         stored = await keyspace(request).patch(
-            self.spec, request.match_info["id"], body, if_revision=pinned
+            self.spec, request.match_info["id"], body, if_revision=pinned, guard=guard
         )
         return stored_response(stored)
 
     async def delete(self, request: web.Request) -> web.Response:
         pinned = if_match(request)
-        await keyspace(request).delete(self.spec, request.match_info["id"], if_revision=pinned)
+        guard = policy.delete_guard(caller(request), self.spec)
+        await keyspace(request).delete(
+            self.spec, request.match_info["id"], if_revision=pinned, guard=guard
+        )
         return web.Response(status=204)
 
 
@@ -98,7 +110,12 @@ async def add_collaborator(request: web.Request) -> web.Response:
             details=[{"field": "user_id", "message": "must be an existing user's id"}],
         )
     stored = await keyspace(request).add_member(
-        COLLAB, request.match_info["id"], "collaborators", member, if_revision=if_match(request)
+        COLLAB,
+        request.match_info["id"],
+        "collaborators",
+        member,
+        if_revision=if_match(request),
+        guard=policy.membership_guard(caller(request)),
     )
     return stored_response(stored)
 
@@ -110,5 +127,47 @@ async def remove_collaborator(request: web.Request) -> web.Response:
         "collaborators",
         request.match_info["user_id"],
         if_revision=if_match(request),
+        guard=policy.membership_guard(caller(request)),
     )
     return stored_response(stored)
+
+
+async def mint_token(request: web.Request) -> web.Response:
+    """``POST /api/users/{id}/tokens``: a new token, shown once."""
+    user_id = request.match_info["id"]
+    policy.check_mint(caller(request), user_id)
+    body = await read_object(request) if request.can_read_body else {}
+    kind, ttl = body.get("kind", "session"), body.get("ttl_seconds")
+    if set(body) - {"kind", "ttl_seconds"} or kind not in ("session", "api_key"):
+        raise ApiError(
+            422,
+            "validation_failed",
+            'body: {"kind": "session"|"api_key", "ttl_seconds": n}',
+            details=[{"field": "kind", "message": "must be session or api_key"}],
+        )
+    if ttl is not None and (
+        not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= MAX_TTL
+    ):
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"ttl_seconds must be an integer from 1 to {MAX_TTL}",
+            details=[{"field": "ttl_seconds", "message": f"1..{MAX_TTL}"}],
+        )
+    ks = keyspace(request)
+    user = await ks.get(USER, user_id)
+    minted = await ks.tokens.mint(user_id, user.raw, Kind(kind), ttl)
+    body_out = {
+        "token": minted.token,
+        "user_id": user_id,
+        "kind": minted.kind.value,
+        "expires_in": minted.expires_in,
+    }
+    return json_response(body_out, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def revoke_current(request: web.Request) -> web.Response:
+    """``DELETE /api/tokens/current``: revoke the token this request was made with."""
+    who = caller(request)
+    await keyspace(request).tokens.revoke(who.token_hash, who.user_id)
+    return web.Response(status=204)

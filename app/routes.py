@@ -10,7 +10,14 @@ from aiohttp import web
 from keyspace import COLLAB, MULTIFRAME, USER, EntitySpec
 
 from . import health, singletons
-from .resources import Collection, UserRelation, add_collaborator, remove_collaborator
+from .resources import (
+    Collection,
+    UserRelation,
+    add_collaborator,
+    mint_token,
+    remove_collaborator,
+    revoke_current,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,6 +127,29 @@ def relation_routes() -> list[Route]:
                 errors=(400, 404),
             )
         )
+    out.append(
+        Route(
+            "POST",
+            "/api/users/{id}/tokens",
+            mint_token,
+            "Mint a token (shown once)",
+            "auth",
+            body="TokenRequest",
+            returns="Token",
+            status=201,
+            errors=(403, 404, 415, 422),
+        )
+    )
+    out.append(
+        Route(
+            "DELETE",
+            "/api/tokens/current",
+            revoke_current,
+            "Revoke the caller's token",
+            "auth",
+            status=204,
+        )
+    )
     member = UserRelation(COLLAB, "collaborators")
     out += [
         Route(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .auth import caller
+from .policy import require_admin
 from .state import keyspace
 from .wire import if_match, json_response, read_object, stored_response
 
@@ -13,6 +15,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 async def put_config(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write config:system")
     body = await read_object(request)
     return stored_response(
         await keyspace(request).replace_config(body, if_revision=if_match(request))
@@ -20,6 +23,7 @@ async def put_config(request: web.Request) -> web.Response:
 
 
 async def patch_config(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write config:system")
     body = await read_object(request)
     return stored_response(
         await keyspace(request).patch_config(body, if_revision=if_match(request))
@@ -35,6 +39,7 @@ async def get_chip(request: web.Request) -> web.Response:
 
 
 async def put_chip(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write analytics")
     body = await read_object(request)
     return json_response(
         await keyspace(request).set_chip_metrics(request.match_info["chip_id"], body)

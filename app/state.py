@@ -7,8 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from keyspace import Keyspace
+from keyspace.tokens import Limits
 
 from .config import Settings
+from .policy import Caller
 
 KEYSPACE = web.AppKey("keyspace", Keyspace)
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,3 +21,5 @@ def keyspace(request: web.Request) -> Keyspace:
 
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+LIMITS = web.AppKey("limits", Limits)
+CALLER = web.RequestKey("caller", Caller)

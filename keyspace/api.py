@@ -19,6 +19,7 @@ from .query import Query
 from .schema import EntitySpec, Schema
 from .singletons import Singletons
 from .store import Documents, Guard, Stored
+from .tokens import Tokens
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Keyspace:
         self.schema = schema
         self.documents = Documents(client, schema)
         self.singletons = Singletons(client, self.documents.scripts)
+        self.tokens = Tokens(self.documents.scripts)
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
 

@@ -40,7 +40,9 @@ class Scripts:
     """Typed wrappers around ``lua/*.lua`` for one client."""
 
     def __init__(self, client: Redis) -> None:
+        self.client = client
         self._commit = client.register_script(_source("commit.lua"))
+        self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
 
     async def commit(self, plan: Plan) -> CommitResult:
@@ -52,6 +54,11 @@ class Scripts:
         if status == "err" and _text(reply[1]) == "bad_plan":
             raise RuntimeError(f"commit.lua rejected a malformed plan: {reply!r}")
         return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
+
+    async def authorize(self, keys: list[str], args: list[str | int]) -> list[bytes | int]:
+        """Token, maintenance and rate-limit check (``authorize.lua``)."""
+        reply: list[bytes | int] = await self._authorize(keys=keys, args=args)
+        return reply
 
     async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``)."""

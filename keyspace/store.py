@@ -9,7 +9,7 @@ from fresh data, or, when the caller pinned a revision, refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -53,10 +53,11 @@ class Stored:
 
     doc: dict[str, Any]
     revision: str
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @classmethod
     def from_raw(cls, raw: bytes) -> Stored:
-        return cls(codec.loads(raw), codec.revision(raw))
+        return cls(codec.loads(raw), codec.revision(raw), raw)
 
 
 def _raise_for(result: CommitResult, spec: EntitySpec) -> None:

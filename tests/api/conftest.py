@@ -16,6 +16,8 @@ from keyspace import connect
 from keyspace.server import EmbeddedRedis
 
 SMALL_BODY_LIMIT = 64 * 1024
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(
@@ -34,8 +36,8 @@ async def api(
         server: EmbeddedRedis = request.getfixturevalue("redis_server")
         redis = connect(server.url)
         await redis.flushall()
-    app = create_app(Settings(max_body=SMALL_BODY_LIMIT), client=redis)
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
+    app = create_app(Settings(max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN), client=redis)
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app), headers=AUTH)
     await client.start_server()
     yield client
     await client.close()

@@ -11,7 +11,7 @@ from app import create_app
 from app.config import Settings
 from app.state import KEYSPACE
 from keyspace import Keyspace, connect
-from tests.api.conftest import SMALL_BODY_LIMIT
+from tests.api.conftest import AUTH, SMALL_BODY_LIMIT
 
 Client = TestClient[web.Request, web.Application]
 USER = {"username": "HoloMisha", "email": "holo@misha.com", "role": "admin"}
@@ -149,7 +149,7 @@ async def test_503_when_redis_is_unreachable(unused_tcp_port: int) -> None:
     app = create_app(Settings(), client=redis)
     app.cleanup_ctx.clear()  # nothing to set up: the server is gone
     app[KEYSPACE] = Keyspace(redis)
-    client: Client = TestClient(TestServer(app))
+    client: Client = TestClient(TestServer(app), headers=AUTH)
     await client.start_server()
     try:
         resp = await client.get("/api/users/user_1")

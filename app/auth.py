@@ -1,0 +1,90 @@
+"""Bearer authentication, maintenance mode and rate limits for every ``/api/`` route.
+
+One ``authorize.lua`` call per request does all three (see keyspace/tokens.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from keyspace.tokens import Decision
+
+from .errors import ApiError, Handler
+from .policy import Caller
+from .state import CALLER, LIMITS, keyspace
+
+REALM = 'Bearer realm="multiframe"'
+MAX_TOKEN = 512
+
+
+def _token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": REALM},
+        )
+    token = token.strip()
+    if len(token) > MAX_TOKEN or not token.isascii():
+        raise _unknown()
+    return token
+
+
+def _unknown() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "unknown or expired token",
+        headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
+    )
+
+
+def _rate_headers(decision: Decision) -> dict[str, str]:
+    if decision.limit <= 0:
+        return {}
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(max(decision.remaining, 0)),
+        "RateLimit-Reset": str(math.ceil(decision.reset_ms / 1000)),
+    }
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    token = _token(request)
+    route_class = "read" if request.method in ("GET", "HEAD") else "write"
+    decision = await keyspace(request).tokens.authorize(token, route_class, request.app[LIMITS])
+    if decision.status == "unknown":
+        raise _unknown()
+    headers = _rate_headers(decision)
+    if decision.status == "maintenance":
+        raise ApiError(
+            503,
+            "maintenance",
+            "the service is in maintenance: writes are paused",
+            headers={"Retry-After": "30"},
+        )
+    if decision.status == "limited":
+        retry = str(max(1, math.ceil(decision.retry_after_ms / 1000)))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"over {decision.limit} {route_class}s per period; slow down",
+            details={"limit": decision.limit, "retry_after_seconds": int(retry)},
+            headers={**headers, "Retry-After": retry},
+        )
+    request[CALLER] = Caller(decision.user_id, decision.role, decision.token_hash)
+    response = await handler(request)
+    response.headers.update(headers)
+    return response
+
+
+def caller(request: web.Request) -> Caller:
+    return request[CALLER]

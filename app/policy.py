@@ -1,0 +1,119 @@
+"""Who may do what: the seed's roles and document ownership, as pure functions.
+
+``admin`` may do everything. ``designer`` and ``engineer`` read everything,
+create drivers, processes, quests, collabs and NFTs for themselves, and change
+or delete only what they own; a collab's collaborators may change its status
+and membership but not delete it. Only admins create or delete users, change
+roles, or write ``config:system`` and analytics. A user may edit their own
+username and email. Every refusal names its rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keyspace import COLLAB, USER, EntitySpec
+from keyspace.store import Guard
+
+from .errors import ApiError
+
+ADMIN = "admin"
+COLLABORATOR_FIELDS = frozenset({"status", "collaborators"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user behind a request."""
+
+    user_id: str
+    role: str
+    token_hash: str
+
+    @property
+    def admin(self) -> bool:
+        return self.role == ADMIN
+
+
+def forbid(rule: str, message: str) -> ApiError:
+    return ApiError(403, "forbidden", message, details={"rule": rule})
+
+
+def require_admin(caller: Caller, what: str) -> None:
+    if not caller.admin:
+        raise forbid("admin-only", f"only admins may {what}")
+
+
+def check_create(caller: Caller, spec: EntitySpec, body: Mapping[str, Any]) -> None:
+    if caller.admin:
+        return
+    if spec is USER:
+        raise forbid("admin-only", "only admins create users")
+    if body.get("user_id") != caller.user_id:
+        raise forbid("own-documents-only", f"you may only create {spec.collection} for yourself")
+
+
+def _collaborator_change(caller: Caller, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    members = old.get("collaborators") or []
+    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    return caller.user_id in members and changed <= COLLABORATOR_FIELDS
+
+
+def update_guard(caller: Caller, spec: EntitySpec) -> Guard | None:
+    """The check run against the stored and proposed documents of an update."""
+    if caller.admin:
+        return None
+
+    def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if spec is USER:
+            if old.get("user_id") != caller.user_id:
+                raise forbid("admin-only", "only admins change other users")
+            if old.get("role") != new.get("role"):
+                raise forbid("admin-only", "only admins change roles")
+            return
+        if old.get("user_id") == caller.user_id and new.get("user_id") == caller.user_id:
+            return
+        if spec is COLLAB and _collaborator_change(caller, old, new):
+            return
+        rule = "owner-only" if spec is not COLLAB else "owner-or-collaborator-status-and-membership"
+        raise forbid(rule, f"you may only change {spec.collection} you own")
+
+    return guard
+
+
+def delete_guard(caller: Caller, spec: EntitySpec) -> Callable[[dict[str, Any]], None] | None:
+    if caller.admin:
+        return None
+
+    def guard(old: dict[str, Any]) -> None:
+        if spec is USER:
+            raise forbid("admin-only", "only admins delete users")
+        if old.get("user_id") != caller.user_id:
+            rule = "owner-only"
+            if spec is COLLAB and caller.user_id in (old.get("collaborators") or []):
+                rule = "collaborators-cannot-delete"
+            raise forbid(rule, f"you may only delete {spec.collection} you own")
+
+    return guard
+
+
+def membership_guard(caller: Caller) -> Guard | None:
+    if caller.admin:
+        return None
+
+    def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if old.get("user_id") != caller.user_id and caller.user_id not in (
+            old.get("collaborators") or []
+        ):
+            raise forbid(
+                "owner-or-collaborator",
+                "only the collab's owner and collaborators change its members",
+            )
+
+    return guard
+
+
+def check_mint(caller: Caller, user_id: str) -> None:
+    if not caller.admin and caller.user_id != user_id:
+        raise forbid("self-or-admin", "you may only mint tokens for yourself")
