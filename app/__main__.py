@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 from dataclasses import replace
 
 import redis
 from aiohttp import web
 
-from keyspace.server import EmbeddedRedis, EmbeddedRedisError, check_modules
+from keyspace.acl import SERVICE_USER, AclUsers
+from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 from .config import Settings
 from .main import create_app
@@ -30,11 +32,18 @@ def _arguments(settings: Settings) -> Settings:
 
 def preflight(url: str) -> None:
     """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
+    missing = []
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
-            missing = check_modules(client)
+            client.ping()
+            # Probing commands, not MODULE LIST, which a least-privilege user may not run.
+            for module, probe in (("ReJSON", ("JSON.TYPE", "mf:probe")), ("search", ("FT._LIST",))):
+                try:
+                    client.execute_command(*probe)
+                except redis.ResponseError:
+                    missing.append(module)
     except redis.RedisError as exc:
-        raise SystemExit(f"cannot use REDIS_URL={url}: {exc}") from None
+        raise SystemExit(f"cannot use REDIS_URL: {exc}") from None
     if "ReJSON" in missing:
         raise SystemExit(
             f"the server at {url} lacks the RedisJSON module; use Redis 8, Redis Stack 7.2+, "
@@ -53,14 +62,28 @@ def main() -> None:
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedRedis(settings.data_dir)
+        acl = AclUsers(
+            service_password=os.environ.get("MULTIFRAME_REDIS_PASSWORD")
+            or secrets.token_urlsafe(24),
+            admin_password=os.environ.get("MULTIFRAME_REDIS_ADMIN_PASSWORD")
+            or secrets.token_urlsafe(24),
+        )
+        embedded = EmbeddedRedis(settings.data_dir, acl=acl)
         try:
             url = embedded.start()
         except EmbeddedRedisError as exc:
             raise SystemExit(f"could not start the embedded Redis: {exc}") from None
-        log.info("embedded redis-server on %s, data in %s", url, settings.data_dir.resolve())
+        log.info(
+            "embedded redis-server on port %d as ACL user %r, data in %s",
+            embedded.port,
+            SERVICE_USER,
+            settings.data_dir.resolve(),
+        )
         # multiframe-admin finds the running server through this file.
-        (settings.data_dir / "redis.url").write_text(url + "\n")
+        url_file = settings.data_dir / "redis.url"
+        url_file.touch(mode=0o600, exist_ok=True)
+        url_file.chmod(0o600)  # it holds the service user's password
+        url_file.write_text(url + "\n")
         settings = replace(settings, redis_url=url)
     else:
         preflight(settings.redis_url)

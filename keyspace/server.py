@@ -15,6 +15,8 @@ from typing import Self
 
 import redis
 
+from .acl import AclUsers
+
 SERVER_ENV = "MULTIFRAME_REDIS_SERVER"
 MODULES_ENV = "MULTIFRAME_REDIS_MODULES"
 REQUIRED_MODULES: tuple[str, ...] = ("ReJSON", "search")
@@ -89,6 +91,7 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         appendfsync: str | None = None,
         extra_args: Sequence[str] = (),
+        acl: AclUsers | None = None,
     ) -> None:
         if appendfsync is not None and appendfsync not in _FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {sorted(_FSYNC_POLICIES)}")
@@ -102,15 +105,24 @@ class EmbeddedRedis:
         self.host = host
         self.appendfsync = appendfsync
         self.extra_args = tuple(extra_args)
+        self.acl = acl
         self.log_path = self.data_dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
     @property
     def url(self) -> str:
-        """The ``redis://host:port/0`` URL of this server."""
+        """The ``redis://host:port/0`` URL of this server (as the service user under ACLs)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.acl is not None:
+            return self.acl.url(host, self.port)
         return f"redis://{host}:{self.port}/0"
+
+    @property
+    def admin_url(self) -> str:
+        """The URL with full rights (the same as :attr:`url` without ACLs)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.acl.url(host, self.port, admin=True) if self.acl is not None else self.url
 
     @property
     def pid(self) -> int | None:
@@ -133,6 +145,12 @@ class EmbeddedRedis:
         cmd += ["--loadmodule", str(search), "ON_TIMEOUT", "FAIL"]
         if self.appendfsync is not None:
             cmd += ["--appendfsync", self.appendfsync]
+        if self.acl is not None:
+            acl_path = self.data_dir / "users.acl"
+            acl_path.touch(mode=0o600, exist_ok=True)
+            acl_path.chmod(0o600)
+            acl_path.write_text(self.acl.acl_file())
+            cmd += ["--aclfile", str(acl_path)]
         return cmd + list(self.extra_args)
 
     def start(self, timeout: float = 20.0) -> str:
@@ -200,7 +218,7 @@ class EmbeddedRedis:
         return self._proc
 
     def _client(self) -> redis.Redis:
-        return redis.Redis(self.host, self.port, socket_timeout=2.0, socket_connect_timeout=2.0)
+        return redis.Redis.from_url(self.admin_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,105 @@
+"""Least-privilege Redis ACL users for the service, derived from the declarations.
+
+The service user may touch only the service's key patterns and may not run
+dangerous or administrative commands (FLUSHALL, CONFIG, KEYS, DEBUG, SHUTDOWN,
+MODULE, ...). An admin user exists for the launcher and for operators; the
+default user is disabled. Passwords never appear on a command line: the
+embedded launcher writes them to an ACL file readable only by its owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from .entities import MULTIFRAME
+from .inventory import patterns
+from .schema import Schema
+
+SERVICE_USER = "multiframe"
+ADMIN_USER = "multiframe-admin"
+DENIED = (
+    "keys",
+    "flushall",
+    "flushdb",
+    "config",
+    "debug",
+    "shutdown",
+    "monitor",
+    "module",
+    "acl",
+    "replicaof",
+    "slaveof",
+    "migrate",
+    "restore",
+    "swapdb",
+    "save",
+    "bgsave",
+)
+# Module commands carry no ACL categories, so each one the service sends is named.
+MODULE_COMMANDS = (
+    "json.get", "json.set", "json.mget", "json.type", "json.del",
+    "ft.search", "ft.aggregate", "ft.info", "ft._list", "ft.create",
+    "ft.dropindex", "ft.aliasupdate", "ft.aliasadd", "ft.aliasdel",
+)  # fmt: skip
+
+
+def service_rules(schema: Schema = MULTIFRAME) -> list[str]:
+    """ACL rules of the service user, without its password."""
+    key_patterns = [f"~{p}" for p in patterns(schema)]
+    return [
+        "resetkeys",
+        *key_patterns,
+        "resetchannels",
+        "-@all",
+        "+@read",
+        "+@write",
+        "+@keyspace",
+        "+@scripting",
+        "+@connection",
+        "+@transaction",
+        "+@fast",
+        "+@slow",
+        "-@dangerous",
+        "-@admin",
+        *(f"-{c}" for c in DENIED),
+        "+client|setinfo",
+        "+client|setname",
+        "+ping",
+        "+info",
+        *(f"+{c}" for c in MODULE_COMMANDS),
+    ]
+
+
+def _sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AclUsers:
+    """Passwords of the service and admin users (random unless given)."""
+
+    service_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def acl_file(self, schema: Schema = MULTIFRAME) -> str:
+        """An ACL file: passwords stored as SHA-256 (``#<hash>``), default user off."""
+        service = " ".join(
+            [
+                "user",
+                SERVICE_USER,
+                "on",
+                f"#{_sha256(self.service_password)}",
+                *service_rules(schema),
+            ]
+        )
+        admin = f"user {ADMIN_USER} on #{_sha256(self.admin_password)} ~* &* +@all"
+        return f"user default off\n{admin}\n{service}\n"
+
+    def url(self, host: str, port: int, *, admin: bool = False, scheme: str = "redis") -> str:
+        user, password = (
+            (ADMIN_USER, self.admin_password) if admin else (SERVICE_USER, self.service_password)
+        )
+        return f"{scheme}://{quote(user)}:{quote(password, safe='')}@{host}:{port}/0"
