@@ -274,7 +274,7 @@ def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
 def count_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
     """FT.AGGREGATE arguments counting every match (the cursor does not apply)."""
     text, filters = compile_search(spec, query)
-    args = ["FT.AGGREGATE", index, text]
+    args = ["FT.AGGREGATE", index, text, "VERBATIM"]
     for expr in filters:
         args += ["FILTER", expr]
     return [*args, "GROUPBY", "0", "REDUCE", "COUNT", "0", "AS", "n", "DIALECT", "2"]
@@ -288,7 +288,7 @@ def page_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
         clause, expr = _keyset(field, id_field, query)
         text = text if clause is None else (clause if text == "*" else f"{text} {clause}")
         filters = [*filters, expr]
-    args = ["FT.AGGREGATE", index, text]
+    args = ["FT.AGGREGATE", index, text, "VERBATIM"]
     for expr in filters:
         args += ["FILTER", expr]
     order = "DESC" if query.descending else "ASC"

@@ -238,7 +238,7 @@ def test_punctuation_only_q_compiles_to_a_clause_matching_nothing() -> None:
 
 def test_count_and_page_args() -> None:
     q = parse(DRIVER, {"status": ["generated"], "timestamp_min": ["2025-09-29"], "limit": ["10"]})
-    where = ["FT.AGGREGATE", "idx", "@status:{generated}"]
+    where = ["FT.AGGREGATE", "idx", "@status:{generated}", "VERBATIM"]
     where += ["FILTER", "@timestamp >= '2025-09-29T00:00:00'"]
     assert count_args("idx", DRIVER, q) == [*where, *TAIL]
     assert page_args("idx", DRIVER, q) == [
@@ -251,13 +251,15 @@ def test_page_args_with_cursor_add_keyset_conditions() -> None:
     token = encode_cursor(DRIVER, parse(DRIVER, {"sort": ["-cores"]}), drv("driver_5"))
     q = parse(DRIVER, {"sort": ["-cores"], "cursor": [token]})
     args = page_args("idx", DRIVER, q)
-    assert args[2:5] == ["@cores:[-inf 128]", "FILTER", "@cores < 128 || @driver_id < 'driver_5'"]
-    assert args[5:11] == ["SORTBY", "4", "@cores", "DESC", "@driver_id", "DESC"]
+    assert args[2:4] == ["@cores:[-inf 128]", "VERBATIM"]  # VERBATIM: no query-time stemming
+    assert args[4:6] == ["FILTER", "@cores < 128 || @driver_id < 'driver_5'"]
+    assert args[6:12] == ["SORTBY", "4", "@cores", "DESC", "@driver_id", "DESC"]
     assert "FILTER" not in count_args("idx", DRIVER, q)
     token = encode_cursor(DRIVER, parse(DRIVER, {"sort": ["timestamp"]}), drv("driver_5"))
     q = parse(DRIVER, {"sort": ["timestamp"], "status": ["generated"], "cursor": [token]})
-    assert page_args("idx", DRIVER, q)[2:5] == [
+    assert page_args("idx", DRIVER, q)[2:6] == [
         "@status:{generated}",
+        "VERBATIM",
         "FILTER",
         "@timestamp > '2025-09-29T10:30:00' || "
         "(@timestamp == '2025-09-29T10:30:00' && @driver_id > 'driver_5')",

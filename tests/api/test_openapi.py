@@ -1,0 +1,145 @@
+"""The served OpenAPI document, the HTML reference, and the service endpoints."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from app.routes import route_table
+from keyspace import MULTIFRAME
+from tests.api.test_collections import Client
+
+ERROR_REF = "#/components/schemas/Error"
+METHODS = ("get", "put", "post", "patch", "delete")
+
+
+async def spec_of(api: Client) -> dict[str, Any]:
+    resp = await api.get("/openapi.json")
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    spec: dict[str, Any] = await resp.json()
+    return spec
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method in METHODS
+    ]
+
+
+def param_names(op: dict[str, Any]) -> set[str]:
+    return {p["name"] for p in op.get("parameters", [])}
+
+
+async def test_document_is_valid_openapi_3(api: Client) -> None:
+    spec = await spec_of(api)
+    assert spec["openapi"].startswith("3.")
+    validate(spec)  # raises on any violation
+    broken = {**spec, "paths": {"/x": {"get": {"responses": {"200": {}}}}}}
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)  # the validator is not vacuous: a response needs a description
+
+
+async def test_every_route_is_documented_with_its_method(api: Client) -> None:
+    spec = await spec_of(api)
+    table = route_table()
+    documented = {(path, method.upper()) for path, method, _ in operations(spec)}
+    assert documented == {(r.path, r.method) for r in table}
+    for route in table:
+        op = spec["paths"][route.path][route.method.lower()]
+        assert str(route.status) in op["responses"], route.path
+        for name in ("id", "user_id", "chip_id"):
+            if "{" + name + "}" in route.path:
+                assert name in param_names(op)
+    assert len({op["operationId"] for _, _, op in operations(spec)}) == len(table)
+    for entity in MULTIFRAME.entities:
+        assert {"get", "post"} <= set(spec["paths"][f"/api/{entity.collection}"])
+        item = spec["paths"][f"/api/{entity.collection}/{{id}}"]
+        assert {"get", "put", "patch", "delete"} <= set(item)
+
+
+async def test_api_operations_document_their_errors(api: Client) -> None:
+    spec = await spec_of(api)
+    assert "Error" in spec["components"]["schemas"]
+    by_key = {(r.path, r.method.lower()): r for r in route_table()}
+    for path, method, op in operations(spec):
+        if not path.startswith("/api/"):
+            continue
+        errors = {code: r for code, r in op["responses"].items() if code.startswith(("4", "5"))}
+        wanted = {str(s) for s in (*by_key[(path, method)].errors, 405, 503)}
+        assert wanted <= set(errors), (path, method)
+        for code, response in errors.items():
+            assert response["description"], (path, method, code)
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": ERROR_REF}, (path, method, code)
+    drivers = spec["paths"]["/api/drivers"]
+    assert {"400", "409", "422"} <= set(drivers["post"]["responses"])
+    assert {"404", "412"} <= set(spec["paths"]["/api/drivers/{id}"]["put"]["responses"])
+
+
+async def test_list_operations_document_their_filters(api: Client) -> None:
+    spec = await spec_of(api)
+    drivers = param_names(spec["paths"]["/api/drivers"]["get"])
+    assert {
+        "user_id",
+        "chip_id",
+        "chip_type",
+        "cores",
+        "cores_min",
+        "cores_max",
+        "frequency",
+        "architecture",
+        "status",
+        "version",
+        "timestamp_min",
+        "timestamp_max",
+        "sort",
+        "limit",
+        "cursor",
+    } <= drivers
+    assert "q" not in drivers
+    params = {p["name"]: p for p in spec["paths"]["/api/drivers"]["get"]["parameters"]}
+    assert "-cores" in params["sort"]["schema"]["enum"]
+    assert params["limit"]["schema"]["default"] == 50
+    quests = param_names(spec["paths"]["/api/quests"]["get"])
+    assert "q" in quests
+    assert "title" not in quests  # full-text fields are searched through q only
+    assert "q" in param_names(spec["paths"]["/api/users"]["get"])
+    assert "username_text" not in param_names(spec["paths"]["/api/users"]["get"])
+    related = param_names(spec["paths"]["/api/users/{id}/drivers"]["get"])
+    assert {"status", "cores_min", "cursor", "id"} <= related
+    for entity in MULTIFRAME.entities:
+        names = param_names(spec["paths"][f"/api/{entity.collection}"]["get"])
+        assert {"sort", "limit", "cursor", entity.id_field} <= names
+
+
+async def test_docs_page_lists_every_path(api: Client) -> None:
+    resp = await api.get("/docs")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    page = await resp.text()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for route in route_table():
+        assert f"<code>{html.escape(route.path)}</code>" in page, route.path
+    assert page.count("<tr>") == len(route_table()) + 1
+    assert "/openapi.json" in page
+
+
+async def test_health_and_ready(api: Client) -> None:
+    resp = await api.get("/health")
+    assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+    resp = await api.get("/ready")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["ready"] is True
+    assert body["json"] is True
+    if body["search"]:
+        assert set(body["indexes"]) == {e.collection for e in MULTIFRAME.entities}
+        assert all(body["indexes"].values())
