@@ -188,12 +188,8 @@ def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
             "name": "limit",
             "in": "query",
             "required": False,
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_LIMIT,
-                "default": DEFAULT_LIMIT,
-            },
+            "description": f"page size; larger values are capped at {MAX_LIMIT}",
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT},
         },
         {
             "name": "cursor",
