@@ -1,0 +1,138 @@
+"""``load-demo``, ``reindex`` and ``reset``: small commands over the keyspace."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, search
+from keyspace.connection import call
+from keyspace.documents import for_create
+from keyspace.inventory import service_keys
+
+from .cli import OK, PROBLEMS, Refused
+from .progress import Progress
+
+DEMO = Path(__file__).resolve().parent.parent / "demo_data" / "demo.json"
+
+
+def demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--file", type=Path, default=DEMO, help="demo data file (default demo_data/demo.json)"
+    )
+
+
+async def load_demo(args: argparse.Namespace, ks: Keyspace) -> int:
+    """Create every demo record through the keyspace; records already present are left alone."""
+    data: dict[str, Any] = orjson.loads(args.file.read_bytes())
+    created = present = 0
+    differing: list[str] = []
+    with Progress("load-demo") as progress:
+        for spec in ks.schema.entities:  # declaration order: users before what refers to them
+            for record in data.get(spec.collection, []):
+                try:
+                    await ks.create(spec, record)
+                    created += 1
+                except AlreadyExists:
+                    stored = await ks.get(spec, record[spec.id_field])
+                    if stored.doc == for_create(spec, record, record[spec.id_field]):
+                        present += 1
+                    else:
+                        differing.append(f"{spec.prefix}:{record[spec.id_field]}")
+                progress.advance()
+        if SYSTEM_CONFIG.key in data:
+            await ks.replace_config(data[SYSTEM_CONFIG.key])
+        for chip_id, metrics in data.get(ANALYTICS.key, {}).get("chip_metrics", {}).items():
+            await _load_chip(ks, chip_id, metrics)
+    print(f"load-demo: {created} created, {present} already present, {len(differing)} differing")
+    for key in differing:
+        print(f"  left as is (differs from the demo record): {key}")
+    return OK if not differing else PROBLEMS
+
+
+async def _load_chip(ks: Keyspace, chip_id: str, metrics: dict[str, Any]) -> None:
+    """Demo metrics keep their own ``last_updated``, so they go in as part of the document."""
+    current = (await ks.get_metrics()).doc
+    if current.get("chip_metrics", {}).get(chip_id) != metrics:
+        await ks.singletons.patch(ANALYTICS, {"chip_metrics": {chip_id: metrics}})
+
+
+def reindex_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait per index")
+
+
+async def reindex(args: argparse.Namespace, ks: Keyspace) -> int:
+    """Build a fresh version of every index beside the live one; switch each alias once built.
+
+    Queries keep using the old version until the switch, so they never see a
+    half-built index; the old version is dropped (its documents are kept).
+    """
+    if not ks.capabilities.search:
+        raise Refused("this server has no RediSearch; there is no index to rebuild")
+    stamp = int(time.time())
+    for spec in ks.schema.entities:
+        name = f"{search.current_name(spec)}.{stamp}"
+        await search.rebuild(ks.client, spec, name)
+        with Progress(f"reindex {spec.collection}", total=100) as progress:
+            while True:
+                info = search.parse_info(await call(ks.client, "FT.INFO", name))
+                done = int(float(info.get("percent_indexed", 1)) * 100)
+                progress.advance(done - progress.done)
+                if not search.is_building(info):
+                    break
+                if progress.elapsed > args.timeout:
+                    await call(ks.client, "FT.DROPINDEX", name)
+                    print(
+                        f"reindex {spec.collection}: not built in {args.timeout}s; old index kept"
+                    )
+                    return PROBLEMS
+                await asyncio.sleep(0.1)
+        dropped = await search.switch(ks.client, spec, name)
+        print(
+            f"reindex {spec.collection}: now {name} ({info.get('num_docs', b'?')!r} documents), "
+            f"dropped {len(dropped)} old version(s) in {progress.elapsed:.1f}s"
+        )
+    return OK
+
+
+def reset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--yes-really",
+        action="store_true",
+        required=True,
+        help="required: deletes every document, counter and service key",
+    )
+
+
+async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
+    """Delete every service key and index, then recreate the defaults (development only)."""
+    mode = (await ks.get_config()).doc["system"]["mode"]
+    if mode == "production":
+        raise Refused(
+            "config:system.mode is 'production'; set it to 'development' first "
+            "(PATCH /api/config/system) if you really mean to wipe this keyspace"
+        )
+    deleted = 0
+    with Progress("reset") as progress:
+        batch: list[bytes] = []
+        async for key in service_keys(ks.client, ks.schema):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await ks.client.unlink(*batch)
+                progress.advance(len(batch))
+                batch = []
+        if batch:
+            deleted += await ks.client.unlink(*batch)
+            progress.advance(len(batch))
+    if ks.capabilities.search:
+        for name in await search.list_indexes(ks.client):
+            if name.startswith("mf:idx:"):
+                await call(ks.client, "FT.DROPINDEX", name)
+    await ks.setup()
+    print(f"reset: deleted {deleted} keys; defaults and indexes recreated")
+    return OK

@@ -1,0 +1,400 @@
+"""``check [--repair] [--json]``: find (and fix) what disagrees with the documents.
+
+Claims, reference sets, counters and indexes must agree with the documents. Each repair is one
+``commit.lua`` plan re-checking the exact bytes it relied on: a concurrent write makes it skip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from keyspace import Capabilities, Keyspace, codec, keys, search
+from keyspace.api import probe
+from keyspace.connection import call
+from keyspace.documents import validate
+from keyspace.errors import ValidationFailed
+from keyspace.plan import Plan, pulled
+from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, Unique, get_path, ref_ids
+
+from .cli import OK, PROBLEMS
+
+BATCH = 500
+REF_SETS, CLAIMS = keys.RESERVED + "ref:", keys.RESERVED + "uniq:"
+_RefSet = tuple[EntitySpec, Reference, str]  # source entity, reference, target id
+
+
+@dataclass
+class Problem:
+    """One disagreement; ``fix`` holds what :func:`repair` needs (ids, members, actions)."""
+
+    kind: str
+    key: str
+    detail: str
+    repairable: bool
+    fix: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What :func:`inspect` found, and how many documents (and singletons) it read."""
+
+    problems: list[Problem]
+    documents: int
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing disagrees."""
+        return not self.problems
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _batches(client: Redis, match: str) -> list[list[str]]:
+    """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read."""
+    found = [_text(k) async for k in client.scan_iter(match=match, count=BATCH)]
+    unique = list(dict.fromkeys(found))
+    return [unique[i : i + BATCH] for i in range(0, len(unique), BATCH)]
+
+
+def parse_ref_set(schema: Schema, set_key: str) -> _RefSet | None:
+    """(source entity, reference, target id) of a reference set key; None when unknown."""
+    target_key, _, source = set_key.removeprefix(REF_SETS).rpartition(":")
+    source_prefix, _, name = source.partition(".")
+    target_prefix, _, target_id = target_key.partition(":")
+    for spec in schema.entities:
+        for ref in spec.references if spec.prefix == source_prefix else ():
+            target = schema.entity(ref.target).prefix
+            if ref.field == name and target == target_prefix and keys.is_lookup_id(target_id):
+                return spec, ref, target_id
+    return None
+
+
+def parse_claim(schema: Schema, claim: str) -> tuple[EntitySpec, Unique, str] | None:
+    """(entity, unique field, normalized value) of a claim key; None when unknown."""
+    prefix, _, rest = claim.removeprefix(CLAIMS).partition(":")
+    name, _, value = rest.partition(":")
+    for spec in schema.entities:
+        for unique in spec.uniques if spec.prefix == prefix else ():
+            if unique.field == name and unique.normalize(value) == value:
+                return spec, unique, value
+    return None
+
+
+def _invalid(spec: EntitySpec, doc_id: str, doc: Any) -> str | None:
+    try:
+        validate(spec.model, doc)
+    except ValidationFailed as exc:
+        return exc.message
+    if doc.get(spec.id_field) != doc_id:
+        return f"{spec.id_field} {doc.get(spec.id_field)!r} does not match the key"
+    if spec.derive_id is not None and spec.derive_id(doc) != doc_id:
+        return f"{spec.id_field} must be {spec.derive_id(doc)!r} (derived from the document)"
+    return None
+
+
+class _Inspection:
+    """What one pass has seen: ids and expected bookkeeping, never document bodies."""
+
+    def __init__(self, ks: Keyspace) -> None:
+        self.client, self.schema = ks.client, ks.schema
+        self.report = Report([], 0)
+        self.ids: dict[str, set[str]] = defaultdict(set)  # prefix -> ids of JSON documents
+        self.invalid: set[str] = set()  # keys of documents that fail validation
+        self.refs: dict[str, set[str]] = defaultdict(set)  # ref set key -> expected members
+        self.holders: dict[str, list[str]] = defaultdict(list)  # claim key -> ids holding it
+        self.top: dict[str, int] = defaultdict(int)  # prefix -> highest seed-style number
+
+    def add(self, kind: str, key: str, detail: str, repairable: bool, **fix: str) -> None:
+        self.report.problems.append(Problem(kind, key, detail, repairable, fix))
+
+    async def documents(self, spec: EntitySpec) -> None:
+        for batch in await _batches(self.client, keys.doc_match(spec.prefix)):
+            raws = await call(self.client, "JSON.MGET", *batch, ".")
+            for key, raw in zip(batch, raws, strict=True):
+                kind = "ReJSON-RL" if raw is not None else _text(await self.client.type(key))
+                self.report.documents += kind != "none"  # "none": deleted since the SCAN
+                if raw is not None:
+                    self.document(spec, key, codec.loads(raw))
+                elif kind != "none":
+                    self.add("invalid_document", key, f"holds a {kind}, not JSON", False)
+
+    def document(self, spec: EntitySpec, key: str, doc: Any) -> None:
+        doc_id = keys.id_from_key(spec.prefix, key)
+        self.ids[spec.prefix].add(doc_id)
+        number = keys.counter_value_of(spec.prefix, doc_id) or 0
+        self.top[spec.prefix] = max(self.top[spec.prefix], number)
+        if (reason := _invalid(spec, doc_id, doc)) is not None:
+            self.invalid.add(key)
+            self.add("invalid_document", key, reason, False)
+        for ref in spec.references if isinstance(doc, dict) else ():
+            target = self.schema.entity(ref.target).prefix
+            for target_id in ref_ids(doc, ref):
+                ref_set = keys.ref_key(keys.doc_key(target, target_id), spec.prefix, ref.field)
+                self.refs[ref_set].add(doc_id)
+        for unique in spec.uniques if isinstance(doc, dict) else ():
+            if isinstance(value := get_path(doc, unique.field), str):
+                claim = keys.unique_key(spec.prefix, unique.field, unique.normalize(value))
+                self.holders[claim].append(doc_id)
+
+    async def singletons(self) -> None:
+        for single in self.schema.singletons:
+            try:  # a missing one is no problem: setup() writes its default
+                if (raw := await call(self.client, "JSON.GET", single.key, ".")) is not None:
+                    self.report.documents += 1
+                    validate(single.model, codec.loads(raw))
+            except ResponseError:
+                kind = _text(await self.client.type(single.key))
+                self.add("invalid_document", single.key, f"holds a {kind}, not JSON", False)
+            except ValidationFailed as exc:
+                self.add("invalid_document", single.key, exc.message, False)
+
+    async def reference_sets(self) -> None:
+        seen: set[str] = set()
+        for batch in await _batches(self.client, REF_SETS + "*"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for set_key in batch:
+                    pipe.smembers(set_key)
+                replies = await pipe.execute(raise_on_error=False)
+            for set_key, reply in zip(batch, replies, strict=True):
+                seen.add(set_key)
+                parsed = parse_ref_set(self.schema, set_key)
+                if isinstance(reply, Exception) or parsed is None:
+                    self.add("reference_index", set_key, "not a known reference set", False)
+                else:
+                    self.compare_set(set_key, parsed, {_text(m) for m in reply})
+        for set_key in self.refs.keys() - seen:
+            if parsed := parse_ref_set(self.schema, set_key):
+                self.compare_set(set_key, parsed, set())
+
+    def compare_set(self, set_key: str, parsed: _RefSet, actual: set[str]) -> None:
+        """Compare one reference set with the documents; also finds dangling references."""
+        spec, ref, target_id = parsed
+        target = self.schema.entity(ref.target).prefix
+        target_key, exists = keys.doc_key(target, target_id), target_id in self.ids[target]
+        expected = self.refs.get(set_key, set())
+        for member in sorted(expected):
+            pull = not exists and ref.on_delete is OnDelete.PULL
+            pull = pull and f"{spec.prefix}:{member}" not in self.invalid
+            if not exists:
+                how = "pulled by --repair" if pull else f"{ref.on_delete.value}: not repaired"
+                detail = f"{ref.field} -> {target_key}, which does not exist ({how})"
+                fix = {"field": ref.field, "target": target_key, "target_id": target_id}
+                self.add("dangling_reference", f"{spec.prefix}:{member}", detail, pull, **fix)
+            if member not in actual and not pull:  # pulling a dangling ref also unlinks it
+                detail = f"{spec.prefix}:{member} refers to the target but is not listed"
+                self.add("reference_index", set_key, detail, True, member=member, action="add")
+        for member in sorted(actual - expected):
+            why = "does not refer to it" if member in self.ids[spec.prefix] else "does not exist"
+            detail = f"{spec.prefix}:{member} is listed but {why}"
+            self.add("reference_index", set_key, detail, True, member=member, action="remove")
+
+    async def claims(self) -> None:
+        seen: set[str] = set()
+        for batch in await _batches(self.client, CLAIMS + "*"):
+            for claim, value in zip(batch, await self.client.mget(batch), strict=True):
+                if value is None and _text(await self.client.type(claim)) == "none":
+                    continue  # released since the SCAN
+                seen.add(claim)
+                if value is None or (parsed := parse_claim(self.schema, claim)) is None:
+                    self.add("unique_index", claim, "not a known unique claim", False)
+                elif (owner := _text(value)) not in self.holders.get(claim, []):
+                    held = owner in self.ids[parsed[0].prefix]
+                    why = "holds another value" if held else "does not exist"
+                    detail = f"claimed by {owner}, which {why}"
+                    self.add("unique_index", claim, detail, True, owner=owner, action="delete")
+        for claim, holders in self.holders.items():
+            if len(holders) > 1:  # the claim (if any) cannot say who is right
+                prefix = claim.removeprefix(CLAIMS).split(":", 1)[0]
+                for holder in holders:
+                    detail = f"{claim} is also held by " + ", ".join(set(holders) - {holder})
+                    self.add("unique_violation", f"{prefix}:{holder}", detail, False)
+            elif claim not in seen:
+                detail = f"{holders[0]} holds the value but there is no claim"
+                self.add("unique_index", claim, detail, True, owner=holders[0], action="create")
+
+    async def counters(self) -> None:
+        for spec in self.schema.entities:
+            counter, top = keys.counter_key(spec.prefix), self.top[spec.prefix]
+            try:
+                current = int(await self.client.get(counter) or 0) if spec.counted else top
+            except (ResponseError, ValueError):
+                self.add("counter_behind", counter, "not an integer counter", False)
+                continue
+            if current < top:
+                detail = f"{current} is behind {keys.generated_id(spec.prefix, top)}"
+                self.add("counter_behind", counter, detail, True, value=str(top))
+
+    async def indexes(self) -> None:
+        for spec in self.schema.entities:
+            alias, current = keys.index_alias(spec.prefix), search.current_name(spec)
+            try:
+                info = search.parse_info(await call(self.client, "FT.INFO", alias))
+                name = _text(info.get("index_name", ""))
+            except ResponseError as exc:
+                info, name = {}, f"missing ({exc})"
+            if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<time>``
+                detail = f"{name}, not the current definition {current}" if info else name
+                self.add("index", alias, detail, True, entity=spec.name)
+                continue
+            indexed, count = int(_text(info.get("num_docs", 0))), len(self.ids[spec.prefix])
+            failures = int(_text(info.get("hash_indexing_failures", 0)))
+            if (building := search.is_building(info)) or failures or indexed != count:
+                state = "still building, " if building else ""  # else fix documents, reindex
+                detail = f"{name}: {state}{failures} failures, {indexed} of {count} indexed"
+                self.add("index", alias, detail, False)
+
+
+async def inspect(ks: Keyspace) -> Report:
+    """Report every disagreement, reading by SCAN and batches and writing nothing.
+    Indexes are checked when ``ks.capabilities.search`` (i.e. after ``ks.setup()``)."""
+    state = _Inspection(ks)
+    for spec in ks.schema.entities:
+        await state.documents(spec)
+    await state.singletons()
+    await state.reference_sets()
+    await state.claims()
+    await state.counters()
+    if ks.capabilities.search:
+        await state.indexes()
+    state.report.problems.sort(key=lambda p: (p.kind, p.key))
+    return state.report
+
+
+async def _read(ks: Keyspace, key: str) -> tuple[bytes | None, Any]:  # exact bytes, document
+    try:
+        raw: bytes | None = await call(ks.client, "JSON.GET", key, ".")
+    except ResponseError:
+        return None, None
+    return raw, (codec.loads(raw) if raw is not None else None)
+
+
+async def _commit(ks: Keyspace, plan: Plan, key: str = "", raw: bytes | None = None) -> bool:
+    """Commit ``plan`` only if ``key`` still holds exactly ``raw`` (None: still absent)."""
+    if key:
+        plan.checks.insert(0, ["equals", plan.key(key), raw] if raw else ["absent", plan.key(key)])
+    try:
+        return (await ks.documents.scripts.commit(plan)).ok
+    except ResponseError:
+        return False
+
+
+async def _fix_reference_set(ks: Keyspace, problem: Problem) -> bool:
+    if (parsed := parse_ref_set(ks.schema, problem.key)) is None:
+        return False
+    spec, ref, target_id = parsed
+    member, adding = problem.fix["member"], problem.fix["action"] == "add"
+    raw, doc = await _read(ks, keys.doc_key(spec.prefix, member))
+    if (isinstance(doc, dict) and target_id in ref_ids(doc, ref)) != adding:
+        return False  # no longer true: it changed since the inspection
+    plan = Plan()
+    plan.write("sadd" if adding else "srem", problem.key, member)
+    return await _commit(ks, plan, keys.doc_key(spec.prefix, member), raw)
+
+
+async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:
+    if (claim := parse_claim(ks.schema, problem.key)) is None:
+        return False
+    spec, unique, value = claim
+    owner, creating = problem.fix["owner"], problem.fix["action"] == "create"
+    raw, doc = await _read(ks, keys.doc_key(spec.prefix, owner))
+    held = get_path(doc, unique.field) if isinstance(doc, dict) else None
+    if (isinstance(held, str) and unique.normalize(held) == value) != creating:
+        return False
+    plan = Plan()
+    plan.check("free", problem.key, owner, unique.field)  # unclaimed, or still the owner's
+    plan.write("set" if creating else "delif", problem.key, owner)
+    return await _commit(ks, plan, keys.doc_key(spec.prefix, owner), raw)
+
+
+async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
+    spec = next(s for s in ks.schema.entities if problem.key.startswith(s.prefix + ":"))
+    ref = next(r for r in spec.references if r.field == problem.fix["field"])
+    target, target_id = problem.fix["target"], problem.fix["target_id"]
+    raw, doc = await _read(ks, problem.key)
+    if raw is None or not isinstance(doc, dict) or target_id not in ref_ids(doc, ref):
+        return False
+    try:
+        new = validate(spec.model, pulled(doc, ref, [target_id]))
+    except ValidationFailed:
+        return False
+    plan = Plan()
+    plan.check("absent", target)  # the target was not created meanwhile
+    plan.write("jset", problem.key, codec.dumps(new))
+    plan.write("srem", keys.ref_key(target, spec.prefix, ref.field), problem.key.split(":", 1)[1])
+    return await _commit(ks, plan, problem.key, raw)
+
+
+async def _fix_counter(ks: Keyspace, problem: Problem) -> bool:
+    plan = Plan()
+    plan.write("floor", problem.key, int(problem.fix["value"]))  # raises it, never lowers it
+    return await _commit(ks, plan)
+
+
+async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
+    spec = ks.schema.entity(problem.fix["entity"])
+    name = await search.ensure(ks.client, spec, timeout=600)  # as setup() in the CLI
+    return name.split(".")[0] == search.current_name(spec)
+
+
+# In this order; orphan claims are deleted before missing ones are created.
+FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
+    "reference_index": _fix_reference_set, "unique_index": _fix_claim,
+    "dangling_reference": _fix_dangling, "counter_behind": _fix_counter, "index": _fix_index,
+}  # fmt: skip
+
+
+async def repair(ks: Keyspace, report: Report) -> int:
+    """Fix the repairable problems of ``report``; returns how many were fixed. Each fix
+    re-reads what it relies on and commits against those exact bytes, or is skipped."""
+    order = list(FIXERS)
+    todo = [p for p in report.problems if p.repairable and p.kind in FIXERS]
+    todo.sort(key=lambda p: (order.index(p.kind), p.fix.get("action") == "create"))
+    return sum([await FIXERS[p.kind](ks, p) for p in todo])
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``multiframe-admin check``."""
+    parser.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(setup=False)  # setup() would rebuild the indexes this checks
+
+
+def _print(report: Report, title: str) -> None:
+    for kind, count in Counter(p.kind for p in report.problems).items():
+        problems = [p for p in report.problems if p.kind == kind]
+        print(f"{kind}: {count} ({sum(p.repairable for p in problems)} repairable)")
+        for p in problems:
+            print(f"  {p.key}: {p.detail}{' [repairable]' if p.repairable else ''}")
+    fixable = sum(p.repairable for p in report.problems)
+    found = f"{len(report.problems)} problems, {fixable} repairable" if report.problems else "clean"
+    print(f"{title}: {report.documents} documents: {found}")
+
+
+async def run(args: argparse.Namespace, ks: Keyspace) -> int:
+    """``multiframe-admin check [--repair] [--json]``: 0 when clean (after repair), else 1."""
+    ks.capabilities = Capabilities(json=True, search=(await probe(ks.client)).search)
+    report = final = await inspect(ks)
+    todo, fixed = sum(p.repairable for p in report.problems), 0
+    if args.repair and todo:
+        fixed = await repair(ks, report)
+        final = await inspect(ks)
+    out: dict[str, Any] = {"clean": report.clean, **asdict(report)}
+    if args.repair:
+        out |= {"repaired": fixed, "after": {"clean": final.clean, **asdict(final)}}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return OK if final.clean else PROBLEMS
+    _print(report, "check")
+    if args.repair:
+        print(f"repair: fixed {fixed} of {todo} repairable problems")
+        _print(final, "after repair")
+    return OK if final.clean else PROBLEMS

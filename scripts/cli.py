@@ -1,0 +1,157 @@
+"""``multiframe-admin``: one CLI for operations on the keyspace.
+
+Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
+or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
+production reset), 130 interrupted by Ctrl-C (nothing half-written: every batch
+is its own atomic commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from keyspace import Keyspace, connect
+from keyspace.server import EmbeddedRedis
+
+OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
+URL_FILE = "redis.url"
+
+Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
+
+
+class Refused(Exception):
+    """The command will not run on this target; the message says what to do instead."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("MULTIFRAME_DATA_DIR", "var/redis"))
+
+
+@contextlib.asynccontextmanager
+async def open_keyspace(
+    url: str | None, data_dir: Path, *, setup: bool = True
+) -> AsyncIterator[Keyspace]:
+    """A keyspace on ``url``; else on the running ``make run`` server; else on an embedded
+    server started here on ``data_dir`` (stopped again afterwards)."""
+    embedded: EmbeddedRedis | None = None
+    recorded = data_dir / URL_FILE
+    if url is None and recorded.exists():
+        url = recorded.read_text().strip()
+        probe = connect(url, timeout=1.0)
+        try:
+            await probe.ping()
+        except Exception:
+            url = None  # stale file from a server that is gone
+        finally:
+            await probe.aclose()
+    if url is None:
+        data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any I/O
+        embedded = EmbeddedRedis(data_dir)
+        url = embedded.start()
+    client = connect(url)
+    try:
+        ks = Keyspace(client)
+        if setup:
+            await ks.setup(index_timeout=600)
+        yield ks
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]]:
+    from . import admin, backup, check, generate, legacy
+
+    return {
+        "load-demo": (
+            "load demo_data/ through the keyspace (idempotent)",
+            admin.demo_args,
+            admin.load_demo,
+        ),
+        "generate": (
+            "generate realistic data at scale, deterministically",
+            generate.add_args,
+            generate.run,
+        ),
+        "backup": (
+            "write a checksummed backup of the whole keyspace",
+            backup.backup_args,
+            backup.backup,
+        ),
+        "restore": (
+            "restore a backup (refuses a non-empty server without --replace)",
+            backup.restore_args,
+            backup.restore,
+        ),
+        "import-legacy": ("convert a MultiFrame 11.0 string keyspace", legacy.add_args, legacy.run),
+        "check": ("report (and --repair) integrity problems", check.add_args, check.run),
+        "reindex": (
+            "build new index versions and switch aliases when complete",
+            admin.reindex_args,
+            admin.reindex,
+        ),
+        "reset": ("delete every service key (development only)", admin.reset_args, admin.reset),
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="multiframe-admin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL") or None,
+        help="server to work on (default: REDIS_URL, else the running embedded server, "
+        "else an embedded server started on --data-dir)",
+    )
+    top.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="embedded server data directory (MULTIFRAME_DATA_DIR, default var/redis)",
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_args, func) in _commands().items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(cmd)
+        cmd.set_defaults(func=func)
+    return top
+
+
+async def run_cli(argv: list[str]) -> int:
+    """Run one command in the current event loop and return its exit code (tests use this)."""
+    args = parser().parse_args(argv)
+    try:
+        # A command that must see the server untouched (restore) sets ``setup=False``.
+        async with open_keyspace(
+            args.redis_url, args.data_dir, setup=getattr(args, "setup", True)
+        ) as ks:
+            code: int = await args.func(args, ks)
+            return code
+    except Refused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return REFUSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return asyncio.run(run_cli(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every completed batch is committed; nothing is half-written",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""load-demo, generate, reindex and reset through the CLI, and durability across SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from keyspace import DRIVER, QUEST, USER, Keyspace, connect, parse, search
+from keyspace.server import EmbeddedRedis
+from scripts.cli import OK, REFUSED, run_cli
+from tests import factories as f
+
+pytestmark = pytest.mark.redis
+
+DEMO = Path(__file__).resolve().parents[2] / "demo_data" / "demo.json"
+
+
+async def cli(server: EmbeddedRedis, *argv: str) -> int:
+    return await run_cli(["--redis-url", server.url, *argv])
+
+
+async def snapshot(client: Redis) -> dict[bytes, object]:
+    out: dict[bytes, object] = {}
+    async for key in client.scan_iter(count=1000):
+        kind = await client.type(key)
+        if kind == b"ReJSON-RL":
+            out[key] = await client.execute_command("JSON.GET", key, ".")  # type: ignore[no-untyped-call]
+        elif kind == b"string":
+            out[key] = await client.get(key)
+        elif kind == b"set":
+            out[key] = sorted(await client.smembers(key))
+    return out
+
+
+async def test_load_demo_is_idempotent_and_keeps_seed_records(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    assert await cli(redis_server, "load-demo") == OK
+    first = await snapshot(real_client)
+    assert await cli(redis_server, "load-demo") == OK
+    assert await snapshot(real_client) == first
+    demo = orjson.loads(DEMO.read_bytes())
+    seed_driver = orjson.loads(first[b"driver:driver_1"])  # type: ignore[arg-type]
+    assert seed_driver == demo["drivers"][0]
+    assert seed_driver["chip_data"]["cores"] == 128
+    assert orjson.loads(first[b"config:system"]) == demo["config:system"]  # type: ignore[arg-type]
+    assert first[b"user_counter"] == str(len(demo["users"])).encode()
+    ks = Keyspace(real_client)
+    await ks.setup()
+    page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "status": ["optimized"]}))
+    assert [d["driver_id"] for d in page.items] == ["driver_1"]
+    roles = {u["role"] for u in demo["users"]}
+    assert roles == {"admin", "designer", "engineer"}
+    made = await f.user(ks, "AfterDemo")
+    assert made.doc["user_id"] == f"user_{len(demo['users']) + 1}"
+
+
+async def test_generate_is_deterministic_and_consistent(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli(redis_server, "generate", "--users", "300", "--seed", "5") == OK
+    assert "documents in" in capsys.readouterr().out
+    first = await snapshot(real_client)
+    await real_client.flushall()
+    assert await cli(redis_server, "generate", "--users", "300", "--seed", "5") == OK
+    second = await snapshot(real_client)
+    assert second == first
+    users = [k for k in first if k.startswith(b"user:")]
+    assert len(users) == 300
+    assert len([k for k in first if k.startswith(b"driver:")]) > 900
+    from scripts.check import inspect
+
+    ks = Keyspace(real_client)
+    await ks.setup()
+    assert (await inspect(ks)).clean
+
+
+async def test_reindex_never_interrupts_queries(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await cli(redis_server, "generate", "--users", "400")
+    before = search.current_name(QUEST)
+    expected = (await ks.list(QUEST, parse(QUEST, {"status": ["active"], "limit": ["5"]}))).total
+    assert expected > 0
+    stop = asyncio.Event()
+    answers: list[int] = []
+
+    async def query() -> None:
+        client = connect(redis_server.url)
+        reader = Keyspace(client)
+        await reader.setup()
+        while not stop.is_set():
+            page = await reader.list(QUEST, parse(QUEST, {"status": ["active"], "limit": ["5"]}))
+            assert len(page.items) == 5
+            answers.append(page.total)
+        await client.aclose()
+
+    readers = [asyncio.create_task(query()) for _ in range(3)]
+    assert await cli(redis_server, "reindex") == OK
+    stop.set()
+    await asyncio.gather(*readers)
+    assert answers
+    assert set(answers) == {expected}
+    target = await search.alias_target(real_client, QUEST)
+    assert target is not None
+    assert target.startswith(before + ".")
+    assert await search.list_indexes(real_client) >= {target}
+    assert before not in await search.list_indexes(real_client)
+
+
+async def test_reset_refuses_production_and_wipes_development(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await f.user(ks, "A")
+    assert await cli(redis_server, "reset", "--yes-really") == REFUSED
+    assert await real_client.exists("user:user_1") == 1
+    await ks.patch_config({"system": {"mode": "development"}})
+    assert await cli(redis_server, "reset", "--yes-really") == OK
+    left = sorted([k async for k in real_client.scan_iter()])
+    assert left == [b"analytics:metrics", b"config:system"]
+    assert (await ks.get_config()).doc["system"]["mode"] == "production"
+    assert (await f.user(ks, "B")).doc["user_id"] == "user_1"
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, appendfsync="always")
+    server.start()
+
+    async def write() -> list[str]:
+        client = connect(server.url)
+        ks = Keyspace(client)
+        await ks.setup()
+        ids = [str((await f.user(ks, f"Durable{i}")).doc["user_id"]) for i in range(100)]
+        await f.driver(ks, "user_1")
+        await client.aclose()
+        return ids
+
+    acknowledged = asyncio.run(write())
+    server.kill()
+    server.start()
+
+    async def read() -> None:
+        client = connect(server.url)
+        ks = Keyspace(client)
+        await ks.setup()
+        for user_id in acknowledged:
+            assert (await ks.get(USER, user_id)).doc["user_id"] == user_id
+        assert await client.get("user_counter") == b"100"
+        assert await client.get("mf:uniq:user:username:durable99") == b"user_100"
+        await client.aclose()
+
+    try:
+        asyncio.run(read())
+    finally:
+        server.stop()
