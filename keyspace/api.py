@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import listing, search
+from . import keys, listing, search
 from .connection import call, check_client
 from .documents import validate
 from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
@@ -223,7 +223,7 @@ class Keyspace:
             for spec in self.schema.entities:
                 try:
                     info = search.parse_info(
-                        await call(self.client, "FT.INFO", f"mf:idx:{spec.prefix}")
+                        await call(self.client, "FT.INFO", keys.index_alias(spec.prefix))
                     )
                     indexes[spec.collection] = not search.is_building(info)
                 except ResponseError:

@@ -95,8 +95,13 @@ class Nft(_Doc):
 class Quest(_Doc):
     quest_id: Id
     user_id: Id
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=5000)]
+    title: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ]
+    # Line breaks and tabs are text; other control characters are not.
+    description: Annotated[
+        str, StringConstraints(max_length=5000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+    ]
     status: Literal["active", "completed"]
     reward: Annotated[str, StringConstraints(max_length=200)]
     timestamp: Timestamp

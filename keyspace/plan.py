@@ -138,7 +138,9 @@ def plan_create(
         plan.write("set", claim, doc_id)
     for ref_set in refs:
         plan.write("sadd", ref_set, doc_id)
-    _counter_ops(plan, spec, doc_id, explicit_id)
+    if replacing_legacy is None or spec.counted:
+        # A legacy NFT was already counted by the legacy nft_counter.
+        _counter_ops(plan, spec, doc_id, explicit_id)
     plan.returns(key)
     return plan
 

@@ -77,9 +77,19 @@ def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
-def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _text_value(raw: str, param: str) -> str:
     if len(raw) > MAX_VALUE_LENGTH:
         raise _invalid(param, f"longer than {MAX_VALUE_LENGTH} characters")
+    if _CONTROL.search(raw):
+        raise _invalid(param, "must not contain control characters")
+    return raw
+
+
+def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
+    raw = _text_value(raw, param)
     if spec_field.kind is Kind.NUMERIC:
         try:
             number = float(raw)
@@ -160,8 +170,8 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
     q = _single(params, "q")
     if q is not None and not spec.text_fields:
         raise _invalid("q", f"{spec.collection} have no full-text fields")
-    if q is not None and len(q) > MAX_VALUE_LENGTH:
-        raise _invalid("q", f"longer than {MAX_VALUE_LENGTH} characters")
+    if q is not None:
+        q = _text_value(q, "q")
     sort, descending = _sort(spec, _single(params, "sort"))
     query = Query(
         equals=tuple(equals),

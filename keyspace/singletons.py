@@ -36,7 +36,13 @@ class Singletons:
         self.scripts = scripts
 
     async def ensure(self, spec: SingletonSpec) -> bool:
-        """Store the declared default if the key is missing; True when it was created."""
+        """Store the declared default if the key is missing; True when it was created.
+
+        A key of another type (a legacy MultiFrame 11.0 string awaiting
+        ``import-legacy``) is left alone for the importer and ``check`` to handle.
+        """
+        if await self.client.exists(spec.key) and await self.client.type(spec.key) == b"string":
+            return False
         return bool(
             await call(self.client, "JSON.SET", spec.key, "$", codec.dumps(spec.default), "NX")
         )

@@ -73,6 +73,12 @@ def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
         raise AlreadyExists(f"{result.value} already exists", field=spec.id_field)
     if result.error == "not_found":
         raise NotFound(f"{result.value} does not exist")
+    if result.error == "wrong_type":
+        raise Conflict(
+            f"{result.value} holds an unexpected type; nothing was written "
+            "(run `multiframe-admin check` to find and repair it)",
+            details={"key": result.value},
+        )
     raise Conflict(f"write refused: {result.error}", field=result.field or None)
 
 

@@ -17,6 +17,8 @@
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
+-- Before any write, every written key is checked to hold the type its op needs
+-- ('wrong_type' otherwise), so no write can fail half-way through a plan.
 
 local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3, string = 2,
                jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1,
@@ -82,11 +84,43 @@ while i <= #ARGV do
   i = i + width + 1
 end
 
+-- The type each write op needs its key to have (or to be missing).
+local needs = {sadd = 'set', srem = 'set', hset = 'hash', hsetx = 'hash',
+               floor = 'string', incr = 'string'}
+local function type_of(key)
+  local reply = redis.pcall('TYPE', key)
+  return type(reply) == 'table' and reply.ok or '?'
+end
+local function writable(n_first)
+  local gone = {}
+  for n = n_first, #plan do
+    local op, key = plan[n][1], KEYS[tonumber(plan[n][2][1])]
+    if op == 'del' then gone[key] = true end
+    if op == 'jset' and not gone[key] and redis.call('EXISTS', key) == 1 then
+      -- JSON.TYPE, not TYPE: it fails exactly when JSON.SET would (a non-JSON value).
+      local reply = redis.pcall('JSON.TYPE', key, '$')
+      if type(reply) == 'table' and reply.err then return fail('wrong_type', op, key) end
+    end
+    local want = needs[op]
+    if want and not gone[key] then
+      local have = type_of(key)
+      if have ~= 'none' and have ~= want then return fail('wrong_type', op, key) end
+      if (op == 'floor' or op == 'incr') and have == 'string'
+          and not tonumber(redis.call('GET', key)) then
+        return fail('wrong_type', op, key)
+      end
+    end
+  end
+  return nil
+end
+
 local n_checks = tonumber(ARGV[1])
 for n = 1, n_checks do
   local result = check(plan[n][1], plan[n][2])
   if result then return result end
 end
+local bad = writable(n_checks + 1)
+if bad then return bad end
 for n = n_checks + 1, #plan do
   write(plan[n][1], plan[n][2])
 end

@@ -10,6 +10,7 @@ from keyspace import (
     NFT,
     USER,
     AlreadyExists,
+    Conflict,
     InvalidTransition,
     Keyspace,
     MissingReference,
@@ -190,3 +191,14 @@ async def test_delete_releases_uniques_and_never_reuses_ids(ks: Keyspace) -> Non
     assert await ks.client.exists("user:user_1", "mf:uniq:user:email:alice@example.com") == 0
     again = await f.user(ks, "Alice")
     assert again.doc["user_id"] == "user_2"
+
+
+async def test_a_plan_never_half_writes_on_a_corrupted_key(ks: Keyspace) -> None:
+    await ks.client.hset("user_counter", "not", "a counter")
+    with pytest.raises(Conflict) as err:
+        await ks.create(
+            USER, {"user_id": "user_5", "username": "Five", "email": "5@x.io", "role": "admin"}
+        )
+    assert "user_counter" in err.value.message
+    assert await ks.client.exists("user:user_5", "mf:uniq:user:email:5@x.io") == 0
+    assert await ks.client.hgetall("user_counter") == {b"not": b"a counter"}

@@ -158,11 +158,6 @@ NUL_QUERIES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keyspace/query.py escape() turns NUL into backslash+NUL; RediSearch reports a "
-    "syntax error (ResponseError), which the API answers with 500",
-)
 @pytest.mark.parametrize(("path", "params"), NUL_QUERIES)
 async def test_nul_in_filters_and_q_is_not_500(
     world: World, path: str, params: dict[str, str]
