@@ -2,8 +2,8 @@
 
 Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
 or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
-production reset), 130 interrupted by Ctrl-C (nothing half-written: every batch
-is its own atomic commit).
+production reset), 130 interrupted by Ctrl-C (no document is half-written: every
+write is its own atomic commit; re-running the command finishes the job).
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_cli(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print(
-            "\ninterrupted: every completed batch is committed; nothing is half-written",
+            "\ninterrupted: every write already sent is a whole atomic commit; "
+            "re-run the command to finish (restore: with --replace)",
             file=sys.stderr,
         )
         return INTERRUPTED
