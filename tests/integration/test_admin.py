@@ -13,6 +13,7 @@ from keyspace import DRIVER, QUEST, USER, Keyspace, connect, parse, search
 from keyspace.server import EmbeddedRedis
 from scripts.cli import OK, REFUSED, run_cli
 from tests import factories as f
+from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
 
@@ -21,19 +22,6 @@ DEMO = Path(__file__).resolve().parents[2] / "demo_data" / "demo.json"
 
 async def cli(server: EmbeddedRedis, *argv: str) -> int:
     return await run_cli(["--redis-url", server.url, *argv])
-
-
-async def snapshot(client: Redis) -> dict[bytes, object]:
-    out: dict[bytes, object] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = await client.type(key)
-        if kind == b"ReJSON-RL":
-            out[key] = await client.execute_command("JSON.GET", key, ".")  # type: ignore[no-untyped-call]
-        elif kind == b"string":
-            out[key] = await client.get(key)
-        elif kind == b"set":
-            out[key] = sorted(await client.smembers(key))
-    return out
 
 
 async def test_load_demo_is_idempotent_and_keeps_seed_records(

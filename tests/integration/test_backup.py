@@ -17,6 +17,7 @@ from keyspace.server import EmbeddedRedis
 from scripts import backup as backup_module
 from scripts.cli import OK, PROBLEMS, REFUSED, run_cli
 from tests import factories as f
+from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
 
@@ -33,22 +34,6 @@ QUERIES: list[tuple[Any, dict[str, list[str]]]] = [
 
 async def cli(server: EmbeddedRedis, *argv: str) -> int:
     return await run_cli(["--redis-url", server.url, *argv])
-
-
-async def snapshot(client: Redis) -> dict[bytes, object]:
-    """Every key with its raw value: JSON.GET bytes, string bytes or sorted set members."""
-    out: dict[bytes, object] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = await client.type(key)
-        if kind == b"ReJSON-RL":
-            out[key] = await client.execute_command("JSON.GET", key, ".")  # type: ignore[no-untyped-call]
-        elif kind == b"string":
-            out[key] = await client.get(key)
-        elif kind == b"set":
-            out[key] = sorted(await client.smembers(key))
-        else:
-            out[key] = kind
-    return out
 
 
 async def answers(ks: Keyspace) -> list[Page]:

@@ -16,6 +16,7 @@ from keyspace.store import Stored
 from scripts.check import Problem, Report, inspect, repair
 from scripts.cli import OK, PROBLEMS, run_cli
 from tests import factories as f
+from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
 
@@ -24,19 +25,6 @@ STALE_INDEX = "mf:idx:nft:0000000000"
 
 async def check(server: EmbeddedRedis, *flags: str) -> int:
     return await run_cli(["--redis-url", server.url, "check", *flags])
-
-
-async def snapshot(client: Redis) -> dict[bytes, Any]:
-    out: dict[bytes, Any] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = await client.type(key)
-        if kind == b"ReJSON-RL":
-            out[key] = await call(client, "JSON.GET", key, ".")
-        elif kind == b"string":
-            out[key] = await client.get(key)
-        elif kind == b"set":
-            out[key] = sorted(await client.smembers(key))
-    return out
 
 
 async def jset(client: Redis, key: str, doc: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import inspect as pyinspect
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -14,6 +13,7 @@ from redis.asyncio import Redis
 from keyspace import DRIVER, PROCESS, Keyspace, codec, connect, parse
 from keyspace.server import EmbeddedRedis
 from scripts.cli import OK, PROBLEMS, run_cli
+from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
 
@@ -38,19 +38,6 @@ def db1(server: EmbeddedRedis) -> str:
 async def load(client: Redis) -> None:
     for key, value in DUMP.items():
         await client.set(key, value)
-
-
-async def snapshot(client: Redis) -> dict[bytes, Any]:
-    out: dict[bytes, Any] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = await client.type(key)
-        if kind == b"ReJSON-RL":
-            out[key] = await client.execute_command("JSON.GET", key, ".")  # type: ignore[no-untyped-call]
-        elif kind == b"string":
-            out[key] = await client.get(key)
-        elif kind == b"set":
-            out[key] = sorted(await client.smembers(key))
-    return out
 
 
 async def imported(client: Redis) -> None:

@@ -1,0 +1,26 @@
+"""Reading the whole state of a test server, for before/after comparisons."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from keyspace.connection import call
+
+
+async def snapshot(client: Redis) -> dict[bytes, object]:
+    """Every key with its raw value: JSON.GET bytes, string bytes, sorted set members,
+    a hash as a dict; other types by their type name."""
+    out: dict[bytes, object] = {}
+    async for key in client.scan_iter(count=1000):
+        kind = await client.type(key)
+        if kind == b"ReJSON-RL":
+            out[key] = await call(client, "JSON.GET", key, ".")
+        elif kind == b"string":
+            out[key] = await client.get(key)
+        elif kind == b"set":
+            out[key] = sorted(await client.smembers(key))
+        elif kind == b"hash":
+            out[key] = await client.hgetall(key)
+        else:
+            out[key] = kind
+    return out
