@@ -33,11 +33,14 @@ async def _admin_user(ks: Keyspace) -> tuple[str, bytes]:
 
 
 async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
-    """Make ``admin_token`` an admin API key, or print a new one if the keyspace has no users."""
+    """Make ``admin_token`` an admin API key, or print a new one if the keyspace has no users.
+
+    The operator's token needs no user document (it acts as ``admin``), so user
+    lists hold only the users clients created.
+    """
     if admin_token:
-        user_id, raw = await _admin_user(ks)
-        await ks.tokens.mint(user_id, raw, Kind.API_KEY, token=admin_token)
-        log.info("MULTIFRAME_ADMIN_TOKEN is an API key of the admin user %r", user_id)
+        await ks.tokens.grant(admin_token, ADMIN["user_id"], "admin")
+        log.info("MULTIFRAME_ADMIN_TOKEN is an admin API key")
         return
     if (await ks.list(USER, parse(USER, {"limit": ["1"]}))).total:
         return

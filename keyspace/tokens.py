@@ -104,12 +104,21 @@ class Tokens:
         """Store a new token for the user whose stored document is ``user_raw`` (the commit
         re-checks it, so the role copied into the token is current). Sessions expire
         after ``ttl`` (default 24 h); API keys only when a ``ttl`` is given."""
-        role = str(codec.loads(user_raw)["role"])
-        token = token or new_token()
-        digest = token_hash(token)
-        expires = ttl if ttl is not None else (SESSION_TTL if kind is Kind.SESSION else None)
         plan = Plan()
         plan.check("equals", keys.doc_key(USER.prefix, user_id), user_raw)
+        role = str(codec.loads(user_raw)["role"])
+        return await self._store(plan, user_id, role, kind, ttl, token or new_token())
+
+    async def grant(self, token: str, user_id: str, role: str) -> Minted:
+        """Make ``token`` an API key of ``user_id`` with ``role`` whether or not a user
+        document exists: the operator's ``MULTIFRAME_ADMIN_TOKEN`` at start-up."""
+        return await self._store(Plan(), user_id, role, Kind.API_KEY, None, token)
+
+    async def _store(
+        self, plan: Plan, user_id: str, role: str, kind: Kind, ttl: int | None, token: str
+    ) -> Minted:
+        digest = token_hash(token)
+        expires = ttl if ttl is not None else (SESSION_TTL if kind is Kind.SESSION else None)
         key = keys.token_key(digest)
         plan.write("del", key)
         for name, value in (("user_id", user_id), ("role", role), ("kind", kind.value)):

@@ -106,7 +106,6 @@ async def test_limit_holds_under_concurrency_across_two_processes(
 
     statuses = await asyncio.gather(*(write(alice if n % 2 else on_second, n) for n in range(40)))
     assert sorted(statuses) == [201] * 10 + [429] * 30
-    assert await drivers_of(first) == 0  # the admin made none
     assert await drivers_of(alice) == 10
     keys = [k async for k in redis.scan_iter(match="mf:rate:*:write")]
     assert len(keys) == 1  # one shared GCRA state for the token
