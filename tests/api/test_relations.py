@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.api.test_collections import (
@@ -17,18 +15,7 @@ from tests.api.test_collections import (
     process_body,
     quest_body,
 )
-
-
-async def page_of(api: Client, path: str, **params: str) -> dict[str, Any]:
-    resp = await api.get(path, params=params)
-    assert resp.status == 200, await resp.text()
-    body: dict[str, Any] = await resp.json()
-    assert list(body) == ["items", "total", "next_cursor"]
-    return body
-
-
-def ids(page: dict[str, Any], field: str) -> list[str]:
-    return [doc[field] for doc in page["items"]]
+from tests.api.test_lists import ids, listed
 
 
 async def two_users_with_documents(api: Client) -> None:
@@ -58,25 +45,25 @@ async def test_user_documents_lists_only_theirs(
     api: Client, collection: str, id_field: str, mine: list[str]
 ) -> None:
     await two_users_with_documents(api)
-    page = await page_of(api, f"/api/users/user_1/{collection}")
+    page = await listed(api, f"/api/users/user_1/{collection}")
     assert (ids(page, id_field), page["total"], page["next_cursor"]) == (mine, len(mine), None)
     assert all(doc["user_id"] == "user_1" for doc in page["items"])
     full = await fetch(api, f"/api/{collection}/{mine[0]}")
     assert page["items"][0] == full[1]
-    assert (await page_of(api, f"/api/users/user_3/{collection}"))["total"] == 0
-    first = await page_of(api, f"/api/users/user_1/{collection}", limit="1")
+    assert (await listed(api, f"/api/users/user_3/{collection}"))["total"] == 0
+    first = await listed(api, f"/api/users/user_1/{collection}", limit="1")
     assert ids(first, id_field) == mine[:1]
-    rest = await page_of(api, f"/api/users/user_1/{collection}", cursor=first["next_cursor"])
+    rest = await listed(api, f"/api/users/user_1/{collection}", cursor=first["next_cursor"])
     assert ids(rest, id_field) == mine[1:]
 
 
 async def test_user_documents_accept_extra_filters(api: Client) -> None:
     await two_users_with_documents(api)
-    page = await page_of(api, "/api/users/user_1/drivers", status="optimized")
+    page = await listed(api, "/api/users/user_1/drivers", status="optimized")
     assert (ids(page, "driver_id"), page["total"]) == (["driver_4"], 1)
-    page = await page_of(api, "/api/users/user_1/drivers", status="generated", sort="-driver_id")
+    page = await listed(api, "/api/users/user_1/drivers", status="generated", sort="-driver_id")
     assert ids(page, "driver_id") == ["driver_3", "driver_1"]
-    page = await page_of(api, "/api/users/user_2/quests", q="quantum")
+    page = await listed(api, "/api/users/user_2/quests", q="quantum")
     assert ids(page, "quest_id") == ["quest_2"]
     resp = await api.get("/api/users/user_1/drivers", params={"user_id": "user_2"})
     assert resp.status == 400  # the owner is fixed by the URL
@@ -100,14 +87,14 @@ async def test_collaborations_lists_collabs_the_user_takes_part_in(api: Client) 
     await created(api, "collabs", collab_body("user_2", ["user_1"]))
     await created(api, "collabs", collab_body("user_3", ["user_2"], status="completed"))
     await created(api, "collabs", collab_body("user_1"))
-    page = await page_of(api, "/api/users/user_2/collaborations")
+    page = await listed(api, "/api/users/user_2/collaborations")
     assert (ids(page, "collab_id"), page["total"]) == (["collab_1", "collab_3"], 2)
     assert all("user_2" in doc["collaborators"] for doc in page["items"])
-    page = await page_of(api, "/api/users/user_2/collaborations", status="active")
+    page = await listed(api, "/api/users/user_2/collaborations", status="active")
     assert ids(page, "collab_id") == ["collab_1"]
-    page = await page_of(api, "/api/users/user_1/collaborations")
+    page = await listed(api, "/api/users/user_1/collaborations")
     assert ids(page, "collab_id") == ["collab_2"]  # owning collab_1 and collab_4 is not taking part
-    assert (await page_of(api, "/api/users/user_3/collaborations"))["total"] == 1
+    assert (await listed(api, "/api/users/user_3/collaborations"))["total"] == 1
 
 
 async def test_add_collaborator_is_idempotent(api: Client) -> None:
@@ -123,7 +110,7 @@ async def test_add_collaborator_is_idempotent(api: Client) -> None:
     assert again.status == 200
     assert (await again.json())["collaborators"] == ["user_2", "user_3"]
     assert await fetch(api, "/api/collabs/collab_1") == (200, added, again.headers["ETag"])
-    page = await page_of(api, "/api/users/user_3/collaborations")
+    page = await listed(api, "/api/users/user_3/collaborations")
     assert ids(page, "collab_id") == ["collab_1"]
 
 
@@ -153,7 +140,7 @@ async def test_remove_collaborator(api: Client) -> None:
     removed = await resp.json()
     assert removed == {**first, "collaborators": ["user_3"]}
     assert await fetch(api, "/api/collabs/collab_1") == (200, removed, resp.headers["ETag"])
-    assert (await page_of(api, "/api/users/user_2/collaborations"))["total"] == 0
+    assert (await listed(api, "/api/users/user_2/collaborations"))["total"] == 0
     resp = await api.delete("/api/collabs/collab_1/collaborators/user_2")
     assert resp.status == 404
     assert (await resp.json())["error"]["code"] == "not_found"
