@@ -13,7 +13,9 @@ rewrites this file and the plots under `docs/bench/`.
 
 Every figure below was measured in this one run, side by side on the same embedded Redis
 server (started by the suite in a temporary directory, persistence off so disk does not
-skew timings). Latencies are the median and p99 over repeated runs.
+skew timings). Latencies are the median and p99 over repeated runs. The HTTP load
+generator runs in the benchmark's own process, so client and server share the machine's
+cores: absolute req/s are pessimistic, ratios measured in the same run remain comparable.
 """
 
 METHOD = """## What is measured
