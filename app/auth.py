@@ -9,11 +9,12 @@ import math
 
 from aiohttp import web
 
+from keyspace.keys import doc_key, is_lookup_id
 from keyspace.tokens import Decision
 
 from .errors import ApiError, Handler
 from .policy import Caller
-from .state import CALLER, LIMITS, keyspace
+from .state import CALLER, LIMITS, PREFETCH, PREFETCHED, Prefetched, keyspace
 
 REALM = 'Bearer realm="multiframe"'
 MAX_TOKEN = 512
@@ -44,6 +45,18 @@ def _unknown() -> ApiError:
     )
 
 
+def _prefetch_key(request: web.Request) -> str | None:
+    """The document a GET by id will return, so authorization can read it in the same trip."""
+    if request.method != "GET":
+        return None
+    resource = request.match_info.route.resource
+    spec = request.app[PREFETCH].get(resource.canonical) if resource is not None else None
+    doc_id = request.match_info.get("id", "")
+    if spec is None or not is_lookup_id(doc_id):
+        return None
+    return doc_key(spec.prefix, doc_id)
+
+
 def _rate_headers(decision: Decision) -> dict[str, str]:
     if decision.limit <= 0:
         return {}
@@ -60,7 +73,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     token = _token(request)
     route_class = "read" if request.method in ("GET", "HEAD") else "write"
-    decision = await keyspace(request).tokens.authorize(token, route_class, request.app[LIMITS])
+    prefetch = _prefetch_key(request)
+    decision = await keyspace(request).tokens.authorize(
+        token, route_class, request.app[LIMITS], prefetch
+    )
     if decision.status == "unknown":
         raise _unknown()
     headers = _rate_headers(decision)
@@ -81,6 +97,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             headers={**headers, "Retry-After": retry},
         )
     request[CALLER] = Caller(decision.user_id, decision.role, decision.token_hash)
+    if prefetch is not None:
+        request[PREFETCHED] = Prefetched(decision.prefetched)
     response = await handler(request)
     response.headers.update(headers)
     return response

@@ -6,14 +6,24 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from keyspace import COLLAB, USER, EntitySpec, Page, Query, ValidationFailed, parse
+from keyspace import (
+    COLLAB,
+    USER,
+    EntitySpec,
+    NotFound,
+    Page,
+    Query,
+    Stored,
+    ValidationFailed,
+    parse,
+)
 from keyspace.keys import is_lookup_id
 from keyspace.tokens import Kind
 
 from . import policy
 from .auth import caller
 from .errors import ApiError
-from .state import keyspace
+from .state import PREFETCHED, keyspace
 from .wire import if_match, json_response, query_params, read_object, stored_response
 
 MAX_TTL = 365 * 24 * 3600
@@ -52,7 +62,12 @@ class Collection:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        return stored_response(await keyspace(request).get(self.spec, request.match_info["id"]))
+        prefetched = request.get(PREFETCHED)
+        if prefetched is None:  # not read during authorization
+            return stored_response(await keyspace(request).get(self.spec, request.match_info["id"]))
+        if prefetched.raw is None:
+            raise NotFound(f"{self.spec.name} {request.match_info['id']!r} does not exist")
+        return stored_response(Stored.from_raw(prefetched.raw))
 
     async def replace(self, request: web.Request) -> web.Response:
         body = await read_object(request)

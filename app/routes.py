@@ -18,6 +18,7 @@ from .resources import (
     remove_collaborator,
     revoke_current,
 )
+from .state import PREFETCH
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,6 +36,7 @@ class Route:
     returns: str | None = None
     lists: EntitySpec | None = None
     conditional: bool = False
+    prefetch: EntitySpec | None = None  # GET by id: read in the authorization round trip
     status: int = 200
     errors: tuple[int, ...] = field(default=())
 
@@ -73,7 +75,16 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             status=201,
             errors=(400, 409, 413, 415, 422),
         ),
-        Route("GET", item, res.get, f"Get one {spec.name}", tag, returns=name, errors=(404,)),
+        Route(
+            "GET",
+            item,
+            res.get,
+            f"Get one {spec.name}",
+            tag,
+            returns=name,
+            errors=(404,),
+            prefetch=spec,
+        ),
         Route(
             "PUT",
             item,
@@ -274,3 +285,4 @@ def route_table() -> list[Route]:
 def install(app: web.Application, table: list[Route]) -> None:
     for route in table:
         app.router.add_route(route.method, route.path, route.handler)
+    app[PREFETCH] = {r.path: r.prefetch for r in table if r.prefetch is not None}

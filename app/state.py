@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from keyspace import Keyspace
+from keyspace import EntitySpec, Keyspace
 from keyspace.tokens import Limits
 
 from .config import Settings
 from .policy import Caller
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """The document a GET by id asked for, read in the authorization round trip."""
+
+    raw: bytes | None
+
 
 KEYSPACE = web.AppKey("keyspace", Keyspace)
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,3 +32,5 @@ def keyspace(request: web.Request) -> Keyspace:
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 LIMITS = web.AppKey("limits", Limits)
 CALLER = web.RequestKey("caller", Caller)
+PREFETCH = web.AppKey("prefetch", dict[str, EntitySpec])  # route path -> entity of GET-by-id routes
+PREFETCHED = web.RequestKey("prefetched", Prefetched)

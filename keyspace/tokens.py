@@ -81,6 +81,7 @@ class Decision:
     reset_ms: int
     retry_after_ms: int
     token_hash: str
+    prefetched: bytes | None = None  # the requested document when allowed (None: missing)
 
 
 def _text(value: object) -> str:
@@ -137,13 +138,19 @@ class Tokens:
         plan.write("srem", keys.user_tokens_key(user_id), digest)
         await self.scripts.commit(plan)
 
-    async def authorize(self, token: str, route_class: str, limits: Limits) -> Decision:
+    async def authorize(
+        self, token: str, route_class: str, limits: Limits, prefetch: str | None = None
+    ) -> Decision:
+        """Check ``token`` and count the request; with ``prefetch`` (a document key) the
+        same round trip also returns that document when the request is allowed."""
         digest = token_hash(token)
+        keys_ = [keys.token_key(digest), keys.rate_key(digest, route_class), SYSTEM_CONFIG.key]
         reply = await self.scripts.authorize(
-            [keys.token_key(digest), keys.rate_key(digest, route_class), SYSTEM_CONFIG.key],
+            keys_ + ([prefetch] if prefetch is not None else []),
             [route_class, *limits.args()],
         )
-        status, user_id, role, limit, remaining, reset, retry = reply
+        status, user_id, role, limit, remaining, reset, retry = reply[:7]
+        document = reply[7] if len(reply) > 7 and isinstance(reply[7], bytes) else None
         return Decision(
             _text(status),
             _text(user_id),
@@ -153,6 +160,7 @@ class Tokens:
             int(reset),
             int(retry),
             digest,
+            document,
         )
 
     async def owner(self, digest: str) -> str:

@@ -3,12 +3,15 @@
 -- KEYS[1]: the token hash          mf:token:<sha256>   (fields user_id, role, kind)
 -- KEYS[2]: the token's GCRA state  mf:rate:<sha256>:<class>
 -- KEYS[3]: config:system           (read: system.maintenance)
+-- KEYS[4]: optional document key   (read only when the request is allowed: a GET by id
+--                                   is then one round trip)
 -- ARGV[1]: 'read' or 'write' (the route class)
 -- ARGV[2]: period in milliseconds
 -- ARGV[3..8]: requests per period for admin/designer/engineer x read/write,
 --             in the order admin_read admin_write designer_read designer_write
 --             engineer_read engineer_write; 0 means unlimited.
--- Returns: {status, user_id, role, limit, remaining, reset_ms, retry_after_ms}
+-- Returns: {status, user_id, role, limit, remaining, reset_ms, retry_after_ms[, document]}
+--   document: JSON.GET KEYS[4] when given and status is 'ok' (false when missing).
 --   status 'unknown' (no such token), 'maintenance' (a non-admin write while
 --   config:system.maintenance is true; nothing counted), 'limited' or 'ok'.
 -- GCRA keeps one number per token and class, the theoretical arrival time, and
@@ -27,7 +30,15 @@ end
 local slots = {admin = 3, designer = 5, engineer = 7}
 local slot = (slots[role] or 5) + (class == 'write' and 1 or 0)
 local limit = tonumber(ARGV[slot])
-if limit <= 0 then return {'ok', user_id, role, 0, 0, 0, 0} end
+local function allowed(reply)
+  if KEYS[4] then
+    -- pcall: a key of another type is left to the caller's own read, which reports it.
+    local doc = redis.pcall('JSON.GET', KEYS[4], '.')
+    if type(doc) ~= 'table' then reply[8] = doc end
+  end
+  return reply
+end
+if limit <= 0 then return allowed({'ok', user_id, role, 0, 0, 0, 0}) end
 
 local period = tonumber(ARGV[2])
 local interval = period / limit
@@ -42,4 +53,4 @@ if new_tat - now > period then
 end
 redis.call('SET', KEYS[2], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
 local remaining = math.floor((period - (new_tat - now)) / interval)
-return {'ok', user_id, role, limit, remaining, math.ceil(new_tat - now), 0}
+return allowed({'ok', user_id, role, limit, remaining, math.ceil(new_tat - now), 0})

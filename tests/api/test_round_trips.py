@@ -1,0 +1,48 @@
+"""A GET by id costs one Redis round trip: authorization reads the document in the same script."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from app.state import KEYSPACE
+
+Client = TestClient[web.Request, web.Application]
+USER = {"username": "Trip", "email": "trip@x.io", "role": "engineer"}
+
+
+def count_calls(api: Client, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    client = api.app[KEYSPACE].client
+    calls: list[tuple[Any, ...]] = []
+    original = client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        calls.append(args)
+        return await original(*args, **options)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    return calls
+
+
+async def test_get_by_id_is_one_round_trip(api: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = await api.post("/api/users", json=USER)
+    calls = count_calls(api, monkeypatch)
+    resp = await api.get("/api/users/user_1")
+    assert resp.status == 200
+    assert await resp.json() == await created.json()
+    assert resp.headers["ETag"] == created.headers["ETag"]
+    assert len(calls) == 1
+    assert calls[0][0] == "EVALSHA"
+    missing = await api.get("/api/users/user_9")
+    assert missing.status == 404
+    assert len(calls) == 2
+
+
+async def test_refused_requests_never_carry_the_document(api: Client) -> None:
+    await api.post("/api/users", json=USER)
+    resp = await api.get("/api/users/user_1", headers={"Authorization": "Bearer wrong"})
+    assert resp.status == 401
+    assert "Trip" not in await resp.text()
