@@ -70,21 +70,17 @@ class Collection:
         return stored_response(Stored.from_raw(prefetched.raw))
 
     async def replace(self, request: web.Request) -> web.Response:
-        body = await read_object(request)
-        pinned = if_match(request)
-        guard = policy.update_guard(caller(request), self.spec)
-        stored = await keyspace(request).replace(
-            self.spec, request.match_info["id"], body, if_revision=pinned, guard=guard
-        )
-        return stored_response(stored)
+        return await self._update(request, merge=False)
 
     async def patch(self, request: web.Request) -> web.Response:
+        return await self._update(request, merge=True)
+
+    async def _update(self, request: web.Request, *, merge: bool) -> web.Response:
         body = await read_object(request)
-        pinned = if_match(request)
+        ks, doc_id = keyspace(request), request.match_info["id"]
+        write = ks.patch if merge else ks.replace
         guard = policy.update_guard(caller(request), self.spec)
-        stored = await keyspace(request).patch(
-            self.spec, request.match_info["id"], body, if_revision=pinned, guard=guard
-        )
+        stored = await write(self.spec, doc_id, body, if_revision=if_match(request), guard=guard)
         return stored_response(stored)
 
     async def delete(self, request: web.Request) -> web.Response:

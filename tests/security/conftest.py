@@ -242,12 +242,9 @@ class Harness:
 
 
 @pytest.fixture
-async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
-    """A client on the embedded server, flushed before the test."""
-    client = connect(redis_server.url)
-    await client.flushall()
-    yield client
-    await client.aclose()
+def redis(real_client: Redis) -> Redis:
+    """The shared per-test client on the embedded server (flushed before the test)."""
+    return real_client
 
 
 @pytest.fixture
