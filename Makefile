@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration lint bench bench-quick clean
+.PHONY: install run test test-unit test-integration soak lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m redis
+
+# The heavier reliability variants (larger races, longer crash and outage loads).
+soak: $(STAMP)
+	$(BIN)/python -m pytest tests/reliability -m soak -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
