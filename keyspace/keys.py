@@ -51,7 +51,12 @@ def counter_key(prefix: str) -> str:
 
 def generated_id(prefix: str, number: int) -> str:
     """An id in the seed's style, e.g. ``driver_7``."""
-    return f"{prefix}_{number}"
+    return f"{generated_prefix(prefix)}{number}"
+
+
+def generated_prefix(prefix: str) -> str:
+    """What every generated id of an entity starts with, e.g. ``driver_``."""
+    return f"{prefix}_"
 
 
 def counter_value_of(prefix: str, doc_id: str) -> int | None:

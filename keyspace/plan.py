@@ -28,6 +28,10 @@ class Plan:
     checks: list[list[Arg]] = field(default_factory=list)
     writes: list[list[Arg]] = field(default_factory=list)
     returning: int = 0
+    # An id the script draws from a counter: (counter key, id prefix, document key prefix).
+    counter: int = 0
+    id_prefix: str = ""
+    id_key: int = 0
     _index: dict[str, int] = field(default_factory=dict)
 
     def key(self, name: str) -> int:
@@ -46,9 +50,17 @@ class Plan:
     def returns(self, key: str) -> None:
         self.returning = self.key(key)
 
+    def generates(self, counter: str, id_prefix: str, key_prefix: str) -> None:
+        """Have the script INCR ``counter`` (after every check passed) for the id
+        ``id_prefix<n>`` and append that id to the KEYS entry ``key_prefix``."""
+        self.counter = self.key(counter)
+        self.id_prefix = id_prefix
+        self.id_key = self.key(key_prefix)
+
     def args(self) -> list[Arg]:
         """ARGV for ``commit.lua``."""
         flat: list[Arg] = [len(self.checks), self.returning]
+        flat += [self.counter, self.id_prefix, self.id_key]
         for op in (*self.checks, *self.writes):
             flat.extend(op)
         return flat
@@ -142,6 +154,38 @@ def plan_create(
         # A legacy NFT was already counted by the legacy nft_counter.
         _counter_ops(plan, spec, doc_id, explicit_id)
     plan.returns(key)
+    return plan
+
+
+def plan_create_generated(
+    schema: Schema, spec: EntitySpec, doc: Mapping[str, Any], stand_in: str
+) -> Plan:
+    """Create ``doc`` under the next id of its counter, drawn inside the script.
+
+    ``doc`` carries ``stand_in`` as its id. The counter advances only once every
+    unique and reference check passed, and skips ids an import already took, so
+    one round trip creates the document and no failed create burns an id.
+    """
+    plan = Plan()
+    raw = codec.dumps(doc)
+    head = b'{"' + spec.id_field.encode() + b'":"'
+    tail = raw[len(head) + len(stand_in) :]
+    if not raw.startswith(head + stand_in.encode()) or not tail.startswith(b'"'):
+        raise ValueError(f"{spec.name} documents must serialize {spec.id_field} first")
+    key_prefix = keys.doc_key(spec.prefix, "")
+    claims = _uniques(spec, doc)
+    for claim, name in claims.items():
+        plan.check("unclaimed", claim, name)
+    refs = _refs(schema, spec, doc)
+    for target, name, target_id in refs.values():
+        plan.check("exists", target, name, target_id)
+    plan.generates(keys.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
+    plan.write("jsetid", key_prefix, head, tail)
+    for claim in claims:
+        plan.write("setid", claim)
+    for ref_set in refs:
+        plan.write("saddid", ref_set)
+    plan.returns(key_prefix)
     return plan
 
 

@@ -34,6 +34,7 @@ from .plan import (
     inbound_sets,
     mirrored_change,
     plan_create,
+    plan_create_generated,
     plan_delete,
     plan_update,
 )
@@ -41,6 +42,8 @@ from .schema import EntitySpec, OnDelete, Schema
 from .scripts import CommitResult, Scripts
 
 MAX_ATTEMPTS = 64
+STAND_IN = "pending"
+"""The id a generated create validates with; the script puts the drawn id in its place."""
 
 Guard = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 """Sees (stored, proposed) documents before a write and raises to refuse it."""
@@ -114,15 +117,14 @@ class Documents:
             return await self._create(spec, doc, explicit=True)
         if wanted is not None:
             return await self._create(spec, for_create(spec, data, wanted), explicit=True)
-        for_create(spec, data, keys.generated_id(spec.prefix, 1))  # reject bad input before INCR
-        for _ in range(MAX_ATTEMPTS):
-            number = await self.client.incr(keys.counter_key(spec.prefix))
-            try:
-                doc = for_create(spec, data, keys.generated_id(spec.prefix, number))
-                return await self._create(spec, doc, explicit=False)
-            except AlreadyExists:
-                continue  # a document imported with this id: burn it, never overwrite
-        raise Contention(f"could not find a free {spec.name} id")
+        doc = for_create(spec, data, STAND_IN)
+        result = await self.scripts.commit(plan_create_generated(self.schema, spec, doc, STAND_IN))
+        if result.error == "contention":
+            raise Contention(f"could not find a free {spec.name} id; retry")
+        if not result.ok:
+            _raise_for(result, spec)
+        assert result.raw is not None
+        return Stored.from_raw(result.raw)
 
     async def _create(self, spec: EntitySpec, doc: dict[str, Any], *, explicit: bool) -> Stored:
         doc_id = doc[spec.id_field]

@@ -2,34 +2,49 @@
 --
 -- KEYS:   every key the plan reads or writes (documents, unique claims, reference
 --         sets, counters); ops refer to them by 1-based index.
+--         With a generated id, KEYS[ARGV[5]] is the document key's prefix (e.g.
+--         'driver:'): the one key not named in full, since its id is drawn here.
 -- ARGV[1]: number of check ops that follow (they all run before any write).
 -- ARGV[2]: index of the key whose document to return after the writes, 0 for none.
--- ARGV[3..]: ops, each an op name followed by its arguments:
+-- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
+--          every check passed the script INCRs it until ARGV[4]..n names no existing
+--          document (ids an import took are skipped), then appends that id to
+--          KEYS[ARGV[5]] and uses it in the *id ops.
+-- ARGV[4]: prefix of generated ids (e.g. 'driver_'); ARGV[5]: see KEYS.
+-- ARGV[6..]: ops, each an op name followed by its arguments:
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
 --            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
 --            exists  k field value     -> error 'missing_reference' when KEYS[k] is missing
 --            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
+--            unclaimed k field         -> error 'unique_conflict' when KEYS[k] has any owner
 --            card    k n field         -> error 'stale' unless SCARD KEYS[k] == n
 --            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
 --                                         (a legacy MultiFrame 11.0 value being converted)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
 --            srem k member | floor k n | incr k | hset k field value
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
+--            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
 -- Before any write, every written key is checked to hold the type its op needs
 -- ('wrong_type' otherwise), so no write can fail half-way through a plan.
 
-local arity = {absent = 1, equals = 2, exists = 3, free = 3, card = 3, string = 2,
-               jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2, floor = 2, incr = 1,
-               hset = 3, hsetx = 3, pexpire = 2}
+local arity = {absent = 1, equals = 2, exists = 3, free = 3, unclaimed = 2, card = 3,
+               string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
+               floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
+               saddid = 1}
+
+-- A copy, because the generated id completes one key after the checks.
+local K = {}
+for n, key in ipairs(KEYS) do K[n] = key end
+local id = nil
 
 local function fail(code, field, value)
   return {'err', code, field or '', value or ''}
 end
 
 local function check(op, a)
-  local key = KEYS[tonumber(a[1])]
+  local key = K[tonumber(a[1])]
   if op == 'absent' then
     if redis.call('EXISTS', key) == 1 then return fail('already_exists', '', key) end
   elseif op == 'equals' then
@@ -41,6 +56,9 @@ local function check(op, a)
   elseif op == 'free' then
     local owner = redis.call('GET', key)
     if owner and owner ~= a[2] then return fail('unique_conflict', a[3], owner) end
+  elseif op == 'unclaimed' then
+    local owner = redis.call('GET', key)
+    if owner then return fail('unique_conflict', a[2], owner) end
   elseif op == 'string' then
     if redis.call('TYPE', key).ok ~= 'string' or redis.call('GET', key) ~= a[2] then
       return fail('stale', '', key)
@@ -52,7 +70,7 @@ local function check(op, a)
 end
 
 local function write(op, a)
-  local key = KEYS[tonumber(a[1])]
+  local key = K[tonumber(a[1])]
   if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
   elseif op == 'del' then redis.call('DEL', key)
   elseif op == 'set' then redis.call('SET', key, a[2])
@@ -68,12 +86,15 @@ local function write(op, a)
   elseif op == 'hsetx' then
     if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, a[2], a[3]) end
   elseif op == 'pexpire' then redis.call('PEXPIRE', key, a[2])
+  elseif op == 'jsetid' then redis.call('JSON.SET', key, '$', a[2] .. id .. a[3])
+  elseif op == 'setid' then redis.call('SET', key, id)
+  elseif op == 'saddid' then redis.call('SADD', key, id)
   end
 end
 
 -- Parse every op before running any, so a malformed plan writes nothing.
 local plan = {}
-local i = 3
+local i = 6
 while i <= #ARGV do
   local op = ARGV[i]
   local width = arity[op]
@@ -86,7 +107,7 @@ end
 
 -- The type each write op needs its key to have (or to be missing).
 local needs = {sadd = 'set', srem = 'set', hset = 'hash', hsetx = 'hash',
-               floor = 'string', incr = 'string'}
+               floor = 'string', incr = 'string', saddid = 'set'}
 local function type_of(key)
   local reply = redis.pcall('TYPE', key)
   return type(reply) == 'table' and reply.ok or '?'
@@ -94,7 +115,7 @@ end
 local function writable(n_first)
   local gone = {}
   for n = n_first, #plan do
-    local op, key = plan[n][1], KEYS[tonumber(plan[n][2][1])]
+    local op, key = plan[n][1], K[tonumber(plan[n][2][1])]
     if op == 'del' then gone[key] = true end
     if op == 'jset' and not gone[key] and redis.call('EXISTS', key) == 1 then
       -- JSON.TYPE, not TYPE: it fails exactly when JSON.SET would (a non-JSON value).
@@ -121,10 +142,28 @@ for n = 1, n_checks do
 end
 local bad = writable(n_checks + 1)
 if bad then return bad end
+
+local counter = tonumber(ARGV[3])
+if counter > 0 then
+  local have = type_of(K[counter])
+  if have ~= 'none' and (have ~= 'string' or not tonumber(redis.call('GET', K[counter]))) then
+    return fail('wrong_type', 'incr', K[counter])
+  end
+  local doc = tonumber(ARGV[5])
+  for _ = 1, 64 do
+    local candidate = ARGV[4] .. redis.call('INCR', K[counter])
+    if redis.call('EXISTS', K[doc] .. candidate) == 0 then
+      id = candidate
+      break
+    end
+  end
+  if not id then return fail('contention', '', K[counter]) end
+  K[doc] = K[doc] .. id
+end
 for n = n_checks + 1, #plan do
   write(plan[n][1], plan[n][2])
 end
 
 local ret = tonumber(ARGV[2])
-if ret > 0 then return {'ok', redis.call('JSON.GET', KEYS[ret], '.')} end
+if ret > 0 then return {'ok', redis.call('JSON.GET', K[ret], '.')} end
 return {'ok', false}

@@ -81,6 +81,17 @@ async def test_generated_id_never_overwrites_a_document_beyond_the_counter(ks: K
     assert await raw_doc(ks, "user:user_1") == legacy
 
 
+async def test_refused_creates_do_not_advance_the_counter(ks: Keyspace) -> None:
+    await f.user(ks, "HoloMisha")
+    with pytest.raises(UniqueConflict):
+        await f.user(ks, "holomisha")
+    with pytest.raises(MissingReference):
+        await f.driver(ks, "user_9")
+    assert await ks.client.get("user_counter") == b"1"
+    assert await ks.client.get("driver_counter") is None
+    assert (await f.user(ks, "Next")).doc["user_id"] == "user_2"
+
+
 async def test_unique_fields_are_case_insensitive(ks: Keyspace) -> None:
     await f.user(ks, "HoloMisha")
     with pytest.raises(UniqueConflict) as err:

@@ -11,13 +11,22 @@ import pytest
 from keyspace import codec
 from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, USER
 from keyspace.errors import HasDependents
-from keyspace.plan import Arg, DeleteClosure, Loaded, Plan, plan_create, plan_delete, plan_update
+from keyspace.plan import (
+    Arg,
+    DeleteClosure,
+    Loaded,
+    Plan,
+    plan_create,
+    plan_create_generated,
+    plan_delete,
+    plan_update,
+)
 from keyspace.schema import EntitySpec
 
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}
 EMAIL_CLAIM = "mf:uniq:user:email:holo@misha.com"
 NAME_CLAIM = "mf:uniq:user:username:holomisha"
-CHECK_OPS = {"absent", "equals", "exists", "free", "card"}
+CHECK_OPS = {"absent", "equals", "exists", "free", "unclaimed", "card"}
 
 
 def _lua_arity() -> dict[str, int]:
@@ -68,13 +77,15 @@ def decode(plan: Plan) -> tuple[list[tuple[Arg, ...]], list[tuple[Arg, ...]]]:
     1-based and declared in KEYS, and checks come first.
     """
     args = plan.args()
-    n_checks, returning = args[0], args[1]
+    n_checks, returning, counter, _, id_key = args[:5]
     assert isinstance(n_checks, int)
-    assert isinstance(returning, int)
-    assert 0 <= returning <= len(plan.keys)
+    for index in (returning, counter, id_key):
+        assert isinstance(index, int)
+        assert 0 <= index <= len(plan.keys)
+    assert (counter == 0) == (id_key == 0)
     assert len(set(plan.keys)) == len(plan.keys)
     ops: list[tuple[Arg, ...]] = []
-    i = 2
+    i = 5
     while i < len(args):
         name = args[i]
         assert isinstance(name, str)
@@ -99,8 +110,11 @@ def test_plan_args_layout_uses_one_based_key_indexes() -> None:
     plan.write("incr", "a_counter")
     plan.returns("a:1")
     assert plan.keys == ["a:1", "mf:uniq:a", "a_counter"]
-    assert plan.args() == [2, 1, "absent", 1, "free", 2, "1", "f", "jset", 1, b"{}", "incr", 3]
-    assert Plan().args() == [0, 0]
+    assert plan.args() == [
+        *(2, 1, 0, "", 0),
+        *("absent", 1, "free", 2, "1", "f", "jset", 1, b"{}", "incr", 3),
+    ]
+    assert Plan().args() == [0, 0, 0, "", 0]
 
 
 def test_create_user_checks_absence_and_claims_normalized_uniques() -> None:
@@ -319,3 +333,32 @@ def test_restricted_delete_raises_has_dependents_before_planning() -> None:
         plan_delete(MULTIFRAME, closure)
     assert info.value.details == {"field": "driver.user_id", "count": 3}
     assert info.value.code == "has_dependents"
+
+
+def test_generated_create_draws_the_id_in_the_script_after_every_check() -> None:
+    doc = {**user("pending"), "username": "HoloMisha"}
+    plan = plan_create_generated(MULTIFRAME, USER, doc, "pending")
+    checks, writes = decode(plan)
+    assert sorted(checks) == [
+        ("unclaimed", EMAIL_CLAIM, "email"),
+        ("unclaimed", NAME_CLAIM, "username"),
+    ]
+    head, tail = b'{"user_id":"', codec.dumps(doc)[len(b'{"user_id":"pending') :]
+    assert writes[0] == ("jsetid", "user:", head, tail)
+    assert sorted(writes[1:]) == [("setid", EMAIL_CLAIM), ("setid", NAME_CLAIM)]
+    args = plan.args()
+    assert plan.keys[args[2] - 1] == "user_counter"  # type: ignore[operator]
+    assert args[3] == "user_"
+    assert plan.keys[args[4] - 1] == "user:"  # type: ignore[operator]
+    assert plan.keys[plan.returning - 1] == "user:"
+
+
+def test_generated_create_records_references_with_the_drawn_id() -> None:
+    _, writes = decode(plan_create_generated(MULTIFRAME, DRIVER, driver("x", "user_1"), "x"))
+    assert ("saddid", "mf:ref:user:user_1:driver.user_id") in writes
+
+
+def test_generated_create_needs_the_id_serialized_first() -> None:
+    doc = {"username": "a", "user_id": "pending"}
+    with pytest.raises(ValueError, match="user_id first"):
+        plan_create_generated(MULTIFRAME, USER, doc, "pending")
