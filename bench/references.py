@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection
 
 from app import create_app
 from app.config import Settings
@@ -49,9 +49,9 @@ CONSTANT = orjson.dumps(
 )
 
 
-class CountingConnection(Connection):
-    """A redis-py connection that counts the writes it sends: one per round trip
-    (a pipeline is one write). One counter for the process: measure one server at a time."""
+class CountingConnection(AbstractConnection):
+    """Mixed into a client's connection class: counts the writes it sends, one per round
+    trip (a pipeline is one write). One counter for the process: measure one server at a time."""
 
     sends: ClassVar[int] = 0
 
@@ -66,8 +66,11 @@ def redis_client(url: str) -> Redis:
     """``keyspace.connect(url)`` whose plain TCP connections count their round trips."""
     client = connect(url)
     pool = client.connection_pool
-    if pool.connection_class is Connection:  # TLS or unix sockets keep their own class
-        pool.connection_class = CountingConnection
+    pool.connection_class = type(
+        "Counting" + pool.connection_class.__name__,
+        (CountingConnection, pool.connection_class),
+        {},
+    )
     return client
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,9 +24,17 @@ def revision(raw: bytes) -> str:
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
     """The current UTC time in the seed's format (``2025-09-29T10:30:00``)."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    global _clock
+    second = int(time.time())
+    if _clock[0] != second:  # formatting is most of a create's timestamp cost
+        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+        _clock = (second, text)
+    return _clock[1]
 
 
 def normalize_iso(value: str) -> str:
