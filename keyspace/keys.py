@@ -77,6 +77,12 @@ def ref_key(target_key: str, source_prefix: str, source_field: str) -> str:
     return f"{RESERVED}ref:{target_key}:{source_prefix}.{source_field}"
 
 
+def delete_fence(target_key: str) -> str:
+    """Marker that a delete of ``target_key`` is in progress: new references to it are
+    refused while it exists, so a steady writer cannot starve the delete."""
+    return f"{RESERVED}deleting:{target_key}"
+
+
 def token_key(token_hash: str) -> str:
     """Hash of one access token (``user_id``, ``role``, ``kind``), stored under its SHA-256."""
     return f"{RESERVED}token:{token_hash}"

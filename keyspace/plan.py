@@ -108,6 +108,26 @@ def _refs(
     return out
 
 
+def _check_target(plan: Plan, target: str, name: str, target_id: str) -> None:
+    """A new reference needs its target to exist and not be in the middle of a delete."""
+    plan.check("exists", target, name, target_id)
+    plan.check("unfenced", keys.delete_fence(target), name, target_id)
+
+
+def plan_fence(keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
+    """Raise (``up``) or lower the delete fences of ``keys_`` in one commit; raised fences
+    expire after ``ttl_ms`` so a crashed deleter cannot block references for long."""
+    plan = Plan()
+    for key in keys_:
+        fence = keys.delete_fence(key)
+        if up:
+            plan.write("set", fence, "1")
+            plan.write("pexpire", fence, ttl_ms)
+        else:
+            plan.write("del", fence)
+    return plan
+
+
 def _counter_ops(plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
     counter = keys.counter_key(spec.prefix)
     if not spec.counted:
@@ -144,7 +164,7 @@ def plan_create(
         plan.check("free", claim, doc_id, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
-        plan.check("exists", target, name, target_id)
+        _check_target(plan, target, name, target_id)
     plan.write("jset", key, codec.dumps(doc))
     for claim in claims:
         plan.write("set", claim, doc_id)
@@ -178,7 +198,7 @@ def plan_create_generated(
         plan.check("unclaimed", claim, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
-        plan.check("exists", target, name, target_id)
+        _check_target(plan, target, name, target_id)
     plan.generates(keys.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
     plan.write("jsetid", key_prefix, head, tail)
     for claim in claims:
@@ -219,7 +239,7 @@ def plan_update(
     old_refs, new_refs = _refs(schema, spec, old.doc), _refs(schema, spec, new)
     for ref_set, (target, name, target_id) in new_refs.items():
         if ref_set not in old_refs:
-            plan.check("exists", target, name, target_id)
+            _check_target(plan, target, name, target_id)
     plan.write("jset", old.key, codec.dumps(new))
     for claim in new_claims.keys() - old_claims.keys():
         plan.write("set", claim, doc_id)

@@ -36,6 +36,7 @@ from .plan import (
     plan_create,
     plan_create_generated,
     plan_delete,
+    plan_fence,
     plan_update,
 )
 from .schema import EntitySpec, OnDelete, Schema
@@ -48,6 +49,8 @@ STAND_IN = "pending"
 Guard = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 """Sees (stored, proposed) documents before a write and raises to refuse it."""
 MAX_CASCADE = 10_000
+FENCE_MS = 30_000
+"""How long a delete fence outlives a deleter that died before lowering it."""
 
 
 @dataclass(frozen=True)
@@ -232,22 +235,33 @@ class Documents:
         ``guard`` sees the stored document first and may raise to refuse (authorization).
         Returns how many documents were deleted (the document plus cascades).
         """
-        for _ in range(MAX_ATTEMPTS):
-            closure = await self._closure(spec, doc_id, if_revision)
-            if guard is not None:
-                guard(dict(closure.deleted[0].doc))
-            for loaded in closure.deleted:
-                if loaded.spec.satellites is not None:
-                    index = loaded.spec.satellites.index(loaded.doc_id)
-                    closure.satellites[index] = await self._satellites(loaded.spec, loaded.doc_id)
-            result = await self.scripts.commit(plan_delete(self.schema, closure))
-            if result.ok:
-                return len(closure.deleted)
-            if result.error not in ("stale", "not_found"):
-                _raise_for(result, spec)
-            if if_revision is not None and result.value == closure.deleted[0].key:
-                raise StaleRevision(f"{spec.name} {doc_id} changed while being deleted")
-        raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+        fenced: list[str] = []
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                closure = await self._closure(spec, doc_id, if_revision)
+                if guard is not None:
+                    guard(dict(closure.deleted[0].doc))
+                for loaded in closure.deleted:
+                    if loaded.spec.satellites is not None:
+                        index = loaded.spec.satellites.index(loaded.doc_id)
+                        members = await self._satellites(loaded.spec, loaded.doc_id)
+                        closure.satellites[index] = members
+                result = await self.scripts.commit(plan_delete(self.schema, closure))
+                if result.ok:
+                    return len(closure.deleted)
+                if result.error not in ("stale", "not_found"):
+                    _raise_for(result, spec)
+                if if_revision is not None and result.value == closure.deleted[0].key:
+                    raise StaleRevision(f"{spec.name} {doc_id} changed while being deleted")
+                if result.field and not fenced:
+                    # A referrer was added meanwhile ('card'): fence the closure so the next
+                    # attempt cannot lose the same race again.
+                    fenced = [loaded.key for loaded in closure.deleted]
+                    await self.scripts.commit(plan_fence(fenced, FENCE_MS, up=True))
+            raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+        finally:
+            if fenced:
+                await self.scripts.commit(plan_fence(fenced, FENCE_MS, up=False))
 
     async def _load_many(self, spec: EntitySpec, ids: list[str]) -> list[Loaded]:
         async with self.client.pipeline(transaction=False) as pipe:

@@ -106,7 +106,9 @@ class Tokens:
         re-checks it, so the role copied into the token is current). Sessions expire
         after ``ttl`` (default 24 h); API keys only when a ``ttl`` is given."""
         plan = Plan()
-        plan.check("equals", keys.doc_key(USER.prefix, user_id), user_raw)
+        user_key = keys.doc_key(USER.prefix, user_id)
+        plan.check("equals", user_key, user_raw)
+        plan.check("unfenced", keys.delete_fence(user_key), "user_id", user_id)
         role = str(codec.loads(user_raw)["role"])
         return await self._store(plan, user_id, role, kind, ttl, token or new_token())
 

@@ -15,6 +15,8 @@
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
 --            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
 --            exists  k field value     -> error 'missing_reference' when KEYS[k] is missing
+--            unfenced k field value    -> error 'missing_reference' when KEYS[k] exists
+--                                         (the target's delete fence: it is being deleted)
 --            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
 --            unclaimed k field         -> error 'unique_conflict' when KEYS[k] has any owner
 --            card    k n field         -> error 'stale' unless SCARD KEYS[k] == n
@@ -29,7 +31,7 @@
 -- Before any write, every written key is checked to hold the type its op needs
 -- ('wrong_type' otherwise), so no write can fail half-way through a plan.
 
-local arity = {absent = 1, equals = 2, exists = 3, free = 3, unclaimed = 2, card = 3,
+local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
                saddid = 1}
@@ -53,6 +55,8 @@ local function check(op, a)
     if cur ~= a[2] then return fail('stale', '', key) end
   elseif op == 'exists' then
     if redis.call('EXISTS', key) == 0 then return fail('missing_reference', a[2], a[3]) end
+  elseif op == 'unfenced' then
+    if redis.call('EXISTS', key) == 1 then return fail('missing_reference', a[2], a[3]) end
   elseif op == 'free' then
     local owner = redis.call('GET', key)
     if owner and owner ~= a[2] then return fail('unique_conflict', a[3], owner) end

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, Keyspace, MissingReference, NotFound
+from keyspace import (
+    COLLAB,
+    DRIVER,
+    NFT,
+    PROCESS,
+    QUEST,
+    USER,
+    Keyspace,
+    MissingReference,
+    NotFound,
+    keys,
+)
+from keyspace.plan import plan_fence
 from tests import factories as f
 
 
@@ -70,3 +82,16 @@ async def test_every_entity_refers_to_an_existing_owner(ks: Keyspace) -> None:
         with pytest.raises(MissingReference):
             await ks.create(spec, data)
     assert [k async for k in ks.client.scan_iter(match="process:*")] == []
+
+
+async def test_a_delete_fence_refuses_new_references_until_lowered(ks: Keyspace) -> None:
+    owner = await f.user(ks, "Owner")
+    fence = plan_fence(["user:user_1"], 30_000, up=True)
+    assert (await ks.documents.scripts.commit(fence)).ok
+    with pytest.raises(MissingReference):
+        await f.driver(ks, owner.doc["user_id"])
+    assert 0 < await ks.client.pttl(keys.delete_fence("user:user_1")) <= 30_000
+    await ks.documents.scripts.commit(plan_fence(["user:user_1"], 30_000, up=False))
+    assert (await f.driver(ks, owner.doc["user_id"])).doc["driver_id"] == "driver_1"
+    assert await ks.delete(USER, "user_1") == 2
+    assert await ks.client.exists(keys.delete_fence("user:user_1")) == 0

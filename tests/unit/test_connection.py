@@ -21,7 +21,7 @@ COMMANDS: list[tuple[Any, ...]] = [
 @pytest.mark.parametrize("args", COMMANDS)
 def test_packing_matches_redis_py(args: tuple[Any, ...]) -> None:
     client = connect("redis://127.0.0.1:1/0")
-    ours = client.connection_pool.make_connection()
+    ours = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
     assert isinstance(ours, Connection)
     assert b"".join(ours.pack_command(*args)) == b"".join(Connection().pack_command(*args))
 

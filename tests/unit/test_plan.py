@@ -26,7 +26,7 @@ from keyspace.schema import EntitySpec
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}
 EMAIL_CLAIM = "mf:uniq:user:email:holo@misha.com"
 NAME_CLAIM = "mf:uniq:user:username:holomisha"
-CHECK_OPS = {"absent", "equals", "exists", "free", "unclaimed", "card"}
+CHECK_OPS = {"absent", "equals", "exists", "unfenced", "free", "unclaimed", "card"}
 
 
 def _lua_arity() -> dict[str, int]:
@@ -152,6 +152,7 @@ def test_create_floors_the_counter_only_for_explicit_seed_style_ids(
     assert checks == [
         ("absent", f"driver:{doc_id}"),
         ("exists", "user:user_1", "user_id", "user_1"),
+        ("unfenced", "mf:deleting:user:user_1", "user_id", "user_1"),
     ]
     assert [w for w in writes if w[1] == "driver_counter"] == counter_ops
     assert ("sadd", "mf:ref:user:user_1:driver.user_id", doc_id) in writes
@@ -171,9 +172,13 @@ def test_create_collab_checks_and_links_every_reference() -> None:
     assert checks == [
         ("absent", "collab:collab_1"),
         ("exists", "user:user_1", "user_id", "user_1"),
+        ("unfenced", "mf:deleting:user:user_1", "user_id", "user_1"),
         ("exists", "user:user_2", "collaborators", "user_2"),
+        ("unfenced", "mf:deleting:user:user_2", "collaborators", "user_2"),
         ("exists", "user:user_3", "collaborators", "user_3"),
+        ("unfenced", "mf:deleting:user:user_3", "collaborators", "user_3"),
         ("exists", "user:user_1", "collaborators", "user_1"),
+        ("unfenced", "mf:deleting:user:user_1", "collaborators", "user_1"),
     ]
     assert [w for w in writes if w[0] == "sadd"] == [
         ("sadd", "mf:ref:user:user_1:collab.user_id", "collab_1"),
@@ -225,6 +230,7 @@ def test_update_adds_and_removes_changed_references() -> None:
     assert checks == [
         ("equals", "collab:collab_1", old.raw),
         ("exists", "user:user_4", "collaborators", "user_4"),
+        ("unfenced", "mf:deleting:user:user_4", "collaborators", "user_4"),
     ]
     assert writes == [
         ("jset", "collab:collab_1", codec.dumps(new)),
