@@ -20,6 +20,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # 0 would mean "never" to aiohttp; NaN fails too
+        raise SystemExit(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -32,6 +45,9 @@ class Settings:
     max_connections: int = 64  # MULTIFRAME_REDIS_MAX_CONNECTIONS
     redis_timeout: float = 5.0  # MULTIFRAME_REDIS_TIMEOUT_SECONDS
     shutdown_timeout: float = 10.0  # MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS
+    keepalive_timeout: float = 75.0  # MULTIFRAME_KEEPALIVE_TIMEOUT_SECONDS (idle, slow headers)
+    body_timeout: float = 60.0  # MULTIFRAME_BODY_TIMEOUT_SECONDS (receiving a request body)
+    send_timeout: float = 60.0  # MULTIFRAME_SEND_TIMEOUT_SECONDS (delivering a response)
     admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: becomes an admin API key at start-up
     read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
     write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
@@ -60,6 +76,11 @@ class Settings:
             max_connections=_int(env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections),
             redis_timeout=float(_int(env, "MULTIFRAME_REDIS_TIMEOUT_SECONDS", 5)),
             shutdown_timeout=float(_int(env, "MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS", 10)),
+            keepalive_timeout=_seconds(
+                env, "MULTIFRAME_KEEPALIVE_TIMEOUT_SECONDS", cls.keepalive_timeout
+            ),
+            body_timeout=_seconds(env, "MULTIFRAME_BODY_TIMEOUT_SECONDS", cls.body_timeout),
+            send_timeout=_seconds(env, "MULTIFRAME_SEND_TIMEOUT_SECONDS", cls.send_timeout),
             admin_token=env.get("MULTIFRAME_ADMIN_TOKEN") or None,
             read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
             write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),

@@ -33,10 +33,11 @@ class ApiError(Exception):
         *,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.details, self.headers = details, headers or {}
+        self.details, self.headers, self.close = details, headers or {}, close
 
 
 def error_response(
@@ -85,12 +86,21 @@ def from_http(exc: web.HTTPException) -> web.Response:
     return error_response(exc.status, code, message, None, headers)
 
 
+def client_gone(request: web.Request) -> bool:
+    """True once the client's connection is closed (aiohttp drops the transport)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        if exc.close:
+            response.force_close()
+        return response
     except ks.KeyspaceError as exc:
         return from_keyspace(exc)
     except web.HTTPException as exc:
@@ -98,6 +108,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return from_http(exc)
     except (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError) as exc:
+        if client_gone(request):
+            # The client hung up (e.g. mid-body): nothing can be answered, and blaming Redis
+            # in the log would send an operator after the wrong server.
+            raise
         log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
         return error_response(
             503,

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from keyspace import Keyspace, connect
+from keyspace import Capabilities, Keyspace, KeyspaceError, connect
 
 from . import openapi
 from .auth import auth_middleware
 from .bootstrap import bootstrap
 from .config import Settings
-from .errors import Handler, error_middleware
+from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
 
 log = logging.getLogger("multiframe.api")
+
+SETUP_CHECK_SECONDS = 1.0
 
 
 @web.middleware
@@ -34,9 +39,67 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except ConnectionError:
+        status = 499 if client_gone(request) else 500  # 499: nginx's "client closed request"
+        raise
     finally:
         elapsed = (time.perf_counter() - started) * 1000
         log.info("%s %s %d %.1fms", request.method, request.path, status, elapsed)
+
+
+@web.middleware
+async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Send the response here, within ``send_timeout``: aiohttp would otherwise wait forever
+    for a client that stops reading, holding the response body and the connection. On
+    expiry the connection is aborted (the buffered response is dropped)."""
+    response = await handler(request)
+    if response.prepared:  # a streaming handler has sent it already
+        return response
+    timeout = request.app[SETTINGS].send_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            await response.prepare(request)
+            await response.write_eof()
+    except TimeoutError:
+        log.warning(
+            "%s %s: the client did not take the response within %gs; connection aborted",
+            request.method,
+            request.path,
+            timeout,
+        )
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        pass  # the client hung up; aiohttp notices when it finishes the response
+    return response
+
+
+async def prepare(ks: Keyspace, settings: Settings) -> Capabilities:
+    """Start-up's work on Redis, also redone when the server lost it. The operator's token goes
+    first: it needs no index, and callers holding it must not see 401 while indexes build."""
+    if settings.admin_token:
+        await bootstrap(ks, settings.admin_token)
+    caps = await ks.setup()
+    if not settings.admin_token:
+        await bootstrap(ks, None)
+    return caps
+
+
+async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
+    """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
+    empty data dir, flushed): without it lists and /ready stay 503 and the operator's token
+    401 until the app is restarted."""
+    while True:
+        await asyncio.sleep(SETUP_CHECK_SECONDS)
+        try:
+            if await ks.needs_setup():
+                log.warning("redis lost the service's indexes or defaults; setting them up again")
+                await prepare(ks, settings)
+                log.info("redis set up again")
+        except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
+            log.debug("setup check failed: %s", exc)
+        except (Exception, SystemExit):  # bootstrap exits on a misconfigured admin
+            log.exception("setting redis up again failed; retrying")
 
 
 def create_app(settings: Settings | None = None, *, client: Redis | None = None) -> web.Application:
@@ -47,7 +110,8 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         raise ValueError(
             "create_app needs settings.redis_url or a client (python -m app starts Redis)"
         )
-    middlewares = [access_log, error_middleware, auth_middleware]
+    # deliver sits outside error_middleware so error responses are sent under its timeout too.
+    middlewares = [access_log, deliver, error_middleware, auth_middleware]
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
     app[SETTINGS] = settings
     app[LIMITS] = settings.limits()
@@ -64,12 +128,15 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
             )
         )
         ks = Keyspace(redis)
-        caps = await ks.setup()
+        caps = await prepare(ks, settings)
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
-        await bootstrap(ks, settings.admin_token)
         app[KEYSPACE] = ks
+        watchdog = asyncio.create_task(keep_prepared(ks, settings))
         yield
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
         if owned:
             await redis.aclose()
 

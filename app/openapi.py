@@ -16,12 +16,16 @@ from .routes import Route
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
     400: "Malformed JSON, header or query parameter",
+    401: "Missing, unknown or expired bearer token",
+    403: "The caller's role or ownership does not allow this (details.rule names the rule)",
     404: "Unknown id or route",
+    408: "The request body did not arrive within the configured time; the connection is closed",
     409: "Unique, reference or state conflict (the field is named in details)",
     412: "If-Match names a stale revision; nothing was written",
     413: "Body over the configured limit",
     415: "Body is not application/json",
     422: "Document fails validation (details list each field and why)",
+    429: "Over the token's rate limit; retry after Retry-After seconds",
     503: "Redis unreachable or index not ready; retry after Retry-After seconds",
 }
 
@@ -202,6 +206,20 @@ def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
     return params
 
 
+def error_statuses(route: Route) -> set[int]:
+    """The route's own errors plus those every route of its kind can answer."""
+    out = set(route.errors)
+    if route.path.startswith("/api/"):
+        out |= {401, 405, 429, 503}  # authentication, method, rate limit, maintenance/Redis
+        if route.method != "GET" and route.path != "/api/tokens/current":
+            out.add(403)  # every write is subject to app/policy.py
+    if route.body:
+        out |= {400, 408, 413, 415, 422}  # reading and parsing the JSON body
+    if route.conditional:
+        out |= {400, 412}  # a malformed or stale If-Match
+    return out
+
+
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
@@ -241,9 +259,7 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses: dict[str, Any] = {str(route.status): ok}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
-    for status in sorted(
-        {*route.errors, 405, 503} if route.path.startswith("/api/") else set(route.errors)
-    ):
+    for status in sorted(error_statuses(route)):
         responses[str(status)] = {"description": ERROR_TEXT.get(status, "Error"), **error}
     op["responses"] = responses
     return op

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from keyspace import Stored
 
 from .errors import ApiError
+from .state import SETTINGS
 
 JSON = "application/json"
 
@@ -49,7 +51,19 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON; 415 for another content type, 400 when malformed."""
     if request.content_type != JSON:
         raise ApiError(415, "unsupported_media_type", f"send the body as {JSON}")
-    raw = await request.read()
+    timeout = request.app[SETTINGS].body_timeout
+    try:
+        # aiohttp waits for a body as long as the client keeps the connection open; a
+        # client trickling one byte at a time would hold this handler indefinitely.
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {timeout:g} seconds",
+            close=True,  # the rest of the body may still be on its way
+        ) from None
     if not raw:
         raise ApiError(400, "malformed_json", "the request body is empty")
     try:
