@@ -44,7 +44,8 @@ make bench-quick   # 10k documents, fewer repeats, under 2 minutes (CI-friendly)
 Both install the `bench` extra (matplotlib) into `.venv` first. Directly:
 `.venv/bin/python -m bench [--quick] [--sizes 10000,100000] [--repeats N] [--out docs]`.
 The exit code is 0 even when a target fails (the table says FAIL); it is non-zero only
-when a section raised an error.
+when a section raised an error. `--loop asyncio` runs on asyncio's own event loop instead
+of uvloop. What profiling found and changed is in [profiling.md](profiling.md).
 """
 
 
