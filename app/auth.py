@@ -78,6 +78,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         token, route_class, request.app[LIMITS], prefetch
     )
     if decision.status == "unknown":
+        if await keyspace(request).needs_setup():
+            # The server lost its data (empty restart, flush), the operator's token with it,
+            # until the app sets it up again: retryable, not a verdict on the token.
+            raise ApiError(
+                503,
+                "not_ready",
+                "the data store is being set up again; retry shortly",
+                headers={"Retry-After": "1"},
+            )
         raise _unknown()
     headers = _rate_headers(decision)
     if decision.status == "maintenance":

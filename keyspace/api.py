@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,11 @@ from .schema import EntitySpec, Schema
 from .singletons import Singletons
 from .store import Documents, Guard, Stored
 from .tokens import Tokens
+
+UNAVAILABLE_BACKOFF_S = 0.25
+"""After an entity's index was found missing or building, its lists are refused for this long
+without asking Redis: the refused queries would otherwise compete with the server's own
+indexing (a rebuild under list traffic took minutes instead of a second)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Keyspace:
         self.tokens = Tokens(self.documents.scripts)
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
+        self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time
 
     async def setup(self, *, index_timeout: float = 60.0) -> Capabilities:
         """Detect modules, create the singletons' defaults and build or keep the indexes."""
@@ -136,9 +143,18 @@ class Keyspace:
 
     async def list(self, spec: EntitySpec, query: Query) -> Page:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
-        if self.capabilities.search:
+        if not self.capabilities.search:
+            return await listing.scan_page(self.client, spec, query)
+        now = time.monotonic()
+        if self._unavailable_until.get(spec.prefix, 0.0) > now:
+            raise listing.IndexUnavailable(
+                f"the {spec.collection} index is not ready yet; retry shortly"
+            )
+        try:
             return await listing.search_page(self.client, spec, query)
-        return await listing.scan_page(self.client, spec, query)
+        except listing.IndexUnavailable:
+            self._unavailable_until[spec.prefix] = now + UNAVAILABLE_BACKOFF_S
+            raise
 
     # Array membership (collab collaborators) ----------------------------------------------
 
@@ -214,6 +230,20 @@ class Keyspace:
 
     # Health -----------------------------------------------------------------------------------
 
+    async def needs_setup(self) -> bool:
+        """True when something :meth:`setup` creates is gone (a singleton's default, an index
+        alias): the server restarted empty or was flushed. One round trip."""
+        singletons = [single.key for single in self.schema.singletons]
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(*singletons)
+            if self.capabilities.search:
+                for spec in self.schema.entities:
+                    pipe.execute_command("FT.INFO", keys.index_alias(spec.prefix))
+            present, *indexes = await pipe.execute(raise_on_error=False)
+        if isinstance(present, Exception):
+            raise present
+        return present != len(singletons) or any(isinstance(i, ResponseError) for i in indexes)
+
     async def readiness(self) -> dict[str, Any]:
         """Redis reachable, modules present, every index built; raises on an unreachable server."""
         await self.client.ping()
@@ -226,6 +256,8 @@ class Keyspace:
                         await call(self.client, "FT.INFO", keys.index_alias(spec.prefix))
                     )
                     indexes[spec.collection] = not search.is_building(info)
+                    if indexes[spec.collection]:  # fresher than the last refused list
+                        self._unavailable_until.pop(spec.prefix, None)
                 except ResponseError:
                     indexes[spec.collection] = False
         ready = (

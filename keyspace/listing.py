@@ -22,6 +22,11 @@ from .schema import EntitySpec
 SCAN_BATCH = 500
 
 
+class IndexUnavailable(NotReady):
+    """The entity's index is missing or still being built: every query of it is refused now,
+    not only this one (unlike a query that timed out)."""
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a list: ``next_cursor`` is None on the last page."""
@@ -82,11 +87,13 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
             info, counted, rows = await pipe.execute()
     except ResponseError as exc:
         message = str(exc).lower()
-        if "timeout" in message or "no such index" in message or "unknown index" in message:
-            raise NotReady(f"{spec.collection} index unavailable: {exc}") from None
+        if "no such index" in message or "unknown index" in message:
+            raise IndexUnavailable(f"{spec.collection} index unavailable: {exc}") from None
+        if "timeout" in message:
+            raise NotReady(f"{spec.collection} query timed out: {exc}") from None
         raise
     if search.is_building(search.parse_info(info)):
-        raise NotReady(f"the {spec.collection} index is still being built; retry shortly")
+        raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
     docs = await _mget(client, _keys_of(rows))
     return _page(spec, q, docs, _count(counted))
 
