@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -134,9 +133,11 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         app[KEYSPACE] = ks
         watchdog = asyncio.create_task(keep_prepared(ks, settings))
         yield
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
+        # On Python 3.11 a cancel can be lost: redis-py awaits asyncio.wait_for, which returns
+        # the result when the command completes in the same loop turn as the cancel.
+        while not watchdog.done():
+            watchdog.cancel()
+            await asyncio.wait([watchdog], timeout=0.1)
         if owned:
             await redis.aclose()
 

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,7 +29,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, codec, connect
+from app import main as app_main
+from keyspace import DRIVER, Keyspace, NotReady, codec, connect, parse, search
 from keyspace.api import UNAVAILABLE_BACKOFF_S
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
@@ -121,6 +123,11 @@ class Traffic:
     def last_failure(self, since: float) -> float:
         return max((a.ended for a in self.answers if a.started >= since and not a.ok), default=0)
 
+    def recent(self, seconds: float = 1.0) -> dict[tuple[str, int, str | None], int]:
+        """How the last ``seconds`` were answered: (kind, status, code) -> count."""
+        since = time.monotonic() - seconds
+        return dict(Counter((a.kind, a.status, a.code) for a in self.answers if a.ended >= since))
+
     def assert_only_success_or_unavailable(self) -> None:
         """The outage contract: 2xx, or 503 with Retry-After and a retryable code; no other
         status (no 401 for a valid token, no 500)."""
@@ -163,7 +170,7 @@ class Clients:
         began = time.monotonic()
         while not done():
             assert not any(t.done() for t in self._tasks), [t.exception() for t in self._tasks]
-            assert time.monotonic() - began < WAIT_LIMIT_S, f"timed out waiting for {what}"
+            assert time.monotonic() - began < WAIT_LIMIT_S, (what, self.traffic.recent())
             await asyncio.sleep(0.02)
         return time.monotonic()
 
@@ -431,7 +438,10 @@ async def run_rebuild(
     *,
     users: int,
     label: str,
+    building_seen: bool | None,
 ) -> None:
+    """``building_seen``: whether the index is still building once Redis answers (None: either).
+    A large data set is indexed while it loads (503 ``LOADING``), a smaller one afterwards."""
     server = private_server(name="rebuild")
     client = connect(server.url)
     try:
@@ -466,6 +476,7 @@ async def run_rebuild(
     try:
         await load.until(lambda: load.traffic.recovered([*queries, "ready"], 0.0), "warm-up")
         await asyncio.to_thread(server.stop)
+        starting = time.monotonic()
         await asyncio.to_thread(server.start)
         up = time.monotonic()
         await load.until(lambda: load.traffic.recovered([*queries, "ready"], up), "rebuild")
@@ -478,11 +489,14 @@ async def run_rebuild(
     for kind in queries:
         for answer in traffic.of(kind):
             assert not answer.ok or answer.body == expected[kind], "a partial page"
-    # The rebuild was really observed (the index answered "building"), and /ready agreed:
-    # once it said ready, lists were served (a list refused just before may have set the
-    # app's short backoff, which that readiness answer had not seen yet).
-    building = [a for a in traffic.answers if a.started >= up and a.code == "not_ready"]
-    assert any(a.kind in queries for a in building), "the rebuild was not observed"
+    # The reload was really observed (loading, or the index answered "building"), and /ready
+    # agreed: once it said ready, lists were served (a list refused just before may have set
+    # the app's short backoff, which that readiness answer had not seen yet).
+    loading = [a for a in traffic.answers if a.started >= starting and not a.ok]
+    building = [a for a in loading if a.started >= up and a.code == "not_ready"]
+    assert any(a.kind in queries for a in loading), "the reload was not observed"
+    if building_seen is not None:
+        assert any(a.kind in queries for a in building) == building_seen, len(building)
     ready_at = min(a.ended for a in traffic.of("ready", up) if a.ok)
     assert all(a.ok for k in queries for a in traffic.of(k, ready_at + UNAVAILABLE_BACKOFF_S))
     rebuilt = min(a.ended for k in queries for a in traffic.of(k, up) if a.ok)
@@ -492,7 +506,9 @@ async def run_rebuild(
         acknowledged=sum(a.ok for a in traffic.answers),
         lost=0,
         documents=documents,
+        refused_while_reloading=len(loading),
         refused_while_building=len(building),
+        reload_s=f"{rebuilt - starting:.2f}",
         recovery_s=f"{rebuilt - up:.2f}",
     )
 
@@ -500,11 +516,87 @@ async def run_rebuild(
 async def test_lists_are_complete_or_503_while_indexes_rebuild(
     private_server: ServerFactory, live_app: Callable[..., Any], figures: Figures
 ) -> None:
-    await run_rebuild(private_server, live_app, figures, users=5000, label="index rebuild")
+    await run_rebuild(
+        private_server, live_app, figures, users=5000, label="index rebuild", building_seen=True
+    )
 
 
 @pytest.mark.soak
 async def test_lists_are_complete_or_503_while_large_indexes_rebuild(
     private_server: ServerFactory, live_app: Callable[..., Any], figures: Figures
 ) -> None:
-    await run_rebuild(private_server, live_app, figures, users=40000, label="soak index rebuild")
+    await run_rebuild(
+        private_server,
+        live_app,
+        figures,
+        users=40000,
+        label="soak index rebuild",
+        building_seen=None,
+    )
+
+
+# --- the mechanics the scenarios above rely on ------------------------------------------------
+
+
+async def ft_info_calls(client: Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_FT.INFO", {}).get("calls", 0))
+
+
+async def test_refused_lists_back_off_until_the_index_is_seen_ready(
+    private_server: ServerFactory,
+) -> None:
+    server = private_server(name="backoff")
+    client = connect(server.url)
+    try:
+        ks = Keyspace(client)
+        await ks.setup()
+        alias, everything = "mf:idx:driver", parse(DRIVER, {})
+        await call(client, "FT.ALIASDEL", alias)
+        with pytest.raises(NotReady):
+            await ks.list(DRIVER, everything)
+        asked = await ft_info_calls(client)
+        for _ in range(20):
+            with pytest.raises(NotReady):
+                await ks.list(DRIVER, everything)
+        # Refused without a query: refused queries would compete with the server's indexing.
+        assert await ft_info_calls(client) == asked
+        await call(client, "FT.ALIASADD", alias, search.current_name(DRIVER))
+        # Readiness has fresher news than the backoff: lists are served at once.
+        assert (await ks.readiness())["ready"]
+        assert (await ks.list(DRIVER, everything)).total == 0
+        # Without a readiness check the backoff simply runs out.
+        await call(client, "FT.ALIASDEL", alias)
+        with pytest.raises(NotReady):
+            await ks.list(DRIVER, everything)
+        await call(client, "FT.ALIASADD", alias, search.current_name(DRIVER))
+        await asyncio.sleep(UNAVAILABLE_BACKOFF_S)
+        assert (await ks.list(DRIVER, everything)).total == 0
+    finally:
+        await client.aclose()
+
+
+async def test_app_closes_although_a_cancel_of_its_setup_check_is_lost(
+    private_server: ServerFactory, live_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, lost = asyncio.Event(), list[bool]()
+
+    async def check_losing_one_cancel(ks: Keyspace) -> bool:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if lost:
+                raise
+            # What asyncio.wait_for does on Python 3.11 (redis-py awaits it for every command)
+            # when the reply arrives in the same loop turn as the cancel.
+            lost.append(True)
+        return False
+
+    monkeypatch.setattr(Keyspace, "needs_setup", check_losing_one_cancel)
+    monkeypatch.setattr(app_main, "SETUP_CHECK_SECONDS", 0.01)
+    live: LiveApp = await live_app(private_server(name="closing").url)
+    await asyncio.wait_for(entered.wait(), 5)
+    async with asyncio.timeout(5):
+        await live.server.close()
+    assert lost
