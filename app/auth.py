@@ -1,20 +1,37 @@
 """Bearer authentication, maintenance mode and rate limits for every ``/api/`` route.
 
-One ``authorize.lua`` call per request does all three (see keyspace/tokens.py).
+One ``authorize.lua`` call per request does all three (see keyspace/tokens.py). A create
+authorizes itself: the same script runs inside its commit (``authorized_commit.lua``), so
+it too costs one round trip.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
+from keyspace import EntitySpec, Stored
 from keyspace.keys import doc_key, is_lookup_id
+from keyspace.store import PreparedCreate
 from keyspace.tokens import Decision
 
+from . import policy
 from .errors import ApiError, Handler
 from .policy import Caller
-from .state import CALLER, LIMITS, PREFETCH, PREFETCHED, Prefetched, keyspace
+from .state import (
+    CALLER,
+    LIMITS,
+    PREFETCH,
+    PREFETCHED,
+    RATE_HEADERS,
+    SELF_AUTHORIZING,
+    TOKEN,
+    Prefetched,
+    keyspace,
+)
 
 REALM = 'Bearer realm="multiframe"'
 MAX_TOKEN = 512
@@ -67,16 +84,8 @@ def _rate_headers(decision: Decision) -> dict[str, str]:
     }
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/api/"):
-        return await handler(request)
-    token = _token(request)
-    route_class = "read" if request.method in ("GET", "HEAD") else "write"
-    prefetch = _prefetch_key(request)
-    decision = await keyspace(request).tokens.authorize(
-        token, route_class, request.app[LIMITS], prefetch
-    )
+async def _admit(request: web.Request, decision: Decision, route_class: str) -> Caller:
+    """Raise for a refused decision; otherwise record the caller and its rate headers."""
     if decision.status == "unknown":
         if await keyspace(request).needs_setup():
             # The server lost its data (empty restart, flush), the operator's token with it,
@@ -105,12 +114,68 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             details={"limit": decision.limit, "retry_after_seconds": int(retry)},
             headers={**headers, "Retry-After": retry},
         )
-    request[CALLER] = Caller(decision.user_id, decision.role, decision.token_hash)
+    who = Caller(decision.user_id, decision.role, decision.token_hash)
+    request[CALLER] = who
+    request[RATE_HEADERS] = headers
+    return who
+
+
+def _route_class(request: web.Request) -> str:
+    return "read" if request.method in ("GET", "HEAD") else "write"
+
+
+def _authorizes_itself(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    route = (request.method, resource.canonical if resource is not None else "")
+    return route in request.app[SELF_AUTHORIZING]
+
+
+async def _authorize(request: web.Request, token: str) -> Caller:
+    prefetch = _prefetch_key(request)
+    route_class = _route_class(request)
+    decision = await keyspace(request).tokens.authorize(
+        token, route_class, request.app[LIMITS], prefetch
+    )
+    who = await _admit(request, decision, route_class)
     if prefetch is not None:
         request[PREFETCHED] = Prefetched(decision.prefetched)
+    return who
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    token = _token(request)
+    if _authorizes_itself(request):
+        request[TOKEN] = token
+    else:
+        await _authorize(request, token)
     response = await handler(request)
-    response.headers.update(headers)
+    response.headers.update(request.get(RATE_HEADERS, {}))
     return response
+
+
+async def authorize(request: web.Request) -> Caller:
+    """The caller of a route that authorizes itself, by the usual round trip: for a
+    request refused before its commit, so that authentication still answers first."""
+    if CALLER in request:
+        return request[CALLER]
+    return await _authorize(request, request[TOKEN])
+
+
+async def authorized_create(
+    request: web.Request, spec: EntitySpec, body: Mapping[str, Any], prepared: PreparedCreate
+) -> Stored:
+    """Authorize the request and commit ``prepared`` in one round trip (a route that
+    authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409."""
+    outcome = await keyspace(request).authorized_create(
+        prepared, request[TOKEN], request.app[LIMITS], policy.creator(spec, body)
+    )
+    who = await _admit(request, outcome.decision, "write")
+    if outcome.forbidden:
+        policy.check_create(who, spec, body)  # raises the rule's own 403
+    return outcome.stored()
 
 
 def caller(request: web.Request) -> Caller:

@@ -45,12 +45,19 @@ def require_admin(caller: Caller, what: str) -> None:
         raise forbid("admin-only", f"only admins may {what}")
 
 
+def creator(spec: EntitySpec, body: Mapping[str, Any]) -> str:
+    """The one non-admin user who may create ``body``: its owner ('' when only admins may).
+    The one-trip create (keyspace ``authorized_create``) enforces the rule with this."""
+    owner = body.get("user_id")
+    return owner if spec is not USER and isinstance(owner, str) else ""
+
+
 def check_create(caller: Caller, spec: EntitySpec, body: Mapping[str, Any]) -> None:
     if caller.admin:
         return
     if spec is USER:
         raise forbid("admin-only", "only admins create users")
-    if body.get("user_id") != caller.user_id:
+    if creator(spec, body) != caller.user_id:
         raise forbid("own-documents-only", f"you may only create {spec.collection} for yourself")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from keyspace import (
     COLLAB,
     USER,
     EntitySpec,
+    KeyspaceError,
     NotFound,
     Page,
     Query,
@@ -20,7 +22,7 @@ from keyspace import (
 from keyspace.keys import is_lookup_id
 from keyspace.tokens import Kind
 
-from . import policy
+from . import auth, policy
 from .auth import caller
 from .errors import ApiError
 from .state import PREFETCHED, keyspace
@@ -54,9 +56,17 @@ class Collection:
         return json_response(page_body(page))
 
     async def create(self, request: web.Request) -> web.Response:
-        body = await read_object(request)
-        policy.check_create(caller(request), self.spec, body)
-        stored = await keyspace(request).create(self.spec, body)
+        body: dict[str, Any] | None = None
+        try:
+            body = await read_object(request)
+            prepared = keyspace(request).prepare_create(self.spec, body)
+        except (ApiError, KeyspaceError):
+            # Refused before the commit could authorize it: authentication still answers first.
+            who = await auth.authorize(request)
+            if body is not None:
+                policy.check_create(who, self.spec, body)
+            raise
+        stored = await auth.authorized_create(request, self.spec, body, prepared)
         return stored_response(
             stored, status=201, location=self.url(stored.doc[self.spec.id_field])
         )

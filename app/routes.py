@@ -18,7 +18,7 @@ from .resources import (
     remove_collaborator,
     revoke_current,
 )
-from .state import PREFETCH
+from .state import PREFETCH, SELF_AUTHORIZING
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,6 +37,7 @@ class Route:
     lists: EntitySpec | None = None
     conditional: bool = False
     prefetch: EntitySpec | None = None  # GET by id: read in the authorization round trip
+    authorizes_itself: bool = False  # the handler authorizes inside its commit (app/auth.py)
     status: int = 200
     errors: tuple[int, ...] = field(default=())
 
@@ -74,6 +75,7 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             returns=name,
             status=201,
             errors=(400, 409, 413, 415, 422),
+            authorizes_itself=True,
         ),
         Route(
             "GET",
@@ -286,3 +288,4 @@ def install(app: web.Application, table: list[Route]) -> None:
     for route in table:
         app.router.add_route(route.method, route.path, route.handler)
     app[PREFETCH] = {r.path: r.prefetch for r in table if r.prefetch is not None}
+    app[SELF_AUTHORIZING] = frozenset((r.method, r.path) for r in table if r.authorizes_itself)

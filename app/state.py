@@ -34,3 +34,7 @@ LIMITS = web.AppKey("limits", Limits)
 CALLER = web.RequestKey("caller", Caller)
 PREFETCH = web.AppKey("prefetch", dict[str, EntitySpec])  # route path -> entity of GET-by-id routes
 PREFETCHED = web.RequestKey("prefetched", Prefetched)
+# (method, route path) of the routes whose handlers authorize inside their own commit.
+SELF_AUTHORIZING = web.AppKey("self_authorizing", frozenset[tuple[str, str]])
+TOKEN = web.RequestKey("token", str)  # the bearer token, kept for a self-authorizing handler
+RATE_HEADERS = web.RequestKey("rate_headers", dict[str, str])

@@ -18,9 +18,10 @@ from .errors import NotFound, ValidationFailed
 from .listing import Page
 from .query import Query
 from .schema import EntitySpec, Schema
+from .scripts import CommitResult
 from .singletons import Singletons
-from .store import Documents, Guard, Stored
-from .tokens import Tokens
+from .store import Documents, Guard, PreparedCreate, Stored
+from .tokens import Authorization, Decision, Limits, Tokens
 
 UNAVAILABLE_BACKOFF_S = 0.25
 """After an entity's index was found missing or building, its lists are refused for this long
@@ -51,6 +52,25 @@ async def probe(client: Redis) -> Capabilities:
             return False
 
     return Capabilities(json=await works("JSON.TYPE", "mf:probe"), search=await works("FT._LIST"))
+
+
+@dataclass(frozen=True)
+class AuthorizedCreate:
+    """What :meth:`Keyspace.authorized_create` found: the decision, then the create's outcome."""
+
+    decision: Decision
+    result: CommitResult | None  # None: not allowed, nothing ran
+    prepared: PreparedCreate
+
+    @property
+    def forbidden(self) -> bool:
+        return self.result is not None and self.result.error == "forbidden"
+
+    def stored(self) -> Stored:
+        """The created document, or the error its commit reported."""
+        if self.result is None or self.forbidden:
+            raise RuntimeError(f"the create did not run: {self.decision.status}")
+        return self.prepared.stored(self.result)
 
 
 class Keyspace:
@@ -101,6 +121,21 @@ class Keyspace:
 
     async def create(self, spec: EntitySpec, data: Any) -> Stored:
         return await self.documents.create(spec, data)
+
+    def prepare_create(self, spec: EntitySpec, data: Any) -> PreparedCreate:
+        return self.documents.prepare_create(spec, data)
+
+    async def authorized_create(
+        self, prepared: PreparedCreate, token: str, limits: Limits, allowed: str
+    ) -> AuthorizedCreate:
+        """Authorize ``token`` for a write and, when allowed, commit ``prepared``, in one
+        round trip. ``allowed`` is the one non-admin user id who may create it ('' for
+        admins only); any other caller's create is refused as ``forbidden``."""
+        asked = Authorization.of(token, "write", limits)
+        reply, result = await self.documents.scripts.authorized_commit(
+            asked.keys, asked.args, allowed, prepared.plan
+        )
+        return AuthorizedCreate(asked.decision(reply), result, prepared)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         return await self.documents.get(spec, doc_id)

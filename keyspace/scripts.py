@@ -18,6 +18,20 @@ def _source(name: str) -> str:
     return resources.files("keyspace").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+def _as_function(name: str, source: str) -> str:
+    # A script's KEYS and ARGV become the function's parameters: the file runs unchanged.
+    return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
+
+
+def authorized_commit_source() -> str:
+    """authorize.lua and commit.lua as functions, then ``authorized_commit.lua`` calling both."""
+    return (
+        _as_function("authorize", _source("authorize.lua"))
+        + _as_function("commit", _source("commit.lua"))
+        + _source("authorized_commit.lua")
+    )
+
+
 @dataclass(frozen=True)
 class CommitResult:
     """Outcome of one plan: the returned document, or which check failed."""
@@ -36,6 +50,19 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _commit_result(reply: list[bytes]) -> CommitResult:
+    status = _text(reply[0])
+    if status == "ok":
+        return CommitResult(raw=reply[1] or None)
+    if status == "err" and _text(reply[1]) == "bad_plan":
+        raise RuntimeError(f"commit.lua rejected a malformed plan: {reply!r}")
+    return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
+
+
+AuthReply = list[bytes | int]
+"""authorize.lua's reply: status, user id, role, limit, remaining, reset and retry-after."""
+
+
 class Scripts:
     """Typed wrappers around ``lua/*.lua`` for one client."""
 
@@ -44,21 +71,28 @@ class Scripts:
         self._commit = client.register_script(_source("commit.lua"))
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
+        self._authorized_commit = client.register_script(authorized_commit_source())
 
     async def commit(self, plan: Plan) -> CommitResult:
         """Apply ``plan`` atomically (``commit.lua``)."""
-        reply = await self._commit(keys=plan.keys, args=plan.args())
-        status = _text(reply[0])
-        if status == "ok":
-            return CommitResult(raw=reply[1] or None)
-        if status == "err" and _text(reply[1]) == "bad_plan":
-            raise RuntimeError(f"commit.lua rejected a malformed plan: {reply!r}")
-        return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
+        return _commit_result(await self._commit(keys=plan.keys, args=plan.args()))
 
-    async def authorize(self, keys: list[str], args: list[str | int]) -> list[bytes | int]:
+    async def authorize(self, keys: list[str], args: list[str | int]) -> AuthReply:
         """Token, maintenance and rate-limit check (``authorize.lua``)."""
-        reply: list[bytes | int] = await self._authorize(keys=keys, args=args)
+        reply: AuthReply = await self._authorize(keys=keys, args=args)
         return reply
+
+    async def authorized_commit(
+        self, keys: list[str], args: list[str | int], allowed: str, plan: Plan
+    ) -> tuple[AuthReply, CommitResult | None]:
+        """``authorize`` and, when it allows the request and the caller is an admin or
+        ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
+        None when the plan did not run; its error is ``forbidden`` for another caller."""
+        reply = await self._authorized_commit(
+            keys=[*keys, *plan.keys], args=[len(args), *args, allowed, *plan.args()]
+        )
+        decision: AuthReply = reply[0]
+        return decision, _commit_result(reply[1]) if reply[1] else None
 
     async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``)."""

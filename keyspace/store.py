@@ -88,6 +88,30 @@ def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
     raise Conflict(f"write refused: {result.error}", field=result.field or None)
 
 
+@dataclass(frozen=True)
+class PreparedCreate:
+    """A validated create, planned and not yet committed."""
+
+    spec: EntitySpec
+    plan: Plan
+    doc_id: str | None = None  # None: drawn from the counter by the commit
+
+    def stored(self, result: CommitResult) -> Stored:
+        """The created document, or the error the commit reported."""
+        spec = self.spec
+        if result.error == "contention":
+            raise Contention(f"could not find a free {spec.name} id; retry")
+        if result.error == "already_exists" and spec.derive_id is not None:
+            raise AlreadyExists(
+                f"{self.doc_id} already exists: one {spec.name} per {spec.id_field} source",
+                field=spec.id_field,
+            )
+        if not result.ok:
+            _raise_for(result, spec)
+        assert result.raw is not None
+        return Stored.from_raw(result.raw)
+
+
 class Documents:
     """Create, read, replace, patch and delete documents of the declared entities."""
 
@@ -111,38 +135,25 @@ class Documents:
             raise NotFound(f"{spec.name} {doc_id!r} does not exist")
         return Stored.from_raw(raw)
 
-    async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
-        """Create a document. The id comes from the counter unless ``data`` carries it
-        (an import) or the entity derives it (NFTs: ``nft_<user_id>_<chip_id>``)."""
+    def prepare_create(self, spec: EntitySpec, data: Mapping[str, Any]) -> PreparedCreate:
+        """Validate ``data`` and plan its create, without I/O (ValidationFailed when invalid).
+        The id comes from the counter unless ``data`` carries it (an import) or the entity
+        derives it (NFTs: ``nft_<user_id>_<chip_id>``)."""
         wanted = explicit_id(spec, data) if isinstance(data, Mapping) else None
         if spec.derive_id is not None:
             doc = for_create(spec, data, spec.derive_id(data) if isinstance(data, Mapping) else "")
-            return await self._create(spec, doc, explicit=True)
-        if wanted is not None:
-            return await self._create(spec, for_create(spec, data, wanted), explicit=True)
-        doc = for_create(spec, data, STAND_IN)
-        result = await self.scripts.commit(plan_create_generated(self.schema, spec, doc, STAND_IN))
-        if result.error == "contention":
-            raise Contention(f"could not find a free {spec.name} id; retry")
-        if not result.ok:
-            _raise_for(result, spec)
-        assert result.raw is not None
-        return Stored.from_raw(result.raw)
+        elif wanted is not None:
+            doc = for_create(spec, data, wanted)
+        else:
+            doc = for_create(spec, data, STAND_IN)
+            return PreparedCreate(spec, plan_create_generated(self.schema, spec, doc, STAND_IN))
+        plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=True)
+        return PreparedCreate(spec, plan, doc[spec.id_field])
 
-    async def _create(self, spec: EntitySpec, doc: dict[str, Any], *, explicit: bool) -> Stored:
-        doc_id = doc[spec.id_field]
-        result = await self.scripts.commit(
-            plan_create(self.schema, spec, doc_id, doc, explicit_id=explicit)
-        )
-        if not result.ok:
-            if result.error == "already_exists" and spec.derive_id is not None:
-                raise AlreadyExists(
-                    f"{doc_id} already exists: one {spec.name} per {spec.id_field} source",
-                    field=spec.id_field,
-                )
-            _raise_for(result, spec)
-        assert result.raw is not None
-        return Stored.from_raw(result.raw)
+    async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
+        """Create a document (see :meth:`prepare_create`)."""
+        prepared = self.prepare_create(spec, data)
+        return prepared.stored(await self.scripts.commit(prepared.plan))
 
     async def replace(
         self,

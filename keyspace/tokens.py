@@ -18,7 +18,7 @@ from . import codec, keys
 from .entities import SYSTEM_CONFIG, USER
 from .errors import NotFound, StaleRevision
 from .plan import Plan
-from .scripts import Scripts
+from .scripts import AuthReply, Scripts
 
 SESSION_TTL = 24 * 3600
 PREFIX = "mf_"
@@ -88,6 +88,39 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """One request's ``authorize.lua`` call: its KEYS and ARGV, and how to read the reply."""
+
+    token_hash: str
+    keys: list[str]
+    args: list[str | int]
+
+    @classmethod
+    def of(cls, token: str, route_class: str, limits: Limits) -> Authorization:
+        digest = token_hash(token)
+        return cls(
+            digest,
+            [keys.token_key(digest), keys.rate_key(digest, route_class), SYSTEM_CONFIG.key],
+            [route_class, *limits.args()],
+        )
+
+    def decision(self, reply: AuthReply) -> Decision:
+        status, user_id, role, limit, remaining, reset, retry = reply[:7]
+        document = reply[7] if len(reply) > 7 and isinstance(reply[7], bytes) else None
+        return Decision(
+            _text(status),
+            _text(user_id),
+            _text(role),
+            int(limit),
+            int(remaining),
+            int(reset),
+            int(retry),
+            self.token_hash,
+            document,
+        )
+
+
 class Tokens:
     """Mint, revoke and check tokens; every write is one commit plan."""
 
@@ -145,25 +178,11 @@ class Tokens:
     ) -> Decision:
         """Check ``token`` and count the request; with ``prefetch`` (a document key) the
         same round trip also returns that document when the request is allowed."""
-        digest = token_hash(token)
-        keys_ = [keys.token_key(digest), keys.rate_key(digest, route_class), SYSTEM_CONFIG.key]
+        asked = Authorization.of(token, route_class, limits)
         reply = await self.scripts.authorize(
-            keys_ + ([prefetch] if prefetch is not None else []),
-            [route_class, *limits.args()],
+            asked.keys + ([prefetch] if prefetch is not None else []), asked.args
         )
-        status, user_id, role, limit, remaining, reset, retry = reply[:7]
-        document = reply[7] if len(reply) > 7 and isinstance(reply[7], bytes) else None
-        return Decision(
-            _text(status),
-            _text(user_id),
-            _text(role),
-            int(limit),
-            int(remaining),
-            int(reset),
-            int(retry),
-            digest,
-            document,
-        )
+        return asked.decision(reply)
 
     async def owner(self, digest: str) -> str:
         user_id = await self.scripts.client.hget(keys.token_key(digest), "user_id")

@@ -1,4 +1,5 @@
-"""A GET by id costs one Redis round trip: authorization reads the document in the same script."""
+"""A GET by id and a create each cost one Redis round trip: authorization runs in the same
+script that reads or writes the document (scripts are loaded by a first request)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def count_calls(api: Client, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any,
 
 async def test_get_by_id_is_one_round_trip(api: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     created = await api.post("/api/users", json=USER)
+    assert (await api.get("/api/users/user_1")).status == 200  # loads authorize.lua
     calls = count_calls(api, monkeypatch)
     resp = await api.get("/api/users/user_1")
     assert resp.status == 200
@@ -46,3 +48,17 @@ async def test_refused_requests_never_carry_the_document(api: Client) -> None:
     resp = await api.get("/api/users/user_1", headers={"Authorization": "Bearer wrong"})
     assert resp.status == 401
     assert "Trip" not in await resp.text()
+
+
+async def test_create_is_one_round_trip(api: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (await api.post("/api/users", json=USER)).status == 201  # loads the script
+    calls = count_calls(api, monkeypatch)
+    second = {**USER, "username": "Trip2", "email": "trip2@x.io"}
+    resp = await api.post("/api/users", json=second)
+    assert resp.status == 201
+    assert (await resp.json())["user_id"] == "user_2"
+    assert [c[0] for c in calls] == ["EVALSHA"]
+    taken = await api.post("/api/users", json=second)
+    assert taken.status == 409
+    assert len(calls) == 2
+    assert (await api.get("/api/users/user_2")).status == 200

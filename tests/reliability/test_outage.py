@@ -33,6 +33,7 @@ from app import main as app_main
 from keyspace import DRIVER, Keyspace, NotReady, codec, connect, parse, search
 from keyspace.api import UNAVAILABLE_BACKOFF_S
 from keyspace.connection import call
+from keyspace.scripts import authorized_commit_source
 from keyspace.server import EmbeddedRedis
 from scripts import generate
 from scripts.check import inspect
@@ -210,12 +211,20 @@ async def assert_clean(client: Redis) -> None:
     assert report.clean, report.problems
 
 
-def script_shas() -> list[str]:
+def script_shas(*names: str) -> list[str]:
+    """SHA1s of ``lua/<name>`` files; ``authorized_commit.lua`` as the composed script."""
     root = resources.files("keyspace").joinpath("lua")
-    return [
-        hashlib.sha1(root.joinpath(name).read_text(encoding="utf-8").encode()).hexdigest()
-        for name in ("commit.lua", "authorize.lua")
-    ]
+
+    def source(name: str) -> str:
+        if name == "authorized_commit.lua":
+            return authorized_commit_source()
+        return root.joinpath(name).read_text(encoding="utf-8")
+
+    return [hashlib.sha1(source(name).encode()).hexdigest() for name in names]
+
+
+# commit.lua (updates), authorize.lua (reads), authorized_commit.lua (creates)
+SCRIPTS = ("commit.lua", "authorize.lua", "authorized_commit.lua")
 
 
 # --- outage under load ------------------------------------------------------------------------
@@ -336,19 +345,22 @@ async def test_scripts_are_reloaded_after_script_flush(
     admin = connect(server.admin_url)
     try:
         await admin.script_flush()
-        assert await admin.script_exists(*script_shas()) == [False, False]
+        assert await admin.script_exists(*script_shas(*SCRIPTS)) == [False] * 3
         began = time.monotonic()
-        # authorize.lua (every request) and commit.lua (every write) hit NOSCRIPT first.
+        # Each script's first call hits NOSCRIPT and loads it again.
         made = await api(live, "POST", "/api/drivers", driver_body(owner["user_id"]))
         read = await api(live, "GET", f"/api/drivers/{made['driver_id']}")
+        path = f"/api/drivers/{made['driver_id']}"
+        patched = await api(live, "PATCH", path, {"version": "9.9"})
         recovery_s = time.monotonic() - began
         assert read == made
-        assert await admin.script_exists(*script_shas()) == [True, True]
+        assert patched == {**made, "version": "9.9"}
+        assert await admin.script_exists(*script_shas(*SCRIPTS)) == [True] * 3
         raw = await call(admin, "JSON.GET", f"driver:{made['driver_id']}", ".")
-        assert codec.loads(raw) == made
+        assert codec.loads(raw) == patched
     finally:
         await admin.aclose()
-    figures.record("script flush", ops=2, acknowledged=2, lost=0, recovery_s=f"{recovery_s:.3f}")
+    figures.record("script flush", ops=3, acknowledged=3, lost=0, recovery_s=f"{recovery_s:.3f}")
 
 
 async def empty(server: EmbeddedRedis, how: str) -> None:
@@ -414,7 +426,8 @@ async def test_server_back_empty_is_set_up_again_without_app_restart(
             done = sum(1 for a in acked.values() if a.ended < listed.started)
             sent = sum(1 for a in traffic.of("create") if a.started < listed.ended)
             assert done <= listed.body["total"] <= sent, listed
-        assert await admin.script_exists(*script_shas()) == [True, True]
+        used = ("authorize.lua", "authorized_commit.lua")  # lists and creates
+        assert await admin.script_exists(*script_shas(*used)) == [True, True]
         await assert_clean(admin)
     finally:
         await admin.aclose()

@@ -1,0 +1,31 @@
+-- authorized_commit.lua: authorize.lua, then commit.lua if the caller may write, in one trip.
+--
+-- keyspace/scripts.py loads this as the tail of one script that first defines
+-- authorize(KEYS, ARGV) and commit(KEYS, ARGV) from the two files unchanged, so a
+-- create over HTTP costs one round trip and each rule lives in one place.
+--
+-- KEYS[1..3]:   authorize.lua's KEYS (token hash, rate state, config:system)
+-- KEYS[4..]:    commit.lua's KEYS
+-- ARGV[1]:      n, the number of authorize.lua's ARGV that follow
+-- ARGV[2..n+1]: authorize.lua's ARGV
+-- ARGV[n+2]:    the one non-admin user id allowed to write this plan ('' for admins only)
+-- ARGV[n+3..]:  commit.lua's ARGV
+-- Returns: {authorize.lua's reply, commit.lua's reply or false}
+--   The plan runs only when authorization answered 'ok'; when the caller is neither an
+--   admin nor ARGV[n+2], it does not run and the second element is
+--   {'err', 'forbidden', '', ''}.
+
+local function slice(list, first, last)
+  local out = {}
+  for i = first, last do out[#out + 1] = list[i] end
+  return out
+end
+
+local n = tonumber(ARGV[1])
+local decision = authorize(slice(KEYS, 1, 3), slice(ARGV, 2, n + 1))
+if decision[1] ~= 'ok' then return {decision, false} end
+local allowed = ARGV[n + 2]
+if decision[3] ~= 'admin' and (allowed == '' or decision[2] ~= allowed) then
+  return {decision, {'err', 'forbidden', '', ''}}
+end
+return {decision, commit(slice(KEYS, 4, #KEYS), slice(ARGV, n + 3, #ARGV))}
