@@ -17,7 +17,7 @@ from enum import StrEnum
 from . import codec, keys
 from .entities import SYSTEM_CONFIG, USER
 from .errors import NotFound, StaleRevision
-from .plan import Plan
+from .plan import Arg, Plan
 from .scripts import AuthReply, Scripts
 
 SESSION_TTL = 24 * 3600
@@ -94,7 +94,7 @@ class Authorization:
 
     token_hash: str
     keys: list[str]
-    args: list[str | int]
+    args: list[Arg]
 
     @classmethod
     def of(cls, token: str, route_class: str, limits: Limits) -> Authorization:

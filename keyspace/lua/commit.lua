@@ -149,13 +149,12 @@ if bad then return bad end
 
 local counter = tonumber(ARGV[3])
 if counter > 0 then
-  local have = type_of(K[counter])
-  if have ~= 'none' and (have ~= 'string' or not tonumber(redis.call('GET', K[counter]))) then
-    return fail('wrong_type', 'incr', K[counter])
-  end
   local doc = tonumber(ARGV[5])
   for _ = 1, 64 do
-    local candidate = ARGV[4] .. redis.call('INCR', K[counter])
+    -- Nothing is written yet: a counter INCR refuses (not a number) changes nothing.
+    local n = redis.pcall('INCR', K[counter])
+    if type(n) == 'table' then return fail('wrong_type', 'incr', K[counter]) end
+    local candidate = ARGV[4] .. n
     if redis.call('EXISTS', K[doc] .. candidate) == 0 then
       id = candidate
       break

@@ -213,3 +213,21 @@ async def test_a_plan_never_half_writes_on_a_corrupted_key(ks: Keyspace) -> None
     assert "user_counter" in err.value.message
     assert await ks.client.exists("user:user_5", "mf:uniq:user:email:5@x.io") == 0
     assert await ks.client.hgetall("user_counter") == {b"not": b"a counter"}
+
+
+@pytest.mark.parametrize("corrupt", ["hash", "text"])
+async def test_a_generated_id_from_a_corrupted_counter_writes_nothing(
+    ks: Keyspace, corrupt: str
+) -> None:
+    if corrupt == "hash":
+        await ks.client.hset("user_counter", "not", "a counter")
+    else:
+        await ks.client.set("user_counter", "seven")
+    body = {"username": "Gen", "email": "gen@x.io", "role": "admin"}
+    with pytest.raises(Conflict) as err:
+        await ks.create(USER, body)
+    assert "user_counter" in err.value.message
+    assert await ks.client.exists("mf:uniq:user:email:gen@x.io", "mf:uniq:user:username:gen") == 0
+    assert [k async for k in ks.client.scan_iter(match="user:*")] == []
+    await ks.client.delete("user_counter")
+    assert (await ks.create(USER, body)).doc["user_id"] == "user_1"
