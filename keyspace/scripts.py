@@ -1,10 +1,14 @@
 """The Lua scripts, registered once and called by SHA as typed methods.
 
-Each is registered with redis-py's ``register_script``. A call sends EVALSHA
-straight through ``execute_command`` and, on NOSCRIPT, calls the registered script,
-which loads itself and runs: a server that restarted empty (or ran SCRIPT FLUSH)
-needs nothing from us. redis-py's own call path adds ~14 µs of client CPU to every
-call (docs/profiling.md), about a sixth of a create.
+Each is registered with redis-py's ``register_script``; a server that restarted
+empty (or ran SCRIPT FLUSH) needs nothing from us, since a NOSCRIPT reply loads the
+script and runs it again (it did not run). redis-py's own script call path adds
+~14 µs of client CPU to every call (docs/profiling.md), so EVALSHA goes out directly.
+
+Scripts that write documents are sent once. The client retries a command after a
+timeout or a dropped connection, and a commit whose reply was lost may have run: run
+again, a create would be stored twice. Such a failure reaches the caller instead (the
+API answers 503; the write may or may not have happened).
 """
 
 from __future__ import annotations
@@ -81,14 +85,34 @@ class Scripts:
         self._authorized_commit = client.register_script(authorized_commit_source())
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
+        """EVALSHA with the client's retries: for scripts that may safely run twice."""
         try:
             return await call(self.client, "EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await script(keys=keys, args=args)
 
+    async def _run_once(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
+        """EVALSHA sent at most once: on one pooled connection, without the client's retries."""
+        try:
+            return await self._send(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.client.script_load(script.script)
+            return await self._send(script.sha, len(keys), *keys, *args)
+
+    async def _send(self, *args: Arg) -> Any:
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            # An error or a cancel while sending or reading disconnects the connection
+            # (redis-py), so a late reply can never be read as another command's.
+            await connection.send_command("EVALSHA", *args)
+            return await connection.read_response()
+        finally:
+            await pool.release(connection)
+
     async def commit(self, plan: Plan) -> CommitResult:
         """Apply ``plan`` atomically (``commit.lua``)."""
-        return _commit_result(await self._run(self._commit, plan.keys, plan.args()))
+        return _commit_result(await self._run_once(self._commit, plan.keys, plan.args()))
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:
         """Token, maintenance and rate-limit check (``authorize.lua``)."""
@@ -101,7 +125,7 @@ class Scripts:
         """``authorize`` and, when it allows the request and the caller is an admin or
         ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
         None when the plan did not run; its error is ``forbidden`` for another caller."""
-        reply = await self._run(
+        reply = await self._run_once(
             self._authorized_commit,
             [*keys, *plan.keys],
             [len(args), *args, allowed, *plan.args()],
@@ -110,6 +134,7 @@ class Scripts:
         return decision, _commit_result(reply[1]) if reply[1] else None
 
     async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
-        """Write one chip's entry of the analytics document (``chip_metrics.lua``)."""
+        """Write one chip's entry of the analytics document (``chip_metrics.lua``); it sets
+        a value, so running it twice is harmless and it keeps the client's retries."""
         reply: bytes = await self._run(self._chip_metrics, [key], [path, metrics, empty])
         return reply

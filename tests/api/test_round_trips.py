@@ -16,15 +16,16 @@ USER = {"username": "Trip", "email": "trip@x.io", "role": "engineer"}
 
 
 def count_calls(api: Client, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    client = api.app[KEYSPACE].client
+    """Every command the app's client sends from now on (each is one round trip here)."""
+    connection_class = api.app[KEYSPACE].client.connection_pool.connection_class
     calls: list[tuple[Any, ...]] = []
-    original = client.execute_command
+    original = connection_class.send_command
 
-    async def counted(*args: Any, **options: Any) -> Any:
+    async def counted(self: Any, *args: Any, **options: Any) -> None:
         calls.append(args)
-        return await original(*args, **options)  # type: ignore[no-untyped-call]
+        await original(self, *args, **options)
 
-    monkeypatch.setattr(client, "execute_command", counted)
+    monkeypatch.setattr(connection_class, "send_command", counted)
     return calls
 
 

@@ -1,0 +1,72 @@
+"""A write whose reply is lost is not sent again: the client's retries (on a timeout or a
+dropped connection) are for reads; a commit that ran must not run twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from keyspace import USER, Keyspace, connect
+from keyspace.server import EmbeddedRedis
+from tests import factories as f
+
+pytestmark = pytest.mark.redis
+
+
+@dataclass
+class Lossy:
+    """A keyspace whose client loses the reply of the next script after :meth:`arm`."""
+
+    ks: Keyspace
+    arm: Callable[[], None]
+
+
+@pytest.fixture
+async def losing(redis_server: EmbeddedRedis, real_client: Redis) -> AsyncIterator[Lossy]:
+    client = connect(redis_server.url)
+    fast = client.connection_pool.connection_class
+
+    class Losing(fast):  # type: ignore[valid-type,misc]
+        armed: ClassVar[bool] = False
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            reply = await super().read_response(*args, **kwargs)
+            if Losing.armed and isinstance(reply, list):  # a script's reply
+                Losing.armed = False
+                await self.disconnect()
+                raise RedisConnectionError("the reply was lost (test)")
+            return reply
+
+    client.connection_pool.connection_class = Losing
+    ks = Keyspace(client)
+    await ks.setup()
+    yield Lossy(ks, lambda: setattr(Losing, "armed", True))
+    await client.aclose()
+
+
+async def test_a_create_whose_reply_was_lost_is_stored_once(losing: Lossy) -> None:
+    ks = losing.ks
+    owner = (await f.user(ks, "Owner")).doc["user_id"]
+    losing.arm()
+    with pytest.raises(RedisConnectionError):
+        await f.driver(ks, owner)
+    drivers = [k async for k in ks.client.scan_iter(match="driver:*")]
+    assert drivers == [b"driver:driver_1"]
+    assert await ks.client.get("driver_counter") == b"1"
+    assert (await f.driver(ks, owner)).doc["driver_id"] == "driver_2"
+
+
+async def test_a_pinned_update_whose_reply_was_lost_is_not_refused_by_itself(
+    losing: Lossy,
+) -> None:
+    ks = losing.ks
+    user = await f.user(ks, "Pinned")
+    losing.arm()
+    with pytest.raises(RedisConnectionError):  # not StaleRevision: it ran once, unseen
+        await ks.patch(USER, "user_1", {"username": "Renamed"}, if_revision=user.revision)
+    assert (await ks.get(USER, "user_1")).doc["username"] == "Renamed"
