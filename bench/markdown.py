@@ -29,9 +29,17 @@ METHOD = """## What is measured
    `GET /api/drivers?user_id=..&status=optimized` through an in-process aiohttp server with
    an admin bearer token. The three result sets are asserted equal.
 2. **Writes** and 3. **Reads**: keyspace and HTTP throughput against raw Redis and minimal
-   aiohttp reference handlers in the same run.
+   aiohttp reference handlers in the same run. Raw commands and the reference handlers go
+   through redis-py's `execute_command` on the same kind of client; the service sends its
+   write scripts once, on a pooled connection, without the client's retry layer (a commit
+   must never run twice: docs/reliability.md), which also costs less CPU per call.
 4. **Scale**: indexed-query latency and memory per document as N grows.
 5. **Bulk load**: `generate` throughput, to the largest N.
+6. **redis-om peer** (only when redis-om is installed: `make bench` installs the `peers`
+   extra, `make bench-quick` does not): the same drivers created through the keyspace and
+   through redis-om `JsonModel.save()`, in alternating timed turns at 32 concurrent tasks,
+   then one user's optimized drivers listed through `ks.list` and `find().all()`, with the
+   result sets asserted equal.
 """
 
 REPRODUCE = """## How to reproduce

@@ -9,6 +9,7 @@ shows up as latency instead of as a lower offered rate.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from .common import Context, Report, Result, Target, median_p99
@@ -57,26 +58,37 @@ async def _tail(ctx: Context, report: Report) -> None:
     p50, p99 = median_p99(samples)
     errors = sum(load.errors for load in loads)
     achieved = sum(load.ok for load in loads) / sum(load.seconds for load in loads)
-    spread = p99 / p50 if p50 > 0 else float("inf")
+    # Judged per run, then the median run: one noisy episode on the shared host (another
+    # tenant, a GC pause of the in-process load generator) should show, not decide.
+    spreads = [load.p99_ms / load.median_ms for load in loads]
+    spread = statistics.median(spreads)
+    pooled = p99 / p50 if p50 > 0 else float("inf")
     first = next((load.first_error for load in loads if load.first_error), "")
-    per_run = ", ".join(f"{load.p99_ms / load.median_ms:.1f}x" for load in loads)
+    per_run = ", ".join(f"{s:.1f}x" for s in spreads)
     detail = (
         f"open loop, {runs} runs of {seconds:.0f} s at {rate:,.0f} req/s (half the peak of "
         f"{peak:,.0f} req/s, {source}); achieved {achieved:,.0f} req/s; {len(samples)} requests, "
-        f"errors {errors}; p99/p50 per run: {per_run}" + (f" (first: {first})" if first else "")
+        f"errors {errors}; p99/p50 per run: {per_run} (median run {spread:.1f}x; all requests "
+        f"pooled {pooled:.1f}x)" + (f" (first: {first})" if first else "")
     )
     report.results.append(
         Result(SECTION, "HTTP read at half the peak rate, latency", p50, "ms", p99, detail)
     )
     report.results.append(
-        Result(SECTION, "HTTP read at half the peak rate, p99 / p50", spread, "x", detail=detail)
+        Result(
+            SECTION,
+            "HTTP read at half the peak rate, p99 / p50, median run",
+            spread,
+            "x",
+            detail=detail,
+        )
     )
     report.targets.append(
         Target(
             f"Tail latency: at half the peak rate, p99 <= {MAX_SPREAD:.0f}x p50 and no errors",
             spread <= MAX_SPREAD and errors == 0,
-            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({spread:.1f}x) at {rate:,.0f} req/s; "
-            f"errors {errors}",
+            f"median run p99/p50 {spread:.1f}x (runs: {per_run}); all requests pooled: p50 "
+            f"{p50:.2f} ms, p99 {p99:.2f} ms ({pooled:.1f}x) at {rate:,.0f} req/s; errors {errors}",
         )
     )
 
