@@ -49,7 +49,8 @@ make bench         # the full suite: N = 10k, 100k, 1M (long; needs several GB o
 make bench-quick   # 10k documents, fewer repeats, under 2 minutes (CI-friendly)
 ```
 
-Both install the `bench` extra (matplotlib) into `.venv` first. Directly:
+Both install the `bench` extra (matplotlib) into `.venv` first; `make bench` also installs
+the `peers` extra (redis-om) for section 6. Directly:
 `.venv/bin/python -m bench [--quick] [--sizes 10000,100000] [--repeats N] [--out docs]`.
 The exit code is 0 even when a target fails (the table says FAIL); it is non-zero only
 when a section raised an error. `--loop asyncio` runs on asyncio's own event loop instead
