@@ -46,6 +46,25 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         log.info("%s %s %d %.1fms", request.method, request.path, status, elapsed)
 
 
+HEADERS_ALLOWANCE = 8192  # the status line and headers of any response this API sends
+
+
+def _fits(request: web.Request, response: web.StreamResponse) -> bool:
+    """Whether the whole response fits in the transport's write buffer. Writing then never
+    waits for the client: the transport pauses the writer only above its high-water mark."""
+    transport = request.transport
+    body = response.body if isinstance(response, web.Response) else None
+    if transport is None or not isinstance(body, bytes):
+        return False
+    _, high = transport.get_write_buffer_limits()
+    return transport.get_write_buffer_size() + len(body) + HEADERS_ALLOWANCE <= high
+
+
+async def _send(request: web.Request, response: web.StreamResponse) -> None:
+    await response.prepare(request)
+    await response.write_eof()
+
+
 @web.middleware
 async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Send the response here, within ``send_timeout``: aiohttp would otherwise wait forever
@@ -56,9 +75,12 @@ async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     timeout = request.app[SETTINGS].send_timeout
     try:
-        async with asyncio.timeout(timeout):
-            await response.prepare(request)
-            await response.write_eof()
+        if _fits(request, response):
+            # Nothing can wait, so no timeout to arm: a timeout scope costs ~6 us per request.
+            await _send(request, response)
+        else:
+            async with asyncio.timeout(timeout):
+                await _send(request, response)
     except TimeoutError:
         log.warning(
             "%s %s: the client did not take the response within %gs; connection aborted",

@@ -15,7 +15,6 @@ from keyspace import (
     NotFound,
     Page,
     Query,
-    Stored,
     ValidationFailed,
     parse,
 )
@@ -26,7 +25,14 @@ from . import auth, policy
 from .auth import caller
 from .errors import ApiError
 from .state import PREFETCHED, keyspace
-from .wire import if_match, json_response, query_params, read_object, stored_response
+from .wire import (
+    document_response,
+    if_match,
+    json_response,
+    query_params,
+    read_object,
+    stored_response,
+)
 
 MAX_TTL = 365 * 24 * 3600
 
@@ -77,7 +83,7 @@ class Collection:
             return stored_response(await keyspace(request).get(self.spec, request.match_info["id"]))
         if prefetched.raw is None:
             raise NotFound(f"{self.spec.name} {request.match_info['id']!r} does not exist")
-        return stored_response(Stored.from_raw(prefetched.raw))
+        return document_response(prefetched.raw)
 
     async def replace(self, request: web.Request) -> web.Response:
         return await self._update(request, merge=False)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from keyspace import Stored
+from keyspace import Stored, codec
 
 from .errors import ApiError
 from .state import SETTINGS
@@ -33,7 +33,14 @@ def stored_response(
     headers = {"ETag": etag(stored.revision)}
     if location:
         headers["Location"] = location
-    return json_response(stored.doc, status=status, headers=headers)
+    # The bytes the server returned are the document as stored: no need to encode it again.
+    body = stored.raw or codec.dumps(stored.doc)
+    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+
+
+def document_response(raw: bytes) -> web.Response:
+    """A stored document as the server returned it, with its ETag, never parsed."""
+    return web.Response(body=raw, content_type=JSON, headers={"ETag": etag(codec.revision(raw))})
 
 
 def if_match(request: web.Request) -> str | None:

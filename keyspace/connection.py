@@ -56,6 +56,42 @@ _FAST: dict[type[AbstractConnection], type[AbstractConnection]] = {
 }
 
 
+class Pool(BlockingConnectionPool):
+    """redis-py's blocking pool, with a lean lease for the one script call each request makes.
+
+    ``get_connection`` and ``release`` take the pool's condition and a timeout scope, check
+    deprecated arguments and call observability hooks and an event dispatcher: ~18 us of
+    client CPU per call under load, a third of a script call (docs/profiling.md).
+    :meth:`lease` takes an idle connection directly and :meth:`give_back` returns it under
+    the condition, waking one waiter, without the hooks: :func:`connect` configures no
+    metrics exporter and no credential provider that listens for releases. With no idle
+    connection, :meth:`lease` waits in ``get_connection`` as usual.
+    """
+
+    async def lease(self) -> AbstractConnection:
+        if not self._available_connections:
+            connection: AbstractConnection = await self.get_connection()  # type: ignore[no-untyped-call]
+            return connection
+        connection = self._available_connections.pop()
+        self._in_use_connections.add(connection)
+        try:
+            # As get_connection does: reconnect one the server closed, refuse one with
+            # unread data.
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.give_back(connection)
+            raise
+        return connection
+
+    async def give_back(self, connection: AbstractConnection) -> None:
+        async with self._condition:
+            self._in_use_connections.remove(connection)
+            if connection.should_reconnect():  # type: ignore[no-untyped-call]
+                await connection.disconnect()
+            self._available_connections.append(connection)
+            self._condition.notify()
+
+
 def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
     """A pooled asyncio client for ``url`` (``redis://`` or ``rediss://``).
 
@@ -63,7 +99,7 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
     replies are parsed in one documented shape. No connection is opened here.
     """
     # A blocking pool makes a burst of requests wait for a connection instead of failing.
-    pool = BlockingConnectionPool.from_url(
+    pool = Pool.from_url(
         url,
         timeout=timeout,
         protocol=2,

@@ -18,10 +18,11 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from .connection import call
+from .connection import Pool
 from .plan import Arg, Plan
 
 
@@ -70,6 +71,22 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
 
 
+async def _round_trip(connection: AbstractConnection, args: tuple[Arg, ...]) -> Any:
+    await connection.send_command("EVALSHA", *args)
+    return await connection.read_response()
+
+
+async def _exchange(connection: AbstractConnection, args: tuple[Arg, ...], retry: bool) -> Any:
+    """EVALSHA on ``connection``; ``retry`` applies the client's retry policy."""
+    if not retry:
+        # An error or a cancel while sending or reading disconnects the connection
+        # (redis-py), so a late reply can never be read as another command's.
+        return await _round_trip(connection, args)
+    return await connection.retry.call_with_retry(
+        lambda: _round_trip(connection, args), lambda _: connection.disconnect()
+    )
+
+
 AuthReply = list[bytes | int]
 """authorize.lua's reply: status, user id, role, limit, remaining, reset and retry-after."""
 
@@ -87,26 +104,32 @@ class Scripts:
     async def _run(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
         """EVALSHA with the client's retries: for scripts that may safely run twice."""
         try:
-            return await call(self.client, "EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=True)
         except NoScriptError:
             return await script(keys=keys, args=args)
 
     async def _run_once(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
-        """EVALSHA sent at most once: on one pooled connection, without the client's retries."""
+        """EVALSHA sent at most once, without the client's retries."""
         try:
-            return await self._send(script.sha, len(keys), *keys, *args)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=False)
         except NoScriptError:
             await self.client.script_load(script.script)
-            return await self._send(script.sha, len(keys), *keys, *args)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=False)
 
-    async def _send(self, *args: Arg) -> Any:
+    async def _send(self, *args: Arg, retry: bool) -> Any:
+        # One pooled connection, as execute_command uses, without its per-call layers
+        # (argument filtering, metrics, option parsing) and, from keyspace.connect's
+        # pool, without the pool's own (docs/profiling.md).
         pool = self.client.connection_pool
+        if isinstance(pool, Pool):
+            leased = await pool.lease()
+            try:
+                return await _exchange(leased, args, retry)
+            finally:
+                await pool.give_back(leased)
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            # An error or a cancel while sending or reading disconnects the connection
-            # (redis-py), so a late reply can never be read as another command's.
-            await connection.send_command("EVALSHA", *args)
-            return await connection.read_response()
+            return await _exchange(connection, args, retry)
         finally:
             await pool.release(connection)
 

@@ -10,6 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from app.state import KEYSPACE
+from keyspace import codec
+from keyspace.connection import call
+
 Client = TestClient[web.Request, web.Application]
 OWNER = "0x1234567890123456789012345678901234567890"
 SEED_TIME = "2025-09-29T10:30:00"
@@ -296,3 +300,15 @@ async def test_deleting_a_user_cascades_and_pulls_memberships(api: Client) -> No
     assert (status, still) == (200, kept)
     listed = await (await api.get("/api/drivers")).json()
     assert [d["driver_id"] for d in listed["items"]] == ["driver_2"]
+
+
+async def test_a_read_serves_the_stored_bytes_under_their_revision(api: Client) -> None:
+    """GET by id sends the document as the server returned it, never re-encoded, so the
+    body hashes to the ETag (the revision If-Match compares)."""
+    user_id = (await make_users(api, "Bytes"))[0]
+    stored = await call(api.app[KEYSPACE].client, "JSON.GET", f"user:{user_id}", ".")
+    resp = await api.get(f"/api/users/{user_id}")
+    body = await resp.read()
+    assert (resp.status, body) == (200, stored)
+    assert resp.headers["ETag"] == f'"{codec.revision(body)}"'
+    assert resp.headers["Content-Type"].startswith("application/json")
