@@ -60,10 +60,15 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(415, "unsupported_media_type", f"send the body as {JSON}")
     timeout = request.app[SETTINGS].body_timeout
     try:
-        # aiohttp waits for a body as long as the client keeps the connection open; a
-        # client trickling one byte at a time would hold this handler indefinitely.
-        async with asyncio.timeout(timeout):
+        if request.content.is_eof():
+            # The whole body has arrived (the usual case for a small one), so reading it
+            # cannot wait: no timeout to arm (a timeout scope costs ~6 us).
             raw = await request.read()
+        else:
+            # aiohttp waits for a body as long as the client keeps the connection open; a
+            # client trickling one byte at a time would hold this handler indefinitely.
+            async with asyncio.timeout(timeout):
+                raw = await request.read()
     except TimeoutError:
         raise ApiError(
             408,
