@@ -3,7 +3,8 @@
 Each is registered with redis-py's ``register_script``; a server that restarted
 empty (or ran SCRIPT FLUSH) needs nothing from us, since a NOSCRIPT reply loads the
 script and runs it again (it did not run). redis-py's own script call path adds
-~14 µs of client CPU to every call (docs/profiling.md), so EVALSHA goes out directly.
+~14 µs of client CPU to every call and its pool ~18 µs more (docs/profiling.md), so
+EVALSHA goes out directly, on a connection leased from ``keyspace.connect``'s pool.
 
 Scripts that write documents are sent once. The client retries a command after a
 timeout or a dropped connection, and a commit whose reply was lost may have run: run
