@@ -36,7 +36,11 @@ METHOD = """## What is measured
    `execute_command`'s per-call layers and the pool's own: ~18 us less client CPU per call
    (docs/profiling.md). Write scripts go out once, without the client's retry layer (a
    commit must never run twice: docs/reliability.md).
-4. **Scale**: indexed-query latency and memory per document as N grows.
+4. **Scale**: indexed-query latency and memory per document as N grows. The two
+   selective queries (one user's optimized drivers; one user's drivers, newest first)
+   match a few dozen documents at every N and stay flat. The third matches ~2% of N and
+   sorts them for its top 50 (RediSearch sorts every match for `SORTBY`), so it grows with
+   its matches, as any sorted query over a growing match set does.
 5. **Bulk load**: `generate` throughput, to the largest N.
 6. **redis-om peer** (only when redis-om is installed: `make bench` installs the `peers`
    extra, `make bench-quick` does not): the same drivers created through the keyspace and
