@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from keyspace import USER, Keyspace, connect
 from keyspace.server import EmbeddedRedis
+from keyspace.tokens import Kind, Limits
 from tests import factories as f
 
 pytestmark = pytest.mark.redis
@@ -70,3 +71,18 @@ async def test_a_pinned_update_whose_reply_was_lost_is_not_refused_by_itself(
     with pytest.raises(RedisConnectionError):  # not StaleRevision: it ran once, unseen
         await ks.patch(USER, "user_1", {"username": "Renamed"}, if_revision=user.revision)
     assert (await ks.get(USER, "user_1")).doc["username"] == "Renamed"
+
+
+async def test_an_authorization_whose_reply_was_lost_is_retried(losing: Lossy) -> None:
+    """Authorization may run twice (it counts one more request at worst): the client's
+    retry policy applies, and the caller gets its answer instead of an error."""
+    ks = losing.ks
+    user = await f.user(ks, "Reader")
+    minted = await ks.tokens.mint(user.doc["user_id"], user.raw, Kind.API_KEY)
+    limits = Limits(designer_read=100)
+    first = await ks.tokens.authorize(minted.token, "read", limits)  # the script is loaded now
+    assert (first.status, first.remaining) == ("ok", 99)
+    losing.arm()
+    decision = await ks.tokens.authorize(minted.token, "read", limits, "user:user_1")
+    assert (decision.status, decision.user_id, decision.prefetched) == ("ok", "user_1", user.raw)
+    assert decision.remaining == 97  # the lost attempt was counted too
