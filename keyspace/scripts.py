@@ -102,20 +102,17 @@ class Scripts:
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
 
-    async def _run(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
-        """EVALSHA with the client's retries: for scripts that may safely run twice."""
+    async def _run(
+        self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool
+    ) -> Any:
+        """EVALSHA. ``retry`` (for scripts that may safely run twice) applies the client's
+        retry policy; otherwise the script is sent at most once. A NOSCRIPT reply (the
+        server lost its scripts) loads the script and sends it again: it did not run."""
         try:
-            return await self._send(script.sha, len(keys), *keys, *args, retry=True)
-        except NoScriptError:
-            return await script(keys=keys, args=args)
-
-    async def _run_once(self, script: AsyncScript, keys: list[str], args: list[Arg]) -> Any:
-        """EVALSHA sent at most once, without the client's retries."""
-        try:
-            return await self._send(script.sha, len(keys), *keys, *args, retry=False)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=retry)
         except NoScriptError:
             await self.client.script_load(script.script)
-            return await self._send(script.sha, len(keys), *keys, *args, retry=False)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=retry)
 
     async def _send(self, *args: Arg, retry: bool) -> Any:
         # One pooled connection, as execute_command uses, without its per-call layers
@@ -136,11 +133,11 @@ class Scripts:
 
     async def commit(self, plan: Plan) -> CommitResult:
         """Apply ``plan`` atomically (``commit.lua``)."""
-        return _commit_result(await self._run_once(self._commit, plan.keys, plan.args()))
+        return _commit_result(await self._run(self._commit, plan.keys, plan.args(), retry=False))
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:
         """Token, maintenance and rate-limit check (``authorize.lua``)."""
-        reply: AuthReply = await self._run(self._authorize, keys, args)
+        reply: AuthReply = await self._run(self._authorize, keys, args, retry=True)
         return reply
 
     async def authorized_commit(
@@ -149,10 +146,11 @@ class Scripts:
         """``authorize`` and, when it allows the request and the caller is an admin or
         ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
         None when the plan did not run; its error is ``forbidden`` for another caller."""
-        reply = await self._run_once(
+        reply = await self._run(
             self._authorized_commit,
             [*keys, *plan.keys],
             [len(args), *args, allowed, *plan.args()],
+            retry=False,
         )
         decision: AuthReply = reply[0]
         return decision, _commit_result(reply[1]) if reply[1] else None
@@ -160,5 +158,7 @@ class Scripts:
     async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``); it sets
         a value, so running it twice is harmless and it keeps the client's retries."""
-        reply: bytes = await self._run(self._chip_metrics, [key], [path, metrics, empty])
+        reply: bytes = await self._run(
+            self._chip_metrics, [key], [path, metrics, empty], retry=True
+        )
         return reply
