@@ -73,6 +73,18 @@ async def test_explicit_id_moves_counter_past_it(ks: Keyspace) -> None:
         )
 
 
+async def test_explicit_id_may_restore_a_deleted_generated_id(ks: Keyspace) -> None:
+    await f.user(ks, "First")
+    await f.user(ks, "Second")
+    await ks.delete(USER, "user_1")
+    restored = await ks.create(
+        USER, {"user_id": "user_1", "username": "Back", "email": "b@x.io", "role": "admin"}
+    )
+    assert await raw_doc(ks, "user:user_1") == restored.doc
+    assert await ks.client.get("user_counter") == b"2"  # the floor never lowers it
+    assert (await f.user(ks, "Third")).doc["user_id"] == "user_3"
+
+
 async def test_generated_id_never_overwrites_a_document_beyond_the_counter(ks: Keyspace) -> None:
     legacy = {"user_id": "user_1", "username": "Legacy", "email": "l@x.io", "role": "admin"}
     await call(ks.client, "JSON.SET", "user:user_1", "$", orjson.dumps(legacy))
