@@ -3,7 +3,7 @@
 The service user may touch only the service's key patterns and may not run
 dangerous or administrative commands (FLUSHALL, CONFIG, KEYS, DEBUG, SHUTDOWN,
 MODULE, ...). An admin user exists for the launcher and for operators; the
-default user is disabled. Passwords never appear on a command line: the
+default user is disabled (off, no password). Passwords never appear on a command line: the
 embedded launcher writes them to an ACL file readable only by its owner.
 """
 
@@ -44,6 +44,13 @@ MODULE_COMMANDS = (
     "ft.search", "ft.aggregate", "ft.info", "ft._list", "ft.create",
     "ft.dropindex", "ft.aliasupdate", "ft.aliasadd", "ft.aliasdel",
 )  # fmt: skip
+
+
+# Off, with no password: no connection can use it. Its rules still matter: Redis 8.2 (and Valkey
+# before its fix) replays MULTI/EXEC from the AOF, which is how every multi-command script's
+# effects are logged, as the default user and re-checks its permissions at EXEC; without them
+# every scripted write is silently dropped on restart (redis/redis#14541, valkey#3983).
+DEFAULT_USER = "user default off resetpass ~* &* +@all"
 
 
 def service_rules(schema: Schema = MULTIFRAME) -> list[str]:
@@ -96,7 +103,7 @@ class AclUsers:
             ]
         )
         admin = f"user {ADMIN_USER} on #{_sha256(self.admin_password)} ~* &* +@all"
-        return f"user default off\n{admin}\n{service}\n"
+        return f"{DEFAULT_USER}\n{admin}\n{service}\n"
 
     def url(self, host: str, port: int, *, admin: bool = False, scheme: str = "redis") -> str:
         user, password = (

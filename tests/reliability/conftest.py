@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from app import create_app
 from app.config import Settings
 from keyspace import connect
+from keyspace.acl import AclUsers
 from keyspace.server import EmbeddedRedis
 
 ADMIN_TOKEN = "reliability-admin-token-5b1e0c7a9d3f42e8"
@@ -61,11 +62,14 @@ ServerFactory = Callable[..., EmbeddedRedis]
 def private_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start servers this test owns (and may kill or restart); all are stopped afterwards.
 
-    ``private_server(appendfsync="always", name="a")`` returns a started EmbeddedRedis.
+    ``private_server(appendfsync="always", name="a")`` returns a started EmbeddedRedis with
+    the ACL users ``python -m app`` runs with: ``url`` is the service user's, ``admin_url``
+    the operator's (FLUSHALL, SCRIPT FLUSH, CONFIG SET, DEBUG).
     """
     started: list[EmbeddedRedis] = []
 
     def start(name: str = "redis", **kwargs: Any) -> EmbeddedRedis:
+        kwargs.setdefault("acl", AclUsers())
         server = EmbeddedRedis(tmp_path / name, **kwargs)
         server.start()
         started.append(server)

@@ -114,6 +114,42 @@ def test_default_user_is_disabled_and_passwords_are_checked(acl_server: Embedded
     assert (acl_server.data_dir / "users.acl").stat().st_mode & 0o077 == 0
 
 
+async def test_scripted_writes_survive_a_restart_under_the_acl(tmp_path: Path) -> None:
+    # A restart replays the AOF; EXEC blocks in it (scripts' effects) are re-checked against
+    # the default user's rules, which once dropped every one of them silently.
+    server = EmbeddedRedis(tmp_path / "data", acl=AclUsers())
+    server.start()
+    try:
+        client = connect(server.url)
+        ks = Keyspace(client)
+        await ks.setup()
+        owner = await f.user(ks, "Durable")
+        driver = await f.driver(ks, "user_1")
+        await client.aclose()
+        server.stop()  # SHUTDOWN: the AOF is fsynced, then loaded on start
+
+        server.start()
+        client = connect(server.url)
+        ks = Keyspace(client)
+        assert (await ks.get(USER, "user_1")).doc == owner.doc
+        assert (await ks.get(DRIVER, "driver_1")).doc == driver.doc
+        assert await client.get("user_counter") == b"1"
+        await client.aclose()
+        log = (server.data_dir / "redis.log").read_text()
+        assert "NOPERM" not in log
+    finally:
+        server.stop()
+
+
+def test_the_default_user_cannot_be_authenticated_as(acl_server: EmbeddedRedis) -> None:
+    for password in ("", "nopass", "default"):
+        with (
+            redis.Redis(port=acl_server.port, username="default", password=password) as client,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            client.ping()
+
+
 class TlsProxy:
     """Terminates TLS on a loopback port and forwards bytes to a plain Redis port."""
 
