@@ -7,17 +7,16 @@ import logging
 import os
 import secrets
 from dataclasses import replace
-from typing import Any
 
 import redis
 import uvloop
-from aiohttp import web
 
 from keyspace.acl import SERVICE_USER, AclUsers
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 from .config import Settings
 from .main import create_app
+from .server import serve
 
 log = logging.getLogger("multiframe")
 
@@ -30,36 +29,6 @@ def _arguments(settings: Settings) -> Settings:
     )
     args = parser.parse_args()
     return replace(settings, host=args.host, port=args.port)
-
-
-def server_options(settings: Settings) -> dict[str, Any]:
-    """How connections are served: the keyword arguments ``main`` gives ``web.run_app``, which
-    hands them to the ``web.AppRunner`` it builds (so :func:`start_server` can use them too)."""
-    return {
-        "access_log": None,  # the app logs one line per request itself
-        "shutdown_timeout": settings.shutdown_timeout,
-        # aiohttp arms this timer when a connection opens and re-arms it after each response;
-        # it closes the connection if no complete request head has arrived by then, so it
-        # bounds idle keep-alive connections and slowly sent headers (slow-loris) alike.
-        "keepalive_timeout": settings.keepalive_timeout,
-        # After answering without reading the whole body (401, 413, 408, ...) aiohttp keeps
-        # reading it for up to 10 s so the client sees the response; a body that timed out
-        # has had its time already.
-        "lingering_time": min(10.0, settings.body_timeout),
-    }
-
-
-async def start_server(app: web.Application, settings: Settings) -> web.AppRunner:
-    """Serve ``app`` on ``settings.host``/``port`` as ``main`` does (``web.run_app`` builds this
-    same runner and site), minus the signal handlers; stop it with ``runner.cleanup()``."""
-    runner = web.AppRunner(app, **server_options(settings))
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
 
 
 def preflight(url: str) -> None:
@@ -120,15 +89,8 @@ def main() -> None:
     else:
         preflight(settings.redis_url)
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=lambda message: log.info(message.strip()),
-            # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
-            loop=uvloop.new_event_loop(),
-            **server_options(settings),
-        )
+        # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
+        uvloop.run(serve(create_app(settings), settings))
     finally:
         if embedded is not None:
             (settings.data_dir / "redis.url").unlink(missing_ok=True)

@@ -1,5 +1,5 @@
-"""The app served the way ``python -m app`` serves it (``app.__main__.start_server``: the
-AppRunner and TCPSite ``web.run_app`` builds, with the same options) on a free port.
+"""The app served the way ``python -m app`` serves it (``app.server.start_server``: the
+runner and TCPSite it builds, with the same options) on a free port.
 
 ``live_app`` in conftest.py serves through aiohttp's TestServer, whose runner is built with
 aiohttp's defaults; timeouts and connection handling are only realistic through this path."""
@@ -14,8 +14,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from app import create_app
-from app.__main__ import start_server
 from app.config import Settings
+from app.server import start_server
 from app.state import KEYSPACE
 from keyspace import Keyspace, connect
 

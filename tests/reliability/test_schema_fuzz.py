@@ -52,8 +52,8 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-# aiohttp's HTTP parser answers a request line or header field over 8190 bytes itself (plain
-# text 400, connection closed) before the app sees it; README "API behaviour" says so.
+# aiohttp's HTTP parser refuses a request line or header field over 8190 bytes before the app
+# sees it: app/server.py answers that 400 in the error format and closes the connection.
 PARSER_LIMIT = 8190
 
 SEED_USERS = ("user_1", "user_2", "user_3")
@@ -210,6 +210,7 @@ class Fuzz:
             if over_parser_limits(response.request):
                 self.over_limits += 1
                 assert response.status_code == 400, response.status_code
+                assert response.json()["error"]["code"] == "bad_request"
                 return
             if mode == "anonymous":
                 assert response.status_code == 401, response.status_code

@@ -5,7 +5,7 @@ once. Meanwhile an ordinary client keeps being served quickly; afterwards every 
 connections has been closed by a configured timeout (keep-alive, body, send), and the
 server holds no connection and no stuck handler.
 
-The app is served through ``app.__main__.start_server``, i.e. with the runner options
+The app is served through ``app.server.start_server``, i.e. with the runner options
 ``python -m app`` uses, with the three timeouts shortened."""
 
 from __future__ import annotations

@@ -1,0 +1,129 @@
+"""How connections are served: the runner ``python -m app`` uses, the one error format for
+requests aiohttp refuses before the app sees them, and a graceful stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+
+from .config import Settings
+from .errors import error_response
+
+log = logging.getLogger("multiframe")
+
+MAX_REASON = 120  # characters of aiohttp's parser message quoted back to the client
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of the ``web.AppRunner`` that serves the app."""
+    return {
+        "access_log": None,  # the app logs one line per request itself
+        "shutdown_timeout": settings.shutdown_timeout,
+        # aiohttp arms this timer when a connection opens and re-arms it after each response;
+        # it closes the connection if no complete request head has arrived by then, so it
+        # bounds idle keep-alive connections and slowly sent headers (slow-loris) alike.
+        "keepalive_timeout": settings.keepalive_timeout,
+        # After answering without reading the whole body (401, 413, 408, ...) aiohttp keeps
+        # reading it for up to 10 s so the client sees the response; a body that timed out
+        # has had its time already.
+        "lingering_time": min(10.0, settings.body_timeout),
+    }
+
+
+def parser_error(status: int, exc: BaseException | None) -> web.Response:
+    """The error-format response for a request aiohttp could not parse (``exc`` from its HTTP
+    parser) or, as a last resort, for an exception that escaped every middleware."""
+    if isinstance(exc, LineTooLong):
+        return error_response(
+            400, "bad_request", f"the request line or a header field is over {exc.args[1]} bytes"
+        )
+    if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+        # The parser's message quotes the offending bytes under a caret on later lines.
+        reason = (exc.message.splitlines() or ["unparsable"])[0].rstrip(":")
+        return error_response(
+            exc.code, "bad_request", f"malformed HTTP request: {reason[:MAX_REASON]}"
+        )
+    if status == 504:
+        return error_response(504, "timeout", "the request took too long; retry")
+    return error_response(500, "internal_error", "unexpected server error; it has been logged")
+
+
+class ApiRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering the requests it refuses itself (malformed HTTP,
+    oversized request lines and headers) in the service's error format, not plain text."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp's own: too late for another response
+            raise ConnectionError("a response was started; cannot send an error response")
+        response = parser_error(status, exc)
+        if response.status < 500:
+            # A client's malformed bytes are not a server fault: no traceback at ERROR.
+            reason = (message or "").partition("\n")[0][:MAX_REASON]
+            log.info("refused a malformed request from %s: %s", request.remote, reason)
+        else:
+            log.error("unhandled error serving %s", request.remote, exc_info=exc)
+        response.force_close()  # the parser's position in the stream is lost
+        return response
+
+
+class ApiServer(web.Server):
+    """A low-level server whose connections use :class:`ApiRequestHandler`."""
+
+    def __call__(self) -> web.RequestHandler:
+        return ApiRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """``web.AppRunner`` serving through :class:`ApiServer`."""
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        return ApiServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+
+
+async def start_server(app: web.Application, settings: Settings) -> web.AppRunner:
+    """Serve ``app`` on ``settings.host``/``port``; stop it with ``runner.cleanup()``."""
+    runner = ApiRunner(app, **server_options(settings))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+async def serve(app: web.Application, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully: stop accepting, let requests
+    in flight finish (up to ``shutdown_timeout``), run the app's cleanup."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = await start_server(app, settings)
+    try:
+        for name in runner.addresses:
+            log.info("serving on http://%s:%d", *name[:2])
+        await stop.wait()
+        log.info("stopping: finishing requests in flight")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,119 @@
+"""``python -m app`` as ``make run`` starts it: its own embedded Redis, the API on a port, a
+graceful stop on SIGTERM that also stops Redis, and the data still there on the next start."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from keyspace.server import free_port
+
+pytestmark = pytest.mark.redis
+
+TOKEN = "process-test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def call(
+    port: int, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        payload = None if body is None else orjson.dumps(body)
+        sent = {**AUTH, **(headers or {})}
+        if payload is not None:
+            sent["Content-Type"] = "application/json"
+        conn.request(method, path, body=payload, headers=sent)
+        response = conn.getresponse()
+        return response.status, orjson.loads(response.read())
+    finally:
+        conn.close()
+
+
+@contextmanager
+def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "MULTIFRAME_DATA_DIR": str(data_dir),
+        "MULTIFRAME_PORT": str(port),
+        "MULTIFRAME_HOST": "127.0.0.1",
+        "MULTIFRAME_ADMIN_TOKEN": TOKEN,
+    }
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode()
+            try:
+                if call(port, "GET", "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the service did not become ready in 60 s"
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def stopped(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_serves_stops_on_sigterm_and_keeps_its_data(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    body = {"username": "Persisted", "email": "p@x.io", "role": "engineer"}
+    with service(data_dir, port) as proc:
+        status, made = call(port, "POST", "/api/users", body)
+        assert status == 201, made
+        user_id = made["user_id"]
+        status, bad = call(port, "GET", "/api/users", headers={"X-Big": "a" * 9000})
+        assert status == 400
+        assert bad["error"]["code"] == "bad_request"
+        assert (data_dir / "redis.url").exists()
+        (server,) = children(proc.pid)  # the embedded redis-server
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        output = (proc.stdout.read() if proc.stdout else b"").decode()
+        assert "embedded redis-server stopped" in output, output
+        assert stopped(server)
+        assert not (data_dir / "redis.url").exists()
+
+    with service(data_dir, port):
+        status, again = call(port, "GET", f"/api/users/{user_id}")
+        assert status == 200, again
+        assert again["username"] == "Persisted"
