@@ -113,11 +113,11 @@ async def start_server(app: web.Application, settings: Settings) -> web.AppRunne
 
 
 async def serve(app: web.Application, settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully: stop accepting, let requests
-    in flight finish (up to ``shutdown_timeout``), run the app's cleanup."""
+    """Serve until SIGINT, SIGTERM or SIGHUP (a closed terminal), then shut down gracefully:
+    stop accepting, let requests in flight finish (up to ``shutdown_timeout``), clean up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     runner = await start_server(app, settings)
     try:

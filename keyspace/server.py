@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -26,6 +27,9 @@ _MODULE_DIR = ("redis-stack-server", "lib")
 _MODULE_FILES = ("rejson.so", "redisearch.so")
 _FSYNC_POLICIES = frozenset({"always", "everysec", "no"})
 _PORT_RETRIES = 3
+_LOCK_FILE = "redis.lock"
+_PID_FILE = "redis.pid"
+_LOCK_WAIT = 5.0  # a killed server's fork children (BGSAVE, AOF rewrite) may hold it briefly
 _log = logging.getLogger(__name__)
 
 
@@ -80,8 +84,41 @@ def _module_paths() -> list[Path]:
     return paths
 
 
+def _claim(data_dir: Path, wait: float) -> int:
+    """A descriptor holding the exclusive lock on ``data_dir``. The server inherits it, so the
+    lock lasts as long as the server does, even after the process that started it died."""
+    fd = os.open(data_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise EmbeddedRedisError(_held_message(data_dir)) from None
+            time.sleep(0.05)
+
+
+def _held_message(data_dir: Path) -> str:
+    try:
+        pid: int | None = int((data_dir / _PID_FILE).read_text())
+    except (OSError, ValueError):
+        pid = None
+    holder = f"redis-server (pid {pid})" if pid else "process"
+    stop = f"stop it (`kill {pid}` makes it save and exit)" if pid else "stop it"
+    return (
+        f"another {holder} is using the data directory {data_dir}: two servers on one "
+        f"directory would corrupt its append-only file; {stop} or use another data directory"
+    )
+
+
 class EmbeddedRedis:
-    """A redis-server child process owning ``data_dir``; usable as a context manager."""
+    """A redis-server child process owning ``data_dir``; usable as a context manager.
+
+    One server per data directory: :meth:`start` refuses while another server (even one whose
+    launcher was killed) holds ``data_dir/redis.lock``. The server runs in its own process
+    group, so a terminal's Ctrl-C or hang-up reaches only the launcher, which stops it last."""
 
     def __init__(
         self,
@@ -140,6 +177,7 @@ class EmbeddedRedis:
             cmd.append(str(self.conf))
         rejson, search = _module_paths()
         cmd += ["--port", str(self.port), "--bind", self.host, "--dir", str(self.data_dir)]
+        cmd += ["--pidfile", str(self.data_dir / _PID_FILE)]
         cmd += ["--daemonize", "no", "--loadmodule", str(rejson)]
         # Partial results on timeout would look like a complete (wrong) answer to callers.
         cmd += ["--loadmodule", str(search), "ON_TIMEOUT", "FAIL"]
@@ -160,19 +198,23 @@ class EmbeddedRedis:
         if self.conf is not None and not self.conf.is_file():
             raise EmbeddedRedisError(f"redis config file not found: {self.conf}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(_PORT_RETRIES):
-            try:
-                self._wait_ready(self._spawn(self._command()), timeout)
-                self._verify_modules()
-                return self.url
-            except EmbeddedRedisError:
-                self.kill()
-                # Another process may grab an auto-picked port between free_port() and bind.
-                if self._auto_port and attempt + 1 < _PORT_RETRIES and self._port_clash():
-                    self.port = free_port()
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        lock = _claim(self.data_dir, min(timeout, _LOCK_WAIT))
+        try:
+            for attempt in range(_PORT_RETRIES):
+                try:
+                    self._wait_ready(self._spawn(self._command(), lock), timeout)
+                    self._verify_modules()
+                    return self.url
+                except EmbeddedRedisError:
+                    self.kill()
+                    # Another process may grab an auto-picked port between free_port() and bind.
+                    if self._auto_port and attempt + 1 < _PORT_RETRIES and self._port_clash():
+                        self.port = free_port()
+                        continue
+                    raise
+            raise AssertionError("unreachable")
+        finally:
+            os.close(lock)  # the server holds its inherited copy
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut down cleanly (SIGTERM makes Redis persist RDB/AOF); SIGKILL after ``timeout``."""
@@ -206,12 +248,17 @@ class EmbeddedRedis:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, cmd: list[str], lock: int) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
             try:
                 self._proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(lock,),
+                    process_group=0,
                 )
             except OSError as exc:
                 raise EmbeddedRedisError(f"cannot execute {cmd[0]}: {exc}") from exc

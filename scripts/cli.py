@@ -16,8 +16,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from keyspace import Keyspace, connect
-from keyspace.server import EmbeddedRedis
+from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
 URL_FILE = "redis.url"
@@ -140,6 +143,16 @@ async def run_cli(argv: list[str]) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return REFUSED
+    except EmbeddedRedisError as exc:
+        print(f"error: could not start the embedded Redis: {exc}", file=sys.stderr)
+        return PROBLEMS
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        print(
+            f"error: Redis is unreachable ({exc}); check --redis-url / REDIS_URL, "
+            "or run the command without them to use the service's own server",
+            file=sys.stderr,
+        )
+        return PROBLEMS
 
 
 def main(argv: list[str] | None = None) -> int:

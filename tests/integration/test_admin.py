@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import DRIVER, QUEST, USER, Keyspace, connect, parse, search
-from keyspace.server import EmbeddedRedis
+from keyspace.server import EmbeddedRedis, free_port
 from scripts.cli import OK, REFUSED, run_cli
 from tests import factories as f
 from tests.redis_state import snapshot
@@ -149,3 +149,23 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         asyncio.run(read())
     finally:
         server.stop()
+
+
+async def test_an_unreachable_server_is_a_clear_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await run_cli(["--redis-url", f"redis://127.0.0.1:{free_port()}/0", "check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Redis is unreachable")
+    assert "Traceback" not in err
+
+
+async def test_a_data_dir_in_use_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with EmbeddedRedis(tmp_path / "data") as running:
+        # No redis.url in the directory (no service wrote one): the CLI would start its own.
+        code = await run_cli(["--data-dir", str(tmp_path / "data"), "check"])
+        assert code == 1
+        err = capsys.readouterr().err
+        assert f"another redis-server (pid {running.pid})" in err

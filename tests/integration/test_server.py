@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -226,3 +228,54 @@ def test_missing_module_dir_raises_clear_error(
 def test_invalid_appendfsync_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="appendfsync"):
         EmbeddedRedis(tmp_path, appendfsync="sometimes")
+
+
+def test_one_server_per_data_dir(tmp_path: Path) -> None:
+    first = EmbeddedRedis(tmp_path / "data")
+    second = EmbeddedRedis(tmp_path / "data")
+    first.start()
+    try:
+        with pytest.raises(EmbeddedRedisError, match=f"pid {first.pid}") as err:
+            second.start(timeout=1)
+        assert "append-only file" in str(err.value)
+        assert not second.running
+    finally:
+        first.stop()
+    second.start()  # free again once the first stopped
+    second.kill()
+    first.start()  # and after a crash (SIGKILL)
+    first.stop()
+
+
+def test_a_server_outliving_its_launcher_keeps_the_data_dir(tmp_path: Path) -> None:
+    # The launcher dies without stopping its server (SIGKILL, OOM): the orphan still owns
+    # the directory, and a new launcher must not start a second server on it.
+    data = tmp_path / "data"
+    launcher = (
+        "import os, sys; from pathlib import Path; from keyspace.server import EmbeddedRedis\n"
+        "s = EmbeddedRedis(Path(sys.argv[1])); s.start(); print(s.pid, flush=True); os._exit(0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", launcher, str(data)], capture_output=True, text=True, check=True
+    )
+    orphan = int(out.stdout)
+    try:
+        assert _process_exists(orphan)
+        with pytest.raises(EmbeddedRedisError, match=f"kill {orphan}"):
+            EmbeddedRedis(data).start(timeout=1)
+    finally:
+        os.kill(orphan, signal.SIGTERM)
+        for _ in range(200):
+            if not _process_exists(orphan):
+                break
+            time.sleep(0.05)
+    with EmbeddedRedis(data) as srv:
+        assert srv.running
+
+
+def test_server_runs_in_its_own_process_group(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal signals the foreground group: only the launcher, which then
+    # finishes requests in flight before it stops the server.
+    with EmbeddedRedis(tmp_path / "data") as srv:
+        assert srv.pid is not None
+        assert os.getpgid(srv.pid) == srv.pid != os.getpgid(0)

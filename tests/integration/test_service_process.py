@@ -1,5 +1,6 @@
-"""``python -m app`` as ``make run`` starts it: its own embedded Redis, the API on a port, a
-graceful stop on SIGTERM that also stops Redis, and the data still there on the next start."""
+"""``python -m app`` as ``make run`` starts it: its own embedded Redis, the API on a port, one
+server per data directory, a graceful stop on SIGTERM, SIGINT or SIGHUP that also stops Redis,
+and the data still there on the next start."""
 
 from __future__ import annotations
 
@@ -41,8 +42,7 @@ def call(
         conn.close()
 
 
-@contextmanager
-def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def environment(data_dir: Path, port: int) -> dict[str, str]:
     env = {
         **os.environ,
         "MULTIFRAME_DATA_DIR": str(data_dir),
@@ -51,8 +51,16 @@ def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "MULTIFRAME_ADMIN_TOKEN": TOKEN,
     }
     env.pop("REDIS_URL", None)
+    return env
+
+
+@contextmanager
+def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "app"],
+        env=environment(data_dir, port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -93,7 +101,8 @@ def stopped(pid: int) -> bool:
     return False
 
 
-def test_serves_stops_on_sigterm_and_keeps_its_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+def test_serves_stops_on_a_signal_and_keeps_its_data(tmp_path: Path, stop: signal.Signals) -> None:
     data_dir, port = tmp_path / "data", free_port()
     body = {"username": "Persisted", "email": "p@x.io", "role": "engineer"}
     with service(data_dir, port) as proc:
@@ -106,7 +115,17 @@ def test_serves_stops_on_sigterm_and_keeps_its_data(tmp_path: Path) -> None:
         assert (data_dir / "redis.url").exists()
         (server,) = children(proc.pid)  # the embedded redis-server
 
-        proc.send_signal(signal.SIGTERM)
+        second = subprocess.run(
+            [sys.executable, "-m", "app"],
+            env={**environment(data_dir, free_port())},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"another redis-server (pid {server})" in second.stderr, second.stderr
+
+        proc.send_signal(stop)
         assert proc.wait(timeout=30) == 0
         output = (proc.stdout.read() if proc.stdout else b"").decode()
         assert "embedded redis-server stopped" in output, output
