@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import errors as ks
@@ -86,6 +87,14 @@ def from_http(exc: web.HTTPException) -> web.Response:
     return error_response(exc.status, code, message, None, headers)
 
 
+WRONG_TYPE = ("WRONGTYPE", "wrong Redis type")  # Redis's own error, and RedisJSON's
+
+
+def wrong_type(exc: ResponseError) -> bool:
+    """A command met a key of another type: a document still stored as a legacy string."""
+    return any(marker in str(exc) for marker in WRONG_TYPE)
+
+
 def client_gone(request: web.Request) -> bool:
     """True once the client's connection is closed (aiohttp drops the transport)."""
     transport = request.transport
@@ -107,6 +116,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return from_http(exc)
+    except ResponseError as exc:
+        if not wrong_type(exc):
+            raise
+        return error_response(
+            409,
+            "wrong_type",
+            "a key this request needs holds another Redis type, e.g. a MultiFrame 11.0 JSON "
+            "string: convert it with `multiframe-admin import-legacy`",
+        )
     except (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError) as exc:
         if client_gone(request):
             # The client hung up (e.g. mid-body): nothing can be answered, and blaming Redis

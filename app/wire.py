@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from keyspace import Stored, codec
 
@@ -48,10 +50,16 @@ def if_match(request: web.Request) -> str | None:
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    tags = [t.strip().removeprefix("W/").strip('"') for t in raw.split(",") if t.strip()]
-    if len(tags) != 1 or not tags[0]:
+    tags = [t.strip() for t in raw.split(",") if t.strip()]
+    if len(tags) != 1 or not ETAG.fullmatch(tags[0]):
         raise ApiError(400, "invalid_header", "If-Match must hold exactly one ETag from a read")
-    return tags[0]
+    tag = tags[0]
+    # Our ETags are strong, and If-Match compares strongly: a weak one matches no revision.
+    return tag if tag.startswith("W/") else tag.strip('"')
+
+
+# RFC 9110 entity-tag characters; unquoted tags are accepted too (some clients drop quotes).
+ETAG = re.compile(r'(?:W/)?(?:"[\x21\x23-\x7e]+"|[\x21\x23-\x7e]+)')
 
 
 async def read_json(request: web.Request) -> Any:
@@ -69,6 +77,12 @@ async def read_json(request: web.Request) -> Any:
             # client trickling one byte at a time would hold this handler indefinitely.
             async with asyncio.timeout(timeout):
                 raw = await request.read()
+    except (HttpProcessingError, web.RequestPayloadError):  # e.g. gzip that is not gzip
+        raise ApiError(
+            400,
+            "malformed_body",
+            "the request body cannot be read: it does not match its Content-Encoding or framing",
+        ) from None
     except TimeoutError:
         raise ApiError(
             408,

@@ -59,11 +59,18 @@ def generated_prefix(prefix: str) -> str:
     return f"{prefix}_"
 
 
+# Counters stay where Lua numbers (doubles) are exact and INCR cannot overflow: an id past this
+# is an ordinary explicit id, else one create could leave the counter unusable for everyone.
+MAX_COUNTER = 2**53 - 1
+
+
 def counter_value_of(prefix: str, doc_id: str) -> int | None:
-    """The counter value an id in the seed's style stands for, or None for other ids."""
+    """The counter value an id in the seed's style stands for (at most :data:`MAX_COUNTER`),
+    or None for other ids."""
     head, sep, tail = doc_id.rpartition("_")
     if sep and head == prefix and tail.isascii() and tail.isdigit() and not tail.startswith("0"):
-        return int(tail)
+        number = int(tail) if len(tail) <= 16 else MAX_COUNTER + 1
+        return number if number <= MAX_COUNTER else None
     return None
 
 

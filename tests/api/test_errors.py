@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import fakeredis
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -162,3 +165,64 @@ async def test_503_when_redis_is_unreachable(unused_tcp_port: int) -> None:
     finally:
         await client.close()
         await redis.aclose()
+
+
+async def test_if_match_that_no_read_produced_is_refused(api: Client) -> None:
+    created = await api.post("/api/users", json=USER)
+    tag = created.headers["ETag"]
+    # ETags are strong; a weak validator never matches (RFC 9110 strong comparison).
+    resp = await api.patch(
+        "/api/users/user_1", json={"role": "engineer"}, headers={"If-Match": "W/" + tag}
+    )
+    assert (await error_of(resp, 412))["code"] == "stale_revision"
+    resp = await api.patch(
+        "/api/users/user_1", json={"role": "engineer"}, headers={"If-Match": '"é"'}
+    )
+    assert (await error_of(resp, 400))["code"] == "invalid_header"
+    assert api.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.server.port)
+    writer.write(
+        b"DELETE /api/users/user_1 HTTP/1.1\r\nHost: t\r\nAuthorization: "
+        + AUTH["Authorization"].encode()
+        + b'\r\nIf-Match: "\xe9\xff"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+    )
+    raw = await reader.read()
+    writer.close()
+    assert raw.startswith(b"HTTP/1.1 400"), raw[:200]
+    assert b'"invalid_header"' in raw
+    assert (await api.get("/api/users/user_1")).status == 200
+
+
+async def test_a_body_that_does_not_decompress_is_400(api: Client) -> None:
+    resp = await api.post(
+        "/api/users",
+        data=b"abcd",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert (await error_of(resp, 400))["code"] == "malformed_body"
+
+
+async def test_keys_still_in_the_old_string_layout_are_409_not_500(api: Client) -> None:
+    ks: Keyspace = api.app[KEYSPACE]
+    if isinstance(ks.client, fakeredis.FakeAsyncRedis):
+        pytest.skip("fakeredis runs JSON commands on a string key instead of refusing them")
+    legacy = b'{"user_id": "user_900", "username": "Old", "email": "o@x.io", "role": "admin"}'
+    await ks.client.set("user:user_900", legacy)
+    await ks.client.set("config:system", b'{"system": {}}')
+    for method, path, body in [
+        ("PATCH", "/api/users/user_900", {"role": "engineer"}),
+        ("PUT", "/api/users/user_900", USER),
+        ("DELETE", "/api/users/user_900", None),
+        ("GET", "/api/users/user_900/drivers", None),
+        ("POST", "/api/users/user_900/tokens", {}),
+        ("GET", "/api/config/system", None),
+        ("PATCH", "/api/config/system", {"system": {"mode": "production"}}),
+    ]:
+        resp = await api.request(method, path, json=body)
+        assert resp.status < 500, (method, path, await resp.text())
+        assert resp.content_type == "application/json", (method, path)
+    resp = await api.patch("/api/users/user_900", json={"role": "engineer"})
+    error = await error_of(resp, 409)
+    assert error["code"] == "wrong_type"
+    assert "import-legacy" in error["message"]
+    assert await ks.client.get("user:user_900") == legacy  # untouched

@@ -85,6 +85,19 @@ async def test_explicit_id_may_restore_a_deleted_generated_id(ks: Keyspace) -> N
     assert (await f.user(ks, "Third")).doc["user_id"] == "user_3"
 
 
+async def test_an_explicit_id_past_the_counter_range_leaves_the_counter_usable(
+    ks: Keyspace,
+) -> None:
+    await f.user(ks, "First")
+    huge = "user_99999999999999999999999"
+    made = await ks.create(
+        USER, {"user_id": huge, "username": "Huge", "email": "h@x.io", "role": "admin"}
+    )
+    assert made.doc["user_id"] == huge
+    assert await ks.client.get("user_counter") == b"1"
+    assert (await f.user(ks, "Next")).doc["user_id"] == "user_2"
+
+
 async def test_generated_id_never_overwrites_a_document_beyond_the_counter(ks: Keyspace) -> None:
     legacy = {"user_id": "user_1", "username": "Legacy", "email": "l@x.io", "role": "admin"}
     await call(ks.client, "JSON.SET", "user:user_1", "$", orjson.dumps(legacy))

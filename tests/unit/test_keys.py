@@ -87,6 +87,10 @@ def test_every_service_key_lives_under_the_reserved_prefix() -> None:
         ("driver7", None),
         ("legacy-driver", None),
         ("xdriver_5", None),
+        ("driver_9007199254740991", 2**53 - 1),  # the largest a counter may be floored to
+        ("driver_9007199254740992", None),  # past it: an ordinary explicit id
+        ("driver_9223372036854775807", None),  # INCR would overflow after it
+        ("driver_" + "9" * 300, None),
     ],
 )
 def test_counter_value_of(doc_id: str, expected: int | None) -> None:
