@@ -78,6 +78,8 @@ def update_guard(caller: Caller, spec: EntitySpec) -> Guard | None:
                 raise forbid("admin-only", "only admins change other users")
             if old.get("role") != new.get("role"):
                 raise forbid("admin-only", "only admins change roles")
+            if old.get("created_at") != new.get("created_at"):
+                raise forbid("admin-only", "only admins change created_at")
             return
         if old.get("user_id") == caller.user_id and new.get("user_id") == caller.user_id:
             return

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 
 from keyspace import COLLAB, MULTIFRAME, USER, EntitySpec
 
 from . import health, singletons
+from .errors import error_response
 from .resources import (
     Collection,
     UserRelation,
@@ -284,8 +286,27 @@ def route_table() -> list[Route]:
     return table + relation_routes() + singleton_routes() + service_routes()
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's ``Expect`` handling, with its refusal in the error format: 100-continue is
+    answered so the client sends its body; any other expectation is 417."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
+        return None
+    response = error_response(
+        417, "expectation_failed", "the only Expect this service meets is 100-continue"
+    )
+    response.force_close()  # the body, if any, was never read
+    return response
+
+
 def install(app: web.Application, table: list[Route]) -> None:
     for route in table:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(
+            route.method, route.path, route.handler, expect_handler=expect_continue
+        )
     app[PREFETCH] = {r.path: r.prefetch for r in table if r.prefetch is not None}
     app[SELF_AUTHORIZING] = frozenset((r.method, r.path) for r in table if r.authorizes_itself)

@@ -34,6 +34,18 @@ Email = Annotated[
         max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$"
     ),
 ]
+
+
+def _distinct(members: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for member in members:
+        if member in seen:
+            raise ValueError(f"{member} is listed twice; each member appears once")
+        seen.add(member)
+    return members
+
+
+Members = Annotated[list[Id], Field(max_length=1000), AfterValidator(_distinct)]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
@@ -71,7 +83,7 @@ class Collab(_Doc):
     user_id: Id
     chip_id: Id
     chip_data: ChipData
-    collaborators: Annotated[list[Id], Field(max_length=1000)]
+    collaborators: Members
     status: Literal["active", "completed"]
     timestamp: Timestamp
 

@@ -26,6 +26,7 @@ from .schema import EntitySpec, Indexed, Kind, get_path
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+LITERAL = r"[0-9A-Za-z_.:\-]*"  # what TIME values and ids are validated to: no quoting needed
 MAX_VALUE_LENGTH = 512
 
 Scalar = str | float
@@ -120,7 +121,7 @@ def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) < 1:
+    if not re.fullmatch(r"[0-9]{1,100}", raw) or int(raw) < 1:
         raise _invalid("limit", "must be a positive integer")
     return min(int(raw), MAX_LIMIT)  # larger asks are capped, not refused
 
@@ -211,6 +212,8 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if numeric != (field.kind is Kind.NUMERIC) or (numeric and not math.isfinite(value)):
         raise _invalid("cursor", "is not a cursor this service issued")
+    if not numeric and not re.fullmatch(LITERAL, str(value)):  # cf. _literal
+        raise _invalid("cursor", "is not a cursor this service issued")
     return Query(**{**query.__dict__, "after": Cursor(value, doc_id)})
 
 
@@ -226,7 +229,7 @@ def _literal(value: Scalar) -> str:
     # Only TIME values and ids reach FILTER string literals; both are validated to
     # characters that need no quoting ([0-9A-Za-z_.:-]), which this re-checks.
     text = str(value)
-    if not re.fullmatch(r"[0-9A-Za-z_.:\-]*", text):
+    if not re.fullmatch(LITERAL, text):
         raise _invalid("cursor", "holds a value that cannot be compared")
     return f"'{text}'"
 

@@ -1,13 +1,16 @@
 """``backup``/``restore``: a portable, checksummed, streamed copy of the service's keyspace.
 
-Format: gzip JSON Lines: header ``{"format": "multiframe-backup", "version": 1, ...}``, one
-``{"k", "t": json|string|set, "v"}`` per document, singleton, counter and ``mf:`` key (json ``v`` is
-the raw ``JSON.GET key .`` text: restores are byte-identical), trailer ``{"records", "sha256"}``
-over every line before it. Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF (crash
-recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is not a
-snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy the RDB
-after ``BGSAVE``. Backups are renamed from ``FILE.tmp`` when complete; restore verifies the file
-before writing, and an interrupted restore is completed by ``restore --replace`` (idempotent).
+Format: gzip JSON Lines: header ``{"format": "multiframe-backup", "version": 2, ...}``, one
+``{"k", "t": json|string|set|hash, "v"[, "pxat"]}`` per document, singleton, counter and ``mf:``
+key (json ``v`` is the raw ``JSON.GET key .`` text: restores are byte-identical; hash ``v`` is an
+object), trailer ``{"records", "sha256"}`` over every line before it. ``pxat`` is the key's expiry
+as Unix time in milliseconds (the server's clock): restore sets it again and leaves out keys whose
+expiry has passed. Rate-limit state (``mf:rate:*``) is not backed up. Restore also reads version 1
+files (no hashes, no expiries). Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF
+(crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
+not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
+the RDB after ``BGSAVE``. Backups are renamed from ``FILE.tmp`` when complete; restore verifies the
+file before writing, and an interrupted restore is completed by ``restore --replace`` (idempotent).
 """
 
 from __future__ import annotations
@@ -40,17 +43,29 @@ from keyspace.schema import Schema
 from .cli import OK, PROBLEMS, Refused
 from .progress import Progress
 
-FORMAT, VERSION = "multiframe-backup", 1
+FORMAT, VERSION = "multiframe-backup", 2
+READABLE = (1, 2)
 SCAN_COUNT = 1000
 WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
-KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set"}
-READ = {"json": ("JSON.GET", "."), "string": ("GET",), "set": ("SMEMBERS",)}
+KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set", b"hash": "hash"}
+READ = {"json": ("JSON.GET", "."), "string": ("GET",), "set": ("SMEMBERS",), "hash": ("HGETALL",)}
+FIELDS = {1: {"k", "t", "v"}, 2: {"k", "t", "v", "pxat"}}
+# GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
+# before the backup ends, and restoring it would only throttle clients for a window long gone.
+TRANSIENT = keys.rate_key("*", "*")
+# Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
+# a delete fence would refuse references to its target for good, so such records count as expired.
+TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
 Record = dict[str, Any]
 PARTIAL = "the target is partially filled: `restore --replace` the same file to complete it"
 
 
 class BadBackup(Exception):
     """The file is not a complete, intact backup in a format this version reads."""
+
+
+class CannotWrite(Exception):
+    """The backup file could not be written (missing directory, permissions, disk full...)."""
 
 
 def _text(value: bytes | str) -> str:
@@ -80,16 +95,39 @@ async def _read(client: Redis, batch: list[str]) -> tuple[list[Record], list[str
     skipped = [f"{k} ({t.decode()})" for k, t in typed if t not in KINDS and t != b"none"]
     wanted = [(key, KINDS[kind]) for key, kind in typed if kind in KINDS]
     async with client.pipeline(transaction=False) as pipe:
+        pipe.time()  # before the PTTLs, so an expiry is never placed later than the real one
         for key, kind in wanted:
             command, *path = READ[kind]
             pipe.execute_command(command, key, *path)
-        values = await pipe.execute()
+            pipe.pttl(key)
+        (seconds, micros), *replies = await pipe.execute()
+    now = seconds * 1000 + micros // 1000
     records: list[Record] = []
-    for (key, kind), value in zip(wanted, values, strict=True):
-        if value is not None and value != set():  # else deleted between TYPE and the read
-            v = sorted(m.decode() for m in value) if kind == "set" else value.decode()
-            records.append({"k": key, "t": kind, "v": v})
+    for (key, kind), value, ttl in zip(wanted, replies[::2], replies[1::2], strict=True):
+        if value in (None, set(), {}) or ttl == -2:  # deleted or expired since TYPE
+            continue
+        record: Record = {"k": key, "t": kind, "v": _value(kind, value)}
+        if ttl >= 0:
+            record["pxat"] = now + ttl
+        records.append(record)
     return records, skipped
+
+
+def _value(kind: str, value: Any) -> Any:
+    if kind == "set":
+        return sorted(m.decode() for m in value)
+    if kind == "hash":
+        return {f.decode(): v.decode() for f, v in sorted(value.items())}
+    return value.decode()
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """OSError of the file only: a Redis failure must not be reported as a file problem."""
+    try:
+        yield
+    except OSError as exc:
+        raise CannotWrite(str(exc)) from exc
 
 
 class _Writer:
@@ -97,46 +135,88 @@ class _Writer:
 
     def __init__(self, path: Path) -> None:
         self.path, self.tmp, self.sha = path, path.with_name(path.name + ".tmp"), hashlib.sha256()
-        self.raw: BinaryIO = self.tmp.open("wb")
+        with _writing():
+            self.raw: BinaryIO = self.tmp.open("wb")
         self.gz = gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=6)
 
     def line(self, obj: Record) -> None:
         data = orjson.dumps(obj) + b"\n"
         self.sha.update(data)
-        self.gz.write(data)
+        with _writing():
+            self.gz.write(data)
 
     def commit(self, records: int) -> None:
-        self.gz.write(orjson.dumps({"records": records, "sha256": self.sha.hexdigest()}) + b"\n")
-        self.gz.close()
-        self.raw.flush()
-        os.fsync(self.raw.fileno())  # the rename must never expose a file still in the cache
-        self.raw.close()
-        os.replace(self.tmp, self.path)
+        with _writing():
+            trailer = {"records": records, "sha256": self.sha.hexdigest()}
+            self.gz.write(orjson.dumps(trailer) + b"\n")
+            self.gz.close()
+            self.raw.flush()
+            os.fsync(self.raw.fileno())  # the rename must never expose a file still in the cache
+            self.raw.close()
+            os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.gz.close()
-        self.raw.close()
+        for close in (self.gz.close, self.raw.close):  # a full disk can fail the final flush
+            with contextlib.suppress(Exception):
+                close()
         self.tmp.unlink(missing_ok=True)
+
+
+def backup_target(text: str) -> Path:
+    """argparse type of ``backup FILE``: a file name in an existing directory, checked before
+    the server is touched (a late failure still leaves no file, see :class:`CannotWrite`)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a directory; name the file to write, e.g. {path / 'keyspace.jsonl.gz'}"
+        )
+    folder = path.parent
+    if not folder.exists():
+        raise argparse.ArgumentTypeError(
+            f"directory {folder} does not exist; create it first (mkdir -p {folder})"
+        )
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{folder} is not a directory; choose a path inside one")
+    return path
+
+
+def backup_source(text: str) -> Path:
+    """argparse type of ``restore FILE``: an existing file (its content is verified later)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file written by `backup`")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(
+            f"{text} does not exist; give the path of a file written by `backup`"
+        )
+    return path
 
 
 def backup_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``backup FILE``."""
-    parser.add_argument("file", type=Path, help="backup file to write (gzip JSON Lines)")
+    parser.add_argument("file", type=backup_target, help="backup file to write (gzip JSON Lines)")
 
 
 async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
-    """Stream every service key into ``args.file``; PROBLEMS if some key had an unknown type."""
+    """Stream every service key into ``args.file``; PROBLEMS if some key had an unknown type
+    or the file could not be written (then no file is left behind)."""
     version = str((await ks.client.info("server")).get("redis_version", "unknown"))
     created = datetime.now(UTC).isoformat(timespec="seconds")
     header = {"format": FORMAT, "version": VERSION, "created_at": created, "redis_version": version}
     counts: Counter[str] = Counter()
-    skipped = 0
-    writer = _Writer(args.file)
+    skipped = transient = 0
+    try:
+        writer = _Writer(args.file)
+    except CannotWrite as exc:
+        return _cannot_write(args.file, exc)
     try:
         writer.line(header)
         with Progress("backup") as progress:
-            async for batch in _key_batches(ks.client, ks.schema):
+            async for found in _key_batches(ks.client, ks.schema):
+                batch = [key for key in found if not fnmatchcase(key, TRANSIENT)]
+                transient += len(found) - len(batch)
+                if not batch:
+                    continue
                 records, odd = await _read(ks.client, batch)
                 for key in odd:
                     print(f"\nbackup: skipped {key}: unsupported type", file=sys.stderr)
@@ -146,43 +226,69 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
                     counts[record["t"]] += 1
                 progress.advance(len(records))
         writer.commit(progress.done)
+    except CannotWrite as exc:
+        writer.abort()
+        return _cannot_write(args.file, exc)
     except BaseException:  # Ctrl-C (CancelledError/KeyboardInterrupt) or failure: no FILE
         writer.abort()
         raise
     size = args.file.stat().st_size
-    print(f"{progress.summary('keys')} ({_kinds(counts)}, {skipped} skipped); {size:,} bytes")
+    left_out = f"{skipped} skipped, {transient} rate-limit keys left out"
+    print(f"{progress.summary('keys')} ({_kinds(counts)}; {left_out}); {size:,} bytes")
     return PROBLEMS if skipped else OK
 
 
+def _cannot_write(path: Path, exc: CannotWrite) -> int:
+    print(
+        f"backup: cannot write {path} ({exc}); nothing was written and any earlier {path} is "
+        "unchanged: free disk space, fix the permissions or choose another FILE, then run again",
+        file=sys.stderr,
+    )
+    return PROBLEMS
+
+
 def _kinds(counts: Counter[str]) -> str:
-    return ", ".join(f"{kind} {counts[kind]:,}" for kind in ("json", "string", "set"))
+    return ", ".join(f"{kind} {counts[kind]:,}" for kind in ("json", "string", "set", "hash"))
 
 
-def _check(record: Any, service: list[str]) -> Record:
-    """A well-formed record of a service key, else BadBackup."""
-    if not isinstance(record, dict) or set(record) != {"k", "t", "v"}:
-        raise BadBackup("a record must have exactly the fields k, t, v")
+def _check(record: Any, service: list[str], version: int) -> Record:
+    """A well-formed record of a service key, else BadBackup. Version 1 records of keys that
+    always have a TTL come back as already expired (``pxat`` 0)."""
+    fields = FIELDS[version]
+    if not isinstance(record, dict) or not {"k", "t", "v"} <= set(record) <= fields:
+        extra = " (and may have pxat)" if "pxat" in fields else ""
+        raise BadBackup(f"a record must have the fields k, t, v{extra}")
     key, kind, value = record["k"], record["t"], record["v"]
     if not isinstance(key, str) or not any(fnmatchcase(key, p) for p in service):
         raise BadBackup(f"record key {key!r} is not a service key")
     if kind == "set":
         ok = isinstance(value, list) and bool(value) and all(isinstance(m, str) for m in value)
+    elif kind == "hash" and version >= 2:
+        ok = (
+            isinstance(value, dict)
+            and bool(value)
+            and all(isinstance(m, str) for m in value.values())
+        )
     else:
         ok = kind in ("json", "string") and isinstance(value, str)
+    if "pxat" in record and not (type(record["pxat"]) is int and record["pxat"] > 0):
+        ok = False
     if ok and kind == "json":  # JSON.SET must not fail half-way through pass 2
         try:
             orjson.loads(value)
         except orjson.JSONDecodeError:
             ok = False
     if not ok:
-        raise BadBackup(f"record {key!r} has a bad type or value")
+        raise BadBackup(f"record {key!r} has a bad type, value or expiry")
+    if version == 1 and any(fnmatchcase(key, p) for p in TTL_LOST_IN_V1):
+        record["pxat"] = 0
     return record
 
 
 def _records(path: Path, schema: Schema) -> Iterator[tuple[Record, int]]:
     """Validated records of ``path`` and their sizes; BadBackup at the end on a bad trailer."""
     service = patterns(schema)
-    sha, count, trailer = hashlib.sha256(), 0, None
+    sha, count, trailer, version = hashlib.sha256(), 0, None, VERSION
     try:
         with gzip.open(path, "rb") as lines:
             for number, line in enumerate(lines, 1):
@@ -193,15 +299,13 @@ def _records(path: Path, schema: Schema) -> Iterator[tuple[Record, int]]:
                 except orjson.JSONDecodeError:
                     raise BadBackup(f"line {number} is not JSON (damaged file?)") from None
                 if number == 1:
-                    head = obj if isinstance(obj, dict) else {}
-                    if [head.get("format"), head.get("version")] != [FORMAT, VERSION]:
-                        raise BadBackup(f"not a {FORMAT} file of version {VERSION}")
+                    version = _version(obj)
                 elif isinstance(obj, dict) and "sha256" in obj and "k" not in obj:
                     trailer = obj
                     continue
                 else:
                     count += 1
-                    yield _check(obj, service), len(line)
+                    yield _check(obj, service, version), len(line)
                 sha.update(line)
     except (OSError, EOFError, zlib.error) as exc:
         raise BadBackup(f"cannot read {path}: {exc}") from None
@@ -213,9 +317,20 @@ def _records(path: Path, schema: Schema) -> Iterator[tuple[Record, int]]:
         raise BadBackup("checksum mismatch: the file is damaged or was modified")
 
 
+def _version(head: Any) -> int:
+    """The format version of a header line this code reads, else BadBackup."""
+    head = head if isinstance(head, dict) else {}
+    version = head.get("version")
+    if head.get("format") != FORMAT or type(version) is not int:
+        raise BadBackup(f"not a {FORMAT} file")
+    if version not in READABLE:
+        raise BadBackup(f"version {version} is not one this multiframe-admin reads {READABLE}")
+    return version
+
+
 def restore_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``restore FILE [--replace]``; the server is not set up beforehand."""
-    parser.add_argument("file", type=Path, help="backup file written by `backup`")
+    parser.add_argument("file", type=backup_source, help="backup file written by `backup`")
     parser.add_argument("--replace", action="store_true", help="delete service keys first")
     parser.add_argument("--index-timeout", type=float, default=3600.0, help="seconds per index")
     parser.set_defaults(setup=False)
@@ -246,10 +361,28 @@ async def _write(client: Redis, batch: list[Record]) -> None:
                 pipe.execute_command("JSON.SET", key, "$", value)
             elif kind == "string":
                 pipe.set(key, value)
-            else:
+            elif kind == "set":
                 pipe.delete(key)
                 pipe.sadd(key, *value)
+            else:
+                pipe.delete(key)
+                pipe.hset(key, mapping=value)
+            if "pxat" in record:
+                pipe.pexpireat(key, record["pxat"])
         await pipe.execute()
+
+
+async def _flush(client: Redis, batch: list[Record], counts: Counter[str]) -> int:
+    """Write the records of ``batch`` still alive on the target's clock; the number expired.
+    A key that expires between this check and its PEXPIREAT is deleted by Redis itself."""
+    live = batch
+    if any("pxat" in record for record in batch):
+        seconds, micros = await client.time()
+        now = seconds * 1000 + micros // 1000
+        live = [record for record in batch if record.get("pxat", now + 1) > now]
+    counts.update(record["t"] for record in live)
+    await _write(client, live)
+    return len(batch) - len(live)
 
 
 async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
@@ -266,6 +399,7 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     if occupant is not None and not args.replace:
         raise Refused(f"the target holds service data ({occupant}); use --replace to overwrite")
     counts: Counter[str] = Counter()
+    expired = 0
     try:
         if occupant is not None:
             with Progress("replace: delete") as progress:
@@ -277,12 +411,11 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
             for record, length in _records(args.file, ks.schema):
                 batch.append(record)
                 size += length
-                counts[record["t"]] += 1
                 if len(batch) >= WRITE_BATCH or size >= WRITE_BYTES:
-                    await _write(ks.client, batch)
+                    expired += await _flush(ks.client, batch, counts)
                     progress.advance(len(batch))
                     batch, size = [], 0
-            await _write(ks.client, batch)
+            expired += await _flush(ks.client, batch, counts)
             progress.advance(len(batch))
     except BadBackup as exc:  # the file changed between the two passes
         print(f"restore: {args.file} changed: {exc}; {PARTIAL}", file=sys.stderr)
@@ -296,5 +429,6 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     if ks.capabilities.search:
         for spec in ks.schema.entities:
             await search.wait_built(ks.client, keys.index_alias(spec.prefix), args.index_timeout)
-    print(f"{written} ({_kinds(counts)}); indexes ready in {time.perf_counter() - started:.1f}s")
+    kinds = f"{_kinds(counts)}; {expired} expired, not restored"
+    print(f"{written} ({kinds}); indexes ready in {time.perf_counter() - started:.1f}s")
     return OK

@@ -32,6 +32,37 @@ class Refused(Exception):
     """The command will not run on this target; the message says what to do instead."""
 
 
+def redis_url(text: str) -> str:
+    """argparse type of ``--redis-url``: a URL redis-py can connect to."""
+    if text.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise argparse.ArgumentTypeError(
+            f"not a Redis URL: {text!r}; use redis://[user:password@]host:port/db"
+        )
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return number
+
+
+def non_negative(text: str) -> float:
+    """argparse type of a mean that must be a finite number of at least 0."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text!r}")
+    return number
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("MULTIFRAME_DATA_DIR", "var/redis"))
 
@@ -112,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument(
         "--redis-url",
+        type=redis_url,
         default=os.environ.get("REDIS_URL") or None,
         help="server to work on (default: REDIS_URL, else the running embedded server, "
         "else an embedded server started on --data-dir)",

@@ -18,7 +18,7 @@ from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keys
 from keyspace.documents import for_create
 from keyspace.plan import plan_create
 
-from .cli import OK, PROBLEMS
+from .cli import OK, PROBLEMS, non_negative, positive_int
 from .progress import Progress
 
 CHIP_TYPES = ("quantum_processor", "neural_processor", "crypto_processor")
@@ -47,16 +47,20 @@ ROLES = ("admin", "designer", "designer", "engineer", "engineer", "engineer")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=int, required=True, help="number of users to create")
-    parser.add_argument("--drivers", type=float, default=4.0, help="drivers per user (mean)")
-    parser.add_argument("--processes", type=float, default=2.0, help="processes per user (mean)")
-    parser.add_argument("--quests", type=float, default=2.0, help="quests per user (mean)")
-    parser.add_argument("--collabs", type=float, default=1.0, help="collabs per user (mean)")
-    parser.add_argument(
-        "--nfts", type=float, default=1.0, help="NFTs per user (mean, one per chip)"
-    )
+    users_help = "number of users to create"
+    parser.add_argument("--users", type=positive_int, required=True, help=users_help)
+    for name, mean, help_text in (
+        ("drivers", 4.0, "drivers per user (mean)"),
+        ("processes", 2.0, "processes per user (mean)"),
+        ("quests", 2.0, "quests per user (mean)"),
+        ("collabs", 1.0, "collabs per user (mean)"),
+        ("nfts", 1.0, "NFTs per user (mean, one per chip)"),
+    ):
+        parser.add_argument(f"--{name}", type=non_negative, default=mean, help=help_text)
     parser.add_argument("--seed", type=int, default=11, help="random seed (same seed, same data)")
-    parser.add_argument("--batch", type=int, default=2000, help="users per pipelined batch")
+    parser.add_argument(
+        "--batch", type=positive_int, default=2000, help="users per pipelined batch"
+    )
 
 
 class World:

@@ -226,3 +226,10 @@ async def test_keys_still_in_the_old_string_layout_are_409_not_500(api: Client) 
     assert error["code"] == "wrong_type"
     assert "import-legacy" in error["message"]
     assert await ks.client.get("user:user_900") == legacy  # untouched
+
+
+async def test_expect_other_than_100_continue_is_417_in_the_format(api: Client) -> None:
+    resp = await api.post("/api/users", json=USER, headers={"Expect": "bogus"})
+    assert (await error_of(resp, 417))["code"] == "expectation_failed"
+    resp = await api.post("/api/users", json=USER, headers={"Expect": "100-continue"})
+    assert resp.status == 201, await resp.text()

@@ -1,10 +1,12 @@
-"""backup and restore through the CLI: byte-identical round trip, refusal, checksum, Ctrl-C."""
+"""backup and restore through the CLI: byte-identical round trip, tokens and expiries, version 1
+files, refusal, checksum, Ctrl-C."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, Page, parse, search
+from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, Page, keys, parse, search
 from keyspace.server import EmbeddedRedis
+from keyspace.tokens import SESSION_TTL, new_token, token_hash
 from scripts import backup as backup_module
 from scripts.cli import OK, PROBLEMS, REFUSED, run_cli
 from tests import factories as f
@@ -40,8 +43,12 @@ async def answers(ks: Keyspace) -> list[Page]:
     return [await ks.list(spec, parse(spec, params)) for spec, params in QUERIES]
 
 
+ADMIN_TOKEN = new_token()
+
+
 async def populate(client: Redis) -> Keyspace:
-    """Every kind of key: documents, counters, claims, reference sets, changed singletons."""
+    """Every kind of key: documents, counters, claims, reference sets, changed singletons and
+    token hashes (the operator's API key, as the service grants at start-up, and a session)."""
     ks = Keyspace(client)
     await ks.setup()
     names = ["Ada", "Grace", "Linus", "Mary", "Alan", "Émilie"]
@@ -62,6 +69,8 @@ async def populate(client: Redis) -> Keyspace:
     await ks.set_chip_metrics(
         "chip_neural_7", {"performance": 91.25, "efficiency": 80.5, "temperature": -12.75}
     )
+    await ks.tokens.grant(ADMIN_TOKEN, "admin", "admin")
+    await ks.tokens.mint(ids[0], users[0].raw)
     return ks
 
 
@@ -110,7 +119,7 @@ async def test_backup_file_is_gzip_json_lines_with_header_and_trailer(
     lines = read_lines(file)
     header, trailer = orjson.loads(lines[0]), orjson.loads(lines[-1])
     assert header["format"] == "multiframe-backup"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["redis_version"].split(".")[0].isdigit()
     assert header["created_at"]
     records = [orjson.loads(line) for line in lines[1:-1]]
@@ -120,13 +129,23 @@ async def test_backup_file_is_gzip_json_lines_with_header_and_trailer(
     }
     by_key = {r["k"]: r for r in records}
     assert len(by_key) == len(records)
-    assert {r["t"] for r in records} == {"json", "string", "set"}
+    assert {r["t"] for r in records} == {"json", "string", "set", "hash"}
     raw = await real_client.execute_command("JSON.GET", "user:user_1", ".")  # type: ignore[no-untyped-call]
     assert by_key["user:user_1"] == {"k": "user:user_1", "t": "json", "v": raw.decode()}
     assert by_key["driver_counter"] == {"k": "driver_counter", "t": "string", "v": "12"}
     members = by_key["mf:ref:user:user_3:collab.collaborators"]["v"]
     assert members == sorted(members) == ["collab_1", "collab_2"]
     assert not any(k.startswith("mf:idx") for k in by_key)
+    admin = by_key[keys.token_key(token_hash(ADMIN_TOKEN))]
+    assert admin == {
+        "k": admin["k"],
+        "t": "hash",
+        "v": {"kind": "api_key", "role": "admin", "user_id": "admin"},
+    }
+    session = next(r for r in records if r["t"] == "hash" and r["v"]["kind"] == "session")
+    now_ms = time.time() * 1000
+    assert now_ms < session["pxat"] <= now_ms + SESSION_TTL * 1000  # absolute, in ms
+    assert [r for r in records if "pxat" in r] == [session]
 
 
 async def test_restore_refuses_a_non_empty_server_unless_replace(

@@ -229,7 +229,9 @@ class KeyspaceMachine(RuleBasedStateMachine):
     def create_owned(self, data: st.DataObject, spec: EntitySpec, chip_id: str) -> None:
         candidates = [*self.users(), GHOST]
         owner = data.draw(st.sampled_from(candidates), label="owner")
-        members = data.draw(st.lists(st.sampled_from(candidates), max_size=4), label="members")
+        members = data.draw(
+            st.lists(st.sampled_from(candidates), max_size=4, unique=True), label="members"
+        )
         body = owned_body(spec, owner, chip_id, members)
         expected: set[type[KeyspaceError]] = set()
         referenced = [owner, *(members if spec is COLLAB else [])]
@@ -310,7 +312,9 @@ class KeyspaceMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def replace_collaborators(self, data: st.DataObject) -> None:
         collab_id = self.pick(data, COLLAB, "collab")
-        members = data.draw(st.lists(st.sampled_from([*self.users(), GHOST]), max_size=4))
+        members = data.draw(
+            st.lists(st.sampled_from([*self.users(), GHOST]), max_size=4, unique=True)
+        )
         old = self.docs[COLLAB.prefix].get(collab_id)
         expected: set[type[KeyspaceError]] = set()
         if old is None:

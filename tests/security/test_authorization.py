@@ -229,7 +229,7 @@ async def test_collaborators_change_status_and_members_only(world: World, redis:
     await forbidden(await carol.patch(path, json={"status": "completed"}), rule)
 
 
-async def test_users_edit_their_own_name_and_email_but_not_their_role(
+async def test_users_edit_their_own_name_and_email_but_not_their_role_or_created_at(
     world: World, redis: Redis
 ) -> None:
     alice = world.alice
@@ -242,5 +242,14 @@ async def test_users_edit_their_own_name_and_email_but_not_their_role(
     await forbidden(await alice.put(path, json=body), "admin-only")
     await forbidden(await alice.delete(path), "admin-only")
     await forbidden(await alice.post("/api/users", json=new_user("Sock", "admin")), "admin-only")
+    await forbidden(
+        await alice.patch(path, json={"created_at": "2000-01-01T00:00:00"}), "admin-only"
+    )
+    body = {**await _replacement(alice, path, "users"), "created_at": "2000-01-01T00:00:00"}
+    await forbidden(await alice.put(path, json=body), "admin-only")
     assert await snapshot(redis) == before
     assert (await alice.json(path))["role"] == "designer"
+    # A replacement carrying the stored created_at is hers to make.
+    body = await _replacement(alice, path, "users")
+    resp = await alice.put(path, json={**body, "username": "Ally"})
+    assert resp.status == 200, await resp.text()

@@ -136,6 +136,8 @@ def test_create_rejects_bad_enum_owner_and_member_ids() -> None:
     assert failed_fields(NFT, {**nft, "owner": "1x" + "0" * 40}, "nft_user_1_c") == ["owner"]
     collab = {"user_id": "user_1", "chip_id": "c", "chip_data": chip(), "collaborators": ["a:b"]}
     assert failed_fields(COLLAB, collab, "collab_1") == ["collaborators.0"]
+    twice = {**collab, "collaborators": ["user_3", "user_4", "user_3"]}
+    assert failed_fields(COLLAB, twice, "collab_1") == ["collaborators"]
 
 
 def test_create_rejects_ids_with_colons() -> None:

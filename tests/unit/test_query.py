@@ -87,6 +87,7 @@ def test_parse_tokenizes_q_and_validates_sort_and_limit() -> None:
     assert parse(DRIVER, {"limit": ["1000"]}).limit == 1000
     assert parse(DRIVER, {"limit": ["1001"]}).limit == 1000  # capped, not refused
     assert parse(DRIVER, {"limit": ["999999999999"]}).limit == 1000
+    assert parse(DRIVER, {"limit": ["99999999999999999999"]}).limit == 1000
     assert parse(QUEST, {"q": ["?!"]}).terms == ()
 
 
@@ -178,6 +179,12 @@ def test_cursor_round_trip_for_long_derived_nft_id() -> None:
     doc = {"nft_id": f"nft_user_1_{chip_id}", "user_id": "user_1", "chip_id": chip_id}
     token = encode_cursor(NFT, parse(NFT, {}), doc)
     assert parse(NFT, {"cursor": [token]}).after == Cursor(doc["nft_id"], doc["nft_id"])
+
+
+def test_a_forged_cursor_value_is_refused_at_parse() -> None:
+    token = cursor_of(["timestamp", False, '2025")', "driver_1"])
+    with pytest.raises(ValidationFailed, match="cursor"):
+        parse(DRIVER, {"sort": ["timestamp"], "cursor": [token]})
 
 
 def test_cursor_value_must_fit_the_sort_field_kind() -> None:
