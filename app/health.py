@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any
 
 from aiohttp import web
 
 from .errors import error_response
-from .state import OPENAPI, keyspace
+from .state import OPENAPI, SETTINGS, keyspace
 from .wire import json_response
 
 
@@ -18,7 +19,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     try:
-        report = await keyspace(request).readiness()
+        # One Redis timeout, not the client's retries of it: a probe must answer in time.
+        async with asyncio.timeout(request.app[SETTINGS].redis_timeout):
+            report = await keyspace(request).readiness()
     except Exception as exc:  # any failure to answer is "not ready", never a 500
         return error_response(
             503, "not_ready", f"redis unreachable: {type(exc).__name__}", None, {"Retry-After": "2"}

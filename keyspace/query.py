@@ -69,6 +69,29 @@ def tokenize(text: str) -> list[str]:
     return [t.lower() for t in _SEPARATORS.split(text) if t]
 
 
+MAX_CASED = 6  # non-ASCII letters per term given both cases: at most 2**6 variants
+
+
+def case_variants(term: str) -> list[str]:
+    """``term`` (lower-cased) with each of its first :data:`MAX_CASED` non-ASCII letters in
+    either case. RediSearch lower-cases only ASCII letters, in documents and queries alike,
+    so 'Élodie' is indexed as 'Élodie': matching it case-insensitively means asking for
+    every way its non-ASCII letters may have been written."""
+    slots = [
+        i
+        for i, ch in enumerate(term)
+        if not ch.isascii() and len(ch.upper()) == 1 and ch.upper() != ch
+    ][:MAX_CASED]
+    variants = []
+    for mask in range(2 ** len(slots)):
+        chars = list(term)
+        for bit, i in enumerate(slots):
+            if mask >> bit & 1:
+                chars[i] = chars[i].upper()
+        variants.append("".join(chars))
+    return variants
+
+
 def escape(value: str) -> str:
     """Make any value a literal in a RediSearch query (tag values and terms)."""
     return _ESCAPE.sub(r"\\\1", value)
@@ -234,6 +257,11 @@ def _literal(value: Scalar) -> str:
     return f"'{text}'"
 
 
+def _any_case(term: str) -> str:
+    variants = [escape(v) for v in case_variants(term)]
+    return variants[0] if len(variants) == 1 else "(" + "|".join(variants) + ")"
+
+
 def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
     if field.kind is Kind.NUMERIC:
         parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
@@ -279,7 +307,7 @@ def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
     if query.terms is not None:
         names = "|".join(f.name for f in spec.text_fields)
         # No terms at all (q was only punctuation) must match nothing, not everything.
-        terms = " ".join(escape(t) for t in query.terms) or "\\-"
+        terms = " ".join(_any_case(t) for t in query.terms) or "\\-"
         clauses.append(f"@{names}:({terms})")
     return " ".join(clauses) or "*", filters
 

@@ -14,7 +14,7 @@
 -- ARGV[6..]: ops, each an op name followed by its arguments:
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
 --            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
---            exists  k field value     -> error 'missing_reference' when KEYS[k] is missing
+--            exists  k field value     -> error 'missing_reference' unless KEYS[k] is a JSON document
 --            unfenced k field value    -> error 'missing_reference' when KEYS[k] exists
 --                                         (the target's delete fence: it is being deleted)
 --            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
@@ -54,7 +54,11 @@ local function check(op, a)
     if not cur then return fail('not_found', '', key) end
     if cur ~= a[2] then return fail('stale', '', key) end
   elseif op == 'exists' then
-    if redis.call('EXISTS', key) == 0 then return fail('missing_reference', a[2], a[3]) end
+    -- JSON.TYPE, not EXISTS: a key still holding a legacy string is no document to refer to.
+    local reply = redis.pcall('JSON.TYPE', key, '$')
+    if type(reply) ~= 'table' or reply.err or not reply[1] then
+      return fail('missing_reference', a[2], a[3])
+    end
   elseif op == 'unfenced' then
     if redis.call('EXISTS', key) == 1 then return fail('missing_reference', a[2], a[3]) end
   elseif op == 'free' then

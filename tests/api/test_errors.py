@@ -233,3 +233,40 @@ async def test_expect_other_than_100_continue_is_417_in_the_format(api: Client) 
     assert (await error_of(resp, 417))["code"] == "expectation_failed"
     resp = await api.post("/api/users", json=USER, headers={"Expect": "100-continue"})
     assert resp.status == 201, await resp.text()
+
+
+async def test_a_reference_to_a_key_in_the_old_layout_is_missing(api: Client) -> None:
+    ks: Keyspace = api.app[KEYSPACE]
+    if isinstance(ks.client, fakeredis.FakeAsyncRedis):
+        pytest.skip("fakeredis runs JSON commands on a string key instead of refusing them")
+    await api.post("/api/users", json=USER)
+    await api.post(
+        "/api/collabs",
+        json={
+            "user_id": "user_1",
+            "chip_id": "c",
+            "chip_data": {
+                "type": "crypto_processor",
+                "cores": 4,
+                "frequency": "1GHz",
+                "architecture": "A",
+            },
+        },
+    )
+    await ks.client.set("user:user_900", b'{"user_id": "user_900"}')
+    driver = {
+        "user_id": "user_900",
+        "chip_id": "c",
+        "version": "1",
+        "chip_data": {
+            "type": "crypto_processor",
+            "cores": 4,
+            "frequency": "1GHz",
+            "architecture": "A",
+        },
+    }
+    resp = await api.post("/api/drivers", json=driver)
+    assert (await error_of(resp, 409))["code"] == "missing_reference"
+    resp = await api.post("/api/collabs/collab_1/collaborators", json={"user_id": "user_900"})
+    assert (await error_of(resp, 409))["code"] == "missing_reference"
+    assert await ks.client.exists("driver:driver_1") == 0

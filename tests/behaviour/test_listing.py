@@ -130,3 +130,16 @@ async def test_bad_parameters_are_rejected(ks: Keyspace) -> None:
     ):
         with pytest.raises(ValidationFailed):
             await ks.list(DRIVER, parse(DRIVER, params))
+
+
+async def test_full_text_ignores_the_case_of_non_ascii_letters(ks: Keyspace) -> None:
+    await f.user(ks, "Élodie")
+    await f.user(ks, "émile")
+    await f.user(ks, "ÄÖÜ-Straße")
+    for term in ("élodie", "Élodie", "ÉLODIE", "éLoDiE"):
+        assert await ids(ks, USER, q=term) == ["user_1"], term
+    for term in ("émile", "Émile", "ÉMILE"):
+        assert await ids(ks, USER, q=term) == ["user_2"], term
+    for term in ("äöü", "ÄÖÜ", "äÖü straße", "STRAßE"):
+        assert await ids(ks, USER, q=term) == ["user_3"], term
+    assert await ids(ks, USER, q="strasse") == []  # case only: ß is not folded to ss

@@ -17,6 +17,8 @@ import argparse
 import asyncio
 import hashlib
 import itertools
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -38,7 +40,7 @@ from keyspace.server import EmbeddedRedis
 from scripts import generate
 from scripts.check import inspect
 
-from .conftest import AUTH, Figures, LiveApp, ServerFactory
+from .conftest import AUTH, Figures, LiveApp, ServerFactory, reliability_settings
 
 pytestmark = pytest.mark.redis
 
@@ -615,3 +617,23 @@ async def test_app_closes_although_a_cancel_of_its_setup_check_is_lost(
     async with asyncio.timeout(5):
         await live.server.close()
     assert lost
+
+
+async def test_ready_answers_within_one_redis_timeout_when_redis_stalls(
+    private_server: ServerFactory, live_app: Callable[..., Any]
+) -> None:
+    server = private_server(name="stalled")
+    live: LiveApp = await live_app(server.url, reliability_settings(redis_timeout=0.5))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(live.url("/ready")) as resp:
+            assert resp.status == 200
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)  # alive but answering nothing
+        try:
+            began = time.monotonic()
+            async with http.get(live.url("/ready")) as resp:
+                assert resp.status == 503
+                assert (await resp.json())["error"]["code"] == "not_ready"
+            assert time.monotonic() - began < 3.0  # not the client's 3 x 5 s of retries
+        finally:
+            os.kill(server.pid, signal.SIGCONT)

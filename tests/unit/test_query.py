@@ -15,10 +15,12 @@ from keyspace.entities import COLLAB, DRIVER, NFT, QUEST, USER
 from keyspace.errors import ValidationFailed
 from keyspace.query import (
     DEFAULT_LIMIT,
+    MAX_CASED,
     Cursor,
     Query,
     Range,
     after_cursor,
+    case_variants,
     compile_search,
     count_args,
     encode_cursor,
@@ -336,3 +338,13 @@ def test_python_keyset_pages_visit_every_document_once() -> None:
         ordered = sorted(docs, key=lambda d: (d["chip_data"]["cores"], d["driver_id"]))
         expected = [d["driver_id"] for d in ordered]
         assert seen == (expected if sort == "cores" else expected[::-1])
+
+
+def test_case_variants_cover_every_case_of_non_ascii_letters() -> None:
+    assert case_variants("abc") == ["abc"]
+    assert case_variants("élodie") == ["élodie", "Élodie"]
+    assert sorted(case_variants("äöü")) == sorted(
+        ["äöü", "Äöü", "äÖü", "äöÜ", "ÄÖü", "ÄöÜ", "äÖÜ", "ÄÖÜ"]
+    )
+    assert case_variants("straße") == ["straße"]  # 'ß'.upper() is 'SS': not one letter
+    assert len(case_variants("é" * 20)) == 2**MAX_CASED  # bounded
