@@ -229,7 +229,13 @@ class _Inspection:
             except (ResponseError, ValueError):
                 self.add("counter_behind", counter, "not an integer counter", False)
                 continue
-            if current < top:
+            if current > keys.MAX_COUNTER:  # INCR overflows or Lua misreads it: creates fail
+                detail = (
+                    f"{current} is past {keys.MAX_COUNTER}; generated {spec.prefix} ids fail "
+                    f"until it is SET to the highest id ever issued"
+                )
+                self.add("counter_out_of_range", counter, detail, False)
+            elif current < top:
                 detail = f"{current} is behind {keys.generated_id(spec.prefix, top)}"
                 self.add("counter_behind", counter, detail, True, value=str(top))
 

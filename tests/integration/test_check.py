@@ -99,6 +99,7 @@ UNREPAIRABLE = {
     ("dangling_reference", "driver:drv-old", False),
     ("unique_violation", "user:user_1", False),
     ("unique_violation", "user:user_dup", False),
+    ("counter_out_of_range", "quest_counter", False),
 }
 UNTOUCHED = [
     "process:process_1",
@@ -138,6 +139,8 @@ async def plant(ks: Keyspace, made: dict[str, Stored]) -> None:
         PROCESS, {"process_id": "process_7", "user_id": "user_2", "chip_data": f.chip()}
     )
     await c.set("process_counter", "2")
+    # a counter no create can draw from (INCR would overflow; Lua reads it inexactly)
+    await c.set("quest_counter", "99999999999999999999")
     # a dropped index, and an alias on an index of an older definition
     await call(c, "FT.DROPINDEX", search.current_name(USER))
     old = ["ON", "JSON", "PREFIX", "1", "nft:", "SCHEMA", "$.nft_id", "AS", "nft_id", "TAG"]
@@ -174,7 +177,7 @@ async def test_planted_problems_are_found_and_repaired(
     assert await check(redis_server) == PROBLEMS
     out = capsys.readouterr().out
     assert "dangling_reference: 2 (1 repairable)" in out
-    assert "check: 14 documents: 14 problems, 9 repairable" in out
+    assert "check: 14 documents: 15 problems, 9 repairable" in out
     assert await snapshot(c) == before
     assert await alias_target(c, "mf:idx:nft") == STALE_INDEX
     untouched = {k: before[k.encode()] for k in UNTOUCHED}
@@ -182,7 +185,7 @@ async def test_planted_problems_are_found_and_repaired(
     assert await check(redis_server, "--repair") == PROBLEMS
     out = capsys.readouterr().out
     assert "repair: fixed 9 of 9 repairable problems" in out
-    assert "after repair: 14 documents: 5 problems, 0 repairable" in out
+    assert "after repair: 14 documents: 6 problems, 0 repairable" in out
 
     # exactly the repairs, and nothing else
     collab = await doc(c, "collab:collab_1")
