@@ -401,6 +401,13 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         return OK if final.clean else PROBLEMS
     _print(report, "check")
     if args.repair:
-        print(f"repair: fixed {fixed} of {todo} repairable problems")
+        left = todo - fixed
+        why = (
+            f"; {left} skipped: what each fix relies on changed since the check, or a key "
+            "it needs holds something else (see below; run check again)"
+            if left
+            else ""
+        )
+        print(f"repair: fixed {fixed} of {todo} repairable problems{why}")
         _print(final, "after repair")
     return OK if final.clean else PROBLEMS
