@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .auth import caller
+from .errors import ApiError
 from .policy import require_admin
 from .state import keyspace
 from .wire import if_match, json_response, read_object, stored_response
@@ -40,6 +41,15 @@ async def get_chip(request: web.Request) -> web.Response:
 
 async def put_chip(request: web.Request) -> web.Response:
     require_admin(caller(request), "write analytics")
+    if "If-Match" in request.headers:
+        # A chip's entry has no revision of its own; ignoring the header would drop the
+        # guard the client asked for.
+        raise ApiError(
+            400,
+            "invalid_header",
+            "If-Match is not supported on one chip's metrics (each write replaces that chip "
+            "atomically); guard the whole document with PUT /api/analytics/metrics",
+        )
     body = await read_object(request)
     return json_response(
         await keyspace(request).set_chip_metrics(request.match_info["chip_id"], body)

@@ -17,6 +17,7 @@ from .errors import ApiError
 from .state import SETTINGS
 
 JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"  # RFC 7386's own type, for PATCH
 
 
 def json_response(
@@ -58,13 +59,15 @@ def if_match(request: web.Request) -> str | None:
     return tag if tag.startswith("W/") else tag.strip('"')
 
 
-# RFC 9110 entity-tag characters; unquoted tags are accepted too (some clients drop quotes).
-ETAG = re.compile(r'(?:W/)?(?:"[\x21\x23-\x7e]+"|[\x21\x23-\x7e]+)')
+# RFC 9110 entity-tag characters; a bare token is accepted too (some clients drop quotes).
+ETAG = re.compile(r'(?:W/)?(?:"[\x21\x23-\x7e]+"|[0-9A-Za-z._~-]+)')
 
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON; 415 for another content type, 400 when malformed."""
-    if request.content_type != JSON:
+    if request.content_type != JSON and not (
+        request.method == "PATCH" and request.content_type == MERGE_PATCH
+    ):
         raise ApiError(415, "unsupported_media_type", f"send the body as {JSON}")
     timeout = request.app[SETTINGS].body_timeout
     try:

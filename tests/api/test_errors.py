@@ -270,3 +270,31 @@ async def test_a_reference_to_a_key_in_the_old_layout_is_missing(api: Client) ->
     resp = await api.post("/api/collabs/collab_1/collaborators", json={"user_id": "user_900"})
     assert (await error_of(resp, 409))["code"] == "missing_reference"
     assert await ks.client.exists("driver:driver_1") == 0
+
+
+async def test_merge_patch_media_type_and_bare_if_match(api: Client) -> None:
+    created = await api.post("/api/users", json=USER)
+    tag = created.headers["ETag"]
+    resp = await api.patch(
+        "/api/users/user_1",
+        data=b'{"role": "engineer"}',
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": tag.strip('"')},
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await api.post(
+        "/api/users", data=b"{}", headers={"Content-Type": "application/merge-patch+json"}
+    )
+    await error_of(resp, 415)
+    resp = await api.patch("/api/users/user_1", json={}, headers={"If-Match": "];qFm"})
+    assert (await error_of(resp, 400))["code"] == "invalid_header"
+
+
+async def test_if_match_on_one_chips_metrics_is_refused_not_ignored(api: Client) -> None:
+    metrics = {"performance": 90.5, "efficiency": 80.0, "temperature": 45.0}
+    resp = await api.put(
+        "/api/analytics/metrics/chip_a", json=metrics, headers={"If-Match": '"deadbeef"'}
+    )
+    assert (await error_of(resp, 400))["code"] == "invalid_header"
+    assert (await api.get("/api/analytics/metrics/chip_a")).status == 404
+    resp = await api.put("/api/analytics/metrics/chip_a", json=metrics)  # the same body is fine
+    assert resp.status == 200, await resp.text()
