@@ -108,8 +108,8 @@ async def prepare(ks: Keyspace, settings: Settings) -> Capabilities:
 
 async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
     """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
-    empty data dir, flushed): without it lists and /ready stay 503 and the operator's token
-    401 until the app is restarted."""
+    empty data dir, flushed), and re-grant the operator's token when it is gone: without it
+    lists and /ready stay 503 and the operator's token 401 until the app is restarted."""
     while True:
         await asyncio.sleep(SETUP_CHECK_SECONDS)
         try:
@@ -117,6 +117,10 @@ async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
                 log.warning("redis lost the service's indexes or defaults; setting them up again")
                 await prepare(ks, settings)
                 log.info("redis set up again")
+            elif settings.admin_token and not await ks.tokens.held(settings.admin_token):
+                # Revoked through the API or wiped by `reset`: while it is configured, it works.
+                log.warning("MULTIFRAME_ADMIN_TOKEN was revoked or reset; granting it again")
+                await bootstrap(ks, settings.admin_token)
         except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
             log.debug("setup check failed: %s", exc)
         except (Exception, SystemExit):  # bootstrap exits on a misconfigured admin

@@ -184,6 +184,10 @@ class Tokens:
         )
         return asked.decision(reply)
 
+    async def held(self, token: str) -> bool:
+        """Whether ``token`` is a token the service holds (not revoked, not expired)."""
+        return bool(await self.scripts.client.exists(keys.token_key(token_hash(token))))
+
     async def owner(self, digest: str) -> str:
         user_id = await self.scripts.client.hget(keys.token_key(digest), "user_id")
         if user_id is None:
