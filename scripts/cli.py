@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -95,9 +97,11 @@ async def open_keyspace(
             await ks.setup(index_timeout=600)
         yield ks
     finally:
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+        try:
+            await client.aclose()  # a repeated Ctrl-C may cancel this too
+        finally:
+            if embedded is not None:
+                embedded.stop()  # synchronous: no cancel skips it, so no server is left behind
 
 
 def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]]:
@@ -187,9 +191,39 @@ async def run_cli(argv: list[str]) -> int:
         return PROBLEMS
 
 
+RECANCEL_S = 0.05
+
+
+async def interruptible(work: Coroutine[Any, Any, int]) -> int:
+    """Run ``work``; Ctrl-C cancels it and raises KeyboardInterrupt. asyncio.run cancels
+    once, and on Python 3.11 redis-py can swallow that cancel (its wait_for returns a reply
+    that completed in the same loop turn), so a Ctrl-C was sometimes ignored: cancel again
+    until the work ends."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    interrupted = False
+
+    def cancel() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL_S, cancel)
+
+    loop.add_signal_handler(signal.SIGINT, cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        return asyncio.run(run_cli(sys.argv[1:] if argv is None else argv))
+        return asyncio.run(interruptible(run_cli(sys.argv[1:] if argv is None else argv)))
     except KeyboardInterrupt:
         print(
             "\ninterrupted: every write already sent is a whole atomic commit; "

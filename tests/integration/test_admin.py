@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from pathlib import Path
 
 import orjson
@@ -169,3 +171,25 @@ async def test_a_data_dir_in_use_is_a_clear_error(
         assert code == 1
         err = capsys.readouterr().err
         assert f"another redis-server (pid {running.pid})" in err
+
+
+@pytest.mark.parametrize("after_s", [0.8, 1.6, 2.4])
+async def test_ctrl_c_stops_a_long_command(
+    redis_server: EmbeddedRedis, real_client: Redis, after_s: float
+) -> None:
+    # One SIGINT must do: Python 3.11's redis-py can swallow the single cancel asyncio.run sends.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts", "--redis-url", redis_server.url,
+        "generate", "--users", "50000", "--seed", str(int(after_s * 10)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await asyncio.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"interrupted" in err
