@@ -75,9 +75,17 @@ def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
             time.sleep(0.2)
         yield proc
     finally:
+        # SIGTERM, so the service stops its Redis: a SIGKILL would leave that server running.
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                orphans = children(proc.pid)
+                proc.kill()
+                proc.wait()
+                for pid in orphans:
+                    os.kill(pid, signal.SIGKILL)
 
 
 def children(pid: int) -> list[int]:
