@@ -14,6 +14,7 @@ from app import create_app
 from app.config import Settings
 from app.state import KEYSPACE
 from keyspace import Keyspace, connect
+from tests import factories as f
 from tests.api.conftest import AUTH, SMALL_BODY_LIMIT
 
 Client = TestClient[web.Request, web.Application]
@@ -245,12 +246,7 @@ async def test_a_reference_to_a_key_in_the_old_layout_is_missing(api: Client) ->
         json={
             "user_id": "user_1",
             "chip_id": "c",
-            "chip_data": {
-                "type": "crypto_processor",
-                "cores": 4,
-                "frequency": "1GHz",
-                "architecture": "A",
-            },
+            "chip_data": f.chip(),
         },
     )
     await ks.client.set("user:user_900", b'{"user_id": "user_900"}')
@@ -258,12 +254,7 @@ async def test_a_reference_to_a_key_in_the_old_layout_is_missing(api: Client) ->
         "user_id": "user_900",
         "chip_id": "c",
         "version": "1",
-        "chip_data": {
-            "type": "crypto_processor",
-            "cores": 4,
-            "frequency": "1GHz",
-            "architecture": "A",
-        },
+        "chip_data": f.chip(),
     }
     resp = await api.post("/api/drivers", json=driver)
     assert (await error_of(resp, 409))["code"] == "missing_reference"
