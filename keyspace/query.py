@@ -94,6 +94,8 @@ def case_variants(term: str) -> list[str]:
 
 def escape(value: str) -> str:
     """Make any value a literal in a RediSearch query (tag values and terms)."""
+    if value == "_":  # RediSearch's parser rejects a lone '_' ({_} is a syntax error)
+        return "\\_"
     return _ESCAPE.sub(r"\\\1", value)
 
 

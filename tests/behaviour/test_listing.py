@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from keyspace import COLLAB, DRIVER, QUEST, USER, Keyspace, ValidationFailed, parse
+from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, ValidationFailed, parse
 from keyspace.schema import EntitySpec
 from tests import factories as f
 
@@ -143,3 +143,13 @@ async def test_full_text_ignores_the_case_of_non_ascii_letters(ks: Keyspace) -> 
     for term in ("äöü", "ÄÖÜ", "äÖü straße", "STRAßE"):
         assert await ids(ks, USER, q=term) == ["user_3"], term
     assert await ids(ks, USER, q="strasse") == []  # case only: ß is not folded to ss
+
+
+async def test_a_lone_underscore_is_a_value_like_any_other(ks: Keyspace) -> None:
+    # RediSearch's parser rejects {_}: the value must be escaped, not sent as is (was a 500).
+    await f.user(ks, "Under")
+    await f.driver(ks, "user_1", chip_id="a_b")
+    assert await ids(ks, DRIVER, chip_id="_") == []
+    assert await ids(ks, DRIVER, chip_id="a_b") == ["driver_1"]
+    assert await ids(ks, NFT, owner="_") == []
+    assert await ids(ks, QUEST, q="_") == []

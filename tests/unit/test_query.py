@@ -203,7 +203,8 @@ def test_escape_escapes_every_ascii_punctuation_and_space() -> None:
     # '_' is a word character for RediSearch (not a separator), so it stays as is.
     for char in string.punctuation.replace("_", "") + " \t\n":
         assert escape(char) == "\\" + char, char
-    assert escape("_") == "_"
+    assert escape("_") == "\\_"  # a lone "_" is a syntax error to RediSearch
+    assert escape("a_b") == "a_b"
     assert escape("Azé09_ü") == "Azé09_ü"
     assert escape("a\\") == "a\\\\"
     text = string.printable
