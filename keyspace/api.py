@@ -16,7 +16,9 @@ from .documents import validate
 from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .errors import NotFound, ValidationFailed
 from .listing import Page
+from .projection import projected
 from .query import Query
+from .reproject import reproject
 from .schema import EntitySpec, Schema
 from .scripts import CommitResult
 from .singletons import Singletons
@@ -107,6 +109,9 @@ class Keyspace:
         if use:
             await search.fail_on_timeout(self.client)
             for spec in self.schema.entities:
+                if projected(spec) and not await search.is_current(self.client, spec):
+                    # A new index version over projections: data written before needs them.
+                    await reproject(self.client, self.documents.scripts, spec)
                 await search.ensure(self.client, spec, timeout=index_timeout)
         return self.capabilities
 

@@ -39,6 +39,17 @@ def doc_match(prefix: str) -> str:
     return f"{prefix}:*"
 
 
+def projection_key(prefix: str, doc_id: str) -> str:
+    """What the index sees of one document of a projected entity (keyspace.projection),
+    e.g. ``mf:proj:user:user_1``."""
+    return f"{RESERVED}proj:{prefix}:{doc_id}"
+
+
+def projection_match(prefix: str) -> str:
+    """SCAN pattern matching every projection of one entity type."""
+    return f"{RESERVED}proj:{prefix}:*"
+
+
 def id_from_key(prefix: str, key: str) -> str:
     """Inverse of :func:`doc_key`."""
     return key[len(prefix) + 1 :]

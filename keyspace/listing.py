@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from . import codec, keys, query, search
 from .connection import call
 from .errors import NotReady
+from .projection import projected
 from .schema import EntitySpec
 
 SCAN_BATCH = 500
@@ -94,7 +95,11 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
         raise
     if search.is_building(search.parse_info(info)):
         raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
-    docs = await _mget(client, _keys_of(rows))
+    found = _keys_of(rows)
+    if projected(spec):
+        start = len(keys.projection_key(spec.prefix, ""))
+        found = [keys.doc_key(spec.prefix, k[start:]) for k in found]
+    docs = await _mget(client, found)
     return _page(spec, q, docs, _count(counted))
 
 

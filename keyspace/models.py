@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from .codec import normalize_iso
 from .keys import ID_PATTERN
+from .text import nfc, text_problem
 
 
 class _Doc(BaseModel):
@@ -22,17 +23,27 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Timestamp = Annotated[
     str, StringConstraints(min_length=10, max_length=40), AfterValidator(normalize_iso)
 ]
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
-]
-Label = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
-]
+
+
+def _text(*, line_breaks: bool = False, edges: bool = True) -> AfterValidator:
+    """Text rules of keyspace.text (no control or bidi-override characters, something
+    visible), then NFC: canonically equal spellings are stored as one value."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value, line_breaks=line_breaks, edges=edges)
+        if problem is not None:
+            raise ValueError(problem)
+        return nfc(value)
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), _text()]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64), _text()]
 Email = Annotated[
     str,
-    StringConstraints(
-        max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$"
-    ),
+    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    _text(),
 ]
 
 
@@ -100,22 +111,22 @@ class Nft(_Doc):
     nft_id: Annotated[str, StringConstraints(max_length=300, pattern=r"^nft_[A-Za-z0-9_.\-]+$")]
     user_id: Id
     chip_id: Id
-    metadata_uri: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^\S+$")]
+    metadata_uri: Annotated[
+        str, StringConstraints(min_length=1, max_length=512, pattern=r"^\S+$"), _text()
+    ]
     owner: Address
 
 
 class Quest(_Doc):
     quest_id: Id
     user_id: Id
-    title: Annotated[
-        str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    ]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200), _text()]
     # Line breaks and tabs are text; other control characters are not.
     description: Annotated[
-        str, StringConstraints(max_length=5000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+        str, StringConstraints(max_length=5000), _text(line_breaks=True, edges=False)
     ]
     status: Literal["active", "completed"]
-    reward: Annotated[str, StringConstraints(max_length=200)]
+    reward: Annotated[str, StringConstraints(max_length=200), _text()]
     timestamp: Timestamp
 
 

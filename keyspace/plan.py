@@ -15,6 +15,7 @@ from typing import Any
 
 from . import codec, keys
 from .errors import HasDependents
+from .projection import project, projected
 from .schema import EntitySpec, OnDelete, Reference, Schema, get_path, ref_ids
 
 Arg = str | bytes | int
@@ -114,6 +115,35 @@ def _check_target(plan: Plan, target: str, name: str, target_id: str) -> None:
     plan.check("unfenced", keys.delete_fence(target), name, target_id)
 
 
+def put_document(plan: Plan, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` and, for a projected entity, its search projection."""
+    _put(plan, spec, doc_id, codec.dumps(doc), doc)
+
+
+def _put(plan: Plan, spec: EntitySpec, doc_id: str, raw: bytes, doc: Mapping[str, Any]) -> None:
+    plan.write("jset", keys.doc_key(spec.prefix, doc_id), raw)
+    if projected(spec):
+        plan.write(
+            "jset", keys.projection_key(spec.prefix, doc_id), codec.dumps(project(spec, doc))
+        )
+
+
+def _drop(plan: Plan, spec: EntitySpec, doc_id: str) -> None:
+    """Delete a document and its projection."""
+    plan.write("del", keys.doc_key(spec.prefix, doc_id))
+    if projected(spec):
+        plan.write("del", keys.projection_key(spec.prefix, doc_id))
+
+
+def _split_at_id(spec: EntitySpec, raw: bytes, stand_in: str) -> tuple[bytes, bytes]:
+    """``raw`` (which serializes the id field first, as ``stand_in``) cut around the id."""
+    head = b'{"' + spec.id_field.encode() + b'":"'
+    tail = raw[len(head) + len(stand_in) :]
+    if not raw.startswith(head + stand_in.encode()) or not tail.startswith(b'"'):
+        raise ValueError(f"{spec.name} documents must serialize {spec.id_field} first")
+    return head, tail
+
+
 def plan_fence(keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
     """Raise (``up``) or lower the delete fences of ``keys_`` in one commit; raised fences
     expire after ``ttl_ms`` so a crashed deleter cannot block references for long."""
@@ -165,7 +195,7 @@ def plan_create(
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
         _check_target(plan, target, name, target_id)
-    plan.write("jset", key, codec.dumps(doc))
+    _put(plan, spec, doc_id, codec.dumps(doc), doc)
     for claim in claims:
         plan.write("set", claim, doc_id)
     for ref_set in refs:
@@ -187,11 +217,7 @@ def plan_create_generated(
     one round trip creates the document and no failed create burns an id.
     """
     plan = Plan()
-    raw = codec.dumps(doc)
-    head = b'{"' + spec.id_field.encode() + b'":"'
-    tail = raw[len(head) + len(stand_in) :]
-    if not raw.startswith(head + stand_in.encode()) or not tail.startswith(b'"'):
-        raise ValueError(f"{spec.name} documents must serialize {spec.id_field} first")
+    head, tail = _split_at_id(spec, codec.dumps(doc), stand_in)
     key_prefix = keys.doc_key(spec.prefix, "")
     claims = _uniques(spec, doc)
     for claim, name in claims.items():
@@ -201,6 +227,11 @@ def plan_create_generated(
         _check_target(plan, target, name, target_id)
     plan.generates(keys.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
     plan.write("jsetid", key_prefix, head, tail)
+    if projected(spec):
+        shown = codec.dumps(project(spec, doc))
+        plan.write(
+            "jsetat", keys.projection_key(spec.prefix, ""), *_split_at_id(spec, shown, stand_in)
+        )
     for claim in claims:
         plan.write("setid", claim)
     for ref_set in refs:
@@ -240,7 +271,7 @@ def plan_update(
     for ref_set, (target, name, target_id) in new_refs.items():
         if ref_set not in old_refs:
             _check_target(plan, target, name, target_id)
-    plan.write("jset", old.key, codec.dumps(new))
+    _put(plan, spec, doc_id, codec.dumps(new), new)
     for claim in new_claims.keys() - old_claims.keys():
         plan.write("set", claim, doc_id)
     for claim in old_claims.keys() - new_claims.keys():
@@ -299,7 +330,7 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
     for loaded, _ in edits.values():
         plan.check("equals", loaded.key, loaded.raw)
     for loaded in closure.deleted:
-        plan.write("del", loaded.key)
+        _drop(plan, loaded.spec, loaded.doc_id)
         for claim in _uniques(loaded.spec, loaded.doc):
             plan.write("delif", claim, loaded.doc_id)
         for ref_set in _refs(schema, loaded.spec, loaded.doc):
@@ -316,7 +347,7 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
             plan.write("del", owned.member(member))
         plan.write("del", owned.index(loaded.doc_id))
     for loaded, new in edits.values():
-        plan.write("jset", loaded.key, codec.dumps(new))
+        _put(plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
         for ref_set in (
             _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
         ):

@@ -22,7 +22,9 @@ import orjson
 
 from . import codec, keys
 from .errors import ValidationFailed
+from .projection import index_value, query_value
 from .schema import EntitySpec, Indexed, Kind, get_path
+from .text import terms
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -59,37 +61,12 @@ class Query:
     after: Cursor | None = None
 
 
-# RediSearch's default separators: every ASCII punctuation mark but '_' and '\', and spaces.
-_SEPARATORS = re.compile(r"[!\"#$%&'()*+,\-./:;<=>?@\[\]^`{|}~\s]+")
 _ESCAPE = re.compile(r"([^A-Za-z0-9_\x80-\U0010ffff])")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased terms as the full-text index sees them."""
-    return [t.lower() for t in _SEPARATORS.split(text) if t]
-
-
-MAX_CASED = 6  # non-ASCII letters per term given both cases: at most 2**6 variants
-
-
-def case_variants(term: str) -> list[str]:
-    """``term`` (lower-cased) with each of its first :data:`MAX_CASED` non-ASCII letters in
-    either case. RediSearch lower-cases only ASCII letters, in documents and queries alike,
-    so 'Élodie' is indexed as 'Élodie': matching it case-insensitively means asking for
-    every way its non-ASCII letters may have been written."""
-    slots = [
-        i
-        for i, ch in enumerate(term)
-        if not ch.isascii() and len(ch.upper()) == 1 and ch.upper() != ch
-    ][:MAX_CASED]
-    variants = []
-    for mask in range(2 ** len(slots)):
-        chars = list(term)
-        for bit, i in enumerate(slots):
-            if mask >> bit & 1:
-                chars[i] = chars[i].upper()
-        variants.append("".join(chars))
-    return variants
+    """The folded words of ``text``, as the index holds them (:func:`keyspace.text.terms`)."""
+    return terms(text)
 
 
 def escape(value: str) -> str:
@@ -131,7 +108,7 @@ def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
             raise _invalid(param, "must be an ISO-8601 timestamp") from None
     if raw == "":
         raise _invalid(param, "must not be empty")
-    return raw
+    return query_value(spec_field, raw)
 
 
 def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -259,11 +236,6 @@ def _literal(value: Scalar) -> str:
     return f"'{text}'"
 
 
-def _any_case(term: str) -> str:
-    variants = [escape(v) for v in case_variants(term)]
-    return variants[0] if len(variants) == 1 else "(" + "|".join(variants) + ")"
-
-
 def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
     if field.kind is Kind.NUMERIC:
         parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
@@ -309,8 +281,8 @@ def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
     if query.terms is not None:
         names = "|".join(f.name for f in spec.text_fields)
         # No terms at all (q was only punctuation) must match nothing, not everything.
-        terms = " ".join(_any_case(t) for t in query.terms) or "\\-"
-        clauses.append(f"@{names}:({terms})")
+        words = " ".join(escape(t) for t in query.terms) or "\\-"
+        clauses.append(f"@{names}:({words})")
     return " ".join(clauses) or "*", filters
 
 
@@ -364,11 +336,7 @@ def _values(doc: Mapping[str, Any], field: Indexed) -> list[Any]:
 
 
 def _tag_equal(field: Indexed, stored: Any, wanted: Scalar) -> bool:
-    if not isinstance(stored, str):
-        return False
-    if field.case_sensitive:
-        return stored == wanted
-    return stored.lower() == str(wanted).lower()
+    return isinstance(stored, str) and index_value(field, stored) == wanted
 
 
 def _in_range(value: Any, bounds: Range) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .text import fold, nfc
+
 
 class Kind(enum.Enum):
     """How a field is indexed and queried."""
@@ -54,7 +56,8 @@ class Unique:
     case_insensitive: bool = True
 
     def normalize(self, value: str) -> str:
-        return value.casefold() if self.case_insensitive else value
+        """The claimed form of ``value``: caseless (keyspace.text.fold), or NFC."""
+        return fold(value) if self.case_insensitive else nfc(value)
 
 
 @dataclass(frozen=True)

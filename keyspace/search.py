@@ -19,19 +19,22 @@ from redis.exceptions import ResponseError
 from . import keys
 from .connection import call
 from .errors import NotReady
+from .projection import projected
 from .schema import EntitySpec, Indexed, Kind
 
 
-def _attribute(field: Indexed) -> list[str]:
-    path = "$." + field.path + ("[*]" if field.array else "")
-    args = [path, "AS", field.name]
+def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
+    # A projection holds each field by name, text and caseless tags already folded by the
+    # service: the index must not transform them again.
+    path = "$." + (field.name if through_projection else field.path)
+    args = [path + ("[*]" if field.array else ""), "AS", field.name]
     if field.kind is Kind.NUMERIC:
         args.append("NUMERIC")
     elif field.kind is Kind.TEXT:
         args += ["TEXT", "NOSTEM"]
     else:
         args.append("TAG")
-        if field.case_sensitive or field.kind is Kind.TIME:
+        if field.case_sensitive or field.kind is Kind.TIME or through_projection:
             args.append("CASESENSITIVE")
     if field.sortable:
         args.append("SORTABLE")
@@ -42,11 +45,14 @@ def definition(spec: EntitySpec) -> list[str]:
     """FT.CREATE arguments after the index name.
 
     No stemming and no stop words: terms match exactly, which is what the
-    Python path can reproduce and what users of a catalogue expect.
+    Python path can reproduce and what users of a catalogue expect. Entities
+    with text or caseless fields are indexed through their projections.
     """
-    args = ["ON", "JSON", "PREFIX", "1", keys.doc_key(spec.prefix, ""), "STOPWORDS", "0", "SCHEMA"]
+    through = projected(spec)
+    prefix = keys.projection_key(spec.prefix, "") if through else keys.doc_key(spec.prefix, "")
+    args = ["ON", "JSON", "PREFIX", "1", prefix, "STOPWORDS", "0", "SCHEMA"]
     for field in spec.fields:
-        args += _attribute(field)
+        args += _attribute(field, through_projection=through)
     return args
 
 
@@ -124,6 +130,12 @@ async def alias_target(client: Redis, spec: EntitySpec) -> str | None:
 async def rebuild(client: Redis, spec: EntitySpec, name: str) -> None:
     """Create a fresh index ``name`` with the current definition (a reindex)."""
     await call(client, "FT.CREATE", name, *definition(spec))
+
+
+async def is_current(client: Redis, spec: EntitySpec) -> bool:
+    """True when the entity's alias already points at the current definition."""
+    target = await alias_target(client, spec)
+    return target is not None and target.split(".")[0] == current_name(spec)
 
 
 async def ensure(client: Redis, spec: EntitySpec, timeout: float = 60.0) -> str:

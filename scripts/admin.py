@@ -14,6 +14,7 @@ from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, search
 from keyspace.connection import call
 from keyspace.documents import for_create
 from keyspace.inventory import service_keys
+from keyspace.reproject import reproject
 
 from .cli import OK, PROBLEMS, Refused
 from .progress import Progress
@@ -76,6 +77,9 @@ async def reindex(args: argparse.Namespace, ks: Keyspace) -> int:
         raise Refused("this server has no RediSearch; there is no index to rebuild")
     stamp = int(time.time())
     for spec in ks.schema.entities:
+        fixed = await reproject(ks.client, ks.documents.scripts, spec)
+        if fixed.changed:
+            print(f"reindex {spec.collection}: {fixed.changed} search projection(s) rewritten")
         name = f"{search.current_name(spec)}.{stamp}"
         await search.rebuild(ks.client, spec, name)
         with Progress(f"reindex {spec.collection}", total=100) as progress:

@@ -38,6 +38,7 @@ from redis.exceptions import ResponseError
 from keyspace import Keyspace, keys, search
 from keyspace.connection import call
 from keyspace.inventory import patterns
+from keyspace.reproject import reproject
 from keyspace.schema import Schema
 
 from .cli import OK, PROBLEMS, Refused
@@ -53,10 +54,14 @@ FIELDS = {1: {"k", "t", "v"}, 2: {"k", "t", "v", "pxat"}}
 # GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
 # before the backup ends, and restoring it would only throttle clients for a window long gone.
 TRANSIENT = keys.rate_key("*", "*")
+# Search projections are derived from the documents, like indexes: restore writes them anew.
+DERIVED = keys.projection_match("*")
 # Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
 # a delete fence would refuse references to its target for good, so such records count as expired.
 TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
 Record = dict[str, Any]
+
+
 PARTIAL = "the target is partially filled: `restore --replace` the same file to complete it"
 
 
@@ -204,7 +209,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     created = datetime.now(UTC).isoformat(timespec="seconds")
     header = {"format": FORMAT, "version": VERSION, "created_at": created, "redis_version": version}
     counts: Counter[str] = Counter()
-    skipped = transient = 0
+    skipped = transient = derived = 0
     try:
         writer = _Writer(args.file)
     except CannotWrite as exc:
@@ -213,8 +218,10 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         writer.line(header)
         with Progress("backup") as progress:
             async for found in _key_batches(ks.client, ks.schema):
-                batch = [key for key in found if not fnmatchcase(key, TRANSIENT)]
-                transient += len(found) - len(batch)
+                kept = [key for key in found if not fnmatchcase(key, DERIVED)]
+                derived += len(found) - len(kept)
+                batch = [key for key in kept if not fnmatchcase(key, TRANSIENT)]
+                transient += len(kept) - len(batch)
                 if not batch:
                     continue
                 records, odd = await _read(ks.client, batch)
@@ -233,7 +240,10 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         writer.abort()
         raise
     size = args.file.stat().st_size
-    left_out = f"{skipped} skipped, {transient} rate-limit keys left out"
+    left_out = (
+        f"{skipped} skipped, {transient} rate-limit keys left out, "
+        f"{derived} search projections left out (rebuilt on restore)"
+    )
     print(f"{progress.summary('keys')} ({_kinds(counts)}; {left_out}); {size:,} bytes")
     return PROBLEMS if skipped else OK
 
@@ -425,6 +435,8 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
         raise
     written = progress.summary("keys")
     started = time.perf_counter()
+    for spec in ks.schema.entities:
+        await reproject(ks.client, ks.documents.scripts, spec)
     await ks.setup(index_timeout=args.index_timeout)
     if ks.capabilities.search:
         for spec in ks.schema.entities:

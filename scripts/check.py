@@ -20,7 +20,9 @@ from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
-from keyspace.plan import Plan, pulled
+from keyspace.plan import Plan, pulled, put_document
+from keyspace.projection import projected
+from keyspace.reproject import expected, reproject
 from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, Unique, get_path, ref_ids
 
 from .cli import OK, PROBLEMS
@@ -126,6 +128,39 @@ class _Inspection:
                     self.document(spec, key, codec.loads(raw))
                 elif kind != "none":
                     self.add("invalid_document", key, f"holds a {kind}, not JSON", False)
+            if projected(spec):
+                await self.projections(spec, batch, raws)
+
+    async def projections(self, spec: EntitySpec, batch: list[str], raws: list[Any]) -> None:
+        """Each document's search projection must be what its bytes call for."""
+        ids = [keys.id_from_key(spec.prefix, key) for key in batch]
+        shown_keys = [keys.projection_key(spec.prefix, i) for i in ids]
+        shown = await call(self.client, "JSON.MGET", *shown_keys, ".")
+        for shown_key, raw, current in zip(shown_keys, raws, shown, strict=True):
+            want = expected(spec, raw)
+            have = None if current in (None, b"[]", "[]") else codec.loads(current)
+            if want is not None and have != codec.loads(want):
+                state = "missing" if have is None else "stale"
+                self.add(
+                    "projection", shown_key, f"{state} search projection", True, entity=spec.name
+                )
+
+    def projection_problems(self, spec: EntitySpec) -> bool:
+        return any(
+            p.kind == "projection" and p.fix.get("entity") == spec.name
+            for p in self.report.problems
+        )
+
+    async def orphan_projections(self) -> None:
+        for spec in self.schema.entities:
+            if not projected(spec):
+                continue
+            for batch in await _batches(self.client, keys.projection_match(spec.prefix)):
+                for shown_key in batch:
+                    doc_id = keys.id_from_key(keys.projection_key(spec.prefix, "")[:-1], shown_key)
+                    if doc_id not in self.ids[spec.prefix]:
+                        detail = "search projection of no document"
+                        self.add("projection", shown_key, detail, True, entity=spec.name)
 
     def document(self, spec: EntitySpec, key: str, doc: Any) -> None:
         doc_id = keys.id_from_key(spec.prefix, key)
@@ -252,6 +287,8 @@ class _Inspection:
                 self.add("index", alias, detail, True, entity=spec.name)
                 continue
             indexed, count = int(_text(info.get("num_docs", 0))), len(self.ids[spec.prefix])
+            if self.projection_problems(spec):
+                indexed = count  # the index follows the projections, reported (and repaired) above
             failures = int(_text(info.get("hash_indexing_failures", 0)))
             if (building := search.is_building(info)) or failures or indexed != count:
                 state = "still building, " if building else ""  # else fix documents, reindex
@@ -269,6 +306,7 @@ async def inspect(ks: Keyspace) -> Report:
     await state.reference_sets()
     await state.claims()
     await state.counters()
+    await state.orphan_projections()
     if ks.capabilities.search:
         await state.indexes()
     state.report.problems.sort(key=lambda p: (p.kind, p.key))
@@ -334,7 +372,7 @@ async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
         return False
     plan = Plan()
     plan.check("absent", target)  # the target was not created meanwhile
-    plan.write("jset", problem.key, codec.dumps(new))
+    put_document(plan, spec, problem.key.split(":", 1)[1], new)
     plan.write("srem", keys.ref_key(target, spec.prefix, ref.field), problem.key.split(":", 1)[1])
     return await _commit(ks, plan, problem.key, raw)
 
@@ -343,6 +381,13 @@ async def _fix_counter(ks: Keyspace, problem: Problem) -> bool:
     plan = Plan()
     plan.write("floor", problem.key, int(problem.fix["value"]))  # raises it, never lowers it
     return await _commit(ks, plan)
+
+
+async def _fix_projection(ks: Keyspace, problem: Problem) -> bool:
+    # One pass per entity fixes them all; later problems of the entity find nothing to do.
+    spec = ks.schema.entity(problem.fix["entity"])
+    await reproject(ks.client, ks.documents.scripts, spec)
+    return True
 
 
 async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
@@ -354,7 +399,8 @@ async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
 # In this order; orphan claims are deleted before missing ones are created.
 FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
     "reference_index": _fix_reference_set, "unique_index": _fix_claim,
-    "dangling_reference": _fix_dangling, "counter_behind": _fix_counter, "index": _fix_index,
+    "dangling_reference": _fix_dangling, "counter_behind": _fix_counter,
+    "projection": _fix_projection, "index": _fix_index,
 }  # fmt: skip
 
 

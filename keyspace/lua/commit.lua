@@ -8,8 +8,8 @@
 -- ARGV[2]: index of the key whose document to return after the writes, 0 for none.
 -- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
 --          every check passed the script INCRs it until ARGV[4]..n names no existing
---          document (ids an import took are skipped), then appends that id to
---          KEYS[ARGV[5]] and uses it in the *id ops.
+--          document nor jsetat key (ids an import took are skipped), then appends that
+--          id to KEYS[ARGV[5]] and uses it in the *id and jsetat ops.
 -- ARGV[4]: prefix of generated ids (e.g. 'driver_'); ARGV[5]: see KEYS.
 -- ARGV[6..]: ops, each an op name followed by its arguments:
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
@@ -26,6 +26,8 @@
 --            srem k member | floor k n | incr k | hset k field value
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
 --            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
+--            jsetat k head tail (JSON.SET KEYS[k]..id head..id..tail: KEYS[k] is a prefix
+--                               such as 'mf:proj:user:', completed by the generated id)
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
 -- Before any write, every written key is checked to hold the type its op needs
@@ -34,7 +36,7 @@
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
-               saddid = 1}
+               saddid = 1, jsetat = 3}
 
 -- A copy, because the generated id completes one key after the checks.
 local K = {}
@@ -97,6 +99,7 @@ local function write(op, a)
   elseif op == 'jsetid' then redis.call('JSON.SET', key, '$', a[2] .. id .. a[3])
   elseif op == 'setid' then redis.call('SET', key, id)
   elseif op == 'saddid' then redis.call('SADD', key, id)
+  elseif op == 'jsetat' then redis.call('JSON.SET', key .. id, '$', a[2] .. id .. a[3])
   end
 end
 
@@ -159,7 +162,13 @@ if counter > 0 then
     local n = redis.pcall('INCR', K[counter])
     if type(n) == 'table' then return fail('wrong_type', 'incr', K[counter]) end
     local candidate = ARGV[4] .. n
-    if redis.call('EXISTS', K[doc] .. candidate) == 0 then
+    local free = redis.call('EXISTS', K[doc] .. candidate) == 0
+    for m = n_checks + 1, #plan do
+      if free and plan[m][1] == 'jsetat' then
+        free = redis.call('EXISTS', K[tonumber(plan[m][2][1])] .. candidate) == 0
+      end
+    end
+    if free then
       id = candidate
       break
     end

@@ -233,7 +233,7 @@ PUNCTUATION = [
     "-negated",
     "semi;colon<>=?!#",
     "1,2",
-    " padded ",
+    "in  ner space",  # leading or trailing whitespace is refused (422)
     "ünï cödé",
 ]
 

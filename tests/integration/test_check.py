@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from keyspace import NFT, PROCESS, USER, Keyspace, codec, search
 from keyspace.connection import call
+from keyspace.projection import project
 from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
 from scripts.check import Problem, Report, inspect, repair
@@ -101,6 +102,12 @@ UNREPAIRABLE = {
     ("unique_violation", "user:user_dup", False),
     ("counter_out_of_range", "quest_counter", False),
 }
+# Search projections: user_dup was written without one; one stale, one of no document.
+REPAIRABLE |= {
+    ("projection", "mf:proj:user:user_dup", True),
+    ("projection", "mf:proj:user:user_3", True),
+    ("projection", "mf:proj:quest:quest_ghost", True),
+}
 UNTOUCHED = [
     "process:process_1",
     "quest:legacy",
@@ -134,6 +141,9 @@ async def plant(ks: Keyspace, made: dict[str, Stored]) -> None:
     dup = {**made["ann"].doc, "user_id": "user_dup", "username": "Dup", "email": "ANN@example.com"}
     await jset(c, "user:user_dup", dup)
     await c.set("mf:uniq:user:username:dup", "user_dup")
+    # a stale search projection and one of no document
+    await call(c, "JSON.SET", "mf:proj:user:user_3", "$.role", '"admin"')
+    await call(c, "JSON.SET", "mf:proj:quest:quest_ghost", "$", '{"quest_id": "quest_ghost"}')
     # a counter behind an imported id
     await ks.create(
         PROCESS, {"process_id": "process_7", "user_id": "user_2", "chip_data": f.chip()}
@@ -177,14 +187,14 @@ async def test_planted_problems_are_found_and_repaired(
     assert await check(redis_server) == PROBLEMS
     out = capsys.readouterr().out
     assert "dangling_reference: 2 (1 repairable)" in out
-    assert "check: 14 documents: 15 problems, 9 repairable" in out
+    assert "check: 14 documents: 18 problems, 12 repairable" in out
     assert await snapshot(c) == before
     assert await alias_target(c, "mf:idx:nft") == STALE_INDEX
     untouched = {k: before[k.encode()] for k in UNTOUCHED}
 
     assert await check(redis_server, "--repair") == PROBLEMS
     out = capsys.readouterr().out
-    assert "repair: fixed 9 of 9 repairable problems" in out
+    assert "repair: fixed 12 of 12 repairable problems" in out
     assert "after repair: 14 documents: 6 problems, 0 repairable" in out
 
     # exactly the repairs, and nothing else
@@ -200,6 +210,9 @@ async def test_planted_problems_are_found_and_repaired(
     assert await alias_target(c, "mf:idx:user") == search.current_name(USER)
     assert await alias_target(c, "mf:idx:nft") == search.current_name(NFT)
     assert STALE_INDEX not in await search.list_indexes(c)
+    assert not await c.exists("mf:proj:quest:quest_ghost")
+    assert await doc(c, "mf:proj:user:user_3") == project(USER, await doc(c, "user:user_3"))
+    assert await doc(c, "mf:proj:user:user_dup") == project(USER, await doc(c, "user:user_dup"))
     after = await snapshot(c)
     assert {k: after[k.encode()] for k in UNTOUCHED} == untouched
 
@@ -230,11 +243,12 @@ async def test_repair_skips_what_changes_under_it(
     concurrent = {
         "collab:collab_1": ("$.status", '"completed"'),
         "user:user_2": ("$.role", '"admin"'),
+        "mf:proj:user:user_2": ("$.role", '"admin"'),  # as a real writer would
     }
 
     async def racing(plan: Any) -> Any:
         for key, (path, value) in concurrent.items():
-            if key in plan.keys:
+            if key.removeprefix("mf:proj:") in plan.keys:
                 await call(c, "JSON.SET", key, path, value)
         return await commit(plan)
 

@@ -45,7 +45,7 @@ async def test_changed_definition_builds_new_version_and_switches_alias(real_cli
     await f.user(ks, "A")
     await f.driver(ks, "user_1", version="1.0")
     old_name = search.current_name(DRIVER)
-    extra = Indexed("arch_text", "chip_data.architecture", Kind.TEXT)
+    extra = Indexed("arch_tag", "chip_data.architecture", Kind.TAG)
     changed = dataclasses.replace(DRIVER, fields=(*DRIVER.fields, extra))
     new_name = await search.ensure(real_client, changed)
     assert new_name != old_name

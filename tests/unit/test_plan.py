@@ -21,6 +21,7 @@ from keyspace.plan import (
     plan_delete,
     plan_update,
 )
+from keyspace.projection import project
 from keyspace.schema import EntitySpec
 
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}
@@ -128,6 +129,7 @@ def test_create_user_checks_absence_and_claims_normalized_uniques() -> None:
     ]
     assert writes == [
         ("jset", "user:user_1", codec.dumps(doc)),
+        ("jset", "mf:proj:user:user_1", codec.dumps(project(USER, doc))),
         ("set", EMAIL_CLAIM, "user_1"),
         ("set", NAME_CLAIM, "user_1"),
     ]
@@ -197,6 +199,7 @@ def test_update_claims_only_changed_uniques_and_releases_old_ones() -> None:
     assert checks == [("equals", "user:user_1", old.raw), ("free", claim, "user_1", "email")]
     assert writes == [
         ("jset", "user:user_1", codec.dumps(new)),
+        ("jset", "mf:proj:user:user_1", codec.dumps(project(USER, new))),
         ("set", claim, "user_1"),
         ("delif", EMAIL_CLAIM, "user_1"),
     ]
@@ -208,7 +211,10 @@ def test_update_changing_only_the_case_of_a_unique_touches_no_claim() -> None:
     new = {**user(), "email": "HOLO@misha.COM"}
     checks, writes = decode(plan_update(MULTIFRAME, old, new))
     assert checks == [("equals", "user:user_1", old.raw)]
-    assert writes == [("jset", "user:user_1", codec.dumps(new))]
+    assert writes == [
+        ("jset", "user:user_1", codec.dumps(new)),
+        ("jset", "mf:proj:user:user_1", codec.dumps(project(USER, new))),
+    ]
 
 
 def test_role_change_is_mirrored_into_every_token_of_the_user() -> None:
@@ -291,6 +297,7 @@ def test_delete_unlinks_everything_and_pulls_from_surviving_referrers() -> None:
     pulled = collab("collab_2", "user_2", ["user_3"])
     assert writes == [
         ("del", "user:user_1"),
+        ("del", "mf:proj:user:user_1"),
         ("delif", EMAIL_CLAIM, "user_1"),
         ("delif", NAME_CLAIM, "user_1"),
         ("del", "driver:driver_1"),
@@ -351,7 +358,10 @@ def test_generated_create_draws_the_id_in_the_script_after_every_check() -> None
     ]
     head, tail = b'{"user_id":"', codec.dumps(doc)[len(b'{"user_id":"pending') :]
     assert writes[0] == ("jsetid", "user:", head, tail)
-    assert sorted(writes[1:]) == [("setid", EMAIL_CLAIM), ("setid", NAME_CLAIM)]
+    shown = codec.dumps(project(USER, doc))
+    projection = (b'{"user_id":"', shown[len(b'{"user_id":"pending') :])
+    assert writes[1] == ("jsetat", "mf:proj:user:", *projection)
+    assert sorted(writes[2:]) == [("setid", EMAIL_CLAIM), ("setid", NAME_CLAIM)]
     args = plan.args()
     assert plan.keys[args[2] - 1] == "user_counter"  # type: ignore[operator]
     assert args[3] == "user_"

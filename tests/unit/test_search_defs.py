@@ -10,6 +10,7 @@ import pytest
 
 from keyspace import search
 from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, QUEST, USER
+from keyspace.projection import projected
 from keyspace.schema import EntitySpec, Indexed, Kind
 
 HEAD_LEN = 8
@@ -31,7 +32,12 @@ def attributes(spec: EntitySpec) -> dict[str, list[str]]:
 @pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
 def test_definition_header(spec: EntitySpec) -> None:
     head = search.definition(spec)[:HEAD_LEN]
-    assert head == ["ON", "JSON", "PREFIX", "1", f"{spec.prefix}:", "STOPWORDS", "0", "SCHEMA"]
+    prefix = f"mf:proj:{spec.prefix}:" if projected(spec) else f"{spec.prefix}:"
+    assert head == ["ON", "JSON", "PREFIX", "1", prefix, "STOPWORDS", "0", "SCHEMA"]
+
+
+def test_entities_with_text_or_caseless_fields_are_indexed_through_projections() -> None:
+    assert [s.name for s in MULTIFRAME.entities if projected(s)] == ["user", "nft", "quest"]
 
 
 @pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
@@ -40,7 +46,8 @@ def test_every_indexed_field_is_declared_with_its_kind(spec: EntitySpec) -> None
     assert list(attrs) == [f.name for f in spec.fields]
     for field in spec.fields:
         path, kind, *options = attrs[field.name]
-        assert path == "$." + field.path + ("[*]" if field.array else "")
+        where = field.name if projected(spec) else field.path
+        assert path == "$." + where + ("[*]" if field.array else "")
         expected_kind = {Kind.NUMERIC: "NUMERIC", Kind.TEXT: "TEXT"}.get(field.kind, "TAG")
         assert kind == expected_kind
         assert ("SORTABLE" in options) is field.sortable
@@ -54,8 +61,8 @@ def test_user_definition_exactly() -> None:
     assert attributes(USER) == {
         "user_id": ["$.user_id", "TAG", "CASESENSITIVE", "SORTABLE"],
         "username": ["$.username", "TAG", "CASESENSITIVE"],
-        "username_text": ["$.username", "TEXT", "NOSTEM"],
-        "email": ["$.email", "TAG"],
+        "username_text": ["$.username_text", "TEXT", "NOSTEM"],
+        "email": ["$.email", "TAG", "CASESENSITIVE"],  # folded by the service
         "role": ["$.role", "TAG", "CASESENSITIVE"],
         "created_at": ["$.created_at", "TAG", "CASESENSITIVE", "SORTABLE"],
     }
@@ -67,7 +74,7 @@ def test_nested_numeric_array_and_case_insensitive_fields() -> None:
     assert driver["chip_type"] == ["$.chip_data.type", "TAG", "CASESENSITIVE"]
     assert driver["timestamp"] == ["$.timestamp", "TAG", "CASESENSITIVE", "SORTABLE"]
     assert attributes(COLLAB)["collaborators"] == ["$.collaborators[*]", "TAG", "CASESENSITIVE"]
-    assert attributes(NFT)["owner"] == ["$.owner", "TAG"]
+    assert attributes(NFT)["owner"] == ["$.owner", "TAG", "CASESENSITIVE"]
     quest = attributes(QUEST)
     assert quest["title"] == ["$.title", "TEXT", "NOSTEM"]
     assert quest["description"] == ["$.description", "TEXT", "NOSTEM"]

@@ -1,0 +1,116 @@
+"""Unicode text rules shared by validation, unique claims, indexing and queries.
+
+One definition of each, so the RediSearch path and the scan path cannot disagree:
+
+- documents store text in NFC (canonically equal spellings are one value);
+- :func:`fold` is the caseless form (NFKC + full case folding) used for unique
+  claims, case-insensitive tags and full-text terms;
+- :func:`terms` splits folded text into words: maximal runs of letters, marks,
+  digits and connector punctuation (``_``); everything else separates words,
+  whatever the script or the kind of space.
+
+The search module tokenizes and lower-cases by its own (byte-based, ASCII-only)
+rules, so it is never given raw text: it indexes the output of these functions
+(see :mod:`keyspace.projection`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD_CATEGORIES = frozenset(
+    {"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc"}
+)
+
+# Characters that render as nothing although their category says letter or symbol.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+# Bidirectional embeddings, overrides and isolates: they reorder how text around them is
+# displayed ("Trojan Source"), which no stored value needs.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+_LINE_BREAKS = frozenset("\t\n\r")
+
+
+def nfc(value: str) -> str:
+    """The stored form of a text value: Unicode NFC."""
+    return unicodedata.normalize("NFC", value)
+
+
+def fold(value: str) -> str:
+    """The caseless form of ``value``: NFKC, full case folding, NFKC again, without format
+    characters (zero-width spaces and joiners), as Unicode's NFKC_Casefold does.
+
+    ``Émile`` (precomposed or decomposed), ``ÉMILE`` and fullwidth ``EMILE`` fold alike;
+    so do ``Straße`` and ``STRASSE``.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    if folded.isascii():
+        return folded
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+
+
+def _is_word_char(ch: str) -> bool:
+    return unicodedata.category(ch) in _WORD_CATEGORIES and ch not in _BLANK_LETTERS
+
+
+def terms(value: str) -> list[str]:
+    """The folded words of ``value``, in order (duplicates kept)."""
+    out: list[str] = []
+    word: list[str] = []
+    for ch in fold(value):
+        if _is_word_char(ch):
+            word.append(ch)
+        elif word:
+            out.append("".join(word))
+            word = []
+    if word:
+        out.append("".join(word))
+    return out
+
+
+def _invisible(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category[0] in "ZC" or category in ("Mn", "Me") or ch in _BLANK_LETTERS
+
+
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_CONTROL_NOT_BREAK = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _ascii_problem(value: str, *, line_breaks: bool, edges: bool) -> str | None:
+    # The common case, without a per-character category lookup.
+    found = (_ASCII_CONTROL_NOT_BREAK if line_breaks else _ASCII_CONTROL).search(value)
+    if found:
+        return f"must not contain control characters (U+{ord(found.group()):04X})"
+    if value and value.isspace():
+        return "must contain a visible character"
+    if edges and value and (value[0].isspace() or value[-1].isspace()):
+        return "must not start or end with whitespace"
+    return None
+
+
+def text_problem(value: str, *, line_breaks: bool = False, edges: bool = True) -> str | None:
+    """Why ``value`` cannot be stored as text, or None when it can.
+
+    Refused: control characters (C0, DEL, C1; tab and line breaks only when
+    ``line_breaks``), bidirectional overrides and isolates, unpaired surrogates,
+    noncharacters, a non-empty value with nothing visible, and (``edges``)
+    leading or trailing whitespace.
+    """
+    if value.isascii():
+        return _ascii_problem(value, line_breaks=line_breaks, edges=edges)
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category == "Cc" and not (line_breaks and ch in _LINE_BREAKS):
+            return f"must not contain control characters (U+{ord(ch):04X})"
+        if ch in _BIDI_CONTROLS:
+            return f"must not contain bidirectional overrides (U+{ord(ch):04X})"
+        if category == "Cs" or (ord(ch) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(ch) <= 0xFDEF:
+            return f"must not contain noncharacters (U+{ord(ch):04X})"
+    if value and all(_invisible(ch) for ch in value):
+        return "must contain a visible character"
+    if edges and value and (value[0].isspace() or value[-1].isspace()):
+        return "must not start or end with whitespace"
+    return None
