@@ -26,6 +26,7 @@ from .state import (
     LIMITS,
     PREFETCH,
     PREFETCHED,
+    RATE_CLASSES,
     RATE_HEADERS,
     SELF_AUTHORIZING,
     TOKEN,
@@ -87,15 +88,6 @@ def _rate_headers(decision: Decision) -> dict[str, str]:
 async def _admit(request: web.Request, decision: Decision, route_class: str) -> Caller:
     """Raise for a refused decision; otherwise record the caller and its rate headers."""
     if decision.status == "unknown":
-        if await keyspace(request).needs_setup():
-            # The server lost its data (empty restart, flush), the operator's token with it,
-            # until the app sets it up again: retryable, not a verdict on the token.
-            raise ApiError(
-                503,
-                "not_ready",
-                "the data store is being set up again; retry shortly",
-                headers={"Retry-After": "1"},
-            )
         raise _unknown()
     headers = _rate_headers(decision)
     if decision.status == "maintenance":
@@ -110,7 +102,7 @@ async def _admit(request: web.Request, decision: Decision, route_class: str) -> 
         raise ApiError(
             429,
             "rate_limited",
-            f"over {decision.limit} {route_class}s per period; slow down",
+            f"over {decision.limit} {route_class}s per period for this user; slow down",
             details={"limit": decision.limit, "retry_after_seconds": int(retry)},
             headers={**headers, "Retry-After": retry},
         )
@@ -121,6 +113,13 @@ async def _admit(request: web.Request, decision: Decision, route_class: str) -> 
 
 
 def _route_class(request: web.Request) -> str:
+    """The rate-limit class: ``read`` (GET), ``write``, or a route's own (``mint``)."""
+    resource = request.match_info.route.resource
+    own = request.app[RATE_CLASSES].get(
+        (request.method, resource.canonical if resource is not None else "")
+    )
+    if own is not None:
+        return own
     return "read" if request.method in ("GET", "HEAD") else "write"
 
 

@@ -1,4 +1,4 @@
-"""The first admin: from ``MULTIFRAME_ADMIN_TOKEN``, or created once on an empty keyspace."""
+"""The first admin: the operator's ``MULTIFRAME_ADMIN_TOKEN``, or one made on an empty keyspace."""
 
 from __future__ import annotations
 
@@ -33,14 +33,18 @@ async def _admin_user(ks: Keyspace) -> tuple[str, bytes]:
 
 
 async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
-    """Make ``admin_token`` an admin API key, or print a new one if the keyspace has no users.
+    """Retire what older versions stored for an operator token, then, without one
+    configured, print a new admin API key if the keyspace has no users.
 
-    The operator's token needs no user document (it acts as ``admin``), so user
+    The operator's token is never stored: ``ks.tokens`` recognises it in process (see
+    ``create_app``), as an admin acting as ``admin`` without a user document, so user
     lists hold only the users clients created.
     """
+    retired = await ks.tokens.retire_operator_tokens(admin_token)
+    if retired:
+        log.warning("removed %d operator token(s) an older version had stored", retired)
     if admin_token:
-        await ks.tokens.grant(admin_token, ADMIN["user_id"], "admin")
-        log.info("MULTIFRAME_ADMIN_TOKEN is an admin API key")
+        log.info("MULTIFRAME_ADMIN_TOKEN is an admin API key while it is configured")
         return
     if (await ks.list(USER, parse(USER, {"limit": ["1"]}))).total:
         return

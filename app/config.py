@@ -48,9 +48,10 @@ class Settings:
     keepalive_timeout: float = 75.0  # MULTIFRAME_KEEPALIVE_TIMEOUT_SECONDS (idle, slow headers)
     body_timeout: float = 60.0  # MULTIFRAME_BODY_TIMEOUT_SECONDS (receiving a request body)
     send_timeout: float = 60.0  # MULTIFRAME_SEND_TIMEOUT_SECONDS (delivering a response)
-    admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: becomes an admin API key at start-up
+    admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: an admin API key while configured
     read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
     write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
+    tokens_per_minute: int = 10  # MULTIFRAME_RATE_TOKENS_PER_MINUTE (designer, engineer mints)
     admin_read_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE (0: unlimited)
     admin_write_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE (0: unlimited)
 
@@ -58,10 +59,14 @@ class Settings:
         return Limits(
             designer_read=self.read_per_minute,
             designer_write=self.write_per_minute,
+            designer_mint=self.tokens_per_minute,
             engineer_read=self.read_per_minute,
             engineer_write=self.write_per_minute,
+            engineer_mint=self.tokens_per_minute,
             admin_read=self.admin_read_per_minute,
             admin_write=self.admin_write_per_minute,
+            # Provisioning tokens for many users is an admin's job: mints count as writes.
+            admin_mint=self.admin_write_per_minute,
         )
 
     @classmethod
@@ -84,6 +89,7 @@ class Settings:
             admin_token=env.get("MULTIFRAME_ADMIN_TOKEN") or None,
             read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
             write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
+            tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),
             admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0),
             admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
         )

@@ -96,20 +96,15 @@ async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def prepare(ks: Keyspace, settings: Settings) -> Capabilities:
-    """Start-up's work on Redis, also redone when the server lost it. The operator's token goes
-    first: it needs no index, and callers holding it must not see 401 while indexes build."""
-    if settings.admin_token:
-        await bootstrap(ks, settings.admin_token)
+    """Start-up's work on Redis, also redone when the server lost it."""
     caps = await ks.setup()
-    if not settings.admin_token:
-        await bootstrap(ks, None)
+    await bootstrap(ks, settings.admin_token)
     return caps
 
 
 async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
     """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
-    empty data dir, flushed), and re-grant the operator's token when it is gone: without it
-    lists and /ready stay 503 and the operator's token 401 until the app is restarted."""
+    empty data dir, flushed): without it lists and /ready stay 503 until the app restarts."""
     while True:
         await asyncio.sleep(SETUP_CHECK_SECONDS)
         try:
@@ -117,10 +112,6 @@ async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
                 log.warning("redis lost the service's indexes or defaults; setting them up again")
                 await prepare(ks, settings)
                 log.info("redis set up again")
-            elif settings.admin_token and not await ks.tokens.held(settings.admin_token):
-                # Revoked through the API or wiped by `reset`: while it is configured, it works.
-                log.warning("MULTIFRAME_ADMIN_TOKEN was revoked or reset; granting it again")
-                await bootstrap(ks, settings.admin_token)
         except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
             log.debug("setup check failed: %s", exc)
         except (Exception, SystemExit):  # bootstrap exits on a misconfigured admin
@@ -153,6 +144,8 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
             )
         )
         ks = Keyspace(redis)
+        # The operator's token lives here, never in Redis: valid exactly while configured.
+        ks.tokens.configure_operator(settings.admin_token)
         caps = await prepare(ks, settings)
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")

@@ -25,7 +25,8 @@ ERROR_TEXT = {
     413: "Body over the configured limit",
     415: "Body is not application/json",
     422: "Document fails validation (details list each field and why)",
-    429: "Over the token's rate limit; retry after Retry-After seconds",
+    429: "Over the caller's rate limit (per user: reads, writes, token mints); "
+    "retry after Retry-After seconds",
     503: "Redis unreachable or index not ready; retry after Retry-After seconds",
 }
 

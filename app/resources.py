@@ -196,5 +196,12 @@ async def mint_token(request: web.Request) -> web.Response:
 async def revoke_current(request: web.Request) -> web.Response:
     """``DELETE /api/tokens/current``: revoke the token this request was made with."""
     who = caller(request)
-    await keyspace(request).tokens.revoke(who.token_hash, who.user_id)
+    tokens = keyspace(request).tokens
+    if tokens.is_operator(who.token_hash):
+        raise policy.forbid(
+            "operator-token",
+            "the operator's token is valid while MULTIFRAME_ADMIN_TOKEN names it; "
+            "to retire it, unset or change it and restart",
+        )
+    await tokens.revoke(who.token_hash, who.user_id)
     return web.Response(status=204)

@@ -20,7 +20,7 @@ from .resources import (
     remove_collaborator,
     revoke_current,
 )
-from .state import PREFETCH, SELF_AUTHORIZING
+from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +40,7 @@ class Route:
     conditional: bool = False
     prefetch: EntitySpec | None = None  # GET by id: read in the authorization round trip
     authorizes_itself: bool = False  # the handler authorizes inside its commit (app/auth.py)
+    rate_class: str | None = None  # its own rate limit (keyspace Limits), not read/write
     status: int = 200
     errors: tuple[int, ...] = field(default=())
 
@@ -153,6 +154,7 @@ def relation_routes() -> list[Route]:
             returns="Token",
             status=201,
             errors=(403, 404, 415, 422),
+            rate_class="mint",
         )
     )
     out.append(
@@ -163,6 +165,7 @@ def relation_routes() -> list[Route]:
             "Revoke the caller's token",
             "auth",
             status=204,
+            errors=(403,),  # the operator's token is retired through its configuration
         )
     )
     member = UserRelation(COLLAB, "collaborators")
@@ -310,3 +313,4 @@ def install(app: web.Application, table: list[Route]) -> None:
         )
     app[PREFETCH] = {r.path: r.prefetch for r in table if r.prefetch is not None}
     app[SELF_AUTHORIZING] = frozenset((r.method, r.path) for r in table if r.authorizes_itself)
+    app[RATE_CLASSES] = {(r.method, r.path): r.rate_class for r in table if r.rate_class}

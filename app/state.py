@@ -36,5 +36,7 @@ PREFETCH = web.AppKey("prefetch", dict[str, EntitySpec])  # route path -> entity
 PREFETCHED = web.RequestKey("prefetched", Prefetched)
 # (method, route path) of the routes whose handlers authorize inside their own commit.
 SELF_AUTHORIZING = web.AppKey("self_authorizing", frozenset[tuple[str, str]])
+# (method, route path) -> rate-limit class of routes limited apart from reads and writes.
+RATE_CLASSES = web.AppKey("rate_classes", dict[tuple[str, str], str])
 TOKEN = web.RequestKey("token", str)  # the bearer token, kept for a self-authorizing handler
 RATE_HEADERS = web.RequestKey("rate_headers", dict[str, str])

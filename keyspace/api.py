@@ -20,7 +20,7 @@ from .projection import projected
 from .query import Query
 from .reproject import reproject
 from .schema import EntitySpec, Schema
-from .scripts import CommitResult
+from .scripts import AuthReply, CommitResult
 from .singletons import Singletons
 from .store import Documents, Guard, PreparedCreate, Stored
 from .tokens import Authorization, Decision, Limits, Tokens
@@ -136,11 +136,13 @@ class Keyspace:
         """Authorize ``token`` for a write and, when allowed, commit ``prepared``, in one
         round trip. ``allowed`` is the one non-admin user id who may create it ('' for
         admins only); any other caller's create is refused as ``forbidden``."""
-        asked = Authorization.of(token, "write", limits)
-        reply, result = await self.documents.scripts.authorized_commit(
-            asked.keys, asked.args, allowed, prepared.plan
-        )
-        return AuthorizedCreate(asked.decision(reply), result, prepared)
+        scripts = self.documents.scripts
+
+        async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
+            return await scripts.authorized_commit(asked.keys, asked.args, allowed, prepared.plan)
+
+        decision, result = await self.tokens.run(token, "write", limits, send)
+        return AuthorizedCreate(decision, result, prepared)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         return await self.documents.get(spec, doc_id)

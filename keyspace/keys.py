@@ -111,9 +111,10 @@ def user_tokens_key(user_id: str) -> str:
     return f"{RESERVED}tokens:{user_id}"
 
 
-def rate_key(token_hash: str, route_class: str) -> str:
-    """GCRA state (theoretical arrival time) of one token for one route class."""
-    return f"{RESERVED}rate:{token_hash}:{route_class}"
+def rate_key(user_id: str, route_class: str) -> str:
+    """GCRA state (theoretical arrival time) of one user for one route class, shared by
+    all of the user's tokens (and, for ``admin``, by the operator's token)."""
+    return f"{RESERVED}rate:{user_id}:{route_class}"
 
 
 def index_alias(prefix: str) -> str:

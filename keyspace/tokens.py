@@ -1,27 +1,45 @@
-"""Access tokens and per-token rate limits.
+"""Access tokens and per-user rate limits.
 
 A token is random (256 bits), shown once, and stored only as its SHA-256: the
 hash ``mf:token:<sha256>`` holds ``user_id``, ``role`` and ``kind`` and expires
 with the token; ``mf:tokens:<user_id>`` lists a user's token hashes so that
 deleting the user (a satellite of the user declaration) revokes every token in
 the same commit, and a role change is mirrored into each of them.
+
+The operator's token (``MULTIFRAME_ADMIN_TOKEN``) is never stored: :class:`Tokens`
+recognises it in process and authorizes it as an admin acting as :data:`OPERATOR`, so
+no user document, backup, restore or reset can change or carry it, and it stops
+working with the configuration that names it.
+
+Rate limits are per user and route class (``mf:rate:<user_id>:<class>``), shared by
+all of a user's tokens. The client names that key from the token's owner, which it
+resolves once and caches; ``authorize.lua`` checks the owner and answers ``moved``
+when it is not, and the client asks again with the right key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from . import codec, keys
 from .entities import SYSTEM_CONFIG, USER
-from .errors import NotFound, StaleRevision
+from .errors import Contention, NotFound, StaleRevision
 from .plan import Arg, Plan
 from .scripts import AuthReply, Scripts
 
 SESSION_TTL = 24 * 3600
 PREFIX = "mf_"
+OPERATOR = "admin"
+"""The user id the operator's token acts as (no user document is needed)."""
+OWNERS_CACHED = 10_000  # token hash -> user id hints kept in process (~2 MB at most)
+RESOLVE_TRIES = 3  # a token found under another user than cached: ask again, this often
 
 
 class Kind(StrEnum):
@@ -47,14 +65,18 @@ class Minted:
 
 @dataclass(frozen=True)
 class Limits:
-    """Requests per ``period_ms`` per role and route class; 0 means unlimited."""
+    """Requests per ``period_ms`` per role and route class; 0 means unlimited. ``mint`` is
+    ``POST /api/users/{id}/tokens``, which counts against its own limit, not ``write``."""
 
     designer_read: int = 600
     designer_write: int = 120
+    designer_mint: int = 10
     engineer_read: int = 600
     engineer_write: int = 120
+    engineer_mint: int = 10
     admin_read: int = 0
     admin_write: int = 0
+    admin_mint: int = 0
     period_ms: int = 60_000
 
     def args(self) -> list[int]:
@@ -62,10 +84,13 @@ class Limits:
             self.period_ms,
             self.admin_read,
             self.admin_write,
+            self.admin_mint,
             self.designer_read,
             self.designer_write,
+            self.designer_mint,
             self.engineer_read,
             self.engineer_write,
+            self.engineer_mint,
         ]
 
 
@@ -73,7 +98,7 @@ class Limits:
 class Decision:
     """Outcome of :meth:`Tokens.authorize`."""
 
-    status: str  # ok | unknown | maintenance | limited
+    status: str  # ok | unknown | maintenance | limited (| moved, internal to Tokens.run)
     user_id: str
     role: str
     limit: int
@@ -82,6 +107,10 @@ class Decision:
     retry_after_ms: int
     token_hash: str
     prefetched: bytes | None = None  # the requested document when allowed (None: missing)
+
+    @classmethod
+    def unknown(cls, digest: str) -> Decision:
+        return cls("unknown", "", "", 0, 0, 0, 0, digest)
 
 
 def _text(value: object) -> str:
@@ -97,12 +126,15 @@ class Authorization:
     args: list[Arg]
 
     @classmethod
-    def of(cls, token: str, route_class: str, limits: Limits) -> Authorization:
-        digest = token_hash(token)
+    def of(
+        cls, digest: str, user_id: str, operator_role: str, route_class: str, limits: Limits
+    ) -> Authorization:
+        """The call for the token ``digest`` believed to belong to ``user_id``; with an
+        ``operator_role`` the script takes the caller as given instead of reading a token."""
         return cls(
             digest,
-            [keys.token_key(digest), keys.rate_key(digest, route_class), SYSTEM_CONFIG.key],
-            [route_class, *limits.args()],
+            [keys.token_key(digest), keys.rate_key(user_id, route_class), SYSTEM_CONFIG.key],
+            [route_class, user_id, operator_role, *limits.args()],
         )
 
     def decision(self, reply: AuthReply) -> Decision:
@@ -121,11 +153,27 @@ class Authorization:
         )
 
 
+R = TypeVar("R")
+Send = Callable[[Authorization], Awaitable[tuple[AuthReply, R]]]
+"""Sends one authorization (alone, or with a commit) and returns its reply and what else ran."""
+
+
 class Tokens:
     """Mint, revoke and check tokens; every write is one commit plan."""
 
     def __init__(self, scripts: Scripts) -> None:
         self.scripts = scripts
+        self._operator: str | None = None  # SHA-256 of the operator's token, when configured
+        self._owners: dict[str, str] = {}  # token hash -> user id: a hint the script checks
+
+    def configure_operator(self, token: str | None) -> None:
+        """Recognise ``token`` (``MULTIFRAME_ADMIN_TOKEN``) as an admin acting as
+        :data:`OPERATOR`, in this process only; None recognises no operator token."""
+        self._operator = token_hash(token) if token else None
+
+    def is_operator(self, digest: str) -> bool:
+        """Whether ``digest`` is the configured operator token's (constant-time compare)."""
+        return self._operator is not None and hmac.compare_digest(digest, self._operator)
 
     async def mint(
         self,
@@ -143,16 +191,7 @@ class Tokens:
         plan.check("equals", user_key, user_raw)
         plan.check("unfenced", keys.delete_fence(user_key), "user_id", user_id)
         role = str(codec.loads(user_raw)["role"])
-        return await self._store(plan, user_id, role, kind, ttl, token or new_token())
-
-    async def grant(self, token: str, user_id: str, role: str) -> Minted:
-        """Make ``token`` an API key of ``user_id`` with ``role`` whether or not a user
-        document exists: the operator's ``MULTIFRAME_ADMIN_TOKEN`` at start-up."""
-        return await self._store(Plan(), user_id, role, Kind.API_KEY, None, token)
-
-    async def _store(
-        self, plan: Plan, user_id: str, role: str, kind: Kind, ttl: int | None, token: str
-    ) -> Minted:
+        token = token or new_token()
         digest = token_hash(token)
         expires = ttl if ttl is not None else (SESSION_TTL if kind is Kind.SESSION else None)
         key = keys.token_key(digest)
@@ -172,24 +211,89 @@ class Tokens:
         plan.write("del", keys.token_key(digest))
         plan.write("srem", keys.user_tokens_key(user_id), digest)
         await self.scripts.commit(plan)
+        self._owners.pop(digest, None)
 
     async def authorize(
         self, token: str, route_class: str, limits: Limits, prefetch: str | None = None
     ) -> Decision:
         """Check ``token`` and count the request; with ``prefetch`` (a document key) the
         same round trip also returns that document when the request is allowed."""
-        asked = Authorization.of(token, route_class, limits)
-        reply = await self.scripts.authorize(
-            asked.keys + ([prefetch] if prefetch is not None else []), asked.args
-        )
-        return asked.decision(reply)
+        extra = [prefetch] if prefetch is not None else []
 
-    async def held(self, token: str) -> bool:
-        """Whether ``token`` is a token the service holds (not revoked, not expired)."""
-        return bool(await self.scripts.client.exists(keys.token_key(token_hash(token))))
+        async def send(asked: Authorization) -> tuple[AuthReply, None]:
+            return await self.scripts.authorize(asked.keys + extra, asked.args), None
+
+        decision, _ = await self.run(token, route_class, limits, send)
+        return decision
+
+    async def run(
+        self, token: str, route_class: str, limits: Limits, send: Send[R]
+    ) -> tuple[Decision, R | None]:
+        """Authorize ``token`` through ``send`` (``authorize.lua`` alone or inside another
+        script), on its owner's rate key: one round trip once the owner is known. What
+        ``send`` returned besides the reply is None when the token is unknown."""
+        digest = token_hash(token)
+        for _ in range(RESOLVE_TRIES):
+            asked = await self._asking(digest, route_class, limits)
+            if asked is None:
+                return Decision.unknown(digest), None
+            reply, extra = await send(asked)
+            decision = asked.decision(reply)
+            if decision.status == "unknown":
+                self._owners.pop(digest, None)
+            if decision.status != "moved":
+                return decision, extra
+            self._remember(digest, decision.user_id)
+        raise Contention("the token's owner kept changing while it was checked; retry")
+
+    async def _asking(self, digest: str, route_class: str, limits: Limits) -> Authorization | None:
+        """The call for ``digest``, or None for a token no one holds."""
+        if self.is_operator(digest):
+            return Authorization.of(digest, OPERATOR, "admin", route_class, limits)
+        user_id = self._owners.get(digest)
+        if user_id is None:
+            try:
+                user_id = await self.owner(digest)
+            except NotFound:
+                return None
+            self._remember(digest, user_id)
+        return Authorization.of(digest, user_id, "", route_class, limits)
+
+    def _remember(self, digest: str, user_id: str) -> None:
+        if digest not in self._owners and len(self._owners) >= OWNERS_CACHED:
+            del self._owners[next(iter(self._owners))]  # the oldest hint
+        self._owners[digest] = user_id
 
     async def owner(self, digest: str) -> str:
         user_id = await self.scripts.client.hget(keys.token_key(digest), "user_id")
         if user_id is None:
             raise NotFound("no such token")
         return _text(user_id)
+
+    async def retire_operator_tokens(self, configured: str | None) -> int:
+        """Remove what older versions stored for the operator's token (this one never
+        stores it), so it cannot outlive its configuration; the number of tokens removed.
+
+        That is the stored copy of the ``configured`` value, and every token of
+        :data:`OPERATOR` while no user document :data:`OPERATOR` exists: only the operator's
+        token could be one (deleting a user revokes its tokens). A token an older version
+        stored under another value while a user ``admin`` existed cannot be told from that
+        user's own API keys and stays (revoke it with ``DELETE /api/tokens/current``)."""
+        retired = 0
+        if configured:
+            digest = token_hash(configured)
+            with contextlib.suppress(NotFound):
+                await self.revoke(digest, await self.owner(digest))
+                retired += 1
+        index = keys.user_tokens_key(OPERATOR)
+        members = [_text(m) for m in await self.scripts.client.smembers(index)]
+        if not members:
+            return retired
+        plan = Plan()
+        plan.check("absent", keys.doc_key(USER.prefix, OPERATOR))
+        plan.check("card", index, len(members), index)  # none added meanwhile
+        for digest in members:
+            plan.write("del", keys.token_key(digest))
+            self._owners.pop(digest, None)
+        plan.write("del", index)
+        return retired + (len(members) if (await self.scripts.commit(plan)).ok else 0)

@@ -5,7 +5,8 @@ Format: gzip JSON Lines: header ``{"format": "multiframe-backup", "version": 2, 
 key (json ``v`` is the raw ``JSON.GET key .`` text: restores are byte-identical; hash ``v`` is an
 object), trailer ``{"records", "sha256"}`` over every line before it. ``pxat`` is the key's expiry
 as Unix time in milliseconds (the server's clock): restore sets it again and leaves out keys whose
-expiry has passed. Rate-limit state (``mf:rate:*``) is not backed up. Restore also reads version 1
+expiry has passed. Rate-limit state (``mf:rate:*``) is not backed up. Restore leaves out the tokens
+an older version stored for its operator (see :func:`_operator_token`). Restore also reads version 1
 files (no hashes, no expiries). Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF
 (crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
 not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
@@ -35,11 +36,12 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, keys, search
+from keyspace import USER, Keyspace, keys, search
 from keyspace.connection import call
 from keyspace.inventory import patterns
 from keyspace.reproject import reproject
 from keyspace.schema import Schema
+from keyspace.tokens import OPERATOR
 
 from .cli import OK, PROBLEMS, Refused
 from .progress import Progress
@@ -59,6 +61,11 @@ DERIVED = keys.projection_match("*")
 # Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
 # a delete fence would refuse references to its target for good, so such records count as expired.
 TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
+# Older versions stored the operator's MULTIFRAME_ADMIN_TOKEN as a token of user id OPERATOR
+# without a user document; this one never stores it (keyspace/tokens.py).
+OPERATOR_USER = keys.doc_key(USER.prefix, OPERATOR)
+OPERATOR_TOKENS = keys.user_tokens_key(OPERATOR)
+TOKENS = keys.token_key("*")
 Record = dict[str, Any]
 
 
@@ -338,6 +345,20 @@ def _version(head: Any) -> int:
     return version
 
 
+def _operator_token(record: Record) -> bool:
+    """Whether ``record`` is a token of :data:`OPERATOR` (or their set): in a file without
+    the user document :data:`OPERATOR` only an older version's operator token can be one,
+    another deployment's admin key, which a restore must not bring along."""
+    if record["k"] == OPERATOR_TOKENS:
+        return True
+    value = record["v"]
+    return (
+        fnmatchcase(record["k"], TOKENS)
+        and isinstance(value, dict)
+        and value.get("user_id") == OPERATOR
+    )
+
+
 def restore_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``restore FILE [--replace]``; the server is not set up beforehand."""
     parser.add_argument("file", type=backup_source, help="backup file written by `backup`")
@@ -397,9 +418,11 @@ async def _flush(client: Redis, batch: list[Record], counts: Counter[str]) -> in
 
 async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     """Verify ``args.file``, check the target is empty (or ``--replace``), write, reindex."""
+    operator_user = False  # whether the file holds the user document OPERATOR
     try:
         with Progress("verify") as progress:
-            for _ in _records(args.file, ks.schema):
+            for record, _ in _records(args.file, ks.schema):
+                operator_user = operator_user or record["k"] == OPERATOR_USER
                 progress.advance()
     except BadBackup as exc:
         print(f"restore: {args.file} rejected, nothing written: {exc}", file=sys.stderr)
@@ -409,7 +432,7 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     if occupant is not None and not args.replace:
         raise Refused(f"the target holds service data ({occupant}); use --replace to overwrite")
     counts: Counter[str] = Counter()
-    expired = 0
+    expired = left_out = 0
     try:
         if occupant is not None:
             with Progress("replace: delete") as progress:
@@ -419,6 +442,10 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
             batch: list[Record] = []
             size = 0
             for record, length in _records(args.file, ks.schema):
+                if not operator_user and _operator_token(record):
+                    left_out += 1
+                    progress.advance()
+                    continue
                 batch.append(record)
                 size += length
                 if len(batch) >= WRITE_BATCH or size >= WRITE_BYTES:
@@ -442,5 +469,6 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
         for spec in ks.schema.entities:
             await search.wait_built(ks.client, keys.index_alias(spec.prefix), args.index_timeout)
     kinds = f"{_kinds(counts)}; {expired} expired, not restored"
+    kinds += f"; {left_out} operator-token keys left out"
     print(f"{written} ({kinds}); indexes ready in {time.perf_counter() - started:.1f}s")
     return OK

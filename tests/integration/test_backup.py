@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, Page, keys, parse, search
 from keyspace.server import EmbeddedRedis
-from keyspace.tokens import SESSION_TTL, new_token, token_hash
+from keyspace.tokens import SESSION_TTL, Kind, new_token, token_hash
 from scripts import backup as backup_module
 from scripts.cli import OK, PROBLEMS, REFUSED, run_cli
 from tests import factories as f
@@ -43,12 +43,12 @@ async def answers(ks: Keyspace) -> list[Page]:
     return [await ks.list(spec, parse(spec, params)) for spec, params in QUERIES]
 
 
-ADMIN_TOKEN = new_token()
+API_KEY = new_token()
 
 
 async def populate(client: Redis) -> Keyspace:
     """Every kind of key: documents, counters, claims, reference sets, changed singletons and
-    token hashes (the operator's API key, as the service grants at start-up, and a session)."""
+    token hashes (an engineer's API key and a designer's session)."""
     ks = Keyspace(client)
     await ks.setup()
     names = ["Ada", "Grace", "Linus", "Mary", "Alan", "Émilie"]
@@ -69,7 +69,7 @@ async def populate(client: Redis) -> Keyspace:
     await ks.set_chip_metrics(
         "chip_neural_7", {"performance": 91.25, "efficiency": 80.5, "temperature": -12.75}
     )
-    await ks.tokens.grant(ADMIN_TOKEN, "admin", "admin")
+    await ks.tokens.mint(ids[1], users[1].raw, Kind.API_KEY, token=API_KEY)
     await ks.tokens.mint(ids[0], users[0].raw)
     return ks
 
@@ -140,11 +140,11 @@ async def test_backup_file_is_gzip_json_lines_with_header_and_trailer(
     members = by_key["mf:ref:user:user_3:collab.collaborators"]["v"]
     assert members == sorted(members) == ["collab_1", "collab_2"]
     assert not any(k.startswith("mf:idx") for k in by_key)
-    admin = by_key[keys.token_key(token_hash(ADMIN_TOKEN))]
-    assert admin == {
-        "k": admin["k"],
+    api_key = by_key[keys.token_key(token_hash(API_KEY))]
+    assert api_key == {
+        "k": api_key["k"],
         "t": "hash",
-        "v": {"kind": "api_key", "role": "admin", "user_id": "admin"},
+        "v": {"kind": "api_key", "role": "engineer", "user_id": "user_2"},
     }
     session = next(r for r in records if r["t"] == "hash" and r["v"]["kind"] == "session")
     now_ms = time.time() * 1000

@@ -17,7 +17,7 @@ from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Kind, Limits, Minted, token_hash
 from scripts.cli import OK, PROBLEMS
 from tests import factories as f
-from tests.integration.test_backup import ADMIN_TOKEN, cli, populate, read_lines
+from tests.integration.test_backup import API_KEY, cli, populate, read_lines
 from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
@@ -54,7 +54,7 @@ async def test_a_restored_server_accepts_the_same_tokens(
     for token, owner, role in [
         (session.token, user_id, "designer"),
         (api_key.token, user_id, "designer"),
-        (ADMIN_TOKEN, "admin", "admin"),
+        (API_KEY, "user_2", "engineer"),
     ]:
         decision = await ks.tokens.authorize(token, "read", LIMITS)
         assert (decision.status, decision.user_id, decision.role) == ("ok", owner, role)
@@ -83,7 +83,7 @@ async def test_expiries_are_restored_and_keys_without_one_stay_without(
     assert session_ttl - 5_000 < await real_client.pttl(session_key) <= session_ttl
     assert fence_ttl - 5_000 < await real_client.pttl(fence) <= fence_ttl
     assert await real_client.pttl(keys.token_key(token_hash(api_key.token))) == -1
-    assert await real_client.pttl(keys.token_key(token_hash(ADMIN_TOKEN))) == -1
+    assert await real_client.pttl(keys.token_key(token_hash(API_KEY))) == -1
     assert await real_client.pttl("user:user_1") == -1
 
 
@@ -117,11 +117,11 @@ async def test_rate_limit_state_is_left_out_of_backups(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ks = await populate(real_client)
-    _, _, api_key = await tokens_of_a_designer(ks)
+    user_id, _, api_key = await tokens_of_a_designer(ks)
     for _ in range(LIMITS.designer_read):
         assert (await ks.tokens.authorize(api_key.token, "read", LIMITS)).status == "ok"
     assert (await ks.tokens.authorize(api_key.token, "read", LIMITS)).status == "limited"
-    rate = keys.rate_key(token_hash(api_key.token), "read")
+    rate = keys.rate_key(user_id, "read")
     assert await real_client.exists(rate)
     file = tmp_path / "b"
     capsys.readouterr()
@@ -188,3 +188,36 @@ async def test_records_the_version_does_not_allow_are_rejected(
     assert await cli(redis_server, "restore", str(file)) == PROBLEMS
     assert mentions in capsys.readouterr().err
     assert await real_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("with_user_admin", [False, True])
+async def test_tokens_of_admin_come_back_only_beside_a_user_admin(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    with_user_admin: bool,
+) -> None:
+    """Without a user ``admin`` in the file, a token of user id ``admin`` can only be the
+    operator's token an older version stored: another deployment's admin key, left out.
+    Beside a user ``admin`` it is that user's own token (it follows the user's role)."""
+    digest = token_hash("mf_old_operator_token")
+    records: list[dict[str, Any]] = [
+        {"k": keys.token_key(digest), "t": "hash", "v": {"kind": "api_key", "role": "admin",
+                                                          "user_id": "admin"}},
+        {"k": keys.user_tokens_key("admin"), "t": "set", "v": [digest]},
+        {"k": "user_counter", "t": "string", "v": "3"},
+    ]  # fmt: skip
+    if with_user_admin:
+        user = {"user_id": "admin", "username": "Root", "email": "r@x.io", "role": "admin",
+                "created_at": "2026-01-01T00:00:00"}  # fmt: skip
+        records.append({"k": "user:admin", "t": "json", "v": orjson.dumps(user).decode()})
+    file = tmp_path / "b"
+    write_file(file, {"format": "multiframe-backup", "version": 2}, records)
+    capsys.readouterr()
+    assert await cli(redis_server, "restore", str(file)) == OK
+    left_out = 0 if with_user_admin else 2
+    assert f"{left_out} operator-token keys left out" in capsys.readouterr().out
+    assert await real_client.exists(keys.token_key(digest)) == with_user_admin
+    assert await real_client.exists(keys.user_tokens_key("admin")) == with_user_admin
+    assert await real_client.get("user_counter") == b"3"

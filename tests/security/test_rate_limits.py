@@ -1,4 +1,5 @@
-"""Per-token GCRA rate limits by route class, enforced in Redis across server processes."""
+"""Per-user GCRA rate limits by route class (all of a user's tokens share them; minting has its
+own), enforced in Redis across server processes."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ async def drivers_of(actor: Actor) -> int:
     return total
 
 
-async def test_writes_are_limited_per_token_with_headers(harness: Harness) -> None:
+async def test_writes_are_limited_per_user_with_headers(harness: Harness) -> None:
     admin = await harness.admin(settings(write_per_minute=3))
     alice = await make_actor(admin, "Alice", "designer")
     remaining = []
@@ -47,9 +48,11 @@ async def test_writes_are_limited_per_token_with_headers(harness: Harness) -> No
     assert await drivers_of(alice) == 3  # the refused create wrote nothing
 
     other = Actor(alice.api, alice.user_id, (await mint(admin, alice.user_id))["token"])
-    await other.create("drivers", new_doc("drivers", alice.user_id, 10))  # its own budget
+    await assert_limited(  # a new token of the same user draws on the same budget
+        await other.post("/api/drivers", json=new_doc("drivers", alice.user_id, 10)), 3
+    )
     bob = await make_actor(admin, "Bob", "engineer")
-    await bob.create("drivers", new_doc("drivers", bob.user_id, 1))  # and another user's
+    await bob.create("drivers", new_doc("drivers", bob.user_id, 1))  # another user has his own
 
 
 async def test_reads_and_writes_are_limited_separately(harness: Harness) -> None:
@@ -108,7 +111,7 @@ async def test_limit_holds_under_concurrency_across_two_processes(
     assert sorted(statuses) == [201] * 10 + [429] * 30
     assert await drivers_of(alice) == 10
     keys = [k async for k in redis.scan_iter(match="mf:rate:*:write")]
-    assert len(keys) == 1  # one shared GCRA state for the token
+    assert keys == [f"mf:rate:{alice.user_id}:write".encode()]  # one state, shared
 
 
 async def test_limit_is_shared_by_the_processes_sequentially(harness: Harness) -> None:
@@ -120,3 +123,60 @@ async def test_limit_is_shared_by_the_processes_sequentially(harness: Harness) -
         assert (await views[n % 2].get("/api/users")).status == 200
     for view in views:
         await assert_limited(await view.get("/api/users"), 6)
+
+
+async def test_tokens_of_one_user_share_one_read_budget(harness: Harness, redis: Redis) -> None:
+    admin = await harness.admin(settings(read_per_minute=4))
+    alice = await make_actor(admin, "Alice", "designer")
+    views = [alice]
+    for kind in ("session", "api_key", "session"):
+        minted = await mint(alice, alice.user_id, {"kind": kind})
+        views.append(Actor(alice.api, alice.user_id, minted["token"]))
+    for n in range(4):
+        resp = await views[n].get("/api/users")
+        assert resp.status == 200
+        assert resp.headers["RateLimit-Remaining"] == str(3 - n)
+    for view in views:  # the fifth read, whichever token sends it
+        await assert_limited(await view.get("/api/users"), 4)
+    keys = [k async for k in redis.scan_iter(match="mf:rate:*:read")]
+    assert keys == [f"mf:rate:{alice.user_id}:read".encode()]
+
+
+async def test_the_operator_token_shares_the_budget_of_user_admin(harness: Harness) -> None:
+    admin = await harness.admin(settings(admin_read_per_minute=3))
+    body = {"user_id": "admin", **new_user("Root", "admin")}
+    assert (await admin.post("/api/users", json=body)).status == 201
+    root = Actor(admin.api, "admin", (await mint(admin, "admin"))["token"])
+    assert (await admin.get("/api/users")).status == 200
+    assert (await root.get("/api/users")).status == 200
+    assert (await admin.get("/api/users")).status == 200
+    await assert_limited(await root.get("/api/users"), 3)
+    await assert_limited(await admin.get("/api/users"), 3)
+
+
+async def assert_mint_limited(resp: ClientResponse, limit: int) -> None:
+    await assert_limited(resp, limit)
+    assert "token" not in (await resp.json())
+
+
+async def test_minting_is_limited_per_user(harness: Harness, redis: Redis) -> None:
+    admin = await harness.admin(settings(tokens_per_minute=2, write_per_minute=50))
+    alice = await make_actor(admin, "Alice", "designer")  # the admin's mint is not counted
+    tokens = set()
+    for n in range(2):
+        resp = await alice.post(f"/api/users/{alice.user_id}/tokens", json={})
+        assert resp.status == 201
+        assert resp.headers["RateLimit-Limit"] == "2"
+        assert resp.headers["RateLimit-Remaining"] == str(1 - n)
+        tokens.add((await resp.json())["token"])
+    before = len([k async for k in redis.scan_iter(match="mf:token:*")])
+    await assert_mint_limited(await alice.post(f"/api/users/{alice.user_id}/tokens", json={}), 2)
+    minted_with_new = Actor(alice.api, alice.user_id, tokens.pop())
+    await assert_mint_limited(
+        await minted_with_new.post(f"/api/users/{alice.user_id}/tokens", json={}), 2
+    )
+    assert len([k async for k in redis.scan_iter(match="mf:token:*")]) == before
+    # Other writes keep their own budget; an admin's mints follow the admin limits (unlimited).
+    await alice.create("drivers", new_doc("drivers", alice.user_id))
+    for _ in range(5):
+        await mint(admin, alice.user_id)
