@@ -36,6 +36,7 @@ from .errors import (
     StaleRevision,
     UniqueConflict,
     ValidationFailed,
+    WrongType,
 )
 from .listing import Page
 from .query import Query, parse
@@ -72,6 +73,7 @@ __all__ = [
     "Stored",
     "UniqueConflict",
     "ValidationFailed",
+    "WrongType",
     "connect",
     "parse",
 ]

@@ -50,6 +50,13 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class WrongType(Conflict):
+    """A key the write needs holds another Redis type (or a counter no integer); nothing
+    was written. ``details["key"]`` names it."""
+
+    code = "wrong_type"
+
+
 class InvalidTransition(Conflict):
     """The status change is not allowed by the entity's declared transitions."""
 

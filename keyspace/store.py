@@ -26,6 +26,7 @@ from .errors import (
     NotFound,
     StaleRevision,
     UniqueConflict,
+    WrongType,
 )
 from .plan import (
     DeleteClosure,
@@ -80,7 +81,7 @@ def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
     if result.error == "not_found":
         raise NotFound(f"{result.value} does not exist")
     if result.error == "wrong_type":
-        raise Conflict(
+        raise WrongType(
             f"{result.value} holds an unexpected type; nothing was written "
             "(run `multiframe-admin check` to find and repair it)",
             details={"key": result.value},

@@ -28,8 +28,9 @@
 --            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails; nothing is written then.
--- Before any write, every written key is checked to hold the type its op needs
--- ('wrong_type' otherwise), so no write can fail half-way through a plan.
+-- Before any write, every written key is checked to hold what its op needs (the
+-- needs table below; 'wrong_type' with field = op, value = key otherwise), so no
+-- write can fail half-way through a plan.
 
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
@@ -113,32 +114,75 @@ while i <= #ARGV do
   i = i + width + 1
 end
 
--- The type each write op needs its key to have (or to be missing).
-local needs = {sadd = 'set', srem = 'set', hset = 'hash', hsetx = 'hash',
-               floor = 'string', incr = 'string', saddid = 'set'}
-local function type_of(key)
-  local reply = redis.pcall('TYPE', key)
-  return type(reply) == 'table' and reply.ok or '?'
+-- What a write op needs its key to hold, when the key exists: a Redis type, 'json' (a
+-- RedisJSON document) or 'integer' (a string INCR accepts and can increment). The other
+-- ops work on a key of any type: del, set, setid, pexpire, and jsetid (its key is one the
+-- draw found free).
+local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
+               hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer'}
+-- What a key holds after a write op (none listed: as before, or deleted), so a later op of
+-- the plan is checked against what the plan itself leaves there.
+local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
+                saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer'}
+
+-- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
+local function incrementable(raw)
+  if raw == '0' then return true end
+  local sign, digits = string.match(raw, '^(%-?)([1-9]%d*)$')
+  if not digits or #digits > 19 then return false end
+  if #digits < 19 then return true end
+  if sign == '-' then return digits <= '9223372036854775808' end
+  return digits < '9223372036854775807'
 end
+
+-- What key holds, as named in needs ('integer' only when asked for), or a Redis type name.
+local function kind_of(key, want)
+  local reply = redis.pcall('TYPE', key)
+  local name = type(reply) == 'table' and reply.ok or '?'
+  if name == 'string' and want == 'integer' then
+    return incrementable(redis.call('GET', key)) and 'integer' or 'string'
+  end
+  if name == 'none' or name == 'string' or name == 'hash' or name == 'set' or name == 'list'
+      or name == 'zset' or name == 'stream' then
+    return name
+  end
+  -- A module's type: JSON.TYPE, not TYPE's name for it, says whether JSON.SET accepts it.
+  local json = redis.pcall('JSON.TYPE', key, '$')
+  if type(json) == 'table' and not json.err and json[1] then return 'json' end
+  return name
+end
+
+local function fits(have, want)
+  return have == 'none' or have == want or (want == 'string' and have == 'integer')
+end
+
+-- The value of a counter an id is drawn from (0 when missing); nil unless it holds a
+-- non-negative integer.
+local function counter_value(key)
+  local raw = redis.pcall('GET', key)  -- an error reply for a key of another type
+  if not raw then return 0 end
+  if type(raw) == 'string' and (raw == '0' or string.match(raw, '^[1-9]%d*$')) then
+    return tonumber(raw)
+  end
+  return nil
+end
+
+-- Refuse, before the first write, every op that would raise.
 local function writable(n_first)
-  local gone = {}
+  local known = {}  -- key -> what an earlier write op of the plan leaves there
   for n = n_first, #plan do
-    local op, key = plan[n][1], K[tonumber(plan[n][2][1])]
-    if op == 'del' then gone[key] = true end
-    if op == 'jset' and not gone[key] and redis.call('EXISTS', key) == 1 then
-      -- JSON.TYPE, not TYPE: it fails exactly when JSON.SET would (a non-JSON value).
-      local reply = redis.pcall('JSON.TYPE', key, '$')
-      if type(reply) == 'table' and reply.err then return fail('wrong_type', op, key) end
+    local op, a = plan[n][1], plan[n][2]
+    local key = K[tonumber(a[1])]
+    if (op == 'floor' or op == 'pexpire') and not string.match(a[2], '^%d+$') then
+      return fail('bad_plan', op, a[2])
     end
     local want = needs[op]
-    if want and not gone[key] then
-      local have = type_of(key)
-      if have ~= 'none' and have ~= want then return fail('wrong_type', op, key) end
-      if (op == 'floor' or op == 'incr') and have == 'string'
-          and not tonumber(redis.call('GET', key)) then
-        return fail('wrong_type', op, key)
-      end
+    if want and not fits(known[key] or kind_of(key, want), want) then
+      return fail('wrong_type', op, key)
     end
+    local left = leaves[op]
+    if op == 'set' and incrementable(a[2]) then left = 'integer' end
+    if left then known[key] = left end
   end
   return nil
 end
@@ -154,10 +198,11 @@ if bad then return bad end
 local counter = tonumber(ARGV[3])
 if counter > 0 then
   local doc = tonumber(ARGV[5])
+  -- Nothing is written yet: a counter that holds no integer refuses the create whole.
+  local n = counter_value(K[counter])
+  if not n then return fail('wrong_type', 'incr', K[counter]) end
   for _ = 1, 64 do
-    -- Nothing is written yet: a counter INCR refuses (not a number) changes nothing.
-    local n = redis.pcall('INCR', K[counter])
-    if type(n) == 'table' then return fail('wrong_type', 'incr', K[counter]) end
+    n = redis.call('INCR', K[counter])
     local candidate = ARGV[4] .. n
     if redis.call('EXISTS', K[doc] .. candidate) == 0 then
       id = candidate
