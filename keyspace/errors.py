@@ -57,6 +57,20 @@ class WrongType(Conflict):
     code = "wrong_type"
 
 
+class CounterExhausted(Conflict):
+    """The entity's counter is at :data:`keyspace.keys.MAX_COUNTER`: no further id can be
+    generated (explicit ids still work); nothing was written."""
+
+    code = "counter_exhausted"
+
+
+class OutsideImportWindow(KeyspaceError):
+    """An explicit seed-style id lies further past its counter than the caller may move it
+    (``details``: ``field``, ``value``, ``highest`` allowed id); nothing was written."""
+
+    code = "import_window"
+
+
 class InvalidTransition(Conflict):
     """The status change is not allowed by the entity's declared transitions."""
 

@@ -9,9 +9,14 @@
 -- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
 --          every check passed the script INCRs it until ARGV[4]..n names no existing
 --          document (ids an import took are skipped), then appends that id to
---          KEYS[ARGV[5]] and uses it in the *id ops.
+--          KEYS[ARGV[5]] and uses it in the *id ops. n is written as a plain decimal and
+--          never passes MAX_COUNTER (2^53 - 1, keys.MAX_COUNTER): a counter that can
+--          issue no further id answers 'counter_exhausted'.
 -- ARGV[4]: prefix of generated ids (e.g. 'driver_'); ARGV[5]: see KEYS.
--- ARGV[6..]: ops, each an op name followed by its arguments:
+-- ARGV[6]: import window: '' for none, else the most a floor op may raise its counter
+--          past the counter's current value ('import_window' otherwise, nothing written;
+--          authorized_commit.lua sets it for non-admins).
+-- ARGV[7..]: ops, each an op name followed by its arguments:
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
 --            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
 --            exists  k field value     -> error 'missing_reference' unless KEYS[k] is a JSON document
@@ -27,7 +32,8 @@
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
 --            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
 -- Returns: {'ok', raw document of the return key or false}
---          or {'err', code, field, value} when a check fails; nothing is written then.
+--          or {'err', code, field, value} when a check fails; nothing is written then
+--          ('import_window': field the counter key, value the highest n allowed).
 -- Before any write, every written key is checked to hold what its op needs (the
 -- needs table below; 'wrong_type' with field = op, value = key otherwise), so no
 -- write can fail half-way through a plan.
@@ -41,6 +47,8 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
 local K = {}
 for n, key in ipairs(KEYS) do K[n] = key end
 local id = nil
+-- keys.MAX_COUNTER: Lua numbers are doubles, exact up to here, so every id drawn is too.
+local MAX_COUNTER = 9007199254740991
 
 local function fail(code, field, value)
   return {'err', code, field or '', value or ''}
@@ -103,7 +111,7 @@ end
 
 -- Parse every op before running any, so a malformed plan writes nothing.
 local plan = {}
-local i = 6
+local i = 7
 while i <= #ARGV do
   local op = ARGV[i]
   local width = arity[op]
@@ -167,7 +175,9 @@ local function counter_value(key)
   return nil
 end
 
--- Refuse, before the first write, every op that would raise.
+local window = ARGV[6] ~= '' and tonumber(ARGV[6]) or nil
+
+-- Refuse, before the first write, every op that would raise or is not allowed.
 local function writable(n_first)
   local known = {}  -- key -> what an earlier write op of the plan leaves there
   for n = n_first, #plan do
@@ -179,6 +189,13 @@ local function writable(n_first)
     local want = needs[op]
     if want and not fits(known[key] or kind_of(key, want), want) then
       return fail('wrong_type', op, key)
+    end
+    if op == 'floor' and window then
+      -- Measured from the live counter (0 when missing).
+      local now = kind_of(key, 'integer') == 'integer' and tonumber(redis.call('GET', key)) or 0
+      if tonumber(a[2]) - now > window then
+        return fail('import_window', key, string.format('%d', now + window))
+      end
     end
     local left = leaves[op]
     if op == 'set' and incrementable(a[2]) then left = 'integer' end
@@ -202,8 +219,11 @@ if counter > 0 then
   local n = counter_value(K[counter])
   if not n then return fail('wrong_type', 'incr', K[counter]) end
   for _ = 1, 64 do
+    -- At the end of the range: the INCRs that skipped taken ids stay (those ids are taken).
+    if n >= MAX_COUNTER then return fail('counter_exhausted', '', K[counter]) end
     n = redis.call('INCR', K[counter])
-    local candidate = ARGV[4] .. n
+    -- '%d', not '..': Lua writes numbers past 10^14 as '1e+14'.
+    local candidate = ARGV[4] .. string.format('%d', n)
     if redis.call('EXISTS', K[doc] .. candidate) == 0 then
       id = candidate
       break
