@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from keyspace import EntitySpec, Stored
+from keyspace import EntitySpec, OutsideImportWindow, Stored
 from keyspace.keys import doc_key, is_lookup_id
 from keyspace.store import PreparedCreate
 from keyspace.tokens import Decision
@@ -169,12 +169,19 @@ async def authorized_create(
     """Authorize the request and commit ``prepared`` in one round trip (a route that
     authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409."""
     outcome = await keyspace(request).authorized_create(
-        prepared, request[TOKEN], request.app[LIMITS], policy.creator(spec, body)
+        prepared,
+        request[TOKEN],
+        request.app[LIMITS],
+        policy.creator(spec, body),
+        policy.IMPORT_WINDOW,
     )
     who = await _admit(request, outcome.decision, "write")
     if outcome.forbidden:
         policy.check_create(who, spec, body)  # raises the rule's own 403
-    return outcome.stored()
+    try:
+        return outcome.stored()
+    except OutsideImportWindow as exc:
+        raise policy.outside_import_window(spec, exc) from None
 
 
 def caller(request: web.Request) -> Caller:

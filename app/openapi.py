@@ -260,8 +260,12 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses: dict[str, Any] = {str(route.status): ok}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    notes = dict(route.notes)
     for status in sorted(error_statuses(route)):
-        responses[str(status)] = {"description": ERROR_TEXT.get(status, "Error"), **error}
+        text = ERROR_TEXT.get(status, "Error")
+        if status in notes:
+            text = f"{text}; {notes[status]}"
+        responses[str(status)] = {"description": text, **error}
     op["responses"] = responses
     return op
 

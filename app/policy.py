@@ -5,7 +5,9 @@ create drivers, processes, quests, collabs and NFTs for themselves, and change
 or delete only what they own; a collab's collaborators may change its status
 and membership but not delete it. Only admins create or delete users, change
 roles, or write ``config:system`` and analytics. A user may edit their own
-username and email. Every refusal names its rule.
+username and email. An explicit seed-style id moves its counter: admins up to
+2^53 - 1, the others at most :data:`IMPORT_WINDOW` past it. Every refusal names
+its rule.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyspace import COLLAB, USER, EntitySpec
+from keyspace import COLLAB, USER, EntitySpec, OutsideImportWindow
 from keyspace.store import Guard
 
 from .errors import ApiError
 
 ADMIN = "admin"
 COLLABORATOR_FIELDS = frozenset({"status", "collaborators"})
+IMPORT_WINDOW = 1000
+"""How far past its counter a non-admin's explicit seed-style id (``driver_<n>``) may lie;
+the commit checks it against the live counter. Admins may import any such id up to 2^53 - 1,
+which exhausts the counter (no further id can be generated). At this window, moving a
+counter there takes 9 * 10^12 creates: 28 years at 10 000 creates/s."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,18 @@ def creator(spec: EntitySpec, body: Mapping[str, Any]) -> str:
     The one-trip create (keyspace ``authorized_create``) enforces the rule with this."""
     owner = body.get("user_id")
     return owner if spec is not USER and isinstance(owner, str) else ""
+
+
+def outside_import_window(spec: EntitySpec, exc: OutsideImportWindow) -> ApiError:
+    """The 403 for a non-admin's explicit id further past its counter than IMPORT_WINDOW."""
+    highest = exc.details["highest"]
+    return ApiError(
+        403,
+        "forbidden",
+        f"only admins may choose a {spec.id_field} more than {IMPORT_WINDOW} past the last "
+        f"generated one (now at most {highest}); leave it out to have one assigned",
+        details={"rule": "import-window", **exc.details},
+    )
 
 
 def check_create(caller: Caller, spec: EntitySpec, body: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from keyspace import COLLAB, MULTIFRAME, USER, EntitySpec
 
 from . import health, singletons
 from .errors import error_response
+from .policy import IMPORT_WINDOW
 from .resources import (
     Collection,
     UserRelation,
@@ -43,10 +44,30 @@ class Route:
     rate_class: str | None = None  # its own rate limit (keyspace Limits), not read/write
     status: int = 200
     errors: tuple[int, ...] = field(default=())
+    notes: tuple[tuple[int, str], ...] = ()  # (status, what the route adds to its description)
 
 
 def _model(spec: EntitySpec) -> str:
     return spec.model.__name__
+
+
+def _create_notes(spec: EntitySpec) -> tuple[tuple[int, str], ...]:
+    """What a create adds to the usual 403 and 409 when its id comes from a counter."""
+    if not spec.counted:
+        return ()
+    seed = f"{spec.prefix}_<n>"
+    return (
+        (
+            403,
+            f"rule import-window: a non-admin's explicit {spec.id_field} {seed} more than "
+            f"{IMPORT_WINDOW} past the last generated one",
+        ),
+        (
+            409,
+            f"code counter_exhausted: {spec.prefix}_counter is at 2^53 - 1 and can generate no "
+            f"further id (create with an explicit {spec.id_field})",
+        ),
+    )
 
 
 def entity_routes(spec: EntitySpec) -> list[Route]:
@@ -79,6 +100,7 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             status=201,
             errors=(400, 409, 413, 415, 422),
             authorizes_itself=True,
+            notes=_create_notes(spec),
         ),
         Route(
             "GET",

@@ -27,15 +27,18 @@ from .errors import (
     AlreadyExists,
     Conflict,
     Contention,
+    CounterExhausted,
     HasDependents,
     InvalidTransition,
     KeyspaceError,
     MissingReference,
     NotFound,
     NotReady,
+    OutsideImportWindow,
     StaleRevision,
     UniqueConflict,
     ValidationFailed,
+    WrongType,
 )
 from .listing import Page
 from .query import Query, parse
@@ -56,6 +59,7 @@ __all__ = [
     "Capabilities",
     "Conflict",
     "Contention",
+    "CounterExhausted",
     "EntitySpec",
     "HasDependents",
     "InvalidTransition",
@@ -64,6 +68,7 @@ __all__ = [
     "MissingReference",
     "NotFound",
     "NotReady",
+    "OutsideImportWindow",
     "Page",
     "Query",
     "Schema",
@@ -72,6 +77,7 @@ __all__ = [
     "Stored",
     "UniqueConflict",
     "ValidationFailed",
+    "WrongType",
     "connect",
     "parse",
 ]

@@ -131,15 +131,19 @@ class Keyspace:
         return self.documents.prepare_create(spec, data)
 
     async def authorized_create(
-        self, prepared: PreparedCreate, token: str, limits: Limits, allowed: str
+        self, prepared: PreparedCreate, token: str, limits: Limits, allowed: str, window: int
     ) -> AuthorizedCreate:
         """Authorize ``token`` for a write and, when allowed, commit ``prepared``, in one
         round trip. ``allowed`` is the one non-admin user id who may create it ('' for
-        admins only); any other caller's create is refused as ``forbidden``."""
+        admins only); any other caller's create is refused as ``forbidden``. A non-admin's
+        explicit id may raise its counter at most ``window`` past the counter's value
+        (:class:`OutsideImportWindow` otherwise)."""
         scripts = self.documents.scripts
 
         async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
-            return await scripts.authorized_commit(asked.keys, asked.args, allowed, prepared.plan)
+            return await scripts.authorized_commit(
+                asked.keys, asked.args, allowed, window, prepared.plan
+            )
 
         decision, result = await self.tokens.run(token, "write", limits, send)
         return AuthorizedCreate(decision, result, prepared)

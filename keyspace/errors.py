@@ -50,6 +50,27 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class WrongType(Conflict):
+    """A key the write needs holds another Redis type (or a counter no integer); nothing
+    was written. ``details["key"]`` names it."""
+
+    code = "wrong_type"
+
+
+class CounterExhausted(Conflict):
+    """The entity's counter is at :data:`keyspace.keys.MAX_COUNTER`: no further id can be
+    generated (explicit ids still work); nothing was written."""
+
+    code = "counter_exhausted"
+
+
+class OutsideImportWindow(KeyspaceError):
+    """An explicit seed-style id lies further past its counter than the caller may move it
+    (``details``: ``field``, ``value``, ``highest`` allowed id); nothing was written."""
+
+    code = "import_window"
+
+
 class InvalidTransition(Conflict):
     """The status change is not allowed by the entity's declared transitions."""
 

@@ -33,6 +33,9 @@ class Plan:
     counter: int = 0
     id_prefix: str = ""
     id_key: int = 0
+    # How far a floor op may raise its counter past the counter's value (None: no limit);
+    # authorized_commit.lua sets it for non-admins.
+    window: int | None = None
     _index: dict[str, int] = field(default_factory=dict)
 
     def key(self, name: str) -> int:
@@ -62,6 +65,7 @@ class Plan:
         """ARGV for ``commit.lua``."""
         flat: list[Arg] = [len(self.checks), self.returning]
         flat += [self.counter, self.id_prefix, self.id_key]
+        flat.append("" if self.window is None else self.window)
         for op in (*self.checks, *self.writes):
             flat.extend(op)
         return flat

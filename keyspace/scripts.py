@@ -141,15 +141,16 @@ class Scripts:
         return reply
 
     async def authorized_commit(
-        self, keys: list[str], args: list[Arg], allowed: str, plan: Plan
+        self, keys: list[str], args: list[Arg], allowed: str, window: int, plan: Plan
     ) -> tuple[AuthReply, CommitResult | None]:
         """``authorize`` and, when it allows the request and the caller is an admin or
         ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
-        None when the plan did not run; its error is ``forbidden`` for another caller."""
+        None when the plan did not run; its error is ``forbidden`` for another caller.
+        For a non-admin the plan runs with ``window`` as its import window."""
         reply = await self._run(
             self._authorized_commit,
             [*keys, *plan.keys],
-            [len(args), *args, allowed, *plan.args()],
+            [len(args), *args, allowed, window, *plan.args()],
             retry=False,
         )
         decision: AuthReply = reply[0]

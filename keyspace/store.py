@@ -22,10 +22,13 @@ from .errors import (
     AlreadyExists,
     Conflict,
     Contention,
+    CounterExhausted,
     MissingReference,
     NotFound,
+    OutsideImportWindow,
     StaleRevision,
     UniqueConflict,
+    WrongType,
 )
 from .plan import (
     DeleteClosure,
@@ -80,7 +83,7 @@ def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
     if result.error == "not_found":
         raise NotFound(f"{result.value} does not exist")
     if result.error == "wrong_type":
-        raise Conflict(
+        raise WrongType(
             f"{result.value} holds an unexpected type; nothing was written "
             "(run `multiframe-admin check` to find and repair it)",
             details={"key": result.value},
@@ -101,6 +104,19 @@ class PreparedCreate:
         spec = self.spec
         if result.error == "contention":
             raise Contention(f"could not find a free {spec.name} id; retry")
+        if result.error == "counter_exhausted":
+            raise CounterExhausted(
+                f"{result.value} has reached {keys.MAX_COUNTER}: no further {spec.name} id can "
+                f"be generated; create with an explicit {spec.id_field}",
+                field=spec.id_field,
+                details={"field": spec.id_field, "counter": result.value},
+            )
+        if result.error == "import_window":
+            highest = keys.generated_id(spec.prefix, int(result.value))
+            raise OutsideImportWindow(
+                f"{self.doc_id} is too far past {result.field}; at most {highest}",
+                details={"field": spec.id_field, "value": self.doc_id, "highest": highest},
+            )
         if result.error == "already_exists" and spec.derive_id is not None:
             raise AlreadyExists(
                 f"{self.doc_id} already exists: one {spec.name} per {spec.id_field} source",

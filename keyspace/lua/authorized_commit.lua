@@ -9,7 +9,9 @@
 -- ARGV[1]:      n, the number of authorize.lua's ARGV that follow
 -- ARGV[2..n+1]: authorize.lua's ARGV
 -- ARGV[n+2]:    the one non-admin user id allowed to write this plan ('' for admins only)
--- ARGV[n+3..]:  commit.lua's ARGV
+-- ARGV[n+3]:    the import window of non-admins: for them it replaces commit.lua's ARGV[6],
+--               so an explicit id may raise a counter at most this far past its value
+-- ARGV[n+4..]:  commit.lua's ARGV
 -- Returns: {authorize.lua's reply, commit.lua's reply or false}
 --   The plan runs only when authorization answered 'ok'; when the caller is neither an
 --   admin nor ARGV[n+2], it does not run and the second element is
@@ -25,7 +27,10 @@ local n = tonumber(ARGV[1])
 local decision = authorize(slice(KEYS, 1, 3), slice(ARGV, 2, n + 1))
 if decision[1] ~= 'ok' then return {decision, false} end
 local allowed = ARGV[n + 2]
-if decision[3] ~= 'admin' and (allowed == '' or decision[2] ~= allowed) then
+local admin = decision[3] == 'admin'
+if not admin and (allowed == '' or decision[2] ~= allowed) then
   return {decision, {'err', 'forbidden', '', ''}}
 end
-return {decision, commit(slice(KEYS, 4, #KEYS), slice(ARGV, n + 3, #ARGV))}
+local plan = slice(ARGV, n + 4, #ARGV)
+if not admin then plan[6] = ARGV[n + 3] end
+return {decision, commit(slice(KEYS, 4, #KEYS), plan)}

@@ -9,9 +9,14 @@
 -- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
 --          every check passed the script INCRs it until ARGV[4]..n names no existing
 --          document nor jsetat key (ids an import took are skipped), then appends that
---          id to KEYS[ARGV[5]] and uses it in the *id and jsetat ops.
+--          id to KEYS[ARGV[5]] and uses it in the *id and jsetat ops. n is written as a
+--          plain decimal and never passes MAX_COUNTER (2^53 - 1, keys.MAX_COUNTER): a
+--          counter that can issue no further id answers 'counter_exhausted'.
 -- ARGV[4]: prefix of generated ids (e.g. 'driver_'); ARGV[5]: see KEYS.
--- ARGV[6..]: ops, each an op name followed by its arguments:
+-- ARGV[6]: import window: '' for none, else the most a floor op may raise its counter
+--          past the counter's current value ('import_window' otherwise, nothing written;
+--          authorized_commit.lua sets it for non-admins).
+-- ARGV[7..]: ops, each an op name followed by its arguments:
 --   checks:  absent  k                 -> error 'already_exists' when KEYS[k] exists
 --            equals  k raw             -> error 'not_found' / 'stale' unless JSON.GET KEYS[k] == raw
 --            exists  k field value     -> error 'missing_reference' unless KEYS[k] is a JSON document
@@ -29,9 +34,11 @@
 --            jsetat k head tail (JSON.SET KEYS[k]..id head..id..tail: KEYS[k] is a prefix
 --                               such as 'mf:proj:user:', completed by the generated id)
 -- Returns: {'ok', raw document of the return key or false}
---          or {'err', code, field, value} when a check fails; nothing is written then.
--- Before any write, every written key is checked to hold the type its op needs
--- ('wrong_type' otherwise), so no write can fail half-way through a plan.
+--          or {'err', code, field, value} when a check fails; nothing is written then
+--          ('import_window': field the counter key, value the highest n allowed).
+-- Before any write, every written key is checked to hold what its op needs (the
+-- needs table below; 'wrong_type' with field = op, value = key otherwise), so no
+-- write can fail half-way through a plan.
 
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
@@ -42,6 +49,8 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
 local K = {}
 for n, key in ipairs(KEYS) do K[n] = key end
 local id = nil
+-- keys.MAX_COUNTER: Lua numbers are doubles, exact up to here, so every id drawn is too.
+local MAX_COUNTER = 9007199254740991
 
 local function fail(code, field, value)
   return {'err', code, field or '', value or ''}
@@ -105,7 +114,7 @@ end
 
 -- Parse every op before running any, so a malformed plan writes nothing.
 local plan = {}
-local i = 6
+local i = 7
 while i <= #ARGV do
   local op = ARGV[i]
   local width = arity[op]
@@ -116,32 +125,84 @@ while i <= #ARGV do
   i = i + width + 1
 end
 
--- The type each write op needs its key to have (or to be missing).
-local needs = {sadd = 'set', srem = 'set', hset = 'hash', hsetx = 'hash',
-               floor = 'string', incr = 'string', saddid = 'set'}
-local function type_of(key)
-  local reply = redis.pcall('TYPE', key)
-  return type(reply) == 'table' and reply.ok or '?'
+-- What a write op needs its key to hold, when the key exists: a Redis type, 'json' (a
+-- RedisJSON document) or 'integer' (a string INCR accepts and can increment). The other
+-- ops work on a key of any type: del, set, setid, pexpire, and jsetid (its key is one the
+-- draw found free).
+local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
+               hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer'}
+-- What a key holds after a write op (none listed: as before, or deleted), so a later op of
+-- the plan is checked against what the plan itself leaves there.
+local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
+                saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer'}
+
+-- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
+local function incrementable(raw)
+  if raw == '0' then return true end
+  local sign, digits = string.match(raw, '^(%-?)([1-9]%d*)$')
+  if not digits or #digits > 19 then return false end
+  if #digits < 19 then return true end
+  if sign == '-' then return digits <= '9223372036854775808' end
+  return digits < '9223372036854775807'
 end
+
+-- What key holds, as named in needs ('integer' only when asked for), or a Redis type name.
+local function kind_of(key, want)
+  local reply = redis.pcall('TYPE', key)
+  local name = type(reply) == 'table' and reply.ok or '?'
+  if name == 'string' and want == 'integer' then
+    return incrementable(redis.call('GET', key)) and 'integer' or 'string'
+  end
+  if name == 'none' or name == 'string' or name == 'hash' or name == 'set' or name == 'list'
+      or name == 'zset' or name == 'stream' then
+    return name
+  end
+  -- A module's type: JSON.TYPE, not TYPE's name for it, says whether JSON.SET accepts it.
+  local json = redis.pcall('JSON.TYPE', key, '$')
+  if type(json) == 'table' and not json.err and json[1] then return 'json' end
+  return name
+end
+
+local function fits(have, want)
+  return have == 'none' or have == want or (want == 'string' and have == 'integer')
+end
+
+-- The value of a counter an id is drawn from (0 when missing); nil unless it holds a
+-- non-negative integer.
+local function counter_value(key)
+  local raw = redis.pcall('GET', key)  -- an error reply for a key of another type
+  if not raw then return 0 end
+  if type(raw) == 'string' and (raw == '0' or string.match(raw, '^[1-9]%d*$')) then
+    return tonumber(raw)
+  end
+  return nil
+end
+
+local window = ARGV[6] ~= '' and tonumber(ARGV[6]) or nil
+
+-- Refuse, before the first write, every op that would raise or is not allowed.
 local function writable(n_first)
-  local gone = {}
+  local known = {}  -- key -> what an earlier write op of the plan leaves there
   for n = n_first, #plan do
-    local op, key = plan[n][1], K[tonumber(plan[n][2][1])]
-    if op == 'del' then gone[key] = true end
-    if op == 'jset' and not gone[key] and redis.call('EXISTS', key) == 1 then
-      -- JSON.TYPE, not TYPE: it fails exactly when JSON.SET would (a non-JSON value).
-      local reply = redis.pcall('JSON.TYPE', key, '$')
-      if type(reply) == 'table' and reply.err then return fail('wrong_type', op, key) end
+    local op, a = plan[n][1], plan[n][2]
+    local key = K[tonumber(a[1])]
+    if (op == 'floor' or op == 'pexpire') and not string.match(a[2], '^%d+$') then
+      return fail('bad_plan', op, a[2])
     end
     local want = needs[op]
-    if want and not gone[key] then
-      local have = type_of(key)
-      if have ~= 'none' and have ~= want then return fail('wrong_type', op, key) end
-      if (op == 'floor' or op == 'incr') and have == 'string'
-          and not tonumber(redis.call('GET', key)) then
-        return fail('wrong_type', op, key)
+    if want and not fits(known[key] or kind_of(key, want), want) then
+      return fail('wrong_type', op, key)
+    end
+    if op == 'floor' and window then
+      -- Measured from the live counter (0 when missing).
+      local now = kind_of(key, 'integer') == 'integer' and tonumber(redis.call('GET', key)) or 0
+      if tonumber(a[2]) - now > window then
+        return fail('import_window', key, string.format('%d', now + window))
       end
     end
+    local left = leaves[op]
+    if op == 'set' and incrementable(a[2]) then left = 'integer' end
+    if left then known[key] = left end
   end
   return nil
 end
@@ -157,11 +218,15 @@ if bad then return bad end
 local counter = tonumber(ARGV[3])
 if counter > 0 then
   local doc = tonumber(ARGV[5])
+  -- Nothing is written yet: a counter that holds no integer refuses the create whole.
+  local n = counter_value(K[counter])
+  if not n then return fail('wrong_type', 'incr', K[counter]) end
   for _ = 1, 64 do
-    -- Nothing is written yet: a counter INCR refuses (not a number) changes nothing.
-    local n = redis.pcall('INCR', K[counter])
-    if type(n) == 'table' then return fail('wrong_type', 'incr', K[counter]) end
-    local candidate = ARGV[4] .. n
+    -- At the end of the range: the INCRs that skipped taken ids stay (those ids are taken).
+    if n >= MAX_COUNTER then return fail('counter_exhausted', '', K[counter]) end
+    n = redis.call('INCR', K[counter])
+    -- '%d', not '..': Lua writes numbers past 10^14 as '1e+14'.
+    local candidate = ARGV[4] .. string.format('%d', n)
     local free = redis.call('EXISTS', K[doc] .. candidate) == 0
     for m = n_checks + 1, #plan do
       if free and plan[m][1] == 'jsetat' then

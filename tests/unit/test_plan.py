@@ -78,7 +78,8 @@ def decode(plan: Plan) -> tuple[list[tuple[Arg, ...]], list[tuple[Arg, ...]]]:
     1-based and declared in KEYS, and checks come first.
     """
     args = plan.args()
-    n_checks, returning, counter, _, id_key = args[:5]
+    n_checks, returning, counter, _, id_key, window = args[:6]
+    assert window == "" or isinstance(window, int)
     assert isinstance(n_checks, int)
     for index in (returning, counter, id_key):
         assert isinstance(index, int)
@@ -86,7 +87,7 @@ def decode(plan: Plan) -> tuple[list[tuple[Arg, ...]], list[tuple[Arg, ...]]]:
     assert (counter == 0) == (id_key == 0)
     assert len(set(plan.keys)) == len(plan.keys)
     ops: list[tuple[Arg, ...]] = []
-    i = 5
+    i = 6
     while i < len(args):
         name = args[i]
         assert isinstance(name, str)
@@ -112,10 +113,11 @@ def test_plan_args_layout_uses_one_based_key_indexes() -> None:
     plan.returns("a:1")
     assert plan.keys == ["a:1", "mf:uniq:a", "a_counter"]
     assert plan.args() == [
-        *(2, 1, 0, "", 0),
+        *(2, 1, 0, "", 0, ""),
         *("absent", 1, "free", 2, "1", "f", "jset", 1, b"{}", "incr", 3),
     ]
-    assert Plan().args() == [0, 0, 0, "", 0]
+    assert Plan().args() == [0, 0, 0, "", 0, ""]
+    assert Plan(window=1000).args() == [0, 0, 0, "", 0, 1000]
 
 
 def test_create_user_checks_absence_and_claims_normalized_uniques() -> None:
