@@ -86,6 +86,7 @@ ACCEPTS: dict[str, set[str]] = {
     "jsetid": EVERY,  # its key is one the draw found free: a planted one is skipped
     "setid": EVERY,
     "saddid": {"none", "set"},
+    "jsetat": EVERY,  # as jsetid: an id whose projection key is taken is skipped
 }
 
 # Arguments after the key index, and whether the op needs a drawn id.
@@ -104,8 +105,10 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "jsetid": (b'{"driver_id":"', b'"}'),
     "setid": (),
     "saddid": (),
+    "jsetat": (b'{"driver_id":"', b'"}'),
 }
-DRAWS_ID = {"jsetid", "setid", "saddid"}
+DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat"}
+SHOWN_PREFIX = "mf:proj:driver:"
 
 
 def plan_for(op: str) -> tuple[Plan, str]:
@@ -117,6 +120,9 @@ def plan_for(op: str) -> tuple[Plan, str]:
     if op == "jsetid":
         plan.write(op, KEY_PREFIX, *ARGS[op])
         return plan, f"{KEY_PREFIX}{ID_PREFIX}1"  # the id the draw tries first
+    if op == "jsetat":
+        plan.write(op, SHOWN_PREFIX, *ARGS[op])
+        return plan, f"{SHOWN_PREFIX}{ID_PREFIX}1"
     plan.write(op, VICTIM, *ARGS[op])
     return plan, VICTIM
 
@@ -210,3 +216,16 @@ async def test_a_drawn_id_from_a_counter_of_another_kind_writes_nothing(
     result = await Scripts(client).commit(plan)
     assert (result.error, result.value) == ("wrong_type", COUNTER)
     assert await dump(client) == before
+
+
+async def test_a_taken_projection_key_makes_the_draw_skip_that_id(client: Redis) -> None:
+    planted = f"{SHOWN_PREFIX}{ID_PREFIX}1"
+    await client.set(planted, "planted")
+    plan = Plan()
+    plan.generates(COUNTER, ID_PREFIX, KEY_PREFIX)
+    plan.write("jsetid", KEY_PREFIX, *ARGS["jsetid"])
+    plan.write("jsetat", SHOWN_PREFIX, *ARGS["jsetat"])
+    assert (await Scripts(client).commit(plan)).ok
+    assert await client.get(planted) == b"planted"
+    for key in (f"{KEY_PREFIX}{ID_PREFIX}2", f"{SHOWN_PREFIX}{ID_PREFIX}2"):
+        assert await call(client, "JSON.GET", key, ".") == b'{"driver_id":"driver_2"}'
