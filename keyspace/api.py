@@ -257,6 +257,9 @@ class Keyspace:
     async def get_metrics(self) -> Stored:
         return await self.singletons.get(ANALYTICS)
 
+    async def replace_metrics(self, data: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.replace(ANALYTICS, data, if_revision=if_revision)
+
     async def get_chip_metrics(self, chip_id: str) -> dict[str, Any]:
         return await self.singletons.get_chip(ANALYTICS, chip_id)
 
