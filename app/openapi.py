@@ -20,7 +20,7 @@ ERROR_TEXT = {
     403: "The caller's role or ownership does not allow this (details.rule names the rule)",
     404: "Unknown id or route",
     408: "The request body did not arrive within the configured time; the connection is closed",
-    409: "Unique, reference or state conflict (the field is named in details)",
+    409: "Unique, reference, derived-id or state conflict (the field is named in details)",
     412: "If-Match names a stale revision; nothing was written",
     413: "Body over the configured limit",
     415: "Body is not application/json",

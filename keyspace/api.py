@@ -61,6 +61,7 @@ class AuthorizedCreate:
     decision: Decision
     result: CommitResult | None  # None: not allowed, nothing ran
     prepared: PreparedCreate
+    holder: Any = None  # the document under a derived id found taken (PreparedCreate.stored)
 
     @property
     def forbidden(self) -> bool:
@@ -70,7 +71,7 @@ class AuthorizedCreate:
         """The created document, or the error its commit reported."""
         if self.result is None or self.forbidden:
             raise RuntimeError(f"the create did not run: {self.decision.status}")
-        return self.prepared.stored(self.result)
+        return self.prepared.stored(self.result, self.holder)
 
 
 class Keyspace:
@@ -135,7 +136,8 @@ class Keyspace:
         reply, result = await self.documents.scripts.authorized_commit(
             asked.keys, asked.args, allowed, prepared.plan
         )
-        return AuthorizedCreate(asked.decision(reply), result, prepared)
+        holder = await self.documents.holder(prepared, result) if result is not None else None
+        return AuthorizedCreate(asked.decision(reply), result, prepared, holder)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         return await self.documents.get(spec, doc_id)
