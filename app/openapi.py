@@ -20,10 +20,11 @@ ERROR_TEXT = {
     403: "The caller's role or ownership does not allow this (details.rule names the rule)",
     404: "Unknown id or route",
     408: "The request body did not arrive within the configured time; the connection is closed",
-    409: "Unique, reference or state conflict (the field is named in details)",
+    409: "Unique, reference, derived-id or state conflict (the field is named in details)",
     412: "If-Match names a stale revision; nothing was written",
     413: "Body over the configured limit",
     415: "Body is not application/json",
+    417: "An Expect header other than 100-continue",
     422: "Document fails validation (details list each field and why)",
     429: "Over the caller's rate limit (per user: reads, writes, token mints); "
     "retry after Retry-After seconds",
@@ -218,6 +219,56 @@ def error_statuses(route: Route) -> set[int]:
         out |= {400, 408, 413, 415, 422}  # reading and parsing the JSON body
     if route.conditional:
         out |= {400, 412}  # a malformed or stale If-Match
+    out.add(417)  # an Expect other than 100-continue (app/routes.py expect_continue)
+    return out
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+RATE_HEADERS = {
+    "RateLimit-Limit": _header("Requests allowed per period (limited roles only)", "integer"),
+    "RateLimit-Remaining": _header("Requests left in the period", "integer"),
+    "RateLimit-Reset": _header("Seconds until the allowance is full again", "integer"),
+}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "integer")}
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": _header('Bearer realm="multiframe" (with error="invalid_token")')},
+    405: {"Allow": _header("The methods this path serves")},
+    429: {**RETRY_AFTER, **RATE_HEADERS},
+    503: RETRY_AFTER,
+}
+BODY_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "Content-Encoding",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "gzip or deflate; a body that does not decode as announced is 400",
+    },
+    {
+        "name": "Expect",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "enum": ["100-continue"]},
+        "description": "100-continue is answered before the body is read; any other is 417",
+    },
+]
+DOCUMENTS = {e.model.__name__ for e in MULTIFRAME.entities} | {
+    s.model.__name__ for s in MULTIFRAME.singletons
+}
+"""Models whose responses are one stored document, sent with its ETag."""
+
+
+def _success_headers(route: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if route.returns in DOCUMENTS:
+        out["ETag"] = _header("Strong ETag of the stored document: send it back in If-Match")
+    if route.status == 201 and route.returns in DOCUMENTS:
+        out["Location"] = _header("The created document's URL")
+    if route.path.startswith("/api/"):
+        out |= RATE_HEADERS
     return out
 
 
@@ -234,6 +285,8 @@ def _operation(route: Route) -> dict[str, Any]:
     ]
     if route.lists is not None:
         params += _list_parameters(route.lists)
+    if route.body:
+        params += copy.deepcopy(BODY_HEADERS)
     if route.conditional:
         params.append(
             {
@@ -258,6 +311,8 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif route.path == "/openapi.json":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if headers := _success_headers(route):
+        ok["headers"] = headers
     responses: dict[str, Any] = {str(route.status): ok}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
     notes = dict(route.notes)
@@ -266,7 +321,11 @@ def _operation(route: Route) -> dict[str, Any]:
         if status in notes:
             text = f"{text}; {notes[status]}"
         responses[str(status)] = {"description": text, **error}
+        if status in ERROR_HEADERS:
+            responses[str(status)]["headers"] = copy.deepcopy(ERROR_HEADERS[status])
     op["responses"] = responses
+    if route.path.startswith("/api/"):
+        op["security"] = [{"bearer": []}]
     return op
 
 
@@ -283,5 +342,8 @@ def build(table: list[Route]) -> dict[str, Any]:
             '{"error": {"code", "message", "details"}}.',
         },
         "paths": paths,
-        "components": {"schemas": components()},
+        "components": {
+            "schemas": components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -268,6 +268,17 @@ def singleton_routes() -> list[Route]:
             returns="AnalyticsMetrics",
         ),
         Route(
+            "PUT",
+            "/api/analytics/metrics",
+            singletons.put_metrics,
+            "Replace analytics:metrics (every chip's entry, last_updated included)",
+            "analytics",
+            body="AnalyticsMetrics",
+            returns="AnalyticsMetrics",
+            conditional=True,
+            errors=(400, 412, 415, 422),
+        ),
+        Route(
             "GET",
             "/api/analytics/metrics/{chip_id}",
             singletons.get_chip,

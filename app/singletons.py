@@ -35,6 +35,14 @@ async def get_metrics(request: web.Request) -> web.Response:
     return stored_response(await keyspace(request).get_metrics())
 
 
+async def put_metrics(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write analytics")
+    body = await read_object(request)
+    return stored_response(
+        await keyspace(request).replace_metrics(body, if_revision=if_match(request))
+    )
+
+
 async def get_chip(request: web.Request) -> web.Response:
     return json_response(await keyspace(request).get_chip_metrics(request.match_info["chip_id"]))
 

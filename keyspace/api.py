@@ -63,6 +63,7 @@ class AuthorizedCreate:
     decision: Decision
     result: CommitResult | None  # None: not allowed, nothing ran
     prepared: PreparedCreate
+    holder: Any = None  # the document under a derived id found taken (PreparedCreate.stored)
 
     @property
     def forbidden(self) -> bool:
@@ -72,7 +73,7 @@ class AuthorizedCreate:
         """The created document, or the error its commit reported."""
         if self.result is None or self.forbidden:
             raise RuntimeError(f"the create did not run: {self.decision.status}")
-        return self.prepared.stored(self.result)
+        return self.prepared.stored(self.result, self.holder)
 
 
 class Keyspace:
@@ -146,7 +147,8 @@ class Keyspace:
             )
 
         decision, result = await self.tokens.run(token, "write", limits, send)
-        return AuthorizedCreate(decision, result, prepared)
+        holder = await self.documents.holder(prepared, result) if result is not None else None
+        return AuthorizedCreate(decision, result, prepared, holder)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         return await self.documents.get(spec, doc_id)
@@ -267,6 +269,9 @@ class Keyspace:
 
     async def get_metrics(self) -> Stored:
         return await self.singletons.get(ANALYTICS)
+
+    async def replace_metrics(self, data: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.replace(ANALYTICS, data, if_revision=if_revision)
 
     async def get_chip_metrics(self, chip_id: str) -> dict[str, Any]:
         return await self.singletons.get_chip(ANALYTICS, chip_id)

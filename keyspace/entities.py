@@ -151,6 +151,7 @@ NFT = EntitySpec(
     references=(_OWNER,),
     defaults={"metadata_uri": _metadata_uri},
     derive_id=_nft_id,
+    derived_from=("user_id", "chip_id"),  # one NFT per (user, chip), whatever the ids look like
 )
 
 QUEST = EntitySpec(

@@ -71,6 +71,13 @@ class OutsideImportWindow(KeyspaceError):
     code = "import_window"
 
 
+class IdCollision(Conflict):
+    """The id derived from the document is held by a document derived from other values
+    (``nft_<user_id>_<chip_id>``: ``user_1`` + ``2_c`` and ``user_1_2`` + ``c``)."""
+
+    code = "id_collision"
+
+
 class InvalidTransition(Conflict):
     """The status change is not allowed by the entity's declared transitions."""
 

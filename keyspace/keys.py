@@ -8,6 +8,7 @@ the one reserved prefix :data:`RESERVED`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 RESERVED = "mf:"
 """Prefix of every key (and index name) the service adds beside the seed's keys."""
@@ -88,6 +89,34 @@ def counter_value_of(prefix: str, doc_id: str) -> int | None:
 def unique_key(prefix: str, field: str, normalized_value: str) -> str:
     """Claim of one unique value; the key holds the id of the document that owns it."""
     return f"{RESERVED}uniq:{prefix}:{field}:{normalized_value}"
+
+
+def source_claim_key(prefix: str, source: Mapping[str, str]) -> str:
+    """Claim of the tuple of values a derived id is built from (``EntitySpec.derived_from``),
+    e.g. ``mf:uniq:nft:user_id+chip_id:6:user_1,3:2_c,``; it holds the id of the document.
+    Each value is length-prefixed, so two different tuples never share a claim key whatever
+    characters their values hold (``user_1`` + ``2_c`` and ``user_1_2`` + ``c`` do not)."""
+    return f"{RESERVED}uniq:{prefix}:{'+'.join(source)}:{_tuple(source.values())}"
+
+
+def _tuple(values: Iterable[str]) -> str:
+    return "".join(f"{len(v)}:{v}," for v in values)
+
+
+def source_values(encoded: str) -> list[str] | None:
+    """The values of the last part of a :func:`source_claim_key`; None when malformed."""
+    out: list[str] = []
+    rest = encoded
+    while rest:
+        size, sep, rest = rest.partition(":")
+        if (
+            not (sep and size.isascii() and size.isdigit())
+            or rest[int(size) : int(size) + 1] != ","
+        ):
+            return None
+        out.append(rest[: int(size)])
+        rest = rest[int(size) + 1 :]
+    return out if _tuple(out) == encoded else None  # one spelling only (no "06:")
 
 
 def ref_key(target_key: str, source_prefix: str, source_field: str) -> str:

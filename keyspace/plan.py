@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import codec, keys
+from . import claims, codec, keys
 from .errors import HasDependents
 from .projection import project, projected
-from .schema import EntitySpec, OnDelete, Reference, Schema, get_path, ref_ids
+from .schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
 Arg = str | bytes | int
 
@@ -86,15 +86,9 @@ class Loaded:
 
 
 def _uniques(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
-    """Unique claim key -> field name, for the values this document holds."""
-    claims: dict[str, str] = {}
-    for unique in spec.uniques:
-        value = get_path(doc, unique.field)
-        if isinstance(value, str):
-            claims[keys.unique_key(spec.prefix, unique.field, unique.normalize(value))] = (
-                unique.field
-            )
-    return claims
+    """Unique claim key -> field name, for the values this document holds (the tuple a
+    derived id is built from included)."""
+    return claims.held(spec, doc)
 
 
 def _target_key(schema: Schema, ref: Reference, target_id: str) -> str:

@@ -114,7 +114,23 @@ class EntitySpec:
     defaults: Mapping[str, Default] = field(default_factory=dict)
     touch_on_update: tuple[str, ...] = ()
     derive_id: DeriveId | None = None
+    # The fields ``derive_id`` reads. One document per tuple of their values: the tuple is
+    # claimed under its own key, and an id already held by another tuple is an id collision.
+    derived_from: tuple[str, ...] = ()
     satellites: Satellites | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.derive_id is None) == (not self.derived_from), (
+            f"{self.name}: derive_id and derived_from go together"
+        )
+
+    def source(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
+        """The ``derived_from`` values of ``doc`` (the tuple its id is derived from); None
+        when the id is not derived or a value is not a string (validation refuses it)."""
+        values = {name: get_path(doc, name) for name in self.derived_from}
+        if not values or not all(isinstance(v, str) for v in values.values()):
+            return None
+        return values
 
     @property
     def counted(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, Keyspace, codec, keys, search
+from keyspace import Capabilities, Keyspace, claims, codec, keys, search
 from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
@@ -23,7 +23,7 @@ from keyspace.errors import ValidationFailed
 from keyspace.plan import Plan, pulled, put_document
 from keyspace.projection import projected
 from keyspace.reproject import expected, reproject
-from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, Unique, get_path, ref_ids
+from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
 from .cli import OK, PROBLEMS
 
@@ -77,17 +77,6 @@ def parse_ref_set(schema: Schema, set_key: str) -> _RefSet | None:
             target = schema.entity(ref.target).prefix
             if ref.field == name and target == target_prefix and keys.is_lookup_id(target_id):
                 return spec, ref, target_id
-    return None
-
-
-def parse_claim(schema: Schema, claim: str) -> tuple[EntitySpec, Unique, str] | None:
-    """(entity, unique field, normalized value) of a claim key; None when unknown."""
-    prefix, _, rest = claim.removeprefix(CLAIMS).partition(":")
-    name, _, value = rest.partition(":")
-    for spec in schema.entities:
-        for unique in spec.uniques if spec.prefix == prefix else ():
-            if unique.field == name and unique.normalize(value) == value:
-                return spec, unique, value
     return None
 
 
@@ -175,10 +164,8 @@ class _Inspection:
             for target_id in ref_ids(doc, ref):
                 ref_set = keys.ref_key(keys.doc_key(target, target_id), spec.prefix, ref.field)
                 self.refs[ref_set].add(doc_id)
-        for unique in spec.uniques if isinstance(doc, dict) else ():
-            if isinstance(value := get_path(doc, unique.field), str):
-                claim = keys.unique_key(spec.prefix, unique.field, unique.normalize(value))
-                self.holders[claim].append(doc_id)
+        for claim in claims.held(spec, doc) if isinstance(doc, dict) else ():
+            self.holders[claim].append(doc_id)  # unique values, and derived ids' sources
 
     async def singletons(self) -> None:
         for single in self.schema.singletons:
@@ -239,10 +226,10 @@ class _Inspection:
                 if value is None and _text(await self.client.type(claim)) == "none":
                     continue  # released since the SCAN
                 seen.add(claim)
-                if value is None or (parsed := parse_claim(self.schema, claim)) is None:
+                if value is None or (parsed := claims.parse(self.schema, claim)) is None:
                     self.add("unique_index", claim, "not a known unique claim", False)
                 elif (owner := _text(value)) not in self.holders.get(claim, []):
-                    held = owner in self.ids[parsed[0].prefix]
+                    held = owner in self.ids[parsed.spec.prefix]
                     why = "holds another value" if held else "does not exist"
                     detail = f"claimed by {owner}, which {why}"
                     self.add("unique_index", claim, detail, True, owner=owner, action="delete")
@@ -345,16 +332,15 @@ async def _fix_reference_set(ks: Keyspace, problem: Problem) -> bool:
 
 
 async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:
-    if (claim := parse_claim(ks.schema, problem.key)) is None:
+    if (claim := claims.parse(ks.schema, problem.key)) is None:
         return False
-    spec, unique, value = claim
+    spec = claim.spec
     owner, creating = problem.fix["owner"], problem.fix["action"] == "create"
     raw, doc = await _read(ks, keys.doc_key(spec.prefix, owner))
-    held = get_path(doc, unique.field) if isinstance(doc, dict) else None
-    if (isinstance(held, str) and unique.normalize(held) == value) != creating:
+    if (isinstance(doc, dict) and problem.key in claims.held(spec, doc)) != creating:
         return False
     plan = Plan()
-    plan.check("free", problem.key, owner, unique.field)  # unclaimed, or still the owner's
+    plan.check("free", problem.key, owner, claim.field)  # unclaimed, or still the owner's
     plan.write("set" if creating else "delif", problem.key, owner)
     return await _commit(ks, plan, keys.doc_key(spec.prefix, owner), raw)
 

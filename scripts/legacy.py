@@ -28,7 +28,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, codec, connect, keys
+from keyspace import Keyspace, claims, codec, connect, keys
 from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
@@ -227,12 +227,10 @@ class Importer:
             kind, current = await self.target(key)
             if kind != b"none":
                 return _existing(kind, current, doc)
-        for unique in spec.uniques:
-            value = unique.normalize(doc[unique.field])
-            claim = keys.unique_key(spec.prefix, unique.field, value)
+        for claim, name in claims.held(spec, doc).items():  # as the commit's 'free' checks
             owner = await call(self.ks.client, "GET", claim)
             if owner and owner.decode() != doc_id:
-                return f"duplicate {unique.field}: already used by {owner.decode()}"
+                return f"duplicate {name}: already used by {owner.decode()}"
         self.accepted.add(key)
         return None
 

@@ -161,3 +161,49 @@ async def test_unknown_and_invalid_chip_ids(api: Client) -> None:
     sent = {"performance": 1, "efficiency": 1, "temperature": 1}
     assert (await api.put(f"{METRICS}/chip.with:colon", json=sent)).status == 422
     assert (await fetch(api, METRICS))[1] == {"chip_metrics": {"chip_quantum_1": QUANTUM}}
+
+
+async def test_metrics_put_replaces_the_whole_document(api: Client) -> None:
+    """README and the per-chip If-Match refusal point here; it answered 405 before."""
+    neural = {**QUANTUM, "performance": 60.0, "last_updated": "2025-10-01T08:00:00"}
+    new = {"chip_metrics": {"chip_neural_2": neural}}
+    resp = await api.put(METRICS, json=new)
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == new  # chip_quantum_1 is gone: the document is replaced
+    assert await fetch(api, METRICS) == (200, new, resp.headers["ETag"])
+    assert (await api.get(f"{METRICS}/chip_quantum_1")).status == 404
+    invalid = [
+        {"chip_metrics": {"chip_neural_2": {**neural, "efficiency": 101}}},
+        {
+            "chip_metrics": {
+                "chip_neural_2": {k: v for k, v in neural.items() if k != "last_updated"}
+            }
+        },
+        {"chip_metrics": {"bad:id": neural}},
+        {"chip_metrics": {}, "extra": 1},
+        {},
+    ]
+    for bad in invalid:
+        assert await error_code(await api.put(METRICS, json=bad), 422) == "validation_failed"
+    assert (await fetch(api, METRICS))[1] == new
+
+
+async def test_metrics_put_honours_if_match(api: Client) -> None:
+    _, _, tag = await fetch(api, METRICS)
+    assert tag is not None
+    changed = await api.put(
+        f"{METRICS}/chip_neural_2", json={k: 1 for k in QUANTUM if k != "last_updated"}
+    )
+    assert changed.status == 200  # a per-chip write changes the document's revision
+    stale = await api.put(METRICS, json={"chip_metrics": {}}, headers={"If-Match": tag})
+    assert await error_code(stale, 412) == "stale_revision"
+    _, body, current = await fetch(api, METRICS)
+    assert set(body["chip_metrics"]) == {"chip_quantum_1", "chip_neural_2"}
+    weak = await api.put(METRICS, json={"chip_metrics": {}}, headers={"If-Match": f"W/{current}"})
+    assert await error_code(weak, 412) == "stale_revision"
+    bad = await api.put(METRICS, json={"chip_metrics": {}}, headers={"If-Match": '"a", "b"'})
+    assert await error_code(bad, 400) == "invalid_header"
+    assert current is not None
+    resp = await api.put(METRICS, json={"chip_metrics": {}}, headers={"If-Match": current})
+    assert (resp.status, await resp.json()) == (200, {"chip_metrics": {}})
+    assert resp.headers["ETag"] != current

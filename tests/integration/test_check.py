@@ -279,3 +279,36 @@ async def test_problems_that_went_away_are_not_counted_as_fixed(ks: Keyspace) ->
     fake = Report([Problem("counter_behind", "collab_counter", "planted", True, {"value": "1"})], 0)
     assert await repair(ks, fake) == 1  # floor: raises a counter, never lowers it
     assert await c.get("collab_counter") == b"1"
+
+
+NFT_PAIR = "mf:uniq:nft:user_id+chip_id:6:user_1,14:chip_quantum_1,"
+
+
+async def test_nft_pair_claims_are_checked_and_repaired(
+    ks: Keyspace, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The (user, chip) claim of every NFT: missing (an NFT stored before the claims existed)
+    is created, stale is deleted, malformed is reported for a person."""
+    made = await populate(ks)
+    c = ks.client
+    assert await c.get(NFT_PAIR) == made["nft"].doc["nft_id"].encode()
+    await c.delete(NFT_PAIR)
+    stale = "mf:uniq:nft:user_id+chip_id:6:user_2,1:c,"
+    await c.set(stale, "nft_user_2_c")  # no such NFT
+    malformed = "mf:uniq:nft:user_id+chip_id:7:user_1,"
+    await c.set(malformed, "nft_user_1_chip_quantum_1")
+
+    report = await inspect(ks)
+    assert found(report) == {
+        ("unique_index", NFT_PAIR, True),
+        ("unique_index", stale, True),
+        ("unique_index", malformed, False),
+    }
+    actions = {p.key: p.fix.get("action") for p in report.problems}
+    assert (actions[NFT_PAIR], actions[stale]) == ("create", "delete")
+
+    assert await check(redis_server, "--repair") == PROBLEMS
+    assert "repair: fixed 2 of 2 repairable problems" in capsys.readouterr().out
+    assert await c.get(NFT_PAIR) == b"nft_user_1_chip_quantum_1"
+    assert not await c.exists(stale)
+    assert found(await inspect(ks)) == {("unique_index", malformed, False)}

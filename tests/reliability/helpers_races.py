@@ -179,14 +179,20 @@ async def claims(redis: Redis) -> dict[str, str]:
     return await strings(redis, "mf:uniq:*")
 
 
-def expected_claims(users: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """The claims the user documents imply: one per email and username, casefolded."""
+def expected_claims(docs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """The claims the documents imply: one per user email and username, casefolded, and one
+    per NFT (user_id, chip_id) pair, each part length-prefixed."""
     out: dict[str, str] = {}
-    for user_id, doc in users.items():
+    for user_id, doc in docs.get("user", {}).items():
         for name in ("email", "username"):
             claim = f"mf:uniq:user:{name}:{doc[name].casefold()}"
             assert claim not in out, f"{claim} held by {out[claim]} and {user_id}"
             out[claim] = user_id
+    for nft_id, doc in docs.get("nft", {}).items():
+        user, chip = doc["user_id"], doc["chip_id"]
+        claim = f"mf:uniq:nft:user_id+chip_id:{len(user)}:{user},{len(chip)}:{chip},"
+        assert claim not in out, f"{claim} held by {out[claim]} and {nft_id}"
+        out[claim] = nft_id
     return out
 
 
@@ -229,7 +235,7 @@ async def assert_consistent(redis: Redis) -> dict[str, dict[str, dict[str, Any]]
     """Claims and reference sets equal what the documents imply, every reference resolves, and
     the integrity checker agrees; returns the documents for further checks."""
     docs = await all_documents(redis)
-    assert await claims(redis) == expected_claims(docs["user"])
+    assert await claims(redis) == expected_claims(docs)
     assert await ref_sets(redis) == expected_ref_sets(docs)
     for prefix in OWNED:
         for doc_id, doc in docs[prefix].items():

@@ -1,7 +1,7 @@
 """Scenario 7 (data layer): Hypothesis runs random sequences of creates, updates, membership
 changes, token mints and deletes across users, drivers, collabs, processes, NFTs and quests,
-with colliding unique values, references to missing users, forbidden transitions, stale
-revisions and cascading deletes. After every step:
+with colliding unique values, NFT pairs that derive one id, references to missing users,
+forbidden transitions, stale revisions and cascading deletes. After every step:
 
 - the stored documents are exactly those of a small model that predicts each outcome
   (which call succeeds, which error a refused one raises, what a cascade deletes and pulls),
@@ -44,6 +44,7 @@ from keyspace import (
     USER,
     AlreadyExists,
     EntitySpec,
+    IdCollision,
     InvalidTransition,
     Keyspace,
     KeyspaceError,
@@ -199,7 +200,8 @@ class KeyspaceMachine(RuleBasedStateMachine):
         name_case=cased,
         mail_case=cased,
         role=st.sampled_from(["admin", "designer", "engineer"]),
-        explicit=st.none() | st.integers(1, 6).map(lambda n: f"user_{n}"),
+        # user_1_chip: its NFT of chip "a" and user_1's of chip_a share an id
+        explicit=st.none() | st.integers(1, 6).map(lambda n: f"user_{n}") | st.just("user_1_chip"),
     )
     def create_user(
         self, name: str, mail: str, name_case: Any, mail_case: Any, role: str, explicit: str | None
@@ -232,13 +234,22 @@ class KeyspaceMachine(RuleBasedStateMachine):
         members = data.draw(
             st.lists(st.sampled_from(candidates), max_size=4, unique=True), label="members"
         )
+        self.create(spec, owner, chip_id, members)
+
+    @rule(first=st.booleans())
+    def mint_colliding_nft(self, first: bool) -> None:
+        """user_1 + chip_a and user_1_chip + a derive one NFT id: the later pair is refused."""
+        self.create(NFT, *(("user_1", "chip_a") if first else ("user_1_chip", "a")), [])
+
+    def create(self, spec: EntitySpec, owner: str, chip_id: str, members: list[str]) -> None:
         body = owned_body(spec, owner, chip_id, members)
         expected: set[type[KeyspaceError]] = set()
         referenced = [owner, *(members if spec is COLLAB else [])]
         if any(uid not in self.docs[USER.prefix] for uid in referenced):
             expected.add(MissingReference)
-        if spec is NFT and f"nft_{owner}_{chip_id}" in self.docs[NFT.prefix]:
-            expected.add(AlreadyExists)
+        if spec is NFT and (held := self.docs[NFT.prefix].get(f"nft_{owner}_{chip_id}")):
+            same = (held["user_id"], held["chip_id"]) == (owner, chip_id)
+            expected.add(AlreadyExists if same else IdCollision)
         stored = self.attempt(expected, self.ks.create(spec, body))
         if stored is not None:
             assert stored.doc[spec.id_field] not in self.docs[spec.prefix]

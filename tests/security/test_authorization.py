@@ -40,6 +40,7 @@ OTHER_CASES = [
     "config:PUT",
     "config:PATCH",
     "analytics:PUT",
+    "metrics:PUT",
 ]
 
 
@@ -70,6 +71,7 @@ def reread_path(w: World, case: str) -> str:
         "tokens": f"/api/users/{w.alice.user_id}",
         "config": "/api/config/system",
         "analytics": "/api/analytics/metrics",
+        "metrics": "/api/analytics/metrics",
     }[target]
 
 
@@ -106,6 +108,8 @@ async def cross_user(w: World, case: str) -> tuple[ClientResponse, str]:
         return await bob.put(path, json=body), "admin-only"
     if case == "config:PATCH":
         return await bob.patch(path, json={"subscription_price": 0}), "admin-only"
+    if case == "metrics:PUT":  # the whole document, sent back as read
+        return await bob.put(path, json=await bob.json(path)), "admin-only"
     assert case == "analytics:PUT"
     return await bob.put("/api/analytics/metrics/chip_quantum_1", json=METRICS), "admin-only"
 

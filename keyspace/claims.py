@@ -1,0 +1,58 @@
+"""Unique claims: which claim keys a document holds, and what a claim key stands for.
+
+A claim is a string key under ``mf:uniq:`` holding the id of the one document that owns a
+value: one per declared :class:`~keyspace.schema.Unique` field, and, for an entity with a
+derived id, one for the tuple of values the id is derived from (``derived_from``), so the
+tuple is unique on its own and not only through the id built from it. Write plans and
+``multiframe-admin check`` both take claims from here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import keys
+from .schema import EntitySpec, Schema, get_path
+
+
+def source_label(spec: EntitySpec) -> str:
+    """How errors and reports name the tuple claim, e.g. ``user_id+chip_id``."""
+    return "+".join(spec.derived_from)
+
+
+def held(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
+    """Claim key -> the field (or ``a+b`` fields) it guards, for the values ``doc`` holds."""
+    out: dict[str, str] = {}
+    for unique in spec.uniques:
+        value = get_path(doc, unique.field)
+        if isinstance(value, str):
+            out[keys.unique_key(spec.prefix, unique.field, unique.normalize(value))] = unique.field
+    if (source := spec.source(doc)) is not None:
+        out[keys.source_claim_key(spec.prefix, source)] = source_label(spec)
+    return out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim key stands for: whose claim, and the field label it guards."""
+
+    spec: EntitySpec
+    field: str
+
+
+def parse(schema: Schema, claim: str) -> Claim | None:
+    """The entity and field of a claim key, or None when no declaration makes such a key."""
+    prefix, _, rest = claim.removeprefix(keys.RESERVED + "uniq:").partition(":")
+    name, _, value = rest.partition(":")
+    for spec in schema.entities:
+        if spec.prefix != prefix:
+            continue
+        for unique in spec.uniques:
+            if unique.field == name and unique.normalize(value) == value:
+                return Claim(spec, unique.field)
+        values = keys.source_values(value) if spec.derived_from else None
+        if name == source_label(spec) and len(values or ()) == len(spec.derived_from):
+            return Claim(spec, name)
+    return None
