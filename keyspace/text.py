@@ -26,6 +26,23 @@ _WORD_CATEGORIES = frozenset(
 # Characters that render as nothing although their category says letter or symbol.
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
+# Default-ignorable code points outside category Cf (Unicode's DerivedCoreProperties): they
+# change no rendering, so two spellings differing only by them must fold alike.
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x115F, 0x1160),  # Hangul fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFFA0, 0xFFA0),
+    (0xE0000, 0xE0FFF),  # tags and variation selectors supplement
+)
+
+# The index keeps words of at most this many UTF-8 bytes (RediSearch drops longer tokens):
+# longer words are cut here, for documents and queries alike.
+MAX_TERM_BYTES = 128
+
 # Bidirectional embeddings, overrides and isolates: they reorder how text around them is
 # displayed ("Trojan Source"), which no stored value needs.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -48,7 +65,23 @@ def fold(value: str) -> str:
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     if folded.isascii():
         return folded
-    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return "".join(ch for ch in folded if not ignorable(ch))
+
+
+def ignorable(ch: str) -> bool:
+    """True for a default-ignorable character: format characters (zero-width spaces,
+    joiners, byte-order mark), variation selectors, fillers."""
+    if unicodedata.category(ch) == "Cf":
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
+
+
+def _bounded(word: str) -> str:
+    encoded = word.encode()
+    if len(encoded) <= MAX_TERM_BYTES:
+        return word
+    return encoded[:MAX_TERM_BYTES].decode(errors="ignore")
 
 
 def _is_word_char(ch: str) -> bool:
@@ -56,23 +89,28 @@ def _is_word_char(ch: str) -> bool:
 
 
 def terms(value: str) -> list[str]:
-    """The folded words of ``value``, in order (duplicates kept)."""
+    """The folded words of ``value``, in order (duplicates kept), each cut to at most
+    :data:`MAX_TERM_BYTES` bytes of UTF-8."""
     out: list[str] = []
     word: list[str] = []
     for ch in fold(value):
         if _is_word_char(ch):
             word.append(ch)
         elif word:
-            out.append("".join(word))
+            out.append(_bounded("".join(word)))
             word = []
     if word:
-        out.append("".join(word))
+        out.append(_bounded("".join(word)))
     return out
 
 
 def _invisible(ch: str) -> bool:
     category = unicodedata.category(ch)
-    return category[0] in "ZC" or category in ("Mn", "Me") or ch in _BLANK_LETTERS
+    return category[0] in "ZC" or category in ("Mn", "Me") or ch in _BLANK_LETTERS or ignorable(ch)
+
+
+def _padding(ch: str) -> bool:
+    return ch.isspace() or ignorable(ch)
 
 
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -109,8 +147,10 @@ def text_problem(value: str, *, line_breaks: bool = False, edges: bool = True) -
             return f"must not contain bidirectional overrides (U+{ord(ch):04X})"
         if category == "Cs" or (ord(ch) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(ch) <= 0xFDEF:
             return f"must not contain noncharacters (U+{ord(ch):04X})"
+        if category in ("Zl", "Zp") and not line_breaks:
+            return f"must not contain line or paragraph separators (U+{ord(ch):04X})"
     if value and all(_invisible(ch) for ch in value):
         return "must contain a visible character"
-    if edges and value and (value[0].isspace() or value[-1].isspace()):
-        return "must not start or end with whitespace"
+    if edges and value and (_padding(value[0]) or _padding(value[-1])):
+        return "must not start or end with whitespace or invisible characters"
     return None

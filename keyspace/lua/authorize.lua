@@ -55,7 +55,10 @@ local period = tonumber(ARGV[4])
 local interval = period / limit
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+-- The state is the service's own: a value it cannot read (another type, not a number) is
+-- treated as an empty bucket and overwritten below, rather than failing every request.
+local stored = redis.pcall('GET', KEYS[2])
+local tat = (type(stored) == 'string' and tonumber(stored)) or 0
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - now > period then

@@ -86,3 +86,34 @@ async def test_decomposed_and_precomposed_names_are_one_user(api: Client) -> Non
         assert (await resp.json())["error"]["code"] == "unique_conflict"
     page = await (await api.get("/api/users", params={"username": "E\u0301mile"})).json()
     assert [d["user_id"] for d in page["items"]] == [first["user_id"]]
+
+
+@pytest.mark.parametrize(
+    "hidden", ["\u034f", "\ufe00", "\U000e0100", "\u180b", "\u115f", "\u200b", "\u2060", "\ufeff"]
+)
+async def test_default_ignorable_characters_do_not_make_a_new_username(
+    api: Client, hidden: str
+) -> None:
+    await created(api, "users", {"username": "Victim", "email": "v@x.com", "role": "designer"})
+    body = {"username": f"Vic{hidden}tim", "email": f"vic{hidden}tim@x.com", "role": "designer"}
+    resp = await api.post("/api/users", json=body)
+    assert resp.status == 409, await resp.text()
+    resp = await api.post("/api/users", json={**body, "username": "Other", "email": "V@x.com"})
+    assert resp.status == 409, await resp.text()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("reward", "Gold\u2028"),
+        ("reward", "a\u2029b"),  # paragraph separator in a one-line field
+        ("reward", "\u200bGold"),
+        ("reward", "Gold\ufeff"),
+        ("title", "\u2060Title"),
+    ],
+)
+async def test_one_line_fields_refuse_separators_and_invisible_padding(
+    api: Client, field: str, value: str
+) -> None:
+    await make_users(api, "Owner")
+    await refused(api, "/api/quests", quest_body(**{field: value}), field)

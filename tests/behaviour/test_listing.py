@@ -200,3 +200,15 @@ async def test_a_lone_underscore_is_a_value_like_any_other(ks: Keyspace) -> None
     assert await ids(ks, DRIVER, chip_id="a_b") == ["driver_1"]
     assert await ids(ks, NFT, owner="_") == []
     assert await ids(ks, QUEST, q="_") == []
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["a" * 129, "é" * 65, "\U00020000" * 33, "x" * 128],  # over RediSearch's 128-byte token limit
+)
+async def test_a_long_word_is_found_on_every_path(ks: Keyspace, word: str) -> None:
+    await f.user(ks, "Owner")
+    await f.quest(ks, "user_1", "Long", description=f"before {word} after")
+    assert await ids(ks, QUEST, q=word) == ["quest_1"]
+    assert await ids(ks, QUEST, q=word.upper()) == ["quest_1"]
+    assert await ids(ks, QUEST, q="after") == ["quest_1"]

@@ -180,3 +180,20 @@ async def test_minting_is_limited_per_user(harness: Harness, redis: Redis) -> No
     await alice.create("drivers", new_doc("drivers", alice.user_id))
     for _ in range(5):
         await mint(admin, alice.user_id)
+
+
+@pytest.mark.parametrize("planted", ["junk", "hash"])
+async def test_an_unreadable_rate_state_is_an_empty_bucket_not_a_500(
+    harness: Harness, redis: Redis, planted: str
+) -> None:
+    admin = await harness.admin(settings(read_per_minute=4))
+    alice = await make_actor(admin, "Alice", "designer")
+    key = f"mf:rate:{alice.user_id}:read"
+    if planted == "hash":
+        await redis.hset(key, "f", "v")
+    else:
+        await redis.set(key, planted)
+    resp = await alice.get("/api/users")
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["RateLimit-Remaining"] == "3"
+    assert float(await redis.get(key) or 0) > 0  # rewritten as a GCRA state
