@@ -162,7 +162,7 @@ def relation_routes() -> list[Route]:
                 "relations",
                 returns=f"{_model(spec)}Page",
                 lists=spec,
-                errors=(400, 404),
+                errors=(400, 404, 409),  # 409: the user's key still holds a legacy string
             )
         )
     out.append(
@@ -175,7 +175,7 @@ def relation_routes() -> list[Route]:
             body="TokenRequest",
             returns="Token",
             status=201,
-            errors=(403, 404, 415, 422),
+            errors=(403, 404, 409, 412, 415, 422),
             rate_class="mint",
         )
     )
@@ -200,7 +200,7 @@ def relation_routes() -> list[Route]:
             "relations",
             returns="CollabPage",
             lists=COLLAB,
-            errors=(400, 404),
+            errors=(400, 404, 409),
         ),
         Route(
             "POST",
@@ -236,6 +236,7 @@ def singleton_routes() -> list[Route]:
             "Read config:system",
             "config",
             returns="SystemConfig",
+            errors=(409,),
         ),
         Route(
             "PUT",
@@ -246,7 +247,7 @@ def singleton_routes() -> list[Route]:
             body="SystemConfig",
             returns="SystemConfig",
             conditional=True,
-            errors=(400, 412, 415, 422),
+            errors=(400, 409, 412, 415, 422),
         ),
         Route(
             "PATCH",
@@ -257,7 +258,7 @@ def singleton_routes() -> list[Route]:
             body="SystemConfigPatch",
             returns="SystemConfig",
             conditional=True,
-            errors=(400, 412, 415, 422),
+            errors=(400, 409, 412, 415, 422),
         ),
         Route(
             "GET",
@@ -266,6 +267,7 @@ def singleton_routes() -> list[Route]:
             "Read analytics:metrics",
             "analytics",
             returns="AnalyticsMetrics",
+            errors=(409,),
         ),
         Route(
             "PUT",
@@ -276,7 +278,7 @@ def singleton_routes() -> list[Route]:
             body="AnalyticsMetrics",
             returns="AnalyticsMetrics",
             conditional=True,
-            errors=(400, 412, 415, 422),
+            errors=(400, 409, 412, 415, 422),
         ),
         Route(
             "GET",
@@ -285,7 +287,7 @@ def singleton_routes() -> list[Route]:
             "One chip's metrics",
             "analytics",
             returns="ChipMetrics",
-            errors=(404, 422),
+            errors=(404, 409, 422),
         ),
         Route(
             "PUT",
@@ -295,7 +297,7 @@ def singleton_routes() -> list[Route]:
             "analytics",
             body="ChipMetricsInput",
             returns="ChipMetrics",
-            errors=(400, 415, 422),
+            errors=(400, 409, 415, 422),
         ),
     ]
 

@@ -210,18 +210,28 @@ async def test_keys_still_in_the_old_string_layout_are_409_not_500(api: Client) 
     legacy = b'{"user_id": "user_900", "username": "Old", "email": "o@x.io", "role": "admin"}'
     await ks.client.set("user:user_900", legacy)
     await ks.client.set("config:system", b'{"system": {}}')
-    for method, path, body in [
-        ("PATCH", "/api/users/user_900", {"role": "engineer"}),
-        ("PUT", "/api/users/user_900", USER),
-        ("DELETE", "/api/users/user_900", None),
-        ("GET", "/api/users/user_900/drivers", None),
-        ("POST", "/api/users/user_900/tokens", {}),
-        ("GET", "/api/config/system", None),
-        ("PATCH", "/api/config/system", {"system": {"mode": "production"}}),
+    await ks.client.set("analytics:metrics", b'{"chip_metrics": {}}')
+    metrics = {"performance": 1, "efficiency": 2, "temperature": 3}
+    declared = (await (await api.get("/openapi.json")).json())["paths"]
+    for method, path, template, body in [
+        ("PATCH", "/api/users/user_900", "/api/users/{id}", {"role": "engineer"}),
+        ("PUT", "/api/users/user_900", "/api/users/{id}", USER),
+        ("DELETE", "/api/users/user_900", "/api/users/{id}", None),
+        ("GET", "/api/users/user_900/drivers", "/api/users/{id}/drivers", None),
+        ("GET", "/api/users/user_900/collaborations", "/api/users/{id}/collaborations", None),
+        ("POST", "/api/users/user_900/tokens", "/api/users/{id}/tokens", {}),
+        ("GET", "/api/config/system", "/api/config/system", None),
+        ("PATCH", "/api/config/system", "/api/config/system", {"system": {"mode": "production"}}),
+        ("GET", "/api/analytics/metrics", "/api/analytics/metrics", None),
+        ("PUT", "/api/analytics/metrics", "/api/analytics/metrics", {"chip_metrics": {}}),
+        ("GET", "/api/analytics/metrics/c1", "/api/analytics/metrics/{chip_id}", None),
+        ("PUT", "/api/analytics/metrics/c1", "/api/analytics/metrics/{chip_id}", metrics),
     ]:
         resp = await api.request(method, path, json=body)
         assert resp.status < 500, (method, path, await resp.text())
         assert resp.content_type == "application/json", (method, path)
+        responses = declared[template][method.lower()]["responses"]
+        assert str(resp.status) in responses, (method, path, resp.status)
     resp = await api.patch("/api/users/user_900", json={"role": "engineer"})
     error = await error_of(resp, 409)
     assert error["code"] == "wrong_type"
