@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from . import codec, keys
 from .entities import SYSTEM_CONFIG, USER
-from .errors import Contention, NotFound, StaleRevision
+from .errors import Contention, NotFound, StaleRevision, WrongType
 from .plan import Arg, Plan
 from .scripts import AuthReply, Scripts
 
@@ -202,6 +202,14 @@ class Tokens:
             plan.write("pexpire", key, expires * 1000)
         plan.write("sadd", keys.user_tokens_key(user_id), digest)
         result = await self.scripts.commit(plan)
+        if result.error == "wrong_type":
+            raise WrongType(
+                f"{result.value} holds an unexpected type; nothing was written "
+                "(run `multiframe-admin check` to find and repair it)",
+                details={"key": result.value},
+            )
+        if result.error in ("not_found", "missing_reference"):  # deleted, or being deleted
+            raise NotFound(f"user {user_id!r} does not exist")
         if not result.ok:
             raise StaleRevision(f"user {user_id!r} changed while the token was minted; retry")
         return Minted(token, user_id, kind, expires)

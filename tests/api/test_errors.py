@@ -306,3 +306,15 @@ async def test_the_operators_token_cannot_be_revoked_while_it_is_configured(api:
     error = await error_of(resp, 403)
     assert error["details"]["rule"] == "operator-token"
     assert (await api.get("/api/users")).status == 200
+
+
+async def test_a_mint_meeting_a_wrong_typed_token_set_is_409_wrong_type(api: Client) -> None:
+    ks: Keyspace = api.app[KEYSPACE]
+    resp = await api.post("/api/users", json=USER)
+    user_id = (await resp.json())["user_id"]
+    await ks.client.set(f"mf:tokens:{user_id}", "junk")
+    resp = await api.post(f"/api/users/{user_id}/tokens", json={"kind": "session"})
+    error = await error_of(resp, 409)
+    assert error["code"] == "wrong_type"
+    assert error["details"] == {"key": f"mf:tokens:{user_id}"}
+    assert await ks.client.get(f"mf:tokens:{user_id}") == b"junk"
