@@ -213,7 +213,7 @@ async def test_keys_still_in_the_old_string_layout_are_409_not_500(api: Client) 
     await ks.client.set("analytics:metrics", b'{"chip_metrics": {}}')
     metrics = {"performance": 1, "efficiency": 2, "temperature": 3}
     declared = (await (await api.get("/openapi.json")).json())["paths"]
-    for method, path, template, body in [
+    calls: list[tuple[str, str, str, Any]] = [
         ("PATCH", "/api/users/user_900", "/api/users/{id}", {"role": "engineer"}),
         ("PUT", "/api/users/user_900", "/api/users/{id}", USER),
         ("DELETE", "/api/users/user_900", "/api/users/{id}", None),
@@ -226,7 +226,8 @@ async def test_keys_still_in_the_old_string_layout_are_409_not_500(api: Client) 
         ("PUT", "/api/analytics/metrics", "/api/analytics/metrics", {"chip_metrics": {}}),
         ("GET", "/api/analytics/metrics/c1", "/api/analytics/metrics/{chip_id}", None),
         ("PUT", "/api/analytics/metrics/c1", "/api/analytics/metrics/{chip_id}", metrics),
-    ]:
+    ]
+    for method, path, template, body in calls:
         resp = await api.request(method, path, json=body)
         assert resp.status < 500, (method, path, await resp.text())
         assert resp.content_type == "application/json", (method, path)
