@@ -65,7 +65,7 @@ def _unknown() -> ApiError:
 
 def _prefetch_key(request: web.Request) -> str | None:
     """The document a GET by id will return, so authorization can read it in the same trip."""
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD is a GET without the body
         return None
     resource = request.match_info.route.resource
     spec = request.app[PREFETCH].get(resource.canonical) if resource is not None else None

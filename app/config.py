@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,27 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+ORIGIN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")  # scheme://host[:port], as browsers send it
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``MULTIFRAME_CORS_ORIGINS``: exact origins, comma-separated, or ``*`` for any."""
+    raw = env.get("MULTIFRAME_CORS_ORIGINS", "")
+    origins = tuple(o.strip().lower() for o in raw.split(",") if o.strip())
+    if "*" in origins:
+        if len(origins) > 1:
+            raise SystemExit("MULTIFRAME_CORS_ORIGINS: '*' allows every origin; list nothing else")
+        return origins
+    for origin in origins:
+        # A trailing slash or path never equals a browser's Origin: refuse it rather than
+        # allow nothing silently.
+        if not ORIGIN.fullmatch(origin):
+            raise SystemExit(
+                f"MULTIFRAME_CORS_ORIGINS: {origin!r} is not an origin like https://app.example:8443"
+            )
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -54,6 +76,7 @@ class Settings:
     tokens_per_minute: int = 10  # MULTIFRAME_RATE_TOKENS_PER_MINUTE (designer, engineer mints)
     admin_read_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE (0: unlimited)
     admin_write_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE (0: unlimited)
+    cors_origins: tuple[str, ...] = ()  # MULTIFRAME_CORS_ORIGINS (empty: CORS off)
 
     def limits(self) -> Limits:
         return Limits(
@@ -92,4 +115,5 @@ class Settings:
             tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),
             admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0),
             admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
+            cors_origins=_origins(env),
         )

@@ -17,6 +17,7 @@ from . import openapi
 from .auth import auth_middleware
 from .bootstrap import bootstrap
 from .config import Settings
+from .cors import cors_middleware
 from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
             "create_app needs settings.redis_url or a client (python -m app starts Redis)"
         )
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
-    middlewares = [access_log, deliver, error_middleware, auth_middleware]
+    middlewares = [access_log, deliver, cors_middleware, error_middleware, auth_middleware]
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
     app[SETTINGS] = settings
     app[LIMITS] = settings.limits()

@@ -23,7 +23,7 @@ ERROR_TEXT = {
     409: "Unique, reference, derived-id or state conflict (the field is named in details)",
     412: "If-Match names a stale revision; nothing was written",
     413: "Body over the configured limit",
-    415: "Body is not application/json",
+    415: "Body is not application/json, or its Content-Encoding is not identity, gzip or deflate",
     417: "An Expect header other than 100-continue",
     422: "Document fails validation (details list each field and why)",
     429: "Over the caller's rate limit (per user: reads, writes, token mints); "
@@ -210,9 +210,9 @@ def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
 
 def error_statuses(route: Route) -> set[int]:
     """The route's own errors plus those every route of its kind can answer."""
-    out = set(route.errors)
+    out = set(route.errors) | {405}  # any other method on the path, OPTIONS included
     if route.path.startswith("/api/"):
-        out |= {401, 405, 429, 503}  # authentication, method, rate limit, maintenance/Redis
+        out |= {401, 429, 503}  # authentication, rate limit, maintenance/Redis
         if route.method != "GET" and route.path != "/api/tokens/current":
             out.add(403)  # every write is subject to app/policy.py
     if route.body:
@@ -236,6 +236,7 @@ RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "intege
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _header('Bearer realm="multiframe" (with error="invalid_token")')},
     405: {"Allow": _header("The methods this path serves")},
+    415: {"Accept-Encoding": _header("With a refused Content-Encoding: the codings accepted")},
     429: {**RETRY_AFTER, **RATE_HEADERS},
     503: RETRY_AFTER,
 }
@@ -245,7 +246,8 @@ BODY_HEADERS: list[dict[str, Any]] = [
         "in": "header",
         "required": False,
         "schema": {"type": "string"},
-        "description": "gzip or deflate; a body that does not decode as announced is 400",
+        "description": "identity, gzip or deflate (one coding); any other is 415, and a body "
+        "that does not decode as announced is 400",
     },
     {
         "name": "Expect",
@@ -261,8 +263,29 @@ DOCUMENTS = {e.model.__name__ for e in MULTIFRAME.entities} | {
 """Models whose responses are one stored document, sent with its ETag."""
 
 
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": _header(
+        "The request's Origin, when MULTIFRAME_CORS_ORIGINS allows it"
+    ),
+    "Access-Control-Expose-Headers": _header("With Access-Control-Allow-Origin"),
+    "Vary": _header("Origin, when MULTIFRAME_CORS_ORIGINS is set"),
+}
+IF_NONE_MATCH: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "ETags from earlier reads (or *): 304 without a body when one is current",
+}
+
+
+def revalidates(route: Route) -> bool:
+    """A read of one stored document: it sends an ETag and answers If-None-Match."""
+    return route.method == "GET" and route.returns in DOCUMENTS
+
+
 def _success_headers(route: Route) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict(CORS_HEADERS)
     if route.returns in DOCUMENTS:
         out["ETag"] = _header("Strong ETag of the stored document: send it back in If-Match")
     if route.status == 201 and route.returns in DOCUMENTS:
@@ -287,6 +310,8 @@ def _operation(route: Route) -> dict[str, Any]:
         params += _list_parameters(route.lists)
     if route.body:
         params += copy.deepcopy(BODY_HEADERS)
+    if revalidates(route):
+        params.append(dict(IF_NONE_MATCH))
     if route.conditional:
         params.append(
             {
@@ -314,6 +339,9 @@ def _operation(route: Route) -> dict[str, Any]:
     if headers := _success_headers(route):
         ok["headers"] = headers
     responses: dict[str, Any] = {str(route.status): ok}
+    if revalidates(route):
+        etag = {"ETag": _header("The current ETag, named by If-None-Match")}
+        responses["304"] = {"description": "Not modified: no body", "headers": etag}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
     notes = dict(route.notes)
     for status in sorted(error_statuses(route)):

@@ -29,6 +29,7 @@ from .wire import (
     document_response,
     if_match,
     json_response,
+    none_match,
     query_params,
     read_object,
     stored_response,
@@ -80,10 +81,11 @@ class Collection:
     async def get(self, request: web.Request) -> web.Response:
         prefetched = request.get(PREFETCHED)
         if prefetched is None:  # not read during authorization
-            return stored_response(await keyspace(request).get(self.spec, request.match_info["id"]))
+            stored = await keyspace(request).get(self.spec, request.match_info["id"])
+            return none_match(request, stored_response(stored))
         if prefetched.raw is None:
             raise NotFound(f"{self.spec.name} {request.match_info['id']!r} does not exist")
-        return document_response(prefetched.raw)
+        return none_match(request, document_response(prefetched.raw))
 
     async def replace(self, request: web.Request) -> web.Response:
         return await self._update(request, merge=False)

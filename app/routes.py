@@ -343,9 +343,10 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 def install(app: web.Application, table: list[Route]) -> None:
     for route in table:
-        app.router.add_route(
-            route.method, route.path, route.handler, expect_handler=expect_continue
-        )
+        # Every GET answers HEAD too: the same handler, and aiohttp sends the headers only.
+        methods = (route.method, "HEAD") if route.method == "GET" else (route.method,)
+        for method in methods:
+            app.router.add_route(method, route.path, route.handler, expect_handler=expect_continue)
     app[PREFETCH] = {r.path: r.prefetch for r in table if r.prefetch is not None}
     app[SELF_AUTHORIZING] = frozenset((r.method, r.path) for r in table if r.authorizes_itself)
     app[RATE_CLASSES] = {(r.method, r.path): r.rate_class for r in table if r.rate_class}

@@ -9,10 +9,11 @@ import signal
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 
 from .config import Settings
 from .errors import error_response
+from .wire import unsupported_encoding
 
 log = logging.getLogger("multiframe")
 
@@ -41,6 +42,12 @@ def parser_error(status: int, exc: BaseException | None) -> web.Response:
     if isinstance(exc, LineTooLong):
         return error_response(
             400, "bad_request", f"the request line or a header field is over {exc.args[1]} bytes"
+        )
+    if isinstance(exc, ContentEncodingError):
+        # br or zstd: aiohttp's parser refuses them itself when their decoder is not installed.
+        refusal = unsupported_encoding(None)  # the parser's error does not name the coding
+        return error_response(
+            refusal.status, refusal.code, refusal.message, refusal.details, refusal.headers
         )
     if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
         # The parser's message quotes the offending bytes under a caret on later lines.

@@ -8,11 +8,11 @@ from .auth import caller
 from .errors import ApiError
 from .policy import require_admin
 from .state import keyspace
-from .wire import if_match, json_response, read_object, stored_response
+from .wire import if_match, json_response, none_match, read_object, stored_response
 
 
 async def get_config(request: web.Request) -> web.Response:
-    return stored_response(await keyspace(request).get_config())
+    return none_match(request, stored_response(await keyspace(request).get_config()))
 
 
 async def put_config(request: web.Request) -> web.Response:
@@ -32,7 +32,7 @@ async def patch_config(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    return stored_response(await keyspace(request).get_metrics())
+    return none_match(request, stored_response(await keyspace(request).get_metrics()))
 
 
 async def put_metrics(request: web.Request) -> web.Response:

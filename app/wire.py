@@ -1,4 +1,4 @@
-"""Request parsing and response building: JSON via orjson, ETags, If-Match."""
+"""Request parsing and response building: JSON via orjson, ETags, If-Match, If-None-Match."""
 
 from __future__ import annotations
 
@@ -61,14 +61,62 @@ def if_match(request: web.Request) -> str | None:
 
 # RFC 9110 entity-tag characters; a bare token is accepted too (some clients drop quotes).
 ETAG = re.compile(r'(?:W/)?(?:"[\x21\x23-\x7e]+"|[0-9A-Za-z._~-]+)')
+ETAG_LIST = re.compile(rf"[\s,]*{ETAG.pattern}(?:\s*,[\s,]*{ETAG.pattern})*[\s,]*")
+
+
+def _opaque(tag: str) -> str:
+    """The tag without ``W/`` and quotes: what weak comparison compares."""
+    return tag.removeprefix("W/").strip('"')
+
+
+def none_match(request: web.Request, response: web.Response) -> web.Response:
+    """``response`` (a read's 200 with its ETag), or 304 Not Modified with that ETag and no
+    body when ``If-None-Match`` names it: ``*``, or a list compared weakly (RFC 9110 13.1.2).
+    A header that is no ETag list is ignored: the client gets the whole document."""
+    raw, current = request.headers.get("If-None-Match"), response.headers.get("ETag")
+    if raw is None or current is None or response.status != 200:
+        return response
+    if raw.strip() == "*":
+        hit = True
+    elif ETAG_LIST.fullmatch(raw):
+        hit = any(_opaque(t) == _opaque(current) for t in ETAG.findall(raw))
+    else:
+        hit = False
+    if not hit:
+        return response
+    return web.Response(status=304, headers={"ETag": current})
+
+
+# Content codings of a request body: the ones aiohttp decodes, one at a time. Any other (a
+# stacked list, x-gzip, br) would reach the JSON parser still encoded, or be taken as identity.
+BODY_ENCODINGS = ("identity", "gzip", "deflate")
+
+
+def unsupported_encoding(coding: str | None) -> ApiError:
+    """The 415 for a request body in a coding this service does not read (None: unnamed)."""
+    named = f"Content-Encoding {coding!r}" if coding is not None else "this Content-Encoding"
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        f"{named} is not supported: send the body as one of " + ", ".join(BODY_ENCODINGS),
+        details={"accepted_encodings": list(BODY_ENCODINGS)},
+        headers={"Accept-Encoding": "gzip, deflate"},
+    )
+
+
+def _check_encoding(request: web.Request) -> None:
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding and coding not in BODY_ENCODINGS:
+        raise unsupported_encoding(coding)
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; 415 for another content type, 400 when malformed."""
+    """The request body as JSON; 415 for another content type or coding, 400 when malformed."""
     if request.content_type != JSON and not (
         request.method == "PATCH" and request.content_type == MERGE_PATCH
     ):
         raise ApiError(415, "unsupported_media_type", f"send the body as {JSON}")
+    _check_encoding(request)
     timeout = request.app[SETTINGS].body_timeout
     try:
         if request.content.is_eof():
