@@ -176,8 +176,8 @@ async def race_round(
             continue
         tally.refused += 1
         tally.refused_after_delete += op.after_delete
-        if op.kind == "mint":  # gone when read (404), or deleted between read and commit (412)
-            assert reply.status in ((404,) if op.after_delete else (404, 412)), (op, reply)
+        if op.kind == "mint":  # gone when read, or deleted between read and commit: 404 alike
+            assert reply.status == 404, (op, reply)
         elif op.kind == "reassign" and reply.status == 404:  # an earlier reassign won: cascaded
             assert n in reassigned, (op, reply)
         else:
