@@ -10,8 +10,10 @@ an older version stored for its operator (see :func:`_operator_token`). Restore 
 files (no hashes, no expiries). Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF
 (crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
 not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
-the RDB after ``BGSAVE``. Backups are renamed from ``FILE.tmp`` when complete; restore verifies the
-file before writing, and an interrupted restore is completed by ``restore --replace`` (idempotent).
+the RDB after ``BGSAVE``. Backups are written to a unique temporary beside FILE and renamed over it
+when complete (:class:`_Writer`). Restore verifies the whole file (scripts/verify.py) before
+writing, writes under the pause (scripts/pause.py), and an interrupted restore is completed by
+``restore --replace`` (idempotent; it takes the pause over).
 """
 
 from __future__ import annotations
