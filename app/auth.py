@@ -87,6 +87,14 @@ def _rate_headers(decision: Decision) -> dict[str, str]:
 
 async def _admit(request: web.Request, decision: Decision, route_class: str) -> Caller:
     """Raise for a refused decision; otherwise record the caller and its rate headers."""
+    if decision.status == "paused":
+        raise ApiError(
+            503,
+            "maintenance",
+            "the service is paused while an operator restores or resets its data; retry later",
+            details={"paused": True},
+            headers={"Retry-After": "5"},
+        )
     if decision.status == "unknown":
         raise _unknown()
     headers = _rate_headers(decision)

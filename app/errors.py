@@ -57,6 +57,7 @@ _STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
     (ks.Conflict, 409),
     (ks.NotReady, 503),
     (ks.Contention, 503),
+    (ks.Paused, 503),  # code "maintenance", like the pause refused by authorize.lua
 ]
 
 _HTTP_CODES = {
@@ -70,7 +71,9 @@ _HTTP_CODES = {
 
 def from_keyspace(exc: ks.KeyspaceError) -> web.Response:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    # A pause lasts a whole restore: asking again every second would only add load.
+    retry = "5" if isinstance(exc, ks.Paused) else "1"
+    headers = {"Retry-After": retry} if status == 503 else None
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 

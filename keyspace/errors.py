@@ -112,3 +112,10 @@ class Contention(KeyspaceError):
     """A write kept losing optimistic races and gave up; retrying later is safe."""
 
     code = "contention"
+
+
+class Paused(KeyspaceError):
+    """The keyspace is paused (:func:`keyspace.keys.pause_key`): a command is rewriting it
+    wholesale (``multiframe-admin restore``, ``reset``); nothing was read or written."""
+
+    code = "maintenance"

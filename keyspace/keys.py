@@ -146,6 +146,14 @@ def rate_key(user_id: str, route_class: str) -> str:
     return f"{RESERVED}rate:{user_id}:{route_class}"
 
 
+def pause_key() -> str:
+    """The exclusive pause (``mf:pause``): while it exists every API request and every write
+    script is refused (``multiframe-admin restore`` and ``reset`` hold it while they rewrite
+    the keyspace). It holds JSON naming who paused, why and since when; it is never backed
+    up, restored, nor deleted by the wipe of the command holding it."""
+    return f"{RESERVED}pause"
+
+
 def index_alias(prefix: str) -> str:
     """The RediSearch alias queries use for one entity; it points at the current version."""
     return f"{RESERVED}idx:{prefix}"

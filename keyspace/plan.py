@@ -21,11 +21,20 @@ from .schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 Arg = str | bytes | int
 
 
+def _paused_first() -> list[str]:
+    return [keys.pause_key()]
+
+
+def _pause_index() -> dict[str, int]:
+    return {keys.pause_key(): 1}
+
+
 @dataclass
 class Plan:
-    """Keys and ops for one atomic commit; build with the methods, send with :meth:`args`."""
+    """Keys and ops for one atomic commit; build with the methods, send with :meth:`args`.
+    KEYS[1] is always the pause key: commit.lua refuses every plan while it exists."""
 
-    keys: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=_paused_first)
     checks: list[list[Arg]] = field(default_factory=list)
     writes: list[list[Arg]] = field(default_factory=list)
     returning: int = 0
@@ -36,7 +45,7 @@ class Plan:
     # How far a floor op may raise its counter past the counter's value (None: no limit);
     # authorized_commit.lua sets it for non-admins.
     window: int | None = None
-    _index: dict[str, int] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=_pause_index)
 
     def key(self, name: str) -> int:
         """1-based position of ``name`` in KEYS, adding it on first use."""

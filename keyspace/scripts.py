@@ -21,9 +21,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
+from . import keys
 from .connection import Pool
+from .errors import Paused
 from .plan import Arg, Plan
 
 
@@ -59,6 +61,13 @@ class CommitResult:
         return self.error is None
 
 
+PAUSED = (
+    "the keyspace is paused while a command rewrites it (restore, reset); nothing was "
+    "written: retry later. A pause left by a killed command is cleared by an operator with "
+    "`multiframe-admin resume`"
+)
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -69,6 +78,8 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
         return CommitResult(raw=reply[1] or None)
     if status == "err" and _text(reply[1]) == "bad_plan":
         raise RuntimeError(f"commit.lua rejected a malformed plan: {reply!r}")
+    if status == "err" and _text(reply[1]) == "paused":
+        raise Paused(PAUSED)
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
 
 
@@ -132,7 +143,7 @@ class Scripts:
             await pool.release(connection)
 
     async def commit(self, plan: Plan) -> CommitResult:
-        """Apply ``plan`` atomically (``commit.lua``)."""
+        """Apply ``plan`` atomically (``commit.lua``); Paused while the keyspace is paused."""
         return _commit_result(await self._run(self._commit, plan.keys, plan.args(), retry=False))
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:
@@ -158,8 +169,14 @@ class Scripts:
 
     async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``); it sets
-        a value, so running it twice is harmless and it keeps the client's retries."""
-        reply: bytes = await self._run(
-            self._chip_metrics, [key], [path, metrics, empty], retry=True
-        )
+        a value, so running it twice is harmless and it keeps the client's retries.
+        Paused while the keyspace is paused."""
+        try:
+            reply: bytes = await self._run(
+                self._chip_metrics, [key, keys.pause_key()], [path, metrics, empty], retry=True
+            )
+        except ResponseError as exc:
+            if str(exc).startswith("PAUSED"):
+                raise Paused(PAUSED) from None
+            raise
         return reply

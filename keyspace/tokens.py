@@ -98,7 +98,7 @@ class Limits:
 class Decision:
     """Outcome of :meth:`Tokens.authorize`."""
 
-    status: str  # ok | unknown | maintenance | limited (| moved, internal to Tokens.run)
+    status: str  # ok | unknown | paused | maintenance | limited (| moved, internal to run)
     user_id: str
     role: str
     limit: int
@@ -107,10 +107,6 @@ class Decision:
     retry_after_ms: int
     token_hash: str
     prefetched: bytes | None = None  # the requested document when allowed (None: missing)
-
-    @classmethod
-    def unknown(cls, digest: str) -> Decision:
-        return cls("unknown", "", "", 0, 0, 0, 0, digest)
 
 
 def _text(value: object) -> str:
@@ -133,7 +129,12 @@ class Authorization:
         ``operator_role`` the script takes the caller as given instead of reading a token."""
         return cls(
             digest,
-            [keys.token_key(digest), keys.rate_key(user_id, route_class), SYSTEM_CONFIG.key],
+            [
+                keys.token_key(digest),
+                keys.rate_key(user_id, route_class),
+                SYSTEM_CONFIG.key,
+                keys.pause_key(),
+            ],
             [route_class, user_id, operator_role, *limits.args()],
         )
 
@@ -242,9 +243,7 @@ class Tokens:
         ``send`` returned besides the reply is None when the token is unknown."""
         digest = token_hash(token)
         for _ in range(RESOLVE_TRIES):
-            asked = await self._asking(digest, route_class, limits)
-            if asked is None:
-                return Decision.unknown(digest), None
+            asked = self._asking(digest, route_class, limits)
             reply, extra = await send(asked)
             decision = asked.decision(reply)
             if decision.status == "unknown":
@@ -254,17 +253,13 @@ class Tokens:
             self._remember(digest, decision.user_id)
         raise Contention("the token's owner kept changing while it was checked; retry")
 
-    async def _asking(self, digest: str, route_class: str, limits: Limits) -> Authorization | None:
-        """The call for ``digest``, or None for a token no one holds."""
+    def _asking(self, digest: str, route_class: str, limits: Limits) -> Authorization:
+        """The call for ``digest``. A token whose owner this process does not know yet is
+        asked about as user '': the script answers 'paused' first (the token may be gone
+        from a keyspace being restored), else 'unknown' or 'moved' with its owner."""
         if self.is_operator(digest):
             return Authorization.of(digest, OPERATOR, "admin", route_class, limits)
-        user_id = self._owners.get(digest)
-        if user_id is None:
-            try:
-                user_id = await self.owner(digest)
-            except NotFound:
-                return None
-            self._remember(digest, user_id)
+        user_id = self._owners.get(digest, "")
         return Authorization.of(digest, user_id, "", route_class, limits)
 
     def _remember(self, digest: str, user_id: str) -> None:

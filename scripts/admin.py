@@ -10,13 +10,15 @@ from typing import Any
 
 import orjson
 
-from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, search
+from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, NotFound, search
+from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import for_create
 from keyspace.inventory import service_keys
 from keyspace.reproject import reproject
 
 from .cli import OK, PROBLEMS, Refused
+from .pause import PAUSE, paused
 from .progress import Progress
 
 DEMO = Path(__file__).resolve().parent.parent / "demo_data" / "demo.json"
@@ -111,20 +113,39 @@ def reset_args(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="required: deletes every document, counter and service key",
     )
+    parser.set_defaults(setup=False)  # a reset left half-way must be able to run again
 
 
 async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
-    """Delete every service key and index, then recreate the defaults (development only)."""
-    mode = (await ks.get_config()).doc["system"]["mode"]
-    if mode == "production":
-        raise Refused(
-            "config:system.mode is 'production'; set it to 'development' first "
-            "(PATCH /api/config/system) if you really mean to wipe this keyspace"
-        )
+    """Delete every service key and index, then recreate the defaults (development only).
+    The service is paused meanwhile (scripts/pause.py); the pause itself is kept."""
+    async with paused(ks.client, "reset") as pause:
+        # Read under the pause: no one can switch the mode between this check and the wipe.
+        # A config already wiped (by a reset stopped half-way) no longer protects anything.
+        try:
+            mode = (await ks.get_config()).doc["system"]["mode"]
+        except NotFound:
+            mode = None
+        if mode == "production":
+            raise Refused(
+                "config:system.mode is 'production'; set it to 'development' first "
+                "(PATCH /api/config/system) if you really mean to wipe this keyspace"
+            )
+        pause.writing = True
+        deleted = await _wipe(ks)
+    await ks.setup()
+    print(f"reset: deleted {deleted} keys; defaults and indexes recreated")
+    return OK
+
+
+async def _wipe(ks: Keyspace) -> int:
+    """Unlink every service key but the pause, and drop every index of the service."""
     deleted = 0
     with Progress("reset") as progress:
         batch: list[bytes] = []
         async for key in service_keys(ks.client, ks.schema):
+            if key == PAUSE.encode():
+                continue
             batch.append(key)
             if len(batch) >= 500:
                 deleted += await ks.client.unlink(*batch)
@@ -133,10 +154,8 @@ async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
         if batch:
             deleted += await ks.client.unlink(*batch)
             progress.advance(len(batch))
-    if ks.capabilities.search:
+    if (await probe(ks.client)).search:
         for name in await search.list_indexes(ks.client):
             if name.startswith("mf:idx:"):
                 await call(ks.client, "FT.DROPINDEX", name)
-    await ks.setup()
-    print(f"reset: deleted {deleted} keys; defaults and indexes recreated")
-    return OK
+    return deleted

@@ -10,8 +10,10 @@ an older version stored for its operator (see :func:`_operator_token`). Restore 
 files (no hashes, no expiries). Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF
 (crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
 not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
-the RDB after ``BGSAVE``. Backups are renamed from ``FILE.tmp`` when complete; restore verifies the
-file before writing, and an interrupted restore is completed by ``restore --replace`` (idempotent).
+the RDB after ``BGSAVE``. Backups are written to a unique temporary beside FILE and renamed over it
+when complete (:class:`_Writer`). Restore verifies the whole file (scripts/verify.py) before
+writing, writes under the pause (scripts/pause.py), and an interrupted restore is completed by
+``restore --replace`` (idempotent; it takes the pause over).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import contextlib
 import gzip
 import hashlib
 import os
+import stat
 import sys
+import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -39,41 +42,28 @@ from redis.exceptions import ResponseError
 from keyspace import USER, Keyspace, keys, search
 from keyspace.connection import call
 from keyspace.inventory import patterns
-from keyspace.reproject import reproject
+from keyspace.projection import projected
+from keyspace.reproject import expected
 from keyspace.schema import Schema
 from keyspace.tokens import OPERATOR
 
 from .cli import OK, PROBLEMS, Refused
+from .pause import PAUSE, paused
 from .progress import Progress
+from .verify import DERIVED, FORMAT, TRANSIENT, VERSION, BadBackup, Record, never_restored, records
 
-FORMAT, VERSION = "multiframe-backup", 2
-READABLE = (1, 2)
 SCAN_COUNT = 1000
 WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
 KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set", b"hash": "hash"}
 READ = {"json": ("JSON.GET", "."), "string": ("GET",), "set": ("SMEMBERS",), "hash": ("HGETALL",)}
-FIELDS = {1: {"k", "t", "v"}, 2: {"k", "t", "v", "pxat"}}
-# GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
-# before the backup ends, and restoring it would only throttle clients for a window long gone.
-TRANSIENT = keys.rate_key("*", "*")
-# Search projections are derived from the documents, like indexes: restore writes them anew.
-DERIVED = keys.projection_match("*")
-# Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
-# a delete fence would refuse references to its target for good, so such records count as expired.
-TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
 # Older versions stored the operator's MULTIFRAME_ADMIN_TOKEN as a token of user id OPERATOR
 # without a user document; this one never stores it (keyspace/tokens.py).
 OPERATOR_USER = keys.doc_key(USER.prefix, OPERATOR)
 OPERATOR_TOKENS = keys.user_tokens_key(OPERATOR)
 TOKENS = keys.token_key("*")
-Record = dict[str, Any]
 
 
 PARTIAL = "the target is partially filled: `restore --replace` the same file to complete it"
-
-
-class BadBackup(Exception):
-    """The file is not a complete, intact backup in a format this version reads."""
 
 
 class CannotWrite(Exception):
@@ -94,8 +84,10 @@ async def _key_batches(client: Redis, schema: Schema) -> AsyncIterator[list[str]
         cursor: int | None = None
         while cursor != 0:
             cursor, found = await client.scan(cursor or 0, match=pattern, count=SCAN_COUNT)
-            if found:
-                yield list(dict.fromkeys(_text(k) for k in found))  # restore is idempotent
+            # The pause is never backed up, and the wipe of its own holder leaves it.
+            batch = [key for key in dict.fromkeys(map(_text, found)) if key != PAUSE]
+            if batch:
+                yield batch  # deduplicated: restore is idempotent
 
 
 async def _read(client: Redis, batch: list[str]) -> tuple[list[Record], list[str]]:
@@ -142,13 +134,37 @@ def _writing() -> Iterator[None]:
         raise CannotWrite(str(exc)) from exc
 
 
+def not_regular(path: Path) -> str | None:
+    """Why ``path`` may not be replaced by a backup (None: missing, or a regular file).
+    Symbolic links are refused too, also to a regular file: replacing the link would
+    surprise, writing through it would let a planted link choose what gets overwritten."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be inspected ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link; name the file itself (e.g. its `realpath`)"
+    if stat.S_ISDIR(mode):
+        return "is a directory; name the file to write, e.g. " + str(path / "keyspace.jsonl.gz")
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a FIFO, socket or device); choose a file name"
+    return None
+
+
 class _Writer:
-    """Streams lines into ``FILE.tmp`` (hashing them) and renames it to ``FILE`` when complete."""
+    """Streams lines into a temporary file of its own (hashing them) and renames it over
+    ``FILE`` when complete. The temporary is created with a unique name in FILE's directory
+    (``mkstemp``: O_EXCL, O_NOFOLLOW, mode 0600), so overlapping backups to one FILE never
+    share it and a link planted beside FILE is never followed; the last rename wins whole."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.tmp, self.sha = path, path.with_name(path.name + ".tmp"), hashlib.sha256()
+        self.path, self.sha = path, hashlib.sha256()
         with _writing():
-            self.raw: BinaryIO = self.tmp.open("wb")
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            self.tmp = Path(name)
+            self.raw: BinaryIO = os.fdopen(fd, "wb")
         self.gz = gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=6)
 
     def line(self, obj: Record) -> None:
@@ -165,7 +181,15 @@ class _Writer:
             self.raw.flush()
             os.fsync(self.raw.fileno())  # the rename must never expose a file still in the cache
             self.raw.close()
-            os.replace(self.tmp, self.path)
+            reason = not_regular(self.path)  # it may have changed since the command started
+            if reason is not None:
+                raise CannotWrite(f"{self.path} {reason}")
+            os.replace(self.tmp, self.path)  # replaces the name: never writes through a link
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)  # the rename itself survives a crash
+            finally:
+                os.close(folder)
 
     def abort(self) -> None:
         for close in (self.gz.close, self.raw.close):  # a full disk can fail the final flush
@@ -175,13 +199,10 @@ class _Writer:
 
 
 def backup_target(text: str) -> Path:
-    """argparse type of ``backup FILE``: a file name in an existing directory, checked before
-    the server is touched (a late failure still leaves no file, see :class:`CannotWrite`)."""
+    """argparse type of ``backup FILE``: a new or regular file in an existing directory,
+    checked before the server is touched (a late failure still leaves no file, see
+    :class:`CannotWrite`)."""
     path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{text} is a directory; name the file to write, e.g. {path / 'keyspace.jsonl.gz'}"
-        )
     folder = path.parent
     if not folder.exists():
         raise argparse.ArgumentTypeError(
@@ -189,6 +210,9 @@ def backup_target(text: str) -> Path:
         )
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{folder} is not a directory; choose a path inside one")
+    reason = not_regular(path)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{text} {reason}")
     return path
 
 
@@ -268,83 +292,6 @@ def _kinds(counts: Counter[str]) -> str:
     return ", ".join(f"{kind} {counts[kind]:,}" for kind in ("json", "string", "set", "hash"))
 
 
-def _check(record: Any, service: list[str], version: int) -> Record:
-    """A well-formed record of a service key, else BadBackup. Version 1 records of keys that
-    always have a TTL come back as already expired (``pxat`` 0)."""
-    fields = FIELDS[version]
-    if not isinstance(record, dict) or not {"k", "t", "v"} <= set(record) <= fields:
-        extra = " (and may have pxat)" if "pxat" in fields else ""
-        raise BadBackup(f"a record must have the fields k, t, v{extra}")
-    key, kind, value = record["k"], record["t"], record["v"]
-    if not isinstance(key, str) or not any(fnmatchcase(key, p) for p in service):
-        raise BadBackup(f"record key {key!r} is not a service key")
-    if kind == "set":
-        ok = isinstance(value, list) and bool(value) and all(isinstance(m, str) for m in value)
-    elif kind == "hash" and version >= 2:
-        ok = (
-            isinstance(value, dict)
-            and bool(value)
-            and all(isinstance(m, str) for m in value.values())
-        )
-    else:
-        ok = kind in ("json", "string") and isinstance(value, str)
-    if "pxat" in record and not (type(record["pxat"]) is int and record["pxat"] > 0):
-        ok = False
-    if ok and kind == "json":  # JSON.SET must not fail half-way through pass 2
-        try:
-            orjson.loads(value)
-        except orjson.JSONDecodeError:
-            ok = False
-    if not ok:
-        raise BadBackup(f"record {key!r} has a bad type, value or expiry")
-    if version == 1 and any(fnmatchcase(key, p) for p in TTL_LOST_IN_V1):
-        record["pxat"] = 0
-    return record
-
-
-def _records(path: Path, schema: Schema) -> Iterator[tuple[Record, int]]:
-    """Validated records of ``path`` and their sizes; BadBackup at the end on a bad trailer."""
-    service = patterns(schema)
-    sha, count, trailer, version = hashlib.sha256(), 0, None, VERSION
-    try:
-        with gzip.open(path, "rb") as lines:
-            for number, line in enumerate(lines, 1):
-                if trailer is not None:
-                    raise BadBackup(f"line {number}: data after the trailer")
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise BadBackup(f"line {number} is not JSON (damaged file?)") from None
-                if number == 1:
-                    version = _version(obj)
-                elif isinstance(obj, dict) and "sha256" in obj and "k" not in obj:
-                    trailer = obj
-                    continue
-                else:
-                    count += 1
-                    yield _check(obj, service, version), len(line)
-                sha.update(line)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BadBackup(f"cannot read {path}: {exc}") from None
-    if trailer is None:
-        raise BadBackup("no trailer: the file is truncated")
-    if trailer.get("records") != count:
-        raise BadBackup(f"trailer says {trailer.get('records')} records, file has {count}")
-    if trailer.get("sha256") != sha.hexdigest():
-        raise BadBackup("checksum mismatch: the file is damaged or was modified")
-
-
-def _version(head: Any) -> int:
-    """The format version of a header line this code reads, else BadBackup."""
-    head = head if isinstance(head, dict) else {}
-    version = head.get("version")
-    if head.get("format") != FORMAT or type(version) is not int:
-        raise BadBackup(f"not a {FORMAT} file")
-    if version not in READABLE:
-        raise BadBackup(f"version {version} is not one this multiframe-admin reads {READABLE}")
-    return version
-
-
 def _operator_token(record: Record) -> bool:
     """Whether ``record`` is a token of :data:`OPERATOR` (or their set): in a file without
     the user document :data:`OPERATOR` only an older version's operator token can be one,
@@ -383,13 +330,26 @@ async def _occupant(ks: Keyspace) -> str | None:
     return None
 
 
-async def _write(client: Redis, batch: list[Record]) -> None:
-    """One pipelined batch; every command overwrites, so a batch can be sent again."""
+def _shown(schema: Schema, key: str, raw: str) -> tuple[str, bytes] | None:
+    """The search projection a restored document calls for (key, bytes), or None."""
+    for spec in schema.entities:
+        if projected(spec) and fnmatchcase(key, keys.doc_match(spec.prefix)):
+            want = expected(spec, raw.encode())
+            doc_id = keys.id_from_key(spec.prefix, key)
+            return (keys.projection_key(spec.prefix, doc_id), want) if want else None
+    return None
+
+
+async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
+    """One pipelined batch, documents with their search projections (so the keyspace is
+    whole when the pause ends); every command overwrites, so a batch can be sent again."""
     async with client.pipeline(transaction=False) as pipe:
         for record in batch:
             key, kind, value = record["k"], record["t"], record["v"]
             if kind == "json":
                 pipe.execute_command("JSON.SET", key, "$", value)
+                if (shown := _shown(schema, key, value)) is not None:
+                    pipe.execute_command("JSON.SET", shown[0], "$", shown[1])
             elif kind == "string":
                 pipe.set(key, value)
             elif kind == "set":
@@ -403,7 +363,7 @@ async def _write(client: Redis, batch: list[Record]) -> None:
         await pipe.execute()
 
 
-async def _flush(client: Redis, batch: list[Record], counts: Counter[str]) -> int:
+async def _flush(client: Redis, schema: Schema, batch: list[Record], counts: Counter[str]) -> int:
     """Write the records of ``batch`` still alive on the target's clock; the number expired.
     A key that expires between this check and its PEXPIREAT is deleted by Redis itself."""
     live = batch
@@ -412,63 +372,76 @@ async def _flush(client: Redis, batch: list[Record], counts: Counter[str]) -> in
         now = seconds * 1000 + micros // 1000
         live = [record for record in batch if record.get("pxat", now + 1) > now]
     counts.update(record["t"] for record in live)
-    await _write(client, live)
+    await _write(client, schema, live)
     return len(batch) - len(live)
 
 
 async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
-    """Verify ``args.file``, check the target is empty (or ``--replace``), write, reindex."""
+    """Verify ``args.file``; then, holding the pause, check the target is empty (or
+    ``--replace``) and write; then reindex with the service running again."""
     operator_user = False  # whether the file holds the user document OPERATOR
     try:
         with Progress("verify") as progress:
-            for record, _ in _records(args.file, ks.schema):
+            for record, _ in records(args.file, ks.schema):
                 operator_user = operator_user or record["k"] == OPERATOR_USER
                 progress.advance()
     except BadBackup as exc:
         print(f"restore: {args.file} rejected, nothing written: {exc}", file=sys.stderr)
         return PROBLEMS
-    total = progress.done
-    occupant = await _occupant(ks)
-    if occupant is not None and not args.replace:
-        raise Refused(f"the target holds service data ({occupant}); use --replace to overwrite")
-    counts: Counter[str] = Counter()
-    expired = left_out = 0
+    command = f"restore {args.file}{' --replace' if args.replace else ''}"
     try:
-        if occupant is not None:
-            with Progress("replace: delete") as progress:
-                async for found in _key_batches(ks.client, ks.schema):
-                    progress.advance(await ks.client.unlink(*found))
-        with Progress("restore", total=total) as progress:
-            batch: list[Record] = []
-            size = 0
-            for record, length in _records(args.file, ks.schema):
-                if not operator_user and _operator_token(record):
-                    left_out += 1
-                    progress.advance()
-                    continue
-                batch.append(record)
-                size += length
-                if len(batch) >= WRITE_BATCH or size >= WRITE_BYTES:
-                    expired += await _flush(ks.client, batch, counts)
-                    progress.advance(len(batch))
-                    batch, size = [], 0
-            expired += await _flush(ks.client, batch, counts)
-            progress.advance(len(batch))
+        async with paused(ks.client, command) as pause:
+            occupant = await _occupant(ks)
+            if occupant is not None and not args.replace:
+                raise Refused(
+                    f"the target holds service data ({occupant}); use --replace to overwrite"
+                )
+            pause.writing = True
+            written = await _replace(args, ks, operator_user, progress.done, occupant)
     except BadBackup as exc:  # the file changed between the two passes
         print(f"restore: {args.file} changed: {exc}; {PARTIAL}", file=sys.stderr)
         return PROBLEMS
     except (asyncio.CancelledError, KeyboardInterrupt):
         print(f"\nrestore interrupted; {PARTIAL}", file=sys.stderr)
         raise
-    written = progress.summary("keys")
     started = time.perf_counter()
-    for spec in ks.schema.entities:
-        await reproject(ks.client, ks.documents.scripts, spec)
     await ks.setup(index_timeout=args.index_timeout)
     if ks.capabilities.search:
         for spec in ks.schema.entities:
             await search.wait_built(ks.client, keys.index_alias(spec.prefix), args.index_timeout)
-    kinds = f"{_kinds(counts)}; {expired} expired, not restored"
-    kinds += f"; {left_out} operator-token keys left out"
-    print(f"{written} ({kinds}); indexes ready in {time.perf_counter() - started:.1f}s")
+    print(f"{written}; indexes ready in {time.perf_counter() - started:.1f}s")
     return OK
+
+
+async def _replace(
+    args: argparse.Namespace, ks: Keyspace, operator_user: bool, total: int, occupant: str | None
+) -> str:
+    """Delete the service keys (when ``occupant`` says there are any), then write the
+    file's records; the summary line."""
+    counts: Counter[str] = Counter()
+    expired = operator = skipped = 0
+    if occupant is not None:
+        with Progress("replace: delete") as progress:
+            async for found in _key_batches(ks.client, ks.schema):
+                progress.advance(await ks.client.unlink(*found))
+    with Progress("restore", total=total) as progress:
+        batch: list[Record] = []
+        size = 0
+        for record, length in records(args.file, ks.schema):
+            if never_restored(record["k"]):
+                skipped += 1
+            elif not operator_user and _operator_token(record):
+                operator += 1
+            else:
+                batch.append(record)
+                size += length
+            if len(batch) >= WRITE_BATCH or size >= WRITE_BYTES:
+                expired += await _flush(ks.client, ks.schema, batch, counts)
+                batch, size = [], 0
+            progress.advance()
+        expired += await _flush(ks.client, ks.schema, batch, counts)
+    kinds = f"{_kinds(counts)}; {expired} expired, not restored"
+    kinds += f"; {operator} operator-token keys left out"
+    if skipped:
+        kinds += f"; {skipped} derived keys left out (rebuilt)"
+    return f"{progress.summary('keys')} ({kinds})"

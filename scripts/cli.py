@@ -2,8 +2,10 @@
 
 Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
 or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
-production reset), 130 interrupted by Ctrl-C (no document is half-written: every
-write is its own atomic commit; re-running the command finishes the job).
+production reset), 75 busy (the keyspace is paused by another command: wait, or
+``resume`` a pause whose command is gone), 130 interrupted by Ctrl-C (no document
+is half-written: every write is its own atomic commit; re-running the command
+finishes the job).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Keyspace, connect
+from keyspace.errors import Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
+BUSY = 75  # sysexits EX_TEMPFAIL: another command holds the pause (scripts/pause.py)
 URL_FILE = "redis.url"
 
 Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
@@ -32,6 +36,10 @@ Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
 
 class Refused(Exception):
     """The command will not run on this target; the message says what to do instead."""
+
+
+class Busy(Exception):
+    """Another command holds the pause (scripts/pause.py); the message names it."""
 
 
 def redis_url(text: str) -> str:
@@ -105,7 +113,7 @@ async def open_keyspace(
 
 
 def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]]:
-    from . import admin, backup, check, generate, legacy
+    from . import admin, backup, check, generate, legacy, pause
 
     return {
         "load-demo": (
@@ -136,6 +144,11 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
             admin.reindex,
         ),
         "reset": ("delete every service key (development only)", admin.reset_args, admin.reset),
+        "resume": (
+            "clear the pause left by a restore or reset that was killed or stopped half-way",
+            pause.resume_args,
+            pause.resume,
+        ),
     }
 
 
@@ -179,6 +192,12 @@ async def run_cli(argv: list[str]) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return REFUSED
+    except Busy as exc:
+        print(f"busy: {exc}", file=sys.stderr)
+        return BUSY
+    except Paused as exc:  # a write of this command met another command's pause
+        print(f"busy: {exc}", file=sys.stderr)
+        return BUSY
     except EmbeddedRedisError as exc:
         print(f"error: could not start the embedded Redis: {exc}", file=sys.stderr)
         return PROBLEMS

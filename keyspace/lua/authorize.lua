@@ -4,7 +4,10 @@
 --                                   when ARGV[3] names the role (the operator's token)
 -- KEYS[2]: the user's GCRA state   mf:rate:<user_id>:<class>, user_id = ARGV[2]
 -- KEYS[3]: config:system           (read: system.maintenance)
--- KEYS[4]: optional document key   (read only when the request is allowed: a GET by id
+-- KEYS[4]: the pause key            mf:pause: while it exists every request is refused,
+--                                   before the token is read (the keyspace may be half
+--                                   rewritten), the operator's token included
+-- KEYS[5]: optional document key   (read only when the request is allowed: a GET by id
 --                                   is then one round trip)
 -- ARGV[1]: 'read', 'write' or 'mint' (the route class)
 -- ARGV[2]: the user id KEYS[2] belongs to: the token's owner as the client last knew it
@@ -15,13 +18,15 @@
 --              order admin_read admin_write admin_mint designer_read designer_write
 --              designer_mint engineer_read engineer_write engineer_mint; 0 means unlimited.
 -- Returns: {status, user_id, role, limit, remaining, reset_ms, retry_after_ms[, document]}
---   document: JSON.GET KEYS[4] when given and status is 'ok' (false when missing).
---   status 'unknown' (no such token); 'moved' (the token belongs to user_id, not to ARGV[2]:
+--   document: JSON.GET KEYS[5] when given and status is 'ok' (false when missing).
+--   status 'paused' (KEYS[4] exists: nothing read or counted); 'unknown' (no such token); 'moved' (the token belongs to user_id, not to ARGV[2]:
 --   nothing counted, ask again with that user's KEYS[2]); 'maintenance' (a non-admin write
 --   or mint while config:system.maintenance is true; nothing counted); 'limited' or 'ok'.
 -- GCRA keeps one number per user and class, the theoretical arrival time, and uses the
 -- server clock, so every API process sharing this Redis agrees, and every token of a user
 -- draws on the same budget.
+
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'paused', '', '', 0, 0, 0, 0} end
 
 local user_id, role = ARGV[2], ARGV[3]
 if role == '' then
@@ -42,9 +47,9 @@ local offsets = {read = 0, write = 1, mint = 2}
 local slot = (slots[role] or 8) + (offsets[class] or 1)
 local limit = tonumber(ARGV[slot])
 local function allowed(reply)
-  if KEYS[4] then
+  if KEYS[5] then
     -- pcall: a key of another type is left to the caller's own read, which reports it.
-    local doc = redis.pcall('JSON.GET', KEYS[4], '.')
+    local doc = redis.pcall('JSON.GET', KEYS[5], '.')
     if type(doc) ~= 'table' then reply[8] = doc end
   end
   return reply

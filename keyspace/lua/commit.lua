@@ -1,5 +1,8 @@
 -- commit.lua: apply one write plan atomically, all or nothing.
 --
+-- KEYS[1]: the pause key mf:pause (keys.pause_key; keyspace.plan.Plan puts it first):
+--         while it exists the plan is refused ('paused', value the key), nothing written.
+--         A plan whose KEYS[1] is another key is malformed ('bad_plan').
 -- KEYS:   every key the plan reads or writes (documents, unique claims, reference
 --         sets, counters); ops refer to them by 1-based index.
 --         With a generated id, KEYS[ARGV[5]] is the document key's prefix (e.g.
@@ -34,7 +37,8 @@
 --            jsetat k head tail (JSON.SET KEYS[k]..id head..id..tail: KEYS[k] is a prefix
 --                               such as 'mf:proj:user:', completed by the generated id)
 -- Returns: {'ok', raw document of the return key or false}
---          or {'err', code, field, value} when a check fails; nothing is written then
+--          or {'err', code, field, value} when a check fails or the keyspace is paused;
+--          nothing is written then
 --          ('import_window': field the counter key, value the highest n allowed).
 -- Before any write, every written key is checked to hold what its op needs (the
 -- needs table below; 'wrong_type' with field = op, value = key otherwise), so no
@@ -44,6 +48,9 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
                saddid = 1, jsetat = 3}
+
+-- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
+local PAUSE = 'mf:pause'
 
 -- A copy, because the generated id completes one key after the checks.
 local K = {}
@@ -206,6 +213,11 @@ local function writable(n_first)
   end
   return nil
 end
+
+-- Checked in this script, not by the caller, so a write authorized before the pause cannot
+-- commit after it.
+if K[1] ~= PAUSE then return fail('bad_plan', 'pause', K[1] or '') end
+if redis.call('EXISTS', K[1]) == 1 then return fail('paused', '', K[1]) end
 
 local n_checks = tonumber(ARGV[1])
 for n = 1, n_checks do

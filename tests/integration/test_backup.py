@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, Page, keys, parse, search
+from keyspace.schema import Schema
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Kind, new_token, token_hash
 from scripts import backup as backup_module
@@ -247,12 +248,12 @@ async def test_interrupted_restore_is_completed_by_restore_replace(
     write = backup_module._write
     calls = 0
 
-    async def interrupted(client: Redis, batch: list[dict[str, Any]]) -> None:
+    async def interrupted(client: Redis, schema: Schema, batch: list[dict[str, Any]]) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise KeyboardInterrupt
-        await write(client, batch)
+        await write(client, schema, batch)
 
     monkeypatch.setattr(backup_module, "_write", interrupted)
     with pytest.raises(KeyboardInterrupt):

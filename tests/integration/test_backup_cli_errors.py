@@ -3,7 +3,9 @@ and never leaves a partial file behind."""
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,7 @@ async def test_a_file_that_cannot_be_written_is_a_one_line_error_and_leaves_noth
     assert await cli(redis_server, "backup", str(file)) == PROBLEMS
     err = capsys.readouterr().err
     assert f"backup: cannot write {file} (" in err
-    assert "Is a directory" in err
+    assert "is a directory" in err.lower()
     assert "nothing was written" in err
     assert "Traceback" not in err and err.count("cannot write") == 1
     assert os.listdir(tmp_path) == ["b"]  # no b.tmp left behind
@@ -78,9 +80,15 @@ async def test_a_file_that_cannot_be_written_is_a_one_line_error_and_leaves_noth
 
     monkeypatch.setattr(backup_module, "_read", read)
     file.rmdir()
-    (tmp_path / "b.tmp").mkdir()  # FILE.tmp cannot even be created
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)  # no temporary file at all
     assert await cli(redis_server, "backup", str(file)) == PROBLEMS
-    assert "cannot write" in capsys.readouterr().err
-    assert os.listdir(tmp_path) == ["b.tmp"]
-    (tmp_path / "b.tmp").rmdir()
+    assert "No space left on device" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    (tmp_path / "b.tmp").mkdir()  # the old fixed temporary name is nothing to this version
     assert await cli(redis_server, "backup", str(file)) == OK
+    assert sorted(os.listdir(tmp_path)) == ["b", "b.tmp"]

@@ -111,10 +111,10 @@ def test_plan_args_layout_uses_one_based_key_indexes() -> None:
     plan.write("jset", "a:1", b"{}")
     plan.write("incr", "a_counter")
     plan.returns("a:1")
-    assert plan.keys == ["a:1", "mf:uniq:a", "a_counter"]
+    assert plan.keys == ["mf:pause", "a:1", "mf:uniq:a", "a_counter"]  # the pause key first
     assert plan.args() == [
-        *(2, 1, 0, "", 0, ""),
-        *("absent", 1, "free", 2, "1", "f", "jset", 1, b"{}", "incr", 3),
+        *(2, 2, 0, "", 0, ""),
+        *("absent", 2, "free", 3, "1", "f", "jset", 2, b"{}", "incr", 4),
     ]
     assert Plan().args() == [0, 0, 0, "", 0, ""]
     assert Plan(window=1000).args() == [0, 0, 0, "", 0, 1000]

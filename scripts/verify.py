@@ -1,0 +1,246 @@
+"""Reading and verifying backup files before ``restore`` writes anything.
+
+Every record is checked twice over: its shape (fields, type tag, expiry) and its value
+against the declarations (``keyspace.schema``): a document must validate against its
+entity's model under its own id, a singleton against its model, a counter must be an
+integer a counter can hold, a claim must name an id, a reference set hold ids, a token
+hash carry a user id, role and kind. A file that passes writes without a Redis error (a
+document RedisJSON would refuse, e.g. nested past its depth limit, fails its model first),
+so a restore never stops half-way for a bad record. The checksum proves the file is what
+``backup`` wrote; this proves what it wrote is data this service can hold.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, get_args
+
+import orjson
+
+from keyspace import keys
+from keyspace.documents import validate
+from keyspace.errors import ValidationFailed
+from keyspace.inventory import patterns
+from keyspace.models import Role
+from keyspace.schema import Schema
+from keyspace.tokens import Kind
+
+FORMAT, VERSION = "multiframe-backup", 2
+READABLE = (1, 2)
+FIELDS = {1: {"k", "t", "v"}, 2: {"k", "t", "v", "pxat"}}
+Record = dict[str, Any]
+
+# GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
+# before the backup ends, and restoring it would only throttle clients for a window long gone.
+TRANSIENT = keys.rate_key("*", "*")
+# Search projections are derived from the documents, like indexes: restore writes them anew.
+DERIVED = keys.projection_match("*")
+# Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
+# a delete fence would refuse references to its target for good, so such records count as expired.
+TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
+DIGEST = re.compile(r"[0-9a-f]{64}")
+ROLES, KINDS = set(get_args(Role)), {kind.value for kind in Kind}
+
+
+class BadBackup(Exception):
+    """The file is not a complete, intact backup in a format this version reads, or a
+    record holds what the declarations do not allow."""
+
+
+def never_restored(key: str) -> bool:
+    """Keys a backup never carries and restore skips if a file has them: search projections
+    (restore derives them from the documents) and the pause."""
+    return key == keys.pause_key() or fnmatchcase(key, DERIVED)
+
+
+def _json(value: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:  # also past orjson's nesting limit
+        raise ValueError(f"not JSON ({exc})") from None
+
+
+def _model(model: Any, doc: Any) -> None:
+    try:
+        validate(model, doc)
+    except ValidationFailed as exc:
+        raise ValueError(exc.message) from None
+
+
+def _ids(values: Any) -> bool:
+    return all(keys.is_lookup_id(v) for v in values)
+
+
+Rule = tuple[str, str, Callable[[str, Any], None]]
+"""(key pattern, type tag, check of (key, value) raising ValueError with the reason)."""
+
+
+def _rules(schema: Schema) -> list[Rule]:
+    """What each service key may hold, from the declarations (first match applies)."""
+    out: list[Rule] = []
+    for single in schema.singletons:
+
+        def singleton(_key: str, value: str, model: Any = single.model) -> None:
+            _model(model, _json(value))
+
+        out.append((single.key, "json", singleton))
+    for spec in schema.entities:
+
+        def document(key: str, value: str, spec: Any = spec) -> None:
+            doc_id = keys.id_from_key(spec.prefix, key)
+            if not keys.is_lookup_id(doc_id):
+                raise ValueError(f"{doc_id!r} is not a document id")
+            doc = _json(value)
+            _model(spec.model, doc)
+            if doc.get(spec.id_field) != doc_id:
+                raise ValueError(f"{spec.id_field} {doc.get(spec.id_field)!r} is not the key's id")
+            if spec.derive_id is not None and spec.derive_id(doc) != doc_id:
+                raise ValueError(f"{spec.id_field} must be {spec.derive_id(doc)!r} (derived)")
+
+        out.append((keys.doc_match(spec.prefix), "json", document))
+        out.append((keys.counter_key(spec.prefix), "string", _counter))
+    out += [
+        (keys.unique_key("*", "*", "*"), "string", _claim),
+        (keys.ref_key("*", "*", "*"), "set", _members),
+        (keys.token_key("*"), "hash", _token),
+        (keys.user_tokens_key("*"), "set", _digests),
+        (keys.delete_fence("*"), "string", lambda _k, _v: None),
+        (TRANSIENT, "string", lambda _k, _v: None),
+    ]
+    return out
+
+
+def _counter(_key: str, value: str) -> None:
+    if not (value == "0" or (value.isascii() and value.isdigit() and value[0] != "0")):
+        raise ValueError(f"counter {value[:40]!r} is not a non-negative integer")
+    if len(value) > 16 or int(value) > keys.MAX_COUNTER:
+        raise ValueError(f"counter {value[:40]} is past {keys.MAX_COUNTER} (2^53 - 1)")
+
+
+def _claim(_key: str, value: str) -> None:
+    if not keys.is_lookup_id(value):
+        raise ValueError(f"claim holder {value[:40]!r} is not a document id")
+
+
+def _members(_key: str, value: list[str]) -> None:
+    if not _ids(value):
+        raise ValueError("a reference set member is not a document id")
+
+
+def _digests(_key: str, value: list[str]) -> None:
+    if not all(DIGEST.fullmatch(v) for v in value):
+        raise ValueError("a token set member is not a SHA-256 hex digest")
+
+
+def _token(key: str, value: dict[str, str]) -> None:
+    if not DIGEST.fullmatch(key.removeprefix(keys.token_key(""))):
+        raise ValueError("a token key must end in a SHA-256 hex digest")
+    if not set(value) <= {"user_id", "role", "kind"} or not keys.is_lookup_id(
+        value.get("user_id", "")
+    ):
+        raise ValueError("a token must hold user_id (an id), role and kind, nothing else")
+    if value.get("role") not in ROLES or value.get("kind", "session") not in KINDS:
+        raise ValueError(f"a token's role must be one of {sorted(ROLES)}, kind one of {KINDS}")
+
+
+class Verifier:
+    """Checks records of one file against one schema (:meth:`check`)."""
+
+    def __init__(self, schema: Schema, version: int) -> None:
+        self.service, self.rules, self.version = patterns(schema), _rules(schema), version
+
+    def check(self, record: Any, number: int) -> Record:
+        """A well-formed record of a service key holding what its declaration allows, else
+        BadBackup naming the line and key. Version 1 records of keys that always have a TTL
+        come back as already expired (``pxat`` 0)."""
+        fields = FIELDS[self.version]
+        if not isinstance(record, dict) or not {"k", "t", "v"} <= set(record) <= fields:
+            extra = " (and may have pxat)" if "pxat" in fields else ""
+            raise BadBackup(f"line {number}: a record must have the fields k, t, v{extra}")
+        key, kind, value = record["k"], record["t"], record["v"]
+        if not isinstance(key, str) or not any(fnmatchcase(key, p) for p in self.service):
+            raise BadBackup(f"line {number}: record key {key!r} is not a service key")
+        if not self._shape(kind, value) or not _expiry(record):
+            raise BadBackup(f"line {number}: record {key!r} has a bad type, value or expiry")
+        if not never_restored(key):
+            self._declared(number, key, kind, value)
+        if self.version == 1 and any(fnmatchcase(key, p) for p in TTL_LOST_IN_V1):
+            record["pxat"] = 0
+        return record
+
+    def _shape(self, kind: Any, value: Any) -> bool:
+        if kind == "set":
+            return (
+                isinstance(value, list) and bool(value) and all(isinstance(m, str) for m in value)
+            )
+        if kind == "hash" and self.version >= 2:
+            return (
+                isinstance(value, dict)
+                and bool(value)
+                and all(isinstance(m, str) for m in value.values())
+            )
+        return kind in ("json", "string") and isinstance(value, str)
+
+    def _declared(self, number: int, key: str, kind: str, value: Any) -> None:
+        rule = next((r for r in self.rules if fnmatchcase(key, r[0])), None)
+        if rule is None:
+            raise BadBackup(f"line {number}: {key!r} is no key the service declares")
+        if kind != rule[1]:
+            raise BadBackup(f"line {number}: {key!r} must be a {rule[1]}, not a {kind}")
+        try:
+            rule[2](key, value)
+        except ValueError as exc:
+            raise BadBackup(f"line {number}: {key!r}: {exc}") from None
+
+
+def _expiry(record: Record) -> bool:
+    return "pxat" not in record or (type(record["pxat"]) is int and record["pxat"] > 0)
+
+
+def records(path: Path, schema: Schema) -> Iterator[tuple[Record, int]]:
+    """Verified records of ``path`` and their sizes; BadBackup at the end on a bad trailer."""
+    sha, count, trailer = hashlib.sha256(), 0, None
+    verifier = Verifier(schema, VERSION)
+    try:
+        with gzip.open(path, "rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if trailer is not None:
+                    raise BadBackup(f"line {number}: data after the trailer")
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise BadBackup(f"line {number} is not JSON (damaged file?)") from None
+                if number == 1:
+                    verifier = Verifier(schema, version(obj))
+                elif isinstance(obj, dict) and "sha256" in obj and "k" not in obj:
+                    trailer = obj
+                    continue
+                else:
+                    count += 1
+                    yield verifier.check(obj, number), len(line)
+                sha.update(line)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BadBackup(f"cannot read {path}: {exc}") from None
+    if trailer is None:
+        raise BadBackup("no trailer: the file is truncated")
+    if trailer.get("records") != count:
+        raise BadBackup(f"trailer says {trailer.get('records')} records, file has {count}")
+    if trailer.get("sha256") != sha.hexdigest():
+        raise BadBackup("checksum mismatch: the file is damaged or was modified")
+
+
+def version(head: Any) -> int:
+    """The format version of a header line this code reads, else BadBackup."""
+    head = head if isinstance(head, dict) else {}
+    found = head.get("version")
+    if head.get("format") != FORMAT or type(found) is not int:
+        raise BadBackup(f"not a {FORMAT} file")
+    if found not in READABLE:
+        raise BadBackup(f"version {found} is not one this multiframe-admin reads {READABLE}")
+    return found
