@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,20 @@ def test_a_fifo_target_is_refused_and_left_alone(
 
 
 def test_a_device_target_is_refused(
-    redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+    redis_server: EmbeddedRedis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert "is not a regular file" in _refused(redis_server, Path("/dev/null"), capsys)
-    assert Path("/dev/null").is_char_device()
-    # /dev/stdout is a symbolic link (to /proc/self/fd/1): refused as one.
-    assert "is a symbolic link" in _refused(redis_server, Path("/dev/stdout"), capsys)
+    # A node of its own, never the machine's /dev/null: a regression must not replace that.
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root (CAP_MKNOD)")
+    assert "is not a regular file" in _refused(redis_server, device, capsys)
+    assert device.is_char_device()
+    # A link to a device (as /dev/stdout is, to /proc/self/fd/1) is refused as a link.
+    (tmp_path / "stdout").symlink_to(device)
+    assert "is a symbolic link" in _refused(redis_server, tmp_path / "stdout", capsys)
+    assert device.is_char_device()
 
 
 def test_a_symlink_target_is_refused_even_to_a_regular_file(
