@@ -4,6 +4,11 @@ Both paths take the same :class:`~keyspace.query.Query` and return the same
 :class:`Page` for the same data (a parity test holds them to it). The scan path
 reads every document of the entity (SCAN + JSON.MGET) and evaluates the query
 in Python: O(documents) per page, fine for unit tests and small data sets.
+
+Under concurrent writes a cursor walk returns every document that matched (with an unchanged
+sort value) throughout the walk exactly once, never a document that does not match when it is
+returned, and ends only when nothing more matches: pages and cursors follow the index hits
+(or the scanned documents), and fetched documents are checked against the query again.
 """
 
 from __future__ import annotations
@@ -17,8 +22,7 @@ from redis.exceptions import ResponseError
 from . import codec, keys, query, search
 from .connection import call
 from .errors import NotReady
-from .projection import projected
-from .schema import EntitySpec
+from .schema import EntitySpec, Kind
 
 SCAN_BATCH = 500
 
@@ -41,32 +45,42 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _decode_docs(raws: list[Any]) -> list[dict[str, Any]]:
+def _decode(raw: Any) -> dict[str, Any] | None:
     # fakeredis answers a missing key in JSON.MGET with "[]" rather than nil.
-    docs = (codec.loads(r) for r in raws if r is not None and r not in (b"[]", "[]"))
-    return [d for d in docs if isinstance(d, dict)]
+    if raw is None or raw in (b"[]", "[]"):
+        return None
+    doc = codec.loads(raw)
+    return doc if isinstance(doc, dict) else None
 
 
-def _page(spec: EntitySpec, q: query.Query, rows: list[dict[str, Any]], total: int) -> Page:
-    more = len(rows) > q.limit
-    items = rows[: q.limit]
-    cursor = query.encode_cursor(spec, q, items[-1]) if more and items else None
-    return Page(items, total, cursor)
-
-
-async def _mget(client: Redis, doc_keys: list[str]) -> list[dict[str, Any]]:
+async def _fetch(client: Redis, doc_keys: list[str]) -> list[dict[str, Any] | None]:
+    """The documents under ``doc_keys``, in order; None where one is gone."""
     if not doc_keys:
         return []
-    return _decode_docs(await call(client, "JSON.MGET", *doc_keys, "."))
+    return [_decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
 
 
-def _keys_of(reply: list[Any]) -> list[str]:
-    out: list[str] = []
+@dataclass(frozen=True)
+class Hit:
+    """One row of an index page: the id and sort value the index held when it was read."""
+
+    doc_id: str
+    value: query.Scalar
+
+
+def _hits(spec: EntitySpec, q: query.Query, reply: list[Any]) -> list[Hit | None]:
+    """The rows of :func:`query.page_args`' reply in order; None for a row without its id
+    or sort value (only a document written around the service's validation lacks them)."""
+    field = query.sort_field(spec, q)
+    out: list[Hit | None] = []
     for row in reply[1:]:
         fields = [_text(v) for v in row]
-        for name, value in zip(fields[::2], fields[1::2], strict=True):
-            if name == "__key":
-                out.append(value)
+        found = dict(zip(fields[::2], fields[1::2], strict=True))
+        doc_id, value = found.get(spec.id_index.name), found.get(field.name)
+        if doc_id is None or value is None:
+            out.append(None)
+            continue
+        out.append(Hit(doc_id, float(value) if field.kind is Kind.NUMERIC else value))
     return out
 
 
@@ -77,11 +91,11 @@ def _count(reply: list[Any]) -> int:
     return int(float(dict(zip(fields[::2], fields[1::2], strict=True)).get("n", "0")))
 
 
-async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
-    """One page through the entity's index alias, refusing while the index is being built."""
+async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[int, list[Any]]:
+    """The match count and one page of hits, read in one MULTI so both see one state."""
     alias = keys.index_alias(spec.prefix)
     try:
-        async with client.pipeline(transaction=False) as pipe:
+        async with client.pipeline(transaction=True) as pipe:
             pipe.execute_command("FT.INFO", alias)
             pipe.execute_command(*query.count_args(alias, spec, q))
             pipe.execute_command(*query.page_args(alias, spec, q))
@@ -95,19 +109,33 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
         raise
     if search.is_building(search.parse_info(info)):
         raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
-    found = _keys_of(rows)
-    if projected(spec):
-        start = len(keys.projection_key(spec.prefix, ""))
-        found = [keys.doc_key(spec.prefix, k[start:]) for k in found]
-    docs = await _mget(client, found)
-    return _page(spec, q, docs, _count(counted))
+    return _count(counted), rows
+
+
+async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
+    """One page through the entity's index alias, refusing while the index is being built.
+
+    Whether there is a next page and where it starts come from the index hits; a document
+    deleted, or changed so that it no longer matches, between the index read and the fetch
+    is left out, so a page may hold fewer than ``limit`` items and still have a next one."""
+    total, reply = await _read_index(client, spec, q)
+    rows = _hits(spec, q, reply)
+    page = rows[: q.limit]
+    hits = [h for h in page if h is not None]
+    docs = await _fetch(client, [keys.doc_key(spec.prefix, h.doc_id) for h in hits])
+    items = [d for d in docs if d is not None and query.matches(spec, q, d)]
+    # A page of nothing but malformed rows cannot be continued; `check` reports those documents.
+    last = hits[-1] if hits else None
+    if len(rows) <= q.limit or last is None:
+        return Page(items, total, None)
+    return Page(items, total, query.cursor_at(spec, q, last.value, last.doc_id))
 
 
 async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]]:
     """Every document of one entity, by SCAN (never KEYS) and batched JSON.MGET."""
     seen: set[str] = set()
     batch: list[str] = []
-    docs: list[dict[str, Any]] = []
+    docs: list[dict[str, Any] | None] = []
     async for raw_key in client.scan_iter(match=keys.doc_match(spec.prefix), count=SCAN_BATCH):
         key = _text(raw_key)
         if key in seen:
@@ -115,9 +143,10 @@ async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]
         seen.add(key)
         batch.append(key)
         if len(batch) >= SCAN_BATCH:
-            docs += await _mget(client, batch)
+            docs += await _fetch(client, batch)
             batch = []
-    return docs + await _mget(client, batch)
+    docs += await _fetch(client, batch)
+    return [d for d in docs if d is not None]
 
 
 async def scan_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
@@ -125,4 +154,6 @@ async def scan_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
     matching = [d for d in await scan_documents(client, spec) if query.matches(spec, q, d)]
     matching.sort(key=lambda d: query.sort_key(spec, q, d), reverse=q.descending)
     after = [d for d in matching if query.after_cursor(spec, q, d)]
-    return _page(spec, q, after[: q.limit + 1], len(matching))
+    items = after[: q.limit]
+    cursor = query.encode_cursor(spec, q, items[-1]) if len(after) > q.limit else None
+    return Page(items, len(matching), cursor)

@@ -194,8 +194,16 @@ def sort_field(spec: EntitySpec, query: Query) -> Indexed:
 
 def encode_cursor(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> str:
     """The cursor that continues after ``doc``."""
+    return cursor_at(spec, query, get_path(doc, sort_field(spec, query).path), doc[spec.id_field])
+
+
+def cursor_at(spec: EntitySpec, query: Query, value: Any, doc_id: str) -> str:
+    """The cursor that continues after the row at (``value``, ``doc_id``) of the sort order:
+    a document's, or an index hit's (whose numbers arrive as floats)."""
     field = sort_field(spec, query)
-    payload = [field.name, query.descending, get_path(doc, field.path), doc[spec.id_field]]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # one spelling whichever path read it: 128, never 128.0
+    payload = [field.name, query.descending, value, doc_id]
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
@@ -296,7 +304,11 @@ def count_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
 
 
 def page_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
-    """FT.AGGREGATE arguments returning the keys of one page (plus one row to detect more)."""
+    """FT.AGGREGATE arguments returning the hits of one page, plus one to detect more.
+
+    Each row holds the sort attribute and the id attribute as the index has them (SORTBY
+    returns the attributes it sorts by), so the page's continuation is decided and its cursor
+    built from the index, not from documents fetched afterwards."""
     text, filters = compile_search(spec, query)
     field, id_field = sort_field(spec, query), spec.id_index
     if query.after is not None:
@@ -319,9 +331,6 @@ def page_args(index: str, spec: EntitySpec, query: Query) -> list[str]:
         *by,
         "MAX",
         str(query.limit + 1),
-        "LOAD",
-        "1",
-        "@__key",
         "DIALECT",
         "2",
     ]

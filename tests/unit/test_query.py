@@ -251,7 +251,7 @@ def test_count_and_page_args() -> None:
     assert count_args("idx", DRIVER, q) == [*where, *TAIL]
     assert page_args("idx", DRIVER, q) == [
         *where,
-        *["SORTBY", "2", "@driver_id", "ASC", "MAX", "11", "LOAD", "1", "@__key", "DIALECT", "2"],
+        *["SORTBY", "2", "@driver_id", "ASC", "MAX", "11", "DIALECT", "2"],
     ]
 
 
