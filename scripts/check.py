@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from keyspace import Capabilities, Keyspace, claims, codec, keys, search
@@ -25,6 +24,7 @@ from keyspace.projection import projected
 from keyspace.reproject import expected, reproject
 from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
+from . import counters
 from .cli import OK, PROBLEMS
 
 BATCH = 500
@@ -58,13 +58,6 @@ class Report:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def _batches(client: Redis, match: str) -> list[list[str]]:
-    """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read."""
-    found = [_text(k) async for k in client.scan_iter(match=match, count=BATCH)]
-    unique = list(dict.fromkeys(found))
-    return [unique[i : i + BATCH] for i in range(0, len(unique), BATCH)]
 
 
 def parse_ref_set(schema: Schema, set_key: str) -> _RefSet | None:
@@ -107,8 +100,21 @@ class _Inspection:
     def add(self, kind: str, key: str, detail: str, repairable: bool, **fix: str) -> None:
         self.report.problems.append(Problem(kind, key, detail, repairable, fix))
 
+    async def batches(self, match: str) -> list[list[str]]:
+        """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read.
+        A name that is not UTF-8 is reported (no id or service key can be one), not read."""
+        found = dict.fromkeys([k async for k in self.client.scan_iter(match=match, count=BATCH)])
+        names: list[str] = []
+        for name in found:
+            try:
+                names.append(name.decode())
+            except UnicodeDecodeError:
+                shown = name.decode("utf-8", "backslashreplace")
+                self.add("invalid_key", shown, "key name is not UTF-8; rename or delete it", False)
+        return [names[i : i + BATCH] for i in range(0, len(names), BATCH)]
+
     async def documents(self, spec: EntitySpec) -> None:
-        for batch in await _batches(self.client, keys.doc_match(spec.prefix)):
+        for batch in await self.batches(keys.doc_match(spec.prefix)):
             raws = await call(self.client, "JSON.MGET", *batch, ".")
             for key, raw in zip(batch, raws, strict=True):
                 kind = "ReJSON-RL" if raw is not None else _text(await self.client.type(key))
@@ -144,7 +150,7 @@ class _Inspection:
         for spec in self.schema.entities:
             if not projected(spec):
                 continue
-            for batch in await _batches(self.client, keys.projection_match(spec.prefix)):
+            for batch in await self.batches(keys.projection_match(spec.prefix)):
                 for shown_key in batch:
                     doc_id = keys.id_from_key(keys.projection_key(spec.prefix, "")[:-1], shown_key)
                     if doc_id not in self.ids[spec.prefix]:
@@ -181,7 +187,7 @@ class _Inspection:
 
     async def reference_sets(self) -> None:
         seen: set[str] = set()
-        for batch in await _batches(self.client, REF_SETS + "*"):
+        for batch in await self.batches(REF_SETS + "*"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for set_key in batch:
                     pipe.smembers(set_key)
@@ -221,7 +227,7 @@ class _Inspection:
 
     async def claims(self) -> None:
         seen: set[str] = set()
-        for batch in await _batches(self.client, CLAIMS + "*"):
+        for batch in await self.batches(CLAIMS + "*"):
             for claim, value in zip(batch, await self.client.mget(batch), strict=True):
                 if value is None and _text(await self.client.type(claim)) == "none":
                     continue  # released since the SCAN
@@ -246,18 +252,17 @@ class _Inspection:
     async def counters(self) -> None:
         for spec in self.schema.entities:
             counter, top = keys.counter_key(spec.prefix), self.top[spec.prefix]
-            try:
-                current = int(await self.client.get(counter) or 0) if spec.counted else top
-            except (ResponseError, ValueError):
-                self.add("counter_behind", counter, "not an integer counter", False)
-                continue
-            if current > keys.MAX_COUNTER:  # INCR overflows or Lua misreads it: creates fail
+            try:  # as commit.lua draws from it: int() would accept "007", " 7" or "1_0"
+                current = (await counters.read(self.client, counter) or 0) if spec.counted else top
+            except counters.InvalidCounter as exc:  # INCR refuses it or Lua misreads it
+                kind = "counter_out_of_range" if exc.out_of_range else "counter_behind"
                 detail = (
-                    f"{current} is past {keys.MAX_COUNTER}; generated {spec.prefix} ids fail "
-                    f"until it is SET to the highest id ever issued"
+                    f"{exc}; generated {spec.prefix} ids fail until it is SET to the highest "
+                    "id ever issued"
                 )
-                self.add("counter_out_of_range", counter, detail, False)
-            elif current < top:
+                self.add(kind, counter, detail, False)
+                continue
+            if current < top:
                 detail = f"{current} is behind {keys.generated_id(spec.prefix, top)}"
                 self.add("counter_behind", counter, detail, True, value=str(top))
 
