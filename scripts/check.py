@@ -6,7 +6,10 @@ Claims, reference sets, counters and indexes must agree with the documents. Each
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -25,9 +28,10 @@ from keyspace.reproject import expected, reproject
 from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
 from . import counters
-from .cli import OK, PROBLEMS
+from .cli import NOT_READY, OK, PROBLEMS, non_negative
 
 BATCH = 500
+WAIT_S = 300.0  # default --wait: how long check waits for indexes being built
 REF_SETS, CLAIMS = keys.RESERVED + "ref:", keys.RESERVED + "uniq:"
 _RefSet = tuple[EntitySpec, Reference, str]  # source entity, reference, target id
 
@@ -49,6 +53,7 @@ class Report:
 
     problems: list[Problem]
     documents: int
+    building: list[str] = field(default_factory=list)  # indexes not yet checkable, and why
 
     @property
     def clean(self) -> bool:
@@ -282,10 +287,30 @@ class _Inspection:
             if self.projection_problems(spec):
                 indexed = count  # the index follows the projections, reported (and repaired) above
             failures = int(_text(info.get("hash_indexing_failures", 0)))
-            if (building := search.is_building(info)) or failures or indexed != count:
-                state = "still building, " if building else ""  # else fix documents, reindex
-                detail = f"{name}: {state}{failures} failures, {indexed} of {count} indexed"
+            if search.is_building(info):  # not a problem yet, and not checkable: see run()
+                self.report.building.append(f"{name}: {_percent(info)} indexed")
+            elif failures or indexed != count:  # fix the documents, then reindex
+                detail = f"{name}: {failures} failures, {indexed} of {count} indexed"
                 self.add("index", alias, detail, False)
+        await self.stray_indexes()
+
+    async def stray_indexes(self) -> None:
+        """Versions of this service's naming scheme that no alias points at (left by an
+        interrupted reindex, they would index every write): all but the current definition,
+        which setup() may be building, and the rebuild a running reindex holds its lock for."""
+        names = await search.list_indexes(self.client)
+        reindexing = bool(await self.client.exists(keys.lock_key("reindex")))
+        for spec in self.schema.entities:
+            kept = {await search.alias_target(self.client, spec), search.current_name(spec)}
+            for name in search.versions(spec, names):
+                if name in kept or (reindexing and name.startswith(search.current_name(spec))):
+                    continue
+                detail = "no alias points at it; it indexes every write for nothing"
+                self.add("stray_index", name, detail, True, entity=spec.name)
+
+
+def _percent(info: dict[str, Any]) -> str:
+    return f"{float(_text(info.get('percent_indexed', 0))):.0%}"
 
 
 async def inspect(ks: Keyspace) -> Report:
@@ -381,6 +406,20 @@ async def _fix_projection(ks: Keyspace, problem: Problem) -> bool:
     return True
 
 
+async def _fix_stray_index(ks: Keyspace, problem: Problem) -> bool:
+    spec = ks.schema.entity(problem.fix["entity"])
+    if problem.key == await search.alias_target(ks.client, spec):
+        return False  # an alias points at it since the inspection
+    rebuild = problem.key.startswith(search.current_name(spec))
+    if rebuild and await ks.client.exists(keys.lock_key("reindex")):
+        return False  # a reindex started since: this may be its rebuild
+    try:
+        await call(ks.client, "FT.DROPINDEX", problem.key)  # the documents are kept
+    except ResponseError:
+        return False  # dropped meanwhile
+    return True
+
+
 async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
     spec = ks.schema.entity(problem.fix["entity"])
     name = await search.ensure(ks.client, spec, timeout=600)  # as setup() in the CLI
@@ -391,7 +430,7 @@ async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
 FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
     "reference_index": _fix_reference_set, "unique_index": _fix_claim,
     "dangling_reference": _fix_dangling, "counter_behind": _fix_counter,
-    "projection": _fix_projection, "index": _fix_index,
+    "projection": _fix_projection, "stray_index": _fix_stray_index, "index": _fix_index,
 }  # fmt: skip
 
 
@@ -408,6 +447,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``multiframe-admin check``."""
     parser.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--wait",
+        type=non_negative,
+        default=WAIT_S,
+        metavar="SECONDS",
+        help=f"wait this long for indexes still building, with progress ({WAIT_S:.0f}); "
+        f"then exit {NOT_READY} if one still is",
+    )
     parser.set_defaults(setup=False)  # setup() would rebuild the indexes this checks
 
 
@@ -422,9 +469,40 @@ def _print(report: Report, title: str) -> None:
     print(f"{title}: {report.documents} documents: {found}")
 
 
+async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
+    """Wait up to ``seconds`` while any index behind an alias is still building (after a
+    server start RediSearch rebuilds them all), printing progress on stderr."""
+    deadline = time.monotonic() + seconds
+    shown = 0.0
+    while True:
+        building: dict[str, str] = {}
+        for spec in ks.schema.entities:
+            try:
+                info = search.parse_info(
+                    await call(ks.client, "FT.INFO", keys.index_alias(spec.prefix))
+                )
+            except ResponseError:
+                continue  # missing: a problem inspect() reports
+            if search.is_building(info):
+                building[spec.collection] = _percent(info)
+        if not building or time.monotonic() >= deadline:
+            return
+        if time.monotonic() - shown >= 2.0:
+            state = ", ".join(f"{name} {share}" for name, share in building.items())
+            left = deadline - time.monotonic()
+            print(f"check: waiting for indexes to build ({state}); up to {left:.0f}s more",
+                  file=sys.stderr)  # fmt: skip
+            shown = time.monotonic()
+        await asyncio.sleep(0.25)
+
+
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
-    """``multiframe-admin check [--repair] [--json]``: 0 when clean (after repair), else 1."""
+    """``multiframe-admin check [--repair] [--json] [--wait S]``: 0 when clean (after repair),
+    1 when problems were found, NOT_READY when the only thing wrong is an index still building
+    after ``--wait`` seconds."""
     ks.capabilities = Capabilities(json=True, search=(await probe(ks.client)).search)
+    if ks.capabilities.search:
+        await wait_for_indexes(ks, args.wait)
     report = final = await inspect(ks)
     todo, fixed = sum(p.repairable for p in report.problems), 0
     if args.repair and todo:
@@ -435,7 +513,7 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         out |= {"repaired": fixed, "after": {"clean": final.clean, **asdict(final)}}
     if args.json:
         print(json.dumps(out, indent=2))
-        return OK if final.clean else PROBLEMS
+        return _status(final)
     _print(report, "check")
     if args.repair:
         left = todo - fixed
@@ -447,4 +525,15 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         )
         print(f"repair: fixed {fixed} of {todo} repairable problems{why}")
         _print(final, "after repair")
-    return OK if final.clean else PROBLEMS
+    if final.building and final.clean:
+        print(
+            "not yet checkable: indexes still building (" + "; ".join(final.building) + "); "
+            f"run check again once they are built, or with a longer --wait (exit {NOT_READY})"
+        )
+    return _status(final)
+
+
+def _status(report: Report) -> int:
+    if not report.clean:
+        return PROBLEMS
+    return NOT_READY if report.building else OK

@@ -2,7 +2,8 @@
 
 Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
 or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
-production reset), 130 interrupted by Ctrl-C (no document is half-written: every
+production reset), 75 not yet checkable (``check`` while indexes are still building), 130
+interrupted by Ctrl-C (no document is half-written: every
 write is its own atomic commit; re-running the command finishes the job).
 """
 
@@ -25,6 +26,7 @@ from keyspace import Keyspace, connect
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
+NOT_READY = 75  # check: an index still building (EX_TEMPFAIL: try again later)
 URL_FILE = "redis.url"
 
 Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
