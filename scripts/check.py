@@ -279,7 +279,7 @@ class _Inspection:
                 name = _text(info.get("index_name", ""))
             except ResponseError as exc:
                 info, name = {}, f"missing ({exc})"
-            if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<time>``
+            if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<nanoseconds>``
                 detail = f"{name}, not the current definition {current}" if info else name
                 self.add("index", alias, detail, True, entity=spec.name)
                 continue
