@@ -130,6 +130,12 @@ def delete_fence(target_key: str) -> str:
     return f"{RESERVED}deleting:{target_key}"
 
 
+def lock_key(name: str) -> str:
+    """Exclusive lock of one admin operation (``reindex``): SET NX with an expiry, holding
+    who took it, so a second run refuses and a dead holder's lock expires."""
+    return f"{RESERVED}lock:{name}"
+
+
 def token_key(token_hash: str) -> str:
     """Hash of one access token (``user_id``, ``role``, ``kind``), stored under its SHA-256."""
     return f"{RESERVED}token:{token_hash}"

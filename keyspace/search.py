@@ -1,16 +1,19 @@
 """RediSearch index definitions (pure) and their lifecycle on a server.
 
 Each entity gets one index over its ``<prefix>:`` JSON documents. The index name
-carries a hash of its definition (``mf:idx:driver:<version>``) and queries go
-through an alias (``mf:idx:driver``), so a changed definition is built beside the
-old one and the alias switches only once the new index is complete.
+carries a hash of its definition (``mf:idx:driver:<version>``, a reindex's rebuild
+``<version>.<nanoseconds>``) and queries go through an alias (``mf:idx:driver``), so a
+changed definition is built beside the old one and the alias switches only once the new
+index is complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -64,6 +67,21 @@ def current_name(spec: EntitySpec) -> str:
     return keys.index_name(spec.prefix, version(spec))
 
 
+def rebuild_name(spec: EntitySpec) -> str:
+    """A fresh name for a rebuild of the current version (``<current>.<nanoseconds>``):
+    never the live index's, so a reindex right after another cannot collide with it."""
+    return f"{current_name(spec)}.{time.time_ns()}"
+
+
+def versions(spec: EntitySpec, names: Iterable[str]) -> list[str]:
+    """Of ``names``, the indexes this service made for ``spec`` (its naming scheme only)."""
+    prefix = keys.index_name(spec.prefix, "")
+    return sorted(n for n in names if n.startswith(prefix) and _VERSION.fullmatch(n[len(prefix) :]))
+
+
+_VERSION = re.compile(r"[0-9a-f]{10}(\.[0-9]+)?")
+
+
 def parse_info(reply: Any) -> dict[str, Any]:
     """FT.INFO's flat RESP2 reply as a dict with text keys."""
     items = list(reply)
@@ -111,8 +129,7 @@ async def wait_built(client: Redis, name: str, timeout: float) -> None:
 async def switch(client: Redis, spec: EntitySpec, name: str) -> list[str]:
     """Point the entity's alias at ``name`` and drop older versions (documents are kept)."""
     await call(client, "FT.ALIASUPDATE", keys.index_alias(spec.prefix), name)
-    old_prefix = keys.index_name(spec.prefix, "")
-    dropped = [n for n in await list_indexes(client) if n.startswith(old_prefix) and n != name]
+    dropped = [n for n in versions(spec, await list_indexes(client)) if n != name]
     for old in dropped:
         await call(client, "FT.DROPINDEX", old)
     return dropped

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.exceptions import ResponseError
 
 from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, NotFound, search
 from keyspace.api import probe
@@ -16,8 +16,10 @@ from keyspace.connection import call
 from keyspace.documents import for_create
 from keyspace.inventory import service_keys
 from keyspace.reproject import reproject
+from keyspace.schema import EntitySpec
 
 from .cli import OK, PROBLEMS, Refused
+from .locks import Lock, settled
 from .pause import PAUSE, paused
 from .progress import Progress
 
@@ -73,37 +75,73 @@ async def reindex(args: argparse.Namespace, ks: Keyspace) -> int:
     """Build a fresh version of every index beside the live one; switch each alias once built.
 
     Queries keep using the old version until the switch, so they never see a
-    half-built index; the old version is dropped (its documents are kept).
+    half-built index; the old version is dropped (its documents are kept). One run at
+    a time (``locks.Lock``); a half-built version is dropped again when the run fails or
+    is interrupted, so it never keeps indexing every write.
     """
     if not ks.capabilities.search:
         raise Refused("this server has no RediSearch; there is no index to rebuild")
-    stamp = int(time.time())
-    for spec in ks.schema.entities:
-        fixed = await reproject(ks.client, ks.documents.scripts, spec)
-        if fixed.changed:
-            print(f"reindex {spec.collection}: {fixed.changed} search projection(s) rewritten")
-        name = f"{search.current_name(spec)}.{stamp}"
+    lock = Lock(ks, "reindex")
+    await lock.take()
+    try:
+        for spec in ks.schema.entities:
+            if (code := await _reindex_one(args, ks, spec, lock)) != OK:
+                return code
+        return OK
+    finally:
+        await settled(lock.release)
+
+
+async def _reindex_one(args: argparse.Namespace, ks: Keyspace, spec: EntitySpec, lock: Lock) -> int:
+    fixed = await reproject(ks.client, ks.documents.scripts, spec)
+    if fixed.changed:
+        print(f"reindex {spec.collection}: {fixed.changed} search projection(s) rewritten")
+    name = search.rebuild_name(spec)
+    try:
         await search.rebuild(ks.client, spec, name)
-        with Progress(f"reindex {spec.collection}", total=100) as progress:
-            while True:
-                info = search.parse_info(await call(ks.client, "FT.INFO", name))
-                done = int(float(info.get("percent_indexed", 1)) * 100)
-                progress.advance(done - progress.done)
-                if not search.is_building(info):
-                    break
-                if progress.elapsed > args.timeout:
-                    await call(ks.client, "FT.DROPINDEX", name)
-                    print(
-                        f"reindex {spec.collection}: not built in {args.timeout}s; old index kept"
-                    )
-                    return PROBLEMS
-                await asyncio.sleep(0.1)
-        dropped = await search.switch(ks.client, spec, name)
-        print(
-            f"reindex {spec.collection}: now {name} ({info.get('num_docs', b'?')!r} documents), "
-            f"dropped {len(dropped)} old version(s) in {progress.elapsed:.1f}s"
-        )
+        problem = await _wait_built(args, ks, spec, name, lock)
+    except BaseException:  # Ctrl-C (a cancel), a lost connection, ...: drop what was begun
+        await settled(lambda: _drop(ks, name))
+        print(f"reindex {spec.collection}: stopped; dropped the unfinished {name}, old index kept")
+        raise
+    if problem:
+        await _drop(ks, name)
+        print(f"reindex {spec.collection}: {problem}; old index kept")
+        return PROBLEMS
+    info = search.parse_info(await call(ks.client, "FT.INFO", name))
+    # Not cut short by Ctrl-C: the alias moves and the old versions go, or neither.
+    dropped = await settled(lambda: search.switch(ks.client, spec, name))
+    print(
+        f"reindex {spec.collection}: now {name} ({info.get('num_docs', b'?')!r} documents), "
+        f"dropped {len(dropped)} old version(s)"
+    )
     return OK
+
+
+async def _wait_built(
+    args: argparse.Namespace, ks: Keyspace, spec: EntitySpec, name: str, lock: Lock
+) -> str:
+    """Wait until ``name`` is built, with progress; "" when built, else why not."""
+    with Progress(f"reindex {spec.collection}", total=100) as progress:
+        while True:
+            info = search.parse_info(await call(ks.client, "FT.INFO", name))
+            done = int(float(info.get("percent_indexed", 1)) * 100)
+            progress.advance(done - progress.done)
+            if not search.is_building(info):
+                return ""
+            if progress.elapsed > args.timeout:
+                return f"not built in {args.timeout}s"
+            if not await lock.renew():
+                return f"lost the lock {lock.key} (it expired or was deleted)"
+            await asyncio.sleep(0.1)
+
+
+async def _drop(ks: Keyspace, name: str) -> None:
+    try:
+        await call(ks.client, "FT.DROPINDEX", name)  # the documents are kept
+    except ResponseError as exc:
+        if "unknown index" not in str(exc).lower() and "no such index" not in str(exc).lower():
+            raise
 
 
 def reset_args(parser: argparse.ArgumentParser) -> None:

@@ -50,7 +50,16 @@ from keyspace.tokens import OPERATOR
 from .cli import OK, PROBLEMS, Refused
 from .pause import PAUSE, paused
 from .progress import Progress
-from .verify import DERIVED, FORMAT, TRANSIENT, VERSION, BadBackup, Record, never_restored, records
+from .verify import (
+    DERIVED,
+    FORMAT,
+    VERSION,
+    BadBackup,
+    Record,
+    momentary,
+    never_restored,
+    records,
+)
 
 SCAN_COUNT = 1000
 WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
@@ -251,7 +260,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
             async for found in _key_batches(ks.client, ks.schema):
                 kept = [key for key in found if not fnmatchcase(key, DERIVED)]
                 derived += len(found) - len(kept)
-                batch = [key for key in kept if not fnmatchcase(key, TRANSIENT)]
+                batch = [key for key in kept if not momentary(key)]
                 transient += len(kept) - len(batch)
                 if not batch:
                     continue
@@ -272,7 +281,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         raise
     size = args.file.stat().st_size
     left_out = (
-        f"{skipped} skipped, {transient} rate-limit keys left out, "
+        f"{skipped} skipped, {transient} rate-limit and lock keys left out, "
         f"{derived} search projections left out (rebuilt on restore)"
     )
     print(f"{progress.summary('keys')} ({_kinds(counts)}; {left_out}); {size:,} bytes")

@@ -6,13 +6,15 @@ Claims, reference sets, counters and indexes must agree with the documents. Each
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from keyspace import Capabilities, Keyspace, claims, codec, keys, search
@@ -25,9 +27,11 @@ from keyspace.projection import projected
 from keyspace.reproject import expected, reproject
 from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
-from .cli import OK, PROBLEMS
+from . import counters
+from .cli import NOT_READY, OK, PROBLEMS, non_negative
 
 BATCH = 500
+WAIT_S = 300.0  # default --wait: how long check waits for indexes being built
 REF_SETS, CLAIMS = keys.RESERVED + "ref:", keys.RESERVED + "uniq:"
 _RefSet = tuple[EntitySpec, Reference, str]  # source entity, reference, target id
 
@@ -49,6 +53,7 @@ class Report:
 
     problems: list[Problem]
     documents: int
+    building: list[str] = field(default_factory=list)  # indexes not yet checkable, and why
 
     @property
     def clean(self) -> bool:
@@ -58,13 +63,6 @@ class Report:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def _batches(client: Redis, match: str) -> list[list[str]]:
-    """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read."""
-    found = [_text(k) async for k in client.scan_iter(match=match, count=BATCH)]
-    unique = list(dict.fromkeys(found))
-    return [unique[i : i + BATCH] for i in range(0, len(unique), BATCH)]
 
 
 def parse_ref_set(schema: Schema, set_key: str) -> _RefSet | None:
@@ -107,8 +105,21 @@ class _Inspection:
     def add(self, kind: str, key: str, detail: str, repairable: bool, **fix: str) -> None:
         self.report.problems.append(Problem(kind, key, detail, repairable, fix))
 
+    async def batches(self, match: str) -> list[list[str]]:
+        """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read.
+        A name that is not UTF-8 is reported (no id or service key can be one), not read."""
+        found = dict.fromkeys([k async for k in self.client.scan_iter(match=match, count=BATCH)])
+        names: list[str] = []
+        for name in found:
+            try:
+                names.append(name.decode())
+            except UnicodeDecodeError:
+                shown = name.decode("utf-8", "backslashreplace")
+                self.add("invalid_key", shown, "key name is not UTF-8; rename or delete it", False)
+        return [names[i : i + BATCH] for i in range(0, len(names), BATCH)]
+
     async def documents(self, spec: EntitySpec) -> None:
-        for batch in await _batches(self.client, keys.doc_match(spec.prefix)):
+        for batch in await self.batches(keys.doc_match(spec.prefix)):
             raws = await call(self.client, "JSON.MGET", *batch, ".")
             for key, raw in zip(batch, raws, strict=True):
                 kind = "ReJSON-RL" if raw is not None else _text(await self.client.type(key))
@@ -144,7 +155,7 @@ class _Inspection:
         for spec in self.schema.entities:
             if not projected(spec):
                 continue
-            for batch in await _batches(self.client, keys.projection_match(spec.prefix)):
+            for batch in await self.batches(keys.projection_match(spec.prefix)):
                 for shown_key in batch:
                     doc_id = keys.id_from_key(keys.projection_key(spec.prefix, "")[:-1], shown_key)
                     if doc_id not in self.ids[spec.prefix]:
@@ -181,7 +192,7 @@ class _Inspection:
 
     async def reference_sets(self) -> None:
         seen: set[str] = set()
-        for batch in await _batches(self.client, REF_SETS + "*"):
+        for batch in await self.batches(REF_SETS + "*"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for set_key in batch:
                     pipe.smembers(set_key)
@@ -221,7 +232,7 @@ class _Inspection:
 
     async def claims(self) -> None:
         seen: set[str] = set()
-        for batch in await _batches(self.client, CLAIMS + "*"):
+        for batch in await self.batches(CLAIMS + "*"):
             for claim, value in zip(batch, await self.client.mget(batch), strict=True):
                 if value is None and _text(await self.client.type(claim)) == "none":
                     continue  # released since the SCAN
@@ -246,18 +257,17 @@ class _Inspection:
     async def counters(self) -> None:
         for spec in self.schema.entities:
             counter, top = keys.counter_key(spec.prefix), self.top[spec.prefix]
-            try:
-                current = int(await self.client.get(counter) or 0) if spec.counted else top
-            except (ResponseError, ValueError):
-                self.add("counter_behind", counter, "not an integer counter", False)
-                continue
-            if current > keys.MAX_COUNTER:  # INCR overflows or Lua misreads it: creates fail
+            try:  # as commit.lua draws from it: int() would accept "007", " 7" or "1_0"
+                current = (await counters.read(self.client, counter) or 0) if spec.counted else top
+            except counters.InvalidCounter as exc:  # INCR refuses it or Lua misreads it
+                kind = "counter_out_of_range" if exc.out_of_range else "counter_behind"
                 detail = (
-                    f"{current} is past {keys.MAX_COUNTER}; generated {spec.prefix} ids fail "
-                    f"until it is SET to the highest id ever issued"
+                    f"{exc}; generated {spec.prefix} ids fail until it is SET to the highest "
+                    "id ever issued"
                 )
-                self.add("counter_out_of_range", counter, detail, False)
-            elif current < top:
+                self.add(kind, counter, detail, False)
+                continue
+            if current < top:
                 detail = f"{current} is behind {keys.generated_id(spec.prefix, top)}"
                 self.add("counter_behind", counter, detail, True, value=str(top))
 
@@ -269,7 +279,7 @@ class _Inspection:
                 name = _text(info.get("index_name", ""))
             except ResponseError as exc:
                 info, name = {}, f"missing ({exc})"
-            if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<time>``
+            if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<nanoseconds>``
                 detail = f"{name}, not the current definition {current}" if info else name
                 self.add("index", alias, detail, True, entity=spec.name)
                 continue
@@ -277,10 +287,30 @@ class _Inspection:
             if self.projection_problems(spec):
                 indexed = count  # the index follows the projections, reported (and repaired) above
             failures = int(_text(info.get("hash_indexing_failures", 0)))
-            if (building := search.is_building(info)) or failures or indexed != count:
-                state = "still building, " if building else ""  # else fix documents, reindex
-                detail = f"{name}: {state}{failures} failures, {indexed} of {count} indexed"
+            if search.is_building(info):  # not a problem yet, and not checkable: see run()
+                self.report.building.append(f"{name}: {_percent(info)} indexed")
+            elif failures or indexed != count:  # fix the documents, then reindex
+                detail = f"{name}: {failures} failures, {indexed} of {count} indexed"
                 self.add("index", alias, detail, False)
+        await self.stray_indexes()
+
+    async def stray_indexes(self) -> None:
+        """Versions of this service's naming scheme that no alias points at (left by an
+        interrupted reindex, they would index every write): all but the current definition,
+        which setup() may be building, and the rebuild a running reindex holds its lock for."""
+        names = await search.list_indexes(self.client)
+        reindexing = bool(await self.client.exists(keys.lock_key("reindex")))
+        for spec in self.schema.entities:
+            kept = {await search.alias_target(self.client, spec), search.current_name(spec)}
+            for name in search.versions(spec, names):
+                if name in kept or (reindexing and name.startswith(search.current_name(spec))):
+                    continue
+                detail = "no alias points at it; it indexes every write for nothing"
+                self.add("stray_index", name, detail, True, entity=spec.name)
+
+
+def _percent(info: dict[str, Any]) -> str:
+    return f"{float(_text(info.get('percent_indexed', 0))):.0%}"
 
 
 async def inspect(ks: Keyspace) -> Report:
@@ -376,6 +406,20 @@ async def _fix_projection(ks: Keyspace, problem: Problem) -> bool:
     return True
 
 
+async def _fix_stray_index(ks: Keyspace, problem: Problem) -> bool:
+    spec = ks.schema.entity(problem.fix["entity"])
+    if problem.key == await search.alias_target(ks.client, spec):
+        return False  # an alias points at it since the inspection
+    rebuild = problem.key.startswith(search.current_name(spec))
+    if rebuild and await ks.client.exists(keys.lock_key("reindex")):
+        return False  # a reindex started since: this may be its rebuild
+    try:
+        await call(ks.client, "FT.DROPINDEX", problem.key)  # the documents are kept
+    except ResponseError:
+        return False  # dropped meanwhile
+    return True
+
+
 async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
     spec = ks.schema.entity(problem.fix["entity"])
     name = await search.ensure(ks.client, spec, timeout=600)  # as setup() in the CLI
@@ -386,7 +430,7 @@ async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
 FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
     "reference_index": _fix_reference_set, "unique_index": _fix_claim,
     "dangling_reference": _fix_dangling, "counter_behind": _fix_counter,
-    "projection": _fix_projection, "index": _fix_index,
+    "projection": _fix_projection, "stray_index": _fix_stray_index, "index": _fix_index,
 }  # fmt: skip
 
 
@@ -403,6 +447,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``multiframe-admin check``."""
     parser.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--wait",
+        type=non_negative,
+        default=WAIT_S,
+        metavar="SECONDS",
+        help=f"wait this long for indexes still building, with progress ({WAIT_S:.0f}); "
+        f"then exit {NOT_READY} if one still is",
+    )
     parser.set_defaults(setup=False)  # setup() would rebuild the indexes this checks
 
 
@@ -417,9 +469,40 @@ def _print(report: Report, title: str) -> None:
     print(f"{title}: {report.documents} documents: {found}")
 
 
+async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
+    """Wait up to ``seconds`` while any index behind an alias is still building (after a
+    server start RediSearch rebuilds them all), printing progress on stderr."""
+    deadline = time.monotonic() + seconds
+    shown = 0.0
+    while True:
+        building: dict[str, str] = {}
+        for spec in ks.schema.entities:
+            try:
+                info = search.parse_info(
+                    await call(ks.client, "FT.INFO", keys.index_alias(spec.prefix))
+                )
+            except ResponseError:
+                continue  # missing: a problem inspect() reports
+            if search.is_building(info):
+                building[spec.collection] = _percent(info)
+        if not building or time.monotonic() >= deadline:
+            return
+        if time.monotonic() - shown >= 2.0:
+            state = ", ".join(f"{name} {share}" for name, share in building.items())
+            left = deadline - time.monotonic()
+            print(f"check: waiting for indexes to build ({state}); up to {left:.0f}s more",
+                  file=sys.stderr)  # fmt: skip
+            shown = time.monotonic()
+        await asyncio.sleep(0.25)
+
+
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
-    """``multiframe-admin check [--repair] [--json]``: 0 when clean (after repair), else 1."""
+    """``multiframe-admin check [--repair] [--json] [--wait S]``: 0 when clean (after repair),
+    1 when problems were found, NOT_READY when the only thing wrong is an index still building
+    after ``--wait`` seconds."""
     ks.capabilities = Capabilities(json=True, search=(await probe(ks.client)).search)
+    if ks.capabilities.search:
+        await wait_for_indexes(ks, args.wait)
     report = final = await inspect(ks)
     todo, fixed = sum(p.repairable for p in report.problems), 0
     if args.repair and todo:
@@ -430,7 +513,7 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         out |= {"repaired": fixed, "after": {"clean": final.clean, **asdict(final)}}
     if args.json:
         print(json.dumps(out, indent=2))
-        return OK if final.clean else PROBLEMS
+        return _status(final)
     _print(report, "check")
     if args.repair:
         left = todo - fixed
@@ -442,4 +525,15 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         )
         print(f"repair: fixed {fixed} of {todo} repairable problems{why}")
         _print(final, "after repair")
-    return OK if final.clean else PROBLEMS
+    if final.building and final.clean:
+        print(
+            "not yet checkable: indexes still building (" + "; ".join(final.building) + "); "
+            f"run check again once they are built, or with a longer --wait (exit {NOT_READY})"
+        )
+    return _status(final)
+
+
+def _status(report: Report) -> int:
+    if not report.clean:
+        return PROBLEMS
+    return NOT_READY if report.building else OK

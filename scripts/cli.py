@@ -2,10 +2,10 @@
 
 Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
 or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
-production reset), 75 busy (the keyspace is paused by another command: wait, or
-``resume`` a pause whose command is gone), 130 interrupted by Ctrl-C (no document
-is half-written: every write is its own atomic commit; re-running the command
-finishes the job).
+production reset), 75 try again later (another command holds the pause or the reindex
+lock: wait, or ``resume`` a pause whose command is gone; ``check`` while indexes are
+still building), 130 interrupted by Ctrl-C (no document is half-written: every write is
+its own atomic commit; re-running the command finishes the job).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
 BUSY = 75  # sysexits EX_TEMPFAIL: another command holds the pause (scripts/pause.py)
+NOT_READY = 75  # check: an index still building (EX_TEMPFAIL: try again later)
 URL_FILE = "redis.url"
 
 Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
@@ -39,7 +40,8 @@ class Refused(Exception):
 
 
 class Busy(Exception):
-    """Another command holds the pause (scripts/pause.py); the message names it."""
+    """Another command holds the pause (scripts/pause.py) or a lock (scripts/locks.py); the
+    message names it."""
 
 
 def redis_url(text: str) -> str:

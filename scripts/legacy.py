@@ -1,10 +1,15 @@
-"""``import-legacy [--source URL] [--batch N] [--dry-run] [--report FILE]``: MultiFrame 11.0.
+"""``import-legacy [--source URL] [--batch N] [--batch-bytes N] [--dry-run] [--report FILE]``.
 
 Converts the original keyspace (each entity a JSON *string*: ``SET user:user_1 '{...}'``),
 read with SCAN from ``--source URL`` or in place (each string key becomes its document under
 the same key), users first. A record's id field must match its key (NFTs: the derived id); it
 is validated like a create (defaults, normalized times) or skipped with the reason (exit 1).
 Counters end past the highest imported id and the legacy counter; singletons convert too.
+Odd keys are skipped with a reason each, never a traceback: names that are not UTF-8, values
+that are not JSON, keys of other types; a legacy counter no create could draw from (not a
+plain decimal, or past 2^53 - 1) is skipped too, and in place it is replaced by the highest
+imported id. Values are read in groups of at most ``--batch-bytes`` (a larger one alone), so
+memory follows that budget, not the batch's key count.
 
 Re-runs and Ctrl-C are safe: each record is one atomic ``commit.lua`` call that checks the
 key still holds exactly the legacy string read (``--source``: the target key is absent)
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,20 +40,32 @@ from keyspace.errors import ValidationFailed
 from keyspace.plan import Plan, plan_create
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
-from .cli import OK, PROBLEMS
+from . import counters
+from .cli import OK, PROBLEMS, positive_int
 from .progress import Progress
 
 JSON_TYPE = b"ReJSON-RL"
 ALREADY = "\0already"  # outcome marker: the document is already there, identical
 CONCURRENCY = 200  # commits in flight at once
 LISTED = 50  # skipped keys printed; --report FILE has them all
-_INTEGER = re.compile(rb"-?[0-9]{1,18}")
+BATCH_BYTES = 16 * 2**20  # default budget of legacy values held at once
+MAX_VALUE = 64 * 2**20  # larger values are skipped unread: a valid record is under 1 MiB
+FAST_PARSE = 2**20  # orjson needs ~15 times a value's size while parsing it; json 2 to 5
+TOO_LARGE = b"\0too large"  # TYPE stand-in of a value skipped unread (its GET is its length)
 Record = tuple[str, bytes, dict[str, Any]]  # key, legacy string, converted document
+Read = tuple[str, bytes, Any]  # key, TYPE, GET reply (bytes, None, or an error for a non-string)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="URL", help="legacy server (default: in place)")
     parser.add_argument("--batch", type=int, default=500, help="keys per SCAN batch (500)")
+    parser.add_argument(
+        "--batch-bytes",
+        type=positive_int,
+        default=BATCH_BYTES,
+        metavar="N",
+        help=f"bytes of legacy values held at once ({BATCH_BYTES}); a larger value is read alone",
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
     parser.add_argument("--report", type=Path, metavar="FILE", help="all skips, as JSON")
     parser.set_defaults(setup=False)  # JSON.SET NX fails on legacy strings: run() sets up
@@ -71,13 +88,27 @@ def _rank(prefix: str, key: str) -> tuple[int, str]:
     return keys.counter_value_of(prefix, doc_id) or sys.maxsize, doc_id
 
 
-async def _number(client: Redis, key: str) -> int | None:
-    """The integer a counter holds, None when absent; ValueError when it is no integer."""
-    kind = await call(client, "TYPE", key)
-    raw = await call(client, "GET", key) if kind == b"string" else None
-    if kind != b"none" and not (raw is not None and _INTEGER.fullmatch(raw)):
-        raise ValueError(key)
-    return None if raw is None else int(raw)
+def _loads(raw: bytes) -> Any:
+    """A legacy value's JSON; ValueError (or RecursionError) when it is none."""
+    if len(raw) <= FAST_PARSE:
+        return codec.loads(raw)
+    return json.loads(raw, parse_constant=_no_constant)  # less memory for large values
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unread(kind: bytes) -> str:
+    """Why a key that is not a legacy string, or one too large to read, is skipped."""
+    if kind == TOO_LARGE:
+        return f"value over {MAX_VALUE} bytes, far more than a valid record; not read"
+    return f"not a legacy string value ({_shown(kind)})"
+
+
+def _shown(name: bytes) -> str:
+    """A key name for a reason or the report, also when it is not UTF-8 (``\\xff``)."""
+    return name.decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -87,12 +118,14 @@ class Importer:
     in_place: bool
     dry_run: bool
     batch: int
+    budget: int = BATCH_BYTES  # bytes of legacy values read at once (a larger one alone)
     tallies: dict[str, Counter[str]] = field(default_factory=dict)
     skips: list[dict[str, str]] = field(default_factory=list)
-    done: set[str] = field(default_factory=set)  # keys handled (SCAN may repeat a key)
+    done: set[bytes] = field(default_factory=set)  # names handled (SCAN may repeat a key)
     accepted: set[str] = field(default_factory=set)  # dry run: keys that would exist
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (field, value) -> key
-    counter_ok: bool = True  # False: the entity's counter is no integer, so leave it alone
+    counter_ok: bool = True  # False: the entity's counter is unusable, so no op touches it
+    replace: bytes | None = None  # in place: the unusable counter string to replace at the end
 
     def tally(self, name: str) -> Counter[str]:
         return self.tallies.setdefault(name, Counter(imported=0, already=0, skipped=0))
@@ -101,14 +134,45 @@ class Importer:
         self.tally(name)["skipped"] += 1
         self.skips.append({"entity": name, "key": key, "reason": reason})
 
-    async def read(self, names: list[str]) -> list[tuple[bytes, Any]]:
-        """(TYPE, GET) of each source key; GET of a non-string is an exception object."""
+    async def read(self, names: list[str]) -> AsyncIterator[list[Read]]:
+        """(key, TYPE, GET) of each source key, in groups whose string values total at most
+        ``budget`` bytes (STRLEN first; a larger value comes alone), so only one group's
+        values are held at once. Other types are never fetched (their GET is None)."""
         async with self.source.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.type(name)
-                pipe.get(name)
+                pipe.strlen(name)
             replies = await pipe.execute(raise_on_error=False)
-        return list(zip(replies[::2], replies[1::2], strict=True))
+        group: list[tuple[str, bytes]] = []
+        size = 0
+        for name, kind, length in zip(names, replies[::2], replies[1::2], strict=True):
+            length = length if kind == b"string" and isinstance(length, int) else 0
+            if length > MAX_VALUE:
+                group.append((name, TOO_LARGE))
+                continue
+            if group and size + length > self.budget:
+                yield await self.fetch(group)
+                group, size = [], 0
+            group.append((name, kind))
+            size += length
+        if group:
+            yield await self.fetch(group)
+
+    async def fetch(self, group: list[tuple[str, bytes]]) -> list[Read]:
+        strings = [name for name, kind in group if kind == b"string"]
+        async with self.source.pipeline(transaction=False) as pipe:
+            for name in strings:
+                pipe.get(name)
+            values = dict(zip(strings, await pipe.execute(raise_on_error=False), strict=True))
+        # A string gone since its TYPE reads as a key that is not there.
+        gone = {name for name in strings if values[name] is None}
+        return [(name, b"none" if name in gone else kind, values.get(name)) for name, kind in group]
+
+    async def one(self, name: str) -> tuple[bytes, Any]:
+        """(TYPE, GET) of one source key, read as :meth:`read` reads a group."""
+        async for group in self.read([name]):
+            return group[0][1:]
+        raise AssertionError("read() yields every key")
 
     async def target(self, key: str) -> tuple[bytes, bytes | None]:
         """TYPE of a target key and its JSON text when it is a document."""
@@ -126,17 +190,19 @@ class Importer:
 
     async def singleton(self, spec: SingletonSpec) -> str | None:
         """Convert ``config:system`` or ``analytics:metrics``; None when there is none."""
-        kind, raw = (await self.read([spec.key]))[0]
+        kind, raw = await self.one(spec.key)
         if kind == b"none":
             return None
         if kind == JSON_TYPE and self.in_place:
             return ALREADY
         if kind != b"string":
-            return f"not a legacy string value ({kind.decode()})"
+            return _unread(kind)
         try:
-            doc = validate(spec.model, codec.loads(raw))
-        except orjson.JSONDecodeError:
+            record = _loads(raw)
+        except (ValueError, RecursionError):
             return "not valid JSON"
+        try:
+            doc = validate(spec.model, record)
         except ValidationFailed as exc:
             return _invalid(exc)
         plan = Plan()
@@ -159,8 +225,8 @@ class Importer:
         """The document for one legacy record, or why it cannot be imported."""
         doc_id = keys.id_from_key(spec.prefix, key)
         try:
-            record = codec.loads(raw)
-        except orjson.JSONDecodeError:
+            record = _loads(raw)
+        except (ValueError, RecursionError):
             return "not valid JSON"
         if not isinstance(record, dict):
             return "not a JSON object"
@@ -179,14 +245,15 @@ class Importer:
         if not spec.uniques:
             return
         async for batch in self.scan(spec, mark=False):
-            for key, (kind, raw) in zip(batch, await self.read(batch), strict=True):
-                doc = self.convert(spec, key, raw) if kind == b"string" else ""
-                if isinstance(doc, str):
-                    continue
-                for u in spec.uniques:
-                    value = (u.field, u.normalize(doc[u.field]))
-                    best = self.owners.setdefault(value, key)
-                    self.owners[value] = min(best, key, key=lambda k: _rank(spec.prefix, k))
+            async for group in self.read(batch):
+                for key, kind, raw in group:
+                    doc = self.convert(spec, key, raw) if kind == b"string" else ""
+                    if isinstance(doc, str):
+                        continue
+                    for u in spec.uniques:
+                        value = (u.field, u.normalize(doc[u.field]))
+                        best = self.owners.setdefault(value, key)
+                        self.owners[value] = min(best, key, key=lambda k: _rank(spec.prefix, k))
 
     def dedupe(self, spec: EntitySpec, todo: list[Record]) -> list[Record]:
         kept: list[Record] = []
@@ -203,17 +270,31 @@ class Importer:
         return kept
 
     async def counter(self, spec: EntitySpec) -> int:
-        """The source counter (0 when absent); counter_ok False when one is not an integer."""
-        name, self.counter_ok = keys.counter_key(spec.prefix), False
+        """The legacy counter (0 when absent or unusable: validated as commit.lua draws ids).
+        An unusable one is skipped with its reason; in place it is then left out of every
+        commit and replaced by the highest imported id at the end (``replace``)."""
+        name = keys.counter_key(spec.prefix)
+        self.counter_ok, self.replace = True, None
+        legacy = 0
         try:
-            src = await _number(self.source, name)
-            if not self.in_place:
-                await _number(self.ks.client, name)
-        except ValueError as exc:
-            self.skip(spec.name, str(exc), "counter is not an integer; fix it, then re-run")
-            return 0
-        self.counter_ok = True
-        return src or 0
+            legacy = await counters.read(self.source, name) or 0
+        except counters.InvalidCounter as exc:
+            if not self.in_place:  # the target's own counter still follows the imported ids
+                self.skip(spec.name, name, f"legacy counter {exc}; ignored")
+            elif exc.raw is None:
+                self.counter_ok = False
+                self.skip(spec.name, name, f"counter {exc}; delete it, then re-run")
+            else:
+                self.counter_ok, self.replace = False, exc.raw
+                self.skip(spec.name, name, f"counter {exc}; set to the highest imported id")
+        if not self.in_place:
+            try:
+                await counters.read(self.ks.client, name)
+            except counters.InvalidCounter as exc:  # not legacy data: for a person to look at
+                self.counter_ok = False
+                reason = f"target counter {exc}; left alone, see multiframe-admin check"
+                self.skip(spec.name, name, reason)
+        return legacy
 
     async def dry(self, spec: EntitySpec, key: str, doc: dict[str, Any]) -> str | None:
         """What a commit would say, from reads only (``--dry-run``)."""
@@ -259,53 +340,77 @@ class Importer:
         return f"refused: {result.error}"
 
     async def scan(self, spec: EntitySpec, mark: bool = True) -> AsyncIterator[list[str]]:
+        """Batches of the entity's key names; with ``mark`` each is counted once, and one
+        that is not UTF-8 (no document id can hold it) is skipped with its reason."""
         batch: list[str] = []
         pattern = keys.doc_match(spec.prefix)
         async for name in self.source.scan_iter(match=pattern, count=self.batch):
-            if (key := name.decode()) not in self.done:
-                if mark:  # a key SCAN returns again is not counted twice
-                    self.done.add(key)
-                batch.append(key)
+            if name in self.done:
+                continue
+            if mark:  # a key SCAN returns again is not counted twice
+                self.done.add(name)
+            try:
+                batch.append(name.decode())
+            except UnicodeDecodeError:
+                if mark:
+                    reason = "key name is not UTF-8; RENAME it to a valid id, then re-run"
+                    self.skip(spec.name, _shown(name), reason)
             if len(batch) >= self.batch:
                 yield batch
                 batch = []
         if batch:
             yield batch
 
+    async def group(self, spec: EntitySpec, group: list[Read]) -> int:
+        """Convert and write one group of keys; returns the highest seed-style number of
+        the documents now there (imported, or already there in place)."""
+        tally, top = self.tally(spec.name), 0
+        todo: list[Record] = []
+        for key, kind, raw in group:
+            if kind == JSON_TYPE and self.in_place:
+                tally["already"] += 1
+                top = max(top, keys.counter_value_of(spec.prefix, key.split(":", 1)[1]) or 0)
+            elif kind == b"string":
+                doc = self.convert(spec, key, raw)
+                if isinstance(doc, str):
+                    self.skip(spec.name, key, doc)
+                else:
+                    todo.append((key, raw, doc))
+            elif kind != b"none":
+                self.skip(spec.name, key, _unread(kind))
+        todo = self.dedupe(spec, todo)
+        for start in range(0, len(todo), CONCURRENCY):
+            chunk = todo[start : start + CONCURRENCY]
+            outcomes = await asyncio.gather(*(self.write(spec, *item) for item in chunk))
+            for (key, _, doc), outcome in zip(chunk, outcomes, strict=True):
+                self.note(spec.name, key, outcome)
+                if outcome in ("", ALREADY):
+                    top = max(top, keys.counter_value_of(spec.prefix, doc[spec.id_field]) or 0)
+        return top
+
     async def entity(self, spec: EntitySpec) -> None:
         tally = self.tally(spec.name)
         legacy_counter = await self.counter(spec)
         await self.elect(spec)
+        top = 0
         with Progress(f"import {spec.collection}", stream=sys.stderr) as progress:
             async for batch in self.scan(spec):
-                todo: list[Record] = []
-                pairs = zip(batch, await self.read(batch), strict=True)
-                for key, (kind, raw) in sorted(pairs, key=lambda pair: pair[0]):
-                    if kind == JSON_TYPE and self.in_place:
-                        tally["already"] += 1
-                    elif kind == b"string":
-                        doc = self.convert(spec, key, raw)
-                        if isinstance(doc, str):
-                            self.skip(spec.name, key, doc)
-                        else:
-                            todo.append((key, raw, doc))
-                    elif kind != b"none":
-                        self.skip(spec.name, key, f"not a legacy string value ({kind.decode()})")
-                todo = self.dedupe(spec, todo)
-                for start in range(0, len(todo), CONCURRENCY):
-                    chunk = todo[start : start + CONCURRENCY]
-                    outcomes = await asyncio.gather(*(self.write(spec, *item) for item in chunk))
-                    for (key, _, _), outcome in zip(chunk, outcomes, strict=True):
-                        self.note(spec.name, key, outcome)
+                async for group in self.read(sorted(batch)):
+                    top = max(top, await self.group(spec, group))
                 progress.advance(len(batch))
         print(progress.summary("keys"), file=sys.stderr)
-        if self.counter_ok and not self.dry_run:  # after the commits' own floor/incr ops
-            present = (
-                tally["imported"] + tally["already"] if self.in_place and not spec.counted else 0
-            )
-            plan = Plan()  # never lowers; NFTs minted >= NFTs there are
-            plan.write("floor", keys.counter_key(spec.prefix), max(legacy_counter, present))
-            await self.ks.documents.commit(plan)
+        if self.dry_run:
+            return
+        present = tally["imported"] + tally["already"] if self.in_place and not spec.counted else 0
+        name, plan = keys.counter_key(spec.prefix), Plan()
+        if self.replace is not None:  # exactly the unusable value read, else someone fixed it
+            plan.check("string", name, self.replace)
+            plan.write("set", name, str(top if spec.counted else present))
+        elif self.counter_ok:  # after the commits' own floor/incr ops
+            plan.write("floor", name, max(legacy_counter, present))  # never lowers
+        else:
+            return
+        await self.ks.documents.commit(plan)  # NFTs minted >= NFTs there are
 
     def summary(self) -> str:
         lines = ["dry run: nothing written; 'imported' = would be imported"] if self.dry_run else []
@@ -323,7 +428,14 @@ class Importer:
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
     source = connect(args.source) if args.source else ks.client
     batch = max(1, args.batch)
-    importer = Importer(ks, source, in_place=not args.source, dry_run=args.dry_run, batch=batch)
+    importer = Importer(
+        ks,
+        source,
+        in_place=not args.source,
+        dry_run=args.dry_run,
+        batch=batch,
+        budget=args.batch_bytes,
+    )
     try:
         for single in ks.schema.singletons:
             if (outcome := await importer.singleton(single)) is not None:

@@ -39,6 +39,8 @@ Record = dict[str, Any]
 # GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
 # before the backup ends, and restoring it would only throttle clients for a window long gone.
 TRANSIENT = keys.rate_key("*", "*")
+# An admin command's lock belongs to a process of the source deployment, which is gone.
+LOCKS = keys.lock_key("*")
 # Search projections are derived from the documents, like indexes: restore writes them anew.
 DERIVED = keys.projection_match("*")
 # Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
@@ -55,8 +57,13 @@ class BadBackup(Exception):
 
 def never_restored(key: str) -> bool:
     """Keys a backup never carries and restore skips if a file has them: search projections
-    (restore derives them from the documents) and the pause."""
-    return key == keys.pause_key() or fnmatchcase(key, DERIVED)
+    (restore derives them from the documents), the pause and admin commands' locks."""
+    return key == keys.pause_key() or fnmatchcase(key, DERIVED) or fnmatchcase(key, LOCKS)
+
+
+def momentary(key: str) -> bool:
+    """Keys a backup leaves out as state of the moment: rate-limit state and locks."""
+    return fnmatchcase(key, TRANSIENT) or fnmatchcase(key, LOCKS)
 
 
 def _json(value: str) -> Any:

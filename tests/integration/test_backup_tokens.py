@@ -126,7 +126,7 @@ async def test_rate_limit_state_is_left_out_of_backups(
     file = tmp_path / "b"
     capsys.readouterr()
     assert await cli(redis_server, "backup", str(file)) == OK
-    assert "1 rate-limit keys left out" in capsys.readouterr().out
+    assert "1 rate-limit and lock keys left out" in capsys.readouterr().out
     assert not [line for line in read_lines(file) if b'"mf:rate:' in line]
 
     assert await cli(redis_server, "restore", str(file), "--replace") == OK
@@ -221,3 +221,20 @@ async def test_tokens_of_admin_come_back_only_beside_a_user_admin(
     assert await real_client.exists(keys.token_key(digest)) == with_user_admin
     assert await real_client.exists(keys.user_tokens_key("admin")) == with_user_admin
     assert await real_client.get("user_counter") == b"3"
+
+
+async def test_admin_command_locks_are_left_out_of_backups_and_restores(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A reindex running while the backup is taken must not lock the restored server out of reindexing.
+    await populate(real_client)
+    lock = keys.lock_key("reindex")
+    await real_client.set(lock, "host:1:tag", px=30_000)
+    file = tmp_path / "b"
+    assert await cli(redis_server, "backup", str(file)) == OK
+    assert not [line for line in read_lines(file) if b'"mf:lock:' in line]
+    assert await cli(redis_server, "restore", str(file), "--replace") == OK
+    assert not await real_client.exists(lock)

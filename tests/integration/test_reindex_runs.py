@@ -1,0 +1,126 @@
+"""reindex one run at a time, never leaving a half-built index behind; check reports (and
+--repair drops) such strays, and tells an index still building from a problem."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from keyspace import USER, Keyspace, keys, search
+from keyspace.connection import call
+from keyspace.server import EmbeddedRedis
+from scripts import check as check_module
+from scripts.cli import BUSY, NOT_READY, OK, PROBLEMS, run_cli
+
+pytestmark = pytest.mark.redis
+
+
+async def cli(server: EmbeddedRedis, *argv: str) -> int:
+    return await run_cli(["--redis-url", server.url, *argv])
+
+
+async def ours(client: Redis) -> set[str]:
+    """Every index of this service's naming scheme."""
+    names = await search.list_indexes(client)
+    return {n for spec in Keyspace(client).schema.entities for n in search.versions(spec, names)}
+
+
+async def aliased(client: Redis) -> set[str]:
+    ks = Keyspace(client)
+    return {t for spec in ks.schema.entities if (t := await search.alias_target(client, spec))}
+
+
+async def test_reindex_runs_one_at_a_time_and_again_right_after(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli(redis_server, "generate", "--users", "600", "--seed", "3") == OK
+    first = asyncio.create_task(cli(redis_server, "reindex"))
+    while not await real_client.exists(keys.lock_key("reindex")) and not first.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    second = await cli(redis_server, "reindex")
+    assert (await first, second) == (OK, BUSY)
+    err = capsys.readouterr().err
+    assert "another reindex is running" in err
+    assert not await real_client.exists(keys.lock_key("reindex"))
+    assert await cli(redis_server, "reindex") == OK  # at once again: a fresh name
+    assert await cli(redis_server, "reindex") == OK
+    assert await ours(real_client) == await aliased(real_client)
+
+
+async def test_ctrl_c_mid_reindex_drops_the_unfinished_index(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    assert await cli(redis_server, "generate", "--users", "3000", "--seed", "4") == OK
+    live = await aliased(real_client)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts", "--redis-url", redis_server.url, "reindex",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        while not (await ours(real_client)) - live:  # a rebuild has begun
+            assert proc.returncode is None
+            await asyncio.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"Traceback" not in err
+    assert await ours(real_client) == await aliased(real_client)  # no stray left indexing
+    assert not await real_client.exists(keys.lock_key("reindex"))
+    assert await cli(redis_server, "check") == OK
+
+
+async def test_check_reports_and_repairs_a_stray_index_but_not_a_running_rebuild(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    stray = f"{search.current_name(USER)}.1700000000"
+    await search.rebuild(real_client, USER, stray)  # what an interrupted old reindex left
+    await call(real_client, "FT.CREATE", "someone-elses", "ON", "JSON", "SCHEMA", "$.a", "TAG")
+    await real_client.set(keys.lock_key("reindex"), "a running reindex")
+    assert await cli(redis_server, "check") == OK  # it may be that run's rebuild
+    await real_client.delete(keys.lock_key("reindex"))
+    capsys.readouterr()
+    assert await cli(redis_server, "check") == PROBLEMS
+    assert f"{stray}: no alias points at it" in capsys.readouterr().out
+    assert await cli(redis_server, "check", "--repair") == OK
+    assert stray not in await search.list_indexes(real_client)
+    assert "someone-elses" in await search.list_indexes(real_client)  # not ours: left alone
+
+
+async def test_check_waits_for_building_indexes_or_says_not_yet_checkable(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    real = search.is_building
+    until = [float("inf")]
+
+    def building(info: Any) -> bool:  # as right after a server start: RediSearch rebuilds
+        return asyncio.get_running_loop().time() < until[0] or real(info)
+
+    monkeypatch.setattr(search, "is_building", building)
+    assert await cli(redis_server, "check", "--wait", "0") == NOT_READY
+    out = capsys.readouterr()
+    assert "not yet checkable" in out.out and "Traceback" not in out.err
+    assert await cli(redis_server, "check", "--wait", "0.5") == NOT_READY
+    assert "waiting for indexes to build" in capsys.readouterr().err
+
+    until[0] = asyncio.get_running_loop().time() + 1.0
+    assert await cli(redis_server, "check") == OK  # waited (default --wait), then checked
+    out = capsys.readouterr()
+    assert "waiting for indexes to build" in out.err
+    assert "clean" in out.out
+    assert check_module.WAIT_S >= 60
