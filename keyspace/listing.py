@@ -137,7 +137,10 @@ async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]
     batch: list[str] = []
     docs: list[dict[str, Any] | None] = []
     async for raw_key in client.scan_iter(match=keys.doc_match(spec.prefix), count=SCAN_BATCH):
-        key = _text(raw_key)
+        try:
+            key = _text(raw_key)
+        except UnicodeDecodeError:
+            continue  # not a name the service writes (ids are UTF-8); check reports it
         if key in seen:
             continue  # SCAN may return a key more than once
         seen.add(key)

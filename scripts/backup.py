@@ -83,8 +83,24 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _key_batches(client: Redis, schema: Schema) -> AsyncIterator[list[str]]:
-    """Service keys in batches: SCAN (never KEYS) per pattern, EXISTS for fixed names."""
+def _names(found: list[bytes | str], odd: list[bytes]) -> list[str]:
+    """Decoded key names; names that are not UTF-8 (no service key's) go to ``odd``."""
+    out: list[str] = []
+    for name in found:
+        try:
+            out.append(_text(name))
+        except UnicodeDecodeError:
+            odd.append(name if isinstance(name, bytes) else name.encode())
+    return out
+
+
+async def _key_batches(
+    client: Redis, schema: Schema, odd: list[bytes] | None = None
+) -> AsyncIterator[list[str]]:
+    """Service keys in batches: SCAN (never KEYS) per pattern, EXISTS for fixed names. Names
+    under a service pattern that are not UTF-8 are collected in ``odd`` (one run may meet
+    such a name more than once)."""
+    odd = [] if odd is None else odd
     for pattern in patterns(schema):
         if "*" not in pattern:
             if await client.exists(pattern):
@@ -94,7 +110,7 @@ async def _key_batches(client: Redis, schema: Schema) -> AsyncIterator[list[str]
         while cursor != 0:
             cursor, found = await client.scan(cursor or 0, match=pattern, count=SCAN_COUNT)
             # The pause is never backed up, and the wipe of its own holder leaves it.
-            batch = [key for key in dict.fromkeys(map(_text, found)) if key != PAUSE]
+            batch = [key for key in dict.fromkeys(_names(found, odd)) if key != PAUSE]
             if batch:
                 yield batch  # deduplicated: restore is idempotent
 
@@ -257,7 +273,8 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     try:
         writer.line(header)
         with Progress("backup") as progress:
-            async for found in _key_batches(ks.client, ks.schema):
+            undecodable: list[bytes] = []
+            async for found in _key_batches(ks.client, ks.schema, undecodable):
                 kept = [key for key in found if not fnmatchcase(key, DERIVED)]
                 derived += len(found) - len(kept)
                 batch = [key for key in kept if not momentary(key)]
@@ -272,6 +289,13 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
                     writer.line(record)
                     counts[record["t"]] += 1
                 progress.advance(len(records))
+            for name in dict.fromkeys(undecodable):
+                print(
+                    f"\nbackup: skipped {name!r}: the key name is not UTF-8 (no service key's "
+                    "is); RENAME or delete it",
+                    file=sys.stderr,
+                )
+            skipped += len(set(undecodable))
         writer.commit(progress.done)
     except CannotWrite as exc:
         writer.abort()
@@ -326,7 +350,10 @@ def restore_args(parser: argparse.ArgumentParser) -> None:
 async def _occupant(ks: Keyspace) -> str | None:
     """A service key that makes the target non-empty (a singleton counts only if changed)."""
     singles = {single.key: single for single in ks.schema.singletons}
-    async for found in _key_batches(ks.client, ks.schema):
+    undecodable: list[bytes] = []
+    async for found in _key_batches(ks.client, ks.schema, undecodable):
+        if undecodable:
+            return repr(undecodable[0])
         for key in found:
             if key not in singles:
                 return key
@@ -336,7 +363,7 @@ async def _occupant(ks: Keyspace) -> str | None:
                 return key  # not JSON at all
             if raw is not None and orjson.loads(raw) != singles[key].default:
                 return key
-    return None
+    return repr(undecodable[0]) if undecodable else None
 
 
 def _shown(schema: Schema, key: str, raw: str) -> tuple[str, bytes] | None:
@@ -431,8 +458,12 @@ async def _replace(
     expired = operator = skipped = 0
     if occupant is not None:
         with Progress("replace: delete") as progress:
-            async for found in _key_batches(ks.client, ks.schema):
-                progress.advance(await ks.client.unlink(*found))
+            undecodable: list[bytes] = []
+            async for found in _key_batches(ks.client, ks.schema, undecodable):
+                if found:
+                    progress.advance(await ks.client.unlink(*found))
+            if undecodable:
+                progress.advance(await ks.client.unlink(*set(undecodable)))
     with Progress("restore", total=total) as progress:
         batch: list[Record] = []
         size = 0

@@ -212,3 +212,10 @@ async def test_a_long_word_is_found_on_every_path(ks: Keyspace, word: str) -> No
     assert await ids(ks, QUEST, q=word) == ["quest_1"]
     assert await ids(ks, QUEST, q=word.upper()) == ["quest_1"]
     assert await ids(ks, QUEST, q="after") == ["quest_1"]
+
+
+async def test_a_key_name_that_is_not_utf8_does_not_break_lists(ks: Keyspace) -> None:
+    # Planted by hand or by an old tool: the scan path used to decode it and fail with a 500.
+    await world(ks)
+    await ks.client.set(b"driver:\xff\xfe", b"{}")
+    assert len(await ids(ks, DRIVER)) == 5

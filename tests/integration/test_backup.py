@@ -264,3 +264,24 @@ async def test_interrupted_restore_is_completed_by_restore_replace(
     assert await cli(redis_server, "restore", str(file), "--replace") == OK
     assert await snapshot(real_client) == before
     assert await answers(ks) == pages
+
+
+async def test_a_key_name_that_is_not_utf8_is_skipped_by_backup_and_wiped_by_replace(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Such a name under a service pattern used to end backup and restore with a traceback.
+    await populate(real_client)
+    odd = b"driver:\xff\xfe"
+    await real_client.set(odd, b"{}")
+    file = tmp_path / "b"
+    capsys.readouterr()
+    assert await cli(redis_server, "backup", str(file)) == PROBLEMS
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "Traceback" not in err
+    assert await cli(redis_server, "restore", str(file)) == REFUSED  # the odd key occupies it
+    assert await cli(redis_server, "restore", str(file), "--replace") == OK
+    assert not await real_client.exists(odd)
+    assert await cli(redis_server, "check") == OK

@@ -229,7 +229,7 @@ async def test_admin_command_locks_are_left_out_of_backups_and_restores(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # A reindex running while the backup is taken must not lock the restored server out of reindexing.
+    # A reindex running during the backup must not lock the restored server out of reindexing.
     await populate(real_client)
     lock = keys.lock_key("reindex")
     await real_client.set(lock, "host:1:tag", px=30_000)
