@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
-import secrets
 from dataclasses import replace
 
 import redis
 import uvloop
 
-from keyspace.acl import SERVICE_USER, AclUsers
+from keyspace.acl import SERVICE_USER
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
 from .config import Settings
 from .main import create_app
 from .server import serve
+from .supervise import Supervisor, write_url_file
 
 log = logging.getLogger("multiframe")
+
+URL_FILE = "redis.url"  # multiframe-admin finds the running server through it
 
 
 def _arguments(settings: Settings) -> Settings:
@@ -61,15 +65,10 @@ def main() -> None:
     )
     settings = _arguments(Settings.from_env())
     embedded: EmbeddedRedis | None = None
+    supervisor: Supervisor | None = None
     if settings.redis_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        acl = AclUsers(
-            service_password=os.environ.get("MULTIFRAME_REDIS_PASSWORD")
-            or secrets.token_urlsafe(24),
-            admin_password=os.environ.get("MULTIFRAME_REDIS_ADMIN_PASSWORD")
-            or secrets.token_urlsafe(24),
-        )
-        embedded = EmbeddedRedis(settings.data_dir, acl=acl)
+        embedded = EmbeddedRedis(settings.data_dir)  # ACL users, passwords from the env
         try:
             url = embedded.start()
         except EmbeddedRedisError as exc:
@@ -80,22 +79,32 @@ def main() -> None:
             SERVICE_USER,
             settings.data_dir.resolve(),
         )
-        # multiframe-admin finds the running server through this file.
-        url_file = settings.data_dir / "redis.url"
-        url_file.touch(mode=0o600, exist_ok=True)
-        url_file.chmod(0o600)  # it holds the service user's password
-        url_file.write_text(url + "\n")
+        write_url_file(settings.data_dir / URL_FILE, url)
+        supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
         settings = replace(settings, redis_url=url)
     else:
         preflight(settings.redis_url)
     try:
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
-        uvloop.run(serve(create_app(settings), settings))
+        uvloop.run(_serve(settings, supervisor))
     finally:
         if embedded is not None:
-            (settings.data_dir / "redis.url").unlink(missing_ok=True)
+            (settings.data_dir / URL_FILE).unlink(missing_ok=True)
             embedded.stop()
             log.info("embedded redis-server stopped")
+    if supervisor is not None and supervisor.gave_up:
+        raise SystemExit("stopped: the embedded Redis could not be kept running")
+
+
+async def _serve(settings: Settings, supervisor: Supervisor | None) -> None:
+    watch = asyncio.create_task(supervisor.run()) if supervisor is not None else None
+    try:
+        await serve(create_app(settings), settings)
+    finally:
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from keyspace import USER, AlreadyExists, Keyspace, NotFound, UniqueConflict, parse
+from keyspace import USER, AlreadyExists, Keyspace, NotFound, UniqueConflict
 from keyspace.tokens import Kind
 
 log = logging.getLogger("multiframe.bootstrap")
@@ -46,7 +46,9 @@ async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
     if admin_token:
         log.info("MULTIFRAME_ADMIN_TOKEN is an admin API key while it is configured")
         return
-    if (await ks.list(USER, parse(USER, {"limit": ["1"]}))).total:
+    # From the user keys, not the users index: after a restart on a large keyspace the index
+    # is still being rebuilt, and start-up must not wait for it (or fail).
+    if await ks.has_documents(USER):
         return
     user_id, raw = await _admin_user(ks)
     minted = await ks.tokens.mint(user_id, raw, Kind.API_KEY)

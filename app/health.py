@@ -12,8 +12,25 @@ from .errors import error_response
 from .state import OPENAPI, SETTINGS, keyspace
 from .wire import json_response
 
+HEALTH_TIMEOUT_S = 2.0
+
 
 async def health(request: web.Request) -> web.Response:
+    """200 while this process can reach its Redis (one PING), else 503: a service whose Redis
+    is gone serves nothing, and a liveness probe must say so. /ready is the stricter check
+    (modules and complete indexes too)."""
+    timeout = min(HEALTH_TIMEOUT_S, request.app[SETTINGS].redis_timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await keyspace(request).client.ping()
+    except Exception as exc:  # any failure to answer is "unavailable", never a 500
+        return error_response(
+            503,
+            "redis_unavailable",
+            "the data store is unreachable; retry shortly",
+            {"redis": "unreachable", "reason": type(exc).__name__},
+            {"Retry-After": "2"},
+        )
     return json_response({"status": "ok"})
 
 

@@ -9,22 +9,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from keyspace import Capabilities, Keyspace, KeyspaceError, connect
+from keyspace import Keyspace, connect
 
 from . import openapi
 from .auth import auth_middleware
-from .bootstrap import bootstrap
 from .config import Settings
 from .cors import cors_middleware
 from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
+from .startup import IndexWork, cancel, keep_prepared, prepare
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
 
 log = logging.getLogger("multiframe.api")
-
-SETUP_CHECK_SECONDS = 1.0
 
 
 @web.middleware
@@ -96,29 +93,6 @@ async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def prepare(ks: Keyspace, settings: Settings) -> Capabilities:
-    """Start-up's work on Redis, also redone when the server lost it."""
-    caps = await ks.setup()
-    await bootstrap(ks, settings.admin_token)
-    return caps
-
-
-async def keep_prepared(ks: Keyspace, settings: Settings) -> None:
-    """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
-    empty data dir, flushed): without it lists and /ready stay 503 until the app restarts."""
-    while True:
-        await asyncio.sleep(SETUP_CHECK_SECONDS)
-        try:
-            if await ks.needs_setup():
-                log.warning("redis lost the service's indexes or defaults; setting them up again")
-                await prepare(ks, settings)
-                log.info("redis set up again")
-        except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
-            log.debug("setup check failed: %s", exc)
-        except (Exception, SystemExit):  # bootstrap exits on a misconfigured admin
-            log.exception("setting redis up again failed; retrying")
-
-
 def create_app(settings: Settings | None = None, *, client: Redis | None = None) -> web.Application:
     """Build the application. ``client`` (for tests) replaces the pool made from ``REDIS_URL``;
     the caller then owns it."""
@@ -147,17 +121,15 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         ks = Keyspace(redis)
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
-        caps = await prepare(ks, settings)
+        work = IndexWork(ks)
+        caps = await prepare(ks, settings, work)
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
         app[KEYSPACE] = ks
-        watchdog = asyncio.create_task(keep_prepared(ks, settings))
+        watchdog = asyncio.create_task(keep_prepared(ks, settings, work))
         yield
-        # On Python 3.11 a cancel can be lost: redis-py awaits asyncio.wait_for, which returns
-        # the result when the command completes in the same loop turn as the cancel.
-        while not watchdog.done():
-            watchdog.cancel()
-            await asyncio.wait([watchdog], timeout=0.1)
+        await cancel(watchdog)
+        await work.stop()
         if owned:
             await redis.aclose()
 

@@ -304,7 +304,15 @@ def singleton_routes() -> list[Route]:
 
 def service_routes() -> list[Route]:
     return [
-        Route("GET", "/health", health.health, "Liveness", "service", returns="Health"),
+        Route(
+            "GET",
+            "/health",
+            health.health,
+            "Liveness: this process and its Redis",
+            "service",
+            returns="Health",
+            errors=(503,),
+        ),
         Route(
             "GET",
             "/ready",

@@ -10,6 +10,7 @@ embedded launcher writes them to an ACL file readable only by its owner.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -20,6 +21,8 @@ from .schema import Schema
 
 SERVICE_USER = "multiframe"
 ADMIN_USER = "multiframe-admin"
+SERVICE_PASSWORD_ENV = "MULTIFRAME_REDIS_PASSWORD"
+ADMIN_PASSWORD_ENV = "MULTIFRAME_REDIS_ADMIN_PASSWORD"
 DENIED = (
     "keys",
     "flushall",
@@ -90,6 +93,15 @@ class AclUsers:
 
     service_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @classmethod
+    def from_env(cls) -> AclUsers:
+        """Passwords from ``MULTIFRAME_REDIS_PASSWORD`` / ``MULTIFRAME_REDIS_ADMIN_PASSWORD``;
+        random where unset."""
+        return cls(
+            service_password=os.environ.get(SERVICE_PASSWORD_ENV) or secrets.token_urlsafe(24),
+            admin_password=os.environ.get(ADMIN_PASSWORD_ENV) or secrets.token_urlsafe(24),
+        )
 
     def acl_file(self, schema: Schema = MULTIFRAME) -> str:
         """An ACL file: passwords stored as SHA-256 (``#<hash>``), default user off."""

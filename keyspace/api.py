@@ -10,15 +10,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import keys, listing, search
+from . import inventory, keys, listing, search, upgrade
 from .connection import call, check_client
 from .documents import validate
 from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .errors import NotFound, ValidationFailed
 from .listing import Page
-from .projection import projected
 from .query import Query
-from .reproject import reproject
 from .schema import EntitySpec, Schema
 from .scripts import AuthReply, CommitResult
 from .singletons import Singletons
@@ -97,9 +95,19 @@ class Keyspace:
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
         self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time
+        self._pending: dict[str, EntitySpec] = {}  # entity prefix -> spec; see setup_basics
 
-    async def setup(self, *, index_timeout: float = 60.0) -> Capabilities:
-        """Detect modules, create the singletons' defaults and build or keep the indexes."""
+    async def setup(self, *, index_timeout: float | None = 60.0) -> Capabilities:
+        """Detect modules, create the singletons' defaults and build or keep the indexes;
+        waits up to ``index_timeout`` per new index version (None: as long as it takes)."""
+        await self.setup_basics()
+        await self.upgrade_indexes(timeout=index_timeout)
+        return self.capabilities
+
+    async def setup_basics(self) -> Capabilities:
+        """The quick part of :meth:`setup`, whatever the data size: modules, singletons, and
+        which indexes need a new version (:attr:`pending_indexes`, built by
+        :meth:`upgrade_indexes`; their lists answer ``IndexUnavailable`` until then)."""
         found = await probe(self.client)
         if not found.json:
             raise RuntimeError("the Redis server lacks the RedisJSON module (JSON.* commands)")
@@ -110,11 +118,26 @@ class Keyspace:
         if use:
             await search.fail_on_timeout(self.client)
             for spec in self.schema.entities:
-                if projected(spec) and not await search.is_current(self.client, spec):
-                    # A new index version over projections: data written before needs them.
-                    await reproject(self.client, self.documents.scripts, spec)
-                await search.ensure(self.client, spec, timeout=index_timeout)
+                if await upgrade.needs_upgrade(self.client, spec):
+                    self._pending[spec.prefix] = spec
         return self.capabilities
+
+    @property
+    def pending_indexes(self) -> list[str]:
+        """Collections whose index still needs its current version (see :meth:`setup_basics`)."""
+        return [spec.collection for spec in self._pending.values()]
+
+    async def upgrade_indexes(
+        self, *, timeout: float | None = None, progress: upgrade.Progress | None = None
+    ) -> None:
+        """Reproject and build every pending index, each leaving :attr:`pending_indexes` once
+        its alias moved. Also picks up entities a concurrent :meth:`setup_basics` added."""
+        while self._pending:
+            spec = next(iter(self._pending.values()))
+            await upgrade.upgrade(
+                self.client, self.documents.scripts, spec, timeout=timeout, progress=progress
+            )
+            self._pending.pop(spec.prefix, None)
 
     @property
     def degraded(self) -> bool:
@@ -193,6 +216,10 @@ class Keyspace:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
         if not self.capabilities.search:
             return await listing.scan_page(self.client, spec, query)
+        if spec.prefix in self._pending:  # the alias may point at an older definition
+            raise listing.IndexUnavailable(
+                f"the {spec.collection} index is being built for a new version; retry shortly"
+            )
         now = time.monotonic()
         if self._unavailable_until.get(spec.prefix, 0.0) > now:
             raise listing.IndexUnavailable(
@@ -203,6 +230,10 @@ class Keyspace:
         except listing.IndexUnavailable:
             self._unavailable_until[spec.prefix] = now + UNAVAILABLE_BACKOFF_S
             raise
+
+    async def has_documents(self, spec: EntitySpec) -> bool:
+        """Whether any document of ``spec`` exists; asks the keys, never an index."""
+        return await inventory.any_document(self.client, spec)
 
     # Array membership (collab collaborators) ----------------------------------------------
 
@@ -289,7 +320,8 @@ class Keyspace:
             pipe.exists(*singletons)
             if self.capabilities.search:
                 for spec in self.schema.entities:
-                    pipe.execute_command("FT.INFO", keys.index_alias(spec.prefix))
+                    if spec.prefix not in self._pending:  # being built, not lost
+                        pipe.execute_command("FT.INFO", keys.index_alias(spec.prefix))
             present, *indexes = await pipe.execute(raise_on_error=False)
         if isinstance(present, Exception):
             raise present
@@ -302,6 +334,9 @@ class Keyspace:
         indexes: dict[str, bool] = {}
         if self.capabilities.search:
             for spec in self.schema.entities:
+                if spec.prefix in self._pending:
+                    indexes[spec.collection] = False
+                    continue
                 try:
                     info = search.parse_info(
                         await call(self.client, "FT.INFO", keys.index_alias(spec.prefix))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 
 from . import keys
-from .schema import Schema
+from .schema import EntitySpec, Schema
 
 
 def patterns(schema: Schema) -> list[str]:
@@ -26,3 +26,21 @@ async def service_keys(client: Redis, schema: Schema, *, batch: int = 1000) -> A
             if key not in seen:
                 seen.add(key)
                 yield key
+
+
+async def any_document(client: Redis, spec: EntitySpec, *, batch: int = 1000) -> bool:
+    """Whether at least one JSON document of ``spec`` exists, from the keys themselves (SCAN,
+    stopping at the first hit), so the answer never waits for an index. A key of another
+    type (a MultiFrame 11.0 string) is not a document."""
+    cursor = 0
+    while True:
+        cursor, found = await client.scan(cursor, match=keys.doc_match(spec.prefix), count=batch)
+        if found:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in found:
+                    pipe.execute_command("JSON.TYPE", key)
+                kinds = await pipe.execute(raise_on_error=False)
+            if any(kind == b"object" for kind in kinds):
+                return True
+        if cursor == 0:
+            return False

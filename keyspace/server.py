@@ -118,7 +118,11 @@ class EmbeddedRedis:
 
     One server per data directory: :meth:`start` refuses while another server (even one whose
     launcher was killed) holds ``data_dir/redis.lock``. The server runs in its own process
-    group, so a terminal's Ctrl-C or hang-up reaches only the launcher, which stops it last."""
+    group, so a terminal's Ctrl-C or hang-up reaches only the launcher, which stops it last.
+
+    Every server has the ACL users of :mod:`keyspace.acl` (``acl``, else passwords from the
+    environment or random): the ``default`` user is off, :attr:`url` is the service user's,
+    :attr:`admin_url` the operator's."""
 
     def __init__(
         self,
@@ -129,6 +133,7 @@ class EmbeddedRedis:
         appendfsync: str | None = None,
         extra_args: Sequence[str] = (),
         acl: AclUsers | None = None,
+        search_args: Sequence[str] = (),
     ) -> None:
         if appendfsync is not None and appendfsync not in _FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {sorted(_FSYNC_POLICIES)}")
@@ -142,24 +147,25 @@ class EmbeddedRedis:
         self.host = host
         self.appendfsync = appendfsync
         self.extra_args = tuple(extra_args)
-        self.acl = acl
+        self.search_args = tuple(search_args)  # RediSearch load-time options
+        # Always the ACL users (random passwords unless given): an unauthenticated client must
+        # never be the all-powerful default user, whoever started the server.
+        self.acl = acl if acl is not None else AclUsers.from_env()
         self.log_path = self.data_dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
     @property
     def url(self) -> str:
-        """The ``redis://host:port/0`` URL of this server (as the service user under ACLs)."""
+        """The ``redis://user:password@host:port/0`` URL of this server as the service user."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.acl is not None:
-            return self.acl.url(host, self.port)
-        return f"redis://{host}:{self.port}/0"
+        return self.acl.url(host, self.port)
 
     @property
     def admin_url(self) -> str:
-        """The URL with full rights (the same as :attr:`url` without ACLs)."""
+        """The URL as the admin user (full rights: FLUSHALL, CONFIG, DEBUG, ...)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return self.acl.url(host, self.port, admin=True) if self.acl is not None else self.url
+        return self.acl.url(host, self.port, admin=True)
 
     @property
     def pid(self) -> int | None:
@@ -180,15 +186,14 @@ class EmbeddedRedis:
         cmd += ["--pidfile", str(self.data_dir / _PID_FILE)]
         cmd += ["--daemonize", "no", "--loadmodule", str(rejson)]
         # Partial results on timeout would look like a complete (wrong) answer to callers.
-        cmd += ["--loadmodule", str(search), "ON_TIMEOUT", "FAIL"]
+        cmd += ["--loadmodule", str(search), "ON_TIMEOUT", "FAIL", *self.search_args]
         if self.appendfsync is not None:
             cmd += ["--appendfsync", self.appendfsync]
-        if self.acl is not None:
-            acl_path = self.data_dir / "users.acl"
-            acl_path.touch(mode=0o600, exist_ok=True)
-            acl_path.chmod(0o600)
-            acl_path.write_text(self.acl.acl_file())
-            cmd += ["--aclfile", str(acl_path)]
+        acl_path = self.data_dir / "users.acl"
+        acl_path.touch(mode=0o600, exist_ok=True)
+        acl_path.chmod(0o600)
+        acl_path.write_text(self.acl.acl_file())
+        cmd += ["--aclfile", str(acl_path)]
         return cmd + list(self.extra_args)
 
     def start(self, timeout: float = 20.0) -> str:
@@ -215,6 +220,21 @@ class EmbeddedRedis:
             raise AssertionError("unreachable")
         finally:
             os.close(lock)  # the server holds its inherited copy
+
+    def restart(self, timeout: float = 20.0) -> str:
+        """Start again after the server died (stopping it first if it runs): same port, data
+        directory and ACL users, so every client's URL stays valid; return the URL."""
+        self.stop()
+        pinned, self._auto_port = self._auto_port, False  # a new port would strand clients
+        try:
+            return self.start(timeout)
+        finally:
+            self._auto_port = pinned
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status of a server that has died (negative: killed by that signal)."""
+        return self._proc.poll() if self._proc is not None else None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut down cleanly (SIGTERM makes Redis persist RDB/AOF); SIGKILL after ``timeout``."""

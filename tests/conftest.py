@@ -14,10 +14,20 @@ from keyspace import Keyspace, connect
 from keyspace.server import EmbeddedRedis
 
 
+class OperatorServer(EmbeddedRedis):
+    """The session server as most tests use it: they flush it and look into it, so ``url``
+    is the ACL admin user's. Tests of the least-privilege service user start their own
+    servers (tests/security, tests/reliability ``private_server``)."""
+
+    @property
+    def url(self) -> str:
+        return self.admin_url
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One real redis-server with RedisJSON and RediSearch for the whole session."""
-    server = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
+    server = OperatorServer(Path(tmp_path_factory.mktemp("redis")))
     server.start()
     yield server
     server.stop()

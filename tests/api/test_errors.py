@@ -162,7 +162,10 @@ async def test_503_when_redis_is_unreachable(unused_tcp_port: int) -> None:
         assert resp.headers["Retry-After"]
         resp = await client.get("/ready")
         await error_of(resp, 503)
-        assert (await client.get("/health")).status == 200
+        resp = await client.get("/health")  # liveness includes reaching Redis
+        health = await error_of(resp, 503)
+        assert health["code"] == "redis_unavailable"
+        assert health["details"]["redis"] == "unreachable"
     finally:
         await client.close()
         await redis.aclose()

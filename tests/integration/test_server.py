@@ -54,13 +54,14 @@ def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 @pytest.fixture
 def client(server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(server.url) as conn:
+    with redis.Redis.from_url(server.admin_url) as conn:
         yield conn
 
 
 def test_start_answers_ping_with_project_conf(server: EmbeddedRedis, client: redis.Redis) -> None:
     assert server.running
-    assert server.url == f"redis://127.0.0.1:{server.port}/0"
+    assert server.url.startswith("redis://multiframe:")
+    assert server.url.endswith(f"@127.0.0.1:{server.port}/0")
     assert client.ping() is True
     info = client.info("server")
     assert info["process_id"] == server.pid
@@ -78,7 +79,7 @@ def test_modules_present_and_usable(server: EmbeddedRedis, client: redis.Redis) 
     assert check_modules(client) == []
     names = {entry[b"name"].decode() for entry in client.module_list()}
     assert {"ReJSON", "search"} <= names
-    with redis.Redis.from_url(server.url, decode_responses=True) as text_client:
+    with redis.Redis.from_url(server.admin_url, decode_responses=True) as text_client:
         assert check_modules(text_client) == []
     # The module argument makes RediSearch fail timed-out queries instead of truncating them.
     assert _cmd(client, "FT.CONFIG", "GET", "ON_TIMEOUT") == {b"ON_TIMEOUT": b"fail"}
@@ -121,7 +122,7 @@ def test_json_document_survives_stop_and_start(tmp_path: Path) -> None:
     doc = '{"id":"a1","tags":["x","y"],"n":42}'
     try:
         srv.start()
-        with redis.Redis.from_url(srv.url) as conn:
+        with redis.Redis.from_url(srv.admin_url) as conn:
             assert _cmd(conn, "JSON.SET", "doc:a1", "$", doc) == b"OK"
         first_pid = srv.pid
         srv.stop()
@@ -129,7 +130,7 @@ def test_json_document_survives_stop_and_start(tmp_path: Path) -> None:
         assert (srv.data_dir / "dump.rdb").is_file()
         srv.start()
         assert srv.pid != first_pid
-        with redis.Redis.from_url(srv.url) as conn:
+        with redis.Redis.from_url(srv.admin_url) as conn:
             assert _cmd(conn, "JSON.GET", "doc:a1") == doc.encode()
     finally:
         srv.kill()
@@ -139,7 +140,7 @@ def test_acknowledged_writes_survive_sigkill_with_fsync_always(tmp_path: Path) -
     srv = EmbeddedRedis(tmp_path / "data", appendfsync="always")
     try:
         srv.start()
-        with redis.Redis.from_url(srv.url) as conn:
+        with redis.Redis.from_url(srv.admin_url) as conn:
             assert conn.config_get("appendfsync") == {"appendfsync": "always"}
             for i in range(200):
                 assert conn.set(f"key:{i}", f"value-{i}") is True
@@ -149,7 +150,7 @@ def test_acknowledged_writes_survive_sigkill_with_fsync_always(tmp_path: Path) -
         assert not srv.running
         assert not _process_exists(pid)
         srv.start()
-        with redis.Redis.from_url(srv.url) as conn:
+        with redis.Redis.from_url(srv.admin_url) as conn:
             assert conn.dbsize() == 200
             values = conn.mget([f"key:{i}" for i in range(200)])
             assert values == [f"value-{i}".encode() for i in range(200)]
@@ -179,7 +180,7 @@ def test_context_manager_starts_and_stops(tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path / "data") as srv:
         pid = srv.pid
         assert pid is not None
-        with redis.Redis.from_url(srv.url) as conn:
+        with redis.Redis.from_url(srv.admin_url) as conn:
             assert conn.ping() is True
     assert not srv.running
     assert not _process_exists(pid)

@@ -186,7 +186,8 @@ async def tls_url(redis_server: EmbeddedRedis, tmp_path: Path) -> AsyncIterator[
     ca.cert_pem.write_to_path(str(ca_file))
     proxy = TlsProxy(redis_server.port, context)
     port = await proxy.start()
-    yield f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}&ssl_cert_reqs=required"
+    base = redis_server.acl.url("127.0.0.1", port, scheme="rediss")  # the service user
+    yield f"{base}?ssl_ca_certs={ca_file}&ssl_cert_reqs=required"
     assert proxy.server is not None
     proxy.server.close()
 

@@ -1,0 +1,100 @@
+"""Start-up's work on Redis, quick whatever the data size, and the slow rest in the background.
+
+Serving starts once the modules are probed, the singletons exist and the first admin is
+decided (from the user keys, not an index). Index versions a new definition needs
+(projections, a full build) are made by :class:`IndexWork` while the service serves;
+their lists answer 503 ``not_ready`` until done, as lists do while RediSearch rebuilds an
+index after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import RedisError
+
+from keyspace import Capabilities, Keyspace, KeyspaceError
+
+from .bootstrap import bootstrap
+from .config import Settings
+
+log = logging.getLogger("multiframe.api")
+
+SETUP_CHECK_SECONDS = 1.0
+# Start-up waits this long for index work before serving anyway: an empty or small
+# keyspace starts with complete indexes, a large one serves (lists 503) while they build.
+START_WAIT_SECONDS = 5.0
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 30.0
+
+
+class IndexWork:
+    """The one background task building the keyspace's pending index versions."""
+
+    def __init__(self, ks: Keyspace) -> None:
+        self.ks = ks
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> asyncio.Task[None] | None:
+        """Start the task unless it runs or nothing is pending; the running task, if any."""
+        if (self.task is None or self.task.done()) and self.ks.pending_indexes:
+            self.task = asyncio.create_task(self._run())
+        return self.task
+
+    async def _run(self) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while self.ks.pending_indexes:
+            log.info(
+                "building the current index version of %s; their lists answer 503 meanwhile",
+                ", ".join(self.ks.pending_indexes),
+            )
+            try:
+                await self.ks.upgrade_indexes(progress=log.info)
+            except (RedisError, OSError, KeyspaceError) as exc:  # down, loading, restarted
+                log.warning("index build interrupted (%s); retrying in %.1fs", exc, delay)
+            except Exception:
+                log.exception("index build failed; retrying in %.1fs", delay)
+            else:
+                log.info("indexes complete")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            await cancel(self.task)
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    # On Python 3.11 a cancel can be lost: redis-py awaits asyncio.wait_for, which returns
+    # the result when the command completes in the same loop turn as the cancel.
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+
+
+async def prepare(ks: Keyspace, settings: Settings, work: IndexWork) -> Capabilities:
+    """Start-up's work on Redis, also redone when the server lost it. Never waits for an
+    index: long index work runs in ``work``, awaited here at most START_WAIT_SECONDS."""
+    caps = await ks.setup_basics()
+    await bootstrap(ks, settings.admin_token)
+    task = work.start()
+    if task is not None:
+        await asyncio.wait([task], timeout=START_WAIT_SECONDS)
+    return caps
+
+
+async def keep_prepared(ks: Keyspace, settings: Settings, work: IndexWork) -> None:
+    """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
+    empty data dir, flushed): without it lists and /ready stay 503 until the app restarts."""
+    while True:
+        await asyncio.sleep(SETUP_CHECK_SECONDS)
+        try:
+            if await ks.needs_setup():
+                log.warning("redis lost the service's indexes or defaults; setting them up again")
+                await prepare(ks, settings, work)
+                log.info("redis set up again")
+        except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
+            log.debug("setup check failed: %s", exc)
+        except (Exception, SystemExit):  # bootstrap exits on a misconfigured admin
+            log.exception("setting redis up again failed; retrying")
