@@ -1,25 +1,21 @@
-"""``backup``/``restore``: a portable, checksummed, streamed copy of the service's keyspace.
+"""``backup``: a portable, checksummed, streamed copy of the service's keyspace (``restore``
+reads it back: scripts/restore.py).
 
 Format: gzip JSON Lines: header ``{"format": "multiframe-backup", "version": 2, ...}``, one
 ``{"k", "t": json|string|set|hash, "v"[, "pxat"]}`` per document, singleton, counter and ``mf:``
 key (json ``v`` is the raw ``JSON.GET key .`` text: restores are byte-identical; hash ``v`` is an
 object), trailer ``{"records", "sha256"}`` over every line before it. ``pxat`` is the key's expiry
-as Unix time in milliseconds (the server's clock): restore sets it again and leaves out keys whose
-expiry has passed. Rate-limit state (``mf:rate:*``) is not backed up. Restore leaves out the tokens
-an older version stored for its operator (see :func:`_operator_token`). Restore also reads version 1
-files (no hashes, no expiries). Indexes are rebuilt by ``setup()``. Unlike the server's RDB/AOF
-(crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
-not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
-the RDB after ``BGSAVE``. Backups are written to a unique temporary beside FILE and renamed over it
-when complete (:class:`_Writer`). Restore verifies the whole file (scripts/verify.py) before
-writing, writes under the pause (scripts/pause.py), and an interrupted restore is completed by
-``restore --replace`` (idempotent; it takes the pause over).
+as Unix time in milliseconds (the server's clock). Rate-limit state (``mf:rate:*``), admin locks,
+the pause and search projections are not backed up. Unlike the server's RDB/AOF (crash recovery on
+the same machine and version) it loads into any Redis with RedisJSON. SCAN is not a snapshot: for
+a point-in-time copy stop the writers (``config:system`` maintenance) or copy the RDB after
+``BGSAVE``. Backups are written to a unique temporary beside FILE and renamed over it when
+complete (:class:`_Writer`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gzip
 import hashlib
@@ -27,7 +23,6 @@ import os
 import stat
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -37,42 +32,25 @@ from typing import Any, BinaryIO
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from keyspace import USER, Keyspace, keys, search
-from keyspace.connection import call
+from keyspace import Keyspace
 from keyspace.inventory import patterns
-from keyspace.projection import projected
-from keyspace.reproject import expected
 from keyspace.schema import Schema
-from keyspace.tokens import OPERATOR
 
-from .cli import OK, PROBLEMS, Refused
-from .pause import PAUSE, paused
+from .cli import OK, PROBLEMS
+from .pause import PAUSE
 from .progress import Progress
 from .verify import (
     DERIVED,
     FORMAT,
     VERSION,
-    BadBackup,
     Record,
     momentary,
-    never_restored,
-    records,
 )
 
 SCAN_COUNT = 1000
-WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
 KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set", b"hash": "hash"}
 READ = {"json": ("JSON.GET", "."), "string": ("GET",), "set": ("SMEMBERS",), "hash": ("HGETALL",)}
-# Older versions stored the operator's MULTIFRAME_ADMIN_TOKEN as a token of user id OPERATOR
-# without a user document; this one never stores it (keyspace/tokens.py).
-OPERATOR_USER = keys.doc_key(USER.prefix, OPERATOR)
-OPERATOR_TOKENS = keys.user_tokens_key(OPERATOR)
-TOKENS = keys.token_key("*")
-
-
-PARTIAL = "the target is partially filled: `restore --replace` the same file to complete it"
 
 
 class CannotWrite(Exception):
@@ -94,7 +72,7 @@ def _names(found: list[bytes | str], odd: list[bytes]) -> list[str]:
     return out
 
 
-async def _key_batches(
+async def key_batches(
     client: Redis, schema: Schema, odd: list[bytes] | None = None
 ) -> AsyncIterator[list[str]]:
     """Service keys in batches: SCAN (never KEYS) per pattern, EXISTS for fixed names. Names
@@ -274,7 +252,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         writer.line(header)
         with Progress("backup") as progress:
             undecodable: list[bytes] = []
-            async for found in _key_batches(ks.client, ks.schema, undecodable):
+            async for found in key_batches(ks.client, ks.schema, undecodable):
                 kept = [key for key in found if not fnmatchcase(key, DERIVED)]
                 derived += len(found) - len(kept)
                 batch = [key for key in kept if not momentary(key)]
@@ -308,7 +286,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         f"{skipped} skipped, {transient} rate-limit and lock keys left out, "
         f"{derived} search projections left out (rebuilt on restore)"
     )
-    print(f"{progress.summary('keys')} ({_kinds(counts)}; {left_out}); {size:,} bytes")
+    print(f"{progress.summary('keys')} ({kinds_of(counts)}; {left_out}); {size:,} bytes")
     return PROBLEMS if skipped else OK
 
 
@@ -321,167 +299,5 @@ def _cannot_write(path: Path, exc: CannotWrite) -> int:
     return PROBLEMS
 
 
-def _kinds(counts: Counter[str]) -> str:
+def kinds_of(counts: Counter[str]) -> str:
     return ", ".join(f"{kind} {counts[kind]:,}" for kind in ("json", "string", "set", "hash"))
-
-
-def _operator_token(record: Record) -> bool:
-    """Whether ``record`` is a token of :data:`OPERATOR` (or their set): in a file without
-    the user document :data:`OPERATOR` only an older version's operator token can be one,
-    another deployment's admin key, which a restore must not bring along."""
-    if record["k"] == OPERATOR_TOKENS:
-        return True
-    value = record["v"]
-    return (
-        fnmatchcase(record["k"], TOKENS)
-        and isinstance(value, dict)
-        and value.get("user_id") == OPERATOR
-    )
-
-
-def restore_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``restore FILE [--replace]``; the server is not set up beforehand."""
-    parser.add_argument("file", type=backup_source, help="backup file written by `backup`")
-    parser.add_argument("--replace", action="store_true", help="delete service keys first")
-    parser.add_argument("--index-timeout", type=float, default=3600.0, help="seconds per index")
-    parser.set_defaults(setup=False)
-
-
-async def _occupant(ks: Keyspace) -> str | None:
-    """A service key that makes the target non-empty (a singleton counts only if changed)."""
-    singles = {single.key: single for single in ks.schema.singletons}
-    undecodable: list[bytes] = []
-    async for found in _key_batches(ks.client, ks.schema, undecodable):
-        if undecodable:
-            return repr(undecodable[0])
-        for key in found:
-            if key not in singles:
-                return key
-            try:
-                raw = await call(ks.client, "JSON.GET", key, ".")
-            except ResponseError:
-                return key  # not JSON at all
-            if raw is not None and orjson.loads(raw) != singles[key].default:
-                return key
-    return repr(undecodable[0]) if undecodable else None
-
-
-def _shown(schema: Schema, key: str, raw: str) -> tuple[str, bytes] | None:
-    """The search projection a restored document calls for (key, bytes), or None."""
-    for spec in schema.entities:
-        if projected(spec) and fnmatchcase(key, keys.doc_match(spec.prefix)):
-            want = expected(spec, raw.encode())
-            doc_id = keys.id_from_key(spec.prefix, key)
-            return (keys.projection_key(spec.prefix, doc_id), want) if want else None
-    return None
-
-
-async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
-    """One pipelined batch, documents with their search projections (so the keyspace is
-    whole when the pause ends); every command overwrites, so a batch can be sent again."""
-    async with client.pipeline(transaction=False) as pipe:
-        for record in batch:
-            key, kind, value = record["k"], record["t"], record["v"]
-            if kind == "json":
-                pipe.execute_command("JSON.SET", key, "$", value)
-                if (shown := _shown(schema, key, value)) is not None:
-                    pipe.execute_command("JSON.SET", shown[0], "$", shown[1])
-            elif kind == "string":
-                pipe.set(key, value)
-            elif kind == "set":
-                pipe.delete(key)
-                pipe.sadd(key, *value)
-            else:
-                pipe.delete(key)
-                pipe.hset(key, mapping=value)
-            if "pxat" in record:
-                pipe.pexpireat(key, record["pxat"])
-        await pipe.execute()
-
-
-async def _flush(client: Redis, schema: Schema, batch: list[Record], counts: Counter[str]) -> int:
-    """Write the records of ``batch`` still alive on the target's clock; the number expired.
-    A key that expires between this check and its PEXPIREAT is deleted by Redis itself."""
-    live = batch
-    if any("pxat" in record for record in batch):
-        seconds, micros = await client.time()
-        now = seconds * 1000 + micros // 1000
-        live = [record for record in batch if record.get("pxat", now + 1) > now]
-    counts.update(record["t"] for record in live)
-    await _write(client, schema, live)
-    return len(batch) - len(live)
-
-
-async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
-    """Verify ``args.file``; then, holding the pause, check the target is empty (or
-    ``--replace``) and write; then reindex with the service running again."""
-    operator_user = False  # whether the file holds the user document OPERATOR
-    try:
-        with Progress("verify") as progress:
-            for record, _ in records(args.file, ks.schema):
-                operator_user = operator_user or record["k"] == OPERATOR_USER
-                progress.advance()
-    except BadBackup as exc:
-        print(f"restore: {args.file} rejected, nothing written: {exc}", file=sys.stderr)
-        return PROBLEMS
-    command = f"restore {args.file}{' --replace' if args.replace else ''}"
-    try:
-        async with paused(ks.client, command) as pause:
-            occupant = await _occupant(ks)
-            if occupant is not None and not args.replace:
-                raise Refused(
-                    f"the target holds service data ({occupant}); use --replace to overwrite"
-                )
-            pause.writing = True
-            written = await _replace(args, ks, operator_user, progress.done, occupant)
-    except BadBackup as exc:  # the file changed between the two passes
-        print(f"restore: {args.file} changed: {exc}; {PARTIAL}", file=sys.stderr)
-        return PROBLEMS
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print(f"\nrestore interrupted; {PARTIAL}", file=sys.stderr)
-        raise
-    started = time.perf_counter()
-    await ks.setup(index_timeout=args.index_timeout)
-    if ks.capabilities.search:
-        for spec in ks.schema.entities:
-            await search.wait_built(ks.client, keys.index_alias(spec.prefix), args.index_timeout)
-    print(f"{written}; indexes ready in {time.perf_counter() - started:.1f}s")
-    return OK
-
-
-async def _replace(
-    args: argparse.Namespace, ks: Keyspace, operator_user: bool, total: int, occupant: str | None
-) -> str:
-    """Delete the service keys (when ``occupant`` says there are any), then write the
-    file's records; the summary line."""
-    counts: Counter[str] = Counter()
-    expired = operator = skipped = 0
-    if occupant is not None:
-        with Progress("replace: delete") as progress:
-            undecodable: list[bytes] = []
-            async for found in _key_batches(ks.client, ks.schema, undecodable):
-                if found:
-                    progress.advance(await ks.client.unlink(*found))
-            if undecodable:
-                progress.advance(await ks.client.unlink(*set(undecodable)))
-    with Progress("restore", total=total) as progress:
-        batch: list[Record] = []
-        size = 0
-        for record, length in records(args.file, ks.schema):
-            if never_restored(record["k"]):
-                skipped += 1
-            elif not operator_user and _operator_token(record):
-                operator += 1
-            else:
-                batch.append(record)
-                size += length
-            if len(batch) >= WRITE_BATCH or size >= WRITE_BYTES:
-                expired += await _flush(ks.client, ks.schema, batch, counts)
-                batch, size = [], 0
-            progress.advance()
-        expired += await _flush(ks.client, ks.schema, batch, counts)
-    kinds = f"{_kinds(counts)}; {expired} expired, not restored"
-    kinds += f"; {operator} operator-token keys left out"
-    if skipped:
-        kinds += f"; {skipped} derived keys left out (rebuilt)"
-    return f"{progress.summary('keys')} ({kinds})"

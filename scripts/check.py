@@ -11,8 +11,7 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -22,60 +21,22 @@ from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
-from keyspace.plan import Plan, pulled, put_document
 from keyspace.projection import projected
-from keyspace.reproject import expected, reproject
-from keyspace.schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
+from keyspace.reproject import expected
+from keyspace.schema import EntitySpec, OnDelete, ref_ids
 
 from . import counters
 from .cli import NOT_READY, OK, PROBLEMS, non_negative
+from .repair import repair
+from .report import REF_SETS, Problem, RefSet, Report, parse_ref_set
 
 BATCH = 500
 WAIT_S = 300.0  # default --wait: how long check waits for indexes being built
-REF_SETS, CLAIMS = keys.RESERVED + "ref:", keys.RESERVED + "uniq:"
-_RefSet = tuple[EntitySpec, Reference, str]  # source entity, reference, target id
-
-
-@dataclass
-class Problem:
-    """One disagreement; ``fix`` holds what :func:`repair` needs (ids, members, actions)."""
-
-    kind: str
-    key: str
-    detail: str
-    repairable: bool
-    fix: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Report:
-    """What :func:`inspect` found, and how many documents (and singletons) it read."""
-
-    problems: list[Problem]
-    documents: int
-    building: list[str] = field(default_factory=list)  # indexes not yet checkable, and why
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing disagrees."""
-        return not self.problems
+CLAIMS = keys.RESERVED + "uniq:"
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def parse_ref_set(schema: Schema, set_key: str) -> _RefSet | None:
-    """(source entity, reference, target id) of a reference set key; None when unknown."""
-    target_key, _, source = set_key.removeprefix(REF_SETS).rpartition(":")
-    source_prefix, _, name = source.partition(".")
-    target_prefix, _, target_id = target_key.partition(":")
-    for spec in schema.entities:
-        for ref in spec.references if spec.prefix == source_prefix else ():
-            target = schema.entity(ref.target).prefix
-            if ref.field == name and target == target_prefix and keys.is_lookup_id(target_id):
-                return spec, ref, target_id
-    return None
 
 
 def _invalid(spec: EntitySpec, doc_id: str, doc: Any) -> str | None:
@@ -208,7 +169,7 @@ class _Inspection:
             if parsed := parse_ref_set(self.schema, set_key):
                 self.compare_set(set_key, parsed, set())
 
-    def compare_set(self, set_key: str, parsed: _RefSet, actual: set[str]) -> None:
+    def compare_set(self, set_key: str, parsed: RefSet, actual: set[str]) -> None:
         """Compare one reference set with the documents; also finds dangling references."""
         spec, ref, target_id = parsed
         target = self.schema.entity(ref.target).prefix
@@ -330,117 +291,17 @@ async def inspect(ks: Keyspace) -> Report:
     return state.report
 
 
-async def _read(ks: Keyspace, key: str) -> tuple[bytes | None, Any]:  # exact bytes, document
-    try:
-        raw: bytes | None = await call(ks.client, "JSON.GET", key, ".")
-    except ResponseError:
-        return None, None
-    return raw, (codec.loads(raw) if raw is not None else None)
-
-
-async def _commit(ks: Keyspace, plan: Plan, key: str = "", raw: bytes | None = None) -> bool:
-    """Commit ``plan`` only if ``key`` still holds exactly ``raw`` (None: still absent)."""
-    if key:
-        plan.checks.insert(0, ["equals", plan.key(key), raw] if raw else ["absent", plan.key(key)])
-    try:
-        return (await ks.documents.scripts.commit(plan)).ok
-    except ResponseError:
-        return False
-
-
-async def _fix_reference_set(ks: Keyspace, problem: Problem) -> bool:
-    if (parsed := parse_ref_set(ks.schema, problem.key)) is None:
-        return False
-    spec, ref, target_id = parsed
-    member, adding = problem.fix["member"], problem.fix["action"] == "add"
-    raw, doc = await _read(ks, keys.doc_key(spec.prefix, member))
-    if (isinstance(doc, dict) and target_id in ref_ids(doc, ref)) != adding:
-        return False  # no longer true: it changed since the inspection
-    plan = Plan()
-    plan.write("sadd" if adding else "srem", problem.key, member)
-    return await _commit(ks, plan, keys.doc_key(spec.prefix, member), raw)
-
-
-async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:
-    if (claim := claims.parse(ks.schema, problem.key)) is None:
-        return False
-    spec = claim.spec
-    owner, creating = problem.fix["owner"], problem.fix["action"] == "create"
-    raw, doc = await _read(ks, keys.doc_key(spec.prefix, owner))
-    if (isinstance(doc, dict) and problem.key in claims.held(spec, doc)) != creating:
-        return False
-    plan = Plan()
-    plan.check("free", problem.key, owner, claim.field)  # unclaimed, or still the owner's
-    plan.write("set" if creating else "delif", problem.key, owner)
-    return await _commit(ks, plan, keys.doc_key(spec.prefix, owner), raw)
-
-
-async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
-    spec = next(s for s in ks.schema.entities if problem.key.startswith(s.prefix + ":"))
-    ref = next(r for r in spec.references if r.field == problem.fix["field"])
-    target, target_id = problem.fix["target"], problem.fix["target_id"]
-    raw, doc = await _read(ks, problem.key)
-    if raw is None or not isinstance(doc, dict) or target_id not in ref_ids(doc, ref):
-        return False
-    try:
-        new = validate(spec.model, pulled(doc, ref, [target_id]))
-    except ValidationFailed:
-        return False
-    plan = Plan()
-    plan.check("absent", target)  # the target was not created meanwhile
-    put_document(plan, spec, problem.key.split(":", 1)[1], new)
-    plan.write("srem", keys.ref_key(target, spec.prefix, ref.field), problem.key.split(":", 1)[1])
-    return await _commit(ks, plan, problem.key, raw)
-
-
-async def _fix_counter(ks: Keyspace, problem: Problem) -> bool:
-    plan = Plan()
-    plan.write("floor", problem.key, int(problem.fix["value"]))  # raises it, never lowers it
-    return await _commit(ks, plan)
-
-
-async def _fix_projection(ks: Keyspace, problem: Problem) -> bool:
-    # One pass per entity fixes them all; later problems of the entity find nothing to do.
-    spec = ks.schema.entity(problem.fix["entity"])
-    await reproject(ks.client, ks.documents.scripts, spec)
-    return True
-
-
-async def _fix_stray_index(ks: Keyspace, problem: Problem) -> bool:
-    spec = ks.schema.entity(problem.fix["entity"])
-    if problem.key == await search.alias_target(ks.client, spec):
-        return False  # an alias points at it since the inspection
-    rebuild = problem.key.startswith(search.current_name(spec))
-    if rebuild and await ks.client.exists(keys.lock_key("reindex")):
-        return False  # a reindex started since: this may be its rebuild
-    try:
-        await call(ks.client, "FT.DROPINDEX", problem.key)  # the documents are kept
-    except ResponseError:
-        return False  # dropped meanwhile
-    return True
-
-
-async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
-    spec = ks.schema.entity(problem.fix["entity"])
-    name = await search.ensure(ks.client, spec, timeout=600)  # as setup() in the CLI
-    return name.split(".")[0] == search.current_name(spec)
-
-
-# In this order; orphan claims are deleted before missing ones are created.
-FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
-    "reference_index": _fix_reference_set, "unique_index": _fix_claim,
-    "dangling_reference": _fix_dangling, "counter_behind": _fix_counter,
-    "projection": _fix_projection, "stray_index": _fix_stray_index, "index": _fix_index,
-}  # fmt: skip
-
-
-async def repair(ks: Keyspace, report: Report) -> int:
-    """Fix the repairable problems of ``report``; returns how many were fixed. Each fix
-    re-reads what it relies on and commits against those exact bytes, or is skipped."""
-    order = list(FIXERS)
-    todo = [p for p in report.problems if p.repairable and p.kind in FIXERS]
-    todo.sort(key=lambda p: (order.index(p.kind), p.fix.get("action") == "create"))
-    return sum([await FIXERS[p.kind](ks, p) for p in todo])
+async def inspect_settled(ks: Keyspace) -> Report:
+    """:func:`inspect`, then, if it found problems, once more: only problems both passes found
+    are reported. Under live writes one pass can see a claim, projection or reference of a
+    document created after it read the documents; such a problem is gone on the second pass."""
+    first = await inspect(ks)
+    if first.clean:
+        return first
+    second = await inspect(ks)
+    seen = {(p.kind, p.key, p.detail) for p in first.problems}
+    second.problems = [p for p in second.problems if (p.kind, p.key, p.detail) in seen]
+    return second
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -503,11 +364,11 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
     ks.capabilities = Capabilities(json=True, search=(await probe(ks.client)).search)
     if ks.capabilities.search:
         await wait_for_indexes(ks, args.wait)
-    report = final = await inspect(ks)
+    report = final = await inspect_settled(ks)
     todo, fixed = sum(p.repairable for p in report.problems), 0
     if args.repair and todo:
         fixed = await repair(ks, report)
-        final = await inspect(ks)
+        final = await inspect_settled(ks)
     out: dict[str, Any] = {"clean": report.clean, **asdict(report)}
     if args.repair:
         out |= {"repaired": fixed, "after": {"clean": final.clean, **asdict(final)}}

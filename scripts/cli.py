@@ -115,7 +115,7 @@ async def open_keyspace(
 
 
 def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]]:
-    from . import admin, backup, check, generate, legacy, pause
+    from . import admin, backup, check, generate, legacy, pause, restore
 
     return {
         "load-demo": (
@@ -135,8 +135,8 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         ),
         "restore": (
             "restore a backup (refuses a non-empty server without --replace)",
-            backup.restore_args,
-            backup.restore,
+            restore.restore_args,
+            restore.restore,
         ),
         "import-legacy": ("convert a MultiFrame 11.0 string keyspace", legacy.add_args, legacy.run),
         "check": ("report (and --repair) integrity problems", check.add_args, check.run),
@@ -255,4 +255,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m scripts.cli`` this file is ``__main__``, a second copy of the module
+    # beside ``scripts.cli``, whose Refused/Busy the commands raise: delegate to that one so
+    # its handlers catch them (exit 3 and 75, not a traceback).
+    from scripts.cli import main as cli_main
+
+    sys.exit(cli_main())

@@ -73,19 +73,24 @@ def _json(value: str) -> Any:
         raise ValueError(f"not JSON ({exc})") from None
 
 
-def _model(model: Any, doc: Any) -> None:
+def _model(model: Any, doc: Any) -> str | None:
+    """None when ``doc`` is valid and in the form the service stores; its stored form when
+    valid but spelled otherwise (a file edited by hand, or an older version's data);
+    ValueError when invalid."""
     try:
-        validate(model, doc)
+        stored = validate(model, doc)
     except ValidationFailed as exc:
         raise ValueError(exc.message) from None
+    return None if stored == doc else orjson.dumps(stored).decode()
 
 
 def _ids(values: Any) -> bool:
     return all(keys.is_lookup_id(v) for v in values)
 
 
-Rule = tuple[str, str, Callable[[str, Any], None]]
-"""(key pattern, type tag, check of (key, value) raising ValueError with the reason)."""
+Rule = tuple[str, str, Callable[[str, Any], str | None]]
+"""(key pattern, type tag, check of (key, value) raising ValueError with the reason, or
+answering the value in stored form when it differs)."""
 
 
 def _rules(schema: Schema) -> list[Rule]:
@@ -93,22 +98,25 @@ def _rules(schema: Schema) -> list[Rule]:
     out: list[Rule] = []
     for single in schema.singletons:
 
-        def singleton(_key: str, value: str, model: Any = single.model) -> None:
-            _model(model, _json(value))
+        def singleton(_key: str, value: str, model: Any = single.model) -> str | None:
+            return _model(model, _json(value))
 
         out.append((single.key, "json", singleton))
     for spec in schema.entities:
 
-        def document(key: str, value: str, spec: Any = spec) -> None:
+        def document(key: str, value: str, spec: Any = spec) -> str | None:
             doc_id = keys.id_from_key(spec.prefix, key)
             if not keys.is_lookup_id(doc_id):
                 raise ValueError(f"{doc_id!r} is not a document id")
             doc = _json(value)
-            _model(spec.model, doc)
+            stored = _model(spec.model, doc)
+            if stored is not None:
+                doc = orjson.loads(stored)
             if doc.get(spec.id_field) != doc_id:
                 raise ValueError(f"{spec.id_field} {doc.get(spec.id_field)!r} is not the key's id")
             if spec.derive_id is not None and spec.derive_id(doc) != doc_id:
                 raise ValueError(f"{spec.id_field} must be {spec.derive_id(doc)!r} (derived)")
+            return stored
 
         out.append((keys.doc_match(spec.prefix), "json", document))
         out.append((keys.counter_key(spec.prefix), "string", _counter))
@@ -175,8 +183,10 @@ class Verifier:
             raise BadBackup(f"line {number}: record key {key!r} is not a service key")
         if not self._shape(kind, value) or not _expiry(record):
             raise BadBackup(f"line {number}: record {key!r} has a bad type, value or expiry")
-        if not never_restored(key):
-            self._declared(number, key, kind, value)
+        if not never_restored(key) and (stored := self._declared(number, key, kind, value)):
+            # Restored as the service stores it: the raw spelling (e.g. a timestamp with
+            # "+00:00") would break cursors and disagree with what a write of it makes.
+            record["v"], record["normalized"] = stored, True
         if self.version == 1 and any(fnmatchcase(key, p) for p in TTL_LOST_IN_V1):
             record["pxat"] = 0
         return record
@@ -194,14 +204,14 @@ class Verifier:
             )
         return kind in ("json", "string") and isinstance(value, str)
 
-    def _declared(self, number: int, key: str, kind: str, value: Any) -> None:
+    def _declared(self, number: int, key: str, kind: str, value: Any) -> str | None:
         rule = next((r for r in self.rules if fnmatchcase(key, r[0])), None)
         if rule is None:
             raise BadBackup(f"line {number}: {key!r} is no key the service declares")
         if kind != rule[1]:
             raise BadBackup(f"line {number}: {key!r} must be a {rule[1]}, not a {kind}")
         try:
-            rule[2](key, value)
+            return rule[2](key, value)
         except ValueError as exc:
             raise BadBackup(f"line {number}: {key!r}: {exc}") from None
 

@@ -193,3 +193,26 @@ async def test_ctrl_c_stops_a_long_command(
             await proc.wait()
     assert proc.returncode == 130, err.decode()[-2000:]
     assert b"interrupted" in err
+
+
+@pytest.mark.parametrize("module", ["scripts", "scripts.cli"])
+async def test_every_way_to_run_the_cli_keeps_its_exit_codes(
+    redis_server: EmbeddedRedis, real_client: Redis, module: str
+) -> None:
+    # Run as `python -m scripts.cli`, the module was a second copy whose handlers missed the
+    # Refused raised by the commands: a traceback and exit 1 instead of 3.
+    ks = Keyspace(real_client)
+    await ks.setup()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        "--redis-url",
+        redis_server.url,
+        "reset",
+        "--yes-really",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == REFUSED, err.decode()
+    assert b"Traceback" not in err

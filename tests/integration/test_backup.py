@@ -19,6 +19,7 @@ from keyspace.schema import Schema
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Kind, new_token, token_hash
 from scripts import backup as backup_module
+from scripts import restore as restore_module
 from scripts.cli import OK, PROBLEMS, REFUSED, run_cli
 from tests import factories as f
 from tests.redis_state import snapshot
@@ -88,7 +89,7 @@ async def test_round_trip_is_byte_identical_and_answers_the_same_queries(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(backup_module, "SCAN_COUNT", 7)  # many SCAN and write batches
-    monkeypatch.setattr(backup_module, "WRITE_BATCH", 5)
+    monkeypatch.setattr(restore_module, "WRITE_BATCH", 5)
     ks = await populate(real_client)
     before, pages = await snapshot(real_client), await answers(ks)
     assert any(k.startswith(b"mf:uniq:") for k in before)
@@ -244,8 +245,8 @@ async def test_interrupted_restore_is_completed_by_restore_replace(
     file = tmp_path / "b"
     assert await cli(redis_server, "backup", str(file)) == OK
     await real_client.flushall()
-    monkeypatch.setattr(backup_module, "WRITE_BATCH", 10)
-    write = backup_module._write
+    monkeypatch.setattr(restore_module, "WRITE_BATCH", 10)
+    write = restore_module._write
     calls = 0
 
     async def interrupted(client: Redis, schema: Schema, batch: list[dict[str, Any]]) -> None:
@@ -255,11 +256,11 @@ async def test_interrupted_restore_is_completed_by_restore_replace(
             raise KeyboardInterrupt
         await write(client, schema, batch)
 
-    monkeypatch.setattr(backup_module, "_write", interrupted)
+    monkeypatch.setattr(restore_module, "_write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         await cli(redis_server, "restore", str(file))
     assert 0 < await real_client.dbsize() < len(before)
-    monkeypatch.setattr(backup_module, "_write", write)
+    monkeypatch.setattr(restore_module, "_write", write)
     assert await cli(redis_server, "restore", str(file)) == REFUSED
     assert await cli(redis_server, "restore", str(file), "--replace") == OK
     assert await snapshot(real_client) == before

@@ -4,6 +4,7 @@ against the declarations before its first write (item 10)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import stat
 from pathlib import Path
@@ -13,11 +14,13 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import keys
+from keyspace import USER as USER_SPEC
+from keyspace import Keyspace, keys
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts import backup as backup_module
 from scripts.cli import OK, PROBLEMS, USAGE, main
+from tests import factories as f
 from tests.integration.test_backup import cli, populate
 from tests.integration.test_backup_tokens import write_file
 from tests.redis_state import snapshot
@@ -225,19 +228,84 @@ async def test_a_forged_record_with_a_valid_checksum_is_refused_before_any_write
     assert await real_client.dbsize() == 0  # not even the records before it
 
 
+async def _backed_up(redis_server: EmbeddedRedis, client: Redis, tmp_path: Path) -> Path:
+    """A backup of one user and one driver of theirs (documents, claims, reference sets,
+    counters) written by ``backup``."""
+    ks = Keyspace(client)
+    await ks.setup()
+    await ks.create(USER_SPEC, {k: v for k, v in USER.items() if k != "user_id"})
+    await f.driver(ks, "user_1")
+    file = tmp_path / "b"
+    assert await cli(redis_server, "backup", str(file)) == OK
+    return file
+
+
+def _records(file: Path) -> list[dict[str, Any]]:
+    lines = gzip.decompress(file.read_bytes()).splitlines()
+    return [orjson.loads(line) for line in lines[1:-1]]
+
+
 async def test_derived_keys_and_the_pause_in_a_file_are_left_out(
     redis_server: EmbeddedRedis, real_client: Redis, tmp_path: Path
 ) -> None:
     """A file carrying a search projection or the pause (no backup writes them) restores the
     rest: the projection is derived anew, the pause never comes along."""
+    file = await _backed_up(redis_server, real_client, tmp_path)
     records = [
-        {"k": "user:user_1", "t": "json", "v": _doc(USER)},
+        *_records(file),
         {"k": keys.projection_key("user", "user_1"), "t": "json", "v": '{"stale": 1}'},
         {"k": keys.pause_key(), "t": "string", "v": '{"command": "restore"}'},
     ]
-    file = tmp_path / "b"
     write_file(file, HEADER, records)
+    await real_client.flushall()
     assert await cli(redis_server, "restore", str(file)) == OK
     assert not await real_client.exists(keys.pause_key())
     shown = await call(real_client, "JSON.GET", keys.projection_key("user", "user_1"))
     assert "stale" not in orjson.loads(shown)  # derived from the document, not the file
+
+
+async def test_a_document_spelled_otherwise_is_restored_in_the_stored_form(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "+00:00" validates, but stored as given it broke cursor walks sorted by that field.
+    file = await _backed_up(redis_server, real_client, tmp_path)
+    stored = orjson.loads(await call(real_client, "JSON.GET", "user:user_1", "."))
+    records = _records(file)
+    for record in records:
+        if record["k"] == "user:user_1":
+            record["v"] = _doc({**stored, "created_at": stored["created_at"] + "+00:00"})
+    write_file(file, HEADER, records)
+    await real_client.flushall()
+    capsys.readouterr()
+    assert await cli(redis_server, "restore", str(file)) == OK
+    assert "1 documents rewritten in the form the service stores" in capsys.readouterr().out
+    assert orjson.loads(await call(real_client, "JSON.GET", "user:user_1", ".")) == stored
+
+
+async def test_records_that_disagree_with_each_other_make_restore_exit_1(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each record is valid alone: a second user with the first one's email and no claims,
+    # and a driver of a user that does not exist. Restore used to exit 0 and serve them.
+    file = await _backed_up(redis_server, real_client, tmp_path)
+    stored = orjson.loads(await call(real_client, "JSON.GET", "user:user_1", "."))
+    twin = {**stored, "user_id": "user_2", "username": "Twin"}
+    records = [*_records(file), {"k": "user:user_2", "t": "json", "v": _doc(twin)}]
+    for record in records:
+        if record["k"] == "driver:driver_1":
+            record["v"] = _doc({**orjson.loads(record["v"]), "user_id": "user_404"})
+    write_file(file, HEADER, records)
+    await real_client.flushall()
+    capsys.readouterr()
+    assert await cli(redis_server, "restore", str(file)) == PROBLEMS
+    err = capsys.readouterr().err
+    assert "disagree with each other" in err and "check --repair" in err, err
+    assert "user:user_2" in err and "driver:driver_1" in err, err
+    assert "Traceback" not in err
+    assert not await real_client.exists(keys.pause_key())  # served as restored, not paused

@@ -3,6 +3,7 @@ the repairable ones are fixed exactly, and nothing else is touched."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -14,8 +15,10 @@ from keyspace.connection import call
 from keyspace.projection import project
 from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
-from scripts.check import Problem, Report, inspect, repair
+from scripts.check import inspect
 from scripts.cli import OK, PROBLEMS, run_cli
+from scripts.repair import repair
+from scripts.report import Problem, Report
 from tests import factories as f
 from tests.redis_state import snapshot
 
@@ -312,3 +315,31 @@ async def test_nft_pair_claims_are_checked_and_repaired(
     assert await c.get(NFT_PAIR) == b"nft_user_1_chip_quantum_1"
     assert not await c.exists(stale)
     assert found(await inspect(ks)) == {("unique_index", malformed, False)}
+
+
+async def test_check_beside_live_creates_reports_nothing(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    # A user created after check read the documents, before it read claims and projections,
+    # was reported as their orphan: every check beside a live service could exit 1.
+    ks = Keyspace(real_client)
+    await ks.setup()
+    for n in range(300):
+        await f.user(ks, f"Base{n}")
+    stop = asyncio.Event()
+
+    async def creator(w: int) -> int:
+        n = 0
+        while not stop.is_set():
+            await f.user(ks, f"Live{w}x{n}")
+            n += 1
+        return n
+
+    workers = [asyncio.create_task(creator(w)) for w in range(3)]
+    try:
+        codes = [await check(redis_server) for _ in range(3)]
+    finally:
+        stop.set()
+        made = await asyncio.gather(*workers)
+    assert sum(made) > 50, made  # the checks did race creates
+    assert codes == [OK, OK, OK]

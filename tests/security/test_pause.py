@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from keyspace import USER, Keyspace, keys
 from keyspace.connection import call
 from keyspace.text import fold
-from scripts import backup as backup_module
+from scripts import restore as restore_module
 from scripts.cli import BUSY, OK, REFUSED, run_cli
 
 from .conftest import Harness, World, error_of, new_user
@@ -94,8 +94,8 @@ async def test_a_failed_restore_stays_paused_and_a_rerun_finishes_it(
         await admin.create("users", new_user(f"U{n}", "designer"))
     file = tmp_path / "b"
     assert await cli(harness, "backup", str(file)) == OK
-    monkeypatch.setattr(backup_module, "WRITE_BATCH", 5)
-    write, calls = backup_module._write, 0
+    monkeypatch.setattr(restore_module, "WRITE_BATCH", 5)
+    write, calls = restore_module._write, 0
 
     async def failing(*args: Any) -> None:
         nonlocal calls
@@ -104,13 +104,13 @@ async def test_a_failed_restore_stays_paused_and_a_rerun_finishes_it(
             raise ConnectionError("lost the server")
         await write(*args)
 
-    monkeypatch.setattr(backup_module, "_write", failing)
+    monkeypatch.setattr(restore_module, "_write", failing)
     with pytest.raises(ConnectionError):
         await cli(harness, "restore", str(file), "--replace")
     assert "the service stays paused" in capsys.readouterr().err
     assert b'"left"' in (await redis.get(PAUSE) or b"")
     await assert_paused(await admin.get("/api/users"))
-    monkeypatch.setattr(backup_module, "_write", write)
+    monkeypatch.setattr(restore_module, "_write", write)
     assert await cli(harness, "restore", str(file), "--replace") == OK
     assert not await redis.exists(PAUSE)
     assert (await admin.json("/api/users?limit=100"))["total"] == 30
@@ -143,7 +143,7 @@ async def test_restore_replace_beside_live_creates_keeps_every_invariant(
         backed_up.append(email)
     file = tmp_path / "b"
     assert await cli(harness, "backup", str(file)) == OK
-    monkeypatch.setattr(backup_module, "WRITE_BATCH", 10)  # a longer restore: more to race
+    monkeypatch.setattr(restore_module, "WRITE_BATCH", 10)  # a longer restore: more to race
 
     stop, log = asyncio.Event(), []  # type: ignore[var-annotated]
     workers = [asyncio.create_task(_creator(admin, w, backed_up, stop, log)) for w in range(4)]
