@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, Keyspace, claims, codec, keys, search
+from keyspace import USER, Capabilities, Keyspace, claims, codec, keys, search
 from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
@@ -62,6 +62,7 @@ class _Inspection:
         self.refs: dict[str, set[str]] = defaultdict(set)  # ref set key -> expected members
         self.holders: dict[str, list[str]] = defaultdict(list)  # claim key -> ids holding it
         self.top: dict[str, int] = defaultdict(int)  # prefix -> highest seed-style number
+        self.roles: dict[str, str] = {}  # user id -> role, for the tokens acting as them
 
     def add(self, kind: str, key: str, detail: str, repairable: bool, **fix: str) -> None:
         self.report.problems.append(Problem(kind, key, detail, repairable, fix))
@@ -138,6 +139,29 @@ class _Inspection:
                 self.refs[ref_set].add(doc_id)
         for claim in claims.held(spec, doc) if isinstance(doc, dict) else ():
             self.holders[claim].append(doc_id)  # unique values, and derived ids' sources
+        if spec is USER and isinstance(doc, dict):
+            self.roles[doc_id] = str(doc.get("role"))
+
+    async def tokens(self) -> None:
+        """A token acts with the role it holds: one whose user is gone, or whose role is not
+        its user's, is a key nobody issued (a forged or hand-edited file), revoked by --repair."""
+        for batch in await self.batches(keys.token_key("*")):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for token in batch:
+                    pipe.hmget(token, "user_id", "role")
+                replies = await pipe.execute(raise_on_error=False)
+            for token, reply in zip(batch, replies, strict=True):
+                if isinstance(reply, Exception) or reply[0] is None:
+                    continue  # expired or revoked since the SCAN (a wrong type: commits refuse)
+                user_id, role = _text(reply[0]), _text(reply[1] or b"")
+                if user_id not in self.roles:
+                    detail = f"acts as {user_id}, which does not exist"
+                elif role != self.roles[user_id]:
+                    has = self.roles[user_id]
+                    detail = f"acts as {user_id} with role {role!r}, but the user is {has!r}"
+                else:
+                    continue
+                self.add("token", token, detail, True, user_id=user_id, role=role)
 
     async def singletons(self) -> None:
         for single in self.schema.singletons:
@@ -284,6 +308,7 @@ async def inspect(ks: Keyspace) -> Report:
     await state.reference_sets()
     await state.claims()
     await state.counters()
+    await state.tokens()
     await state.orphan_projections()
     if ks.capabilities.search:
         await state.indexes()

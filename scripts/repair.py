@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 
 from keyspace import Keyspace, claims, codec, keys, search
 from keyspace.connection import call
@@ -115,11 +115,32 @@ async def _fix_index(ks: Keyspace, problem: Problem) -> bool:
     return name.split(".")[0] == search.current_name(spec)
 
 
+async def _fix_token(ks: Keyspace, problem: Problem) -> bool:
+    """Revoke a token nobody issued: deleted only while it still names the same user and role
+    (WATCH on its one key), so a token minted meanwhile under that digest is left alone."""
+    async with ks.client.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(problem.key)
+            held = await pipe.hmget(problem.key, "user_id", "role")
+            if [v.decode() if isinstance(v, bytes) else v for v in held] != [
+                problem.fix["user_id"],
+                problem.fix["role"],
+            ]:
+                return False
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.delete(problem.key)
+            await pipe.execute()
+        except WatchError:
+            return False
+    return True
+
+
 # In this order; orphan claims are deleted before missing ones are created.
 FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
     "reference_index": _fix_reference_set, "unique_index": _fix_claim,
     "dangling_reference": _fix_dangling, "counter_behind": _fix_counter,
-    "projection": _fix_projection, "stray_index": _fix_stray_index, "index": _fix_index,
+    "projection": _fix_projection, "token": _fix_token,
+    "stray_index": _fix_stray_index, "index": _fix_index,
 }  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from .check import inspect_settled
 from .cli import OK, PROBLEMS, Refused
 from .pause import paused
 from .progress import Progress
-from .verify import BadBackup, Record, never_restored, records
+from .verify import BadBackup, Record, TokenLedger, never_restored, records
 
 WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
 SHOWN_PROBLEMS = 20
@@ -139,9 +139,12 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     operator_user = False  # whether the file holds the user document OPERATOR
     try:
         with Progress("verify") as progress:
+            ledger = TokenLedger(OPERATOR)
             for record, _ in records(args.file, ks.schema):
                 operator_user = operator_user or record["k"] == OPERATOR_USER
+                ledger.add(record)
                 progress.advance()
+            ledger.check()
     except BadBackup as exc:
         print(f"restore: {args.file} rejected, nothing written: {exc}", file=sys.stderr)
         return PROBLEMS

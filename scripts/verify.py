@@ -23,7 +23,7 @@ from typing import Any, get_args
 
 import orjson
 
-from keyspace import keys
+from keyspace import USER, keys
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
@@ -261,3 +261,34 @@ def version(head: Any) -> int:
     if found not in READABLE:
         raise BadBackup(f"version {found} is not one this multiframe-admin reads {READABLE}")
     return found
+
+
+class TokenLedger:
+    """Tokens of one file against its users, for after the last record: every token must act
+    as a user the file holds, with that user's role. Each record can be valid alone while a
+    token names a role its user lacks: restored, it would be a key nobody issued."""
+
+    def __init__(self, operator: str) -> None:
+        self.operator = operator  # its tokens are left out without its user (restore.py)
+        self.roles: dict[str, str] = {}
+        self.tokens: list[tuple[str, str, str]] = []  # key, user id, role
+
+    def add(self, record: Record) -> None:
+        """Note ``record`` if it is a user or a token."""
+        key, kind, value = record["k"], record["t"], record["v"]
+        if kind == "json" and fnmatchcase(key, keys.doc_match(USER.prefix)):
+            doc = orjson.loads(value)
+            self.roles[str(doc["user_id"])] = str(doc["role"])
+        elif kind == "hash" and fnmatchcase(key, keys.token_key("*")):
+            self.tokens.append((key, value.get("user_id", ""), value.get("role", "")))
+
+    def check(self) -> None:
+        """BadBackup naming the first token that disagrees with its user."""
+        for key, user_id, role in self.tokens:
+            if user_id == self.operator and user_id not in self.roles:
+                continue
+            if user_id not in self.roles:
+                raise BadBackup(f"{key!r} acts as {user_id!r}, a user the file does not hold")
+            if role != self.roles[user_id]:
+                has = self.roles[user_id]
+                raise BadBackup(f"{key!r} has role {role!r}, but its user {user_id!r} is {has!r}")

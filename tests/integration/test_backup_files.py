@@ -309,3 +309,30 @@ async def test_records_that_disagree_with_each_other_make_restore_exit_1(
     assert "user:user_2" in err and "driver:driver_1" in err, err
     assert "Traceback" not in err
     assert not await real_client.exists(keys.pause_key())  # served as restored, not paused
+
+
+@pytest.mark.parametrize("forged", ["admin role for a designer", "a user the file lacks"])
+async def test_a_token_disagreeing_with_its_user_is_refused_before_any_write(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    forged: str,
+) -> None:
+    # Each record valid alone, restored they were admin API keys nobody issued.
+    file = await _backed_up(redis_server, real_client, tmp_path)
+    digest = "ab" * 32
+    user_id = "user_1" if forged.startswith("admin") else "ghost_1"
+    records = [
+        *_records(file),
+        {"k": keys.token_key(digest), "t": "hash",
+         "v": {"user_id": user_id, "role": "admin", "kind": "api_key"}},
+        {"k": keys.user_tokens_key(user_id), "t": "set", "v": [digest]},
+    ]  # fmt: skip
+    write_file(file, HEADER, records)
+    await real_client.flushall()
+    capsys.readouterr()
+    assert await cli(redis_server, "restore", str(file)) == PROBLEMS
+    err = capsys.readouterr().err
+    assert "rejected, nothing written" in err and keys.token_key(digest) in err, err
+    assert await real_client.dbsize() == 0

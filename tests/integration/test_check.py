@@ -10,11 +10,12 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import NFT, PROCESS, USER, Keyspace, codec, search
+from keyspace import NFT, PROCESS, USER, Keyspace, codec, keys, search
 from keyspace.connection import call
 from keyspace.projection import project
 from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
+from keyspace.tokens import token_hash
 from scripts.check import inspect
 from scripts.cli import OK, PROBLEMS, run_cli
 from scripts.repair import repair
@@ -343,3 +344,27 @@ async def test_check_beside_live_creates_reports_nothing(
         made = await asyncio.gather(*workers)
     assert sum(made) > 50, made  # the checks did race creates
     assert codes == [OK, OK, OK]
+
+
+async def test_tokens_disagreeing_with_their_users_are_reported_and_revoked(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    user = await f.user(ks, "Desi", role="designer")
+    issued = await ks.tokens.mint(str(user.doc["user_id"]), user.raw)
+    escalated, ghost = keys.token_key("a" * 64), keys.token_key("b" * 64)
+    await real_client.hset(
+        escalated, mapping={"user_id": "user_1", "role": "admin", "kind": "api_key"}
+    )
+    await real_client.hset(
+        ghost, mapping={"user_id": "ghost_1", "role": "admin", "kind": "api_key"}
+    )
+    report = await inspect(ks)
+    assert sorted((p.kind, p.key) for p in report.problems) == [
+        ("token", escalated),
+        ("token", ghost),
+    ]
+    assert await check(redis_server, "--repair") == OK
+    assert not await real_client.exists(escalated, ghost)
+    assert await real_client.exists(keys.token_key(token_hash(issued.token)))
