@@ -16,10 +16,12 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -79,6 +81,35 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MULTIFRAME_DATA_DIR", "var/redis"))
 
 
+# The service's supervisor restarts a dead embedded server within about a second, which then
+# loads its data: meanwhile redis.url is not stale, and starting a second server on the same
+# directory would fight the supervisor for it.
+DOWN_GRACE_S, LOADING_WAIT_S = 5.0, 600.0
+
+
+async def _serving(url: str) -> bool:
+    """Whether the server ``url`` names answers: waited for while it loads its data, and for
+    DOWN_GRACE_S while it does not answer at all (a supervised restart)."""
+    started, said = time.monotonic(), ""
+    while True:
+        probe = connect(url, timeout=1.0)
+        try:
+            await probe.ping()
+            return True
+        except BusyLoadingError:
+            state, limit = "is loading its data", LOADING_WAIT_S
+        except (RedisError, OSError):
+            state, limit = "does not answer (restarting?)", DOWN_GRACE_S
+        finally:
+            await probe.aclose()
+        if time.monotonic() - started > limit:
+            return False
+        if state != said:
+            print(f"the server in {URL_FILE} {state}; waiting", file=sys.stderr, flush=True)
+            said = state
+        await asyncio.sleep(0.2)
+
+
 @contextlib.asynccontextmanager
 async def open_keyspace(
     url: str | None, data_dir: Path, *, setup: bool = True
@@ -89,13 +120,8 @@ async def open_keyspace(
     recorded = data_dir / URL_FILE
     if url is None and recorded.exists():
         url = recorded.read_text().strip()
-        probe = connect(url, timeout=1.0)
-        try:
-            await probe.ping()
-        except Exception:
+        if not await _serving(url):
             url = None  # stale file from a server that is gone
-        finally:
-            await probe.aclose()
     if url is None:
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any I/O
         embedded = EmbeddedRedis(data_dir)

@@ -216,3 +216,35 @@ async def test_every_way_to_run_the_cli_keeps_its_exit_codes(
     _, err = await proc.communicate()
     assert proc.returncode == REFUSED, err.decode()
     assert b"Traceback" not in err
+
+
+async def test_the_cli_waits_for_a_supervised_restart_instead_of_starting_a_second_server(
+    tmp_path: Path,
+) -> None:
+    # After kill -9 the service's supervisor restarts its server within about a second; the
+    # CLI used to take redis.url for stale at once and start its own on the same directory.
+    from scripts.cli import URL_FILE, open_keyspace
+
+    data_dir = tmp_path / "data"
+    server = EmbeddedRedis(data_dir)
+    url = server.start()
+    (data_dir / URL_FILE).write_text(url + "\n")
+    server.stop()  # down now, back in a second: the supervisor's restart
+
+    async def supervisor() -> None:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(server.start)
+
+    restarting = asyncio.create_task(supervisor())
+    try:
+        async with open_keyspace(None, data_dir, setup=False) as ks:
+            await ks.client.set("user_counter", "7")
+            assert server.url == url
+        direct = connect(server.admin_url)
+        try:
+            assert await direct.get("user_counter") == b"7"  # on the service's own server
+        finally:
+            await direct.aclose()
+    finally:
+        await restarting
+        server.stop()
