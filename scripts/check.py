@@ -298,9 +298,10 @@ def _percent(info: dict[str, Any]) -> str:
     return f"{float(_text(info.get('percent_indexed', 0))):.0%}"
 
 
-async def inspect(ks: Keyspace) -> Report:
+async def inspect(ks: Keyspace, *, indexes: bool = True) -> Report:
     """Report every disagreement, reading by SCAN and batches and writing nothing.
-    Indexes are checked when ``ks.capabilities.search`` (i.e. after ``ks.setup()``)."""
+    Indexes are checked when ``indexes`` and ``ks.capabilities.search`` (i.e. after
+    ``ks.setup()``)."""
     state = _Inspection(ks)
     for spec in ks.schema.entities:
         await state.documents(spec)
@@ -310,7 +311,7 @@ async def inspect(ks: Keyspace) -> Report:
     await state.counters()
     await state.tokens()
     await state.orphan_projections()
-    if ks.capabilities.search:
+    if indexes and ks.capabilities.search:
         await state.indexes()
     state.report.problems.sort(key=lambda p: (p.kind, p.key))
     return state.report
