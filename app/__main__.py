@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import replace
 
 import redis
@@ -64,27 +65,31 @@ def main() -> None:
         format="%(asctime)s %(name)s %(message)s",
     )
     settings = _arguments(Settings.from_env())
+    # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
+    # finally below stops an embedded server started meanwhile (their default kills at once).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _unwind)
     embedded: EmbeddedRedis | None = None
     supervisor: Supervisor | None = None
-    if settings.redis_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedRedis(settings.data_dir)  # ACL users, passwords from the env
-        try:
-            url = embedded.start()
-        except EmbeddedRedisError as exc:
-            raise SystemExit(f"could not start the embedded Redis: {exc}") from None
-        log.info(
-            "embedded redis-server on port %d as ACL user %r, data in %s",
-            embedded.port,
-            SERVICE_USER,
-            settings.data_dir.resolve(),
-        )
-        write_url_file(settings.data_dir / URL_FILE, url)
-        supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
-        settings = replace(settings, redis_url=url)
-    else:
-        preflight(settings.redis_url)
     try:
+        if settings.redis_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            embedded = EmbeddedRedis(settings.data_dir)  # ACL users, passwords from the env
+            try:
+                url = embedded.start()
+            except EmbeddedRedisError as exc:
+                raise SystemExit(f"could not start the embedded Redis: {exc}") from None
+            log.info(
+                "embedded redis-server on port %d as ACL user %r, data in %s",
+                embedded.port,
+                SERVICE_USER,
+                settings.data_dir.resolve(),
+            )
+            write_url_file(settings.data_dir / URL_FILE, url)
+            supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
+            settings = replace(settings, redis_url=url)
+        else:
+            preflight(settings.redis_url)
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
         uvloop.run(_serve(settings, supervisor))
     finally:
@@ -94,6 +99,10 @@ def main() -> None:
             log.info("embedded redis-server stopped")
     if supervisor is not None and supervisor.gave_up:
         raise SystemExit("stopped: the embedded Redis could not be kept running")
+
+
+def _unwind(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def _serve(settings: Settings, supervisor: Supervisor | None) -> None:

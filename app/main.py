@@ -18,7 +18,7 @@ from .config import Settings
 from .cors import cors_middleware
 from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
-from .startup import IndexWork, cancel, keep_prepared, prepare
+from .startup import IndexWork, cancel, keep_prepared, prepare_at_start
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
 
 log = logging.getLogger("multiframe.api")
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
-        caps = await prepare(ks, settings, work)
+        caps = await prepare_at_start(ks, settings, work)
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
         app[KEYSPACE] = ks

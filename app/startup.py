@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from redis.exceptions import RedisError
 
@@ -26,6 +27,8 @@ SETUP_CHECK_SECONDS = 1.0
 # keyspace starts with complete indexes, a large one serves (lists 503) while they build.
 START_WAIT_SECONDS = 5.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 30.0
+# How long start-up keeps trying a Redis that is down or loading before it gives up.
+START_RETRY_SECONDS = 60.0
 
 
 class IndexWork:
@@ -82,6 +85,21 @@ async def prepare(ks: Keyspace, settings: Settings, work: IndexWork) -> Capabili
     if task is not None:
         await asyncio.wait([task], timeout=START_WAIT_SECONDS)
     return caps
+
+
+async def prepare_at_start(ks: Keyspace, settings: Settings, work: IndexWork) -> Capabilities:
+    """:func:`prepare`, retried while Redis is down or loading (the embedded server killed
+    during start-up is being restarted by its supervisor), for up to START_RETRY_SECONDS."""
+    started, delay = time.monotonic(), 0.2
+    while True:
+        try:
+            return await prepare(ks, settings, work)
+        except (RedisError, OSError, KeyspaceError) as exc:
+            if time.monotonic() - started > START_RETRY_SECONDS:
+                raise
+            log.warning("redis not ready at start (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def keep_prepared(ks: Keyspace, settings: Settings, work: IndexWork) -> None:

@@ -218,6 +218,11 @@ class EmbeddedRedis:
                         continue
                     raise
             raise AssertionError("unreachable")
+        except BaseException:
+            # Ctrl-C or SIGTERM while it loads: no server may outlive the start that made it
+            # (it would hold the data directory against every later start).
+            self.stop()
+            raise
         finally:
             os.close(lock)  # the server holds its inherited copy
 

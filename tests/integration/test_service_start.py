@@ -25,7 +25,7 @@ from keyspace.server import EmbeddedRedis, free_port
 from keyspace.tokens import Kind
 from scripts.cli import OK, open_keyspace, run_cli
 from tests.integration.test_service_process import call as api_call
-from tests.integration.test_service_process import children, service
+from tests.integration.test_service_process import children, environment, service
 
 pytestmark = pytest.mark.redis
 
@@ -217,3 +217,76 @@ async def test_a_cli_started_server_refuses_unauthenticated_clients(tmp_path: Pa
         assert kwargs["username"] == "multiframe"
         with pytest.raises(redis.exceptions.NoPermissionError):
             await ks.client.config_get("dir")
+
+
+def _spawn(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        env=environment(data_dir, port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _lock_is_free(data_dir: Path) -> bool:
+    fd = os.open(data_dir / "redis.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=str)
+def test_a_signal_while_the_embedded_redis_starts_leaves_no_server_behind(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    # The app used to die at once (SIGTERM) or skip its cleanup (Ctrl-C) while it waited for
+    # its server: that server kept the data directory, and every later start was refused.
+    data_dir = tmp_path / "data"
+    proc = _spawn(data_dir, free_port())
+    try:
+        _wait("the app spawns its redis-server", 20, lambda: bool(children(proc.pid)))
+        proc.send_signal(stop)
+        proc.wait(timeout=30)
+        assert not children(proc.pid)
+        _wait("the data directory is free again", 10, lambda: _lock_is_free(data_dir))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with service(data_dir, free_port()):  # the next start is not refused
+        pass
+
+
+def test_redis_killed_during_start_up_is_restarted_and_the_service_comes_up(
+    tmp_path: Path,
+) -> None:
+    # Killed after it answered, while the app set up the keyspace: the app used to exit 1 with
+    # a ConnectionError traceback instead of waiting for the supervisor's restart.
+    data_dir, port = tmp_path / "data", free_port()
+    proc = _spawn(data_dir, port)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if b"embedded redis-server on port" in line:
+                break
+        else:
+            raise AssertionError("the app never started its redis-server")
+        os.kill(int((data_dir / "redis.pid").read_text()), signal.SIGKILL)
+
+        def healthy() -> bool:
+            assert proc.poll() is None, "the service exited"
+            try:
+                return api_call(port, "GET", "/health")[0] == 200
+            except OSError:
+                return False
+
+        _wait("the service comes up on the restarted server", 30, healthy)
+        assert api_call(port, "GET", "/api/users?limit=1")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert _lock_is_free(data_dir)
