@@ -8,7 +8,14 @@ from .auth import caller
 from .errors import ApiError
 from .policy import require_admin
 from .state import keyspace
-from .wire import if_match, json_response, none_match, read_object, stored_response
+from .wire import (
+    if_match,
+    json_response,
+    none_match,
+    read_object,
+    refuse_none_match,
+    stored_response,
+)
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -49,6 +56,7 @@ async def get_chip(request: web.Request) -> web.Response:
 
 async def put_chip(request: web.Request) -> web.Response:
     require_admin(caller(request), "write analytics")
+    refuse_none_match(request)
     if "If-Match" in request.headers:
         # A chip's entry has no revision of its own; ignoring the header would drop the
         # guard the client asked for.

@@ -47,7 +47,9 @@ def document_response(raw: bytes) -> web.Response:
 
 
 def if_match(request: web.Request) -> str | None:
-    """The revision an If-Match header pins, or None. ``*`` pins nothing (any revision)."""
+    """The revision an If-Match header pins, or None. ``*`` pins nothing (any revision).
+    Every write reads it, so If-None-Match on a write is refused here too."""
+    refuse_none_match(request)
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
@@ -57,6 +59,27 @@ def if_match(request: web.Request) -> str | None:
     tag = tags[0]
     # Our ETags are strong, and If-Match compares strongly: a weak one matches no revision.
     return tag if tag.startswith("W/") else tag.strip('"')
+
+
+def refuse_none_match(request: web.Request) -> None:
+    """If-None-Match on a write: ``*`` asks to write only where no document exists, which a
+    PUT, PATCH or DELETE of a stored document never is (POST creates): 412. A tag list is
+    not evaluated on writes (ignored, it would drop the guard the client asked for): 400."""
+    raw = request.headers.get("If-None-Match")
+    if raw is None:
+        return
+    if raw.strip() == "*":
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "If-None-Match: * writes only where no document exists; this one does (create "
+            "with POST)",
+        )
+    raise ApiError(
+        400,
+        "invalid_header",
+        "If-None-Match is evaluated on reads only; guard a write with If-Match",
+    )
 
 
 # RFC 9110 entity-tag characters; a bare token is accepted too (some clients drop quotes).

@@ -336,3 +336,23 @@ async def test_codings_the_parser_refuses_are_415_too(
     error = orjson.loads(payload)["error"]
     assert error["code"] == "unsupported_media_type"
     assert error["details"] == {"accepted_encodings": ["identity", "gzip", "deflate"]}
+
+
+async def test_if_none_match_on_a_write_never_writes_through(api: Client) -> None:
+    # `If-None-Match: *` (write only if absent) was ignored: a PATCH overwrote the document.
+    made = await created(api, "users", user_body("Guarded"))
+    path = f"/api/users/{made['user_id']}"
+    before = await (await api.get(path)).read()
+    tag = (await api.get(path)).headers["ETag"]
+    writes = [
+        ("PATCH", path, {"username": "Changed"}),
+        ("PUT", path, {**orjson.loads(before), "username": "Changed"}),
+        ("PUT", "/api/config/system", {}),
+        ("DELETE", path, None),
+    ]
+    for method, target, body in writes:
+        for header, status in (("*", 412), (tag, 400), (f'"x", {tag}', 400)):
+            resp = await api.request(method, target, json=body, headers={"If-None-Match": header})
+            code = (await error_of(resp, status))["code"]
+            assert code == ("precondition_failed" if status == 412 else "invalid_header")
+    assert await (await api.get(path)).read() == before
