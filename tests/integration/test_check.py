@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import NFT, PROCESS, USER, Keyspace, codec, keys, search
+from keyspace import DRIVER, NFT, PROCESS, USER, Keyspace, codec, keys, search
 from keyspace.connection import call
 from keyspace.projection import project
 from keyspace.server import EmbeddedRedis
@@ -334,6 +334,7 @@ async def test_check_beside_live_creates_reports_nothing(
         while not stop.is_set():
             await f.user(ks, f"Live{w}x{n}")
             n += 1
+            await asyncio.sleep(0.002)  # a steady stream, not a flood that outgrows the checks
         return n
 
     workers = [asyncio.create_task(creator(w)) for w in range(3)]
@@ -368,3 +369,31 @@ async def test_tokens_disagreeing_with_their_users_are_reported_and_revoked(
     assert await check(redis_server, "--repair") == OK
     assert not await real_client.exists(escalated, ghost)
     assert await real_client.exists(keys.token_key(token_hash(issued.token)))
+
+
+async def test_check_beside_a_flapping_document_reports_nothing(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    # One driver made and deleted over and over: the index's count, read apart from the
+    # documents', said "0 of 1" or "1 of 0 indexed" in both passes of one check.
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await f.user(ks, "Owner")
+    stop = asyncio.Event()
+
+    async def flap() -> int:
+        n = 0
+        while not stop.is_set():
+            made = await f.driver(ks, "user_1")
+            await ks.delete(DRIVER, str(made.doc["driver_id"]))
+            n += 1
+        return n
+
+    worker = asyncio.create_task(flap())
+    try:
+        codes = [await check(redis_server) for _ in range(8)]
+    finally:
+        stop.set()
+        flapped = await worker
+    assert flapped > 20, flapped
+    assert codes == [OK] * 8
