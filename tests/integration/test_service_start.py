@@ -32,7 +32,7 @@ pytestmark = pytest.mark.redis
 USERS = 300
 # Keys every index build must scan; with BG_INDEX_SLEEP_GAP 1 RediSearch yields after each,
 # so the rebuild after a restart takes well over the few seconds the app needs to start.
-FILLER_KEYS = 40_000
+FILLER_KEYS = 80_000
 STALE_VERSION = "0000000000"
 
 
