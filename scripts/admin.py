@@ -17,7 +17,7 @@ from keyspace.documents import for_create
 from keyspace.inventory import service_keys
 from keyspace.schema import EntitySpec
 
-from .cli import OK, PROBLEMS, Refused
+from .exits import OK, PROBLEMS, Refused
 from .locks import Lock, settled
 from .pause import PAUSE, paused
 from .progress import Progress

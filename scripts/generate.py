@@ -18,7 +18,8 @@ from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keys
 from keyspace.documents import for_create
 from keyspace.plan import plan_create
 
-from .cli import OK, PROBLEMS, non_negative, positive_int
+from .args import non_negative, positive_int
+from .exits import OK, PROBLEMS
 from .progress import Progress
 
 CHIP_TYPES = ("quantum_processor", "neural_processor", "crypto_processor")

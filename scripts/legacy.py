@@ -41,7 +41,8 @@ from keyspace.plan import Plan, plan_create
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
 from . import counters
-from .cli import OK, PROBLEMS, positive_int
+from .args import positive_int
+from .exits import OK, PROBLEMS
 from .progress import Progress
 
 JSON_TYPE = b"ReJSON-RL"

@@ -20,7 +20,7 @@ from typing import TypeVar
 from keyspace import Keyspace, keys
 from keyspace.plan import Plan
 
-from .cli import Busy
+from .exits import Busy
 
 T = TypeVar("T")
 TTL_MS = 30_000

@@ -17,7 +17,8 @@ from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
 from keyspace.tokens import token_hash
 from scripts.check import inspect
-from scripts.cli import OK, PROBLEMS, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK, PROBLEMS
 from scripts.repair import repair
 from scripts.report import Problem, Report
 from tests import factories as f

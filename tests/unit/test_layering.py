@@ -40,3 +40,37 @@ def test_scripts_and_app_reach_into_no_object_s_private_attributes() -> None:
         for hit in private_accesses(path)
     ]
     assert found == []
+
+
+def imported_modules(path: Path) -> list[tuple[str, bool]]:
+    """(absolute module name, at the top of the file) for every import in a scripts/ module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = "scripts" if node.level == 1 else ""
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            for name in names:
+                found.append((".".join(filter(None, [base, name])), id(node) in top))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names]
+    return found
+
+
+def test_only_the_entry_points_import_the_cli_module() -> None:
+    # The commands once took exit codes and argument helpers from cli.py, which imports the
+    # commands: a circle that cli.py broke by importing them inside a function.
+    entry_points = {"scripts/__main__.py", "scripts/cli.py"}
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in modules("scripts", "app", "keyspace")
+        if str(path.relative_to(ROOT)) not in entry_points
+        and any(name == "scripts.cli" for name, _ in imported_modules(path))
+    ]
+    assert importers == []
+
+
+def test_the_cli_imports_its_commands_at_the_top() -> None:
+    late = [name for name, top in imported_modules(ROOT / "scripts" / "cli.py") if not top]
+    assert late == []
