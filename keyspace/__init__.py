@@ -44,6 +44,7 @@ from .errors import (
 from .listing import Page
 from .query import Query, parse
 from .schema import EntitySpec, Schema, SingletonSpec
+from .scripts import CommitResult
 from .store import Stored
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "USER",
     "AlreadyExists",
     "Capabilities",
+    "CommitResult",
     "Conflict",
     "Contention",
     "CounterExhausted",

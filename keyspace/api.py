@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +16,11 @@ from .documents import validate
 from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .errors import NotFound, ValidationFailed
 from .listing import Page
+from .plan import Plan
 from .query import Query
+from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema
-from .scripts import AuthReply, CommitResult
+from .scripts import AuthReply, CommitResult, Scripts
 from .singletons import Singletons
 from .store import Documents, Guard, PreparedCreate, Stored
 from .tokens import Authorization, Decision, Limits, Tokens
@@ -89,9 +91,10 @@ class Keyspace:
         check_client(client)
         self.client = client
         self.schema = schema
-        self.documents = Documents(client, schema)
-        self.singletons = Singletons(client, self.documents.scripts)
-        self.tokens = Tokens(self.documents.scripts)
+        self.scripts = Scripts(client)  # the one runner of this client's scripts, shared below
+        self.documents = Documents(client, self.scripts, schema)
+        self.singletons = Singletons(client, self.scripts)
+        self.tokens = Tokens(self.scripts)
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
         self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time
@@ -135,7 +138,7 @@ class Keyspace:
         while self._pending:
             spec = next(iter(self._pending.values()))
             await upgrade.upgrade(
-                self.client, self.documents.scripts, spec, timeout=timeout, progress=progress
+                self.client, self.scripts, spec, timeout=timeout, progress=progress
             )
             self._pending.pop(spec.prefix, None)
 
@@ -162,7 +165,7 @@ class Keyspace:
         admins only); any other caller's create is refused as ``forbidden``. A non-admin's
         explicit id may raise its counter at most ``window`` past the counter's value
         (:class:`OutsideImportWindow` otherwise)."""
-        scripts = self.documents.scripts
+        scripts = self.scripts
 
         async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
             return await scripts.authorized_commit(
@@ -230,6 +233,26 @@ class Keyspace:
         except listing.IndexUnavailable:
             self._unavailable_until[spec.prefix] = now + UNAVAILABLE_BACKOFF_S
             raise
+
+    # Prepared plans (operations tooling) ---------------------------------------------------
+
+    async def commit(self, plan: Plan) -> CommitResult:
+        """Apply a prepared ``plan`` atomically in one ``commit.lua`` call: the result names
+        the check that refused it, if any (nothing written then). Raises Paused while a
+        command holds the pause. Sent once: a lost reply raises and the plan may have run."""
+        return await self.scripts.commit(plan)
+
+    async def commit_batch(self, plans: Sequence[Plan]) -> Sequence[CommitResult]:
+        """:meth:`commit` for many plans in one pipeline (bulk loading), results in order;
+        each plan is its own atomic commit."""
+        return await self.scripts.commit_batch(plans)
+
+    async def reproject(
+        self, spec: EntitySpec, progress: Callable[[int], None] | None = None
+    ) -> Reprojected:
+        """Bring ``spec``'s search projections in line with its documents
+        (:mod:`keyspace.reproject`); ``progress`` gets the count checked so far."""
+        return await reproject(self.client, self.scripts, spec, progress)
 
     async def has_documents(self, spec: EntitySpec) -> bool:
         """Whether any document of ``spec`` exists; asks the keys, never an index."""

@@ -14,6 +14,7 @@ API answers 503; the write may or may not have happened).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -145,6 +146,18 @@ class Scripts:
     async def commit(self, plan: Plan) -> CommitResult:
         """Apply ``plan`` atomically (``commit.lua``); Paused while the keyspace is paused."""
         return _commit_result(await self._run(self._commit, plan.keys, plan.args(), retry=False))
+
+    async def commit_batch(self, plans: Sequence[Plan]) -> list[CommitResult]:
+        """Apply each of ``plans`` atomically, all sent in one pipeline (bulk loading); the
+        results in order. Each plan is its own commit: a refused one does not stop the rest.
+        Paused (after the batch) when any met the pause."""
+        # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
+        await self.client.script_load(self._commit.script)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for plan in plans:
+                pipe.evalsha(self._commit.sha, len(plan.keys), *plan.keys, *plan.args())
+            replies = await pipe.execute()
+        return [_commit_result(reply) for reply in replies]
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:
         """Token, maintenance and rate-limit check (``authorize.lua``)."""

@@ -169,10 +169,10 @@ def _values(source: Mapping[str, str]) -> str:
 class Documents:
     """Create, read, replace, patch and delete documents of the declared entities."""
 
-    def __init__(self, client: Redis, schema: Schema = MULTIFRAME) -> None:
+    def __init__(self, client: Redis, scripts: Scripts, schema: Schema = MULTIFRAME) -> None:
         self.client = client
         self.schema = schema
-        self.scripts = Scripts(client)
+        self.scripts = scripts  # the keyspace's one runner (Keyspace owns it)
 
     async def _read(self, key: str) -> bytes | None:
         raw: bytes | None = await call(self.client, "JSON.GET", key, ".")
@@ -386,7 +386,3 @@ class Documents:
                     f"deleting {spec.name} {doc_id} would cascade past {MAX_CASCADE} documents"
                 )
         return closure
-
-    async def commit(self, plan: Plan) -> CommitResult:
-        """Apply a hand-built plan (used by operations tooling)."""
-        return await self.scripts.commit(plan)

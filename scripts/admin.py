@@ -15,10 +15,9 @@ from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import for_create
 from keyspace.inventory import service_keys
-from keyspace.reproject import reproject
 from keyspace.schema import EntitySpec
 
-from .cli import OK, PROBLEMS, Refused
+from .exits import OK, PROBLEMS, Refused
 from .locks import Lock, settled
 from .pause import PAUSE, paused
 from .progress import Progress
@@ -93,7 +92,7 @@ async def reindex(args: argparse.Namespace, ks: Keyspace) -> int:
 
 
 async def _reindex_one(args: argparse.Namespace, ks: Keyspace, spec: EntitySpec, lock: Lock) -> int:
-    fixed = await reproject(ks.client, ks.documents.scripts, spec)
+    fixed = await ks.reproject(spec)
     if fixed.changed:
         print(f"reindex {spec.collection}: {fixed.changed} search projection(s) rewritten")
     name = search.rebuild_name(spec)

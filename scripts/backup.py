@@ -37,7 +37,7 @@ from keyspace import Keyspace
 from keyspace.inventory import patterns
 from keyspace.schema import Schema
 
-from .cli import OK, PROBLEMS
+from .exits import OK, PROBLEMS
 from .pause import PAUSE
 from .progress import Progress
 from .verify import (

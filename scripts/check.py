@@ -26,7 +26,8 @@ from keyspace.reproject import expected
 from keyspace.schema import EntitySpec, OnDelete, ref_ids
 
 from . import counters
-from .cli import NOT_READY, OK, PROBLEMS, non_negative
+from .args import non_negative
+from .exits import NOT_READY, OK, PROBLEMS
 from .repair import repair
 from .report import REF_SETS, Problem, RefSet, Report, parse_ref_set
 

@@ -29,56 +29,13 @@ from keyspace import Keyspace, connect
 from keyspace.errors import Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 
-OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
-BUSY = 75  # sysexits EX_TEMPFAIL: another command holds the pause (scripts/pause.py)
-NOT_READY = 75  # check: an index still building (EX_TEMPFAIL: try again later)
+from . import admin, backup, check, generate, legacy, pause, restore
+from .args import default_data_dir, redis_url
+from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, Busy, Refused
+
 URL_FILE = "redis.url"
 
 Command = Callable[[argparse.Namespace, Keyspace], Awaitable[int]]
-
-
-class Refused(Exception):
-    """The command will not run on this target; the message says what to do instead."""
-
-
-class Busy(Exception):
-    """Another command holds the pause (scripts/pause.py) or a lock (scripts/locks.py); the
-    message names it."""
-
-
-def redis_url(text: str) -> str:
-    """argparse type of ``--redis-url``: a URL redis-py can connect to."""
-    if text.partition("://")[0] not in ("redis", "rediss", "unix"):
-        raise argparse.ArgumentTypeError(
-            f"not a Redis URL: {text!r}; use redis://[user:password@]host:port/db"
-        )
-    return text
-
-
-def positive_int(text: str) -> int:
-    """argparse type of a count that must be at least 1."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return number
-
-
-def non_negative(text: str) -> float:
-    """argparse type of a mean that must be a finite number of at least 0."""
-    try:
-        number = float(text)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text!r}")
-    return number
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("MULTIFRAME_DATA_DIR", "var/redis"))
 
 
 # The service's supervisor restarts a dead embedded server within about a second, which then
@@ -141,8 +98,6 @@ async def open_keyspace(
 
 
 def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]]:
-    from . import admin, backup, check, generate, legacy, pause, restore
-
     return {
         "load-demo": (
             "load demo_data/ through the keyspace (idempotent)",
@@ -281,9 +236,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m scripts.cli`` this file is ``__main__``, a second copy of the module
-    # beside ``scripts.cli``, whose Refused/Busy the commands raise: delegate to that one so
-    # its handlers catch them (exit 3 and 75, not a traceback).
-    from scripts.cli import main as cli_main
-
-    sys.exit(cli_main())
+    # ``python -m scripts.cli`` runs this file as ``__main__``, a second copy of it; the
+    # exceptions it catches live in scripts/exits.py, one module for both copies.
+    sys.exit(main())

@@ -18,7 +18,8 @@ from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keys
 from keyspace.documents import for_create
 from keyspace.plan import plan_create
 
-from .cli import OK, PROBLEMS, non_negative, positive_int
+from .args import non_negative, positive_int
+from .exits import OK, PROBLEMS
 from .progress import Progress
 
 CHIP_TYPES = ("quantum_processor", "neural_processor", "crypto_processor")
@@ -150,14 +151,11 @@ async def _reserve(ks: Keyspace, spec: EntitySpec, n: int) -> Iterator[str]:
 
 async def _commit(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> int:
     """Send one pipeline of commit plans; returns how many were refused."""
-    script = ks.documents.scripts._commit
-    await ks.client.script_load(script.script)  # EVALSHA in a pipeline cannot recover from NOSCRIPT
-    async with ks.client.pipeline(transaction=False) as pipe:
-        for spec, doc_id, doc in docs:
-            plan = plan_create(ks.schema, spec, doc_id, doc, explicit_id=not spec.counted)
-            pipe.evalsha(script.sha, len(plan.keys), *plan.keys, *plan.args())
-        replies = await pipe.execute()
-    return sum(1 for reply in replies if reply[0] != b"ok")
+    plans = [
+        plan_create(ks.schema, spec, doc_id, doc, explicit_id=not spec.counted)
+        for spec, doc_id, doc in docs
+    ]
+    return sum(not result.ok for result in await ks.commit_batch(plans))
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:

@@ -41,7 +41,8 @@ from keyspace.plan import Plan, plan_create
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
 from . import counters
-from .cli import OK, PROBLEMS, positive_int
+from .args import positive_int
+from .exits import OK, PROBLEMS
 from .progress import Progress
 
 JSON_TYPE = b"ReJSON-RL"
@@ -218,7 +219,7 @@ class Importer:
             else:
                 plan.check("equals", spec.key, current)  # replace only the default of setup()
         plan.write("jset", spec.key, codec.dumps(doc))
-        ok = self.dry_run or (await self.ks.documents.commit(plan)).ok
+        ok = self.dry_run or (await self.ks.commit(plan)).ok
         return "" if ok else "changed while importing; re-run to retry"
 
     def convert(self, spec: EntitySpec, key: str, raw: bytes) -> dict[str, Any] | str:
@@ -325,7 +326,7 @@ class Importer:
         # A bad counter is left alone; in place the legacy nft_counter already counts NFTs.
         drop = {"floor", "incr"} if not self.counter_ok else {"incr"} if self.in_place else set()
         plan.writes = [op for op in plan.writes if op[0] not in drop]
-        result = await self.ks.documents.commit(plan)
+        result = await self.ks.commit(plan)
         if result.ok:
             return ""
         if result.error == "unique_conflict":
@@ -410,7 +411,7 @@ class Importer:
             plan.write("floor", name, max(legacy_counter, present))  # never lowers
         else:
             return
-        await self.ks.documents.commit(plan)  # NFTs minted >= NFTs there are
+        await self.ks.commit(plan)  # NFTs minted >= NFTs there are
 
     def summary(self) -> str:
         lines = ["dry run: nothing written; 'imported' = would be imported"] if self.dry_run else []

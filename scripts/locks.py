@@ -20,7 +20,7 @@ from typing import TypeVar
 from keyspace import Keyspace, keys
 from keyspace.plan import Plan
 
-from .cli import Busy
+from .exits import Busy
 
 T = TypeVar("T")
 TTL_MS = 30_000
@@ -62,12 +62,12 @@ class Lock:
         plan.check("string", self.key, self.holder.encode())
         plan.write("pexpire", self.key, TTL_MS)
         self.renewed = time.monotonic()
-        return (await self.ks.documents.commit(plan)).ok
+        return (await self.ks.commit(plan)).ok
 
     async def release(self) -> None:
         plan = Plan()
         plan.write("delif", self.key, self.holder)  # only our own value
-        await self.ks.documents.commit(plan)
+        await self.ks.commit(plan)
 
 
 async def settled(cleanup: Callable[[], Awaitable[T]]) -> T:

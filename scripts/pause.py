@@ -33,7 +33,7 @@ from redis.exceptions import WatchError
 
 from keyspace import Keyspace, keys
 
-from .cli import OK, Busy, Refused
+from .exits import OK, Busy, Refused
 
 PAUSE = keys.pause_key()
 

@@ -13,7 +13,6 @@ from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.plan import Plan, pulled, put_document
-from keyspace.reproject import reproject
 from keyspace.schema import ref_ids
 
 from .report import Problem, Report, parse_ref_set
@@ -32,7 +31,7 @@ async def _commit(ks: Keyspace, plan: Plan, key: str = "", raw: bytes | None = N
     if key:
         plan.checks.insert(0, ["equals", plan.key(key), raw] if raw else ["absent", plan.key(key)])
     try:
-        return (await ks.documents.scripts.commit(plan)).ok
+        return (await ks.commit(plan)).ok
     except ResponseError:
         return False
 
@@ -91,7 +90,7 @@ async def _fix_counter(ks: Keyspace, problem: Problem) -> bool:
 async def _fix_projection(ks: Keyspace, problem: Problem) -> bool:
     # One pass per entity fixes them all; later problems of the entity find nothing to do.
     spec = ks.schema.entity(problem.fix["entity"])
-    await reproject(ks.client, ks.documents.scripts, spec)
+    await ks.reproject(spec)
     return True
 
 

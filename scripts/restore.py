@@ -30,7 +30,7 @@ from keyspace.tokens import OPERATOR
 
 from .backup import backup_source, key_batches, kinds_of
 from .check import inspect
-from .cli import OK, PROBLEMS, Refused
+from .exits import OK, PROBLEMS, Refused
 from .pause import paused
 from .progress import Progress
 from .report import Report

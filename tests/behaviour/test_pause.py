@@ -73,7 +73,7 @@ async def test_a_write_prepared_before_the_pause_does_not_commit_after_it(ks: Ke
     prepared = ks.prepare_create(DRIVER, body)
     await pause(ks)
     with pytest.raises(Paused):
-        await ks.documents.scripts.commit(prepared.plan)
+        await ks.commit(prepared.plan)
     assert not await ks.client.exists("driver:driver_1", "driver_counter")
 
 

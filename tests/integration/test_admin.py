@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -13,13 +14,15 @@ from redis.asyncio import Redis
 
 from keyspace import DRIVER, QUEST, USER, Keyspace, connect, parse, search
 from keyspace.server import EmbeddedRedis, free_port
-from scripts.cli import OK, REFUSED, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK, REFUSED
 from tests import factories as f
 from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
 
-DEMO = Path(__file__).resolve().parents[2] / "demo_data" / "demo.json"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "demo_data" / "demo.json"
 
 
 async def cli(server: EmbeddedRedis, *argv: str) -> int:
@@ -195,9 +198,21 @@ async def test_ctrl_c_stops_a_long_command(
     assert b"interrupted" in err
 
 
-@pytest.mark.parametrize("module", ["scripts", "scripts.cli"])
+def console_script() -> list[str]:
+    """``multiframe-admin`` as its generated wrapper runs it, from pyproject's entry point
+    (the installed wrapper would import the package the venv was installed from)."""
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, func = target["multiframe-admin"].partition(":")
+    return ["-c", f"import sys; from {module} import {func}; sys.exit({func}())"]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [["-m", "scripts"], ["-m", "scripts.cli"], console_script()],
+    ids=["python -m scripts", "python -m scripts.cli", "multiframe-admin"],
+)
 async def test_every_way_to_run_the_cli_keeps_its_exit_codes(
-    redis_server: EmbeddedRedis, real_client: Redis, module: str
+    redis_server: EmbeddedRedis, real_client: Redis, how: list[str]
 ) -> None:
     # Run as `python -m scripts.cli`, the module was a second copy whose handlers missed the
     # Refused raised by the commands: a traceback and exit 1 instead of 3.
@@ -205,8 +220,7 @@ async def test_every_way_to_run_the_cli_keeps_its_exit_codes(
     await ks.setup()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        module,
+        *how,
         "--redis-url",
         redis_server.url,
         "reset",

@@ -20,7 +20,8 @@ from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Kind, new_token, token_hash
 from scripts import backup as backup_module
 from scripts import restore as restore_module
-from scripts.cli import OK, PROBLEMS, REFUSED, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK, PROBLEMS, REFUSED
 from tests import factories as f
 from tests.redis_state import snapshot
 

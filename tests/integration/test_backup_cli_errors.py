@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from keyspace.server import EmbeddedRedis
 from scripts import backup as backup_module
-from scripts.cli import OK, PROBLEMS, USAGE, main
+from scripts.cli import main
+from scripts.exits import OK, PROBLEMS, USAGE
 from tests.integration.test_backup import cli, populate
 
 pytestmark = pytest.mark.redis

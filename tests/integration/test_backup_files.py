@@ -19,7 +19,8 @@ from keyspace import Keyspace, keys
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts import backup as backup_module
-from scripts.cli import OK, PROBLEMS, USAGE, main
+from scripts.cli import main
+from scripts.exits import OK, PROBLEMS, USAGE
 from tests import factories as f
 from tests.integration.test_backup import cli, populate
 from tests.integration.test_backup_tokens import write_file

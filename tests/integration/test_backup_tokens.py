@@ -16,7 +16,7 @@ from keyspace import USER, Keyspace, keys
 from keyspace.claims import held
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Kind, Limits, Minted, token_hash
-from scripts.cli import OK, PROBLEMS
+from scripts.exits import OK, PROBLEMS
 from tests import factories as f
 from tests.integration.test_backup import API_KEY, cli, populate, read_lines
 from tests.redis_state import snapshot

@@ -17,7 +17,8 @@ from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
 from keyspace.tokens import token_hash
 from scripts.check import inspect
-from scripts.cli import OK, PROBLEMS, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK, PROBLEMS
 from scripts.repair import repair
 from scripts.report import Problem, Report
 from tests import factories as f
@@ -243,7 +244,7 @@ async def test_repair_skips_what_changes_under_it(
     report = await inspect(ks)
     assert {p.kind for p in report.problems} == {"dangling_reference", "unique_index"}
 
-    commit = ks.documents.scripts.commit
+    commit = ks.commit
     concurrent = {
         "collab:collab_1": ("$.status", '"completed"'),
         "user:user_2": ("$.role", '"admin"'),
@@ -257,7 +258,7 @@ async def test_repair_skips_what_changes_under_it(
         return await commit(plan)
 
     with monkeypatch.context() as patched:
-        patched.setattr(ks.documents.scripts, "commit", racing)
+        patched.setattr(ks, "commit", racing)
         assert await repair(ks, report) == 0
     collab = await doc(c, "collab:collab_1")
     assert collab["status"] == "completed"  # the concurrent write stands

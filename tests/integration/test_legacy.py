@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from keyspace import DRIVER, PROCESS, Keyspace, codec, connect, parse
 from keyspace.server import EmbeddedRedis
-from scripts.cli import OK, PROBLEMS, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK, PROBLEMS
 from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis

@@ -15,7 +15,8 @@ from keyspace import USER, Keyspace, keys, search
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts import check as check_module
-from scripts.cli import BUSY, NOT_READY, OK, PROBLEMS, run_cli
+from scripts.cli import run_cli
+from scripts.exits import BUSY, NOT_READY, OK, PROBLEMS
 
 pytestmark = pytest.mark.redis
 

@@ -21,7 +21,7 @@ async def test_scripts_reload_after_script_flush(real_client: Redis) -> None:
     await ks.setup()
     await f.user(ks, "A")
     await real_client.script_flush()
-    assert await real_client.script_exists(ks.documents.scripts._commit.sha) == [False]
+    assert await real_client.script_exists(ks.scripts._commit.sha) == [False]
     made = await f.user(ks, "B")
     assert made.doc["user_id"] == "user_2"
     assert await real_client.exists("user:user_2") == 1

@@ -23,7 +23,8 @@ from keyspace import DRIVER, USER, Keyspace, connect, keys, search
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis, free_port
 from keyspace.tokens import Kind
-from scripts.cli import OK, open_keyspace, run_cli
+from scripts.cli import open_keyspace, run_cli
+from scripts.exits import OK
 from tests.integration.test_service_process import call as api_call
 from tests.integration.test_service_process import children, environment, service
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from scripts.cli import OK, run_cli
+from scripts.cli import run_cli
+from scripts.exits import OK
 
 from .conftest import (
     ADMIN_TOKEN,

@@ -19,7 +19,8 @@ from keyspace import USER, Keyspace, keys
 from keyspace.connection import call
 from keyspace.text import fold
 from scripts import restore as restore_module
-from scripts.cli import BUSY, OK, REFUSED, run_cli
+from scripts.cli import run_cli
+from scripts.exits import BUSY, OK, REFUSED
 
 from .conftest import Harness, World, error_of, new_user
 

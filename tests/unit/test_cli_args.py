@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.cli import USAGE, main
+from scripts.cli import main
+from scripts.exits import USAGE
 
 
 @pytest.mark.parametrize(

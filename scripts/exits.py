@@ -1,0 +1,20 @@
+"""Exit codes of ``multiframe-admin`` and the exceptions commands raise for two of them.
+
+Kept apart from the entry point (scripts/cli.py, which imports every command) so a command
+module needs nothing from cli.py. What each code means is in cli.py's docstring (`--help`).
+"""
+
+from __future__ import annotations
+
+OK, PROBLEMS, USAGE, REFUSED, INTERRUPTED = 0, 1, 2, 3, 130
+BUSY = 75  # sysexits EX_TEMPFAIL: another command holds the pause (scripts/pause.py)
+NOT_READY = 75  # check: an index still building (EX_TEMPFAIL: try again later)
+
+
+class Refused(Exception):
+    """The command will not run on this target; the message says what to do instead."""
+
+
+class Busy(Exception):
+    """Another command holds the pause (scripts/pause.py) or a lock (scripts/locks.py); the
+    message names it."""

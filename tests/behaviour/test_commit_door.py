@@ -1,0 +1,60 @@
+"""One runner and one door for prepared plans (issue 14, "Shape of the code"): the keyspace
+owns its script runner, and tooling commits plans through ``Keyspace.commit`` /
+``Keyspace.commit_batch``, which read every reply the same way."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from keyspace import USER, Keyspace, keys
+from keyspace.documents import for_create
+from keyspace.errors import Paused
+from keyspace.plan import Plan, plan_create
+from scripts import generate
+
+
+def user_plan(ks: Keyspace, doc_id: str, name: str) -> Plan:
+    data: dict[str, Any] = {"username": name, "email": f"{doc_id}@x.io", "role": "designer"}
+    return plan_create(ks.schema, USER, doc_id, for_create(USER, data, doc_id), explicit_id=True)
+
+
+async def test_every_part_of_the_keyspace_runs_scripts_through_one_runner(ks: Keyspace) -> None:
+    runners = {id(ks.scripts), id(ks.documents.scripts), id(ks.singletons.scripts)}
+    assert runners == {id(ks.tokens.scripts)}
+    assert (await ks.commit(user_plan(ks, "user_5", "Ada"))).ok
+    assert (await ks.get(USER, "user_5")).doc["username"] == "Ada"
+
+
+async def test_a_batch_commits_each_plan_on_its_own(ks: Keyspace) -> None:
+    plans = [
+        user_plan(ks, "user_1", "Ada"),
+        user_plan(ks, "user_2", "ADA"),  # the same username up to case: refused alone
+        user_plan(ks, "user_3", "Bob"),
+    ]
+    results = await ks.commit_batch(plans)
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error == "unique_conflict" and results[1].field == "username"
+    assert await ks.client.exists("user:user_1", "user:user_2", "user:user_3") == 2
+    assert not await ks.client.exists("user:user_2")
+
+
+async def test_a_batch_meeting_the_pause_raises_paused_and_writes_nothing(ks: Keyspace) -> None:
+    await ks.client.set(keys.pause_key(), '{"command": "test"}')
+    with pytest.raises(Paused):
+        await ks.commit_batch([user_plan(ks, "user_1", "Ada"), user_plan(ks, "user_2", "Bob")])
+    assert await ks.client.exists("user:user_1", "user:user_2") == 0
+
+
+async def test_generate_stops_at_the_pause_instead_of_counting_refusals(ks: Keyspace) -> None:
+    # generate used to read the pipelined replies itself: a pause counted as "refused by their
+    # checks" (exit 1) and it went on batch after batch. Through commit_batch it is Paused,
+    # which the CLI answers with exit 75 as for every other command.
+    parser = argparse.ArgumentParser()
+    generate.add_args(parser)
+    await ks.client.set(keys.pause_key(), '{"command": "test"}')
+    with pytest.raises(Paused):
+        await generate.run(parser.parse_args(["--users", "3"]), ks)
+    assert not await ks.client.exists("user:user_1", "user:user_2", "user:user_3")
