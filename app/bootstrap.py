@@ -6,7 +6,7 @@ import logging
 import sys
 
 from keyspace import USER, AlreadyExists, Keyspace, NotFound, UniqueConflict
-from keyspace.tokens import Kind
+from keyspace.tokens import TokenKind
 
 log = logging.getLogger("multiframe.bootstrap")
 
@@ -51,7 +51,7 @@ async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
     if await ks.has_documents(USER):
         return
     user_id, raw = await _admin_user(ks)
-    minted = await ks.tokens.mint(user_id, raw, Kind.API_KEY)
+    minted = await ks.tokens.mint(user_id, raw, TokenKind.API_KEY)
     print(
         f"\nFirst start: created the admin user {user_id!r}. Its API key, shown once:\n\n"
         f"    {minted.token}\n",

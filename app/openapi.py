@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from keyspace import MULTIFRAME, EntitySpec, models
 from keyspace.query import DEFAULT_LIMIT, MAX_LIMIT
-from keyspace.schema import Kind
+from keyspace.schema import FieldKind
 
 from .routes import Route
 
@@ -146,9 +146,13 @@ def components() -> dict[str, Any]:
 def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for f in spec.fields:
-        if f.kind is Kind.TEXT:
+        if f.kind is FieldKind.TEXT:
             continue
-        kind = {"type": "number"} if f.kind is Kind.NUMERIC else {"type": "string", "minLength": 1}
+        kind = (
+            {"type": "number"}
+            if f.kind is FieldKind.NUMERIC
+            else {"type": "string", "minLength": 1}
+        )
         params.append(
             {
                 "name": f.name,
@@ -160,7 +164,7 @@ def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
                 "explode": True,
             }
         )
-        if f.kind in (Kind.NUMERIC, Kind.TIME):
+        if f.kind in (FieldKind.NUMERIC, FieldKind.TIME):
             for bound in ("min", "max"):
                 params.append(
                     {

@@ -19,7 +19,7 @@ from keyspace import (
     parse,
 )
 from keyspace.keys import is_lookup_id
-from keyspace.tokens import Kind
+from keyspace.tokens import TokenKind
 
 from . import auth, policy
 from .auth import caller
@@ -185,7 +185,7 @@ async def mint_token(request: web.Request) -> web.Response:
         )
     ks = keyspace(request)
     user = await ks.get(USER, user_id)
-    minted = await ks.tokens.mint(user_id, user.raw, Kind(kind), ttl)
+    minted = await ks.tokens.mint(user_id, user.raw, TokenKind(kind), ttl)
     body_out = {
         "token": minted.token,
         "user_id": user_id,

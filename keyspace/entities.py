@@ -9,8 +9,8 @@ from . import keys, models
 from .codec import now_iso
 from .schema import (
     EntitySpec,
+    FieldKind,
     Indexed,
-    Kind,
     OnDelete,
     Reference,
     Satellites,
@@ -24,20 +24,20 @@ _OWNER = Reference("user_id", "user", OnDelete.CASCADE)
 
 
 def _id(name: str) -> Indexed:
-    return Indexed(name, name, Kind.TAG, sortable=True)
+    return Indexed(name, name, FieldKind.TAG, sortable=True)
 
 
 def _tag(name: str, path: str | None = None) -> Indexed:
-    return Indexed(name, path or name, Kind.TAG)
+    return Indexed(name, path or name, FieldKind.TAG)
 
 
 def _time(name: str) -> Indexed:
-    return Indexed(name, name, Kind.TIME, sortable=True)
+    return Indexed(name, name, FieldKind.TIME, sortable=True)
 
 
 _CHIP_DATA = (
     _tag("chip_type", "chip_data.type"),
-    Indexed("cores", "chip_data.cores", Kind.NUMERIC, sortable=True),
+    Indexed("cores", "chip_data.cores", FieldKind.NUMERIC, sortable=True),
     _tag("frequency", "chip_data.frequency"),
     _tag("architecture", "chip_data.architecture"),
 )
@@ -68,8 +68,8 @@ USER = EntitySpec(
     fields=(
         _id("user_id"),
         _tag("username"),
-        Indexed("username_text", "username", Kind.TEXT),
-        Indexed("email", "email", Kind.TAG, case_sensitive=False),
+        Indexed("username_text", "username", FieldKind.TEXT),
+        Indexed("email", "email", FieldKind.TAG, case_sensitive=False),
         _tag("role"),
         _time("created_at"),
     ),
@@ -110,7 +110,7 @@ COLLAB = EntitySpec(
         _tag("user_id"),
         _tag("chip_id"),
         *_CHIP_DATA,
-        Indexed("collaborators", "collaborators", Kind.TAG, array=True),
+        Indexed("collaborators", "collaborators", FieldKind.TAG, array=True),
         _tag("status"),
         _time("timestamp"),
     ),
@@ -146,7 +146,7 @@ NFT = EntitySpec(
         _tag("user_id"),
         _tag("chip_id"),
         _tag("metadata_uri"),
-        Indexed("owner", "owner", Kind.TAG, case_sensitive=False),
+        Indexed("owner", "owner", FieldKind.TAG, case_sensitive=False),
     ),
     references=(_OWNER,),
     defaults={"metadata_uri": _metadata_uri},
@@ -163,8 +163,8 @@ QUEST = EntitySpec(
     fields=(
         _id("quest_id"),
         _tag("user_id"),
-        Indexed("title", "title", Kind.TEXT),
-        Indexed("description", "description", Kind.TEXT),
+        Indexed("title", "title", FieldKind.TEXT),
+        Indexed("description", "description", FieldKind.TEXT),
         _tag("status"),
         _tag("reward"),
         _time("timestamp"),

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 from . import codec, keys, query, search
 from .connection import call
 from .errors import NotReady
-from .schema import EntitySpec, Kind
+from .schema import EntitySpec, FieldKind
 
 SCAN_BATCH = 500
 
@@ -80,7 +80,7 @@ def _hits(spec: EntitySpec, q: query.Query, reply: list[Any]) -> list[Hit | None
         if doc_id is None or value is None:
             out.append(None)
             continue
-        out.append(Hit(doc_id, float(value) if field.kind is Kind.NUMERIC else value))
+        out.append(Hit(doc_id, float(value) if field.kind is FieldKind.NUMERIC else value))
     return out
 
 

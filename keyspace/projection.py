@@ -20,13 +20,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .schema import EntitySpec, Indexed, Kind, get_path
+from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import fold, nfc, terms
 
 
 def folds(field: Indexed) -> bool:
     """True when the index must not see the field's raw value."""
-    return field.kind is Kind.TEXT or (field.kind is Kind.TAG and not field.case_sensitive)
+    return field.kind is FieldKind.TEXT or (
+        field.kind is FieldKind.TAG and not field.case_sensitive
+    )
 
 
 def projected(spec: EntitySpec) -> bool:
@@ -37,9 +39,9 @@ def projected(spec: EntitySpec) -> bool:
 def _one(field: Indexed, value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if field.kind is Kind.TEXT:
+    if field.kind is FieldKind.TEXT:
         return " ".join(terms(value))
-    if field.kind is Kind.TAG and not field.case_sensitive:
+    if field.kind is FieldKind.TAG and not field.case_sensitive:
         return fold(value)
     return value
 
@@ -54,7 +56,7 @@ def index_value(field: Indexed, value: Any) -> Any:
 def query_value(field: Indexed, value: str) -> str:
     """An equality value as compared with :func:`index_value`: stored text is NFC, so the
     value is too; case-insensitive tags compare folded."""
-    return fold(value) if field.kind is Kind.TAG and not field.case_sensitive else nfc(value)
+    return fold(value) if field.kind is FieldKind.TAG and not field.case_sensitive else nfc(value)
 
 
 def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:

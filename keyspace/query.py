@@ -23,7 +23,7 @@ import orjson
 from . import codec, keys
 from .errors import ValidationFailed
 from .projection import index_value, query_value
-from .schema import EntitySpec, Indexed, Kind, get_path
+from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import terms
 
 DEFAULT_LIMIT = 50
@@ -93,7 +93,7 @@ def _text_value(raw: str, param: str) -> str:
 
 def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
     raw = _text_value(raw, param)
-    if spec_field.kind is Kind.NUMERIC:
+    if spec_field.kind is FieldKind.NUMERIC:
         try:
             number = float(raw)
         except ValueError:
@@ -101,7 +101,7 @@ def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
         if not math.isfinite(number):
             raise _invalid(param, "must be a finite number")
         return number
-    if spec_field.kind is Kind.TIME:
+    if spec_field.kind is FieldKind.TIME:
         try:
             return codec.normalize_iso(raw)
         except ValueError:
@@ -155,7 +155,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
         if not values:
             raise _invalid(name, "must have a value")
         target = spec.indexed(name)
-        if target is not None and target.kind is not Kind.TEXT:
+        if target is not None and target.kind is not FieldKind.TEXT:
             equals.append((target, tuple(_value(target, v, name) for v in values)))
             continue
         base, _, bound = name.rpartition("_")
@@ -163,7 +163,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
         if (
             bound in ("min", "max")
             and target is not None
-            and target.kind in (Kind.NUMERIC, Kind.TIME)
+            and target.kind in (FieldKind.NUMERIC, FieldKind.TIME)
         ):
             raw = _single(params, name)
             assert raw is not None
@@ -220,7 +220,7 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
     if not isinstance(doc_id, str) or not keys.is_lookup_id(doc_id):
         raise _invalid("cursor", "is not a cursor this service issued")
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric != (field.kind is Kind.NUMERIC) or (numeric and not math.isfinite(value)):
+    if numeric != (field.kind is FieldKind.NUMERIC) or (numeric and not math.isfinite(value)):
         raise _invalid("cursor", "is not a cursor this service issued")
     if not numeric and not re.fullmatch(LITERAL, str(value)):  # cf. _literal
         raise _invalid("cursor", "is not a cursor this service issued")
@@ -245,7 +245,7 @@ def _literal(value: Scalar) -> str:
 
 
 def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
-    if field.kind is Kind.NUMERIC:
+    if field.kind is FieldKind.NUMERIC:
         parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
         return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
     return f"@{field.name}:{{{' | '.join(escape(str(v)) for v in values)}}}"
@@ -256,7 +256,7 @@ def _keyset(field: Indexed, id_field: Indexed, query: Query) -> tuple[str | None
     assert query.after is not None
     after, op = query.after, "<" if query.descending else ">"
     tie = f"@{id_field.name} {op} {_literal(after.doc_id)}"
-    if field.kind is Kind.NUMERIC:
+    if field.kind is FieldKind.NUMERIC:
         bound = _number(after.value)
         clause = (
             f"@{field.name}:[-inf {bound}]" if query.descending else f"@{field.name}:[{bound} +inf]"
@@ -277,7 +277,7 @@ def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
     clauses = [_equality(f, vs) for f, vs in query.equals]
     filters: list[str] = []
     for field, bounds in query.ranges:
-        if field.kind is Kind.NUMERIC:
+        if field.kind is FieldKind.NUMERIC:
             low = "-inf" if bounds.low is None else _number(bounds.low)
             high = "+inf" if bounds.high is None else _number(bounds.high)
             clauses.append(f"@{field.name}:[{low} {high}]")
@@ -360,7 +360,7 @@ def matches(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
     """True when ``doc`` satisfies the query's filters (the cursor is not applied)."""
     for field, wanted in query.equals:
         stored = _values(doc, field)
-        if field.kind is Kind.NUMERIC:
+        if field.kind is FieldKind.NUMERIC:
             ok = any(isinstance(s, int | float) and s == w for s in stored for w in wanted)
         else:
             ok = any(_tag_equal(field, s, w) for s in stored for w in wanted)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from .text import fold, nfc
 
 
-class Kind(enum.Enum):
+class FieldKind(enum.Enum):
     """How a field is indexed and queried."""
 
     TAG = "tag"  # exact equality; arrays match on any member
@@ -42,7 +42,7 @@ class Indexed:
 
     name: str
     path: str
-    kind: Kind
+    kind: FieldKind
     sortable: bool = False
     case_sensitive: bool = True
     array: bool = False
@@ -142,7 +142,7 @@ class EntitySpec:
 
     @property
     def text_fields(self) -> tuple[Indexed, ...]:
-        return tuple(f for f in self.fields if f.kind is Kind.TEXT)
+        return tuple(f for f in self.fields if f.kind is FieldKind.TEXT)
 
     @property
     def id_index(self) -> Indexed:

@@ -23,7 +23,7 @@ from . import keys
 from .connection import call
 from .errors import NotReady
 from .projection import projected
-from .schema import EntitySpec, Indexed, Kind
+from .schema import EntitySpec, FieldKind, Indexed
 
 
 def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
@@ -31,13 +31,13 @@ def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
     # service: the index must not transform them again.
     path = "$." + (field.name if through_projection else field.path)
     args = [path + ("[*]" if field.array else ""), "AS", field.name]
-    if field.kind is Kind.NUMERIC:
+    if field.kind is FieldKind.NUMERIC:
         args.append("NUMERIC")
-    elif field.kind is Kind.TEXT:
+    elif field.kind is FieldKind.TEXT:
         args += ["TEXT", "NOSTEM"]
     else:
         args.append("TAG")
-        if field.case_sensitive or field.kind is Kind.TIME or through_projection:
+        if field.case_sensitive or field.kind is FieldKind.TIME or through_projection:
             args.append("CASESENSITIVE")
     if field.sortable:
         args.append("SORTABLE")

@@ -42,7 +42,7 @@ OWNERS_CACHED = 10_000  # token hash -> user id hints kept in process (~2 MB at 
 RESOLVE_TRIES = 3  # a token found under another user than cached: ask again, this often
 
 
-class Kind(StrEnum):
+class TokenKind(StrEnum):
     SESSION = "session"
     API_KEY = "api_key"
 
@@ -59,7 +59,7 @@ def token_hash(token: str) -> str:
 class Minted:
     token: str
     user_id: str
-    kind: Kind
+    kind: TokenKind
     expires_in: int | None
 
 
@@ -180,7 +180,7 @@ class Tokens:
         self,
         user_id: str,
         user_raw: bytes,
-        kind: Kind = Kind.SESSION,
+        kind: TokenKind = TokenKind.SESSION,
         ttl: int | None = None,
         token: str | None = None,
     ) -> Minted:
@@ -194,7 +194,7 @@ class Tokens:
         role = str(codec.loads(user_raw)["role"])
         token = token or new_token()
         digest = token_hash(token)
-        expires = ttl if ttl is not None else (SESSION_TTL if kind is Kind.SESSION else None)
+        expires = ttl if ttl is not None else (SESSION_TTL if kind is TokenKind.SESSION else None)
         key = keys.token_key(digest)
         plan.write("del", key)
         for name, value in (("user_id", user_id), ("role", role), ("kind", kind.value)):

@@ -29,7 +29,7 @@ from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
 from keyspace.models import Role
 from keyspace.schema import Schema
-from keyspace.tokens import Kind
+from keyspace.tokens import TokenKind
 
 FORMAT, VERSION = "multiframe-backup", 2
 READABLE = (1, 2)
@@ -47,7 +47,7 @@ DERIVED = keys.projection_match("*")
 # a delete fence would refuse references to its target for good, so such records count as expired.
 TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
 DIGEST = re.compile(r"[0-9a-f]{64}")
-ROLES, KINDS = set(get_args(Role)), {kind.value for kind in Kind}
+ROLES, KINDS = set(get_args(Role)), {kind.value for kind in TokenKind}
 
 
 class BadBackup(Exception):

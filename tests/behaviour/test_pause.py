@@ -11,7 +11,7 @@ from redis.exceptions import ResponseError
 from keyspace import DRIVER, USER, Keyspace, keys
 from keyspace.connection import call
 from keyspace.errors import Paused
-from keyspace.tokens import Kind, Limits
+from keyspace.tokens import Limits, TokenKind
 from tests import factories as f
 
 OPERATOR_TOKEN = "pause-test-operator-token-0123456789abcdef"
@@ -43,7 +43,7 @@ async def pause(ks: Keyspace) -> None:
 async def test_every_write_is_refused_while_paused_and_writes_nothing(ks: Keyspace) -> None:
     user = await f.user(ks, "Ada")
     driver = await f.driver(ks, "user_1")
-    minted = await ks.tokens.mint("user_1", user.raw, Kind.API_KEY)
+    minted = await ks.tokens.mint("user_1", user.raw, TokenKind.API_KEY)
     await pause(ks)
     before = await snapshot(ks.client)
     writes = [
@@ -81,7 +81,7 @@ async def test_every_caller_is_refused_while_paused(ks: Keyspace) -> None:
     """Known tokens, unknown tokens (a keyspace being restored may have lost them) and the
     operator's token alike: the decision is 'paused', and no rate state is counted."""
     user = await f.user(ks, "Ada", role="admin")
-    minted = await ks.tokens.mint("user_1", user.raw, Kind.API_KEY)
+    minted = await ks.tokens.mint("user_1", user.raw, TokenKind.API_KEY)
     ks.tokens.configure_operator(OPERATOR_TOKEN)
     limits = Limits(admin_read=100, admin_write=100)
     assert (await ks.tokens.authorize(minted.token, "read", limits)).status == "ok"

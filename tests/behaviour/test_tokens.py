@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from keyspace import USER, Keyspace, keys
-from keyspace.tokens import OPERATOR, Kind, Limits, new_token, token_hash
+from keyspace.tokens import OPERATOR, Limits, TokenKind, new_token, token_hash
 from tests import factories as f
 
 LIMITS = Limits(designer_read=3, engineer_read=3, admin_read=2, designer_mint=1)
@@ -16,7 +16,9 @@ LIMITS = Limits(designer_read=3, engineer_read=3, admin_read=2, designer_mint=1)
 async def minted(ks: Keyspace, name: str, count: int, role: str = "designer") -> list[str]:
     user = await f.user(ks, name, role=role)
     user_id = str(user.doc["user_id"])
-    return [(await ks.tokens.mint(user_id, user.raw, Kind.API_KEY)).token for _ in range(count)]
+    return [
+        (await ks.tokens.mint(user_id, user.raw, TokenKind.API_KEY)).token for _ in range(count)
+    ]
 
 
 async def statuses(ks: Keyspace, tokens: list[str], route_class: str = "read") -> list[str]:
@@ -121,7 +123,7 @@ async def test_with_a_user_admin_only_the_configured_value_is_retired(ks: Keyspa
     user = await ks.create(
         USER, {"user_id": OPERATOR, "username": "Root", "email": "r@x.io", "role": "admin"}
     )
-    own = (await ks.tokens.mint(OPERATOR, user.raw, Kind.API_KEY)).token
+    own = (await ks.tokens.mint(OPERATOR, user.raw, TokenKind.API_KEY)).token
     configured = new_token()
     await legacy_grant(ks, configured)
     assert await ks.tokens.retire_operator_tokens(configured) == 1

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from keyspace import COLLAB, DRIVER, NFT, QUEST, USER, Keyspace, Page, keys, parse, search
 from keyspace.schema import Schema
 from keyspace.server import EmbeddedRedis
-from keyspace.tokens import SESSION_TTL, Kind, new_token, token_hash
+from keyspace.tokens import SESSION_TTL, TokenKind, new_token, token_hash
 from scripts import backup as backup_module
 from scripts import restore as restore_module
 from scripts.cli import run_cli
@@ -72,7 +72,7 @@ async def populate(client: Redis) -> Keyspace:
     await ks.set_chip_metrics(
         "chip_neural_7", {"performance": 91.25, "efficiency": 80.5, "temperature": -12.75}
     )
-    await ks.tokens.mint(ids[1], users[1].raw, Kind.API_KEY, token=API_KEY)
+    await ks.tokens.mint(ids[1], users[1].raw, TokenKind.API_KEY, token=API_KEY)
     await ks.tokens.mint(ids[0], users[0].raw)
     return ks
 

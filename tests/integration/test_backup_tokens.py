@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from keyspace import USER, Keyspace, keys
 from keyspace.claims import held
 from keyspace.server import EmbeddedRedis
-from keyspace.tokens import SESSION_TTL, Kind, Limits, Minted, token_hash
+from keyspace.tokens import SESSION_TTL, Limits, Minted, TokenKind, token_hash
 from scripts.exits import OK, PROBLEMS
 from tests import factories as f
 from tests.integration.test_backup import API_KEY, cli, populate, read_lines
@@ -30,7 +30,7 @@ async def tokens_of_a_designer(ks: Keyspace) -> tuple[str, Minted, Minted]:
     made = await f.user(ks, "Tokened")
     user_id = str(made.doc["user_id"])
     session = await ks.tokens.mint(user_id, made.raw)
-    api_key = await ks.tokens.mint(user_id, made.raw, Kind.API_KEY)
+    api_key = await ks.tokens.mint(user_id, made.raw, TokenKind.API_KEY)
     return user_id, session, api_key
 
 

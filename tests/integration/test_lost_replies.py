@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from keyspace import USER, Keyspace, connect
 from keyspace.server import EmbeddedRedis
-from keyspace.tokens import Kind, Limits
+from keyspace.tokens import Limits, TokenKind
 from tests import factories as f
 
 pytestmark = pytest.mark.redis
@@ -78,7 +78,7 @@ async def test_an_authorization_whose_reply_was_lost_is_retried(losing: Lossy) -
     retry policy applies, and the caller gets its answer instead of an error."""
     ks = losing.ks
     user = await f.user(ks, "Reader")
-    minted = await ks.tokens.mint(user.doc["user_id"], user.raw, Kind.API_KEY)
+    minted = await ks.tokens.mint(user.doc["user_id"], user.raw, TokenKind.API_KEY)
     limits = Limits(designer_read=100)
     first = await ks.tokens.authorize(minted.token, "read", limits)  # the script is loaded now
     assert (first.status, first.remaining) == ("ok", 99)

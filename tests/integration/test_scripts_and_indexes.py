@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from keyspace import DRIVER, USER, Keyspace, NotReady, parse, search
 from keyspace.connection import call
-from keyspace.schema import Indexed, Kind
+from keyspace.schema import FieldKind, Indexed
 from tests import factories as f
 
 pytestmark = pytest.mark.redis
@@ -45,7 +45,7 @@ async def test_changed_definition_builds_new_version_and_switches_alias(real_cli
     await f.user(ks, "A")
     await f.driver(ks, "user_1", version="1.0")
     old_name = search.current_name(DRIVER)
-    extra = Indexed("arch_tag", "chip_data.architecture", Kind.TAG)
+    extra = Indexed("arch_tag", "chip_data.architecture", FieldKind.TAG)
     changed = dataclasses.replace(DRIVER, fields=(*DRIVER.fields, extra))
     new_name = await search.ensure(real_client, changed)
     assert new_name != old_name

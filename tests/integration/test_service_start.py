@@ -22,7 +22,7 @@ import redis
 from keyspace import DRIVER, USER, Keyspace, connect, keys, search
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis, free_port
-from keyspace.tokens import Kind
+from keyspace.tokens import TokenKind
 from scripts.cli import open_keyspace, run_cli
 from scripts.exits import OK
 from tests.integration.test_service_process import call as api_call
@@ -53,7 +53,7 @@ async def _load(server: EmbeddedRedis) -> tuple[str, str]:
         ks = Keyspace(client)
         await ks.setup()
         admin = await ks.create(USER, {"username": "Operator", "email": "op@x.io", "role": "admin"})
-        minted = await ks.tokens.mint(admin.doc["user_id"], admin.raw, Kind.API_KEY)
+        minted = await ks.tokens.mint(admin.doc["user_id"], admin.raw, TokenKind.API_KEY)
         for start in range(0, FILLER_KEYS, 1000):  # MSET, unlike DEBUG POPULATE, is in the AOF
             await client.mset({f"filler:{i}": "x" for i in range(start, start + 1000)})
         # An index version from an older definition: start-up must build the current one.

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, Keyspace, KeyspaceError, connect
 from keyspace.server import EmbeddedRedis
-from keyspace.tokens import Kind
+from keyspace.tokens import TokenKind
 from scripts.check import inspect
 from tests import factories as f
 
@@ -117,7 +117,7 @@ async def fresh_token(ks: Keyspace) -> str | None:
     for user_id in SEED_USERS:
         with contextlib.suppress(KeyspaceError):
             user = await ks.get(USER, user_id)
-            return (await ks.tokens.mint(user_id, user.raw, Kind.API_KEY)).token
+            return (await ks.tokens.mint(user_id, user.raw, TokenKind.API_KEY)).token
     return None
 
 

@@ -11,7 +11,7 @@ import pytest
 from keyspace import search
 from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, QUEST, USER
 from keyspace.projection import projected
-from keyspace.schema import EntitySpec, Indexed, Kind
+from keyspace.schema import EntitySpec, FieldKind, Indexed
 
 HEAD_LEN = 8
 
@@ -48,12 +48,14 @@ def test_every_indexed_field_is_declared_with_its_kind(spec: EntitySpec) -> None
         path, kind, *options = attrs[field.name]
         where = field.name if projected(spec) else field.path
         assert path == "$." + where + ("[*]" if field.array else "")
-        expected_kind = {Kind.NUMERIC: "NUMERIC", Kind.TEXT: "TEXT"}.get(field.kind, "TAG")
+        expected_kind = {FieldKind.NUMERIC: "NUMERIC", FieldKind.TEXT: "TEXT"}.get(
+            field.kind, "TAG"
+        )
         assert kind == expected_kind
         assert ("SORTABLE" in options) is field.sortable
-        if field.kind is Kind.TEXT:
+        if field.kind is FieldKind.TEXT:
             assert "NOSTEM" in options
-        if field.kind is Kind.TIME:
+        if field.kind is FieldKind.TIME:
             assert options == ["CASESENSITIVE", "SORTABLE"]
 
 
@@ -81,7 +83,7 @@ def test_nested_numeric_array_and_case_insensitive_fields() -> None:
 
 
 def test_time_fields_are_case_sensitive_even_if_declared_otherwise() -> None:
-    field = Indexed("at", "at", Kind.TIME, sortable=True, case_sensitive=False)
+    field = Indexed("at", "at", FieldKind.TIME, sortable=True, case_sensitive=False)
     spec = dataclasses.replace(DRIVER, fields=(*DRIVER.fields, field))
     assert attributes(spec)["at"] == ["$.at", "TAG", "CASESENSITIVE", "SORTABLE"]
 
@@ -100,7 +102,7 @@ def test_version_is_stable_and_distinct_per_entity() -> None:
     "fields",
     [
         DRIVER.fields[:-1],
-        (*DRIVER.fields, Indexed("extra", "extra", Kind.TAG)),
+        (*DRIVER.fields, Indexed("extra", "extra", FieldKind.TAG)),
         tuple(
             dataclasses.replace(f, sortable=False) if f.name == "cores" else f
             for f in DRIVER.fields
