@@ -13,8 +13,7 @@ from dataclasses import replace
 import redis
 import uvloop
 
-from keyspace.acl import SERVICE_USER
-from keyspace.server import EmbeddedRedis, EmbeddedRedisError
+from keyspace import SERVICE_USER, EmbeddedRedis, EmbeddedRedisError
 
 from .config import Settings
 from .main import create_app

@@ -13,10 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from keyspace import EntitySpec, OutsideImportWindow, Stored
-from keyspace.keys import doc_key, is_lookup_id
-from keyspace.store import PreparedCreate
-from keyspace.tokens import Decision
+from keyspace import (
+    Decision,
+    EntitySpec,
+    OutsideImportWindow,
+    PreparedCreate,
+    Stored,
+    doc_key,
+    is_lookup_id,
+)
 
 from . import policy
 from .errors import ApiError, Handler

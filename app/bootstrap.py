@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from keyspace import USER, AlreadyExists, Keyspace, NotFound, UniqueConflict
-from keyspace.tokens import TokenKind
+from keyspace import USER, AlreadyExists, Keyspace, NotFound, TokenKind, UniqueConflict
 
 log = logging.getLogger("multiframe.bootstrap")
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyspace.tokens import Limits
+from keyspace import Limits
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,9 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import MULTIFRAME, EntitySpec, models
-from keyspace.query import DEFAULT_LIMIT, MAX_LIMIT
-from keyspace.schema import FieldKind
+from keyspace import DEFAULT_LIMIT, MAX_LIMIT, MULTIFRAME, EntitySpec, FieldKind, models
 
 from .routes import Route
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyspace import COLLAB, USER, EntitySpec, OutsideImportWindow
-from keyspace.store import Guard
+from keyspace import COLLAB, USER, EntitySpec, Guard, OutsideImportWindow
 
 from .errors import ApiError
 

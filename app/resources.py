@@ -15,11 +15,11 @@ from keyspace import (
     NotFound,
     Page,
     Query,
+    TokenKind,
     ValidationFailed,
+    is_lookup_id,
     parse,
 )
-from keyspace.keys import is_lookup_id
-from keyspace.tokens import TokenKind
 
 from . import auth, policy
 from .auth import caller

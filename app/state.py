@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from keyspace import EntitySpec, Keyspace
-from keyspace.tokens import Limits
+from keyspace import EntitySpec, Keyspace, Limits
 
 from .config import Settings
 from .policy import Caller

@@ -15,7 +15,7 @@ import os
 import signal
 from pathlib import Path
 
-from keyspace.server import EmbeddedRedis, EmbeddedRedisError
+from keyspace import EmbeddedRedis, EmbeddedRedisError
 
 log = logging.getLogger("multiframe.supervise")
 

@@ -10,6 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
+from .acl import SERVICE_USER
 from .api import Capabilities, Keyspace
 from .connection import connect
 from .entities import (
@@ -41,20 +42,26 @@ from .errors import (
     ValidationFailed,
     WrongType,
 )
+from .keys import doc_key, is_lookup_id
 from .listing import Page
-from .query import Query, parse
-from .schema import EntitySpec, Schema, SingletonSpec
+from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
+from .schema import EntitySpec, FieldKind, Schema, SingletonSpec
 from .scripts import CommitResult
-from .store import Stored
+from .server import EmbeddedRedis, EmbeddedRedisError
+from .store import Guard, PreparedCreate, Stored
+from .tokens import Decision, Limits, TokenKind
 
 __all__ = [
     "ANALYTICS",
     "COLLAB",
+    "DEFAULT_LIMIT",
     "DRIVER",
+    "MAX_LIMIT",
     "MULTIFRAME",
     "NFT",
     "PROCESS",
     "QUEST",
+    "SERVICE_USER",
     "SYSTEM_CONFIG",
     "USER",
     "AlreadyExists",
@@ -63,25 +70,35 @@ __all__ = [
     "Conflict",
     "Contention",
     "CounterExhausted",
+    "Decision",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
     "EntitySpec",
+    "FieldKind",
+    "Guard",
     "HasDependents",
     "IdCollision",
     "InvalidTransition",
     "Keyspace",
     "KeyspaceError",
+    "Limits",
     "MissingReference",
     "NotFound",
     "NotReady",
     "OutsideImportWindow",
     "Page",
+    "PreparedCreate",
     "Query",
     "Schema",
     "SingletonSpec",
     "StaleRevision",
     "Stored",
+    "TokenKind",
     "UniqueConflict",
     "ValidationFailed",
     "WrongType",
     "connect",
+    "doc_key",
+    "is_lookup_id",
     "parse",
 ]

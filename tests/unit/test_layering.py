@@ -74,3 +74,16 @@ def test_only_the_entry_points_import_the_cli_module() -> None:
 def test_the_cli_imports_its_commands_at_the_top() -> None:
     late = [name for name, top in imported_modules(ROOT / "scripts" / "cli.py") if not top]
     assert late == []
+
+
+def test_the_app_reaches_the_engine_only_through_the_keyspace_package() -> None:
+    # keyspace/__init__.py is the app's one door: a module path inside it is an implementation
+    # detail the engine may move (issue 14 splits it into systems).
+    inside = []
+    for path in modules("app"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keyspace."):
+                inside.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
+            elif isinstance(node, ast.Import):
+                inside += [a.name for a in node.names if a.name.startswith("keyspace.")]
+    assert not inside, inside
