@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from keyspace.connection import call
 
@@ -23,4 +24,23 @@ async def snapshot(client: Redis) -> dict[bytes, object]:
             out[key] = await client.hgetall(key)
         else:
             out[key] = kind
+    return out
+
+
+async def snapshot_by_reads(client: Redis) -> dict[bytes, object]:
+    """Every key and its value, found by trying reads in turn: fakeredis cannot TYPE a JSON
+    key, so :func:`snapshot` does not run there."""
+    out: dict[bytes, object] = {}
+    async for key in client.scan_iter(count=1000):
+        for read in (
+            lambda k: call(client, "JSON.GET", k, "."),
+            client.get,
+            client.smembers,
+            client.hgetall,
+        ):
+            try:
+                out[key] = await read(key)
+                break
+            except ResponseError:
+                continue
     return out

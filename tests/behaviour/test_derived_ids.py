@@ -4,29 +4,15 @@ two pairs that derive one id are refused as an id collision, never as "already e
 from __future__ import annotations
 
 import pytest
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from keyspace import NFT, USER, Conflict, Keyspace
 from keyspace.connection import call
 from tests import factories as f
+from tests.redis_state import snapshot_by_reads
 
 COLLIDING = "nft_user_1_2_c"  # user_1 + 2_c and user_1_2 + c both derive it
 FIRST = "mf:uniq:nft:user_id+chip_id:8:user_1_2,1:c,"
 SECOND = "mf:uniq:nft:user_id+chip_id:6:user_1,3:2_c,"
-
-
-async def snapshot(client: Redis) -> dict[bytes, object]:
-    """Every key with its value (strings, sets, JSON), on fakeredis as on Redis."""
-    out: dict[bytes, object] = {}
-    async for key in client.scan_iter(count=1000):
-        for read in (client.get, client.smembers, lambda k: call(client, "JSON.GET", k, ".")):
-            try:
-                out[key] = await read(key)
-                break
-            except ResponseError:
-                continue
-    return out
 
 
 async def two_users(ks: Keyspace) -> None:
@@ -39,7 +25,7 @@ async def test_a_colliding_pair_is_an_id_collision_and_writes_nothing(ks: Keyspa
     minted = await f.nft(ks, "user_1_2", chip_id="c")
     assert minted.doc["nft_id"] == COLLIDING
     assert await ks.client.get(FIRST) == COLLIDING.encode()
-    before = await snapshot(ks.client)
+    before = await snapshot_by_reads(ks.client)
     assert {f"nft:{COLLIDING}".encode(), FIRST.encode(), b"nft_counter"} <= before.keys()
 
     with pytest.raises(Conflict) as err:
@@ -53,14 +39,14 @@ async def test_a_colliding_pair_is_an_id_collision_and_writes_nothing(ks: Keyspa
         "existing": {"user_id": "user_1_2", "chip_id": "c"},
     }
     assert "user_1_2" in err.value.message and "'2_c'" in err.value.message
-    assert await snapshot(ks.client) == before  # no document, claim, ref or counter change
+    assert await snapshot_by_reads(ks.client) == before  # no document, claim, ref or counter change
     assert (await ks.get(NFT, COLLIDING)).doc == minted.doc
 
 
 async def test_the_same_pair_twice_already_exists(ks: Keyspace) -> None:
     await two_users(ks)
     minted = await f.nft(ks, "user_1", chip_id="2_c")
-    before = await snapshot(ks.client)
+    before = await snapshot_by_reads(ks.client)
     with pytest.raises(Conflict) as err:
         await f.nft(ks, "user_1", chip_id="2_c")
     assert err.value.code == "already_exists"
@@ -69,7 +55,7 @@ async def test_the_same_pair_twice_already_exists(ks: Keyspace) -> None:
         "id": COLLIDING,
         "requested": {"user_id": "user_1", "chip_id": "2_c"},
     }
-    assert await snapshot(ks.client) == before
+    assert await snapshot_by_reads(ks.client) == before
     assert (await ks.get(NFT, COLLIDING)).doc == minted.doc
 
 
@@ -105,11 +91,11 @@ async def test_a_pair_held_under_another_id_is_refused(ks: Keyspace) -> None:
     """One NFT per pair holds on the pair itself, not only through the id built from it."""
     await two_users(ks)
     await ks.client.set(SECOND, "nft_elsewhere")  # e.g. an NFT of an older id scheme
-    before = await snapshot(ks.client)
+    before = await snapshot_by_reads(ks.client)
     with pytest.raises(Conflict) as err:
         await f.nft(ks, "user_1", chip_id="2_c")
     assert (err.value.code, err.value.details["id"]) == ("already_exists", "nft_elsewhere")
-    assert await snapshot(ks.client) == before
+    assert await snapshot_by_reads(ks.client) == before
 
 
 async def test_an_nft_from_before_the_pair_claims_still_answers_right(ks: Keyspace) -> None:

@@ -5,35 +5,14 @@ nothing is written."""
 from __future__ import annotations
 
 import pytest
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from keyspace import DRIVER, USER, Keyspace, keys
-from keyspace.connection import call
 from keyspace.errors import Paused
 from keyspace.tokens import Limits, TokenKind
 from tests import factories as f
+from tests.redis_state import snapshot_by_reads
 
 OPERATOR_TOKEN = "pause-test-operator-token-0123456789abcdef"
-
-
-async def snapshot(client: Redis) -> dict[bytes, object]:
-    """Every key and its value; by trying reads in turn, since fakeredis cannot TYPE a
-    JSON key."""
-    out: dict[bytes, object] = {}
-    async for key in client.scan_iter(count=1000):
-        for read in (
-            lambda k: call(client, "JSON.GET", k, "."),
-            client.get,
-            client.smembers,
-            client.hgetall,
-        ):
-            try:
-                out[key] = await read(key)
-                break
-            except ResponseError:
-                continue
-    return out
 
 
 async def pause(ks: Keyspace) -> None:
@@ -45,7 +24,7 @@ async def test_every_write_is_refused_while_paused_and_writes_nothing(ks: Keyspa
     driver = await f.driver(ks, "user_1")
     minted = await ks.tokens.mint("user_1", user.raw, TokenKind.API_KEY)
     await pause(ks)
-    before = await snapshot(ks.client)
+    before = await snapshot_by_reads(ks.client)
     writes = [
         ks.create(USER, {"username": "Bob", "email": "bob@x.io", "role": "designer"}),
         ks.create(
@@ -62,7 +41,7 @@ async def test_every_write_is_refused_while_paused_and_writes_nothing(ks: Keyspa
     for write in writes:
         with pytest.raises(Paused):
             await write
-    assert await snapshot(ks.client) == before
+    assert await snapshot_by_reads(ks.client) == before
     await ks.client.delete(keys.pause_key())
     await ks.patch(DRIVER, "driver_1", {"version": "9.9"})  # served again
 
@@ -86,12 +65,12 @@ async def test_every_caller_is_refused_while_paused(ks: Keyspace) -> None:
     limits = Limits(admin_read=100, admin_write=100)
     assert (await ks.tokens.authorize(minted.token, "read", limits)).status == "ok"
     await pause(ks)
-    before = await snapshot(ks.client)
+    before = await snapshot_by_reads(ks.client)
     for token in (minted.token, "mf_no_such_token", OPERATOR_TOKEN):
         for route_class in ("read", "write", "mint"):
             decision = await ks.tokens.authorize(token, route_class, limits)
             assert decision.status == "paused", (token, route_class)
-    assert await snapshot(ks.client) == before
+    assert await snapshot_by_reads(ks.client) == before
     await ks.client.delete(keys.pause_key())
     assert (await ks.tokens.authorize("mf_no_such_token", "read", limits)).status == "unknown"
     assert (await ks.tokens.authorize(minted.token, "write", limits)).status == "ok"
