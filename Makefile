@@ -26,9 +26,10 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m redis
 
-# The heavier reliability variants (larger races, longer crash and outage loads).
+# The heavier reliability variants (larger races, longer crash and outage loads) and the
+# timing-bound start-up-during-rebuild test.
 soak: $(STAMP)
-	$(BIN)/python -m pytest tests/reliability -m soak -s
+	$(BIN)/python -m pytest tests/reliability tests/integration/test_service_start.py -m soak -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
