@@ -1,0 +1,52 @@
+"""What one served system is, as data: its declarations, key namespace and user model.
+
+A system (MultiFrame, NORMALDANCE, Engineering Forge...) is a declaration package under
+``keyspace/systems/<name>/`` whose ``SYSTEM`` is a :class:`System`. The engine, the API and
+the CLI take everything system-specific from here; nothing else names a system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .schema import EntitySpec, Schema
+
+ADMIN = "admin"
+MEMBER = "member"
+
+
+def _no_admins(doc: Mapping[str, Any]) -> str:
+    return MEMBER
+
+
+@dataclass(frozen=True)
+class System:
+    """One system the engine can serve (``--system NAME``)."""
+
+    name: str  # the --system / MULTIFRAME_SYSTEM name, e.g. "normaldance"
+    title: str  # as the seed names it, e.g. "NORMALDANCE"
+    schema: Schema
+    # Default key namespace: every key of the system starts with it ("" keeps the seed's
+    # exact keys, as MultiFrame does). Ends with ':' unless empty.
+    namespace: str
+    # The entity whose documents are the users that tokens belong to.
+    principal: str
+    # The role a user document gives its tokens: "admin" may do everything; any other role
+    # is a member, who may write only documents it owns (EntitySpec.owner).
+    role_of: Callable[[Mapping[str, Any]], str] = _no_admins
+    # The user document's fields that decide its role (mirrored into its tokens when they
+    # change) and the fields only admins may change on a user document.
+    role_fields: tuple[str, ...] = ()
+    admin_only_fields: tuple[str, ...] = ()
+    # demo_data/<demo>/demo.json
+    demo: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.namespace == "" or self.namespace.endswith(":"), self.name
+        self.schema.entity(self.principal)  # raises KeyError for an unknown principal
+
+    @property
+    def users(self) -> EntitySpec:
+        return self.schema.entity(self.principal)
