@@ -13,7 +13,7 @@ from dataclasses import replace
 import redis
 import uvloop
 
-from keyspace import SERVICE_USER, EmbeddedRedis, EmbeddedRedisError
+from keyspace import SERVICE_USER, EmbeddedRedis, EmbeddedRedisError, systems
 
 from .config import Settings
 from .main import create_app
@@ -31,18 +31,24 @@ def _arguments(settings: Settings) -> Settings:
     parser.add_argument(
         "--port", type=int, default=settings.port, help="listen port (MULTIFRAME_PORT)"
     )
+    parser.add_argument(
+        "--system",
+        default=settings.system,
+        choices=systems.names(),
+        help="the system to serve (MULTIFRAME_SYSTEM; default multiframe)",
+    )
     args = parser.parse_args()
-    return replace(settings, host=args.host, port=args.port)
+    return replace(settings, host=args.host, port=args.port, system=args.system)
 
 
-def preflight(url: str) -> None:
+def preflight(url: str, probe_key: str) -> None:
     """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
     missing = []
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
             client.ping()
             # Probing commands, not MODULE LIST, which a least-privilege user may not run.
-            for module, probe in (("ReJSON", ("JSON.TYPE", "mf:probe")), ("search", ("FT._LIST",))):
+            for module, probe in (("ReJSON", ("JSON.TYPE", probe_key)), ("search", ("FT._LIST",))):
                 try:
                     client.execute_command(*probe)
                 except redis.ResponseError:
@@ -64,6 +70,10 @@ def main() -> None:
         format="%(asctime)s %(name)s %(message)s",
     )
     settings = _arguments(Settings.from_env())
+    try:
+        system = systems.load(settings.system, settings.namespace)
+    except ValueError as exc:  # an unknown name or a malformed namespace
+        raise SystemExit(f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE: {exc}") from None
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
     # finally below stops an embedded server started meanwhile (their default kills at once).
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -73,7 +83,8 @@ def main() -> None:
     try:
         if settings.redis_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            embedded = EmbeddedRedis(settings.data_dir)  # ACL users, passwords from the env
+            # ACL users (passwords from the env) that may touch only this system's keys.
+            embedded = EmbeddedRedis(settings.data_dir, schema=system.schema)
             try:
                 url = embedded.start()
             except EmbeddedRedisError as exc:
@@ -88,7 +99,7 @@ def main() -> None:
             supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
             settings = replace(settings, redis_url=url)
         else:
-            preflight(settings.redis_url)
+            preflight(settings.redis_url, system.schema.names.probe_key())
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
         uvloop.run(_serve(settings, supervisor))
     finally:

@@ -19,7 +19,6 @@ from keyspace import (
     OutsideImportWindow,
     PreparedCreate,
     Stored,
-    doc_key,
     is_lookup_id,
 )
 
@@ -37,6 +36,7 @@ from .state import (
     TOKEN,
     Prefetched,
     keyspace,
+    system,
 )
 
 REALM = 'Bearer realm="multiframe"'
@@ -77,7 +77,7 @@ def _prefetch_key(request: web.Request) -> str | None:
     doc_id = request.match_info.get("id", "")
     if spec is None or not is_lookup_id(doc_id):
         return None
-    return doc_key(spec.prefix, doc_id)
+    return spec.key(doc_id)
 
 
 def _rate_headers(decision: Decision) -> dict[str, str]:
@@ -185,12 +185,12 @@ async def authorized_create(
         prepared,
         request[TOKEN],
         request.app[LIMITS],
-        policy.creator(spec, body),
+        policy.creator(system(request), spec, body),
         policy.IMPORT_WINDOW,
     )
     who = await _admit(request, outcome.decision, "write")
     if outcome.forbidden:
-        policy.check_create(who, spec, body)  # raises the rule's own 403
+        policy.check_create(who, system(request), spec, body)  # raises the rule's own 403
     try:
         return outcome.stored()
     except OutsideImportWindow as exc:

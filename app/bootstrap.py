@@ -4,34 +4,30 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any
 
-from keyspace import USER, AlreadyExists, Keyspace, NotFound, TokenKind, UniqueConflict
+from keyspace import AlreadyExists, Keyspace, NotFound, System, TokenKind, UniqueConflict
 
 log = logging.getLogger("multiframe.bootstrap")
 
-# An id outside the counter's sequence, so the first user a client creates is still user_1.
-ADMIN = {
-    "user_id": "admin",
-    "username": "admin",
-    "email": "admin@multiframe.local",
-    "role": "admin",
-}
 
-
-async def _admin_user(ks: Keyspace) -> tuple[str, bytes]:
+async def _admin_user(ks: Keyspace, system: System, admin: Mapping[str, Any]) -> tuple[str, bytes]:
+    users = system.users
+    user_id = str(admin[users.id_field])
     try:
-        stored = await ks.get(USER, ADMIN["user_id"])
+        stored = await ks.get(users, user_id)
     except NotFound:
         try:
-            stored = await ks.create(USER, ADMIN)
+            stored = await ks.create(users, admin)
         except (UniqueConflict, AlreadyExists):
             raise SystemExit("another user holds the bootstrap admin's name or email") from None
-    if stored.doc["role"] != "admin":
-        raise SystemExit("user 'admin' exists but is not an admin; restore its role first")
-    return ADMIN["user_id"], stored.raw
+    if system.role_of(stored.doc) != "admin":
+        raise SystemExit(f"user {user_id!r} exists but is not an admin; restore its role first")
+    return user_id, stored.raw
 
 
-async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
+async def bootstrap(ks: Keyspace, system: System, admin_token: str | None) -> None:
     """Retire what older versions stored for an operator token, then, without one
     configured, print a new admin API key if the keyspace has no users.
 
@@ -47,9 +43,14 @@ async def bootstrap(ks: Keyspace, admin_token: str | None) -> None:
         return
     # From the user keys, not the users index: after a restart on a large keyspace the index
     # is still being rebuilt, and start-up must not wait for it (or fail).
-    if await ks.has_documents(USER):
+    if await ks.has_documents(system.users):
         return
-    user_id, raw = await _admin_user(ks)
+    if system.admin_user is None:
+        log.warning(
+            "%s has no admin users: set MULTIFRAME_ADMIN_TOKEN to administer it", system.title
+        )
+        return
+    user_id, raw = await _admin_user(ks, system, system.admin_user)
     minted = await ks.tokens.mint(user_id, raw, TokenKind.API_KEY)
     print(
         f"\nFirst start: created the admin user {user_id!r}. Its API key, shown once:\n\n"

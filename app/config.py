@@ -60,6 +60,8 @@ class Settings:
     """Every knob, named after its environment variable (see README)."""
 
     redis_url: str | None = None  # REDIS_URL; unset means: start the embedded server
+    system: str = "multiframe"  # MULTIFRAME_SYSTEM, or --system: the system served
+    namespace: str | None = None  # MULTIFRAME_NAMESPACE: its key namespace (unset: its default)
     host: str = "127.0.0.1"  # MULTIFRAME_HOST
     port: int = 8080  # MULTIFRAME_PORT
     data_dir: Path = Path("var/redis")  # MULTIFRAME_DATA_DIR (embedded server only)
@@ -97,6 +99,8 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            system=env.get("MULTIFRAME_SYSTEM") or cls.system,
+            namespace=env.get("MULTIFRAME_NAMESPACE"),
             host=env.get("MULTIFRAME_HOST", cls.host),
             port=_int(env, "MULTIFRAME_PORT", cls.port),
             data_dir=Path(env.get("MULTIFRAME_DATA_DIR", str(cls.data_dir))),

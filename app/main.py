@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, connect
+from keyspace import Keyspace, connect, systems
 
 from . import openapi
 from .auth import auth_middleware
@@ -19,7 +19,7 @@ from .cors import cors_middleware
 from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
 from .startup import IndexWork, cancel, keep_prepared, prepare_at_start
-from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS
+from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
 log = logging.getLogger("multiframe.api")
 
@@ -106,6 +106,11 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
     app[SETTINGS] = settings
     app[LIMITS] = settings.limits()
+    try:
+        served = systems.load(settings.system, settings.namespace)
+    except ValueError as exc:
+        raise ValueError(f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE: {exc}") from None
+    app[SYSTEM] = served
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = client is None
@@ -118,15 +123,15 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
                 timeout=settings.redis_timeout,
             )
         )
-        ks = Keyspace(redis)
+        ks = Keyspace(redis, app[SYSTEM].schema)
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
-        caps = await prepare_at_start(ks, settings, work)
+        caps = await prepare_at_start(ks, served, settings, work)
         if caps.degraded:
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
         app[KEYSPACE] = ks
-        watchdog = asyncio.create_task(keep_prepared(ks, settings, work))
+        watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))
         yield
         await cancel(watchdog)
         await work.stop()
@@ -134,7 +139,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
             await redis.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
-    table = route_table()
+    table = route_table(served)
     install(app, table)
-    app[OPENAPI] = openapi.build(table)
+    app[OPENAPI] = openapi.build(table, served)
     return app

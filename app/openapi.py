@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, MULTIFRAME, EntitySpec, FieldKind, models
+from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System, models
 
-from .routes import Route
+from .routes import Route, member_body
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -57,6 +58,11 @@ def _partial(schema: dict[str, Any], renamed: set[str]) -> dict[str, Any]:
     return out
 
 
+def _nested(model: type[BaseModel]) -> set[str]:
+    """Names of the models nested in ``model`` (its JSON schema's $defs)."""
+    return set(model.model_json_schema(ref_template=REF).get("$defs", {}))
+
+
 def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     name = spec.model.__name__
     full = out[name]
@@ -70,7 +76,7 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
         f for f in full.get("required", []) if f not in {spec.id_field, *spec.touch_on_update}
     ]
     out[f"{name}Replace"] = replace
-    out[f"{name}Patch"] = _partial(full, {"ChipData"}) | {"title": f"{name}Patch"}
+    out[f"{name}Patch"] = _partial(full, _nested(spec.model)) | {"title": f"{name}Patch"}
     out[f"{name}Page"] = {
         "type": "object",
         "required": ["items", "total", "next_cursor"],
@@ -82,27 +88,35 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     }
 
 
-def components() -> dict[str, Any]:
+def components(system: System) -> dict[str, Any]:
+    schema = system.schema
     out: dict[str, Any] = {}
-    for model in (
-        *(e.model for e in MULTIFRAME.entities),
-        *(s.model for s in MULTIFRAME.singletons),
-    ):
+    for model in (*(e.model for e in schema.entities), *(s.model for s in schema.singletons)):
         _schemas(model, out)
-    _schemas(models.ChipMetricsInput, out)
-    out["ChipDataPatch"] = _partial(out["ChipData"], set())
-    for spec in MULTIFRAME.entities:
+    nested = {n for e in schema.entities for n in _nested(e.model)}
+    for name in nested:
+        out[f"{name}Patch"] = _partial(out[name], nested)
+    for spec in schema.entities:
         _entity_schemas(spec, out)
-    out["SystemConfigPatch"] = _partial(out["SystemConfig"], {"SystemSettings"})
-    out["SystemSettingsPatch"] = _partial(out["SystemSettings"], set())
-    out["CollaboratorAdd"] = {
-        "type": "object",
-        "required": ["user_id"],
-        "additionalProperties": False,
-        "properties": {
-            "user_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$"}
-        },
-    }
+    if schema.singletons:  # MultiFrame's config:system and analytics:metrics
+        _schemas(models.ChipMetricsInput, out)
+        out["SystemConfigPatch"] = _partial(out["SystemConfig"], {"SystemSettings"})
+        out["SystemSettingsPatch"] = _partial(out["SystemSettings"], set())
+    for spec in schema.entities:
+        for ref in spec.references:
+            if ref.many:
+                target = schema.entity(ref.target)
+                out[member_body(target)] = {
+                    "type": "object",
+                    "required": [target.id_field],
+                    "additionalProperties": False,
+                    "properties": {
+                        target.id_field: {
+                            "type": "string",
+                            "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,299}$",
+                        }
+                    },
+                }
     out["TokenRequest"] = {
         "type": "object",
         "additionalProperties": False,
@@ -259,10 +273,14 @@ BODY_HEADERS: list[dict[str, Any]] = [
         "description": "100-continue is answered before the body is read; any other is 417",
     },
 ]
-DOCUMENTS = {e.model.__name__ for e in MULTIFRAME.entities} | {
-    s.model.__name__ for s in MULTIFRAME.singletons
-}
-"""Models whose responses are one stored document, sent with its ETag."""
+
+
+def documents(system: System) -> frozenset[str]:
+    """Models whose responses are one stored document, sent with its ETag."""
+    schema = system.schema
+    return frozenset(
+        [e.model.__name__ for e in schema.entities] + [s.model.__name__ for s in schema.singletons]
+    )
 
 
 CORS_HEADERS = {
@@ -281,23 +299,23 @@ IF_NONE_MATCH: dict[str, Any] = {
 }
 
 
-def revalidates(route: Route) -> bool:
+def revalidates(route: Route, docs: frozenset[str]) -> bool:
     """A read of one stored document: it sends an ETag and answers If-None-Match."""
-    return route.method == "GET" and route.returns in DOCUMENTS
+    return route.method == "GET" and route.returns in docs
 
 
-def _success_headers(route: Route) -> dict[str, Any]:
+def _success_headers(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(CORS_HEADERS)
-    if route.returns in DOCUMENTS:
+    if route.returns in docs:
         out["ETag"] = _header("Strong ETag of the stored document: send it back in If-Match")
-    if route.status == 201 and route.returns in DOCUMENTS:
+    if route.status == 201 and route.returns in docs:
         out["Location"] = _header("The created document's URL")
     if route.path.startswith("/api/"):
         out |= RATE_HEADERS
     return out
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
         "tags": [route.tag],
@@ -305,14 +323,13 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     params = [
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-        for n in ("id", "user_id", "chip_id")
-        if "{" + n + "}" in route.path
+        for n in re.findall(r"\{([a-z_]+)\}", route.path)
     ]
     if route.lists is not None:
         params += _list_parameters(route.lists)
     if route.body:
         params += copy.deepcopy(BODY_HEADERS)
-    if revalidates(route):
+    if revalidates(route, docs):
         params.append(dict(IF_NONE_MATCH))
     if route.conditional:
         params.append(
@@ -338,10 +355,10 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif route.path == "/openapi.json":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
-    if headers := _success_headers(route):
+    if headers := _success_headers(route, docs):
         ok["headers"] = headers
     responses: dict[str, Any] = {str(route.status): ok}
-    if revalidates(route):
+    if revalidates(route, docs):
         etag = {"ETag": _header("The current ETag, named by If-None-Match")}
         responses["304"] = {"description": "Not modified: no body", "headers": etag}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
@@ -359,21 +376,22 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
-def build(table: list[Route]) -> dict[str, Any]:
+def build(table: list[Route], system: System) -> dict[str, Any]:
+    docs = documents(system)
     paths: dict[str, Any] = {}
     for route in table:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, docs)
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "MultiFrame keyspace API",
+            "title": f"{system.title} keyspace API",
             "version": "0.1.0",
-            "description": "Seed-shaped MultiFrame 11.0 documents on Redis. Errors: "
+            "description": f"Seed-shaped {system.title} documents on Redis. Errors: "
             '{"error": {"code", "message", "details"}}.',
         },
         "paths": paths,
         "components": {
-            "schemas": components(),
+            "schemas": components(system),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

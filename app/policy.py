@@ -1,13 +1,14 @@
-"""Who may do what: the seed's roles and document ownership, as pure functions.
+"""Who may do what: roles and document ownership from the served system, as pure functions.
 
-``admin`` may do everything. ``designer`` and ``engineer`` read everything,
-create drivers, processes, quests, collabs and NFTs for themselves, and change
-or delete only what they own; a collab's collaborators may change its status
-and membership but not delete it. Only admins create or delete users, change
-roles, or write ``config:system`` and analytics. A user may edit their own
-username and email. An explicit seed-style id moves its counter: admins up to
-2^53 - 1, the others at most :data:`IMPORT_WINDOW` past it. Every refusal names
-its rule.
+``admin`` may do everything. Every other user (MultiFrame's ``designer`` and ``engineer``,
+the other systems' members) reads everything, creates documents only for themselves (the
+entity's ``owner`` field names them; entities without one are written by admins only), and
+changes or deletes only what they own; a document's members (``System.members``, MultiFrame's
+collab collaborators) may change its status and membership but not delete it. Only admins
+create or delete users, change the fields ``System.admin_only_fields`` names (roles), or write
+``config:system`` and analytics. A user may edit the rest of their own document. An explicit
+seed-style id moves its counter: admins up to 2^53 - 1, the others at most
+:data:`IMPORT_WINDOW` past it. Every refusal names its rule.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyspace import COLLAB, USER, EntitySpec, Guard, OutsideImportWindow
+from keyspace import ADMIN, EntitySpec, Guard, OutsideImportWindow, System
 
 from .errors import ApiError
 
-ADMIN = "admin"
-COLLABORATOR_FIELDS = frozenset({"status", "collaborators"})
 IMPORT_WINDOW = 1000
 """How far past its counter a non-admin's explicit seed-style id (``driver_<n>``) may lie;
 the commit checks it against the live counter. Admins may import any such id up to 2^53 - 1,
@@ -51,11 +50,15 @@ def require_admin(caller: Caller, what: str) -> None:
         raise forbid("admin-only", f"only admins may {what}")
 
 
-def creator(spec: EntitySpec, body: Mapping[str, Any]) -> str:
+def _users(system: System, spec: EntitySpec) -> bool:
+    return spec.name == system.principal
+
+
+def creator(system: System, spec: EntitySpec, body: Mapping[str, Any]) -> str:
     """The one non-admin user who may create ``body``: its owner ('' when only admins may).
     The one-trip create (keyspace ``authorized_create``) enforces the rule with this."""
-    owner = body.get("user_id")
-    return owner if spec is not USER and isinstance(owner, str) else ""
+    owner = body.get(spec.owner) if spec.owner is not None else None
+    return owner if not _users(system, spec) and isinstance(owner, str) else ""
 
 
 def outside_import_window(spec: EntitySpec, exc: OutsideImportWindow) -> ApiError:
@@ -70,72 +73,92 @@ def outside_import_window(spec: EntitySpec, exc: OutsideImportWindow) -> ApiErro
     )
 
 
-def check_create(caller: Caller, spec: EntitySpec, body: Mapping[str, Any]) -> None:
+def check_create(caller: Caller, system: System, spec: EntitySpec, body: Mapping[str, Any]) -> None:
     if caller.admin:
         return
-    if spec is USER:
-        raise forbid("admin-only", "only admins create users")
-    if creator(spec, body) != caller.user_id:
+    if _users(system, spec):
+        raise forbid("admin-only", f"only admins create {spec.collection}")
+    if spec.owner is None:
+        raise forbid("admin-only", f"only admins write {spec.collection}")
+    if creator(system, spec, body) != caller.user_id:
         raise forbid("own-documents-only", f"you may only create {spec.collection} for yourself")
 
 
-def _collaborator_change(caller: Caller, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    members = old.get("collaborators") or []
+def _member_change(
+    system: System, spec: EntitySpec, caller: Caller, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> bool:
+    """A change only the document's members may make (MultiFrame: a collab's status and
+    membership, by its collaborators)."""
+    if spec.name not in system.members:
+        return False
+    field, allowed = system.members[spec.name]
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
-    return caller.user_id in members and changed <= COLLABORATOR_FIELDS
+    return caller.user_id in (old.get(field) or []) and changed <= allowed
 
 
-def update_guard(caller: Caller, spec: EntitySpec) -> Guard | None:
+def _user_guard(system: System, spec: EntitySpec, caller: Caller) -> Guard:
+    def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if old.get(spec.id_field) != caller.user_id:
+            raise forbid("admin-only", f"only admins change other {spec.collection}")
+        for name in system.admin_only_fields:
+            if old.get(name) != new.get(name):
+                raise forbid("admin-only", f"only admins change {name}")
+
+    return guard
+
+
+def update_guard(caller: Caller, system: System, spec: EntitySpec) -> Guard | None:
     """The check run against the stored and proposed documents of an update."""
     if caller.admin:
         return None
+    if _users(system, spec):
+        return _user_guard(system, spec, caller)
 
     def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if spec is USER:
-            if old.get("user_id") != caller.user_id:
-                raise forbid("admin-only", "only admins change other users")
-            if old.get("role") != new.get("role"):
-                raise forbid("admin-only", "only admins change roles")
-            if old.get("created_at") != new.get("created_at"):
-                raise forbid("admin-only", "only admins change created_at")
+        owner = spec.owner
+        if owner is not None and old.get(owner) == caller.user_id == new.get(owner):
             return
-        if old.get("user_id") == caller.user_id and new.get("user_id") == caller.user_id:
+        if _member_change(system, spec, caller, old, new):
             return
-        if spec is COLLAB and _collaborator_change(caller, old, new):
-            return
-        rule = "owner-only" if spec is not COLLAB else "owner-or-collaborator-status-and-membership"
+        if owner is None:
+            raise forbid("admin-only", f"only admins write {spec.collection}")
+        rule = "owner-only"
+        if spec.name in system.members:
+            rule = "owner-or-collaborator-status-and-membership"
         raise forbid(rule, f"you may only change {spec.collection} you own")
 
     return guard
 
 
-def delete_guard(caller: Caller, spec: EntitySpec) -> Callable[[dict[str, Any]], None] | None:
+def delete_guard(
+    caller: Caller, system: System, spec: EntitySpec
+) -> Callable[[dict[str, Any]], None] | None:
     if caller.admin:
         return None
 
     def guard(old: dict[str, Any]) -> None:
-        if spec is USER:
-            raise forbid("admin-only", "only admins delete users")
-        if old.get("user_id") != caller.user_id:
+        if _users(system, spec) or spec.owner is None:
+            raise forbid("admin-only", f"only admins delete {spec.collection}")
+        if old.get(spec.owner) != caller.user_id:
             rule = "owner-only"
-            if spec is COLLAB and caller.user_id in (old.get("collaborators") or []):
+            field = system.members.get(spec.name, ("", frozenset()))[0]
+            if field and caller.user_id in (old.get(field) or []):
                 rule = "collaborators-cannot-delete"
             raise forbid(rule, f"you may only delete {spec.collection} you own")
 
     return guard
 
 
-def membership_guard(caller: Caller) -> Guard | None:
+def membership_guard(caller: Caller, spec: EntitySpec, field: str) -> Guard | None:
     if caller.admin:
         return None
 
     def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if old.get("user_id") != caller.user_id and caller.user_id not in (
-            old.get("collaborators") or []
-        ):
+        owner = old.get(spec.owner) if spec.owner is not None else None
+        if owner != caller.user_id and caller.user_id not in (old.get(field) or []):
             raise forbid(
                 "owner-or-collaborator",
-                "only the collab's owner and collaborators change its members",
+                f"only the {spec.name}'s owner and members change its {field}",
             )
 
     return guard

@@ -8,8 +8,6 @@ from typing import Any
 from aiohttp import web
 
 from keyspace import (
-    COLLAB,
-    USER,
     EntitySpec,
     KeyspaceError,
     NotFound,
@@ -24,7 +22,7 @@ from keyspace import (
 from . import auth, policy
 from .auth import caller
 from .errors import ApiError
-from .state import PREFETCHED, keyspace
+from .state import PREFETCHED, keyspace, system
 from .wire import (
     document_response,
     if_match,
@@ -71,7 +69,7 @@ class Collection:
             # Refused before the commit could authorize it: authentication still answers first.
             who = await auth.authorize(request)
             if body is not None:
-                policy.check_create(who, self.spec, body)
+                policy.check_create(who, system(request), self.spec, body)
             raise
         stored = await auth.authorized_create(request, self.spec, body, prepared)
         return stored_response(
@@ -97,13 +95,13 @@ class Collection:
         body = await read_object(request)
         ks, doc_id = keyspace(request), request.match_info["id"]
         write = ks.patch if merge else ks.replace
-        guard = policy.update_guard(caller(request), self.spec)
+        guard = policy.update_guard(caller(request), system(request), self.spec)
         stored = await write(self.spec, doc_id, body, if_revision=if_match(request), guard=guard)
         return stored_response(stored)
 
     async def delete(self, request: web.Request) -> web.Response:
         pinned = if_match(request)
-        guard = policy.delete_guard(caller(request), self.spec)
+        guard = policy.delete_guard(caller(request), system(request), self.spec)
         await keyspace(request).delete(
             self.spec, request.match_info["id"], if_revision=pinned, guard=guard
         )
@@ -111,54 +109,64 @@ class Collection:
 
 
 @dataclass(frozen=True)
-class UserRelation:
-    """``GET /api/users/{id}/<collection>``: documents whose ``field`` holds the user's id."""
+class Relation:
+    """``GET /api/<targets>/{id}/<relation>``: documents whose ``field`` holds the target's id."""
 
     spec: EntitySpec
     field: str
+    target: EntitySpec
 
     async def list(self, request: web.Request) -> web.Response:
-        user_id = request.match_info["id"]
+        target_id = request.match_info["id"]
         ks = keyspace(request)
-        await ks.get(USER, user_id)  # 404 for an unknown user rather than an empty list
+        await ks.get(self.target, target_id)  # 404 for an unknown target, not an empty list
         params = query_params(request)
         if self.field in params:
             raise ApiError(400, "invalid_parameter", f"{self.field} is fixed by the URL")
-        page = await ks.list(self.spec, _query(self.spec, {**params, self.field: [user_id]}))
+        page = await ks.list(self.spec, _query(self.spec, {**params, self.field: [target_id]}))
         return json_response(page_body(page))
 
 
-async def add_collaborator(request: web.Request) -> web.Response:
-    body = await read_object(request)
-    member = body.get("user_id")
-    if set(body) != {"user_id"} or not isinstance(member, str) or not is_lookup_id(member):
-        raise ApiError(
-            422,
-            "validation_failed",
-            'the body must be {"user_id": "<user id>"}',
-            details=[{"field": "user_id", "message": "must be an existing user's id"}],
+@dataclass(frozen=True)
+class Members:
+    """Adding and removing one id of an array reference (``/api/collabs/{id}/collaborators``)."""
+
+    spec: EntitySpec
+    field: str
+    target: EntitySpec
+
+    async def add(self, request: web.Request) -> web.Response:
+        body = await read_object(request)
+        key = self.target.id_field
+        member = body.get(key)
+        if set(body) != {key} or not isinstance(member, str) or not is_lookup_id(member):
+            raise ApiError(
+                422,
+                "validation_failed",
+                f'the body must be {{"{key}": "<{self.target.name} id>"}}',
+                details=[{"field": key, "message": f"must be an existing {self.target.name}'s id"}],
+            )
+        stored = await keyspace(request).add_member(
+            self.spec,
+            request.match_info["id"],
+            self.field,
+            member,
+            if_revision=if_match(request),
+            guard=policy.membership_guard(caller(request), self.spec, self.field),
         )
-    stored = await keyspace(request).add_member(
-        COLLAB,
-        request.match_info["id"],
-        "collaborators",
-        member,
-        if_revision=if_match(request),
-        guard=policy.membership_guard(caller(request)),
-    )
-    return stored_response(stored)
+        return stored_response(stored)
 
-
-async def remove_collaborator(request: web.Request) -> web.Response:
-    stored = await keyspace(request).remove_member(
-        COLLAB,
-        request.match_info["id"],
-        "collaborators",
-        request.match_info["user_id"],
-        if_revision=if_match(request),
-        guard=policy.membership_guard(caller(request)),
-    )
-    return stored_response(stored)
+    async def remove(self, request: web.Request) -> web.Response:
+        member = next(v for k, v in request.match_info.items() if k != "id")
+        stored = await keyspace(request).remove_member(
+            self.spec,
+            request.match_info["id"],
+            self.field,
+            member,
+            if_revision=if_match(request),
+            guard=policy.membership_guard(caller(request), self.spec, self.field),
+        )
+        return stored_response(stored)
 
 
 async def mint_token(request: web.Request) -> web.Response:
@@ -184,7 +192,7 @@ async def mint_token(request: web.Request) -> web.Response:
             details=[{"field": "ttl_seconds", "message": f"1..{MAX_TTL}"}],
         )
     ks = keyspace(request)
-    user = await ks.get(USER, user_id)
+    user = await ks.get(system(request).users, user_id)
     minted = await ks.tokens.mint(user_id, user.raw, TokenKind(kind), ttl)
     body_out = {
         "token": minted.token,

@@ -8,19 +8,12 @@ from dataclasses import dataclass, field
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
-from keyspace import COLLAB, MULTIFRAME, USER, EntitySpec
+from keyspace import EntitySpec, Reference, Schema, System
 
 from . import health, singletons
 from .errors import error_response
 from .policy import IMPORT_WINDOW
-from .resources import (
-    Collection,
-    UserRelation,
-    add_collaborator,
-    mint_token,
-    remove_collaborator,
-    revoke_current,
-)
+from .resources import Collection, Members, Relation, mint_token, revoke_current
 from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,6 +42,11 @@ class Route:
 
 def _model(spec: EntitySpec) -> str:
     return spec.model.__name__
+
+
+def member_body(target: EntitySpec) -> str:
+    """The request body that adds one member to an array of ``target`` ids."""
+    return f"{_model(target)}Member"
 
 
 def _create_notes(spec: EntitySpec) -> tuple[tuple[int, str], ...]:
@@ -147,28 +145,44 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
     ]
 
 
-def relation_routes() -> list[Route]:
-    out = []
-    for spec in MULTIFRAME.entities:
-        if spec is USER:
-            continue
-        rel = UserRelation(spec, "user_id")
-        out.append(
-            Route(
-                "GET",
-                f"/api/users/{{id}}/{spec.collection}",
-                rel.list,
-                f"{spec.collection} created by the user",
-                "relations",
-                returns=f"{_model(spec)}Page",
-                lists=spec,
-                errors=(400, 404, 409),  # 409: the user's key still holds a legacy string
+def relation(schema: Schema, ref: Reference, source: EntitySpec) -> str:
+    """The path segment listing ``source`` documents by ``ref`` under its target:
+    ``/api/users/{id}/drivers``, or the declared relation name (``collaborations``)."""
+    return ref.relation or source.collection
+
+
+def relation_routes(system: System) -> list[Route]:
+    """For every indexed reference, the referrers of one target document; for every array of
+    ids, adding and removing a member; and the users' token routes."""
+    schema, out = system.schema, []
+    for source in schema.entities:
+        for ref in source.references:
+            target = schema.entity(ref.target)
+            indexed = source.indexed(ref.field)
+            if indexed is None or ref.field == source.id_field:
+                continue
+            rel = Relation(source, ref.field, target)
+            out.append(
+                Route(
+                    "GET",
+                    f"/api/{target.collection}/{{id}}/{relation(schema, ref, source)}",
+                    rel.list,
+                    f"{source.collection} whose {ref.field} is the {target.name}",
+                    "relations",
+                    returns=f"{_model(source)}Page",
+                    lists=source,
+                    errors=(400, 404, 409),  # 409: the target's key holds a legacy string
+                )
             )
-        )
+    for source in schema.entities:
+        for ref in source.references:
+            if ref.many:
+                out += _member_routes(source, ref.field, schema.entity(ref.target))
+    users = system.users
     out.append(
         Route(
             "POST",
-            "/api/users/{id}/tokens",
+            f"/api/{users.collection}/{{id}}/tokens",
             mint_token,
             "Mint a token (shown once)",
             "auth",
@@ -190,41 +204,35 @@ def relation_routes() -> list[Route]:
             errors=(403,),  # the operator's token is retired through its configuration
         )
     )
-    member = UserRelation(COLLAB, "collaborators")
-    out += [
-        Route(
-            "GET",
-            "/api/users/{id}/collaborations",
-            member.list,
-            "collabs the user takes part in",
-            "relations",
-            returns="CollabPage",
-            lists=COLLAB,
-            errors=(400, 404, 409),
-        ),
+    return out
+
+
+def _member_routes(source: EntitySpec, field: str, target: EntitySpec) -> list[Route]:
+    members = Members(source, field, target)
+    member = target.id_field if target.id_field != "id" else f"{target.name}_id"
+    return [
         Route(
             "POST",
-            "/api/collabs/{id}/collaborators",
-            add_collaborator,
-            "Add a collaborator (idempotent)",
+            f"/api/{source.collection}/{{id}}/{field}",
+            members.add,
+            f"Add a member to {field} (idempotent)",
             "relations",
-            body="CollaboratorAdd",
-            returns="Collab",
+            body=member_body(target),
+            returns=_model(source),
             conditional=True,
             errors=(400, 404, 409, 412, 415, 422),
         ),
         Route(
             "DELETE",
-            "/api/collabs/{id}/collaborators/{user_id}",
-            remove_collaborator,
-            "Remove a collaborator",
+            f"/api/{source.collection}/{{id}}/{field}/{{{member}}}",
+            members.remove,
+            f"Remove a member from {field}",
             "relations",
-            returns="Collab",
+            returns=_model(source),
             conditional=True,
             errors=(404, 412),
         ),
     ]
-    return out
 
 
 def singleton_routes() -> list[Route]:
@@ -327,9 +335,10 @@ def service_routes() -> list[Route]:
     ]
 
 
-def route_table() -> list[Route]:
-    table = [r for spec in MULTIFRAME.entities for r in entity_routes(spec)]
-    return table + relation_routes() + singleton_routes() + service_routes()
+def route_table(system: System) -> list[Route]:
+    table = [r for spec in system.schema.entities for r in entity_routes(spec)]
+    singles = singleton_routes() if system.schema.maintenance_key is not None else []
+    return table + relation_routes(system) + singles + service_routes()
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

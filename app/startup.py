@@ -15,7 +15,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from keyspace import Capabilities, Keyspace, KeyspaceError
+from keyspace import Capabilities, Keyspace, KeyspaceError, System
 
 from .bootstrap import bootstrap
 from .config import Settings
@@ -76,24 +76,28 @@ async def cancel(task: asyncio.Task[None]) -> None:
         await asyncio.wait([task], timeout=0.1)
 
 
-async def prepare(ks: Keyspace, settings: Settings, work: IndexWork) -> Capabilities:
+async def prepare(
+    ks: Keyspace, system: System, settings: Settings, work: IndexWork
+) -> Capabilities:
     """Start-up's work on Redis, also redone when the server lost it. Never waits for an
     index: long index work runs in ``work``, awaited here at most START_WAIT_SECONDS."""
     caps = await ks.setup_basics()
-    await bootstrap(ks, settings.admin_token)
+    await bootstrap(ks, system, settings.admin_token)
     task = work.start()
     if task is not None:
         await asyncio.wait([task], timeout=START_WAIT_SECONDS)
     return caps
 
 
-async def prepare_at_start(ks: Keyspace, settings: Settings, work: IndexWork) -> Capabilities:
+async def prepare_at_start(
+    ks: Keyspace, system: System, settings: Settings, work: IndexWork
+) -> Capabilities:
     """:func:`prepare`, retried while Redis is down or loading (the embedded server killed
     during start-up is being restarted by its supervisor), for up to START_RETRY_SECONDS."""
     started, delay = time.monotonic(), 0.2
     while True:
         try:
-            return await prepare(ks, settings, work)
+            return await prepare(ks, system, settings, work)
         except (RedisError, OSError, KeyspaceError) as exc:
             if time.monotonic() - started > START_RETRY_SECONDS:
                 raise
@@ -102,7 +106,7 @@ async def prepare_at_start(ks: Keyspace, settings: Settings, work: IndexWork) ->
             delay = min(delay * 2, 2.0)
 
 
-async def keep_prepared(ks: Keyspace, settings: Settings, work: IndexWork) -> None:
+async def keep_prepared(ks: Keyspace, system: System, settings: Settings, work: IndexWork) -> None:
     """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
     empty data dir, flushed): without it lists and /ready stay 503 until the app restarts."""
     while True:
@@ -110,7 +114,7 @@ async def keep_prepared(ks: Keyspace, settings: Settings, work: IndexWork) -> No
         try:
             if await ks.needs_setup():
                 log.warning("redis lost the service's indexes or defaults; setting them up again")
-                await prepare(ks, settings, work)
+                await prepare(ks, system, settings, work)
                 log.info("redis set up again")
         except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
             log.debug("setup check failed: %s", exc)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from keyspace import EntitySpec, Keyspace, Limits
+from keyspace import EntitySpec, Keyspace, Limits, System
 
 from .config import Settings
 from .policy import Caller
@@ -26,6 +26,13 @@ SETTINGS = web.AppKey("settings", Settings)
 
 def keyspace(request: web.Request) -> Keyspace:
     return request.app[KEYSPACE]
+
+
+SYSTEM = web.AppKey("system", System)
+
+
+def system(request: web.Request) -> System:
+    return request.app[SYSTEM]
 
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])

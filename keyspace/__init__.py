@@ -10,6 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
+from . import systems
 from .acl import SERVICE_USER
 from .api import Capabilities, Keyspace
 from .connection import connect
@@ -42,16 +43,18 @@ from .errors import (
     ValidationFailed,
     WrongType,
 )
-from .keys import doc_key, is_lookup_id
+from .keys import is_lookup_id
 from .listing import Page
 from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
-from .schema import EntitySpec, FieldKind, Schema, SingletonSpec
+from .schema import EntitySpec, FieldKind, Reference, Schema, SingletonSpec
 from .scripts import CommitResult
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
+from .system import ADMIN, System
 from .tokens import Decision, Limits, TokenKind
 
 __all__ = [
+    "ADMIN",
     "ANALYTICS",
     "COLLAB",
     "DEFAULT_LIMIT",
@@ -89,16 +92,18 @@ __all__ = [
     "Page",
     "PreparedCreate",
     "Query",
+    "Reference",
     "Schema",
     "SingletonSpec",
     "StaleRevision",
     "Stored",
+    "System",
     "TokenKind",
     "UniqueConflict",
     "ValidationFailed",
     "WrongType",
     "connect",
-    "doc_key",
     "is_lookup_id",
     "parse",
+    "systems",
 ]

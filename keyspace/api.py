@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import inventory, keys, listing, search, upgrade
+from . import inventory, listing, search, upgrade
 from .connection import call, check_client
 from .documents import validate
 from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
@@ -43,7 +43,7 @@ class Capabilities:
         return not self.search
 
 
-async def probe(client: Redis) -> Capabilities:
+async def probe(client: Redis, probe_key: str) -> Capabilities:
     """Detect RedisJSON and RediSearch by trying a harmless command of each."""
 
     async def works(*args: str) -> bool:
@@ -53,7 +53,7 @@ async def probe(client: Redis) -> Capabilities:
         except ResponseError:
             return False
 
-    return Capabilities(json=await works("JSON.TYPE", "mf:probe"), search=await works("FT._LIST"))
+    return Capabilities(json=await works("JSON.TYPE", probe_key), search=await works("FT._LIST"))
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ class Keyspace:
         self.schema = schema
         self.scripts = Scripts(client)  # the one runner of this client's scripts, shared below
         self.documents = Documents(client, self.scripts, schema)
-        self.singletons = Singletons(client, self.scripts)
-        self.tokens = Tokens(self.scripts)
+        self.singletons = Singletons(client, self.scripts, schema.names)
+        self.tokens = Tokens(self.scripts, schema)
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
         self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time
@@ -111,7 +111,7 @@ class Keyspace:
         """The quick part of :meth:`setup`, whatever the data size: modules, singletons, and
         which indexes need a new version (:attr:`pending_indexes`, built by
         :meth:`upgrade_indexes`; their lists answer ``IndexUnavailable`` until then)."""
-        found = await probe(self.client)
+        found = await probe(self.client, self.schema.names.probe_key())
         if not found.json:
             raise RuntimeError("the Redis server lacks the RedisJSON module (JSON.* commands)")
         use = found.search if self._use_search is None else (self._use_search and found.search)
@@ -340,11 +340,13 @@ class Keyspace:
         alias): the server restarted empty or was flushed. One round trip."""
         singletons = [single.key for single in self.schema.singletons]
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.exists(*singletons)
+            # EXISTS needs a key, and a system may have no singletons: then it counts the
+            # probe key, which no one writes (0 of 0 wanted).
+            pipe.exists(*(singletons or [self.schema.names.probe_key()]))
             if self.capabilities.search:
                 for spec in self.schema.entities:
                     if spec.prefix not in self._pending:  # being built, not lost
-                        pipe.execute_command("FT.INFO", keys.index_alias(spec.prefix))
+                        pipe.execute_command("FT.INFO", spec.names.index_alias(spec.prefix))
             present, *indexes = await pipe.execute(raise_on_error=False)
         if isinstance(present, Exception):
             raise present
@@ -353,7 +355,7 @@ class Keyspace:
     async def readiness(self) -> dict[str, Any]:
         """Redis reachable, modules present, every index built; raises on an unreachable server."""
         await self.client.ping()
-        found = await probe(self.client)
+        found = await probe(self.client, self.schema.names.probe_key())
         indexes: dict[str, bool] = {}
         if self.capabilities.search:
             for spec in self.schema.entities:
@@ -362,7 +364,7 @@ class Keyspace:
                     continue
                 try:
                     info = search.parse_info(
-                        await call(self.client, "FT.INFO", keys.index_alias(spec.prefix))
+                        await call(self.client, "FT.INFO", spec.names.index_alias(spec.prefix))
                     )
                     indexes[spec.collection] = not search.is_building(info)
                     if indexes[spec.collection]:  # fresher than the last refused list

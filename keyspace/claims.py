@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
+from .keys import Names
 from .schema import EntitySpec, Schema, get_path
 
 
@@ -22,15 +23,15 @@ def source_label(spec: EntitySpec) -> str:
     return "+".join(spec.derived_from)
 
 
-def held(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
+def held(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
     """Claim key -> the field (or ``a+b`` fields) it guards, for the values ``doc`` holds."""
     out: dict[str, str] = {}
     for unique in spec.uniques:
         value = get_path(doc, unique.field)
         if isinstance(value, str):
-            out[keys.unique_key(spec.prefix, unique.field, unique.normalize(value))] = unique.field
+            out[names.unique_key(spec.prefix, unique.field, unique.normalize(value))] = unique.field
     if (source := spec.source(doc)) is not None:
-        out[keys.source_claim_key(spec.prefix, source)] = source_label(spec)
+        out[names.source_claim_key(spec.prefix, source)] = source_label(spec)
     return out
 
 
@@ -44,7 +45,7 @@ class Claim:
 
 def parse(schema: Schema, claim: str) -> Claim | None:
     """The entity and field of a claim key, or None when no declaration makes such a key."""
-    prefix, _, rest = claim.removeprefix(keys.RESERVED + "uniq:").partition(":")
+    prefix, _, rest = claim.removeprefix(schema.names.reserved + "uniq:").partition(":")
     name, _, value = rest.partition(":")
     for spec in schema.entities:
         if spec.prefix != prefix:

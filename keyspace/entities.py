@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import keys, models
+from . import models
 from .codec import now_iso
 from .schema import (
     EntitySpec,
@@ -60,6 +60,7 @@ def _now(doc: Mapping[str, Any], doc_id: str) -> str:
 
 
 USER = EntitySpec(
+    owner="user_id",
     name="user",
     prefix="user",
     collection="users",
@@ -75,10 +76,11 @@ USER = EntitySpec(
     ),
     uniques=(Unique("email"), Unique("username")),
     defaults={"created_at": _now},
-    satellites=Satellites(keys.user_tokens_key, keys.token_key, mirror=("role",)),
+    satellites=Satellites(watch=("role",), derive=lambda doc: {"role": str(doc.get("role", ""))}),
 )
 
 DRIVER = EntitySpec(
+    owner="user_id",
     name="driver",
     prefix="driver",
     collection="drivers",
@@ -100,6 +102,7 @@ DRIVER = EntitySpec(
 )
 
 COLLAB = EntitySpec(
+    owner="user_id",
     name="collab",
     prefix="collab",
     collection="collabs",
@@ -114,7 +117,10 @@ COLLAB = EntitySpec(
         _tag("status"),
         _time("timestamp"),
     ),
-    references=(_OWNER, Reference("collaborators", "user", OnDelete.PULL, many=True)),
+    references=(
+        _OWNER,
+        Reference("collaborators", "user", OnDelete.PULL, many=True, relation="collaborations"),
+    ),
     transitions=_active_to_completed(),
     defaults={
         "timestamp": _now,
@@ -124,6 +130,7 @@ COLLAB = EntitySpec(
 )
 
 PROCESS = EntitySpec(
+    owner="user_id",
     name="process",
     prefix="process",
     collection="processes",
@@ -136,6 +143,7 @@ PROCESS = EntitySpec(
 )
 
 NFT = EntitySpec(
+    owner="user_id",
     name="nft",
     prefix="nft",
     collection="nfts",
@@ -155,6 +163,7 @@ NFT = EntitySpec(
 )
 
 QUEST = EntitySpec(
+    owner="user_id",
     name="quest",
     prefix="quest",
     collection="quests",
@@ -182,6 +191,7 @@ SYSTEM_CONFIG = SingletonSpec(
     name="config",
     key="config:system",
     model=models.SystemConfig,
+    maintenance=True,
     default={
         "system": {"version": "11.0.0", "mode": "production", "maintenance": False},
         "subscription_price": 10,

@@ -6,16 +6,19 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
-from . import keys
 from .schema import EntitySpec, Schema
 
 
 def patterns(schema: Schema) -> list[str]:
-    """SCAN patterns covering documents, singletons, counters and the reserved prefix."""
-    out = [keys.doc_match(spec.prefix) for spec in schema.entities]
+    """SCAN patterns covering documents, singletons, counters and the reserved prefix: the
+    whole namespace for a namespaced system, the seed's exact patterns for MultiFrame."""
+    names = schema.names
+    if names.namespace:
+        return [names.namespace + "*"]
+    out = [names.doc_match(spec.prefix) for spec in schema.entities]
     out += [single.key for single in schema.singletons]
-    out += [keys.counter_key(spec.prefix) for spec in schema.entities]
-    return [*out, keys.RESERVED + "*"]
+    out += [names.counter_key(spec.prefix) for spec in schema.entities]
+    return [*out, names.reserved + "*"]
 
 
 async def service_keys(client: Redis, schema: Schema, *, batch: int = 1000) -> AsyncIterator[bytes]:
@@ -34,7 +37,9 @@ async def any_document(client: Redis, spec: EntitySpec, *, batch: int = 1000) ->
     type (a MultiFrame 11.0 string) is not a document."""
     cursor = 0
     while True:
-        cursor, found = await client.scan(cursor, match=keys.doc_match(spec.prefix), count=batch)
+        cursor, found = await client.scan(
+            cursor, match=spec.names.doc_match(spec.prefix), count=batch
+        )
         if found:
             async with client.pipeline(transaction=False) as pipe:
                 for key in found:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 RESERVED = "mf:"
 """Prefix of every key (and index name) the service adds beside the seed's keys."""
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 _ID_RE = re.compile(ID_PATTERN)
+_NS_RE = re.compile(r"[A-Za-z0-9_\-]+(:[A-Za-z0-9_\-]+)*:")
 
 
 def is_valid_id(value: str) -> bool:
@@ -168,3 +170,91 @@ def index_alias(prefix: str) -> str:
 def index_name(prefix: str, version: str) -> str:
     """One concrete RediSearch index version behind :func:`index_alias`."""
     return f"{RESERVED}idx:{prefix}:{version}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """The key names of one served system: the functions above, under its namespace.
+
+    MultiFrame's namespace is empty, so its keys are exactly the seed's (``driver:driver_1``,
+    ``mf:uniq:...``). Another system's every key starts with its namespace, reserved keys
+    included (``normaldance:user:<id>``, ``normaldance:mf:pause``), so no pattern, index or ACL
+    rule of one system reaches another's keys. Engine code names keys only through this.
+    """
+
+    namespace: str = ""
+
+    def __post_init__(self) -> None:
+        if self.namespace and (
+            not self.namespace.endswith(":") or not _NS_RE.fullmatch(self.namespace)
+        ):
+            raise ValueError(
+                "a key namespace is letters, digits, '_' and '-' in ':'-separated parts and "
+                f"ends with ':' (got {self.namespace!r})"
+            )
+
+    @property
+    def reserved(self) -> str:
+        """Prefix of every key (and index name) the service adds beside the documents."""
+        return self.namespace + RESERVED
+
+    def doc_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + doc_key(prefix, doc_id)
+
+    def doc_match(self, prefix: str) -> str:
+        return self.namespace + doc_match(prefix)
+
+    def id_from_key(self, prefix: str, key: str) -> str:
+        return key[len(self.doc_key(prefix, "")) :]
+
+    def counter_key(self, prefix: str) -> str:
+        return self.namespace + counter_key(prefix)
+
+    def projection_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + projection_key(prefix, doc_id)
+
+    def projection_match(self, prefix: str) -> str:
+        return self.namespace + projection_match(prefix)
+
+    def unique_key(self, prefix: str, field: str, normalized_value: str) -> str:
+        return self.namespace + unique_key(prefix, field, normalized_value)
+
+    def source_claim_key(self, prefix: str, source: Mapping[str, str]) -> str:
+        return self.namespace + source_claim_key(prefix, source)
+
+    def ref_key(self, target_key: str, source_prefix: str, source_field: str) -> str:
+        # target_key is a full (namespaced) document key; its namespace is not repeated.
+        local = target_key.removeprefix(self.namespace)
+        return self.namespace + ref_key(local, source_prefix, source_field)
+
+    def delete_fence(self, target_key: str) -> str:
+        return self.namespace + delete_fence(target_key.removeprefix(self.namespace))
+
+    def lock_key(self, name: str) -> str:
+        return self.namespace + lock_key(name)
+
+    def token_key(self, token_hash: str) -> str:
+        return self.namespace + token_key(token_hash)
+
+    def user_tokens_key(self, user_id: str) -> str:
+        return self.namespace + user_tokens_key(user_id)
+
+    def rate_key(self, user_id: str, route_class: str) -> str:
+        return self.namespace + rate_key(user_id, route_class)
+
+    def pause_key(self) -> str:
+        return self.namespace + pause_key()
+
+    def probe_key(self) -> str:
+        """A key no one writes, read to detect the JSON module (within the ACL's patterns)."""
+        return self.reserved + "probe"
+
+    def index_alias(self, prefix: str) -> str:
+        return self.namespace + index_alias(prefix)
+
+    def index_name(self, prefix: str, version: str) -> str:
+        return self.namespace + index_name(prefix, version)
+
+
+SEED_NAMES = Names()
+"""MultiFrame's names: the seed's exact keys."""

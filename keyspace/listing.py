@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import codec, keys, query, search
+from . import codec, query, search
 from .connection import call
 from .errors import NotReady
 from .schema import EntitySpec, FieldKind
@@ -93,7 +93,7 @@ def _count(reply: list[Any]) -> int:
 
 async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[int, list[Any]]:
     """The match count and one page of hits, read in one MULTI so both see one state."""
-    alias = keys.index_alias(spec.prefix)
+    alias = spec.names.index_alias(spec.prefix)
     try:
         async with client.pipeline(transaction=True) as pipe:
             pipe.execute_command("FT.INFO", alias)
@@ -122,7 +122,7 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
     rows = _hits(spec, q, reply)
     page = rows[: q.limit]
     hits = [h for h in page if h is not None]
-    docs = await _fetch(client, [keys.doc_key(spec.prefix, h.doc_id) for h in hits])
+    docs = await _fetch(client, [spec.names.doc_key(spec.prefix, h.doc_id) for h in hits])
     items = [d for d in docs if d is not None and query.matches(spec, q, d)]
     # A page of nothing but malformed rows cannot be continued; `check` reports those documents.
     last = hits[-1] if hits else None
@@ -136,7 +136,9 @@ async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]
     seen: set[str] = set()
     batch: list[str] = []
     docs: list[dict[str, Any] | None] = []
-    async for raw_key in client.scan_iter(match=keys.doc_match(spec.prefix), count=SCAN_BATCH):
+    async for raw_key in client.scan_iter(
+        match=spec.names.doc_match(spec.prefix), count=SCAN_BATCH
+    ):
         try:
             key = _text(raw_key)
         except UnicodeDecodeError:

@@ -15,26 +15,21 @@ from typing import Any
 
 from . import claims, codec, keys
 from .errors import HasDependents
+from .keys import Names
 from .projection import project, projected
 from .schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
 
 Arg = str | bytes | int
 
 
-def _paused_first() -> list[str]:
-    return [keys.pause_key()]
-
-
-def _pause_index() -> dict[str, int]:
-    return {keys.pause_key(): 1}
-
-
 @dataclass
 class Plan:
     """Keys and ops for one atomic commit; build with the methods, send with :meth:`args`.
-    KEYS[1] is always the pause key: commit.lua refuses every plan while it exists."""
+    KEYS[1] is always ``pause``, the system's pause key (``Names.pause_key``): commit.lua
+    refuses every plan while it exists."""
 
-    keys: list[str] = field(default_factory=_paused_first)
+    pause: str
+    keys: list[str] = field(default_factory=list)
     checks: list[list[Arg]] = field(default_factory=list)
     writes: list[list[Arg]] = field(default_factory=list)
     returning: int = 0
@@ -45,7 +40,10 @@ class Plan:
     # How far a floor op may raise its counter past the counter's value (None: no limit);
     # authorized_commit.lua sets it for non-admins.
     window: int | None = None
-    _index: dict[str, int] = field(default_factory=_pause_index)
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.key(self.pause)
 
     def key(self, name: str) -> int:
         """1-based position of ``name`` in KEYS, adding it on first use."""
@@ -88,20 +86,17 @@ class Loaded:
     doc_id: str
     raw: bytes
     doc: Mapping[str, Any]
-
-    @property
-    def key(self) -> str:
-        return keys.doc_key(self.spec.prefix, self.doc_id)
+    key: str  # the document's key (Names.doc_key)
 
 
-def _uniques(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
+def _uniques(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
     """Unique claim key -> field name, for the values this document holds (the tuple a
     derived id is built from included)."""
-    return claims.held(spec, doc)
+    return claims.held(names, spec, doc)
 
 
 def _target_key(schema: Schema, ref: Reference, target_id: str) -> str:
-    return keys.doc_key(schema.entity(ref.target).prefix, target_id)
+    return schema.names.doc_key(schema.entity(ref.target).prefix, target_id)
 
 
 def _refs(
@@ -112,34 +107,38 @@ def _refs(
     for ref in spec.references:
         for target_id in ref_ids(doc, ref):
             target = _target_key(schema, ref, target_id)
-            out[keys.ref_key(target, spec.prefix, ref.field)] = (target, ref.field, target_id)
+            ref_set = schema.names.ref_key(target, spec.prefix, ref.field)
+            out[ref_set] = (target, ref.field, target_id)
     return out
 
 
-def _check_target(plan: Plan, target: str, name: str, target_id: str) -> None:
+def _check_target(names: Names, plan: Plan, target: str, name: str, target_id: str) -> None:
     """A new reference needs its target to exist and not be in the middle of a delete."""
     plan.check("exists", target, name, target_id)
-    plan.check("unfenced", keys.delete_fence(target), name, target_id)
+    plan.check("unfenced", names.delete_fence(target), name, target_id)
 
 
-def put_document(plan: Plan, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any]) -> None:
+def put_document(
+    names: Names, plan: Plan, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any]
+) -> None:
     """Write ``doc`` and, for a projected entity, its search projection."""
-    _put(plan, spec, doc_id, codec.dumps(doc), doc)
+    _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
 
 
-def _put(plan: Plan, spec: EntitySpec, doc_id: str, raw: bytes, doc: Mapping[str, Any]) -> None:
-    plan.write("jset", keys.doc_key(spec.prefix, doc_id), raw)
+def _put(
+    names: Names, plan: Plan, spec: EntitySpec, doc_id: str, raw: bytes, doc: Mapping[str, Any]
+) -> None:
+    plan.write("jset", names.doc_key(spec.prefix, doc_id), raw)
     if projected(spec):
-        plan.write(
-            "jset", keys.projection_key(spec.prefix, doc_id), codec.dumps(project(spec, doc))
-        )
+        shown = codec.dumps(project(spec, doc))
+        plan.write("jset", names.projection_key(spec.prefix, doc_id), shown)
 
 
-def _drop(plan: Plan, spec: EntitySpec, doc_id: str) -> None:
+def _drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
     """Delete a document and its projection."""
-    plan.write("del", keys.doc_key(spec.prefix, doc_id))
+    plan.write("del", names.doc_key(spec.prefix, doc_id))
     if projected(spec):
-        plan.write("del", keys.projection_key(spec.prefix, doc_id))
+        plan.write("del", names.projection_key(spec.prefix, doc_id))
 
 
 def _split_at_id(spec: EntitySpec, raw: bytes, stand_in: str) -> tuple[bytes, bytes]:
@@ -151,12 +150,12 @@ def _split_at_id(spec: EntitySpec, raw: bytes, stand_in: str) -> tuple[bytes, by
     return head, tail
 
 
-def plan_fence(keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
+def plan_fence(names: Names, keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
     """Raise (``up``) or lower the delete fences of ``keys_`` in one commit; raised fences
     expire after ``ttl_ms`` so a crashed deleter cannot block references for long."""
-    plan = Plan()
+    plan = Plan(names.pause_key())
     for key in keys_:
-        fence = keys.delete_fence(key)
+        fence = names.delete_fence(key)
         if up:
             plan.write("set", fence, "1")
             plan.write("pexpire", fence, ttl_ms)
@@ -165,8 +164,8 @@ def plan_fence(keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
     return plan
 
 
-def _counter_ops(plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
-    counter = keys.counter_key(spec.prefix)
+def _counter_ops(names: Names, plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
+    counter = names.counter_key(spec.prefix)
     if not spec.counted:
         plan.write("incr", counter)  # derived ids: the counter counts documents ever created
         return
@@ -189,27 +188,28 @@ def plan_create(
     With ``replacing_legacy`` the key must instead still hold exactly that legacy
     string value, which the document replaces (in-place import of MultiFrame 11.0).
     """
-    plan = Plan()
-    key = keys.doc_key(spec.prefix, doc_id)
+    names = schema.names
+    plan = Plan(names.pause_key())
+    key = names.doc_key(spec.prefix, doc_id)
     if replacing_legacy is None:
         plan.check("absent", key)
     else:
         plan.check("string", key, replacing_legacy)
         plan.write("del", key)
-    claims = _uniques(spec, doc)
+    claims = _uniques(names, spec, doc)
     for claim, name in claims.items():
         plan.check("free", claim, doc_id, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
-        _check_target(plan, target, name, target_id)
-    _put(plan, spec, doc_id, codec.dumps(doc), doc)
+        _check_target(names, plan, target, name, target_id)
+    _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
     for claim in claims:
         plan.write("set", claim, doc_id)
     for ref_set in refs:
         plan.write("sadd", ref_set, doc_id)
     if replacing_legacy is None or spec.counted:
         # A legacy NFT was already counted by the legacy nft_counter.
-        _counter_ops(plan, spec, doc_id, explicit_id)
+        _counter_ops(names, plan, spec, doc_id, explicit_id)
     plan.returns(key)
     return plan
 
@@ -223,21 +223,22 @@ def plan_create_generated(
     unique and reference check passed, and skips ids an import already took, so
     one round trip creates the document and no failed create burns an id.
     """
-    plan = Plan()
+    names = schema.names
+    plan = Plan(names.pause_key())
     head, tail = _split_at_id(spec, codec.dumps(doc), stand_in)
-    key_prefix = keys.doc_key(spec.prefix, "")
-    claims = _uniques(spec, doc)
+    key_prefix = names.doc_key(spec.prefix, "")
+    claims = _uniques(names, spec, doc)
     for claim, name in claims.items():
         plan.check("unclaimed", claim, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
-        _check_target(plan, target, name, target_id)
-    plan.generates(keys.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
+        _check_target(names, plan, target, name, target_id)
+    plan.generates(names.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
     plan.write("jsetid", key_prefix, head, tail)
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
         plan.write(
-            "jsetat", keys.projection_key(spec.prefix, ""), *_split_at_id(spec, shown, stand_in)
+            "jsetat", names.projection_key(spec.prefix, ""), *_split_at_id(spec, shown, stand_in)
         )
     for claim in claims:
         plan.write("setid", claim)
@@ -250,7 +251,7 @@ def plan_create_generated(
 def mirrored_change(spec: EntitySpec, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True when an update changes a field the entity's satellites mirror."""
     owned = spec.satellites
-    return owned is not None and any(old.get(f) != new.get(f) for f in owned.mirror)
+    return owned is not None and any(old.get(f) != new.get(f) for f in owned.watch)
 
 
 def plan_update(
@@ -262,23 +263,25 @@ def plan_update(
     field changes; the set's size is re-checked and each member hash updated.
     """
     spec, doc_id = old.spec, old.doc_id
-    plan = Plan()
+    names = schema.names
+    plan = Plan(names.pause_key())
     plan.check("equals", old.key, old.raw)
     owned = spec.satellites
     if owned is not None and mirrored_change(spec, old.doc, new):
-        plan.check("card", owned.index(doc_id), len(satellites), owned.index(doc_id))
+        index = names.user_tokens_key(doc_id)
+        plan.check("card", index, len(satellites), index)
         for member in satellites:
-            for name in owned.mirror:
-                plan.write("hsetx", owned.member(member), name, str(new.get(name, "")))
-    old_claims, new_claims = _uniques(spec, old.doc), _uniques(spec, new)
+            for name, value in owned.derive(new).items():
+                plan.write("hsetx", names.token_key(member), name, value)
+    old_claims, new_claims = _uniques(names, spec, old.doc), _uniques(names, spec, new)
     for claim, name in new_claims.items():
         if claim not in old_claims:
             plan.check("free", claim, doc_id, name)
     old_refs, new_refs = _refs(schema, spec, old.doc), _refs(schema, spec, new)
     for ref_set, (target, name, target_id) in new_refs.items():
         if ref_set not in old_refs:
-            _check_target(plan, target, name, target_id)
-    _put(plan, spec, doc_id, codec.dumps(new), new)
+            _check_target(names, plan, target, name, target_id)
+    _put(names, plan, spec, doc_id, codec.dumps(new), new)
     for claim in new_claims.keys() - old_claims.keys():
         plan.write("set", claim, doc_id)
     for claim in old_claims.keys() - new_claims.keys():
@@ -308,9 +311,13 @@ class DeleteClosure:
 
 
 def pulled(doc: Mapping[str, Any], ref: Reference, removed: Sequence[str]) -> dict[str, Any]:
-    """``doc`` with ``removed`` ids taken out of the array field of ``ref``."""
+    """``doc`` with ``removed`` ids taken out of the array field of ``ref`` (``pull``), or
+    its scalar field set to null when it holds one of them (``set null``)."""
     out = dict(doc)
-    out[ref.field] = [v for v in doc.get(ref.field, []) if v not in removed]
+    if ref.many:
+        out[ref.field] = [v for v in doc.get(ref.field, []) if v not in removed]
+    elif doc.get(ref.field) in removed:
+        out[ref.field] = None
     return out
 
 
@@ -322,7 +329,8 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
             f"{count} document(s) still refer to it through {name}",
             details={"field": name, "count": count},
         )
-    plan = Plan()
+    names = schema.names
+    plan = Plan(names.pause_key())
     deleted_keys = {d.key for d in closure.deleted}
     for loaded in closure.deleted:
         plan.check("equals", loaded.key, loaded.raw)
@@ -337,8 +345,8 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
     for loaded, _ in edits.values():
         plan.check("equals", loaded.key, loaded.raw)
     for loaded in closure.deleted:
-        _drop(plan, loaded.spec, loaded.doc_id)
-        for claim in _uniques(loaded.spec, loaded.doc):
+        _drop(names, plan, loaded.spec, loaded.doc_id)
+        for claim in _uniques(names, loaded.spec, loaded.doc):
             plan.write("delif", claim, loaded.doc_id)
         for ref_set in _refs(schema, loaded.spec, loaded.doc):
             plan.write("srem", ref_set, loaded.doc_id)
@@ -348,13 +356,14 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
         owned = loaded.spec.satellites
         if owned is None:
             continue
-        members = closure.satellites.get(owned.index(loaded.doc_id), [])
-        plan.check("card", owned.index(loaded.doc_id), len(members), owned.index(loaded.doc_id))
+        index = names.user_tokens_key(loaded.doc_id)
+        members = closure.satellites.get(index, [])
+        plan.check("card", index, len(members), index)
         for member in members:
-            plan.write("del", owned.member(member))
-        plan.write("del", owned.index(loaded.doc_id))
+            plan.write("del", names.token_key(member))
+        plan.write("del", index)
     for loaded, new in edits.values():
-        _put(plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
+        _put(names, plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
         for ref_set in (
             _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
         ):
@@ -365,7 +374,7 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
 def inbound_sets(schema: Schema, loaded: Loaded) -> list[tuple[str, EntitySpec, Reference]]:
     """The reference sets that hold referrers of ``loaded``, with who refers and how."""
     return [
-        (keys.ref_key(loaded.key, src.prefix, ref.field), src, ref)
+        (schema.names.ref_key(loaded.key, src.prefix, ref.field), src, ref)
         for src, ref in schema.inbound(loaded.spec.name)
     ]
 

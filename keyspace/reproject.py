@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from . import codec, keys
+from . import codec
 from .plan import Plan
 from .projection import project, projected
 from .schema import EntitySpec
@@ -57,8 +57,8 @@ def expected(spec: EntitySpec, raw: bytes | None) -> bytes | None:
 async def _fix_batch(
     client: Redis, scripts: Scripts, spec: EntitySpec, ids: list[str], found: Reprojected
 ) -> None:
-    doc_keys = [keys.doc_key(spec.prefix, i) for i in ids]
-    shown_keys = [keys.projection_key(spec.prefix, i) for i in ids]
+    doc_keys = [spec.names.doc_key(spec.prefix, i) for i in ids]
+    shown_keys = [spec.names.projection_key(spec.prefix, i) for i in ids]
     async with client.pipeline(transaction=False) as pipe:
         for key in (*doc_keys, *shown_keys):
             # One by one (not JSON.MGET): a legacy string value must read as "no document".
@@ -71,7 +71,7 @@ async def _fix_batch(
         want = expected(spec, raw)
         if want is not None and current is not None and codec.loads(current) == codec.loads(want):
             continue
-        plan = Plan()
+        plan = Plan(spec.names.pause_key())
         if want is None:
             if current is None:
                 continue
@@ -110,9 +110,13 @@ async def reproject(
     found = Reprojected()
     if not projected(spec):
         return found
-    ids = await _ids(client, keys.doc_match(spec.prefix), len(keys.doc_key(spec.prefix, "")))
+    ids = await _ids(
+        client, spec.names.doc_match(spec.prefix), len(spec.names.doc_key(spec.prefix, ""))
+    )
     shown = await _ids(
-        client, keys.projection_match(spec.prefix), len(keys.projection_key(spec.prefix, ""))
+        client,
+        spec.names.projection_match(spec.prefix),
+        len(spec.names.projection_key(spec.prefix, "")),
     )
     every = list(dict.fromkeys([*ids, *shown]))
     for start in range(0, len(every), BATCH):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 
+from .keys import Names
 from .text import fold, nfc
 
 
@@ -34,6 +35,7 @@ class OnDelete(enum.Enum):
     RESTRICT = "restrict"  # refuse the delete while any referrer exists
     CASCADE = "cascade"  # delete the referrers too, in the same script
     PULL = "pull"  # remove the id from the referrer's array field
+    SET_NULL = "set null"  # set the referrer's (nullable, scalar) field to null
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Reference:
     target: str
     on_delete: OnDelete
     many: bool = False
+    relation: str | None = None  # route segment listing the referrers under their target
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,13 @@ class Transitions:
 
 @dataclass(frozen=True)
 class Satellites:
-    """Keys a document owns beside itself (a user's tokens): ``index(doc_id)`` is a set of
-    member ids and ``member(id)`` the hash key of each. They are deleted with the document,
-    and the ``mirror`` fields are copied into every member hash whenever they change."""
+    """The access tokens a user document owns (``Names.user_tokens_key`` lists them, each a
+    hash under ``Names.token_key``). They are deleted with the document, and whenever one of
+    the ``watch`` fields changes, ``derive(doc)`` (e.g. ``{"role": "admin"}``) is copied into
+    every token hash in the same commit."""
 
-    index: Callable[[str], str]
-    member: Callable[[str], str]
-    mirror: tuple[str, ...] = ()
+    watch: tuple[str, ...]
+    derive: Callable[[Mapping[str, Any]], Mapping[str, str]]
 
 
 Default = Callable[[Mapping[str, Any], str], Any]
@@ -118,6 +121,11 @@ class EntitySpec:
     # claimed under its own key, and an id already held by another tuple is an id collision.
     derived_from: tuple[str, ...] = ()
     satellites: Satellites | None = None
+    # The field naming the user who owns a document (members may write only their own);
+    # None: only admins write the entity.
+    owner: str | None = None
+    # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
+    names: Names = field(default_factory=Names)
 
     def __post_init__(self) -> None:
         assert (self.derive_id is None) == (not self.derived_from), (
@@ -131,6 +139,10 @@ class EntitySpec:
         if not values or not all(isinstance(v, str) for v in values.values()):
             return None
         return values
+
+    def key(self, doc_id: str) -> str:
+        """The key of one document, e.g. ``driver:driver_1`` or ``normaldance:user:<id>``."""
+        return self.names.doc_key(self.prefix, doc_id)
 
     @property
     def counted(self) -> bool:
@@ -159,6 +171,7 @@ class SingletonSpec:
     key: str
     model: type[BaseModel]
     default: Mapping[str, Any]
+    maintenance: bool = False  # holds the system.maintenance flag (authorize.lua reads it)
 
 
 @dataclass(frozen=True)
@@ -167,13 +180,36 @@ class Schema:
 
     entities: tuple[EntitySpec, ...]
     singletons: tuple[SingletonSpec, ...] = ()
+    # Where the system's keys live (keyspace.keys.Names); bound when a system is served.
+    names: Names = field(default_factory=Names)
 
     def __post_init__(self) -> None:
-        names = [e.name for e in self.entities]
-        assert len(names) == len(set(names)), "entity names must be unique"
+        known = [e.name for e in self.entities]
+        assert len(known) == len(set(known)), "entity names must be unique"
         for spec in self.entities:
+            assert spec.names == self.names, f"{spec.name}: bind the schema, not one entity"
             for ref in spec.references:
-                assert ref.target in names, f"{spec.name}.{ref.field} -> unknown {ref.target}"
+                assert ref.target in known, f"{spec.name}.{ref.field} -> unknown {ref.target}"
+
+    def bind(self, names: Names) -> Schema:
+        """This schema with every key under ``names`` (itself when already there)."""
+        if names == self.names:
+            return self
+        entities = tuple(replace(e, names=names) for e in self.entities)
+        singles = tuple(replace(s, key=names.namespace + s.key) for s in self.singletons)
+        return replace(self, entities=entities, singletons=singles, names=names)
+
+    @property
+    def users(self) -> EntitySpec:
+        """The entity whose documents own access tokens (the one declaring satellites)."""
+        owners = [e for e in self.entities if e.satellites is not None]
+        assert len(owners) == 1, "exactly one entity owns the access tokens"
+        return owners[0]
+
+    @property
+    def maintenance_key(self) -> str | None:
+        """The singleton whose ``system.maintenance`` flag refuses members' writes, if any."""
+        return next((s.key for s in self.singletons if s.maintenance), None)
 
     def entity(self, name: str) -> EntitySpec:
         for spec in self.entities:

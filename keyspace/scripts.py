@@ -24,7 +24,6 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-from . import keys
 from .connection import Pool
 from .errors import Paused
 from .plan import Arg, Plan
@@ -180,13 +179,15 @@ class Scripts:
         decision: AuthReply = reply[0]
         return decision, _commit_result(reply[1]) if reply[1] else None
 
-    async def set_chip_metrics(self, key: str, path: str, metrics: bytes, empty: bytes) -> bytes:
+    async def set_chip_metrics(
+        self, key: str, pause: str, path: str, metrics: bytes, empty: bytes
+    ) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``); it sets
         a value, so running it twice is harmless and it keeps the client's retries.
         Paused while the keyspace is paused."""
         try:
             reply: bytes = await self._run(
-                self._chip_metrics, [key, keys.pause_key()], [path, metrics, empty], retry=True
+                self._chip_metrics, [key, pause], [path, metrics, empty], retry=True
             )
         except ResponseError as exc:
             if str(exc).startswith("PAUSED"):

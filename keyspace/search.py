@@ -19,7 +19,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import keys
 from .connection import call
 from .errors import NotReady
 from .projection import projected
@@ -52,7 +51,11 @@ def definition(spec: EntitySpec) -> list[str]:
     with text or caseless fields are indexed through their projections.
     """
     through = projected(spec)
-    prefix = keys.projection_key(spec.prefix, "") if through else keys.doc_key(spec.prefix, "")
+    prefix = (
+        spec.names.projection_key(spec.prefix, "")
+        if through
+        else spec.names.doc_key(spec.prefix, "")
+    )
     args = ["ON", "JSON", "PREFIX", "1", prefix, "STOPWORDS", "0", "SCHEMA"]
     for field in spec.fields:
         args += _attribute(field, through_projection=through)
@@ -64,7 +67,7 @@ def version(spec: EntitySpec) -> str:
 
 
 def current_name(spec: EntitySpec) -> str:
-    return keys.index_name(spec.prefix, version(spec))
+    return spec.names.index_name(spec.prefix, version(spec))
 
 
 def rebuild_name(spec: EntitySpec) -> str:
@@ -75,7 +78,7 @@ def rebuild_name(spec: EntitySpec) -> str:
 
 def versions(spec: EntitySpec, names: Iterable[str]) -> list[str]:
     """Of ``names``, the indexes this service made for ``spec`` (its naming scheme only)."""
-    prefix = keys.index_name(spec.prefix, "")
+    prefix = spec.names.index_name(spec.prefix, "")
     return sorted(n for n in names if n.startswith(prefix) and _VERSION.fullmatch(n[len(prefix) :]))
 
 
@@ -128,7 +131,7 @@ async def wait_built(client: Redis, name: str, timeout: float) -> None:
 
 async def switch(client: Redis, spec: EntitySpec, name: str) -> list[str]:
     """Point the entity's alias at ``name`` and drop older versions (documents are kept)."""
-    await call(client, "FT.ALIASUPDATE", keys.index_alias(spec.prefix), name)
+    await call(client, "FT.ALIASUPDATE", spec.names.index_alias(spec.prefix), name)
     dropped = [n for n in versions(spec, await list_indexes(client)) if n != name]
     for old in dropped:
         await call(client, "FT.DROPINDEX", old)
@@ -138,7 +141,7 @@ async def switch(client: Redis, spec: EntitySpec, name: str) -> list[str]:
 async def alias_target(client: Redis, spec: EntitySpec) -> str | None:
     """The index the entity's alias points at, or None when there is no alias."""
     try:
-        info = parse_info(await call(client, "FT.INFO", keys.index_alias(spec.prefix)))
+        info = parse_info(await call(client, "FT.INFO", spec.names.index_alias(spec.prefix)))
     except ResponseError:
         return None
     return _text(info.get("index_name", ""))

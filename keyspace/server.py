@@ -17,6 +17,8 @@ from typing import Self
 import redis
 
 from .acl import AclUsers
+from .entities import MULTIFRAME
+from .schema import Schema
 
 SERVER_ENV = "MULTIFRAME_REDIS_SERVER"
 MODULES_ENV = "MULTIFRAME_REDIS_MODULES"
@@ -134,7 +136,9 @@ class EmbeddedRedis:
         extra_args: Sequence[str] = (),
         acl: AclUsers | None = None,
         search_args: Sequence[str] = (),
+        schema: Schema | None = None,
     ) -> None:
+        self.schema = schema  # whose keys the service user may touch (None: MultiFrame's)
         if appendfsync is not None and appendfsync not in _FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {sorted(_FSYNC_POLICIES)}")
         self.data_dir = Path(data_dir).resolve()
@@ -192,7 +196,7 @@ class EmbeddedRedis:
         acl_path = self.data_dir / "users.acl"
         acl_path.touch(mode=0o600, exist_ok=True)
         acl_path.chmod(0o600)
-        acl_path.write_text(self.acl.acl_file())
+        acl_path.write_text(self.acl.acl_file(self.schema or MULTIFRAME))
         cmd += ["--aclfile", str(acl_path)]
         return cmd + list(self.extra_args)
 

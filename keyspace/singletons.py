@@ -12,6 +12,7 @@ from .codec import now_iso
 from .connection import call
 from .documents import merge_patch, validate
 from .errors import Contention, NotFound, StaleRevision, ValidationFailed
+from .keys import Names
 from .plan import Plan
 from .schema import SingletonSpec
 from .scripts import Scripts
@@ -31,7 +32,8 @@ def chip_path(chip_id: str) -> str:
 class Singletons:
     """Read and write the singleton documents, validated on every write."""
 
-    def __init__(self, client: Redis, scripts: Scripts) -> None:
+    def __init__(self, client: Redis, scripts: Scripts, names: Names) -> None:
+        self.names = names
         self.client = client
         self.scripts = scripts
 
@@ -72,7 +74,7 @@ class Singletons:
                 raise StaleRevision(f"{spec.key} has changed since revision {if_revision}")
             old = codec.loads(raw) if raw is not None else dict(spec.default)
             new = validate(spec.model, change(old))
-            plan = Plan()
+            plan = Plan(self.names.pause_key())
             if raw is None:
                 plan.check("absent", spec.key)
             else:
@@ -99,7 +101,11 @@ class Singletons:
         values = validate(models.ChipMetricsInput, metrics)
         stored = validate(models.ChipMetrics, {**values, "last_updated": now_iso()})
         raw = await self.scripts.set_chip_metrics(
-            spec.key, chip_path(chip_id), codec.dumps(stored), codec.dumps({"chip_metrics": {}})
+            spec.key,
+            self.names.pause_key(),
+            chip_path(chip_id),
+            codec.dumps(stored),
+            codec.dumps({"chip_metrics": {}}),
         )
         chip: dict[str, Any] = codec.loads(raw)[0]
         return chip

@@ -172,6 +172,7 @@ class Documents:
     def __init__(self, client: Redis, scripts: Scripts, schema: Schema = MULTIFRAME) -> None:
         self.client = client
         self.schema = schema
+        self.names = schema.names
         self.scripts = scripts  # the keyspace's one runner (Keyspace owns it)
 
     async def _read(self, key: str) -> bytes | None:
@@ -181,7 +182,7 @@ class Documents:
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         """The document, or NotFound."""
         raw = (
-            await self._read(keys.doc_key(spec.prefix, doc_id))
+            await self._read(self.names.doc_key(spec.prefix, doc_id))
             if keys.is_lookup_id(doc_id)
             else None
         )
@@ -216,7 +217,7 @@ class Documents:
         if not prepared.needs_holder(result) or prepared.doc_id is None:
             return None
         try:
-            raw = await self._read(keys.doc_key(prepared.spec.prefix, prepared.doc_id))
+            raw = await self._read(self.names.doc_key(prepared.spec.prefix, prepared.doc_id))
         except ResponseError:  # a legacy string awaiting import-legacy: no values to compare
             return None
         return codec.loads(raw) if raw is not None else None
@@ -266,13 +267,15 @@ class Documents:
         """
         for _ in range(MAX_ATTEMPTS):
             raw = (
-                await self._read(keys.doc_key(spec.prefix, doc_id))
+                await self._read(self.names.doc_key(spec.prefix, doc_id))
                 if keys.is_lookup_id(doc_id)
                 else None
             )
             if raw is None:
                 raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-            old = Loaded(spec, doc_id, raw, codec.loads(raw))
+            old = Loaded(
+                spec, doc_id, raw, codec.loads(raw), self.names.doc_key(spec.prefix, doc_id)
+            )
             if if_revision is not None and codec.revision(raw) != if_revision:
                 raise StaleRevision(
                     f"{spec.name} {doc_id} has changed since revision {if_revision}"
@@ -296,7 +299,7 @@ class Documents:
     async def _satellites(self, spec: EntitySpec, doc_id: str) -> list[str]:
         if spec.satellites is None:
             return []
-        members = await self.client.smembers(spec.satellites.index(doc_id))
+        members = await self.client.smembers(self.names.user_tokens_key(doc_id))
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def delete(
@@ -320,7 +323,7 @@ class Documents:
                     guard(dict(closure.deleted[0].doc))
                 for loaded in closure.deleted:
                     if loaded.spec.satellites is not None:
-                        index = loaded.spec.satellites.index(loaded.doc_id)
+                        index = self.names.user_tokens_key(loaded.doc_id)
                         members = await self._satellites(loaded.spec, loaded.doc_id)
                         closure.satellites[index] = members
                 result = await self.scripts.commit(plan_delete(self.schema, closure))
@@ -334,18 +337,22 @@ class Documents:
                     # A referrer was added meanwhile ('card'): fence the closure so the next
                     # attempt cannot lose the same race again.
                     fenced = [loaded.key for loaded in closure.deleted]
-                    await self.scripts.commit(plan_fence(fenced, FENCE_MS, up=True))
+                    await self.scripts.commit(plan_fence(self.names, fenced, FENCE_MS, up=True))
             raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
         finally:
             if fenced:
-                await self.scripts.commit(plan_fence(fenced, FENCE_MS, up=False))
+                await self.scripts.commit(plan_fence(self.names, fenced, FENCE_MS, up=False))
 
     async def _load_many(self, spec: EntitySpec, ids: list[str]) -> list[Loaded]:
         async with self.client.pipeline(transaction=False) as pipe:
             for doc_id in ids:
-                pipe.execute_command("JSON.GET", keys.doc_key(spec.prefix, doc_id), ".")
+                pipe.execute_command("JSON.GET", self.names.doc_key(spec.prefix, doc_id), ".")
             raws = await pipe.execute()
-        return [Loaded(spec, i, r, codec.loads(r)) for i, r in zip(ids, raws, strict=True) if r]
+        return [
+            Loaded(spec, i, r, codec.loads(r), self.names.doc_key(spec.prefix, i))
+            for i, r in zip(ids, raws, strict=True)
+            if r
+        ]
 
     async def _closure(
         self, spec: EntitySpec, doc_id: str, if_revision: str | None
@@ -359,6 +366,7 @@ class Documents:
             raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
         closure = DeleteClosure(deleted=[root])
         seen, queue = {root.key}, [root]
+        restricting: list[tuple[str, EntitySpec, list[str]]] = []
         while queue:
             loaded = queue.pop()
             sets = inbound_sets(self.schema, loaded)
@@ -372,10 +380,10 @@ class Documents:
                 if not ids:
                     continue
                 if ref.on_delete is OnDelete.RESTRICT:
-                    closure.restricted.append((f"{src.name}.{ref.field}", len(ids)))
+                    restricting.append((f"{src.name}.{ref.field}", src, ids))
                     continue
                 for dep in await self._load_many(src, ids):
-                    if ref.on_delete is OnDelete.PULL:
+                    if ref.on_delete in (OnDelete.PULL, OnDelete.SET_NULL):
                         closure.pulls.append((dep, ref, loaded.doc_id))
                     elif dep.key not in seen:
                         seen.add(dep.key)
@@ -385,4 +393,9 @@ class Documents:
                 raise Conflict(
                     f"deleting {spec.name} {doc_id} would cascade past {MAX_CASCADE} documents"
                 )
+        # A referrer the same delete removes does not hold it back (SQL checks at the end).
+        for label, src, ids in restricting:
+            left = [i for i in ids if self.names.doc_key(src.prefix, i) not in seen]
+            if left:
+                closure.restricted.append((label, len(left)))
         return closure

@@ -8,10 +8,11 @@ the CLI take everything system-specific from here; nothing else names a system.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .schema import EntitySpec, Schema
+from .keys import Names
+from .schema import EntitySpec, Satellites, Schema
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -42,6 +43,13 @@ class System:
     admin_only_fields: tuple[str, ...] = ()
     # demo_data/<demo>/demo.json
     demo: str = ""
+    # The admin user a first start creates (and prints an API key for) when no operator token
+    # is configured and there are no users; None: the system has no admin users (only the
+    # operator's MULTIFRAME_ADMIN_TOKEN administers it).
+    admin_user: Mapping[str, Any] | None = None
+    # entity name -> (array field of user ids, fields those users may change besides it):
+    # members of a document who are not its owner (MultiFrame's collaborators).
+    members: Mapping[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
@@ -50,3 +58,20 @@ class System:
     @property
     def users(self) -> EntitySpec:
         return self.schema.entity(self.principal)
+
+    def served(self, namespace: str | None = None) -> System:
+        """This system ready to serve: its user entity owning the tokens (their role derived
+        by ``role_of``), every key under ``namespace`` (None: the declared default)."""
+        names = Names(self.namespace if namespace is None else namespace)
+        role_of = self.role_of
+
+        def derive(doc: Mapping[str, Any]) -> Mapping[str, str]:
+            return {"role": role_of(doc)}
+
+        tokens = Satellites(watch=self.role_fields, derive=derive)
+        entities = tuple(
+            replace(e, satellites=e.satellites or tokens) if e.name == self.principal else e
+            for e in self.schema.entities
+        )
+        schema = replace(self.schema, entities=entities).bind(names)
+        return replace(self, schema=schema, namespace=names.namespace)

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from . import codec, keys
-from .entities import SYSTEM_CONFIG, USER
+from . import codec
 from .errors import Contention, NotFound, StaleRevision, WrongType
+from .keys import Names
 from .plan import Arg, Plan
+from .schema import Schema
 from .scripts import AuthReply, Scripts
 
 SESSION_TTL = 24 * 3600
@@ -123,17 +124,25 @@ class Authorization:
 
     @classmethod
     def of(
-        cls, digest: str, user_id: str, operator_role: str, route_class: str, limits: Limits
+        cls,
+        names: Names,
+        maintenance: str,
+        digest: str,
+        user_id: str,
+        operator_role: str,
+        route_class: str,
+        limits: Limits,
     ) -> Authorization:
         """The call for the token ``digest`` believed to belong to ``user_id``; with an
-        ``operator_role`` the script takes the caller as given instead of reading a token."""
+        ``operator_role`` the script takes the caller as given instead of reading a token.
+        ``maintenance`` is the document whose ``system.maintenance`` refuses members' writes."""
         return cls(
             digest,
             [
-                keys.token_key(digest),
-                keys.rate_key(user_id, route_class),
-                SYSTEM_CONFIG.key,
-                keys.pause_key(),
+                names.token_key(digest),
+                names.rate_key(user_id, route_class),
+                maintenance,
+                names.pause_key(),
             ],
             [route_class, user_id, operator_role, *limits.args()],
         )
@@ -162,8 +171,13 @@ Send = Callable[[Authorization], Awaitable[tuple[AuthReply, R]]]
 class Tokens:
     """Mint, revoke and check tokens; every write is one commit plan."""
 
-    def __init__(self, scripts: Scripts) -> None:
+    def __init__(self, scripts: Scripts, schema: Schema) -> None:
         self.scripts = scripts
+        self.names = names = schema.names
+        self.users = schema.users
+        # MultiFrame's config:system carries the maintenance flag; elsewhere a reserved key
+        # no one writes stands in (those systems have the pause, not a maintenance flag).
+        self.maintenance = schema.maintenance_key or names.reserved + "maintenance"
         self._operator: str | None = None  # SHA-256 of the operator's token, when configured
         self._owners: dict[str, str] = {}  # token hash -> user id: a hint the script checks
 
@@ -187,21 +201,23 @@ class Tokens:
         """Store a new token for the user whose stored document is ``user_raw`` (the commit
         re-checks it, so the role copied into the token is current). Sessions expire
         after ``ttl`` (default 24 h); API keys only when a ``ttl`` is given."""
-        plan = Plan()
-        user_key = keys.doc_key(USER.prefix, user_id)
+        names, users = self.names, self.users
+        plan = Plan(names.pause_key())
+        user_key = names.doc_key(users.prefix, user_id)
         plan.check("equals", user_key, user_raw)
-        plan.check("unfenced", keys.delete_fence(user_key), "user_id", user_id)
-        role = str(codec.loads(user_raw)["role"])
+        plan.check("unfenced", names.delete_fence(user_key), users.id_field, user_id)
+        assert users.satellites is not None
+        role = str(users.satellites.derive(codec.loads(user_raw)).get("role", ""))
         token = token or new_token()
         digest = token_hash(token)
         expires = ttl if ttl is not None else (SESSION_TTL if kind is TokenKind.SESSION else None)
-        key = keys.token_key(digest)
+        key = names.token_key(digest)
         plan.write("del", key)
         for name, value in (("user_id", user_id), ("role", role), ("kind", kind.value)):
             plan.write("hset", key, name, value)
         if expires:
             plan.write("pexpire", key, expires * 1000)
-        plan.write("sadd", keys.user_tokens_key(user_id), digest)
+        plan.write("sadd", names.user_tokens_key(user_id), digest)
         result = await self.scripts.commit(plan)
         if result.error == "wrong_type":
             raise WrongType(
@@ -216,9 +232,10 @@ class Tokens:
         return Minted(token, user_id, kind, expires)
 
     async def revoke(self, digest: str, user_id: str) -> None:
-        plan = Plan()
-        plan.write("del", keys.token_key(digest))
-        plan.write("srem", keys.user_tokens_key(user_id), digest)
+        names = self.names
+        plan = Plan(names.pause_key())
+        plan.write("del", names.token_key(digest))
+        plan.write("srem", names.user_tokens_key(user_id), digest)
         await self.scripts.commit(plan)
         self._owners.pop(digest, None)
 
@@ -258,9 +275,13 @@ class Tokens:
         asked about as user '': the script answers 'paused' first (the token may be gone
         from a keyspace being restored), else 'unknown' or 'moved' with its owner."""
         if self.is_operator(digest):
-            return Authorization.of(digest, OPERATOR, "admin", route_class, limits)
+            return Authorization.of(
+                self.names, self.maintenance, digest, OPERATOR, "admin", route_class, limits
+            )
         user_id = self._owners.get(digest, "")
-        return Authorization.of(digest, user_id, "", route_class, limits)
+        return Authorization.of(
+            self.names, self.maintenance, digest, user_id, "", route_class, limits
+        )
 
     def _remember(self, digest: str, user_id: str) -> None:
         if digest not in self._owners and len(self._owners) >= OWNERS_CACHED:
@@ -268,7 +289,7 @@ class Tokens:
         self._owners[digest] = user_id
 
     async def owner(self, digest: str) -> str:
-        user_id = await self.scripts.client.hget(keys.token_key(digest), "user_id")
+        user_id = await self.scripts.client.hget(self.names.token_key(digest), "user_id")
         if user_id is None:
             raise NotFound("no such token")
         return _text(user_id)
@@ -288,15 +309,16 @@ class Tokens:
             with contextlib.suppress(NotFound):
                 await self.revoke(digest, await self.owner(digest))
                 retired += 1
-        index = keys.user_tokens_key(OPERATOR)
+        names = self.names
+        index = names.user_tokens_key(OPERATOR)
         members = [_text(m) for m in await self.scripts.client.smembers(index)]
         if not members:
             return retired
-        plan = Plan()
-        plan.check("absent", keys.doc_key(USER.prefix, OPERATOR))
+        plan = Plan(names.pause_key())
+        plan.check("absent", names.doc_key(self.users.prefix, OPERATOR))
         plan.check("card", index, len(members), index)  # none added meanwhile
         for digest in members:
-            plan.write("del", keys.token_key(digest))
+            plan.write("del", names.token_key(digest))
             self._owners.pop(digest, None)
         plan.write("del", index)
         return retired + (len(members) if (await self.scripts.commit(plan)).ok else 0)

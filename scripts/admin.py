@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,25 @@ from keyspace.schema import EntitySpec
 
 from .exits import OK, PROBLEMS, Refused
 from .locks import Lock, settled
-from .pause import PAUSE, paused
+from .pause import paused
 from .progress import Progress
 
-DEMO = Path(__file__).resolve().parent.parent / "demo_data" / "demo.json"
+DEMO = Path(__file__).resolve().parent.parent / "demo_data"
 
 
 def demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--file", type=Path, default=DEMO, help="demo data file (default demo_data/demo.json)"
+        "--file",
+        type=Path,
+        default=None,
+        help="demo data file (default demo_data/<system>/demo.json)",
     )
 
 
 async def load_demo(args: argparse.Namespace, ks: Keyspace) -> int:
     """Create every demo record through the keyspace; records already present are left alone."""
-    data: dict[str, Any] = orjson.loads(args.file.read_bytes())
+    path = args.file or DEMO / args.system.demo / "demo.json"
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
     created = present = 0
     differing: list[str] = []
     with Progress("load-demo") as progress:
@@ -47,11 +52,12 @@ async def load_demo(args: argparse.Namespace, ks: Keyspace) -> int:
                     if stored.doc == for_create(spec, record, record[spec.id_field]):
                         present += 1
                     else:
-                        differing.append(f"{spec.prefix}:{record[spec.id_field]}")
+                        differing.append(spec.key(record[spec.id_field]))
                 progress.advance()
-        if SYSTEM_CONFIG.key in data:
+        if SYSTEM_CONFIG.key in data and SYSTEM_CONFIG in ks.schema.singletons:
             await ks.replace_config(data[SYSTEM_CONFIG.key])
-        for chip_id, metrics in data.get(ANALYTICS.key, {}).get("chip_metrics", {}).items():
+        chips = data.get(ANALYTICS.key, {}) if ANALYTICS in ks.schema.singletons else {}
+        for chip_id, metrics in chips.get("chip_metrics", {}).items():
             await _load_chip(ks, chip_id, metrics)
     print(f"load-demo: {created} created, {present} already present, {len(differing)} differing")
     for key in differing:
@@ -156,13 +162,14 @@ def reset_args(parser: argparse.ArgumentParser) -> None:
 async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
     """Delete every service key and index, then recreate the defaults (development only).
     The service is paused meanwhile (scripts/pause.py); the pause itself is kept."""
-    async with paused(ks.client, "reset") as pause:
+    async with paused(ks, "reset") as pause:
         # Read under the pause: no one can switch the mode between this check and the wipe.
-        # A config already wiped (by a reset stopped half-way) no longer protects anything.
-        try:
-            mode = (await ks.get_config()).doc["system"]["mode"]
-        except NotFound:
-            mode = None
+        # A config already wiped (by a reset stopped half-way) no longer protects anything;
+        # a system without MultiFrame's config:system has no mode to protect it.
+        mode = None
+        if ks.schema.maintenance_key is not None:
+            with contextlib.suppress(NotFound):
+                mode = (await ks.get_config()).doc["system"]["mode"]
         if mode == "production":
             raise Refused(
                 "config:system.mode is 'production'; set it to 'development' first "
@@ -181,7 +188,7 @@ async def _wipe(ks: Keyspace) -> int:
     with Progress("reset") as progress:
         batch: list[bytes] = []
         async for key in service_keys(ks.client, ks.schema):
-            if key == PAUSE.encode():
+            if key == ks.schema.names.pause_key().encode():
                 continue
             batch.append(key)
             if len(batch) >= 500:
@@ -191,8 +198,8 @@ async def _wipe(ks: Keyspace) -> int:
         if batch:
             deleted += await ks.client.unlink(*batch)
             progress.advance(len(batch))
-    if (await probe(ks.client)).search:
+    if (await probe(ks.client, ks.schema.names.probe_key())).search:
         for name in await search.list_indexes(ks.client):
-            if name.startswith("mf:idx:"):
+            if name.startswith(ks.schema.names.reserved + "idx:"):
                 await call(ks.client, "FT.DROPINDEX", name)
     return deleted

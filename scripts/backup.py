@@ -38,15 +38,8 @@ from keyspace.inventory import patterns
 from keyspace.schema import Schema
 
 from .exits import OK, PROBLEMS
-from .pause import PAUSE
 from .progress import Progress
-from .verify import (
-    DERIVED,
-    FORMAT,
-    VERSION,
-    Record,
-    momentary,
-)
+from .verify import FORMAT, VERSION, Record, derived, momentary
 
 SCAN_COUNT = 1000
 KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set", b"hash": "hash"}
@@ -88,7 +81,9 @@ async def key_batches(
         while cursor != 0:
             cursor, found = await client.scan(cursor or 0, match=pattern, count=SCAN_COUNT)
             # The pause is never backed up, and the wipe of its own holder leaves it.
-            batch = [key for key in dict.fromkeys(_names(found, odd)) if key != PAUSE]
+            batch = [
+                key for key in dict.fromkeys(_names(found, odd)) if key != schema.names.pause_key()
+            ]
             if batch:
                 yield batch  # deduplicated: restore is idempotent
 
@@ -243,7 +238,8 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     created = datetime.now(UTC).isoformat(timespec="seconds")
     header = {"format": FORMAT, "version": VERSION, "created_at": created, "redis_version": version}
     counts: Counter[str] = Counter()
-    skipped = transient = derived = 0
+    skipped = transient = projections = 0
+    names = ks.schema.names
     try:
         writer = _Writer(args.file)
     except CannotWrite as exc:
@@ -253,9 +249,9 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         with Progress("backup") as progress:
             undecodable: list[bytes] = []
             async for found in key_batches(ks.client, ks.schema, undecodable):
-                kept = [key for key in found if not fnmatchcase(key, DERIVED)]
-                derived += len(found) - len(kept)
-                batch = [key for key in kept if not momentary(key)]
+                kept = [key for key in found if not fnmatchcase(key, derived(names))]
+                projections += len(found) - len(kept)
+                batch = [key for key in kept if not momentary(names, key)]
                 transient += len(kept) - len(batch)
                 if not batch:
                     continue
@@ -284,7 +280,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     size = args.file.stat().st_size
     left_out = (
         f"{skipped} skipped, {transient} rate-limit and lock keys left out, "
-        f"{derived} search projections left out (rebuilt on restore)"
+        f"{projections} search projections left out (rebuilt on restore)"
     )
     print(f"{progress.summary('keys')} ({kinds_of(counts)}; {left_out}); {size:,} bytes")
     return PROBLEMS if skipped else OK

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import USER, Capabilities, Keyspace, claims, codec, keys, search
+from keyspace import Capabilities, Keyspace, claims, codec, keys, search
 from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
@@ -29,12 +29,11 @@ from . import counters
 from .args import non_negative
 from .exits import NOT_READY, OK, PROBLEMS
 from .repair import repair
-from .report import REF_SETS, Problem, RefSet, Report, parse_ref_set
+from .report import Problem, RefSet, Report, parse_ref_set, ref_sets
 
 BATCH = 500
 RECOUNTS = 5  # reads of an index's count beside a fresh count of documents before reporting
 WAIT_S = 300.0  # default --wait: how long check waits for indexes being built
-CLAIMS = keys.RESERVED + "uniq:"
 
 
 def _text(value: Any) -> str:
@@ -58,6 +57,7 @@ class _Inspection:
 
     def __init__(self, ks: Keyspace) -> None:
         self.client, self.schema = ks.client, ks.schema
+        self.names = ks.schema.names
         self.report = Report([], 0)
         self.ids: dict[str, set[str]] = defaultdict(set)  # prefix -> ids of JSON documents
         self.invalid: set[str] = set()  # keys of documents that fail validation
@@ -73,17 +73,17 @@ class _Inspection:
         """Distinct key names (SCAN, never KEYS; SCAN may repeat keys), in batches to read.
         A name that is not UTF-8 is reported (no id or service key can be one), not read."""
         found = dict.fromkeys([k async for k in self.client.scan_iter(match=match, count=BATCH)])
-        names: list[str] = []
+        decoded: list[str] = []
         for name in found:
             try:
-                names.append(name.decode())
+                decoded.append(name.decode())
             except UnicodeDecodeError:
                 shown = name.decode("utf-8", "backslashreplace")
                 self.add("invalid_key", shown, "key name is not UTF-8; rename or delete it", False)
-        return [names[i : i + BATCH] for i in range(0, len(names), BATCH)]
+        return [decoded[i : i + BATCH] for i in range(0, len(decoded), BATCH)]
 
     async def documents(self, spec: EntitySpec) -> None:
-        for batch in await self.batches(keys.doc_match(spec.prefix)):
+        for batch in await self.batches(self.names.doc_match(spec.prefix)):
             raws = await call(self.client, "JSON.MGET", *batch, ".")
             for key, raw in zip(batch, raws, strict=True):
                 kind = "ReJSON-RL" if raw is not None else _text(await self.client.type(key))
@@ -97,8 +97,8 @@ class _Inspection:
 
     async def projections(self, spec: EntitySpec, batch: list[str], raws: list[Any]) -> None:
         """Each document's search projection must be what its bytes call for."""
-        ids = [keys.id_from_key(spec.prefix, key) for key in batch]
-        shown_keys = [keys.projection_key(spec.prefix, i) for i in ids]
+        ids = [self.names.id_from_key(spec.prefix, key) for key in batch]
+        shown_keys = [self.names.projection_key(spec.prefix, i) for i in ids]
         shown = await call(self.client, "JSON.MGET", *shown_keys, ".")
         for shown_key, raw, current in zip(shown_keys, raws, shown, strict=True):
             want = expected(spec, raw)
@@ -119,15 +119,15 @@ class _Inspection:
         for spec in self.schema.entities:
             if not projected(spec):
                 continue
-            for batch in await self.batches(keys.projection_match(spec.prefix)):
+            for batch in await self.batches(self.names.projection_match(spec.prefix)):
                 for shown_key in batch:
-                    doc_id = keys.id_from_key(keys.projection_key(spec.prefix, "")[:-1], shown_key)
+                    doc_id = shown_key[len(self.names.projection_key(spec.prefix, "")) :]
                     if doc_id not in self.ids[spec.prefix]:
                         detail = "search projection of no document"
                         self.add("projection", shown_key, detail, True, entity=spec.name)
 
     def document(self, spec: EntitySpec, key: str, doc: Any) -> None:
-        doc_id = keys.id_from_key(spec.prefix, key)
+        doc_id = self.names.id_from_key(spec.prefix, key)
         self.ids[spec.prefix].add(doc_id)
         number = keys.counter_value_of(spec.prefix, doc_id) or 0
         self.top[spec.prefix] = max(self.top[spec.prefix], number)
@@ -137,17 +137,19 @@ class _Inspection:
         for ref in spec.references if isinstance(doc, dict) else ():
             target = self.schema.entity(ref.target).prefix
             for target_id in ref_ids(doc, ref):
-                ref_set = keys.ref_key(keys.doc_key(target, target_id), spec.prefix, ref.field)
+                ref_set = self.names.ref_key(
+                    self.names.doc_key(target, target_id), spec.prefix, ref.field
+                )
                 self.refs[ref_set].add(doc_id)
-        for claim in claims.held(spec, doc) if isinstance(doc, dict) else ():
+        for claim in claims.held(self.names, spec, doc) if isinstance(doc, dict) else ():
             self.holders[claim].append(doc_id)  # unique values, and derived ids' sources
-        if spec is USER and isinstance(doc, dict):
-            self.roles[doc_id] = str(doc.get("role"))
+        if spec.satellites is not None and isinstance(doc, dict):
+            self.roles[doc_id] = str(spec.satellites.derive(doc).get("role"))
 
     async def tokens(self) -> None:
         """A token acts with the role it holds: one whose user is gone, or whose role is not
         its user's, is a key nobody issued (a forged or hand-edited file), revoked by --repair."""
-        for batch in await self.batches(keys.token_key("*")):
+        for batch in await self.batches(self.names.token_key("*")):
             async with self.client.pipeline(transaction=False) as pipe:
                 for token in batch:
                     pipe.hmget(token, "user_id", "role")
@@ -179,7 +181,7 @@ class _Inspection:
 
     async def reference_sets(self) -> None:
         seen: set[str] = set()
-        for batch in await self.batches(REF_SETS + "*"):
+        for batch in await self.batches(ref_sets(self.schema) + "*"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for set_key in batch:
                     pipe.smembers(set_key)
@@ -199,7 +201,7 @@ class _Inspection:
         """Compare one reference set with the documents; also finds dangling references."""
         spec, ref, target_id = parsed
         target = self.schema.entity(ref.target).prefix
-        target_key, exists = keys.doc_key(target, target_id), target_id in self.ids[target]
+        target_key, exists = self.names.doc_key(target, target_id), target_id in self.ids[target]
         expected = self.refs.get(set_key, set())
         for member in sorted(expected):
             pull = not exists and ref.on_delete is OnDelete.PULL
@@ -219,7 +221,7 @@ class _Inspection:
 
     async def claims(self) -> None:
         seen: set[str] = set()
-        for batch in await self.batches(CLAIMS + "*"):
+        for batch in await self.batches(self.names.reserved + "uniq:*"):
             for claim, value in zip(batch, await self.client.mget(batch), strict=True):
                 if value is None and _text(await self.client.type(claim)) == "none":
                     continue  # released since the SCAN
@@ -233,7 +235,7 @@ class _Inspection:
                     self.add("unique_index", claim, detail, True, owner=owner, action="delete")
         for claim, holders in self.holders.items():
             if len(holders) > 1:  # the claim (if any) cannot say who is right
-                prefix = claim.removeprefix(CLAIMS).split(":", 1)[0]
+                prefix = claim.removeprefix(self.names.reserved + "uniq:").split(":", 1)[0]
                 for holder in holders:
                     detail = f"{claim} is also held by " + ", ".join(set(holders) - {holder})
                     self.add("unique_violation", f"{prefix}:{holder}", detail, False)
@@ -243,7 +245,7 @@ class _Inspection:
 
     async def counters(self) -> None:
         for spec in self.schema.entities:
-            counter, top = keys.counter_key(spec.prefix), self.top[spec.prefix]
+            counter, top = self.names.counter_key(spec.prefix), self.top[spec.prefix]
             try:  # as commit.lua draws from it: int() would accept "007", " 7" or "1_0"
                 current = (await counters.read(self.client, counter) or 0) if spec.counted else top
             except counters.InvalidCounter as exc:  # INCR refuses it or Lua misreads it
@@ -260,7 +262,7 @@ class _Inspection:
 
     async def indexes(self) -> None:
         for spec in self.schema.entities:
-            alias, current = keys.index_alias(spec.prefix), search.current_name(spec)
+            alias, current = self.names.index_alias(spec.prefix), search.current_name(spec)
             try:
                 info = search.parse_info(await call(self.client, "FT.INFO", alias))
                 name = _text(info.get("index_name", ""))
@@ -286,7 +288,7 @@ class _Inspection:
         the pass are read apart, and live creates and deletes move both meanwhile."""
         for _ in range(RECOUNTS):
             info = search.parse_info(await call(self.client, "FT.INFO", alias))
-            match, kind = keys.doc_match(spec.prefix), "ReJSON-RL"
+            match, kind = self.names.doc_match(spec.prefix), "ReJSON-RL"
             stored = len({k async for k in self.client.scan_iter(match=match, _type=kind)})
             if int(_text(info.get("num_docs", 0))) == stored:
                 return True
@@ -298,7 +300,7 @@ class _Inspection:
         interrupted reindex, they would index every write): all but the current definition,
         which setup() may be building, and the rebuild a running reindex holds its lock for."""
         names = await search.list_indexes(self.client)
-        reindexing = bool(await self.client.exists(keys.lock_key("reindex")))
+        reindexing = bool(await self.client.exists(self.names.lock_key("reindex")))
         for spec in self.schema.entities:
             kept = {await search.alias_target(self.client, spec), search.current_name(spec)}
             for name in search.versions(spec, names):
@@ -381,7 +383,7 @@ async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
         for spec in ks.schema.entities:
             try:
                 info = search.parse_info(
-                    await call(ks.client, "FT.INFO", keys.index_alias(spec.prefix))
+                    await call(ks.client, "FT.INFO", ks.schema.names.index_alias(spec.prefix))
                 )
             except ResponseError:
                 continue  # missing: a problem inspect() reports
@@ -402,7 +404,9 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
     """``multiframe-admin check [--repair] [--json] [--wait S]``: 0 when clean (after repair),
     1 when problems were found, NOT_READY when the only thing wrong is an index still building
     after ``--wait`` seconds."""
-    ks.capabilities = Capabilities(json=True, search=(await probe(ks.client)).search)
+    ks.capabilities = Capabilities(
+        json=True, search=(await probe(ks.client, ks.schema.names.probe_key())).search
+    )
     if ks.capabilities.search:
         await wait_for_indexes(ks, args.wait)
     report = final = await inspect_settled(ks)

@@ -25,13 +25,14 @@ from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from keyspace import Keyspace, connect
+from keyspace import Keyspace, connect, systems
 from keyspace.errors import Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
+from keyspace.system import System
 
 from . import admin, backup, check, generate, legacy, pause, restore
 from .args import default_data_dir, redis_url
-from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, Busy, Refused
+from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
 
 URL_FILE = "redis.url"
 
@@ -69,10 +70,12 @@ async def _serving(url: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_keyspace(
-    url: str | None, data_dir: Path, *, setup: bool = True
+    url: str | None, data_dir: Path, *, setup: bool = True, system: System | None = None
 ) -> AsyncIterator[Keyspace]:
-    """A keyspace on ``url``; else on the running ``make run`` server; else on an embedded
-    server started here on ``data_dir`` (stopped again afterwards)."""
+    """The keyspace of ``system`` (default MultiFrame) on ``url``; else on the running
+    ``make run`` server; else on an embedded server started here on ``data_dir`` (stopped
+    again afterwards)."""
+    system = system or systems.load()
     embedded: EmbeddedRedis | None = None
     recorded = data_dir / URL_FILE
     if url is None and recorded.exists():
@@ -81,11 +84,11 @@ async def open_keyspace(
             url = None  # stale file from a server that is gone
     if url is None:
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any I/O
-        embedded = EmbeddedRedis(data_dir)
+        embedded = EmbeddedRedis(data_dir, schema=system.schema)
         url = embedded.start()
     client = connect(url)
     try:
-        ks = Keyspace(client)
+        ks = Keyspace(client, system.schema)
         if setup:
             await ks.setup(index_timeout=600)
         yield ks
@@ -154,6 +157,13 @@ def parser() -> argparse.ArgumentParser:
         default=default_data_dir(),
         help="embedded server data directory (MULTIFRAME_DATA_DIR, default var/redis)",
     )
+    top.add_argument(
+        "--system",
+        default=os.environ.get("MULTIFRAME_SYSTEM") or systems.DEFAULT,
+        choices=systems.names(),
+        help="the system whose keys to work on (MULTIFRAME_SYSTEM, default multiframe); "
+        "MULTIFRAME_NAMESPACE moves its keys as for the service",
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, func) in _commands().items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -166,9 +176,15 @@ async def run_cli(argv: list[str]) -> int:
     """Run one command in the current event loop and return its exit code (tests use this)."""
     args = parser().parse_args(argv)
     try:
+        system = systems.load(args.system, os.environ.get("MULTIFRAME_NAMESPACE"))
+    except ValueError as exc:
+        print(f"error: MULTIFRAME_NAMESPACE: {exc}", file=sys.stderr)
+        return USAGE
+    args.system = system
+    try:
         # A command that must see the server untouched (restore) sets ``setup=False``.
         async with open_keyspace(
-            args.redis_url, args.data_dir, setup=getattr(args, "setup", True)
+            args.redis_url, args.data_dir, setup=getattr(args, "setup", True), system=system
         ) as ks:
             code: int = await args.func(args, ks)
             return code

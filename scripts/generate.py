@@ -145,7 +145,7 @@ class World:
 
 
 async def _reserve(ks: Keyspace, spec: EntitySpec, n: int) -> Iterator[str]:
-    last = int(await ks.client.incrby(keys.counter_key(spec.prefix), n))
+    last = int(await ks.client.incrby(ks.schema.names.counter_key(spec.prefix), n))
     return (keys.generated_id(spec.prefix, i) for i in range(last - n + 1, last + 1))
 
 

@@ -37,6 +37,7 @@ from keyspace import Keyspace, claims, codec, connect, keys
 from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
+from keyspace.keys import Names
 from keyspace.plan import Plan, plan_create
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
@@ -83,9 +84,9 @@ def _existing(kind: bytes, current: bytes | None, doc: Any) -> str:
     return ALREADY if codec.loads(current) == doc else "exists with different content"
 
 
-def _rank(prefix: str, key: str) -> tuple[int, str]:
+def _rank(names: Names, prefix: str, key: str) -> tuple[int, str]:
     """Order of keys: seed-style numbers numerically (``user_2`` < ``user_10``), then ids."""
-    doc_id = keys.id_from_key(prefix, key)
+    doc_id = names.id_from_key(prefix, key)
     return keys.counter_value_of(prefix, doc_id) or sys.maxsize, doc_id
 
 
@@ -206,7 +207,7 @@ class Importer:
             doc = validate(spec.model, record)
         except ValidationFailed as exc:
             return _invalid(exc)
-        plan = Plan()
+        plan = Plan(self.ks.schema.names.pause_key())
         if self.in_place:
             plan.check("string", spec.key, raw)
             plan.write("del", spec.key)
@@ -224,7 +225,7 @@ class Importer:
 
     def convert(self, spec: EntitySpec, key: str, raw: bytes) -> dict[str, Any] | str:
         """The document for one legacy record, or why it cannot be imported."""
-        doc_id = keys.id_from_key(spec.prefix, key)
+        doc_id = self.ks.schema.names.id_from_key(spec.prefix, key)
         try:
             record = _loads(raw)
         except (ValueError, RecursionError):
@@ -254,13 +255,15 @@ class Importer:
                     for u in spec.uniques:
                         value = (u.field, u.normalize(doc[u.field]))
                         best = self.owners.setdefault(value, key)
-                        self.owners[value] = min(best, key, key=lambda k: _rank(spec.prefix, k))
+                        self.owners[value] = min(
+                            best, key, key=lambda k: _rank(self.ks.schema.names, spec.prefix, k)
+                        )
 
     def dedupe(self, spec: EntitySpec, todo: list[Record]) -> list[Record]:
         kept: list[Record] = []
         for key, raw, doc in todo:
             lost = [
-                (u.field, keys.id_from_key(spec.prefix, owner))
+                (u.field, self.ks.schema.names.id_from_key(spec.prefix, owner))
                 for u in spec.uniques
                 if (owner := self.owners.get((u.field, u.normalize(doc[u.field])), key)) != key
             ]
@@ -274,7 +277,7 @@ class Importer:
         """The legacy counter (0 when absent or unusable: validated as commit.lua draws ids).
         An unusable one is skipped with its reason; in place it is then left out of every
         commit and replaced by the highest imported id at the end (``replace``)."""
-        name = keys.counter_key(spec.prefix)
+        name = self.ks.schema.names.counter_key(spec.prefix)
         self.counter_ok, self.replace = True, None
         legacy = 0
         try:
@@ -302,14 +305,18 @@ class Importer:
         doc_id = doc[spec.id_field]
         for ref in spec.references:
             for target_id in ref_ids(doc, ref):
-                target = keys.doc_key(self.ks.schema.entity(ref.target).prefix, target_id)
+                target = self.ks.schema.names.doc_key(
+                    self.ks.schema.entity(ref.target).prefix, target_id
+                )
                 if target not in self.accepted and (await self.target(target))[0] != JSON_TYPE:
                     return f"{ref.field}: {ref.target} {target_id} does not exist"
         if not self.in_place:
             kind, current = await self.target(key)
             if kind != b"none":
                 return _existing(kind, current, doc)
-        for claim, name in claims.held(spec, doc).items():  # as the commit's 'free' checks
+        for claim, name in claims.held(
+            self.ks.schema.names, spec, doc
+        ).items():  # as the commit's 'free' checks
             owner = await call(self.ks.client, "GET", claim)
             if owner and owner.decode() != doc_id:
                 return f"duplicate {name}: already used by {owner.decode()}"
@@ -344,7 +351,7 @@ class Importer:
         """Batches of the entity's key names; with ``mark`` each is counted once, and one
         that is not UTF-8 (no document id can hold it) is skipped with its reason."""
         batch: list[str] = []
-        pattern = keys.doc_match(spec.prefix)
+        pattern = self.ks.schema.names.doc_match(spec.prefix)
         async for name in self.source.scan_iter(match=pattern, count=self.batch):
             if name in self.done:
                 continue
@@ -403,7 +410,10 @@ class Importer:
         if self.dry_run:
             return
         present = tally["imported"] + tally["already"] if self.in_place and not spec.counted else 0
-        name, plan = keys.counter_key(spec.prefix), Plan()
+        name, plan = (
+            self.ks.schema.names.counter_key(spec.prefix),
+            Plan(self.ks.schema.names.pause_key()),
+        )
         if self.replace is not None:  # exactly the unusable value read, else someone fixed it
             plan.check("string", name, self.replace)
             plan.write("set", name, str(top if spec.counted else present))

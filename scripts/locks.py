@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from keyspace import Keyspace, keys
+from keyspace import Keyspace
 from keyspace.plan import Plan
 
 from .exits import Busy
@@ -39,7 +39,7 @@ class Lock:
 
     @property
     def key(self) -> str:
-        return keys.lock_key(self.name)
+        return self.ks.schema.names.lock_key(self.name)
 
     async def take(self) -> None:
         """Take the lock, or Busy naming who holds it."""
@@ -58,14 +58,14 @@ class Lock:
         """Extend the lock (at most every RENEW_S); False when it is no longer ours."""
         if time.monotonic() - self.renewed < RENEW_S:
             return True
-        plan = Plan()
+        plan = Plan(self.ks.schema.names.pause_key())
         plan.check("string", self.key, self.holder.encode())
         plan.write("pexpire", self.key, TTL_MS)
         self.renewed = time.monotonic()
         return (await self.ks.commit(plan)).ok
 
     async def release(self) -> None:
-        plan = Plan()
+        plan = Plan(self.ks.schema.names.pause_key())
         plan.write("delif", self.key, self.holder)  # only our own value
         await self.ks.commit(plan)
 

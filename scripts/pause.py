@@ -31,11 +31,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from keyspace import Keyspace, keys
+from keyspace import Keyspace
 
 from .exits import OK, Busy, Refused
-
-PAUSE = keys.pause_key()
 
 
 def _holder(raw: bytes | str | None) -> dict[str, Any]:
@@ -76,18 +74,18 @@ def abandoned(raw: bytes | str | None) -> bool:
     return bool(held.get("left")) or _running(held) is False
 
 
-async def swap(client: Redis, old: bytes | str, new: bytes | None) -> bool:
-    """Replace (``new`` None: delete) the pause key only while it still holds ``old``."""
+async def swap(client: Redis, key: str, old: bytes | str, new: bytes | None) -> bool:
+    """Replace (``new`` None: delete) the pause ``key`` only while it still holds ``old``."""
     async with client.pipeline(transaction=True) as pipe:
         try:
-            await pipe.watch(PAUSE)
-            if await pipe.get(PAUSE) != old:
+            await pipe.watch(key)
+            if await pipe.get(key) != old:
                 return False
             pipe.multi()  # type: ignore[no-untyped-call]
             if new is None:
-                pipe.delete(PAUSE)
+                pipe.delete(key)
             else:
-                pipe.set(PAUSE, new)
+                pipe.set(key, new)
             await pipe.execute()
         except WatchError:
             return False
@@ -97,8 +95,9 @@ async def swap(client: Redis, old: bytes | str, new: bytes | None) -> bool:
 class Pause:
     """One command's hold on the pause key; :func:`paused` takes and ends it."""
 
-    def __init__(self, client: Redis, command: str) -> None:
-        self.client, self.command = client, command
+    def __init__(self, ks: Keyspace, command: str) -> None:
+        self.client, self.command = ks.client, command
+        self.key = ks.schema.names.pause_key()
         self.value = orjson.dumps(self._fields())
         # Set by the command before its first write (or by take, over a left pause): a
         # failure then leaves the pause, since the keyspace is half rewritten.
@@ -116,13 +115,13 @@ class Pause:
 
     async def take(self) -> None:
         """SET NX, or take over an abandoned pause; Busy while another command holds it."""
-        if await self.client.set(PAUSE, self.value, nx=True):
+        if await self.client.set(self.key, self.value, nx=True):
             return
-        current = await self.client.get(PAUSE)
+        current = await self.client.get(self.key)
         if (
             current is not None
             and abandoned(current)
-            and await swap(self.client, current, self.value)
+            and await swap(self.client, self.key, current, self.value)
         ):
             print(f"{self.command}: took over the pause of {describe(current)}", file=sys.stderr)
             return
@@ -135,7 +134,7 @@ class Pause:
     async def end(self, left: str | None) -> None:
         """Delete our pause, or with ``left`` keep it, marked as left for that reason."""
         marked = None if left is None else orjson.dumps({**_holder(self.value), "left": left})
-        await swap(self.client, self.value, marked)
+        await swap(self.client, self.key, self.value, marked)
 
 
 async def _surely(work: Awaitable[None]) -> None:
@@ -149,10 +148,10 @@ async def _surely(work: Awaitable[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def paused(client: Redis, command: str) -> AsyncIterator[Pause]:
+async def paused(ks: Keyspace, command: str) -> AsyncIterator[Pause]:
     """Hold the pause for the body; set ``writing`` on the yielded Pause before the first
     write, so a failure after it leaves the pause (the keyspace is half rewritten)."""
-    pause = Pause(client, command)
+    pause = Pause(ks, command)
     await pause.take()
     try:
         yield pause
@@ -182,7 +181,8 @@ def resume_args(parser: argparse.ArgumentParser) -> None:
 
 async def resume(args: argparse.Namespace, ks: Keyspace) -> int:
     """Clear a pause whose command is gone (killed, or stopped half-way)."""
-    current = await ks.client.get(PAUSE)
+    key = ks.schema.names.pause_key()
+    current = await ks.client.get(key)
     if current is None:
         print("resume: the service is not paused")
         return OK
@@ -193,7 +193,7 @@ async def resume(args: argparse.Namespace, ks: Keyspace) -> int:
             f"the pause is held by {describe(current)}, which {why}; stop it first, or "
             "run `resume --force` if it is gone"
         )
-    if not await swap(ks.client, current, None):
+    if not await swap(ks.client, key, current, None):
         raise Refused("the pause changed meanwhile (another command took it); run resume again")
     print(f"resume: cleared the pause of {describe(current)}; requests and writes are served")
     return OK

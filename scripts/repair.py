@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError, WatchError
 
-from keyspace import Keyspace, claims, codec, keys, search
+from keyspace import Keyspace, claims, codec, search
 from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
@@ -41,12 +41,12 @@ async def _fix_reference_set(ks: Keyspace, problem: Problem) -> bool:
         return False
     spec, ref, target_id = parsed
     member, adding = problem.fix["member"], problem.fix["action"] == "add"
-    raw, doc = await _read(ks, keys.doc_key(spec.prefix, member))
+    raw, doc = await _read(ks, ks.schema.names.doc_key(spec.prefix, member))
     if (isinstance(doc, dict) and target_id in ref_ids(doc, ref)) != adding:
         return False  # no longer true: it changed since the inspection
-    plan = Plan()
+    plan = Plan(ks.schema.names.pause_key())
     plan.write("sadd" if adding else "srem", problem.key, member)
-    return await _commit(ks, plan, keys.doc_key(spec.prefix, member), raw)
+    return await _commit(ks, plan, ks.schema.names.doc_key(spec.prefix, member), raw)
 
 
 async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:
@@ -54,17 +54,24 @@ async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:
         return False
     spec = claim.spec
     owner, creating = problem.fix["owner"], problem.fix["action"] == "create"
-    raw, doc = await _read(ks, keys.doc_key(spec.prefix, owner))
-    if (isinstance(doc, dict) and problem.key in claims.held(spec, doc)) != creating:
+    raw, doc = await _read(ks, ks.schema.names.doc_key(spec.prefix, owner))
+    if (
+        isinstance(doc, dict) and problem.key in claims.held(ks.schema.names, spec, doc)
+    ) != creating:
         return False
-    plan = Plan()
+    plan = Plan(ks.schema.names.pause_key())
     plan.check("free", problem.key, owner, claim.field)  # unclaimed, or still the owner's
     plan.write("set" if creating else "delif", problem.key, owner)
-    return await _commit(ks, plan, keys.doc_key(spec.prefix, owner), raw)
+    return await _commit(ks, plan, ks.schema.names.doc_key(spec.prefix, owner), raw)
 
 
 async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
-    spec = next(s for s in ks.schema.entities if problem.key.startswith(s.prefix + ":"))
+    names = ks.schema.names
+    spec, doc_id = next(
+        (s, problem.key[len(names.doc_key(s.prefix, "")) :])
+        for s in ks.schema.entities
+        if problem.key.startswith(names.doc_key(s.prefix, ""))
+    )
     ref = next(r for r in spec.references if r.field == problem.fix["field"])
     target, target_id = problem.fix["target"], problem.fix["target_id"]
     raw, doc = await _read(ks, problem.key)
@@ -74,15 +81,15 @@ async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
         new = validate(spec.model, pulled(doc, ref, [target_id]))
     except ValidationFailed:
         return False
-    plan = Plan()
+    plan = Plan(ks.schema.names.pause_key())
     plan.check("absent", target)  # the target was not created meanwhile
-    put_document(plan, spec, problem.key.split(":", 1)[1], new)
-    plan.write("srem", keys.ref_key(target, spec.prefix, ref.field), problem.key.split(":", 1)[1])
+    put_document(names, plan, spec, doc_id, new)
+    plan.write("srem", names.ref_key(target, spec.prefix, ref.field), doc_id)
     return await _commit(ks, plan, problem.key, raw)
 
 
 async def _fix_counter(ks: Keyspace, problem: Problem) -> bool:
-    plan = Plan()
+    plan = Plan(ks.schema.names.pause_key())
     plan.write("floor", problem.key, int(problem.fix["value"]))  # raises it, never lowers it
     return await _commit(ks, plan)
 
@@ -99,7 +106,7 @@ async def _fix_stray_index(ks: Keyspace, problem: Problem) -> bool:
     if problem.key == await search.alias_target(ks.client, spec):
         return False  # an alias points at it since the inspection
     rebuild = problem.key.startswith(search.current_name(spec))
-    if rebuild and await ks.client.exists(keys.lock_key("reindex")):
+    if rebuild and await ks.client.exists(ks.schema.names.lock_key("reindex")):
         return False  # a reindex started since: this may be its rebuild
     try:
         await call(ks.client, "FT.DROPINDEX", problem.key)  # the documents are kept

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from keyspace import keys
 from keyspace.schema import EntitySpec, Reference, Schema
 
-REF_SETS = keys.RESERVED + "ref:"
 RefSet = tuple[EntitySpec, Reference, str]  # source entity, reference, target id
 
 
@@ -36,11 +35,16 @@ class Report:
         return not self.problems
 
 
+def ref_sets(schema: Schema) -> str:
+    """What every reference set key of ``schema`` starts with."""
+    return schema.names.reserved + "ref:"
+
+
 def parse_ref_set(schema: Schema, set_key: str) -> RefSet | None:
     """(source entity, reference, target id) of a reference set key; None when unknown."""
-    target_key, _, source = set_key.removeprefix(REF_SETS).rpartition(":")
+    target_key, _, source = set_key.removeprefix(ref_sets(schema)).rpartition(":")
     source_prefix, _, name = source.partition(".")
-    target_prefix, _, target_id = target_key.partition(":")
+    target_prefix, _, target_id = target_key.rpartition(":")
     for spec in schema.entities:
         for ref in spec.references if spec.prefix == source_prefix else ():
             target = schema.entity(ref.target).prefix

@@ -21,8 +21,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import USER, Keyspace, keys, search
+from keyspace import Keyspace, search
 from keyspace.connection import call
+from keyspace.keys import Names
 from keyspace.projection import projected
 from keyspace.reproject import expected
 from keyspace.schema import Schema
@@ -40,21 +41,18 @@ WRITE_BATCH, WRITE_BYTES = 500, 8 << 20
 SHOWN_PROBLEMS = 20
 # Older versions stored the operator's MULTIFRAME_ADMIN_TOKEN as a token of user id OPERATOR
 # without a user document; this one never stores it (keyspace/tokens.py).
-OPERATOR_USER = keys.doc_key(USER.prefix, OPERATOR)
-OPERATOR_TOKENS = keys.user_tokens_key(OPERATOR)
-TOKENS = keys.token_key("*")
 PARTIAL = "the target is partially filled: `restore --replace` the same file to complete it"
 
 
-def _operator_token(record: Record) -> bool:
+def _operator_token(names: Names, record: Record) -> bool:
     """Whether ``record`` is a token of :data:`OPERATOR` (or their set): in a file without
     the user document :data:`OPERATOR` only an older version's operator token can be one,
     another deployment's admin key, which a restore must not bring along."""
-    if record["k"] == OPERATOR_TOKENS:
+    if record["k"] == names.user_tokens_key(OPERATOR):
         return True
     value = record["v"]
     return (
-        fnmatchcase(record["k"], TOKENS)
+        fnmatchcase(record["k"], names.token_key("*"))
         and isinstance(value, dict)
         and value.get("user_id") == OPERATOR
     )
@@ -90,10 +88,11 @@ async def _occupant(ks: Keyspace) -> str | None:
 def _shown(schema: Schema, key: str, raw: str) -> tuple[str, bytes] | None:
     """The search projection a restored document calls for (key, bytes), or None."""
     for spec in schema.entities:
-        if projected(spec) and fnmatchcase(key, keys.doc_match(spec.prefix)):
+        names = spec.names
+        if projected(spec) and fnmatchcase(key, names.doc_match(spec.prefix)):
             want = expected(spec, raw.encode())
-            doc_id = keys.id_from_key(spec.prefix, key)
-            return (keys.projection_key(spec.prefix, doc_id), want) if want else None
+            doc_id = names.id_from_key(spec.prefix, key)
+            return (names.projection_key(spec.prefix, doc_id), want) if want else None
     return None
 
 
@@ -140,9 +139,11 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     operator_user = False  # whether the file holds the user document OPERATOR
     try:
         with Progress("verify") as progress:
-            ledger = TokenLedger(OPERATOR)
+            ledger = TokenLedger(ks.schema, OPERATOR)
             for record, _ in records(args.file, ks.schema):
-                operator_user = operator_user or record["k"] == OPERATOR_USER
+                operator_user = operator_user or record["k"] == ks.schema.names.doc_key(
+                    ks.schema.users.prefix, OPERATOR
+                )
                 ledger.add(record)
                 progress.advance()
             ledger.check()
@@ -151,7 +152,7 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
         return PROBLEMS
     command = f"restore {args.file}{' --replace' if args.replace else ''}"
     try:
-        async with paused(ks.client, command) as pause:
+        async with paused(ks, command) as pause:
             occupant = await _occupant(ks)
             if occupant is not None and not args.replace:
                 raise Refused(
@@ -172,7 +173,9 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
     await ks.setup(index_timeout=args.index_timeout)
     if ks.capabilities.search:
         for spec in ks.schema.entities:
-            await search.wait_built(ks.client, keys.index_alias(spec.prefix), args.index_timeout)
+            await search.wait_built(
+                ks.client, spec.names.index_alias(spec.prefix), args.index_timeout
+            )
     print(f"{written}; indexes ready in {time.perf_counter() - started:.1f}s")
     return _agreement(report)
 
@@ -215,9 +218,9 @@ async def _replace(
         batch: list[Record] = []
         size = 0
         for record, length in records(args.file, ks.schema):
-            if never_restored(record["k"]):
+            if never_restored(ks.schema.names, record["k"]):
                 skipped += 1
-            elif not operator_user and _operator_token(record):
+            elif not operator_user and _operator_token(ks.schema.names, record):
                 operator += 1
             else:
                 batch.append(record)

@@ -23,12 +23,14 @@ from typing import Any, get_args
 
 import orjson
 
-from keyspace import USER, keys
+from keyspace import keys
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
+from keyspace.keys import Names
 from keyspace.models import Role
 from keyspace.schema import Schema
+from keyspace.system import MEMBER
 from keyspace.tokens import TokenKind
 
 FORMAT, VERSION = "multiframe-backup", 2
@@ -36,18 +38,34 @@ READABLE = (1, 2)
 FIELDS = {1: {"k", "t", "v"}, 2: {"k", "t", "v", "pxat"}}
 Record = dict[str, Any]
 
-# GCRA state lives at most one rate period and is rewritten by every request: a copy is stale
-# before the backup ends, and restoring it would only throttle clients for a window long gone.
-TRANSIENT = keys.rate_key("*", "*")
-# An admin command's lock belongs to a process of the source deployment, which is gone.
-LOCKS = keys.lock_key("*")
-# Search projections are derived from the documents, like indexes: restore writes them anew.
-DERIVED = keys.projection_match("*")
-# Version 1 dropped every TTL, and these keys are only ever written with one: restored without it
-# a delete fence would refuse references to its target for good, so such records count as expired.
-TTL_LOST_IN_V1 = (TRANSIENT, keys.delete_fence("*"))
 DIGEST = re.compile(r"[0-9a-f]{64}")
-ROLES, KINDS = set(get_args(Role)), {kind.value for kind in TokenKind}
+# MultiFrame's roles, and the one role of the other systems' non-admin users (keyspace.system).
+ROLES, KINDS = {*get_args(Role), MEMBER}, {kind.value for kind in TokenKind}
+
+
+def transient(names: Names) -> str:
+    """GCRA state lives at most one rate period and is rewritten by every request: a copy is
+    stale before the backup ends, and restoring it would only throttle clients for a window
+    long gone."""
+    return names.rate_key("*", "*")
+
+
+def locks(names: Names) -> str:
+    """An admin command's lock belongs to a process of the source deployment, which is gone."""
+    return names.lock_key("*")
+
+
+def derived(names: Names) -> str:
+    """Search projections are derived from the documents, like indexes: restore writes them
+    anew."""
+    return names.projection_match("*")
+
+
+def ttl_lost_in_v1(names: Names) -> tuple[str, str]:
+    """Version 1 dropped every TTL, and these keys are only ever written with one: restored
+    without it a delete fence would refuse references to its target for good, so such records
+    count as expired."""
+    return transient(names), names.delete_fence("*")
 
 
 class BadBackup(Exception):
@@ -55,15 +73,19 @@ class BadBackup(Exception):
     record holds what the declarations do not allow."""
 
 
-def never_restored(key: str) -> bool:
+def never_restored(names: Names, key: str) -> bool:
     """Keys a backup never carries and restore skips if a file has them: search projections
     (restore derives them from the documents), the pause and admin commands' locks."""
-    return key == keys.pause_key() or fnmatchcase(key, DERIVED) or fnmatchcase(key, LOCKS)
+    return (
+        key == names.pause_key()
+        or fnmatchcase(key, derived(names))
+        or fnmatchcase(key, locks(names))
+    )
 
 
-def momentary(key: str) -> bool:
+def momentary(names: Names, key: str) -> bool:
     """Keys a backup leaves out as state of the moment: rate-limit state and locks."""
-    return fnmatchcase(key, TRANSIENT) or fnmatchcase(key, LOCKS)
+    return fnmatchcase(key, transient(names)) or fnmatchcase(key, locks(names))
 
 
 def _json(value: str) -> Any:
@@ -95,6 +117,7 @@ answering the value in stored form when it differs)."""
 
 def _rules(schema: Schema) -> list[Rule]:
     """What each service key may hold, from the declarations (first match applies)."""
+    names = schema.names
     out: list[Rule] = []
     for single in schema.singletons:
 
@@ -105,7 +128,7 @@ def _rules(schema: Schema) -> list[Rule]:
     for spec in schema.entities:
 
         def document(key: str, value: str, spec: Any = spec) -> str | None:
-            doc_id = keys.id_from_key(spec.prefix, key)
+            doc_id = names.id_from_key(spec.prefix, key)
             if not keys.is_lookup_id(doc_id):
                 raise ValueError(f"{doc_id!r} is not a document id")
             doc = _json(value)
@@ -118,15 +141,15 @@ def _rules(schema: Schema) -> list[Rule]:
                 raise ValueError(f"{spec.id_field} must be {spec.derive_id(doc)!r} (derived)")
             return stored
 
-        out.append((keys.doc_match(spec.prefix), "json", document))
-        out.append((keys.counter_key(spec.prefix), "string", _counter))
+        out.append((names.doc_match(spec.prefix), "json", document))
+        out.append((names.counter_key(spec.prefix), "string", _counter))
     out += [
-        (keys.unique_key("*", "*", "*"), "string", _claim),
-        (keys.ref_key("*", "*", "*"), "set", _members),
-        (keys.token_key("*"), "hash", _token),
-        (keys.user_tokens_key("*"), "set", _digests),
-        (keys.delete_fence("*"), "string", lambda _k, _v: None),
-        (TRANSIENT, "string", lambda _k, _v: None),
+        (names.unique_key("*", "*", "*"), "string", _claim),
+        (names.ref_key("*", "*", "*"), "set", _members),
+        (names.token_key("*"), "hash", lambda k, v: _token(k.removeprefix(names.token_key("")), v)),
+        (names.user_tokens_key("*"), "set", _digests),
+        (names.delete_fence("*"), "string", lambda _k, _v: None),
+        (transient(names), "string", lambda _k, _v: None),
     ]
     return out
 
@@ -153,8 +176,8 @@ def _digests(_key: str, value: list[str]) -> None:
         raise ValueError("a token set member is not a SHA-256 hex digest")
 
 
-def _token(key: str, value: dict[str, str]) -> None:
-    if not DIGEST.fullmatch(key.removeprefix(keys.token_key(""))):
+def _token(digest: str, value: dict[str, str]) -> None:
+    if not DIGEST.fullmatch(digest):
         raise ValueError("a token key must end in a SHA-256 hex digest")
     if not set(value) <= {"user_id", "role", "kind"} or not keys.is_lookup_id(
         value.get("user_id", "")
@@ -169,6 +192,7 @@ class Verifier:
 
     def __init__(self, schema: Schema, version: int) -> None:
         self.service, self.rules, self.version = patterns(schema), _rules(schema), version
+        self.names = schema.names
 
     def check(self, record: Any, number: int) -> Record:
         """A well-formed record of a service key holding what its declaration allows, else
@@ -183,11 +207,13 @@ class Verifier:
             raise BadBackup(f"line {number}: record key {key!r} is not a service key")
         if not self._shape(kind, value) or not _expiry(record):
             raise BadBackup(f"line {number}: record {key!r} has a bad type, value or expiry")
-        if not never_restored(key) and (stored := self._declared(number, key, kind, value)):
+        if not never_restored(self.names, key) and (
+            stored := self._declared(number, key, kind, value)
+        ):
             # Restored as the service stores it: the raw spelling (e.g. a timestamp with
             # "+00:00") would break cursors and disagree with what a write of it makes.
             record["v"], record["normalized"] = stored, True
-        if self.version == 1 and any(fnmatchcase(key, p) for p in TTL_LOST_IN_V1):
+        if self.version == 1 and any(fnmatchcase(key, p) for p in ttl_lost_in_v1(self.names)):
             record["pxat"] = 0
         return record
 
@@ -268,7 +294,8 @@ class TokenLedger:
     as a user the file holds, with that user's role. Each record can be valid alone while a
     token names a role its user lacks: restored, it would be a key nobody issued."""
 
-    def __init__(self, operator: str) -> None:
+    def __init__(self, schema: Schema, operator: str) -> None:
+        self.names, self.users = schema.names, schema.users
         self.operator = operator  # its tokens are left out without its user (restore.py)
         self.roles: dict[str, str] = {}
         self.tokens: list[tuple[str, str, str]] = []  # key, user id, role
@@ -276,10 +303,12 @@ class TokenLedger:
     def add(self, record: Record) -> None:
         """Note ``record`` if it is a user or a token."""
         key, kind, value = record["k"], record["t"], record["v"]
-        if kind == "json" and fnmatchcase(key, keys.doc_match(USER.prefix)):
+        users, names = self.users, self.names
+        if kind == "json" and fnmatchcase(key, names.doc_match(users.prefix)):
             doc = orjson.loads(value)
-            self.roles[str(doc["user_id"])] = str(doc["role"])
-        elif kind == "hash" and fnmatchcase(key, keys.token_key("*")):
+            assert users.satellites is not None
+            self.roles[str(doc[users.id_field])] = str(users.satellites.derive(doc).get("role"))
+        elif kind == "hash" and fnmatchcase(key, names.token_key("*")):
             self.tokens.append((key, value.get("user_id", ""), value.get("role", "")))
 
     def check(self) -> None:

@@ -50,7 +50,7 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
                saddid = 1, jsetat = 3}
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
-local PAUSE = 'mf:pause'
+local PAUSE = 'mf:pause'  -- with the system's namespace, if any, before it
 
 -- A copy, because the generated id completes one key after the checks.
 local K = {}
@@ -216,7 +216,7 @@ end
 
 -- Checked in this script, not by the caller, so a write authorized before the pause cannot
 -- commit after it.
-if K[1] ~= PAUSE then return fail('bad_plan', 'pause', K[1] or '') end
+if string.sub(K[1] or '', -#PAUSE) ~= PAUSE then return fail('bad_plan', 'pause', K[1] or '') end
 if redis.call('EXISTS', K[1]) == 1 then return fail('paused', '', K[1]) end
 
 local n_checks = tonumber(ARGV[1])

@@ -10,8 +10,10 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from app.routes import route_table
-from keyspace import MULTIFRAME
+from keyspace import MULTIFRAME, systems
 from tests.api.test_collections import Client
+
+MF = systems.load()
 
 ERROR_REF = "#/components/schemas/Error"
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -49,7 +51,7 @@ async def test_document_is_valid_openapi_3(api: Client) -> None:
 
 async def test_every_route_is_documented_with_its_method(api: Client) -> None:
     spec = await spec_of(api)
-    table = route_table()
+    table = route_table(MF)
     documented = {(path, method.upper()) for path, method, _ in operations(spec)}
     assert documented == {(r.path, r.method) for r in table}
     for route in table:
@@ -68,7 +70,7 @@ async def test_every_route_is_documented_with_its_method(api: Client) -> None:
 async def test_api_operations_document_their_errors(api: Client) -> None:
     spec = await spec_of(api)
     assert "Error" in spec["components"]["schemas"]
-    by_key = {(r.path, r.method.lower()): r for r in route_table()}
+    by_key = {(r.path, r.method.lower()): r for r in route_table(MF)}
     for path, method, op in operations(spec):
         if not path.startswith("/api/"):
             continue
@@ -126,9 +128,9 @@ async def test_docs_page_lists_every_path(api: Client) -> None:
     assert resp.content_type == "text/html"
     page = await resp.text()
     assert page.lstrip().lower().startswith("<!doctype html>")
-    for route in route_table():
+    for route in route_table(MF):
         assert f"<code>{html.escape(route.path)}</code>" in page, route.path
-    assert page.count("<tr>") == len(route_table()) + 1
+    assert page.count("<tr>") == len(route_table(MF)) + 1
     assert "/openapi.json" in page
 
 
@@ -178,7 +180,7 @@ async def test_every_error_a_route_can_answer_is_documented(api: Client) -> None
         documented = spec["paths"][template][method.lower()]["responses"]
         assert str(resp.status) in documented, (method, path, resp.status, sorted(documented))
         assert resp.status in (400, 401), (method, path, resp.status)
-    for route in route_table():
+    for route in route_table(MF):
         responses = spec["paths"][route.path][route.method.lower()]["responses"]
         if route.path.startswith("/api/"):
             assert {"401", "429"} <= set(responses), route.path

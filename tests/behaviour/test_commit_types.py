@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import connect
+from keyspace import connect, keys
 from keyspace.connection import call
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import Scripts
@@ -114,7 +114,7 @@ SHOWN_PREFIX = "mf:proj:driver:"
 
 def plan_for(op: str) -> tuple[Plan, str]:
     """A plan that writes SENTINEL, then runs ``op``; and the key ``op`` writes."""
-    plan = Plan()
+    plan = Plan(keys.pause_key())
     plan.write("set", SENTINEL, "written")
     if op in DRAWS_ID:
         plan.generates(COUNTER, ID_PREFIX, KEY_PREFIX)
@@ -222,7 +222,7 @@ async def test_a_drawn_id_from_a_counter_of_another_kind_writes_nothing(
 async def test_a_taken_projection_key_makes_the_draw_skip_that_id(client: Redis) -> None:
     planted = f"{SHOWN_PREFIX}{ID_PREFIX}1"
     await client.set(planted, "planted")
-    plan = Plan()
+    plan = Plan(keys.pause_key())
     plan.generates(COUNTER, ID_PREFIX, KEY_PREFIX)
     plan.write("jsetid", KEY_PREFIX, *ARGS["jsetid"])
     plan.write("jsetat", SHOWN_PREFIX, *ARGS["jsetat"])

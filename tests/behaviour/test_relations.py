@@ -16,6 +16,7 @@ from keyspace import (
     NotFound,
     keys,
 )
+from keyspace.keys import SEED_NAMES
 from keyspace.plan import plan_fence
 from tests import factories as f
 
@@ -86,12 +87,12 @@ async def test_every_entity_refers_to_an_existing_owner(ks: Keyspace) -> None:
 
 async def test_a_delete_fence_refuses_new_references_until_lowered(ks: Keyspace) -> None:
     owner = await f.user(ks, "Owner")
-    fence = plan_fence(["user:user_1"], 30_000, up=True)
+    fence = plan_fence(SEED_NAMES, ["user:user_1"], 30_000, up=True)
     assert (await ks.commit(fence)).ok
     with pytest.raises(MissingReference):
         await f.driver(ks, owner.doc["user_id"])
     assert 0 < await ks.client.pttl(keys.delete_fence("user:user_1")) <= 30_000
-    await ks.commit(plan_fence(["user:user_1"], 30_000, up=False))
+    await ks.commit(plan_fence(SEED_NAMES, ["user:user_1"], 30_000, up=False))
     assert (await f.driver(ks, owner.doc["user_id"])).doc["driver_id"] == "driver_1"
     assert await ks.delete(USER, "user_1") == 2
     assert await ks.client.exists(keys.delete_fence("user:user_1")) == 0

@@ -22,7 +22,7 @@ from tests.redis_state import snapshot
 pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "demo_data" / "demo.json"
+DEMO = ROOT / "demo_data" / "multiframe" / "demo.json"
 
 
 async def cli(server: EmbeddedRedis, *argv: str) -> int:

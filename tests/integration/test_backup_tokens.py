@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from keyspace import USER, Keyspace, keys
 from keyspace.claims import held
+from keyspace.keys import SEED_NAMES
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import SESSION_TTL, Limits, Minted, TokenKind, token_hash
 from scripts.exits import OK, PROBLEMS
@@ -213,7 +214,7 @@ async def test_tokens_of_admin_come_back_only_beside_a_user_admin(
         user = {"user_id": "admin", "username": "Root", "email": "r@x.io", "role": "admin",
                 "created_at": "2026-01-01T00:00:00"}  # fmt: skip
         records.append({"k": "user:admin", "t": "json", "v": orjson.dumps(user).decode()})
-        records += [{"k": k, "t": "string", "v": "admin"} for k in held(USER, user)]
+        records += [{"k": k, "t": "string", "v": "admin"} for k in held(SEED_NAMES, USER, user)]
     file = tmp_path / "b"
     write_file(file, {"format": "multiframe-backup", "version": 2}, records)
     capsys.readouterr()

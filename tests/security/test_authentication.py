@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.routes import route_table
-from keyspace import MULTIFRAME, AlreadyExists, Keyspace, connect
+from keyspace import MULTIFRAME, AlreadyExists, Keyspace, connect, systems
 from keyspace.server import EmbeddedRedis
 
 from .conftest import (
@@ -35,10 +35,12 @@ from .conftest import (
     value_of,
 )
 
+MF = systems.load()
+
 pytestmark = pytest.mark.redis
 
 DAY_MS = 24 * 3600 * 1000
-DEMO = Path(__file__).resolve().parents[2] / "demo_data" / "demo.json"
+DEMO = Path(__file__).resolve().parents[2] / "demo_data" / "multiframe" / "demo.json"
 OPEN_PATHS = ("/health", "/ready", "/openapi.json", "/docs")
 
 
@@ -54,7 +56,7 @@ async def assert_unauthorized(resp: Any) -> None:
 
 async def test_every_api_route_needs_a_token_and_service_routes_do_not(admin: Actor) -> None:
     api = admin.api
-    routes = [r for r in route_table() if r.path.startswith("/api/")]
+    routes = [r for r in route_table(MF) if r.path.startswith("/api/")]
     assert len(routes) >= 40
     for route in routes:
         path = route.path.replace("{id}", "user_1").replace("{user_id}", "user_2")

@@ -8,6 +8,7 @@ import pytest
 
 from keyspace import claims, keys
 from keyspace.entities import MULTIFRAME, NFT, USER
+from keyspace.keys import SEED_NAMES
 from keyspace.plan import DeleteClosure, plan_create, plan_delete, plan_update
 from tests.unit.test_plan import decode, loaded
 
@@ -27,8 +28,8 @@ def nft(user_id: str, chip_id: str) -> dict[str, str]:
 def test_pairs_that_derive_one_id_get_distinct_claims() -> None:
     one, other = nft("user_1", "2_c"), nft("user_1_2", "c")
     assert NFT.derive_id is not None and NFT.derive_id(one) == NFT.derive_id(other)
-    assert claims.held(NFT, one) == {PAIR: "user_id+chip_id"}
-    assert claims.held(NFT, other) == {
+    assert claims.held(SEED_NAMES, NFT, one) == {PAIR: "user_id+chip_id"}
+    assert claims.held(SEED_NAMES, NFT, other) == {
         "mf:uniq:nft:user_id+chip_id:8:user_1_2,1:c,": "user_id+chip_id"
     }
 

@@ -87,3 +87,42 @@ def test_the_app_reaches_the_engine_only_through_the_keyspace_package() -> None:
             elif isinstance(node, ast.Import):
                 inside += [a.name for a in node.names if a.name.startswith("keyspace.")]
     assert not inside, inside
+
+
+# Key names that depend on the served system: engine and CLI code builds them through a
+# keys.Names (a schema's, an entity's), never through keys.py's namespace-less functions,
+# which would put another system's keys under MultiFrame's names.
+NAMESPACED = {
+    "doc_key", "doc_match", "projection_key", "projection_match", "id_from_key", "counter_key",
+    "unique_key", "source_claim_key", "ref_key", "delete_fence", "lock_key", "token_key",
+    "user_tokens_key", "rate_key", "pause_key", "index_alias", "index_name", "RESERVED",
+}  # fmt: skip
+
+
+def namespace_less_uses(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in NAMESPACED
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "keys"
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: keys.{node.attr}")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("keys"):
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: import {alias.name}"
+                for alias in node.names
+                if alias.name in NAMESPACED
+            ]
+    return found
+
+
+def test_engine_and_cli_name_keys_only_under_a_systems_namespace() -> None:
+    found = [
+        hit
+        for path in modules("keyspace", "scripts", "app")
+        if path.name != "keys.py"
+        for hit in namespace_less_uses(path)
+    ]
+    assert found == []

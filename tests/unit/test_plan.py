@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from keyspace import codec
+from keyspace import codec, keys
 from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, USER
 from keyspace.errors import HasDependents
 from keyspace.plan import (
@@ -68,7 +68,8 @@ def driver(driver_id: str, owner: str) -> dict[str, Any]:
 
 
 def loaded(spec: EntitySpec, doc: dict[str, Any]) -> Loaded:
-    return Loaded(spec, doc[spec.id_field], codec.dumps(doc), doc)
+    doc_id = doc[spec.id_field]
+    return Loaded(spec, doc_id, codec.dumps(doc), doc, keys.doc_key(spec.prefix, doc_id))
 
 
 def decode(plan: Plan) -> tuple[list[tuple[Arg, ...]], list[tuple[Arg, ...]]]:
@@ -105,7 +106,7 @@ def decode(plan: Plan) -> tuple[list[tuple[Arg, ...]], list[tuple[Arg, ...]]]:
 
 
 def test_plan_args_layout_uses_one_based_key_indexes() -> None:
-    plan = Plan()
+    plan = Plan(keys.pause_key())
     plan.check("absent", "a:1")
     plan.check("free", "mf:uniq:a", "1", "f")
     plan.write("jset", "a:1", b"{}")
@@ -116,8 +117,8 @@ def test_plan_args_layout_uses_one_based_key_indexes() -> None:
         *(2, 2, 0, "", 0, ""),
         *("absent", 2, "free", 3, "1", "f", "jset", 2, b"{}", "incr", 4),
     ]
-    assert Plan().args() == [0, 0, 0, "", 0, ""]
-    assert Plan(window=1000).args() == [0, 0, 0, "", 0, 1000]
+    assert Plan(keys.pause_key()).args() == [0, 0, 0, "", 0, ""]
+    assert Plan(keys.pause_key(), window=1000).args() == [0, 0, 0, "", 0, 1000]
 
 
 def test_create_user_checks_absence_and_claims_normalized_uniques() -> None:

@@ -9,7 +9,9 @@ import pytest
 
 from app.errors import ApiError
 from app.policy import Caller, check_create, creator
-from keyspace import DRIVER, MULTIFRAME, USER, EntitySpec
+from keyspace import DRIVER, MULTIFRAME, USER, EntitySpec, systems
+
+MF = systems.load()
 
 CALLERS = [Caller("user_1", "designer", "h"), Caller("user_2", "engineer", "h")]
 ADMIN = Caller("admin", "admin", "h")
@@ -24,13 +26,13 @@ BODIES: list[dict[str, Any]] = [
 
 def allowed_by_script(caller: Caller, spec: EntitySpec, body: dict[str, Any]) -> bool:
     """authorized_commit.lua's rule, on the value the service passes it."""
-    allowed = creator(spec, body)
+    allowed = creator(MF, spec, body)
     return caller.admin or (allowed != "" and caller.user_id == allowed)
 
 
 def allowed_by_policy(caller: Caller, spec: EntitySpec, body: dict[str, Any]) -> bool:
     try:
-        check_create(caller, spec, body)
+        check_create(caller, MF, spec, body)
     except ApiError as exc:
         return exc.status != 403
     return True
@@ -44,6 +46,6 @@ def test_the_script_rule_matches_the_policy(spec: EntitySpec) -> None:
 
 
 def test_only_admins_create_users_and_others_only_their_own() -> None:
-    assert creator(USER, {"user_id": "user_1"}) == ""
-    assert creator(DRIVER, {"user_id": "user_1"}) == "user_1"
-    assert creator(DRIVER, {"user_id": 1}) == ""
+    assert creator(MF, USER, {"user_id": "user_1"}) == ""
+    assert creator(MF, DRIVER, {"user_id": "user_1"}) == "user_1"
+    assert creator(MF, DRIVER, {"user_id": 1}) == ""
