@@ -338,7 +338,16 @@ def service_routes() -> list[Route]:
 def route_table(system: System) -> list[Route]:
     table = [r for spec in system.schema.entities for r in entity_routes(spec)]
     singles = singleton_routes() if system.schema.maintenance_key is not None else []
-    return table + relation_routes(system) + singles + service_routes()
+    table += relation_routes(system) + singles + service_routes()
+    seen: set[tuple[str, str]] = set()
+    for route in table:
+        if (route.method, route.path) in seen:
+            raise ValueError(
+                f"{system.name}: two routes {route.method} {route.path}; give one of the "
+                "references a distinct relation name (Reference.relation)"
+            )
+        seen.add((route.method, route.path))
+    return table
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

@@ -368,6 +368,12 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
             _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
         ):
             plan.write("srem", ref_set, loaded.doc_id)
+        # A field set to null may be part of a composite unique, which then holds no claim.
+        for claim in (
+            _uniques(names, loaded.spec, loaded.doc).keys()
+            - _uniques(names, loaded.spec, new).keys()
+        ):
+            plan.write("delif", claim, loaded.doc_id)
     return plan
 
 
