@@ -195,6 +195,15 @@ def test_indexed_fields_and_their_kinds() -> None:
     assert kinds["collectionId"] == (FieldKind.TAG, False, True, True)
 
 
+def test_models_describe_themselves_for_openapi() -> None:
+    properties = USER.model.model_json_schema()["properties"]
+    assert properties["id"]["pattern"] == CUID_PATTERN
+    assert {"type": "number"} in properties["progress_percentage"]["anyOf"]
+    assert properties["status"]["enum"] == ["pending", "completed", "failed"]
+    assert properties["isAdmin"]["type"] == "boolean"
+    assert {"type": "null"} in properties["price"]["anyOf"]
+
+
 def test_declaration_mistakes_are_refused() -> None:
     with pytest.raises(AssertionError, match="sort field"):
         timestamp("at", null=True, sortable=True)
