@@ -10,6 +10,14 @@ holding every indexed field by name, text already split into folded words
 (:func:`keyspace.text.fold`). The search module then only has to split on spaces,
 which every version does alike.
 
+Booleans and decimals are projected too: a boolean as the tag ``"true"``/``"false"``, a
+decimal (stored as a canonical string, which a NUMERIC attribute cannot index: the server
+skips the whole document) as its double, exact in order within 15 significant digits
+(:data:`keyspace.fieldtypes.INDEX_DIGITS`). So is every entity with a nullable indexed field,
+and a projection leaves nulls out. (The embedded server's RediSearch 2.10 skips a JSON null
+attribute and keeps the document; releases before RediSearch PR 2645, 2022, refused the whole
+document, and until PR 3488, 2023, a null could be indexed as the number 0.)
+
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
 from one definition. Entities without such fields index their documents directly.
@@ -31,14 +39,22 @@ def folds(field: Indexed) -> bool:
     )
 
 
+_CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL)
+
+
 def projected(spec: EntitySpec) -> bool:
     """True when ``spec`` is indexed through projections rather than its documents."""
-    return any(folds(f) for f in spec.fields)
+    return any(folds(f) or f.kind in _CONVERTED or f.nullable for f in spec.fields)
 
 
 def _one(field: Indexed, value: Any) -> Any:
+    if field.kind is FieldKind.BOOL and isinstance(value, bool):
+        return "true" if value else "false"
     if not isinstance(value, str):
         return value
+    if field.kind is FieldKind.DECIMAL:
+        # The only place a decimal becomes a float: the index orders numbers as doubles.
+        return float(value)
     if field.kind is FieldKind.TEXT:
         return " ".join(terms(value))
     if field.kind is FieldKind.TAG and not field.case_sensitive:

@@ -6,6 +6,12 @@ RediSearch FT.AGGREGATE arguments (DIALECT 2, every value through one escaper),
 and :func:`matches` / :func:`sort_key` evaluate the same query in Python for the
 path without the search module. Both orderings are (sort field, id) so pages are
 keyset-paginated by a cursor holding the last row's (value, id).
+
+Booleans filter as ``true``/``false`` and compare as those tags on both paths. Decimals are
+compared exactly (:class:`decimal.Decimal`) in Python and by their doubles in RediSearch,
+which agree: an indexed decimal and a decimal filter value have at most 15 significant digits
+(keyspace.fieldtypes), and the listing re-checks every index hit with :func:`matches`. A
+decimal cursor holds the value's shortest canonical text, whichever path read it.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from . import codec, keys
 from .errors import ValidationFailed
+from .fieldtypes import INDEX_DIGITS, MAX_DIGITS, canonical_decimal
 from .projection import index_value, query_value
 from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import terms
@@ -30,8 +38,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 LITERAL = r"[0-9A-Za-z_.:\-]*"  # what TIME values and ids are validated to: no quoting needed
 MAX_VALUE_LENGTH = 512
+BOOLEANS = ("false", "true")  # a boolean's query values and index tags, in sort order
 
 Scalar = str | float
+_NUMBERS = (FieldKind.NUMERIC, FieldKind.DECIMAL)  # compiled to numeric ranges
+_RANGED = (FieldKind.NUMERIC, FieldKind.DECIMAL, FieldKind.TIME)
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,15 @@ def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
             return codec.normalize_iso(raw)
         except ValueError:
             raise _invalid(param, "must be an ISO-8601 timestamp") from None
+    if spec_field.kind is FieldKind.BOOL:
+        if raw not in BOOLEANS:
+            raise _invalid(param, "must be true or false")
+        return raw
+    if spec_field.kind is FieldKind.DECIMAL:
+        try:
+            return canonical_decimal(raw, max_digits=INDEX_DIGITS)
+        except ValueError as exc:
+            raise _invalid(param, str(exc)) from None
     if raw == "":
         raise _invalid(param, "must not be empty")
     return query_value(spec_field, raw)
@@ -143,7 +163,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
     """Validate list parameters against the entity's declaration.
 
     Known parameters: every indexed non-text field (equality, repeatable as
-    any-of), ``<numeric or time field>_min`` / ``_max``, ``q`` (full text),
+    any-of), ``<numeric, decimal or time field>_min`` / ``_max``, ``q`` (full text),
     ``sort`` (``field`` or ``-field``), ``limit`` and ``cursor``. Anything
     else is rejected, so a typo never silently widens a result.
     """
@@ -160,11 +180,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
             continue
         base, _, bound = name.rpartition("_")
         target = spec.indexed(base)
-        if (
-            bound in ("min", "max")
-            and target is not None
-            and target.kind in (FieldKind.NUMERIC, FieldKind.TIME)
-        ):
+        if bound in ("min", "max") and target is not None and target.kind in _RANGED:
             raw = _single(params, name)
             assert raw is not None
             ranges.setdefault(base, (target, {}))[1][bound] = _value(target, raw, name)
@@ -201,10 +217,23 @@ def cursor_at(spec: EntitySpec, query: Query, value: Any, doc_id: str) -> str:
     """The cursor that continues after the row at (``value``, ``doc_id``) of the sort order:
     a document's, or an index hit's (whose numbers arrive as floats)."""
     field = sort_field(spec, query)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and field.kind is FieldKind.NUMERIC:
         value = int(value)  # one spelling whichever path read it: 128, never 128.0
-    payload = [field.name, query.descending, value, doc_id]
+    payload = [field.name, query.descending, _cursor_value(field, value), doc_id]
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def _cursor_value(field: Indexed, value: Any) -> Any:
+    """One spelling of a sort value, whichever path read it: a decimal's shortest canonical
+    text ("12.50" in a document, "12.5" or "1e-07" from the index), a boolean's tag."""
+    if field.kind is FieldKind.BOOL and isinstance(value, bool):
+        return BOOLEANS[value]
+    if field.kind is FieldKind.DECIMAL and not isinstance(value, bool):
+        try:
+            return canonical_decimal(value, max_digits=MAX_DIGITS)
+        except ValueError:
+            return value  # not a decimal: the cursor is refused when it comes back
+    return value
 
 
 def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
@@ -223,6 +252,10 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
     if numeric != (field.kind is FieldKind.NUMERIC) or (numeric and not math.isfinite(value)):
         raise _invalid("cursor", "is not a cursor this service issued")
     if not numeric and not re.fullmatch(LITERAL, str(value)):  # cf. _literal
+        raise _invalid("cursor", "is not a cursor this service issued")
+    if field.kind is FieldKind.BOOL and value not in BOOLEANS:
+        raise _invalid("cursor", "is not a cursor this service issued")
+    if field.kind is FieldKind.DECIMAL and _cursor_value(field, value) != value:
         raise _invalid("cursor", "is not a cursor this service issued")
     return Query(**{**query.__dict__, "after": Cursor(value, doc_id)})
 
@@ -245,7 +278,7 @@ def _literal(value: Scalar) -> str:
 
 
 def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
-    if field.kind is FieldKind.NUMERIC:
+    if field.kind in _NUMBERS:
         parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
         return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
     return f"@{field.name}:{{{' | '.join(escape(str(v)) for v in values)}}}"
@@ -256,7 +289,7 @@ def _keyset(field: Indexed, id_field: Indexed, query: Query) -> tuple[str | None
     assert query.after is not None
     after, op = query.after, "<" if query.descending else ">"
     tie = f"@{id_field.name} {op} {_literal(after.doc_id)}"
-    if field.kind is FieldKind.NUMERIC:
+    if field.kind in _NUMBERS:
         bound = _number(after.value)
         clause = (
             f"@{field.name}:[-inf {bound}]" if query.descending else f"@{field.name}:[{bound} +inf]"
@@ -277,15 +310,17 @@ def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
     clauses = [_equality(f, vs) for f, vs in query.equals]
     filters: list[str] = []
     for field, bounds in query.ranges:
-        if field.kind is FieldKind.NUMERIC:
+        if field.kind in _NUMBERS:
             low = "-inf" if bounds.low is None else _number(bounds.low)
             high = "+inf" if bounds.high is None else _number(bounds.high)
             clauses.append(f"@{field.name}:[{low} {high}]")
         else:
+            # A FILTER on a document without the attribute (a null) is an error, not false.
+            has = f"exists(@{field.name}) && " if field.nullable else ""
             if bounds.low is not None:
-                filters.append(f"@{field.name} >= {_literal(bounds.low)}")
+                filters.append(f"{has}@{field.name} >= {_literal(bounds.low)}")
             if bounds.high is not None:
-                filters.append(f"@{field.name} <= {_literal(bounds.high)}")
+                filters.append(f"{has}@{field.name} <= {_literal(bounds.high)}")
     if query.terms is not None:
         names = "|".join(f.name for f in spec.text_fields)
         # No terms at all (q was only punctuation) must match nothing, not everything.
@@ -348,26 +383,54 @@ def _tag_equal(field: Indexed, stored: Any, wanted: Scalar) -> bool:
     return isinstance(stored, str) and index_value(field, stored) == wanted
 
 
-def _in_range(value: Any, bounds: Range) -> bool:
-    if value is None or isinstance(value, bool):
+def _comparable(field: Indexed, value: Any) -> Any:
+    """A stored value as both paths compare and order it; None for a value that matches no
+    filter (null, or the wrong type)."""
+    if field.kind is FieldKind.NUMERIC:
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if field.kind is FieldKind.BOOL:
+        return BOOLEANS[value] if isinstance(value, bool) else None
+    if not isinstance(value, str):
+        return None
+    return _decimal(value) if field.kind is FieldKind.DECIMAL else value
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text)  # never a float: the scan path compares decimals exactly
+    except InvalidOperation:
+        return None
+
+
+def _mark(field: Indexed, value: Scalar) -> Any:
+    """A query value (filter, bound or cursor) as :func:`_comparable` orders stored values."""
+    return _decimal(str(value)) if field.kind is FieldKind.DECIMAL else value
+
+
+def _equal(field: Indexed, stored: Any, wanted: Scalar) -> bool:
+    if field.kind in (FieldKind.TAG, FieldKind.TIME, FieldKind.TEXT):
+        return _tag_equal(field, stored, wanted)
+    value = _comparable(field, stored)
+    return value is not None and value == _mark(field, wanted)
+
+
+def _in_range(field: Indexed, stored: Any, bounds: Range) -> bool:
+    value = _comparable(field, stored)
+    if value is None:
         return False
-    if bounds.low is not None and value < bounds.low:
+    if bounds.low is not None and value < _mark(field, bounds.low):
         return False
-    return not (bounds.high is not None and value > bounds.high)
+    return not (bounds.high is not None and value > _mark(field, bounds.high))
 
 
 def matches(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
     """True when ``doc`` satisfies the query's filters (the cursor is not applied)."""
     for field, wanted in query.equals:
         stored = _values(doc, field)
-        if field.kind is FieldKind.NUMERIC:
-            ok = any(isinstance(s, int | float) and s == w for s in stored for w in wanted)
-        else:
-            ok = any(_tag_equal(field, s, w) for s in stored for w in wanted)
-        if not ok:
+        if not any(_equal(field, s, w) for s in stored for w in wanted):
             return False
     for field, bounds in query.ranges:
-        if not _in_range(get_path(doc, field.path), bounds):
+        if not _in_range(field, get_path(doc, field.path), bounds):
             return False
     if query.terms is not None:
         words = {
@@ -384,12 +447,12 @@ def matches(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
 
 def sort_key(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> tuple[Any, str]:
     field = sort_field(spec, query)
-    return get_path(doc, field.path), str(doc[spec.id_field])
+    return _comparable(field, get_path(doc, field.path)), str(doc[spec.id_field])
 
 
 def after_cursor(spec: EntitySpec, query: Query, doc: Mapping[str, Any]) -> bool:
     if query.after is None:
         return True
     key = sort_key(spec, query, doc)
-    mark = (query.after.value, query.after.doc_id)
+    mark = (_mark(sort_field(spec, query), query.after.value), query.after.doc_id)
     return key < mark if query.descending else key > mark

@@ -30,7 +30,7 @@ def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
     # service: the index must not transform them again.
     path = "$." + (field.name if through_projection else field.path)
     args = [path + ("[*]" if field.array else ""), "AS", field.name]
-    if field.kind is FieldKind.NUMERIC:
+    if field.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL):  # a decimal's projection: a double
         args.append("NUMERIC")
     elif field.kind is FieldKind.TEXT:
         args += ["TEXT", "NOSTEM"]
@@ -38,7 +38,9 @@ def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
         args.append("TAG")
         if field.case_sensitive or field.kind is FieldKind.TIME or through_projection:
             args.append("CASESENSITIVE")
-    if field.sortable:
+    # A time range is a FILTER, which sees only attributes the aggregation has: a sortable
+    # one's value is in the index's sort vector, no document needs loading.
+    if field.sortable or field.kind is FieldKind.TIME:
         args.append("SORTABLE")
     return args
 

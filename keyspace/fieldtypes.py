@@ -1,0 +1,249 @@
+"""Pydantic types of the declaration DSL's field kinds (:mod:`keyspace.declare`), and the
+exact decimal and big-integer rules the query layer shares with them.
+
+Every type validates strictly (nothing is coerced but what a kind documents: a decimal or
+big integer may arrive as a JSON number or a string) and yields the stored form, which is
+what the API returns:
+
+- a decimal is a string in canonical form: no exponent, no leading ``+``, ``-0`` is ``0``;
+  with ``places``, exactly that many fractional digits (``"12.50"``), else the shortest
+  form (``"2.5"``, ``"100"``). Input is never rounded: too many digits is an error. A JSON
+  number arrives as a float and is read through its shortest repr (``0.1`` is ``"0.1"``);
+- a big integer is a decimal string within int64 (Prisma ``BigInt``).
+
+At most :data:`INDEX_DIGITS` significant digits is what makes a decimal's double (the
+index holds decimals as NUMERIC) order exactly: two decimals of at most 15 significant
+digits never round to one double, and rounding keeps their order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Annotated, Any, Literal, cast
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from .documents import MAX_DEPTH
+from .models import Email, _distinct, _text
+
+INDEX_DIGITS = 15
+"""Most significant digits of an indexed decimal (and of a decimal filter value)."""
+MAX_DIGITS = 65  # as PostgreSQL NUMERIC and Prisma Decimal (65, 30)
+MAX_SCALE = 30
+"""Most fractional digits of a decimal declared without ``places``."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SAFE_INTEGER = 2**53 - 1
+"""Largest integer a double (the index's number type) holds exactly."""
+JSON_MAX_BYTES = 16 * 1024
+MAX_REFS = 1000  # ids in one many-reference array
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_MAX_DECIMAL_TEXT = 100
+_BIGINT_TEXT = re.compile(r"-?[0-9]{1,20}")
+
+
+def _as_decimal(value: object) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a decimal string, not a boolean")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return Decimal(
+            repr(value)
+        )  # the shortest spelling: 0.1 is 0.1, never 0.1000000000000000055
+    if isinstance(value, str):
+        if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
+            raise ValueError(
+                'must be a decimal number such as "12.50" (digits, one optional point)'
+            )
+        return Decimal(value)
+    raise ValueError("must be a number or a decimal string")
+
+
+def canonical_decimal(value: object, *, max_digits: int, places: int | None = None) -> str:
+    """The stored form of a decimal input, or ValueError saying why it is refused.
+
+    ``max_digits`` bounds the significant digits of the stored form (with ``places``, as
+    SQL's ``DECIMAL(max_digits, places)``: at most ``max_digits - places`` before the point).
+    """
+    number = _as_decimal(value)
+    sign, raw_digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite: NaN and infinities are refused above
+    digits = "".join(map(str, raw_digits)).lstrip("0")
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped
+    if not digits:  # zero, whatever its sign and exponent
+        digits, exponent, sign = "0", 0, 0
+    fraction = max(0, -exponent)
+    if places is not None and fraction > places:
+        raise ValueError(
+            f"has {fraction} digits after the decimal point; at most {places} "
+            "(decimals are never rounded)"
+        )
+    if places is None and fraction > MAX_SCALE:
+        raise ValueError(f"has more than {MAX_SCALE} digits after the decimal point")
+    scale = fraction if places is None else places
+    written = len(digits) + exponent + scale  # digits from the first non-zero one on
+    if digits != "0" and written > max_digits:
+        if places is None:
+            raise ValueError(
+                f"has more than {max_digits} significant digits (decimals are never rounded)"
+            )
+        raise ValueError(
+            f"must have at most {max_digits - places} digits before the decimal point "
+            f"(DECIMAL({max_digits},{places}))"
+        )
+    text = str(int(digits) * 10 ** (exponent + scale)).rjust(scale + 1, "0")
+    if scale:
+        text = f"{text[:-scale]}.{text[-scale:]}"
+    return "-" + text if sign and digits != "0" else text
+
+
+def decimal_value(text: str) -> Decimal:
+    """A stored decimal's value, for exact comparison (never a float)."""
+    return Decimal(text)
+
+
+def canonical_bigint(value: object) -> str:
+    """The stored form of a big integer input (a decimal string within int64)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer or a string of digits, not a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _BIGINT_TEXT.fullmatch(value):
+        number = int(value)
+    else:
+        raise ValueError('must be an integer or a string of digits such as "-42"')
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError("must be within the 64-bit signed range (-2^63 to 2^63 - 1)")
+    return str(number)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests more than ``limit`` levels (stops as soon as it knows)."""
+    level: list[tuple[Any, int]] = [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if depth + 1 > limit:
+                return True
+            level.append((child, depth + 1))
+    return False
+
+
+def _bounded_json(max_bytes: int, *, free: bool) -> Any:
+    # A field's value sits one level below the document, whose nesting MAX_DEPTH bounds.
+    def check(value: Any) -> Any:
+        dumped = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        if free and not isinstance(dumped, dict | list):
+            raise ValueError("must be a JSON object or array")
+        if _deeper_than(dumped, MAX_DEPTH - 1):
+            raise ValueError(f"nests deeper than {MAX_DEPTH - 1} levels")
+        try:
+            size = len(orjson.dumps(dumped))
+        except (TypeError, orjson.JSONEncodeError):
+            raise ValueError("must be JSON (objects with text keys, arrays, scalars)") from None
+        if size > max_bytes:
+            raise ValueError(f"is {size} bytes as JSON; at most {max_bytes}")
+        return value
+
+    return check
+
+
+# --- one type per kind -------------------------------------------------------------------
+
+
+def decimal_type(
+    *, max_digits: int, places: int | None, ge: object = None, le: object = None
+) -> Any:
+    assert 1 <= max_digits <= MAX_DIGITS, max_digits
+    assert places is None or 0 <= places <= min(max_digits, MAX_SCALE), places
+    low = None if ge is None else decimal_value(canonical_decimal(ge, max_digits=MAX_DIGITS))
+    high = None if le is None else decimal_value(canonical_decimal(le, max_digits=MAX_DIGITS))
+
+    def check(value: object) -> str:
+        text = canonical_decimal(value, max_digits=max_digits, places=places)
+        if low is not None and decimal_value(text) < low:
+            raise ValueError(f"must be at least {low}")
+        if high is not None and decimal_value(text) > high:
+            raise ValueError(f"must be at most {high}")
+        return text
+
+    schema = {
+        "anyOf": [{"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}, {"type": "number"}],
+        "description": "an exact decimal: a number or a string in; a canonical string out",
+    }
+    return Annotated[str, PlainValidator(check), WithJsonSchema(schema)]
+
+
+def bigint_type() -> Any:
+    schema = {
+        "anyOf": [{"type": "string", "pattern": r"^-?[0-9]{1,19}$"}, {"type": "integer"}],
+        "description": "a 64-bit integer: a number or a string in; a decimal string out",
+    }
+    return Annotated[str, PlainValidator(canonical_bigint), WithJsonSchema(schema)]
+
+
+def integer_type(*, ge: int | None, le: int | None) -> Any:
+    return Annotated[int, Strict(), Field(ge=ge, le=le)]
+
+
+def boolean_type() -> Any:
+    return Annotated[bool, Strict()]
+
+
+def enum_type(values: Sequence[str]) -> Any:
+    assert values and all(isinstance(v, str) for v in values), values
+    return cast(Any, Literal).__getitem__(tuple(values))
+
+
+def string_type(
+    *,
+    min_length: int,
+    max_length: int,
+    pattern: str | None,
+    email: bool,
+    multiline: bool,
+) -> Any:
+    """Text (keyspace.models' rules: NFC, no control or bidi characters); ``multiline``
+    also allows tabs and line breaks, and whitespace at the edges."""
+    if email:
+        assert not multiline and pattern is None, "an email is one line of its own pattern"
+        return Annotated[Email, StringConstraints(min_length=min_length, max_length=max_length)]
+    constraints = StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern)
+    return Annotated[str, constraints, _text(line_breaks=multiline, edges=not multiline)]
+
+
+def json_type(*, model: type[BaseModel] | None, max_bytes: int) -> Any:
+    """Free JSON (an object or an array), or the typed ``model``; bounded in size and depth."""
+    if model is None:
+        schema = {"anyOf": [{"type": "object"}, {"type": "array"}]}
+        check = _bounded_json(max_bytes, free=True)
+        return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
+    assert model.model_config.get("extra") == "forbid", f"{model.__name__} must forbid extras"
+    return Annotated[model, AfterValidator(_bounded_json(max_bytes, free=False))]
+
+
+def ref_type(pattern: str, *, many: bool) -> Any:
+    one = Annotated[str, StringConstraints(pattern=pattern)]
+    if not many:
+        return one
+    return Annotated[list[one], Field(max_length=MAX_REFS), AfterValidator(_distinct)]
