@@ -3,7 +3,9 @@
 A claim is a string key under ``mf:uniq:`` holding the id of the one document that owns a
 value: one per declared :class:`~keyspace.schema.Unique` field, and, for an entity with a
 derived id, one for the tuple of values the id is derived from (``derived_from``), so the
-tuple is unique on its own and not only through the id built from it. Write plans and
+tuple is unique on its own and not only through the id built from it, and one per composite
+unique (``unique_together``) whose parts are all set: as in SQL, a tuple with a null part
+claims nothing, so any number of such documents may exist. Write plans and
 ``multiframe-admin check`` both take claims from here, so they cannot disagree.
 """
 
@@ -32,6 +34,10 @@ def held(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, st
             out[names.unique_key(spec.prefix, unique.field, unique.normalize(value))] = unique.field
     if (source := spec.source(doc)) is not None:
         out[names.source_claim_key(spec.prefix, source)] = source_label(spec)
+    for together in spec.unique_together:
+        values = {name: get_path(doc, name) for name in together.fields}
+        if all(isinstance(v, str) for v in values.values()):  # a null part: no claim (SQL)
+            out[names.source_claim_key(spec.prefix, values)] = "+".join(together.fields)
     return out
 
 
@@ -56,4 +62,8 @@ def parse(schema: Schema, claim: str) -> Claim | None:
         values = keys.source_values(value) if spec.derived_from else None
         if name == source_label(spec) and len(values or ()) == len(spec.derived_from):
             return Claim(spec, name)
+        for together in spec.unique_together:
+            parts = keys.source_values(value)
+            if name == "+".join(together.fields) and len(parts or ()) == len(together.fields):
+                return Claim(spec, name)
     return None

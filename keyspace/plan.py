@@ -17,7 +17,7 @@ from . import claims, codec, keys
 from .errors import HasDependents
 from .keys import Names
 from .projection import project, projected
-from .schema import EntitySpec, OnDelete, Reference, Schema, ref_ids
+from .schema import EntitySpec, IdStrategy, OnDelete, Reference, Schema, ref_ids
 
 Arg = str | bytes | int
 
@@ -166,9 +166,11 @@ def plan_fence(names: Names, keys_: Sequence[str], ttl_ms: int, *, up: bool) -> 
 
 def _counter_ops(names: Names, plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
     counter = names.counter_key(spec.prefix)
-    if not spec.counted:
+    if spec.id_strategy is IdStrategy.DERIVED:
         plan.write("incr", counter)  # derived ids: the counter counts documents ever created
         return
+    if not spec.counted:
+        return  # generated ids (cuid, uuid) have no counter
     number = keys.counter_value_of(spec.prefix, doc_id)
     if explicit and number is not None:
         plan.write("floor", counter, number)  # a later generated id never lands on this one

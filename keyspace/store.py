@@ -45,10 +45,12 @@ from .plan import (
     plan_fence,
     plan_update,
 )
-from .schema import EntitySpec, OnDelete, Schema
+from .ids import new_id
+from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
 
 MAX_ATTEMPTS = 64
+GENERATED = (IdStrategy.CUID, IdStrategy.UUID)
 STAND_IN = "pending"
 """The id a generated create validates with; the script puts the drawn id in its place."""
 
@@ -199,6 +201,10 @@ class Documents:
             doc = for_create(spec, data, spec.derive_id(data) if isinstance(data, Mapping) else "")
         elif wanted is not None:
             doc = for_create(spec, data, wanted)
+        elif spec.id_strategy in GENERATED:  # drawn here: random, so no counter is involved
+            doc = for_create(spec, data, new_id(spec.id_strategy))
+            plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=False)
+            return PreparedCreate(spec, plan, doc[spec.id_field], None)
         else:
             doc = for_create(spec, data, STAND_IN)
             return PreparedCreate(spec, plan_create_generated(self.schema, spec, doc, STAND_IN))
