@@ -33,6 +33,7 @@ from .errors import (
     UniqueConflict,
     WrongType,
 )
+from .ids import new_id
 from .plan import (
     DeleteClosure,
     Loaded,
@@ -45,7 +46,6 @@ from .plan import (
     plan_fence,
     plan_update,
 )
-from .ids import new_id
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
 
