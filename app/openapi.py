@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System, models
+from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System
 
 from .routes import Route, member_body
 
@@ -98,10 +98,13 @@ def components(system: System) -> dict[str, Any]:
         out[f"{name}Patch"] = _partial(out[name], nested)
     for spec in schema.entities:
         _entity_schemas(spec, out)
-    if schema.singletons:  # MultiFrame's config:system and analytics:metrics
-        _schemas(models.ChipMetricsInput, out)
-        out["SystemConfigPatch"] = _partial(out["SystemConfig"], {"SystemSettings"})
-        out["SystemSettingsPatch"] = _partial(out["SystemSettings"], set())
+    for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
+        for model in single.entry_models:
+            _schemas(model, out)
+        inner = _nested(single.model)
+        out[f"{single.model.__name__}Patch"] = _partial(out[single.model.__name__], inner)
+        for name in inner:
+            out.setdefault(f"{name}Patch", _partial(out[name], inner))
     for spec in schema.entities:
         for ref in spec.references:
             if ref.many:

@@ -12,19 +12,8 @@ Typical use::
 
 from . import systems
 from .acl import SERVICE_USER
-from .api import Capabilities, Keyspace
 from .connection import connect
-from .entities import (
-    ANALYTICS,
-    COLLAB,
-    DRIVER,
-    MULTIFRAME,
-    NFT,
-    PROCESS,
-    QUEST,
-    SYSTEM_CONFIG,
-    USER,
-)
+from .engine import Capabilities, Keyspace
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -51,6 +40,17 @@ from .scripts import CommitResult
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
 from .system import ADMIN, System
+from .systems.multiframe.entities import (
+    ANALYTICS,
+    COLLAB,
+    DRIVER,
+    MULTIFRAME,
+    NFT,
+    PROCESS,
+    QUEST,
+    SYSTEM_CONFIG,
+    USER,
+)
 from .tokens import Decision, Limits, TokenKind
 
 __all__ = [

@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from .entities import MULTIFRAME
 from .inventory import patterns
 from .schema import Schema
+from .systems.multiframe.entities import MULTIFRAME
 
 SERVICE_USER = "multiframe"
 ADMIN_USER = "multiframe-admin"

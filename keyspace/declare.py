@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 
 from . import fieldtypes as ft
 from .codec import now_iso
+from .fieldtypes import Timestamp
 from .ids import id_pattern, new_id
 from .keys import ID_PATTERN
-from .models import Timestamp
 from .query import LITERAL
 from .schema import (
     Default,

@@ -35,8 +35,46 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from .codec import normalize_iso
 from .documents import MAX_DEPTH
-from .models import Email, _distinct, _text
+from .keys import ID_PATTERN
+from .text import nfc, text_problem
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Timestamp = Annotated[
+    str, StringConstraints(min_length=10, max_length=40), AfterValidator(normalize_iso)
+]
+
+
+def text_rules(*, line_breaks: bool = False, edges: bool = True) -> AfterValidator:
+    """Text rules of keyspace.text (no control or bidi-override characters, something
+    visible), then NFC: canonically equal spellings are stored as one value."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value, line_breaks=line_breaks, edges=edges)
+        if problem is not None:
+            raise ValueError(problem)
+        return nfc(value)
+
+    return AfterValidator(check)
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    text_rules(),
+]
+
+
+def distinct(members: list[str]) -> list[str]:
+    """An id list's validator: each member once."""
+    seen: set[str] = set()
+    for member in members:
+        if member in seen:
+            raise ValueError(f"{member} is listed twice; each member appears once")
+        seen.add(member)
+    return members
+
 
 INDEX_DIGITS = 15
 """Most significant digits of an indexed decimal (and of a decimal filter value)."""
@@ -223,13 +261,13 @@ def string_type(
     email: bool,
     multiline: bool,
 ) -> Any:
-    """Text (keyspace.models' rules: NFC, no control or bidi characters); ``multiline``
+    """Text (keyspace.fieldtypes.text_rules: NFC, no control or bidi characters); ``multiline``
     also allows tabs and line breaks, and whitespace at the edges."""
     if email:
         assert not multiline and pattern is None, "an email is one line of its own pattern"
         return Annotated[Email, StringConstraints(min_length=min_length, max_length=max_length)]
     constraints = StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern)
-    return Annotated[str, constraints, _text(line_breaks=multiline, edges=not multiline)]
+    return Annotated[str, constraints, text_rules(line_breaks=multiline, edges=not multiline)]
 
 
 def json_type(*, model: type[BaseModel] | None, max_bytes: int) -> Any:
@@ -246,4 +284,4 @@ def ref_type(pattern: str, *, many: bool) -> Any:
     one = Annotated[str, StringConstraints(pattern=pattern)]
     if not many:
         return one
-    return Annotated[list[one], Field(max_length=MAX_REFS), AfterValidator(_distinct)]
+    return Annotated[list[one], Field(max_length=MAX_REFS), AfterValidator(distinct)]

@@ -212,6 +212,9 @@ class SingletonSpec:
     model: type[BaseModel]
     default: Mapping[str, Any]
     maintenance: bool = False  # holds the system.maintenance flag (authorize.lua reads it)
+    # Models of the singleton's entries written one at a time (analytics: one chip's metrics,
+    # as sent and as stored), for the API's schema components.
+    entry_models: tuple[type[BaseModel], ...] = ()
 
 
 @dataclass(frozen=True)

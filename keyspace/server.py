@@ -17,8 +17,8 @@ from typing import Self
 import redis
 
 from .acl import AclUsers
-from .entities import MULTIFRAME
 from .schema import Schema
+from .systems.multiframe.entities import MULTIFRAME
 
 SERVER_ENV = "MULTIFRAME_REDIS_SERVER"
 MODULES_ENV = "MULTIFRAME_REDIS_MODULES"

@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import codec, keys, models
+from . import codec, keys
 from .codec import now_iso
 from .connection import call
 from .documents import merge_patch, validate
@@ -17,6 +17,7 @@ from .plan import Plan
 from .schema import SingletonSpec
 from .scripts import Scripts
 from .store import MAX_ATTEMPTS, Stored
+from .systems.multiframe import models
 
 
 def chip_path(chip_id: str) -> str:

@@ -1,4 +1,4 @@
-"""The keyspace API: typed async CRUD over declared entities.
+"""Documents: create, read, replace, patch and delete of declared entities (``Documents``).
 
 Every write is read -> plan (pure, :mod:`keyspace.plan`) -> one ``commit.lua``
 call that re-checks what was read. When another writer got there first the
@@ -19,7 +19,6 @@ from . import codec, keys
 from .claims import source_label
 from .connection import call
 from .documents import explicit_id, for_create, for_update
-from .entities import MULTIFRAME
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -48,6 +47,7 @@ from .plan import (
 )
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
+from .systems.multiframe.entities import MULTIFRAME
 
 MAX_ATTEMPTS = 64
 GENERATED = (IdStrategy.CUID, IdStrategy.UUID)

@@ -12,9 +12,9 @@ import orjson
 from redis.exceptions import ResponseError
 
 from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, NotFound, search
-from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import for_create
+from keyspace.engine import probe
 from keyspace.inventory import service_keys
 from keyspace.schema import EntitySpec
 

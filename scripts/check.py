@@ -17,9 +17,9 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from keyspace import Capabilities, Keyspace, claims, codec, keys, search
-from keyspace.api import probe
 from keyspace.connection import call
 from keyspace.documents import validate
+from keyspace.engine import probe
 from keyspace.errors import ValidationFailed
 from keyspace.projection import projected
 from keyspace.reproject import expected

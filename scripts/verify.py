@@ -28,9 +28,9 @@ from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
 from keyspace.keys import Names
-from keyspace.models import Role
 from keyspace.schema import Schema
 from keyspace.system import MEMBER
+from keyspace.systems.multiframe.models import Role
 from keyspace.tokens import TokenKind
 
 FORMAT, VERSION = "multiframe-backup", 2

@@ -31,7 +31,6 @@ from keyspace.declare import (
     timestamp,
 )
 from keyspace.documents import for_create, for_update
-from keyspace.entities import MULTIFRAME, NFT
 from keyspace.errors import ValidationFailed
 from keyspace.ids import CUID_PATTERN, UUID_PATTERN, id_pattern, new_cuid, new_id
 from keyspace.projection import project, projected
@@ -54,6 +53,7 @@ from keyspace.schema import (
     Unique,
     UniqueTogether,
 )
+from keyspace.systems.multiframe.entities import MULTIFRAME, NFT
 
 
 class Preferences(BaseModel):

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from keyspace import claims, keys
-from keyspace.entities import MULTIFRAME, NFT, USER
 from keyspace.keys import SEED_NAMES
 from keyspace.plan import DeleteClosure, plan_create, plan_delete, plan_update
+from keyspace.systems.multiframe.entities import MULTIFRAME, NFT, USER
 from tests.unit.test_plan import decode, loaded
 
 PAIR = "mf:uniq:nft:user_id+chip_id:6:user_1,3:2_c,"

@@ -10,9 +10,9 @@ import pytest
 
 from keyspace.codec import normalize_iso, now_iso
 from keyspace.documents import MAX_DEPTH, explicit_id, for_create, for_update, merge_patch
-from keyspace.entities import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER
 from keyspace.errors import InvalidTransition, ValidationFailed
 from keyspace.schema import EntitySpec
+from keyspace.systems.multiframe.entities import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER
 
 SEED_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 OWNER = "0x1234567890123456789012345678901234567890"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keyspace import keys
-from keyspace.entities import MULTIFRAME
+from keyspace.systems.multiframe.entities import MULTIFRAME
 
 
 def test_doc_key_uses_the_seed_pattern() -> None:

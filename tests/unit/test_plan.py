@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from keyspace import codec, keys
-from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, USER
 from keyspace.errors import HasDependents
 from keyspace.plan import (
     Arg,
@@ -23,6 +22,7 @@ from keyspace.plan import (
 )
 from keyspace.projection import project
 from keyspace.schema import EntitySpec
+from keyspace.systems.multiframe.entities import COLLAB, DRIVER, MULTIFRAME, NFT, USER
 
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}
 EMAIL_CLAIM = "mf:uniq:user:email:holo@misha.com"

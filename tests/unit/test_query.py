@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from keyspace.entities import COLLAB, DRIVER, NFT, QUEST, USER
 from keyspace.errors import ValidationFailed
 from keyspace.query import (
     DEFAULT_LIMIT,
@@ -29,6 +28,7 @@ from keyspace.query import (
     sort_key,
 )
 from keyspace.schema import EntitySpec
+from keyspace.systems.multiframe.entities import COLLAB, DRIVER, NFT, QUEST, USER
 
 Params = dict[str, Sequence[str]]
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}

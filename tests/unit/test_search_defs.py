@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from keyspace import search
-from keyspace.entities import COLLAB, DRIVER, MULTIFRAME, NFT, QUEST, USER
 from keyspace.projection import projected
 from keyspace.schema import EntitySpec, FieldKind, Indexed
+from keyspace.systems.multiframe.entities import COLLAB, DRIVER, MULTIFRAME, NFT, QUEST, USER
 
 HEAD_LEN = 8
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...entities import MULTIFRAME
 from ...system import System
+from .entities import MULTIFRAME
 
 
 def _role(doc: Mapping[str, Any]) -> str:

@@ -13,7 +13,6 @@ from redis.exceptions import ResponseError
 from . import inventory, listing, search, upgrade
 from .connection import call, check_client
 from .documents import validate
-from .entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .errors import NotFound, ValidationFailed
 from .listing import Page
 from .plan import Plan
@@ -23,6 +22,7 @@ from .schema import EntitySpec, Schema
 from .scripts import AuthReply, CommitResult, Scripts
 from .singletons import Singletons
 from .store import Documents, Guard, PreparedCreate, Stored
+from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .tokens import Authorization, Decision, Limits, Tokens
 
 UNAVAILABLE_BACKOFF_S = 0.25

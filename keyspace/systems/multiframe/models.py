@@ -1,4 +1,4 @@
-"""Pydantic models of the seed's documents: field names, types and enums exactly as stored.
+"""MultiFrame's pydantic models (seed 000): field names, types and enums exactly as stored.
 
 Models forbid unknown fields and coerce nothing: a document either is
 seed-shaped or is rejected with the field that is wrong.
@@ -10,53 +10,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from .codec import normalize_iso
-from .keys import ID_PATTERN
-from .text import nfc, text_problem
+from ...fieldtypes import Email, Id, Timestamp, distinct, text_rules
 
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Timestamp = Annotated[
-    str, StringConstraints(min_length=10, max_length=40), AfterValidator(normalize_iso)
-]
-
-
-def _text(*, line_breaks: bool = False, edges: bool = True) -> AfterValidator:
-    """Text rules of keyspace.text (no control or bidi-override characters, something
-    visible), then NFC: canonically equal spellings are stored as one value."""
-
-    def check(value: str) -> str:
-        problem = text_problem(value, line_breaks=line_breaks, edges=edges)
-        if problem is not None:
-            raise ValueError(problem)
-        return nfc(value)
-
-    return AfterValidator(check)
-
-
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64), _text()]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64), _text()]
-Email = Annotated[
-    str,
-    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-    _text(),
-]
-
-
-def _distinct(members: list[str]) -> list[str]:
-    seen: set[str] = set()
-    for member in members:
-        if member in seen:
-            raise ValueError(f"{member} is listed twice; each member appears once")
-        seen.add(member)
-    return members
-
-
-Members = Annotated[list[Id], Field(max_length=1000), AfterValidator(_distinct)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), text_rules()]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64), text_rules()]
+Members = Annotated[list[Id], Field(max_length=1000), AfterValidator(distinct)]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
@@ -112,7 +75,7 @@ class Nft(_Doc):
     user_id: Id
     chip_id: Id
     metadata_uri: Annotated[
-        str, StringConstraints(min_length=1, max_length=512, pattern=r"^\S+$"), _text()
+        str, StringConstraints(min_length=1, max_length=512, pattern=r"^\S+$"), text_rules()
     ]
     owner: Address
 
@@ -120,13 +83,13 @@ class Nft(_Doc):
 class Quest(_Doc):
     quest_id: Id
     user_id: Id
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200), _text()]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200), text_rules()]
     # Line breaks and tabs are text; other control characters are not.
     description: Annotated[
-        str, StringConstraints(max_length=5000), _text(line_breaks=True, edges=False)
+        str, StringConstraints(max_length=5000), text_rules(line_breaks=True, edges=False)
     ]
     status: Literal["active", "completed"]
-    reward: Annotated[str, StringConstraints(max_length=200), _text()]
+    reward: Annotated[str, StringConstraints(max_length=200), text_rules()]
     timestamp: Timestamp
 
 

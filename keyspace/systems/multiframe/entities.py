@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import models
-from .codec import now_iso
-from .schema import (
+from ...codec import now_iso
+from ...schema import (
     EntitySpec,
     FieldKind,
     Indexed,
@@ -19,6 +18,7 @@ from .schema import (
     Transitions,
     Unique,
 )
+from . import models
 
 _OWNER = Reference("user_id", "user", OnDelete.CASCADE)
 
@@ -204,6 +204,7 @@ ANALYTICS = SingletonSpec(
     name="analytics",
     key="analytics:metrics",
     model=models.AnalyticsMetrics,
+    entry_models=(models.ChipMetricsInput, models.ChipMetrics),
     default={
         "chip_metrics": {
             "chip_quantum_1": {
