@@ -17,7 +17,6 @@ from .plan import Plan
 from .schema import SingletonSpec
 from .scripts import Scripts
 from .store import MAX_ATTEMPTS, Stored
-from .systems.multiframe import models
 
 
 def chip_path(chip_id: str) -> str:
@@ -99,8 +98,9 @@ class Singletons:
 
     async def set_chip(self, spec: SingletonSpec, chip_id: str, metrics: Any) -> dict[str, Any]:
         """Write one chip's metrics (``last_updated`` set here); other chips are untouched."""
-        values = validate(models.ChipMetricsInput, metrics)
-        stored = validate(models.ChipMetrics, {**values, "last_updated": now_iso()})
+        sent, kept = spec.entry_models  # what a client sends, what is stored
+        values = validate(sent, metrics)
+        stored = validate(kept, {**values, "last_updated": now_iso()})
         raw = await self.scripts.set_chip_metrics(
             spec.key,
             self.names.pause_key(),
