@@ -47,6 +47,12 @@ def _query(spec: EntitySpec, params: dict[str, list[str]]) -> Query:
         raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
 
 
+def readable(request: web.Request, spec: EntitySpec) -> None:
+    """Refuse a member's read of an entity only admins read (``EntitySpec.admin_read``)."""
+    if spec.admin_read:
+        policy.require_admin(caller(request), f"read {spec.collection}")
+
+
 @dataclass(frozen=True)
 class Collection:
     """The six routes of one entity collection."""
@@ -57,6 +63,7 @@ class Collection:
         return f"/api/{self.spec.collection}/{doc_id}"
 
     async def list(self, request: web.Request) -> web.Response:
+        readable(request, self.spec)
         page = await keyspace(request).list(self.spec, _query(self.spec, query_params(request)))
         return json_response(page_body(page))
 
@@ -77,6 +84,7 @@ class Collection:
         )
 
     async def get(self, request: web.Request) -> web.Response:
+        readable(request, self.spec)
         prefetched = request.get(PREFETCHED)
         if prefetched is None:  # not read during authorization
             stored = await keyspace(request).get(self.spec, request.match_info["id"])
@@ -117,6 +125,7 @@ class Relation:
     target: EntitySpec
 
     async def list(self, request: web.Request) -> web.Response:
+        readable(request, self.spec)
         target_id = request.match_info["id"]
         ks = keyspace(request)
         await ks.get(self.target, target_id)  # 404 for an unknown target, not an empty list

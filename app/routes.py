@@ -85,7 +85,7 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             tag,
             returns=f"{name}Page",
             lists=spec,
-            errors=(400,),
+            errors=(400, 403) if spec.admin_read else (400,),
         ),
         Route(
             "POST",
@@ -107,7 +107,7 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             f"Get one {spec.name}",
             tag,
             returns=name,
-            errors=(404,),
+            errors=(403, 404) if spec.admin_read else (404,),
             prefetch=spec,
         ),
         Route(
@@ -171,7 +171,7 @@ def relation_routes(system: System) -> list[Route]:
                     "relations",
                     returns=f"{_model(source)}Page",
                     lists=source,
-                    errors=(400, 404, 409),  # 409: the target's key holds a legacy string
+                    errors=(400, 403, 404, 409) if source.admin_read else (400, 404, 409),
                 )
             )
     for source in schema.entities:

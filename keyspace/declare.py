@@ -419,8 +419,10 @@ def table(
     derive_id: DeriveId | None = None,
     derived_from: tuple[str, ...] = (),
     satellites: Satellites | None = None,
+    admin_read: bool = False,
 ) -> EntitySpec:
-    """The declaration of one entity (``name`` is also its key prefix unless ``prefix``)."""
+    """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
+    ``admin_read``: only admins read it (sessions: their tokens are credentials)."""
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
     config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
@@ -457,6 +459,7 @@ def table(
         id_strategy=id,
         unique_together=tuple(UniqueTogether(tuple(u)) for u in unique_together),
         owner=owner,
+        admin_read=admin_read,
     )
 
 

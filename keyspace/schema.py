@@ -153,6 +153,8 @@ class EntitySpec:
     # The field naming the user who owns a document (members may write only their own);
     # None: only admins write the entity.
     owner: str | None = None
+    # Only admins read it (lists, reads by id, relation lists): it holds credentials.
+    admin_read: bool = False
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 

@@ -398,3 +398,26 @@ async def test_engineering_forge_members_own_their_progress(serve: Serve) -> Non
     assert catalogue.status == 403
     xp = await api.patch(f"/api/users/{ada['id']}", json={"total_xp": 10**6}, headers=as_ada)
     assert xp.status == 403
+
+
+@pytest.mark.parametrize(
+    ("system", "collection"),
+    [
+        ("normaldance", "sessions"),
+        ("engineering_forge", "user_sessions"),
+        ("engineering_forge", "analytics_events"),
+    ],
+)
+async def test_members_cannot_read_credentials_and_personal_data(
+    serve: Serve, system: str, collection: str
+) -> None:
+    api = await serve(system)
+    body = {"email": "ada@forge.dev"} if system == "engineering_forge" else {"username": "Ada"}
+    user = await post(api, "/api/users", body)
+    as_member = await member_token(api, user["id"])
+    refused = await api.get(f"/api/{collection}", headers=as_member)
+    assert refused.status == 403
+    assert (await refused.json())["error"]["details"]["rule"] == "admin-only"
+    by_user = await api.get(f"/api/users/{user['id']}/{collection}", headers=as_member)
+    assert by_user.status == 403
+    assert (await api.get(f"/api/{collection}")).status == 200  # the operator (admin) reads

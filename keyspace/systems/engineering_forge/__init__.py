@@ -304,6 +304,7 @@ USER_SESSIONS = table(
         timestamp("last_accessed_at", default=NOW),
     ),
     owner=None,  # issued by the platform's login, not by their holder
+    admin_read=True,  # session_token is a credential: no member reads another's
 )
 
 ANALYTICS_EVENTS = table(
@@ -327,6 +328,7 @@ ANALYTICS_EVENTS = table(
         _created(),
     ),
     owner=None,  # logged by the platform, which observes the address and agent
+    admin_read=True,  # IP addresses and agents of every user: personal data
 )
 
 SYSTEM = System(

@@ -125,6 +125,7 @@ SESSION = table(
         _updated(),
     ),
     owner=None,  # sessions are issued by the platform's login, not by their holder
+    admin_read=True,  # a session token is a credential: no member reads another's
 )
 
 TRACK = table(
