@@ -19,7 +19,7 @@ from keyspace.documents import for_create
 from keyspace.plan import plan_create
 
 from .args import non_negative, positive_int
-from .exits import OK, PROBLEMS
+from .exits import OK, PROBLEMS, Refused
 from .progress import Progress
 
 CHIP_TYPES = ("quantum_processor", "neural_processor", "crypto_processor")
@@ -159,6 +159,11 @@ async def _commit(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
+    if USER.model not in {e.model for e in ks.schema.entities}:  # another system
+        raise Refused(
+            "generate makes MultiFrame data (the benchmarks' world); the other systems have "
+            "their demo worlds: multiframe-admin --system NAME load-demo"
+        )
     world = World(args.seed)
     per_user = 1 + args.drivers + args.processes + args.quests + args.collabs + args.nfts
     refused = 0

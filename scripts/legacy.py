@@ -33,7 +33,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, claims, codec, connect, keys
+from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys
 from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
@@ -43,7 +43,7 @@ from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
 from . import counters
 from .args import positive_int
-from .exits import OK, PROBLEMS
+from .exits import OK, PROBLEMS, Refused
 from .progress import Progress
 
 JSON_TYPE = b"ReJSON-RL"
@@ -437,6 +437,11 @@ class Importer:
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
+    if MULTIFRAME.entities[0].model not in {e.model for e in ks.schema.entities}:
+        raise Refused(
+            "import-legacy converts MultiFrame 11.0 string keys; the other systems had no "
+            "such keyspace (run it without --system)"
+        )
     source = connect(args.source) if args.source else ks.client
     batch = max(1, args.batch)
     importer = Importer(

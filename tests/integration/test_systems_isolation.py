@@ -14,7 +14,7 @@ from keyspace.acl import service_rules
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts.cli import run_cli
-from scripts.exits import OK
+from scripts.exits import OK, REFUSED
 from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
@@ -155,3 +155,39 @@ async def test_a_systems_service_user_cannot_touch_another_systems_keys(
         finally:
             await client.aclose()
             await call(real_client, "ACL", "DELUSER", user)
+
+
+async def test_reindex_and_repair_of_one_system_leave_the_others_byte_identical(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    await loaded(redis_server)
+    indexes_before = await search.list_indexes(real_client)
+    for system in SERVED:
+        before = by_system(await snapshot(real_client))
+        # Damage one of its own claims, which check --repair restores.
+        claim = next(k for k in before[system.name] if b"mf:uniq:" in k)
+        await real_client.delete(claim)
+        assert await cli(redis_server.url, system, "check", "--repair") == OK  # found, fixed
+        assert await real_client.exists(claim) == 1
+        assert await cli(redis_server.url, system, "reindex") == OK
+        after = by_system(await snapshot(real_client))
+        assert after[system.name] == before[system.name], system.name
+        for other in SERVED:
+            if other.name != system.name:
+                assert after[other.name] == before[other.name], (system.name, other.name)
+        # Its own indexes were rebuilt; every other system's index is the same version.
+        indexes = await search.list_indexes(real_client)
+        others = {n for n in indexes if owner(SERVED, n.encode()) != system.name}
+        assert others == {n for n in indexes_before if owner(SERVED, n.encode()) != system.name}
+        indexes_before = indexes
+
+
+@pytest.mark.parametrize("command", [["generate", "--users", "2"], ["import-legacy"]])
+async def test_multiframe_only_commands_refuse_another_system(
+    redis_server: EmbeddedRedis, real_client: Redis, command: list[str]
+) -> None:
+    normaldance = next(s for s in SERVED if s.name == "normaldance")
+    assert await cli(redis_server.url, normaldance, *command) == REFUSED
+    assert await snapshot(real_client) == {} or all(
+        owner(SERVED, k) == "normaldance" for k in await snapshot(real_client)
+    )
