@@ -231,6 +231,12 @@ class Schema:
     def __post_init__(self) -> None:
         known = [e.name for e in self.entities]
         assert len(known) == len(set(known)), "entity names must be unique"
+        prefixes = [e.prefix for e in self.entities]
+        for prefix in prefixes:
+            # `user:*` would also find `user:session:<id>`: no prefix may extend another.
+            clash = [p for p in prefixes if p != prefix and p.startswith(prefix + ":")]
+            assert not clash, f"key prefix {prefix!r} would cover {clash}'s keys"
+            assert prefix != "mf" and not prefix.startswith("mf:"), "mf: is reserved"
         for spec in self.entities:
             assert spec.names == self.names, f"{spec.name}: bind the schema, not one entity"
             for ref in spec.references:
