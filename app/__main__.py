@@ -88,6 +88,8 @@ def main() -> None:
             try:
                 url = embedded.start()
             except EmbeddedRedisError as exc:
+                # Not ours to clean up: the directory may be another running server's.
+                embedded = None
                 raise SystemExit(f"could not start the embedded Redis: {exc}") from None
             log.info(
                 "embedded redis-server on port %d as ACL user %r, data in %s",
