@@ -12,7 +12,7 @@ PostgreSQL's rules apply where the seed is silent, as for Engineering Forge: UUI
 ``REFERENCES`` without ON DELETE is NO ACTION (the delete of its target is refused), a
 column is nullable unless NOT NULL except when it has a DEFAULT (declared non-null), and
 ``updated_at`` is touched on every write. The seed's Redis layer and vector collections are
-not declared yet (see the marked place below SYSTEM's entities).
+not declared yet (see the marked place above SYSTEM).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ from ...declare import (
 )
 from ...schema import IdStrategy, OnDelete, Schema
 from ...system import System
+
+_CASCADE = OnDelete.CASCADE
+# A REFERENCES without ON DELETE: PostgreSQL's NO ACTION refuses the delete of its target.
+_RESTRICT = OnDelete.RESTRICT
+_SET_NULL = OnDelete.SET_NULL
 
 # PostgreSQL's INTEGER.
 _INT_MAX = 2_147_483_647
@@ -66,9 +71,7 @@ def _metadata() -> Any:
 
 def _author(relation: str) -> Any:
     """Who wrote a row of an inferred table: the author owns it; their delete keeps it."""
-    return ref(
-        "created_by", "users", null=True, on_delete=OnDelete.SET_NULL, index=True, relation=relation
-    )
+    return ref("created_by", "users", null=True, on_delete=_SET_NULL, index=True, relation=relation)
 
 
 # --- the seed's tables ------------------------------------------------------------------
@@ -109,7 +112,7 @@ USERS = table(
             "institution_id",
             "institutions",
             null=True,
-            on_delete=OnDelete.RESTRICT,
+            on_delete=_RESTRICT,
             index=True,
             relation="users",
         ),
@@ -129,13 +132,7 @@ USER_SESSIONS = table(
     collection="user_sessions",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "user_id",
-            "users",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="user_sessions",
-        ),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="user_sessions"),
         json("permissions", default=[]),  # as the Redis session's ["read", "write"]
         string("ip_address", null=True, max_length=49, pattern=_INET),
         string("user_agent", null=True),
@@ -157,13 +154,7 @@ PROJECTS = table(
         text("description", null=True),
         enum("status", ("active", "completed", "archived"), default="active", index=True),
         enum("visibility", ("private", "internal", "public"), default="private", index=True),
-        ref(
-            "owner_id",
-            "users",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="projects",
-        ),
+        ref("owner_id", "users", on_delete=_CASCADE, index=True, relation="projects"),
         json("settings", default={}),
         _metadata(),
         # idx_projects_active (created_at DESC WHERE status = 'active') is
@@ -181,20 +172,8 @@ PROJECT_MEMBERS = table(
     collection="project_members",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "project_id",
-            "projects",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="project_members",
-        ),
-        ref(
-            "user_id",
-            "users",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="project_members",
-        ),
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="project_members"),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="project_members"),
         # The seed lists no values: an open string ('lead', 'member', 'viewer', ...).
         string("role", max_length=50, default="member", index=True),
         json("permissions", default=[]),
@@ -212,13 +191,7 @@ RESEARCH_TREES = table(
     collection="research_trees",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "project_id",
-            "projects",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="research_trees",
-        ),
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="research_trees"),
         text("name", max_length=255, multiline=False),
         json("structure", default={"nodes": [], "edges": []}),
         _metadata(),
@@ -228,7 +201,7 @@ RESEARCH_TREES = table(
             "parent_version_id",
             "research_trees",
             null=True,
-            on_delete=OnDelete.RESTRICT,
+            on_delete=_RESTRICT,
             index=True,
             relation="child_versions",
         ),
@@ -245,18 +218,12 @@ TREE_NODES = table(
     collection="tree_nodes",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "tree_id",
-            "research_trees",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="tree_nodes",
-        ),
+        ref("tree_id", "research_trees", on_delete=_CASCADE, index=True, relation="tree_nodes"),
         ref(
             "parent_node_id",
             "tree_nodes",
             null=True,
-            on_delete=OnDelete.CASCADE,  # a node's subtree goes with it
+            on_delete=_CASCADE,  # a node's subtree goes with it
             index=True,
             relation="child_nodes",
         ),
@@ -279,13 +246,7 @@ NODE_VERSIONS = table(
     collection="node_versions",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "node_id",
-            "tree_nodes",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="node_versions",
-        ),
+        ref("node_id", "tree_nodes", on_delete=_CASCADE, index=True, relation="node_versions"),
         integer("version", ge=1, le=_INT_MAX, index=True, sortable=True),
         text("title", max_length=255, multiline=False),
         text("content", null=True),
@@ -303,13 +264,7 @@ DOCUMENTS = table(
     collection="documents",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "project_id",
-            "projects",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="documents",
-        ),
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="documents"),
         text("title", max_length=255, multiline=False),
         text("content", default="", max_length=_DOCUMENT_CHARS),
         enum("content_type", ("markdown", "latex", "plain"), default="markdown", index=True),
@@ -332,7 +287,7 @@ DOCUMENT_VERSIONS = table(
         ref(
             "document_id",
             "documents",
-            on_delete=OnDelete.CASCADE,
+            on_delete=_CASCADE,
             index=True,
             relation="document_versions",
         ),
@@ -352,20 +307,8 @@ COLLABORATIONS = table(
     collection="collaborations",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "document_id",
-            "documents",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="collaborations",
-        ),
-        ref(
-            "user_id",
-            "users",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="collaborations",
-        ),
+        ref("document_id", "documents", on_delete=_CASCADE, index=True, relation="collaborations"),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="collaborations"),
         string("operation_type", max_length=50),  # no CHECK in the seed: open
         json("operation_data"),
         integer("position", null=True, ge=0, le=_INT_MAX),
@@ -393,7 +336,7 @@ AI_AGENTS = table(
             "creator_id",
             "users",
             null=True,
-            on_delete=OnDelete.RESTRICT,
+            on_delete=_RESTRICT,
             index=True,
             relation="ai_agents",
         ),
@@ -417,31 +360,20 @@ AGENT_DEPLOYMENTS = table(
         ref(
             "agent_id",
             "ai_agents",
-            on_delete=OnDelete.RESTRICT,  # an agent with a history is retired, not deleted
+            on_delete=_RESTRICT,  # an agent with a history is retired, not deleted
             index=True,
             relation="agent_deployments",
         ),
-        ref(
-            "project_id",
-            "projects",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="agent_deployments",
-        ),
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="agent_deployments"),
         ref(
             "deployed_by",
             "users",
             null=True,
-            on_delete=OnDelete.SET_NULL,
+            on_delete=_SET_NULL,
             index=True,
             relation="agent_deployments",
         ),
-        enum(
-            "status",
-            ("pending", "running", "stopped", "failed"),
-            default="pending",
-            index=True,
-        ),
+        enum("status", ("pending", "running", "stopped", "failed"), default="pending", index=True),
         json("configuration", default={}),  # overrides of the agent's configuration
         timestamp("started_at", null=True, index=True),
         timestamp("stopped_at", null=True),
@@ -459,25 +391,13 @@ AI_INTERACTIONS = table(
     collection="ai_interactions",
     id=IdStrategy.UUID,
     fields=(
-        ref(
-            "user_id",
-            "users",
-            on_delete=OnDelete.CASCADE,
-            index=True,
-            relation="ai_interactions",
-        ),
-        ref(
-            "agent_id",
-            "ai_agents",
-            on_delete=OnDelete.RESTRICT,
-            index=True,
-            relation="ai_interactions",
-        ),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="ai_interactions"),
+        ref("agent_id", "ai_agents", on_delete=_RESTRICT, index=True, relation="ai_interactions"),
         ref(
             "project_id",
             "projects",
             null=True,
-            on_delete=OnDelete.SET_NULL,  # the user's history outlives the project
+            on_delete=_SET_NULL,  # the user's history outlives the project
             index=True,
             relation="ai_interactions",
         ),
