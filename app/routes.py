@@ -310,6 +310,43 @@ def singleton_routes() -> list[Route]:
     ]
 
 
+def settings_routes() -> list[Route]:
+    """The operating settings of a system without MultiFrame's config:system."""
+    return [
+        Route(
+            "GET",
+            "/api/settings",
+            singletons.get_settings,
+            "Read the operating settings (maintenance, mode)",
+            "settings",
+            returns="OperatingSettings",
+            errors=(409,),
+        ),
+        Route(
+            "PUT",
+            "/api/settings",
+            singletons.put_settings,
+            "Replace the operating settings",
+            "settings",
+            body="OperatingSettings",
+            returns="OperatingSettings",
+            conditional=True,
+            errors=(400, 409, 412, 415, 422),
+        ),
+        Route(
+            "PATCH",
+            "/api/settings",
+            singletons.patch_settings,
+            "Merge-patch the operating settings (system.maintenance, system.mode)",
+            "settings",
+            body="OperatingSettingsPatch",
+            returns="OperatingSettings",
+            conditional=True,
+            errors=(400, 409, 412, 415, 422),
+        ),
+    ]
+
+
 def service_routes() -> list[Route]:
     return [
         Route(
@@ -337,7 +374,8 @@ def service_routes() -> list[Route]:
 
 def route_table(system: System) -> list[Route]:
     table = [r for spec in system.schema.entities for r in entity_routes(spec)]
-    singles = singleton_routes() if system.schema.maintenance_key is not None else []
+    names = {s.name for s in system.schema.singletons}
+    singles = singleton_routes() if "config" in names else settings_routes()
     table += relation_routes(system) + singles + service_routes()
     seen: set[tuple[str, str]] = set()
     for route in table:

@@ -1,4 +1,5 @@
-"""Handlers for ``config:system`` and ``analytics:metrics``."""
+"""Handlers for ``config:system`` and ``analytics:metrics`` (MultiFrame), and the other
+systems' operating settings (``/api/settings``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,26 @@ async def patch_config(request: web.Request) -> web.Response:
     body = await read_object(request)
     return stored_response(
         await keyspace(request).patch_config(body, if_revision=if_match(request))
+    )
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return none_match(request, stored_response(await keyspace(request).get_settings()))
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write the settings")
+    body = await read_object(request)
+    return stored_response(
+        await keyspace(request).replace_settings(body, if_revision=if_match(request))
+    )
+
+
+async def patch_settings(request: web.Request) -> web.Response:
+    require_admin(caller(request), "write the settings")
+    body = await read_object(request)
+    return stored_response(
+        await keyspace(request).patch_settings(body, if_revision=if_match(request))
     )
 
 

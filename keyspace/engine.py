@@ -18,7 +18,7 @@ from .listing import Page
 from .plan import Plan
 from .query import Query
 from .reproject import Reprojected, reproject
-from .schema import EntitySpec, Schema
+from .schema import EntitySpec, Schema, SingletonSpec
 from .scripts import AuthReply, CommitResult, Scripts
 from .singletons import Singletons
 from .store import Documents, Guard, PreparedCreate, Stored
@@ -318,6 +318,21 @@ class Keyspace:
         return await self.documents.update(spec, doc_id, remove, if_revision, guard)
 
     # Singletons -----------------------------------------------------------------------------
+
+    @property
+    def settings_spec(self) -> SingletonSpec:
+        """The singleton holding ``system.maintenance`` and ``system.mode`` (MultiFrame's
+        ``config:system``, else the system's ``mf:settings``)."""
+        return next(s for s in self.schema.singletons if s.maintenance)
+
+    async def get_settings(self) -> Stored:
+        return await self.singletons.get(self.settings_spec)
+
+    async def replace_settings(self, data: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.replace(self.settings_spec, data, if_revision=if_revision)
+
+    async def patch_settings(self, changes: Any, *, if_revision: str | None = None) -> Stored:
+        return await self.singletons.patch(self.settings_spec, changes, if_revision=if_revision)
 
     async def get_config(self) -> Stored:
         return await self.singletons.get(SYSTEM_CONFIG)

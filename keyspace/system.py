@@ -13,6 +13,7 @@ from typing import Any
 
 from .keys import Names
 from .schema import EntitySpec, Satellites, Schema
+from .settings import SETTINGS
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -73,5 +74,8 @@ class System:
             replace(e, satellites=e.satellites or tokens) if e.name == self.principal else e
             for e in self.schema.entities
         )
-        schema = replace(self.schema, entities=entities).bind(names)
+        singles = self.schema.singletons
+        if self.schema.maintenance_key is None:  # maintenance and mode for every system
+            singles = (*singles, SETTINGS)
+        schema = replace(self.schema, entities=entities, singletons=singles).bind(names)
         return replace(self, schema=schema, namespace=names.namespace)

@@ -167,13 +167,14 @@ async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
         # A config already wiped (by a reset stopped half-way) no longer protects anything;
         # a system without MultiFrame's config:system has no mode to protect it.
         mode = None
-        if ks.schema.maintenance_key is not None:
-            with contextlib.suppress(NotFound):
-                mode = (await ks.get_config()).doc["system"]["mode"]
+        with contextlib.suppress(NotFound):
+            mode = (await ks.get_settings()).doc["system"]["mode"]
         if mode == "production":
+            where = ks.settings_spec.key
+            route = "/api/config/system" if ks.settings_spec.name == "config" else "/api/settings"
             raise Refused(
-                "config:system.mode is 'production'; set it to 'development' first "
-                "(PATCH /api/config/system) if you really mean to wipe this keyspace"
+                f"{where} system.mode is 'production'; set it to 'development' first "
+                f"(PATCH {route}) if you really mean to wipe this keyspace"
             )
         pause.writing = True
         deleted = await _wipe(ks)

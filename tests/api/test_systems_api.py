@@ -421,3 +421,26 @@ async def test_members_cannot_read_credentials_and_personal_data(
     by_user = await api.get(f"/api/users/{user['id']}/{collection}", headers=as_member)
     assert by_user.status == 403
     assert (await api.get(f"/api/{collection}")).status == 200  # the operator (admin) reads
+
+
+@pytest.mark.parametrize("system", ["normaldance", "engineering_forge", "neuraforge"])
+async def test_every_system_has_maintenance_mode(serve: Serve, system: str) -> None:
+    api = await serve(system)
+    settings = await api.get("/api/settings")
+    assert (await settings.json())["system"] == {"mode": "production", "maintenance": False}
+    users = await listed(api, "/api/users")
+    body = {"email": "ada@x.dev", "name": "Ada"} if system == "neuraforge" else {}
+    if system == "engineering_forge":
+        body = {"email": "ada@x.dev"}
+    user = users[0] if users else await post(api, "/api/users", body)
+    as_member = await member_token(api, user["id"])
+    refused = await api.patch(
+        "/api/settings", json={"system": {"maintenance": True}}, headers=as_member
+    )
+    assert refused.status == 403
+    on = await api.patch("/api/settings", json={"system": {"maintenance": True}})
+    assert on.status == 200
+    write = await api.patch(f"/api/users/{user['id']}", json={}, headers=as_member)
+    assert write.status == 503 and (await write.json())["error"]["code"] == "maintenance"
+    assert (await api.get(f"/api/users/{user['id']}", headers=as_member)).status == 200
+    assert (await api.patch(f"/api/users/{user['id']}", json={})).status == 200  # admins write

@@ -95,6 +95,10 @@ async def test_reset_of_one_system_leaves_the_others_byte_identical(
     before = by_system(await snapshot(real_client))
     for system in SERVED:
         if system.namespace:  # MultiFrame's reset wants config mode 'development'
+            assert await cli(redis_server.url, system, "reset", "--yes-really") == REFUSED
+            ks = Keyspace(real_client, system.schema)
+            await ks.patch_settings({"system": {"mode": "development"}})
+            before = by_system(await snapshot(real_client))
             assert await cli(redis_server.url, system, "reset", "--yes-really") == OK
             after = by_system(await snapshot(real_client))
             for other in SERVED:
