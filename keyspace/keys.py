@@ -258,3 +258,8 @@ class Names:
 
 SEED_NAMES = Names()
 """MultiFrame's names: the seed's exact keys."""
+
+
+SETTINGS_KEY = RESERVED + "settings"
+"""The operating settings singleton of a system without MultiFrame's config:system
+(keyspace.settings); a schema's bind puts the system's namespace in front."""

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .keys import RESERVED
+from .keys import SETTINGS_KEY
 from .schema import SingletonSpec
 
 
@@ -31,7 +31,7 @@ class OperatingSettings(_Strict):
 
 SETTINGS = SingletonSpec(
     name="settings",
-    key=RESERVED + "settings",  # Schema.bind puts the system's namespace in front
+    key=SETTINGS_KEY,
     model=OperatingSettings,
     default={"system": {"mode": "production", "maintenance": False}},
     maintenance=True,
