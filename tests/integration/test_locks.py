@@ -5,17 +5,19 @@ expire, release and acquire, and a former holder cannot release twice."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, NotFound
+from keyspace import Keyspace, NotFound, connect
 from keyspace.connection import call
-from keyspace.declare import Lockable, string, table
+from keyspace.declare import Lockable, OpLog, string, table
 from keyspace.errors import Paused
 from keyspace.locks import Lock, Locked, NotLocked, NotLockHolder, StaleFencingToken
 from keyspace.schema import EntitySpec, IdStrategy, Schema
+from keyspace.server import EmbeddedRedis
 from keyspace.system import System
 
 pytestmark = pytest.mark.redis
@@ -190,3 +192,35 @@ async def new_unpaused(ks: Keyspace) -> str:
     doc = orjson.dumps({"id": doc_id, "title": "x"})
     await call(ks.client, "JSON.SET", f"locking:document:{doc_id}", "$", doc)
     return doc_id
+
+
+async def test_without_a_namespace_the_service_user_may_use_the_seeds_keys(
+    tmp_path: Path,
+) -> None:
+    logged = table(
+        "document",
+        collection="documents",
+        id=IdStrategy.UUID,
+        fields=(string("title"),),
+        lock=Lockable(),
+        oplog=OpLog(),
+    )
+    schema = Schema((ACCOUNT, logged))
+    bare = System("bare", "bare", schema, namespace="", principal="account").served()
+    spec = bare.schema.entity("document")
+    server = EmbeddedRedis(tmp_path / "bare", schema=bare.schema)  # its ACL: this schema's keys
+    server.start()
+    client = connect(server.url)  # the least-privilege service user
+    try:
+        ks = Keyspace(client, bare.schema)
+        await ks.setup()
+        doc_id = str((await ks.create(spec, {"title": "t"})).doc["id"])
+        assert (await ks.locks.acquire(spec, doc_id, "ada")).fencing_token == 1
+        assert (await ks.oplogs.append(spec, doc_id, "ada", OP)).seqs == [1]
+        assert await ks.client.exists(f"doc:lock:{doc_id}", f"doc:ops:{doc_id}") == 2
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+OP = {"operation": "insert", "position": 0, "content": "a"}
