@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import uvloop
@@ -41,6 +42,12 @@ def _arguments(settings: Settings) -> Settings:
     return replace(settings, host=args.host, port=args.port, system=args.system)
 
 
+def shown(url: str) -> str:
+    """``url`` without its user and password, for messages and logs."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def preflight(url: str, probe_key: str) -> None:
     """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
     missing = []
@@ -51,17 +58,25 @@ def preflight(url: str, probe_key: str) -> None:
             for module, probe in (("ReJSON", ("JSON.TYPE", probe_key)), ("search", ("FT._LIST",))):
                 try:
                     client.execute_command(*probe)
+                except redis.exceptions.NoPermissionError:
+                    raise SystemExit(
+                        f"REDIS_URL's user may not touch {probe_key} (its ACL does not cover "
+                        "this system's keys); use a user whose key patterns cover the system's "
+                        "namespace, e.g. the embedded server's admin user"
+                    ) from None
                 except redis.ResponseError:
                     missing.append(module)
     except redis.RedisError as exc:
-        raise SystemExit(f"cannot use REDIS_URL: {exc}") from None
+        raise SystemExit(f"cannot use REDIS_URL ({shown(url)}): {exc}") from None
     if "ReJSON" in missing:
         raise SystemExit(
-            f"the server at {url} lacks the RedisJSON module; use Redis 8, Redis Stack 7.2+, "
-            "or unset REDIS_URL to run the embedded server"
+            f"the server at {shown(url)} lacks the RedisJSON module; use Redis 8, Redis Stack "
+            "7.2+, or unset REDIS_URL to run the embedded server"
         )
     if "search" in missing:
-        log.warning("the server at %s lacks RediSearch: lists take the slower scan path", url)
+        log.warning(
+            "the server at %s lacks RediSearch: lists take the slower scan path", shown(url)
+        )
 
 
 def main() -> None:
@@ -88,6 +103,8 @@ def main() -> None:
             try:
                 url = embedded.start()
             except EmbeddedRedisError as exc:
+                # Not ours to clean up: the directory may be another running server's.
+                embedded = None
                 raise SystemExit(f"could not start the embedded Redis: {exc}") from None
             log.info(
                 "embedded redis-server on port %d as ACL user %r, data in %s",

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from . import inventory, listing, search, upgrade
 from .connection import call, check_client
 from .documents import validate
-from .errors import NotFound, ValidationFailed
+from .errors import NoAccess, NotFound, ValidationFailed
 from .listing import Page
 from .locks import Locks
 from .oplog import OpLogs
@@ -46,12 +46,19 @@ class Capabilities:
 
 
 async def probe(client: Redis, probe_key: str) -> Capabilities:
-    """Detect RedisJSON and RediSearch by trying a harmless command of each."""
+    """Detect RedisJSON and RediSearch by trying a harmless command of each; NoAccess when the
+    connection's user may not touch the system's keys (an ACL for another system)."""
 
     async def works(*args: str) -> bool:
         try:
             await call(client, *args)
             return True
+        except NoPermissionError:
+            raise NoAccess(
+                f"this Redis user may not touch {probe_key}: its ACL does not cover the "
+                "system's keys; connect as a user whose key patterns do (e.g. the embedded "
+                "server's admin user, --redis-url)"
+            ) from None
         except ResponseError:
             return False
 

@@ -102,6 +102,12 @@ class StaleRevision(KeyspaceError):
     code = "stale_revision"
 
 
+class NoAccess(KeyspaceError):
+    """The Redis user may not touch the served system's keys (its ACL key patterns)."""
+
+    code = "no_access"
+
+
 class NotReady(KeyspaceError):
     """The search index is still being built; answering now could return partial results."""
 

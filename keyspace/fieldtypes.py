@@ -100,9 +100,16 @@ def _as_decimal(value: object) -> Decimal:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
-        return Decimal(
-            repr(value)
-        )  # the shortest spelling: 0.1 is 0.1, never 0.1000000000000000055
+        # JSON numbers arrive as doubles (and integers past 2^64 too): the shortest spelling
+        # is exact up to 15 significant digits (0.1 is 0.1, never 0.1000000000000000055);
+        # past that the double may already have rounded what the client wrote.
+        exact = Decimal(repr(value))
+        if len(exact.as_tuple().digits) > INDEX_DIGITS:
+            raise ValueError(
+                f"has more than {INDEX_DIGITS} significant digits, more than a JSON number "
+                'carries exactly: send it as a string ("123456789012345678.5")'
+            )
+        return exact
     if isinstance(value, str):
         if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
             raise ValueError(

@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import BusyLoadingError, NoPermissionError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Keyspace, connect, systems
-from keyspace.errors import Paused
+from keyspace.errors import NoAccess, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System
 
@@ -200,6 +200,13 @@ async def run_cli(argv: list[str]) -> int:
     except EmbeddedRedisError as exc:
         print(f"error: could not start the embedded Redis: {exc}", file=sys.stderr)
         return PROBLEMS
+    except (NoAccess, NoPermissionError) as exc:
+        print(
+            f"error: {exc}; a running service's redis.url holds its own system's user, so "
+            "another system needs --redis-url with a user allowed its keys",
+            file=sys.stderr,
+        )
+        return USAGE
     except (RedisConnectionError, RedisTimeoutError) as exc:
         print(
             f"error: Redis is unreachable ({exc}); check --redis-url / REDIS_URL, "

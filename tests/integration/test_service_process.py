@@ -132,6 +132,8 @@ def test_serves_stops_on_a_signal_and_keeps_its_data(tmp_path: Path, stop: signa
         )
         assert second.returncode != 0
         assert f"another redis-server (pid {server})" in second.stderr, second.stderr
+        # The refused start leaves the running server's URL file, which the CLI finds it by.
+        assert (data_dir / "redis.url").exists()
 
         proc.send_signal(stop)
         assert proc.wait(timeout=30) == 0

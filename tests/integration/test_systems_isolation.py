@@ -9,12 +9,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
+from app.__main__ import preflight
 from keyspace import Keyspace, System, connect, search, systems
 from keyspace.acl import service_rules
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts.cli import run_cli
-from scripts.exits import OK, REFUSED
+from scripts.exits import OK, REFUSED, USAGE
 from tests.redis_state import snapshot
 
 pytestmark = pytest.mark.redis
@@ -191,3 +192,23 @@ async def test_multiframe_only_commands_refuse_another_system(
     assert await snapshot(real_client) == {} or all(
         owner(SERVED, k) == "normaldance" for k in await snapshot(real_client)
     )
+
+
+async def test_a_user_without_the_systems_keys_gets_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A running MultiFrame service's redis.url holds MultiFrame's service user; another
+    system's commands on it are told why, not a traceback about a missing module."""
+    server = EmbeddedRedis(tmp_path / "mf")  # its service user: MultiFrame's key patterns only
+    server.start()
+    try:
+        normaldance = next(s for s in SERVED if s.name == "normaldance")
+        for command in (["check"], ["load-demo"], ["backup", str(tmp_path / "b.gz")]):
+            assert await cli(server.url, normaldance, *command) == USAGE, command
+            err = capsys.readouterr().err
+            assert "may not touch normaldance:mf:probe" in err and "Traceback" not in err
+        with pytest.raises(SystemExit, match="may not touch normaldance:mf:probe") as exited:
+            preflight(server.url, normaldance.schema.names.probe_key())
+        assert server.acl.service_password not in str(exited.value)
+    finally:
+        server.stop()

@@ -336,3 +336,20 @@ def test_nullable_fields_are_stored_as_null_when_absent_or_patched_away() -> Non
     assert for_update(spec, priced, {"price": None}, merge=True)["price"] is None
     assert for_update(spec, priced, {"on": False}, merge=False)["price"] is None  # PUT
     assert "on" in str(refusal(spec))  # not null and no default: required
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        float(123456789012345678901234567890),  # an integer literal past 2^64 arrives as one
+        12345678901234567.5,
+        0.30000000000000004,
+        123456789012345.6,
+    ],
+)
+def test_a_json_number_with_more_digits_than_a_double_keeps_is_refused(number: float) -> None:
+    """JSON numbers arrive as doubles: past 15 significant digits the double may already have
+    rounded what the client wrote, so the value must come as a string (review finding)."""
+    with pytest.raises(ValueError, match="send it as a string"):
+        canonical_decimal(number, max_digits=65)
+    assert canonical_decimal(str(int(number)), max_digits=65) == str(int(number))
