@@ -201,7 +201,7 @@ def _fencing_param(request: web.Request) -> int | None:
     raw = request.query.get("fencing_token")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw[:17]) < 2**53:
         raise ApiError(
             400, "invalid_parameter", "fencing_token must be a lock's fencing token (an integer)"
         )

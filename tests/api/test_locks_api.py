@@ -140,9 +140,9 @@ async def test_refresh_and_release_are_the_holders_or_an_admins(api: Client) -> 
     await error(await api.delete(path, headers=auth(ada)), 403, "forbidden")
     stale = await api.delete(f"{path}?fencing_token=1", headers=auth(bob))
     await error(stale, 409, "stale_fencing_token")
-    await error(
-        await api.delete(f"{path}?fencing_token=x", headers=auth(bob)), 400, "invalid_parameter"
-    )
+    for bad in ("x", "0", "-1", "9" * 17):
+        refused = await api.delete(f"{path}?fencing_token={bad}", headers=auth(bob))
+        await error(refused, 400, "invalid_parameter")
     assert (await api.delete(path)).status == 204  # the admin releases anyone's
     await error(await api.get(path), 404, "not_locked")
 
