@@ -45,7 +45,8 @@ def _arguments(settings: Settings) -> Settings:
 def shown(url: str) -> str:
     """``url`` without its user and password, for messages and logs."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def preflight(url: str, probe_key: str) -> None:

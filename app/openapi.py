@@ -77,6 +77,7 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     replace["required"] = [
         f for f in full.get("required", []) if f not in {spec.id_field, *spec.touch_on_update}
     ]
+    replace["title"] = f"{name}Replace"
     out[f"{name}Replace"] = replace
     out[f"{name}Patch"] = _partial(full, _nested(spec.model)) | {"title": f"{name}Patch"}
     out[f"{name}Page"] = {
@@ -97,16 +98,17 @@ def components(system: System) -> dict[str, Any]:
         _schemas(model, out)
     nested = {n for e in schema.entities for n in _nested(e.model)}
     for name in nested:
-        out[f"{name}Patch"] = _partial(out[name], nested)
+        out[f"{name}Patch"] = _partial(out[name], nested) | {"title": f"{name}Patch"}
     for spec in schema.entities:
         _entity_schemas(spec, out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)
         inner = _nested(single.model)
-        out[f"{single.model.__name__}Patch"] = _partial(out[single.model.__name__], inner)
+        patch = f"{single.model.__name__}Patch"
+        out[patch] = _partial(out[single.model.__name__], inner) | {"title": patch}
         for name in inner:
-            out.setdefault(f"{name}Patch", _partial(out[name], inner))
+            out.setdefault(f"{name}Patch", _partial(out[name], inner) | {"title": f"{name}Patch"})
     for spec in schema.entities:
         for ref in spec.references:
             if ref.many:

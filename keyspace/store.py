@@ -395,9 +395,14 @@ class Documents:
                         seen.add(dep.key)
                         closure.deleted.append(dep)
                         queue.append(dep)
-            if len(closure.deleted) > MAX_CASCADE:
+            # Edits (set null, pull) are written by the same script as deletes: both count, so
+            # no delete blocks a shared Redis for long (an event log's set-null included).
+            if len(closure.deleted) + len(closure.pulls) > MAX_CASCADE:
                 raise Conflict(
-                    f"deleting {spec.name} {doc_id} would cascade past {MAX_CASCADE} documents"
+                    f"deleting {spec.name} {doc_id} would delete or change more than "
+                    f"{MAX_CASCADE} documents in one commit; delete or detach its referrers "
+                    "in smaller steps first",
+                    details={"limit": MAX_CASCADE},
                 )
         # A referrer the same delete removes does not hold it back (SQL checks at the end).
         for label, src, ids in restricting:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from app import openapi
 from app.routes import route_table
 from keyspace import MULTIFRAME, systems
 from tests.api.test_collections import Client
@@ -188,3 +191,17 @@ async def test_every_error_a_route_can_answer_is_documented(api: Client) -> None
             assert {"400", "408", "413", "415", "422"} <= set(responses), route.path
         if route.conditional:
             assert {"400", "412"} <= set(responses), route.path
+
+
+@pytest.mark.parametrize("name", systems.names())
+def test_every_schema_title_is_unique_and_every_ref_resolves(name: str) -> None:
+    """Client generators name classes by title: two schemas with one title collide."""
+    system = systems.load(name)
+    document = openapi.build(route_table(system), system)
+    schemas = document["components"]["schemas"]
+    titles = [s.get("title", n) for n, s in schemas.items()]
+    assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
+    found = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
+    assert found, "the walk is not vacuous"
+    refs = set(found)
+    assert refs <= set(schemas)

@@ -1,0 +1,461 @@
+"""NeuraForge, declared: the relational part of the seed's database schema.
+
+The seed (001) defines seven PostgreSQL tables (``users``, ``projects``, ``ai_agents``,
+``research_trees``, ``collaborations`` in SQL; ``institutions`` and ``project_members`` only
+in its ER diagram) and names seven more in the diagram without columns (``user_sessions``,
+``ai_interactions``, ``documents``, ``document_versions``, ``tree_nodes``, ``node_versions``,
+``agent_deployments``); those get the fields a user of such a platform would expect, each
+recorded in docs/systems.md. Names are the seed's (snake_case; the table name is the entity,
+the collection and the key prefix, so keys read ``neuraforge:users:<uuid>``).
+
+PostgreSQL's rules apply where the seed is silent, as for Engineering Forge: UUID ids, a
+``REFERENCES`` without ON DELETE is NO ACTION (the delete of its target is refused), a
+column is nullable unless NOT NULL except when it has a DEFAULT (declared non-null), and
+``updated_at`` is touched on every write. The seed's Redis layer and vector collections are
+not declared yet (see the marked place above SYSTEM).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...declare import (
+    NOW,
+    boolean,
+    decimal,
+    enum,
+    integer,
+    json,
+    ref,
+    string,
+    table,
+    text,
+    timestamp,
+)
+from ...schema import IdStrategy, OnDelete, Schema
+from ...system import System
+
+_CASCADE = OnDelete.CASCADE
+# A REFERENCES without ON DELETE: PostgreSQL's NO ACTION refuses the delete of its target.
+_RESTRICT = OnDelete.RESTRICT
+_SET_NULL = OnDelete.SET_NULL
+
+# PostgreSQL's INTEGER.
+_INT_MAX = 2_147_483_647
+# INET as text, as Engineering Forge declares it: the shape is checked, not the address.
+_INET = r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$"
+# ISO 3166-1 alpha-2, as the seed's examples write it ("US").
+_COUNTRY = r"^[A-Z]{2}$"
+# A research document's body: longer than the DSL's 10,000 characters of prose, and still
+# well inside a request body (1 MiB) in any script.
+_DOCUMENT_CHARS = 100_000
+
+
+def _created() -> Any:
+    return timestamp("created_at", default=NOW, index=True, sortable=True)
+
+
+def _updated() -> Any:
+    return timestamp("updated_at", default=NOW, updated_at=True)
+
+
+def _money(name: str, *, index: bool = False) -> Any:
+    """The seed's money column, ai_agents.price_per_hour DECIMAL(10,4) DEFAULT 0.0000 (costs
+    and metered hours use the same); never negative."""
+    return decimal(name, max_digits=10, places=4, default="0", ge=0, index=index, sortable=index)
+
+
+def _metadata() -> Any:
+    return json("metadata", default={})
+
+
+def _author(relation: str) -> Any:
+    """Who wrote a row of an inferred table: the author owns it; their delete keeps it."""
+    return ref("created_by", "users", null=True, on_delete=_SET_NULL, index=True, relation=relation)
+
+
+# --- the seed's tables ------------------------------------------------------------------
+
+# ER diagram only (INSTITUTIONS), and the seed's INSERT of MIT, Stanford, Google Research.
+INSTITUTIONS = table(
+    "institutions",
+    collection="institutions",
+    id=IdStrategy.UUID,
+    fields=(
+        text("name", max_length=255, multiline=False),
+        string("type", null=True, max_length=50, index=True),  # 'university', 'company': open
+        string("country_code", null=True, max_length=2, pattern=_COUNTRY, index=True),
+        _metadata(),
+        _created(),
+    ),
+    owner=None,  # a curated directory: affiliations point at it
+)
+
+USERS = table(
+    "users",
+    collection="users",
+    id=IdStrategy.UUID,
+    fields=(
+        string(
+            "email",
+            max_length=255,
+            unique=True,
+            case_insensitive=True,
+            index=True,
+            format="email",
+        ),
+        text("name", max_length=255, multiline=False),
+        string("avatar_url", null=True),
+        json("profile_data", default={}),
+        string("orcid_id", null=True, max_length=50),
+        ref(
+            "institution_id",
+            "institutions",
+            null=True,
+            on_delete=_RESTRICT,
+            index=True,
+            relation="users",
+        ),
+        # idx_users_verified_email (WHERE email_verified = TRUE) is ?email_verified=true.
+        boolean("email_verified", default=False, index=True),
+        _created(),
+        _updated(),
+        timestamp("last_login", null=True),
+    ),
+    owner="id",
+)
+
+# ER diagram only (USER_SESSIONS): the durable record of a login. The seed's Redis
+# user:session:{session_id} (24 h) is the live side; it comes with the Redis layer.
+USER_SESSIONS = table(
+    "user_sessions",
+    collection="user_sessions",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="user_sessions"),
+        json("permissions", default=[]),  # as the Redis session's ["read", "write"]
+        string("ip_address", null=True, max_length=49, pattern=_INET),
+        string("user_agent", null=True),
+        _created(),
+        timestamp("last_activity", default=NOW),
+        timestamp("expires_at", index=True, sortable=True),
+        timestamp("revoked_at", null=True, index=True),
+    ),
+    owner=None,  # issued by the platform's login, not by their holder
+    admin_read=True,  # addresses and agents of every login: personal data
+)
+
+PROJECTS = table(
+    "projects",
+    collection="projects",
+    id=IdStrategy.UUID,
+    fields=(
+        text("name", max_length=200, multiline=False),
+        text("description", null=True),
+        enum("status", ("active", "completed", "archived"), default="active", index=True),
+        enum("visibility", ("private", "internal", "public"), default="private", index=True),
+        ref("owner_id", "users", on_delete=_CASCADE, index=True, relation="projects"),
+        json("settings", default={}),
+        _metadata(),
+        # idx_projects_active (created_at DESC WHERE status = 'active') is
+        # ?status=active&sort=-created_at.
+        _created(),
+        _updated(),
+        timestamp("archived_at", null=True, index=True),
+    ),
+    owner="owner_id",
+)
+
+# ER diagram only (PROJECT_MEMBERS), with idx_project_members_project_user.
+PROJECT_MEMBERS = table(
+    "project_members",
+    collection="project_members",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="project_members"),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="project_members"),
+        # The seed lists no values: an open string ('lead', 'member', 'viewer', ...).
+        string("role", max_length=50, default="member", index=True),
+        json("permissions", default=[]),
+        timestamp("joined_at", default=NOW, index=True, sortable=True),
+        timestamp("last_active", null=True, index=True),
+    ),
+    unique_together=(("project_id", "user_id"),),  # one membership per user and project
+    # Joining a project is the platform's invitation flow: with user_id as owner, any member
+    # could add itself to any project (ownership through the project is not an engine rule).
+    owner=None,
+)
+
+RESEARCH_TREES = table(
+    "research_trees",
+    collection="research_trees",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="research_trees"),
+        text("name", max_length=255, multiline=False),
+        json("structure", default={"nodes": [], "edges": []}),
+        _metadata(),
+        # idx_research_trees_version and idx_research_trees_project_version (version DESC).
+        integer("version", default=1, ge=1, le=_INT_MAX, index=True, sortable=True),
+        ref(
+            "parent_version_id",
+            "research_trees",
+            null=True,
+            on_delete=_RESTRICT,
+            index=True,
+            relation="child_versions",
+        ),
+        _created(),
+        _updated(),
+    ),
+    # No column names a user: trees are written by the platform for the project's members.
+    owner=None,
+)
+
+# ER diagram only (TREE_NODES): the nodes a research tree contains.
+TREE_NODES = table(
+    "tree_nodes",
+    collection="tree_nodes",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("tree_id", "research_trees", on_delete=_CASCADE, index=True, relation="tree_nodes"),
+        ref(
+            "parent_node_id",
+            "tree_nodes",
+            null=True,
+            on_delete=_CASCADE,  # a node's subtree goes with it
+            index=True,
+            relation="child_nodes",
+        ),
+        string("node_type", max_length=50, index=True),  # 'question', 'hypothesis', ...: open
+        text("title", max_length=255, multiline=False),
+        text("content", null=True),
+        json("position", default={}),  # where the editor draws it, e.g. {"x": 0, "y": 120}
+        _metadata(),
+        integer("version", default=1, ge=1, le=_INT_MAX),  # the latest node_versions row
+        _author("tree_nodes"),
+        _created(),
+        _updated(),
+    ),
+    owner="created_by",
+)
+
+# ER diagram only (NODE_VERSIONS): a node's earlier states, one row per version.
+NODE_VERSIONS = table(
+    "node_versions",
+    collection="node_versions",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("node_id", "tree_nodes", on_delete=_CASCADE, index=True, relation="node_versions"),
+        integer("version", ge=1, le=_INT_MAX, index=True, sortable=True),
+        text("title", max_length=255, multiline=False),
+        text("content", null=True),
+        text("change_summary", null=True, max_length=1000),
+        _author("node_versions"),
+        _created(),
+    ),
+    unique_together=(("node_id", "version"),),
+    owner="created_by",
+)
+
+# ER diagram only (DOCUMENTS); project_stats reads d.project_id and d.updated_at.
+DOCUMENTS = table(
+    "documents",
+    collection="documents",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="documents"),
+        text("title", max_length=255, multiline=False),
+        text("content", default="", max_length=_DOCUMENT_CHARS),
+        enum("content_type", ("markdown", "latex", "plain"), default="markdown", index=True),
+        integer("version", default=1, ge=1, le=_INT_MAX),  # the latest document_versions row
+        _metadata(),
+        _author("documents"),
+        _created(),
+        # project_stats' last_activity: the first of ?project_id=X&sort=-updated_at.
+        timestamp("updated_at", default=NOW, updated_at=True, index=True, sortable=True),
+    ),
+    owner="created_by",
+)
+
+# ER diagram only (DOCUMENT_VERSIONS): a document's saved states, one row per version.
+DOCUMENT_VERSIONS = table(
+    "document_versions",
+    collection="document_versions",
+    id=IdStrategy.UUID,
+    fields=(
+        ref(
+            "document_id",
+            "documents",
+            on_delete=_CASCADE,
+            index=True,
+            relation="document_versions",
+        ),
+        integer("version", ge=1, le=_INT_MAX, index=True, sortable=True),
+        text("title", max_length=255, multiline=False),
+        text("content", max_length=_DOCUMENT_CHARS),
+        text("change_summary", null=True, max_length=1000),
+        _author("document_versions"),
+        _created(),
+    ),
+    unique_together=(("document_id", "version"),),
+    owner="created_by",
+)
+
+COLLABORATIONS = table(
+    "collaborations",
+    collection="collaborations",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("document_id", "documents", on_delete=_CASCADE, index=True, relation="collaborations"),
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="collaborations"),
+        string("operation_type", max_length=50),  # no CHECK in the seed: open
+        json("operation_data"),
+        integer("position", null=True, ge=0, le=_INT_MAX),
+        timestamp("timestamp", default=NOW, index=True, sortable=True),
+        string("session_id", null=True, max_length=255, index=True),
+    ),
+    owner="user_id",  # a member records its own edits
+)
+
+AI_AGENTS = table(
+    "ai_agents",
+    collection="ai_agents",
+    id=IdStrategy.UUID,
+    fields=(
+        text("name", max_length=255, multiline=False),
+        string("version", max_length=50),
+        string("category", max_length=100, index=True),
+        json("capabilities", default=[]),
+        json("configuration", default={}),
+        # Not in the seed's indexes: a marketplace lists by price (filter and sort).
+        _money("price_per_hour", index=True),
+        integer("performance_score", default=0, ge=0, le=100, index=True, sortable=True),
+        boolean("is_active", default=True, index=True),
+        ref(
+            "creator_id",
+            "users",
+            null=True,
+            on_delete=_RESTRICT,
+            index=True,
+            relation="ai_agents",
+        ),
+        _created(),
+        _updated(),
+        # The seed's ai_agents vector collection (768-d, cosine) adds its embedding here.
+    ),
+    unique_together=(("name", "version"),),
+    # The agent catalogue is curated: performance_score is measured and is_active is a
+    # moderation flag, neither for a creator to assert; creator_id records, grants nothing.
+    owner=None,
+)
+
+# ER diagram only (AGENT_DEPLOYMENTS): an agent running for a project (PROJECTS uses
+# AI_AGENTS through it).
+AGENT_DEPLOYMENTS = table(
+    "agent_deployments",
+    collection="agent_deployments",
+    id=IdStrategy.UUID,
+    fields=(
+        ref(
+            "agent_id",
+            "ai_agents",
+            on_delete=_RESTRICT,  # an agent with a history is retired, not deleted
+            index=True,
+            relation="agent_deployments",
+        ),
+        ref("project_id", "projects", on_delete=_CASCADE, index=True, relation="agent_deployments"),
+        ref(
+            "deployed_by",
+            "users",
+            null=True,
+            on_delete=_SET_NULL,
+            index=True,
+            relation="agent_deployments",
+        ),
+        enum("status", ("pending", "running", "stopped", "failed"), default="pending", index=True),
+        json("configuration", default={}),  # overrides of the agent's configuration
+        timestamp("started_at", null=True, index=True),
+        timestamp("stopped_at", null=True),
+        _money("hours_used"),
+        _created(),
+        _updated(),
+    ),
+    owner=None,  # the platform's orchestrator runs, meters and bills deployments
+)
+
+# ER diagram only (AI_INTERACTIONS), with idx_ai_interactions_user_timestamp
+# (user_id, created_at DESC).
+AI_INTERACTIONS = table(
+    "ai_interactions",
+    collection="ai_interactions",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="ai_interactions"),
+        ref("agent_id", "ai_agents", on_delete=_RESTRICT, index=True, relation="ai_interactions"),
+        ref(
+            "project_id",
+            "projects",
+            null=True,
+            on_delete=_SET_NULL,  # the user's history outlives the project
+            index=True,
+            relation="ai_interactions",
+        ),
+        text("prompt", max_length=_DOCUMENT_CHARS),
+        text("response", null=True, max_length=_DOCUMENT_CHARS),
+        enum("status", ("pending", "completed", "failed"), default="pending", index=True),
+        integer("tokens_used", default=0, ge=0, le=_INT_MAX),
+        _money("cost"),
+        integer("duration_ms", null=True, ge=0, le=_INT_MAX),
+        _metadata(),
+        _created(),
+    ),
+    owner=None,  # logged by the platform, which calls the agent and meters the cost
+    admin_read=True,  # a user's prompts and answers: personal data
+)
+
+# --- the seed's Redis layer and vector collections: NOT DECLARED YET -------------------
+# Issue 15 adds them once the engine has TTL'd entities, locks, operation logs and vector
+# fields; docs/systems.md lists them. Key prefixes keep the seed's patterns inside the
+# namespace (a prefix may contain ':'):
+#   user:session:{session_id}  24 h    user:presence:{user_id}  5 min
+#   doc:lock:{document_id}     30 s    doc:ops:{document_id}    1 h (operation log)
+#   rate_limit:{user_id}:{endpoint}, rate_limit:window:{user_id}:{endpoint}  1 h
+#   api:cache:{endpoint}:{params_hash}  15 min    user:profile:{user_id}  1 h
+#   vectors (cosine): research_papers 1536-d, user_profiles 384-d, ai_agents 768-d (on
+#   AI_AGENTS above).
+# They go in SYSTEM's entities after the tables they refer to.
+
+SYSTEM = System(
+    name="neuraforge",
+    title="NeuraForge",
+    # Referenced tables before their referrers: load-demo creates in this order.
+    schema=Schema(
+        entities=(
+            INSTITUTIONS,
+            USERS,
+            USER_SESSIONS,
+            PROJECTS,
+            PROJECT_MEMBERS,
+            RESEARCH_TREES,
+            TREE_NODES,
+            NODE_VERSIONS,
+            DOCUMENTS,
+            DOCUMENT_VERSIONS,
+            COLLABORATIONS,
+            AI_AGENTS,
+            AGENT_DEPLOYMENTS,
+            AI_INTERACTIONS,
+            # The Redis layer's and the vector collections' entities go here (see above).
+        )
+    ),
+    namespace="neuraforge:",
+    principal="users",
+    # No global role: project_members.role is a role within a project, not in the service.
+    # Every user is a member; admins are the operator's token.
+    role_fields=(),
+    # What the platform verifies or records: the email with the flag that vouches for it,
+    # the ORCID iD (connected through ORCID's sign-in), login times and the account's age.
+    admin_only_fields=("email", "email_verified", "orcid_id", "last_login", "created_at"),
+    demo="neuraforge",
+)
