@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System
 
+from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
 from .routes import Route, member_body
 
 REF = "#/components/schemas/{model}"
@@ -20,6 +21,7 @@ ERROR_TEXT = {
     404: "Unknown id or route",
     408: "The request body did not arrive within the configured time; the connection is closed",
     409: "Unique, reference, derived-id or state conflict (the field is named in details)",
+    410: "What was asked for is no longer kept (details say what is)",
     412: "If-Match names a stale revision; nothing was written",
     413: "Body over the configured limit",
     415: "Body is not application/json, or its Content-Encoding is not identity, gzip or deflate",
@@ -140,6 +142,10 @@ def components(system: System) -> dict[str, Any]:
             "expires_in": {"type": ["integer", "null"]},
         },
     }
+    if any(spec.lock is not None for spec in schema.entities):
+        out |= copy.deepcopy(LOCK_SCHEMAS)
+    if any(spec.oplog is not None for spec in schema.entities):
+        out |= copy.deepcopy(OP_SCHEMAS)
     out["Health"] = {"type": "object", "properties": {"status": {"type": "string"}}}
     out["Readiness"] = {"type": "object", "additionalProperties": True}
     out["Error"] = {
@@ -332,6 +338,16 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     ]
     if route.lists is not None:
         params += _list_parameters(route.lists)
+    params += [
+        {
+            "name": p.name,
+            "in": "query",
+            "required": False,
+            "description": p.description,
+            "schema": integer(p.minimum),
+        }
+        for p in route.query
+    ]
     if route.body:
         params += copy.deepcopy(BODY_HEADERS)
     if revalidates(route, docs):
@@ -350,7 +366,7 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
         op["parameters"] = params
     if route.body:
         op["requestBody"] = {
-            "required": True,
+            "required": route.body_required,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body)}}},
         }
     ok: dict[str, Any] = {"description": "Success"}

@@ -13,7 +13,15 @@ from keyspace import EntitySpec, Reference, Schema, System
 from . import health, singletons
 from .errors import error_response
 from .policy import IMPORT_WINDOW
-from .resources import Collection, Members, Relation, mint_token, revoke_current
+from .resources import (
+    Collection,
+    Locking,
+    Members,
+    Operations,
+    Relation,
+    mint_token,
+    revoke_current,
+)
 from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +46,17 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = field(default=())
     notes: tuple[tuple[int, str], ...] = ()  # (status, what the route adds to its description)
+    body_required: bool = True  # False: the body may be left out (its fields are optional)
+    query: tuple[Param, ...] = ()  # query parameters besides a list's (``lists``)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One integer query parameter of a route that is not a list query."""
+
+    name: str
+    description: str
+    minimum: int = 0
 
 
 def _model(spec: EntitySpec) -> str:
@@ -141,6 +160,103 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             conditional=True,
             status=204,
             errors=(404, 409, 412),
+        ),
+    ]
+
+
+def lock_routes(spec: EntitySpec) -> list[Route]:
+    """The lock of one document, for an entity declaring ``lock`` (keyspace.locks)."""
+    if spec.lock is None:
+        return []
+    res, path = Locking(spec), f"/api/{spec.collection}/{{id}}/lock"
+    token = Param("fencing_token", "release only the lock carrying this fencing token", 1)
+    holder = "the holder or an admin"
+    return [
+        Route(
+            "POST",
+            path,
+            res.acquire,
+            f"Lock a {spec.name} for {spec.lock.ttl_seconds} s (a new fencing token)",
+            "locks",
+            body="LockRequest",
+            returns="Lock",
+            status=201,
+            errors=(404, 409, 415, 422),
+            body_required=False,
+            notes=((409, "code locked: details name the holder and the seconds left"),),
+        ),
+        Route(
+            "GET",
+            path,
+            res.get,
+            f"The {spec.name}'s lock",
+            "locks",
+            returns="Lock",
+            errors=(403, 404) if spec.admin_read else (404,),
+        ),
+        Route(
+            "POST",
+            f"{path}/refresh",
+            res.refresh,
+            f"Give the lock its whole time again ({holder})",
+            "locks",
+            body="LockRefresh",
+            returns="Lock",
+            errors=(403, 404, 409, 415, 422),
+            body_required=False,
+            notes=((409, "code stale_fencing_token: not the current lock's token"),),
+        ),
+        Route(
+            "DELETE",
+            path,
+            res.release,
+            f"Release the lock ({holder})",
+            "locks",
+            status=204,
+            errors=(400, 403, 404, 409),
+            query=(token,),
+            notes=((409, "code stale_fencing_token: not the current lock's token"),),
+        ),
+    ]
+
+
+def oplog_routes(spec: EntitySpec) -> list[Route]:
+    """The operation log of one document, for an entity declaring ``oplog`` (keyspace.oplog)."""
+    if spec.oplog is None:
+        return []
+    res, path = Operations(spec), f"/api/{spec.collection}/{{id}}/ops"
+    guarded = " while another user holds the lock" if spec.oplog.lock_guarded else ""
+    return [
+        Route(
+            "POST",
+            path,
+            res.append,
+            "Append operations (one, or a batch atomically); answers their sequence numbers",
+            "operations",
+            body="OpAppend",
+            returns="OpAppended",
+            status=201,
+            errors=(404, 409, 415, 422),
+            notes=(
+                (
+                    409,
+                    f"code locked{guarded}; code stale_fencing_token: not the current lock's token",
+                ),
+            ),
+        ),
+        Route(
+            "GET",
+            path,
+            res.read,
+            "Operations after a sequence number, in order",
+            "operations",
+            returns="OpPage",
+            errors=(400, 403, 404, 410) if spec.admin_read else (400, 404, 410),
+            query=(
+                Param("since", "the last sequence number the client has (0: from the start)"),
+                Param("limit", "the most operations to return (default 100, at most 1000)", 1),
+            ),
+            notes=((410, "code gone: details.oldest_seq is the oldest kept"),),
         ),
     ]
 
@@ -374,6 +490,7 @@ def service_routes() -> list[Route]:
 
 def route_table(system: System) -> list[Route]:
     table = [r for spec in system.schema.entities for r in entity_routes(spec)]
+    table += [r for s in system.schema.entities for r in lock_routes(s) + oplog_routes(s)]
     names = {s.name for s in system.schema.singletons}
     singles = singleton_routes() if "config" in names else settings_routes()
     table += relation_routes(system) + singles + service_routes()

@@ -34,8 +34,10 @@ from .errors import (
 )
 from .keys import is_lookup_id
 from .listing import Page
+from .locks import Lock, Locked, NotLocked, NotLockHolder, StaleFencingToken
+from .oplog import Appended, Gone, OpPage, parse_op_query
 from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
-from .schema import EntitySpec, FieldKind, Reference, Schema, SingletonSpec
+from .schema import EntitySpec, FieldKind, Lockable, OpLog, Reference, Schema, SingletonSpec
 from .scripts import CommitResult
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
@@ -68,6 +70,7 @@ __all__ = [
     "SYSTEM_CONFIG",
     "USER",
     "AlreadyExists",
+    "Appended",
     "Capabilities",
     "CommitResult",
     "Conflict",
@@ -78,6 +81,7 @@ __all__ = [
     "EmbeddedRedisError",
     "EntitySpec",
     "FieldKind",
+    "Gone",
     "Guard",
     "HasDependents",
     "IdCollision",
@@ -85,9 +89,16 @@ __all__ = [
     "Keyspace",
     "KeyspaceError",
     "Limits",
+    "Lock",
+    "Lockable",
+    "Locked",
     "MissingReference",
     "NotFound",
+    "NotLockHolder",
+    "NotLocked",
     "NotReady",
+    "OpLog",
+    "OpPage",
     "OutsideImportWindow",
     "Page",
     "PreparedCreate",
@@ -95,6 +106,7 @@ __all__ = [
     "Reference",
     "Schema",
     "SingletonSpec",
+    "StaleFencingToken",
     "StaleRevision",
     "Stored",
     "System",
@@ -105,5 +117,6 @@ __all__ = [
     "connect",
     "is_lookup_id",
     "parse",
+    "parse_op_query",
     "systems",
 ]

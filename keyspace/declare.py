@@ -45,7 +45,9 @@ from .schema import (
     FieldKind,
     IdStrategy,
     Indexed,
+    Lockable,
     OnDelete,
+    OpLog,
     Reference,
     Satellites,
     Transitions,
@@ -420,9 +422,13 @@ def table(
     derived_from: tuple[str, ...] = (),
     satellites: Satellites | None = None,
     admin_read: bool = False,
+    lock: Lockable | None = None,
+    oplog: OpLog | None = None,
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
-    ``admin_read``: only admins read it (sessions: their tokens are credentials)."""
+    ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
+    and ``oplog``: its documents can be locked (keyspace.locks) and have an operation log
+    (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``."""
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
     config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
@@ -460,6 +466,8 @@ def table(
         unique_together=tuple(UniqueTogether(tuple(u)) for u in unique_together),
         owner=owner,
         admin_read=admin_read,
+        lock=lock,
+        oplog=oplog,
     )
 
 
@@ -481,6 +489,8 @@ __all__ = [
     "UUID",
     "Column",
     "Generated",
+    "Lockable",
+    "OpLog",
     "bigint",
     "boolean",
     "decimal",

@@ -15,6 +15,8 @@ from .connection import call, check_client
 from .documents import validate
 from .errors import NoAccess, NotFound, ValidationFailed
 from .listing import Page
+from .locks import Locks
+from .oplog import OpLogs
 from .plan import Plan
 from .query import Query
 from .reproject import Reprojected, reproject
@@ -102,6 +104,8 @@ class Keyspace:
         self.documents = Documents(client, self.scripts, schema)
         self.singletons = Singletons(client, self.scripts, schema.names)
         self.tokens = Tokens(self.scripts, schema)
+        self.locks = Locks(self.scripts)  # entities declaring lock=Lockable(...)
+        self.oplogs = OpLogs(self.scripts)  # entities declaring oplog=OpLog(...)
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
         self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time

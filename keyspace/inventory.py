@@ -16,6 +16,10 @@ def patterns(schema: Schema) -> list[str]:
     if names.namespace:
         return [names.namespace + "*"]
     out = [names.doc_match(spec.prefix) for spec in schema.entities]
+    # Document locks and operation logs (keyspace.locks, keyspace.oplog) under the seed's
+    # own names, e.g. doc:lock:<id>; their counters are under the reserved prefix.
+    out += [names.lock_key_of(s.lock.key, "*") for s in schema.entities if s.lock is not None]
+    out += [names.oplog_key(s.oplog.key, "*") for s in schema.entities if s.oplog is not None]
     out += [single.key for single in schema.singletons]
     out += [names.counter_key(spec.prefix) for spec in schema.entities]
     return [*out, names.reserved + "*"]

@@ -138,6 +138,31 @@ def lock_key(name: str) -> str:
     return f"{RESERVED}lock:{name}"
 
 
+def lock_key_of(prefix: str, doc_id: str) -> str:
+    """The lock of one document of a lockable entity (keyspace.locks), e.g.
+    ``doc:lock:<document_id>``: a string holding the seed's JSON (``user_id``, ``locked_at``,
+    ``operation``) and the lock's ``fencing_token``, expiring with the lock."""
+    return f"{prefix}:{doc_id}"
+
+
+def fence_key(prefix: str, doc_id: str) -> str:
+    """The fencing-token counter of one document's lock (``mf:fence:doc:lock:<id>``): INCR on
+    every acquire, never expiring, so a lock's token is larger than every earlier one's."""
+    return f"{RESERVED}fence:{prefix}:{doc_id}"
+
+
+def oplog_key(prefix: str, doc_id: str) -> str:
+    """The operation log of one document (keyspace.oplog), e.g. ``doc:ops:<document_id>``: a
+    list of the seed's JSON entries, oldest first, expiring after its last append."""
+    return f"{prefix}:{doc_id}"
+
+
+def oplog_seq_key(prefix: str, doc_id: str) -> str:
+    """How many entries one document's operation log has ever had (``mf:seq:doc:ops:<id>``):
+    the sequence number of its last entry. It never expires, so numbers are never reused."""
+    return f"{RESERVED}seq:{prefix}:{doc_id}"
+
+
 def token_key(token_hash: str) -> str:
     """Hash of one access token (``user_id``, ``role``, ``kind``), stored under its SHA-256."""
     return f"{RESERVED}token:{token_hash}"
@@ -232,6 +257,18 @@ class Names:
 
     def lock_key(self, name: str) -> str:
         return self.namespace + lock_key(name)
+
+    def lock_key_of(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + lock_key_of(prefix, doc_id)
+
+    def fence_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + fence_key(prefix, doc_id)
+
+    def oplog_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + oplog_key(prefix, doc_id)
+
+    def oplog_seq_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + oplog_seq_key(prefix, doc_id)
 
     def token_key(self, token_hash: str) -> str:
         return self.namespace + token_key(token_hash)

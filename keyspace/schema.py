@@ -10,6 +10,7 @@ from these declarations, so adding an entity type is one declaration.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -122,6 +123,42 @@ class Satellites:
     derive: Callable[[Mapping[str, Any]], Mapping[str, str]]
 
 
+@dataclass(frozen=True)
+class Lockable:
+    """Documents of the entity can be locked, one holder at a time (keyspace.locks): the lock
+    lives under ``<key>:<id>`` for ``ttl_seconds`` unless refreshed, and every acquire draws a
+    fencing token from a per-document counter that never expires, so tokens only grow."""
+
+    ttl_seconds: int = 30
+    key: str = "doc:lock"  # key prefix inside the system's namespace, e.g. doc:lock:<id>
+
+    def __post_init__(self) -> None:
+        assert self.ttl_seconds >= 1, f"{self.key}: a lock lives at least a second"
+        assert _KEY_PREFIX.fullmatch(self.key), f"lock key prefix {self.key!r}"
+
+
+@dataclass(frozen=True)
+class OpLog:
+    """Each document of the entity has an append-only operation log (keyspace.oplog) under
+    ``<key>:<id>``: entries numbered 1, 2, ... per document, at most ``cap`` kept (oldest
+    dropped), the whole log expiring ``ttl_seconds`` after its last append. ``lock_guarded``:
+    while the document is locked (the entity must be :class:`Lockable`), only the lock's
+    holder appends."""
+
+    key: str = "doc:ops"
+    ttl_seconds: int = 3600
+    cap: int = 10_000
+    lock_guarded: bool = True
+
+    def __post_init__(self) -> None:
+        assert self.ttl_seconds >= 1 and self.cap >= 1, f"{self.key}: ttl and cap are >= 1"
+        assert _KEY_PREFIX.fullmatch(self.key), f"operation log key prefix {self.key!r}"
+
+
+# A key prefix inside the namespace: ':'-separated parts of letters, digits, '_' and '-'.
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-]+(:[A-Za-z0-9_\-]+)*")
+
+
 Default = Callable[[Mapping[str, Any], str], Any]
 """Computes a missing field from the document being created and its id."""
 
@@ -155,6 +192,9 @@ class EntitySpec:
     owner: str | None = None
     # Only admins read it (lists, reads by id, relation lists): it holds credentials.
     admin_read: bool = False
+    # Locks with fencing tokens and an operation log per document (keyspace.locks/.oplog).
+    lock: Lockable | None = None
+    oplog: OpLog | None = None
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
@@ -173,6 +213,9 @@ class EntitySpec:
             assert len(together.fields) > 1, f"{self.name}: a composite unique has two fields"
             assert all(f in declared for f in together.fields), f"{self.name}: {together}"
         assert self.owner is None or self.owner in declared, f"{self.name}: owner {self.owner}"
+        assert self.oplog is None or not self.oplog.lock_guarded or self.lock is not None, (
+            f"{self.name}: a lock-guarded operation log needs a lock (lock=Lockable())"
+        )
 
     def source(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
         """The ``derived_from`` values of ``doc`` (the tuple its id is derived from); None
@@ -232,6 +275,9 @@ class Schema:
         known = [e.name for e in self.entities]
         assert len(known) == len(set(known)), "entity names must be unique"
         prefixes = [e.prefix for e in self.entities]
+        # Lock and log keys are key prefixes too: none may cover another's keys.
+        prefixes += [p.key for e in self.entities for p in (e.lock, e.oplog) if p is not None]
+        assert len(prefixes) == len(set(prefixes)), f"a key prefix is declared twice: {prefixes}"
         for prefix in prefixes:
             # `user:*` would also find `user:session:<id>`: no prefix may extend another.
             clash = [p for p in prefixes if p != prefix and p.startswith(prefix + ":")]

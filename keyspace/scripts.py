@@ -112,6 +112,8 @@ class Scripts:
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
+        self._lock = client.register_script(_source("lock.lua"))
+        self._oplog = client.register_script(_source("oplog.lua"))
 
     async def _run(
         self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool
@@ -194,3 +196,19 @@ class Scripts:
                 raise Paused(PAUSED) from None
             raise
         return reply
+
+    async def lock(self, keys: list[str], args: list[Arg], *, retry: bool) -> list[Any]:
+        """One call of ``lock.lua`` (keyspace.locks builds the keys and arguments); ``retry``
+        for the calls that may safely run twice (read, refresh). Paused while paused."""
+        return _unpaused(await self._run(self._lock, keys, args, retry=retry))
+
+    async def oplog(self, keys: list[str], args: list[Arg], *, retry: bool) -> list[Any]:
+        """One call of ``oplog.lua`` (keyspace.oplog builds the keys and arguments); ``retry``
+        for reads only: an append run twice would append twice. Paused while paused."""
+        return _unpaused(await self._run(self._oplog, keys, args, retry=retry))
+
+
+def _unpaused(reply: list[Any]) -> list[Any]:
+    if _text(reply[0]) == "paused":
+        raise Paused(PAUSED)
+    return reply

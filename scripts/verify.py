@@ -55,6 +55,17 @@ def locks(names: Names) -> str:
     return names.lock_key("*")
 
 
+def coordination(schema: Schema) -> list[str]:
+    """Document locks and operation logs (keyspace.locks, keyspace.oplog): a lock belongs to a
+    client of the source deployment and lives seconds, a log is an hour's catch-up buffer
+    whose document is the state of record. Neither is backed up; their counters are, so
+    fencing tokens and sequence numbers never go back: after a restore a stale token is
+    refused and a client reading on from a number it had is told 410 ``gone``."""
+    names = schema.names
+    out = [names.lock_key_of(s.lock.key, "*") for s in schema.entities if s.lock is not None]
+    return out + [names.oplog_key(s.oplog.key, "*") for s in schema.entities if s.oplog]
+
+
 def derived(names: Names) -> str:
     """Search projections are derived from the documents, like indexes: restore writes them
     anew."""
@@ -149,6 +160,8 @@ def _rules(schema: Schema) -> list[Rule]:
         (names.token_key("*"), "hash", lambda k, v: _token(k.removeprefix(names.token_key("")), v)),
         (names.user_tokens_key("*"), "set", _digests),
         (names.delete_fence("*"), "string", lambda _k, _v: None),
+        (names.fence_key("*", "*"), "string", _counter),  # lock fencing tokens
+        (names.oplog_seq_key("*", "*"), "string", _counter),  # operation log numbers
         (transient(names), "string", lambda _k, _v: None),
     ]
     return out

@@ -32,7 +32,7 @@ from ...declare import (
     text,
     timestamp,
 )
-from ...schema import IdStrategy, OnDelete, Schema
+from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Schema
 from ...system import System
 
 _CASCADE = OnDelete.CASCADE
@@ -276,6 +276,10 @@ DOCUMENTS = table(
         timestamp("updated_at", default=NOW, updated_at=True, index=True, sortable=True),
     ),
     owner="created_by",
+    # The seed's Redis layer: doc:lock:{document_id} (30 s, with a fencing token) and
+    # doc:ops:{document_id} (1 h after the last append, at most 10,000 operations).
+    lock=Lockable(ttl_seconds=30, key="doc:lock"),
+    oplog=OpLog(key="doc:ops", ttl_seconds=3600, cap=10000, lock_guarded=True),
 )
 
 # ER diagram only (DOCUMENT_VERSIONS): a document's saved states, one row per version.
