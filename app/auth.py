@@ -177,7 +177,11 @@ async def authorize(request: web.Request) -> Caller:
 
 
 async def authorized_create(
-    request: web.Request, spec: EntitySpec, body: Mapping[str, Any], prepared: PreparedCreate
+    request: web.Request,
+    spec: EntitySpec,
+    body: Mapping[str, Any],
+    prepared: PreparedCreate,
+    owners: policy.Owners,
 ) -> Stored:
     """Authorize the request and commit ``prepared`` in one round trip (a route that
     authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409."""
@@ -185,12 +189,12 @@ async def authorized_create(
         prepared,
         request[TOKEN],
         request.app[LIMITS],
-        policy.creator(system(request), spec, body),
+        policy.creator(system(request), spec, body, owners),
         policy.IMPORT_WINDOW,
     )
     who = await _admit(request, outcome.decision, "write")
     if outcome.forbidden:
-        policy.check_create(who, system(request), spec, body)  # raises the rule's own 403
+        policy.check_create(who, system(request), spec, body, owners)  # the rule's own 403
     try:
         return outcome.stored()
     except OutsideImportWindow as exc:

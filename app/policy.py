@@ -54,10 +54,37 @@ def _users(system: System, spec: EntitySpec) -> bool:
     return spec.name == system.principal
 
 
-def creator(system: System, spec: EntitySpec, body: Mapping[str, Any]) -> str:
-    """The one non-admin user who may create ``body``: its owner ('' when only admins may).
-    The one-trip create (keyspace ``authorized_create``) enforces the rule with this."""
+Owners = Mapping[str, "str | None"]
+"""Reference field -> the owner of the document it names (keyspace ``reference_owners``)."""
+
+
+def foreign(system: System, spec: EntitySpec, doc: Mapping[str, Any], owners: Owners) -> list[str]:
+    """The single references of ``doc`` a member owning it may not make: another user (besides
+    the owner field itself), or a document owned by someone else. Arrays of ids (MultiFrame's
+    collaborators) name other users by design; ownerless targets are shared catalogues."""
+    owner = doc.get(spec.owner) if spec.owner is not None else None
+    out = []
+    for ref in spec.references:
+        value = doc.get(ref.field)
+        if ref.many or ref.field == spec.owner or not isinstance(value, str):
+            continue
+        if ref.target == system.principal:
+            if value != owner:
+                out.append(ref.field)
+        elif ref.field in owners and owners[ref.field] is not None and owners[ref.field] != owner:
+            out.append(ref.field)
+    return out
+
+
+def creator(
+    system: System, spec: EntitySpec, body: Mapping[str, Any], owners: Owners | None = None
+) -> str:
+    """The one non-admin user who may create ``body``: its owner ('' when only admins may:
+    also when it names another user or another user's document). The one-trip create
+    (keyspace ``authorized_create``) enforces the rule with this."""
     owner = body.get(spec.owner) if spec.owner is not None else None
+    if foreign(system, spec, body, owners or {}):
+        return ""
     return owner if not _users(system, spec) and isinstance(owner, str) else ""
 
 
@@ -73,15 +100,36 @@ def outside_import_window(spec: EntitySpec, exc: OutsideImportWindow) -> ApiErro
     )
 
 
-def check_create(caller: Caller, system: System, spec: EntitySpec, body: Mapping[str, Any]) -> None:
+def check_create(
+    caller: Caller,
+    system: System,
+    spec: EntitySpec,
+    body: Mapping[str, Any],
+    owners: Owners | None = None,
+) -> None:
     if caller.admin:
         return
     if _users(system, spec):
         raise forbid("admin-only", f"only admins create {spec.collection}")
     if spec.owner is None:
         raise forbid("admin-only", f"only admins write {spec.collection}")
-    if creator(system, spec, body) != caller.user_id:
+    if body.get(spec.owner) != caller.user_id:
         raise forbid("own-documents-only", f"you may only create {spec.collection} for yourself")
+    _own_references(system, spec, body, owners or {})
+
+
+def _own_references(
+    system: System, spec: EntitySpec, doc: Mapping[str, Any], owners: Owners
+) -> None:
+    _refuse_foreign(foreign(system, spec, doc, owners))
+
+
+def _refuse_foreign(fields: list[str]) -> None:
+    if fields:
+        raise forbid(
+            "own-references-only",
+            f"{fields[0]} names another user or another user's document; only admins may",
+        )
 
 
 def _member_change(
@@ -107,8 +155,11 @@ def _user_guard(system: System, spec: EntitySpec, caller: Caller) -> Guard:
     return guard
 
 
-def update_guard(caller: Caller, system: System, spec: EntitySpec) -> Guard | None:
-    """The check run against the stored and proposed documents of an update."""
+def update_guard(
+    caller: Caller, system: System, spec: EntitySpec, owners: Owners | None = None
+) -> Guard | None:
+    """The check run against the stored and proposed documents of an update; ``owners``
+    are the owners of the documents the request body's references name."""
     if caller.admin:
         return None
     if _users(system, spec):
@@ -117,6 +168,8 @@ def update_guard(caller: Caller, system: System, spec: EntitySpec) -> Guard | No
     def guard(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         owner = spec.owner
         if owner is not None and old.get(owner) == caller.user_id == new.get(owner):
+            made = foreign(system, spec, new, owners or {})
+            _refuse_foreign([f for f in made if old.get(f) != new.get(f)])
             return
         if _member_change(system, spec, caller, old, new):
             return

@@ -83,7 +83,9 @@ class Collection:
             if body is not None:
                 policy.check_create(who, system(request), self.spec, body)
             raise
-        stored = await auth.authorized_create(request, self.spec, body, prepared)
+        # Who owns what the body refers to (no I/O unless it names owned documents).
+        owners = await keyspace(request).reference_owners(self.spec, body)
+        stored = await auth.authorized_create(request, self.spec, body, prepared, owners)
         return stored_response(
             stored, status=201, location=self.url(stored.doc[self.spec.id_field])
         )
@@ -108,7 +110,9 @@ class Collection:
         body = await read_object(request)
         ks, doc_id = keyspace(request), request.match_info["id"]
         write = ks.patch if merge else ks.replace
-        guard = policy.update_guard(caller(request), system(request), self.spec)
+        who = caller(request)
+        owners = {} if who.admin else await ks.reference_owners(self.spec, body)
+        guard = policy.update_guard(who, system(request), self.spec, owners)
         stored = await write(self.spec, doc_id, body, if_revision=if_match(request), guard=guard)
         return stored_response(stored)
 

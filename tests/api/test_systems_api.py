@@ -444,3 +444,56 @@ async def test_every_system_has_maintenance_mode(serve: Serve, system: str) -> N
     assert write.status == 503 and (await write.json())["error"]["code"] == "maintenance"
     assert (await api.get(f"/api/users/{user['id']}", headers=as_member)).status == 200
     assert (await api.patch(f"/api/users/{user['id']}", json={})).status == 200  # admins write
+
+
+async def test_members_cannot_name_other_users_or_their_documents(serve: Serve) -> None:
+    """A member's NFT may not claim another user as its creator, nor another artist's track or
+    collection (review finding: the victim could then never mint, nor be deleted)."""
+    api = await serve("normaldance")
+    mallory = await post(api, "/api/users", {"username": "mallory"})
+    victim = await post(api, "/api/users", {"username": "victim"})
+    as_mallory = await member_token(api, mallory["id"])
+    as_victim = await member_token(api, victim["id"])
+    track = await post(
+        api,
+        "/api/tracks",
+        {"title": "Song", "audioUrl": "Qm", "artistId": victim["id"], "duration": 1},
+        headers=as_victim,
+    )
+    theirs = await post(
+        api,
+        "/api/nft_collections",
+        {"name": "V", "creatorId": victim["id"], "contractAddress": "0xV"},
+        headers=as_victim,
+    )
+    nft = {"contractAddress": "0xM", "name": "n", "owner": mallory["id"]}
+    for forged in (
+        {"creatorId": victim["id"]},
+        {"creatorId": mallory["id"], "trackId": track["id"]},
+        {"creatorId": mallory["id"], "collectionId": theirs["id"]},
+    ):
+        refused = await api.post(
+            "/api/nfts", json={**nft, "tokenId": str(forged), **forged}, headers=as_mallory
+        )
+        assert refused.status == 403, (forged, await refused.text())
+        assert (await refused.json())["error"]["details"]["rule"] == "own-references-only"
+    mine = await post(
+        api, "/api/nfts", {**nft, "tokenId": "ok", "creatorId": mallory["id"]}, headers=as_mallory
+    )
+    moved = await api.patch(
+        f"/api/nfts/{mine['id']}", json={"trackId": track["id"]}, headers=as_mallory
+    )
+    assert moved.status == 403
+    # Admins may name anyone; the victim's own NFT of its own track is still possible.
+    await post(
+        api,
+        "/api/nfts",
+        {
+            **nft,
+            "tokenId": "v",
+            "owner": victim["id"],
+            "creatorId": victim["id"],
+            "trackId": track["id"],
+        },
+        headers=as_victim,
+    )
