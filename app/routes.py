@@ -13,7 +13,7 @@ from keyspace import EntitySpec, Reference, Schema, System
 from . import health, singletons
 from .errors import error_response
 from .policy import IMPORT_WINDOW
-from .resources import Collection, Members, Relation, mint_token, revoke_current
+from .resources import Collection, Members, Nearest, Relation, mint_token, revoke_current
 from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -142,6 +142,31 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             status=204,
             errors=(404, 409, 412),
         ),
+    ]
+
+
+def search_body(spec: EntitySpec) -> str:
+    """The request body of a nearness search of ``spec``."""
+    return f"{_model(spec)}Search"
+
+
+def search_routes(spec: EntitySpec) -> list[Route]:
+    """``POST /api/<collection>/search`` for an entity with an indexed vector: a read (its
+    rate class, and members may search what they may list)."""
+    if spec.vector_field is None:
+        return []
+    return [
+        Route(
+            "POST",
+            f"/api/{spec.collection}/search",
+            Nearest(spec).search,
+            f"The {spec.collection} nearest a vector (cosine distance)",
+            spec.collection,
+            body=search_body(spec),
+            returns=f"{_model(spec)}Neighbours",
+            rate_class="read",
+            errors=(400, 403, 422) if spec.admin_read else (400, 422),
+        )
     ]
 
 
@@ -337,6 +362,7 @@ def service_routes() -> list[Route]:
 
 def route_table(system: System) -> list[Route]:
     table = [r for spec in system.schema.entities for r in entity_routes(spec)]
+    table += [r for spec in system.schema.entities for r in search_routes(spec)]
     singles = singleton_routes() if system.schema.maintenance_key is not None else []
     table += relation_routes(system) + singles + service_routes()
     seen: set[tuple[str, str]] = set()
