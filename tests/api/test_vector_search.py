@@ -226,3 +226,18 @@ async def test_openapi_describes_the_search(api: Client) -> None:
     assert "/api/tags/search" not in spec["paths"]
     listing = {p["name"] for p in spec["paths"]["/api/documents"]["get"]["parameters"]}
     assert "embedding" not in listing
+
+
+async def test_a_search_counts_as_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    monkeypatch.setattr(systems, "load", lambda name, namespace=None: SYSTEM.served(namespace))
+    settings = Settings(admin_token=ADMIN_TOKEN, system="vectorapi", admin_write_per_minute=1)
+    async with TestClient(TestServer(create_app(settings, client=redis)), headers=AUTH) as api:
+        await add(api, 1, [1, 0, 0])  # the one write a minute
+        for _ in range(3):
+            assert [d["id"] for d in (await searched(api, {"vector": [1, 0, 0]}))["items"]] == [
+                cid(1)
+            ]
+        limited = await api.post("/api/documents", json={"embedding": [0, 1, 0]})
+        assert limited.status == 429
+    await redis.aclose()
