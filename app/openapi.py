@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System
+from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System, vectors
 
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
-from .routes import Route, member_body
+from .routes import Route, member_body, search_body
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -91,6 +91,74 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     }
 
 
+_FILTER_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _search_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
+    """The request and response of ``spec``'s nearness search (app.resources.Nearest)."""
+    field = spec.vector_field
+    if field is None:
+        return
+    name = spec.model.__name__
+    filters: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.kind in (FieldKind.TEXT, FieldKind.VECTOR):
+            continue
+        filters[f.name] = {
+            "anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE, "minItems": 1}],
+            "description": "equals (an array: any of)",
+        }
+        if f.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL):
+            for bound in ("min", "max"):
+                filters[f"{f.name}_{bound}"] = {
+                    **_FILTER_VALUE,
+                    "description": f"inclusive {bound}imum",
+                }
+    if spec.text_fields:
+        filters["q"] = {"type": "string", "description": "full-text terms, all required"}
+    out[search_body(spec)] = {
+        "type": "object",
+        "required": ["vector"],
+        "additionalProperties": False,
+        "properties": {
+            "vector": {
+                "type": "array",
+                "items": {"type": "number"},
+                "minItems": field.dim,
+                "maxItems": field.dim,
+                "description": f"{field.dim} finite numbers, not all zero, compared with "
+                f"{field.name} by cosine distance",
+            },
+            "k": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": vectors.MAX_K,
+                "default": vectors.DEFAULT_K,
+            },
+            "filter": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": filters,
+                "description": "the list's filters (the same names, values and validation), "
+                "applied before the nearest are chosen; time ranges are refused",
+            },
+        },
+    }
+    out[f"{name}Neighbours"] = {
+        "type": "object",
+        "required": ["items", "scores"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
+            "scores": {
+                "type": "array",
+                "items": {"type": "number", "minimum": 0, "maximum": 2},
+                "description": f"scores[i] is the cosine distance (1 - cos) of items[i], rounded "
+                f"to {vectors.DIGITS} decimal places; nearest first, ties by id",
+            },
+        },
+    }
+
+
 def components(system: System) -> dict[str, Any]:
     schema = system.schema
     out: dict[str, Any] = {}
@@ -101,6 +169,7 @@ def components(system: System) -> dict[str, Any]:
         out[f"{name}Patch"] = _partial(out[name], nested) | {"title": f"{name}Patch"}
     for spec in schema.entities:
         _entity_schemas(spec, out)
+        _search_schemas(spec, out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)
@@ -169,7 +238,7 @@ def components(system: System) -> dict[str, Any]:
 def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for f in spec.fields:
-        if f.kind is FieldKind.TEXT:
+        if f.kind in (FieldKind.TEXT, FieldKind.VECTOR):  # q; a search's vector
             continue
         kind = (
             {"type": "number"}
@@ -240,7 +309,8 @@ def error_statuses(route: Route) -> set[int]:
     out = set(route.errors) | {405}  # any other method on the path, OPTIONS included
     if route.path.startswith("/api/"):
         out |= {401, 429, 503}  # authentication, rate limit, maintenance/Redis
-        if route.method != "GET" and route.path != "/api/tokens/current":
+        writes = route.method != "GET" and route.rate_class != "read"  # not a search
+        if writes and route.path != "/api/tokens/current":
             out.add(403)  # every write is subject to app/policy.py
     if route.body:
         out |= {400, 408, 413, 415, 422}  # reading and parsing the JSON body

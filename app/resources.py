@@ -21,6 +21,7 @@ from keyspace import (
     is_lookup_id,
     parse,
     parse_op_query,
+    vectors,
 )
 
 from . import auth, policy
@@ -143,6 +144,38 @@ class Relation:
             raise ApiError(400, "invalid_parameter", f"{self.field} is fixed by the URL")
         page = await ks.list(self.spec, _query(self.spec, {**params, self.field: [target_id]}))
         return json_response(page_body(page))
+
+
+SEARCH_MEMBERS = ("vector", "k", "filter")
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """``POST /api/<collection>/search`` ``{"vector", "k", "filter"}``: the ``k`` nearest
+    documents as ``{"items": [...], "scores": [...]}``, ``scores[i]`` the cosine distance of
+    ``items[i]``, each document as stored."""
+
+    spec: EntitySpec
+
+    async def search(self, request: web.Request) -> web.Response:
+        readable(request, self.spec)
+        body = await read_object(request)
+        unknown = sorted(set(body) - set(SEARCH_MEMBERS))
+        if unknown:
+            message = "not a member of a search: vector, k, filter"
+            raise ApiError(
+                422,
+                "validation_failed",
+                f"{unknown[0]}: {message}",
+                details=[{"field": name, "message": message} for name in unknown],
+            )
+        try:
+            k = vectors.parse_k(body.get("k", vectors.DEFAULT_K))
+            query = vectors.parse_filter(self.spec, body.get("filter", {}))
+        except ValidationFailed as exc:
+            raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
+        found = await keyspace(request).nearest(self.spec, body.get("vector"), k, query)
+        return json_response({"items": [d for d, _ in found], "scores": [s for _, s in found]})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from .resources import (
     Collection,
     Locking,
     Members,
+    Nearest,
     Operations,
     Relation,
     mint_token,
@@ -261,6 +262,31 @@ def oplog_routes(spec: EntitySpec) -> list[Route]:
     ]
 
 
+def search_body(spec: EntitySpec) -> str:
+    """The request body of a nearness search of ``spec``."""
+    return f"{_model(spec)}Search"
+
+
+def search_routes(spec: EntitySpec) -> list[Route]:
+    """``POST /api/<collection>/search`` for an entity with an indexed vector: a read (its
+    rate class, and members may search what they may list)."""
+    if spec.vector_field is None:
+        return []
+    return [
+        Route(
+            "POST",
+            f"/api/{spec.collection}/search",
+            Nearest(spec).search,
+            f"The {spec.collection} nearest a vector (cosine distance)",
+            spec.collection,
+            body=search_body(spec),
+            returns=f"{_model(spec)}Neighbours",
+            rate_class="read",
+            errors=(400, 403, 422) if spec.admin_read else (400, 422),
+        )
+    ]
+
+
 def relation(schema: Schema, ref: Reference, source: EntitySpec) -> str:
     """The path segment listing ``source`` documents by ``ref`` under its target:
     ``/api/users/{id}/drivers``, or the declared relation name (``collaborations``)."""
@@ -493,6 +519,7 @@ def route_table(system: System) -> list[Route]:
     table += [r for s in system.schema.entities for r in lock_routes(s) + oplog_routes(s)]
     names = {s.name for s in system.schema.singletons}
     singles = singleton_routes() if "config" in names else settings_routes()
+    table += [r for spec in system.schema.entities for r in search_routes(spec)]
     table += relation_routes(system) + singles + service_routes()
     seen: set[tuple[str, str]] = set()
     for route in table:

@@ -10,7 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import systems
+from . import systems, vectors
 from .acl import SERVICE_USER
 from .connection import connect
 from .engine import Capabilities, Keyspace
@@ -119,4 +119,5 @@ __all__ = [
     "parse",
     "parse_op_query",
     "systems",
+    "vectors",
 ]

@@ -335,6 +335,23 @@ def json(
     )
 
 
+def vector(
+    name: str,
+    dim: int,
+    *,
+    metric: str = "cosine",
+    null: bool = False,
+    index: bool = True,
+) -> Column:
+    """An embedding: a JSON array of exactly ``dim`` finite numbers (at most
+    :data:`~keyspace.fieldtypes.MAX_DIM`), stored as floats. ``index``: searched by cosine
+    distance (``POST /api/<collection>/search``, :mod:`keyspace.vectors`); one per table."""
+    assert metric == "cosine", f"{name}: cosine is the one metric served, not {metric!r}"
+    annotation = ft.vector_type(dim)
+    indexed = (Indexed(name, name, FieldKind.VECTOR, nullable=null, dim=dim),) if index else ()
+    return Column(name, annotation, null=null, indexed=indexed)
+
+
 def ref(
     name: str,
     target: str | EntitySpec,
@@ -502,4 +519,5 @@ __all__ = [
     "table",
     "text",
     "timestamp",
+    "vector",
 ]

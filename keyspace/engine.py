@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from . import codec, inventory, keys, listing, search, upgrade
+from . import codec, inventory, keys, listing, search, upgrade, vectors
 from .connection import call, check_client
 from .documents import validate
 from .errors import NoAccess, NotFound, ValidationFailed
@@ -26,6 +26,8 @@ from .singletons import Singletons
 from .store import Documents, Guard, PreparedCreate, Stored
 from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .tokens import Authorization, Decision, Limits, Tokens
+
+T = TypeVar("T")
 
 UNAVAILABLE_BACKOFF_S = 0.25
 """After an entity's index was found missing or building, its lists are refused for this long
@@ -230,6 +232,39 @@ class Keyspace:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
         if not self.capabilities.search:
             return await listing.scan_page(self.client, spec, query)
+        return await self._through_index(
+            spec, lambda: listing.search_page(self.client, spec, query)
+        )
+
+    async def nearest(
+        self,
+        spec: EntitySpec,
+        vector: object,
+        k: int = vectors.DEFAULT_K,
+        filter: Query | None = None,
+    ) -> Sequence[vectors.Scored]:
+        """The ``k`` documents of ``spec`` nearest ``vector`` (a list of its vector field's
+        ``dim`` numbers) among those passing ``filter`` (a list query's filters; its sort,
+        limit and cursor are ignored), each with its cosine distance rounded to
+        :data:`keyspace.vectors.DIGITS` places: nearest first, ties by id, documents whose
+        vector is null or all zeros left out (:mod:`keyspace.vectors`). ValidationFailed for
+        a vector of another length, with non-finite members or all zeros, ``k`` outside 1 to
+        :data:`keyspace.vectors.MAX_K`, or a time range in ``filter``."""
+        field = spec.vector_field
+        if field is None:
+            raise ValueError(f"{spec.name} has no indexed vector field")
+        unit = vectors.query_direction(vector, field.dim)
+        count, query = vectors.parse_k(k), filter or Query()
+        vectors.check_filter(query)
+        if not self.capabilities.search:
+            return await listing.scan_nearest(self.client, spec, unit, count, query)
+        return await self._through_index(
+            spec, lambda: listing.search_nearest(self.client, spec, unit, count, query)
+        )
+
+    async def _through_index(self, spec: EntitySpec, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()`` (a query of ``spec``'s index), unless its index is known to be pending or
+        was found unavailable less than :data:`UNAVAILABLE_BACKOFF_S` ago."""
         if spec.prefix in self._pending:  # the alias may point at an older definition
             raise listing.IndexUnavailable(
                 f"the {spec.collection} index is being built for a new version; retry shortly"
@@ -240,7 +275,7 @@ class Keyspace:
                 f"the {spec.collection} index is not ready yet; retry shortly"
             )
         try:
-            return await listing.search_page(self.client, spec, query)
+            return await read()
         except listing.IndexUnavailable:
             self._unavailable_until[spec.prefix] = now + UNAVAILABLE_BACKOFF_S
             raise

@@ -9,7 +9,8 @@ what the API returns:
   with ``places``, exactly that many fractional digits (``"12.50"``), else the shortest
   form (``"2.5"``, ``"100"``). Input is never rounded: too many digits is an error. A JSON
   number arrives as a float and is read through its shortest repr (``0.1`` is ``"0.1"``);
-- a big integer is a decimal string within int64 (Prisma ``BigInt``).
+- a big integer is a decimal string within int64 (Prisma ``BigInt``);
+- a vector is an array of exactly ``dim`` finite numbers, stored as floats (``1`` is ``1.0``).
 
 At most :data:`INDEX_DIGITS` significant digits is what makes a decimal's double (the
 index holds decimals as NUMERIC) order exactly: two decimals of at most 15 significant
@@ -86,6 +87,8 @@ SAFE_INTEGER = 2**53 - 1
 """Largest integer a double (the index's number type) holds exactly."""
 JSON_MAX_BYTES = 16 * 1024
 MAX_REFS = 1000  # ids in one many-reference array
+MAX_DIM = 4096
+"""Largest dimension of a vector field (OpenAI's large embeddings have 3072)."""
 
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 _MAX_DECIMAL_TEXT = 100
@@ -213,6 +216,56 @@ def _bounded_json(max_bytes: int, *, free: bool) -> Any:
     return check
 
 
+def _json_kind(value: object) -> str:
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, list):
+        return "an array"
+    return "null" if value is None else type(value).__name__
+
+
+def check_vector(value: object, dim: int) -> list[float]:
+    """The stored form of a vector input (floats), or ValueError saying which member is wrong.
+
+    JSON numbers only: a boolean or a string is not one, and NaN or an infinity has no
+    direction (JSON cannot carry them; a Python caller can)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be an array of {dim} numbers")
+    if len(value) != dim:
+        raise ValueError(f"has {len(value)} numbers; this vector has exactly {dim}")
+    out: list[float] = []
+    for at, member in enumerate(value):
+        if isinstance(member, bool) or not isinstance(member, int | float):
+            raise ValueError(f"member {at} must be a number, not {_json_kind(member)}")
+        try:
+            number = float(member)
+        except OverflowError:  # an int past the double range
+            number = math.inf
+        if not math.isfinite(number):
+            raise ValueError(f"member {at} must be a finite number")
+        out.append(number)
+    return out
+
+
+def direction(value: object, dim: int) -> tuple[float, ...] | None:
+    """The unit vector along a stored vector (float64), or None when it has no direction: all
+    zeros, or not ``dim`` finite numbers (only a document written around validation).
+
+    Scaled by its largest member first, so no square overflows or underflows: every finite
+    vector but zero has a direction, whatever its magnitude."""
+    try:
+        values = check_vector(value, dim)
+    except ValueError:
+        return None
+    largest = max(map(abs, values))
+    if largest == 0.0:
+        return None
+    scaled = [v / largest for v in values]
+    norm = math.sqrt(sum(v * v for v in scaled))
+    return tuple(v / norm for v in scaled)
+
+
 # --- one type per kind -------------------------------------------------------------------
 
 
@@ -285,6 +338,22 @@ def json_type(*, model: type[BaseModel] | None, max_bytes: int) -> Any:
         return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
     assert model.model_config.get("extra") == "forbid", f"{model.__name__} must forbid extras"
     return Annotated[model, AfterValidator(_bounded_json(max_bytes, free=False))]
+
+
+def vector_type(dim: int) -> Any:
+    assert 1 <= dim <= MAX_DIM, f"a vector has 1 to {MAX_DIM} dimensions, not {dim}"
+
+    def check(value: object) -> list[float]:
+        return check_vector(value, dim)
+
+    schema = {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": dim,
+        "maxItems": dim,
+        "description": f"a vector of {dim} finite numbers (stored as floats)",
+    }
+    return Annotated[list[float], PlainValidator(check), WithJsonSchema(schema)]
 
 
 def ref_type(pattern: str, *, many: bool) -> Any:

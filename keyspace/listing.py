@@ -1,4 +1,5 @@
-"""Answering list queries: through RediSearch, or by scanning when the module is absent.
+"""Answering list queries and nearness searches: through RediSearch, or by scanning when
+the module is absent.
 
 Both paths take the same :class:`~keyspace.query.Query` and return the same
 :class:`Page` for the same data (a parity test holds them to it). The scan path
@@ -13,13 +14,14 @@ returned, and ends only when nothing more matches: pages and cursors follow the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import codec, query, search
+from . import codec, query, search, vectors
 from .connection import call
 from .errors import NotReady
 from .schema import EntitySpec, FieldKind
@@ -91,15 +93,16 @@ def _count(reply: list[Any]) -> int:
     return int(float(dict(zip(fields[::2], fields[1::2], strict=True)).get("n", "0")))
 
 
-async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[int, list[Any]]:
-    """The match count and one page of hits, read in one MULTI so both see one state."""
+async def _ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> list[Any]:
+    """The replies to ``commands`` on the entity's index, in one MULTI with its FT.INFO, so
+    they are refused while the index is missing or still being built."""
     alias = spec.names.index_alias(spec.prefix)
     try:
         async with client.pipeline(transaction=True) as pipe:
             pipe.execute_command("FT.INFO", alias)
-            pipe.execute_command(*query.count_args(alias, spec, q))
-            pipe.execute_command(*query.page_args(alias, spec, q))
-            info, counted, rows = await pipe.execute()
+            for command in commands:
+                pipe.execute_command(*command)
+            info, *replies = await pipe.execute()
     except ResponseError as exc:
         message = str(exc).lower()
         if "no such index" in message or "unknown index" in message:
@@ -109,6 +112,15 @@ async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[
         raise
     if search.is_building(search.parse_info(info)):
         raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
+    return replies
+
+
+async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[int, list[Any]]:
+    """The match count and one page of hits, read in one MULTI so both see one state."""
+    alias = spec.names.index_alias(spec.prefix)
+    counted, rows = await _ask_index(
+        client, spec, query.count_args(alias, spec, q), query.page_args(alias, spec, q)
+    )
     return _count(counted), rows
 
 
@@ -162,3 +174,38 @@ async def scan_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
     items = after[: q.limit]
     cursor = query.encode_cursor(spec, q, items[-1]) if len(after) > q.limit else None
     return Page(items, len(matching), cursor)
+
+
+# --- nearness searches (keyspace.vectors) ----------------------------------------------------
+
+
+async def search_nearest(
+    client: Redis, spec: EntitySpec, unit: Sequence[float], k: int, q: query.Query
+) -> list[vectors.Scored]:
+    """The ``k`` nearest ``unit`` that pass ``q``, through the entity's index: its candidates
+    (one more than k, and the band past the k-th when that one falls in it), fetched, checked
+    against ``q`` again and ranked exactly (keyspace.vectors)."""
+    field = spec.vector_field
+    assert field is not None, f"{spec.name} has no vector field"
+    alias, blob = spec.names.index_alias(spec.prefix), vectors.pack(unit)
+    (reply,) = await _ask_index(client, spec, vectors.knn_args(alias, spec, field, q, k + 1, blob))
+    found = vectors.hits(spec, reply)
+    radius = vectors.crowded(found, k)
+    if radius is not None:
+        near = vectors.range_args(alias, spec, field, q, radius, blob, k + vectors.MARGIN)
+        (reply,) = await _ask_index(client, spec, near)
+        found = vectors.hits(spec, reply)
+    chosen = vectors.contenders(found, k)
+    docs = await _fetch(client, [spec.names.doc_key(spec.prefix, h.doc_id) for h in chosen])
+    passing = [d for d in docs if d is not None and query.matches(spec, q, d)]
+    return vectors.rank(spec, field, unit, passing, k)
+
+
+async def scan_nearest(
+    client: Redis, spec: EntitySpec, unit: Sequence[float], k: int, q: query.Query
+) -> list[vectors.Scored]:
+    """The ``k`` nearest ``unit`` that pass ``q``, ranked from every document of the entity."""
+    field = spec.vector_field
+    assert field is not None, f"{spec.name} has no vector field"
+    passing = [d for d in await scan_documents(client, spec) if query.matches(spec, q, d)]
+    return vectors.rank(spec, field, unit, passing, k)

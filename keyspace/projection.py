@@ -18,6 +18,11 @@ and a projection leaves nulls out. (The embedded server's RediSearch 2.10 skips 
 attribute and keeps the document; releases before RediSearch PR 2645, 2022, refused the whole
 document, and until PR 3488, 2023, a null could be indexed as the number 0.)
 
+A vector is projected as its unit vector (:func:`keyspace.fieldtypes.direction`), each member
+to 9 significant digits (what a float32, the index's type, holds), and left out when it has
+no direction (all zeros): RediSearch would give such a vector a NaN cosine distance, which
+takes a place among the k nearest. So every entity with an indexed vector is projected.
+
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
 from one definition. Entities without such fields index their documents directly.
@@ -28,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .fieldtypes import direction
 from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import fold, nfc, terms
 
@@ -39,7 +45,7 @@ def folds(field: Indexed) -> bool:
     )
 
 
-_CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL)
+_CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL, FieldKind.VECTOR)
 
 
 def projected(spec: EntitySpec) -> bool:
@@ -62,8 +68,16 @@ def _one(field: Indexed, value: Any) -> Any:
     return value
 
 
+def _vector(field: Indexed, value: Any) -> list[float] | None:
+    unit = direction(value, field.dim)
+    return None if unit is None else [float(f"{v:.9g}") for v in unit]
+
+
 def index_value(field: Indexed, value: Any) -> Any:
-    """The value the index holds for ``field`` when the document holds ``value``."""
+    """The value the index holds for ``field`` when the document holds ``value`` (None:
+    nothing, a vector without direction)."""
+    if field.kind is FieldKind.VECTOR:
+        return _vector(field, value)
     if isinstance(value, list):
         return [_one(field, v) for v in value]
     return _one(field, value)
@@ -80,6 +94,9 @@ def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in (spec.id_index, *spec.fields):
         value = get_path(doc, field.path)
-        if value is not None and field.name not in out:
-            out[field.name] = index_value(field, value)
+        if value is None or field.name in out:
+            continue
+        shown = index_value(field, value)
+        if shown is not None:
+            out[field.name] = shown
     return out

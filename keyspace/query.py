@@ -43,6 +43,7 @@ BOOLEANS = ("false", "true")  # a boolean's query values and index tags, in sort
 Scalar = str | float
 _NUMBERS = (FieldKind.NUMERIC, FieldKind.DECIMAL)  # compiled to numeric ranges
 _RANGED = (FieldKind.NUMERIC, FieldKind.DECIMAL, FieldKind.TIME)
+_NOT_EQUALS = (FieldKind.TEXT, FieldKind.VECTOR)  # searched through q; through keyspace.vectors
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
         if not values:
             raise _invalid(name, "must have a value")
         target = spec.indexed(name)
-        if target is not None and target.kind is not FieldKind.TEXT:
+        if target is not None and target.kind not in _NOT_EQUALS:
             equals.append((target, tuple(_value(target, v, name) for v in values)))
             continue
         base, _, bound = name.rpartition("_")

@@ -30,6 +30,7 @@ class FieldKind(enum.Enum):
     TIME = "time"  # ISO-8601 strings: equality, ranges and sort, compared as normalized text
     BOOL = "bool"  # JSON true/false, indexed as the tag "true"/"false"
     DECIMAL = "decimal"  # canonical decimal strings, indexed as numbers; compared exactly
+    VECTOR = "vector"  # an array of ``dim`` numbers, searched by nearness (keyspace.vectors)
 
 
 class OnDelete(enum.Enum):
@@ -63,10 +64,15 @@ class Indexed:
     # The value may be JSON null: such an entity is indexed through projections, which
     # leave nulls out, and a null never matches a filter or a range.
     nullable: bool = False
+    # A VECTOR's dimension (and only a VECTOR's); its metric is cosine distance.
+    dim: int = 0
 
     def __post_init__(self) -> None:
         # Null has no place in a sort order both query paths agree on.
         assert not (self.sortable and self.nullable), f"{self.name}: a sort field cannot be null"
+        vector = self.kind is FieldKind.VECTOR
+        assert vector == (self.dim > 0), f"{self.name}: a VECTOR has a dimension, no other kind"
+        assert not (vector and (self.sortable or self.array)), f"{self.name}: one vector, unsorted"
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,8 @@ class EntitySpec:
         assert self.oplog is None or not self.oplog.lock_guarded or self.lock is not None, (
             f"{self.name}: a lock-guarded operation log needs a lock (lock=Lockable())"
         )
+        vectors = [f.name for f in self.fields if f.kind is FieldKind.VECTOR]
+        assert len(vectors) <= 1, f"{self.name}: one searchable vector per entity, not {vectors}"
 
     def source(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
         """The ``derived_from`` values of ``doc`` (the tuple its id is derived from); None
@@ -240,6 +248,11 @@ class EntitySpec:
     @property
     def text_fields(self) -> tuple[Indexed, ...]:
         return tuple(f for f in self.fields if f.kind is FieldKind.TEXT)
+
+    @property
+    def vector_field(self) -> Indexed | None:
+        """The attribute nearness searches compare (keyspace.vectors), if the entity has one."""
+        return next((f for f in self.fields if f.kind is FieldKind.VECTOR), None)
 
     @property
     def id_index(self) -> Indexed:

@@ -30,6 +30,12 @@ def _attribute(field: Indexed, *, through_projection: bool) -> list[str]:
     # service: the index must not transform them again.
     path = "$." + (field.name if through_projection else field.path)
     args = [path + ("[*]" if field.array else ""), "AS", field.name]
+    if field.kind is FieldKind.VECTOR:
+        # Always through a projection (its unit vector, or nothing); FLAT is an exact search,
+        # so the index and the scan path (keyspace.vectors) differ only by float32 rounding.
+        assert through_projection, f"{field.name}: a vector is indexed through a projection"
+        params = ["TYPE", "FLOAT32", "DIM", str(field.dim), "DISTANCE_METRIC", "COSINE"]
+        return [*args, "VECTOR", "FLAT", str(len(params)), *params]
     if field.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL):  # a decimal's projection: a double
         args.append("NUMERIC")
     elif field.kind is FieldKind.TEXT:

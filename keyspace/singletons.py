@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from . import codec, keys
 from .codec import now_iso
@@ -43,11 +44,12 @@ class Singletons:
         A key of another type (a legacy MultiFrame 11.0 string awaiting
         ``import-legacy``) is left alone for the importer and ``check`` to handle.
         """
-        if await self.client.exists(spec.key) and await self.client.type(spec.key) == b"string":
+        try:  # NX: a key already there, whatever its type, is left as it is
+            return bool(
+                await call(self.client, "JSON.SET", spec.key, "$", codec.dumps(spec.default), "NX")
+            )
+        except ResponseError:  # a server that refuses NX over a key of another type
             return False
-        return bool(
-            await call(self.client, "JSON.SET", spec.key, "$", codec.dumps(spec.default), "NX")
-        )
 
     async def get(self, spec: SingletonSpec) -> Stored:
         raw: bytes | None = await call(self.client, "JSON.GET", spec.key, ".")

@@ -17,6 +17,7 @@ not declared yet (see the marked place above SYSTEM).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ...declare import (
@@ -31,8 +32,9 @@ from ...declare import (
     table,
     text,
     timestamp,
+    vector,
 )
-from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Schema
+from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Schema, Unique
 from ...system import System
 
 _CASCADE = OnDelete.CASCADE
@@ -346,7 +348,8 @@ AI_AGENTS = table(
         ),
         _created(),
         _updated(),
-        # The seed's ai_agents vector collection (768-d, cosine) adds its embedding here.
+        # The seed's ai_agents vector collection: 768-d capability embeddings, cosine.
+        vector("embedding", 768, null=True),
     ),
     unique_together=(("name", "version"),),
     # The agent catalogue is curated: performance_score is measured and is_active is a
@@ -430,6 +433,49 @@ AI_INTERACTIONS = table(
 #   AI_AGENTS above).
 # They go in SYSTEM's entities after the tables they refer to.
 
+# The seed's vector collections (Pinecone/Weaviate there): each document carries the
+# embedding its client computed, searched by POST /api/<collection>/search (cosine).
+RESEARCH_PAPERS = table(
+    "research_papers",
+    collection="research_papers",
+    # The seed's ids are the papers' own ("paper_arxiv_2301.12345"): a client sends them;
+    # without one the service numbers it (research_papers_<n>).
+    id=IdStrategy.COUNTER,
+    fields=(
+        text("title", max_length=500, multiline=False),
+        json("authors", default=[]),
+        string("journal", null=True, max_length=255, index=True),
+        integer("year", null=True, ge=0, le=9999, index=True),
+        string("doi", null=True, unique=True, case_insensitive=True, index=True, max_length=255),
+        text("abstract", null=True),
+        json("categories", default=[]),
+        vector("embedding", 1536),
+    ),
+    owner=None,  # a shared corpus, curated by admins
+)
+
+USER_PROFILES = table(
+    "user_profiles",
+    collection="user_profiles",
+    id=IdStrategy.COUNTER,  # the seed's "user_<user_id>", or numbered
+    fields=(
+        # One profile per user.
+        replace(
+            ref(
+                "user_id", "users", on_delete=OnDelete.CASCADE, index=True, relation="user_profiles"
+            ),
+            unique=Unique("user_id", case_insensitive=False),
+        ),
+        json("research_interests", default=[]),
+        string("institution", null=True, max_length=255, index=True),
+        integer("h_index", default=0, ge=0, le=100_000, index=True),
+        json("recent_papers", default=[]),
+        vector("embedding", 384),
+    ),
+    owner="user_id",
+)
+
+
 SYSTEM = System(
     name="neuraforge",
     title="NeuraForge",
@@ -450,7 +496,9 @@ SYSTEM = System(
             AI_AGENTS,
             AGENT_DEPLOYMENTS,
             AI_INTERACTIONS,
-            # The Redis layer's and the vector collections' entities go here (see above).
+            RESEARCH_PAPERS,
+            USER_PROFILES,
+            # The Redis layer's entities go here (see above).
         )
     ),
     namespace="neuraforge:",
