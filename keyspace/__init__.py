@@ -35,11 +35,11 @@ from .errors import (
 from .keys import is_lookup_id
 from .listing import Page
 from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
-from .schema import EntitySpec, FieldKind, Reference, Schema, SingletonSpec
+from .schema import EntitySpec, Expiry, FieldKind, Reference, Schema, SingletonSpec
 from .scripts import CommitResult
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
-from .system import ADMIN, System
+from .system import ADMIN, System, parse_ttls
 from .systems.multiframe.entities import (
     ANALYTICS,
     COLLAB,
@@ -77,6 +77,7 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EntitySpec",
+    "Expiry",
     "FieldKind",
     "Guard",
     "HasDependents",
@@ -105,5 +106,6 @@ __all__ = [
     "connect",
     "is_lookup_id",
     "parse",
+    "parse_ttls",
     "systems",
 ]
