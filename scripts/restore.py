@@ -106,6 +106,8 @@ async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
                 pipe.execute_command("JSON.SET", key, "$", value)
                 if (shown := _shown(schema, key, value)) is not None:
                     pipe.execute_command("JSON.SET", shown[0], "$", shown[1])
+                    if "pxat" in record:  # an expiring document's projection expires with it
+                        pipe.pexpireat(shown[0], record["pxat"])
             elif kind == "string":
                 pipe.set(key, value)
             elif kind == "set":
