@@ -341,14 +341,16 @@ async def inspect(ks: Keyspace, *, indexes: bool = True) -> Report:
     return state.report
 
 
-async def inspect_settled(ks: Keyspace) -> Report:
+async def inspect_settled(ks: Keyspace, *, indexes: bool = True) -> Report:
     """:func:`inspect`, then, if it found problems, once more: only problems both passes found
     are reported. Under live writes one pass can see a claim, projection or reference of a
-    document created after it read the documents; such a problem is gone on the second pass."""
-    first = await inspect(ks)
+    document created after it read the documents, and a document that expires between the
+    reads of the documents and of the claims seems to lack its claim; such a problem is gone
+    on the second pass."""
+    first = await inspect(ks, indexes=indexes)
     if first.clean:
         return first
-    second = await inspect(ks)
+    second = await inspect(ks, indexes=indexes)
     seen = {(p.kind, p.key, p.detail) for p in first.problems}
     second.problems = [p for p in second.problems if (p.kind, p.key, p.detail) in seen]
     return second
