@@ -87,9 +87,11 @@ def main() -> None:
     )
     settings = _arguments(Settings.from_env())
     try:
-        system = systems.load(settings.system, settings.namespace)
-    except ValueError as exc:  # an unknown name or a malformed namespace
-        raise SystemExit(f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE: {exc}") from None
+        system = systems.load(settings.system, settings.namespace, settings.ttls)
+    except ValueError as exc:  # an unknown name, a malformed namespace, a TTL of no entity's
+        raise SystemExit(
+            f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
+        ) from None
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
     # finally below stops an embedded server started meanwhile (their default kills at once).
     for signum in (signal.SIGTERM, signal.SIGHUP):

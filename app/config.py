@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Limits
+from keyspace import Limits, parse_ttls
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -55,6 +55,14 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def _ttls(env: Mapping[str, str]) -> dict[str, int]:
+    """``MULTIFRAME_TTL_SECONDS``; whether each entity expires is checked when its system loads."""
+    try:
+        return parse_ttls(env.get("MULTIFRAME_TTL_SECONDS", ""))
+    except ValueError as exc:
+        raise SystemExit(f"MULTIFRAME_TTL_SECONDS: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -79,6 +87,8 @@ class Settings:
     admin_read_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE (0: unlimited)
     admin_write_per_minute: int = 0  # MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE (0: unlimited)
     cors_origins: tuple[str, ...] = ()  # MULTIFRAME_CORS_ORIGINS (empty: CORS off)
+    # MULTIFRAME_TTL_SECONDS "entity=seconds,...": TTLs of expiring entities (unset: declared)
+    ttls: Mapping[str, int] = field(default_factory=dict)
 
     def limits(self) -> Limits:
         return Limits(
@@ -120,4 +130,5 @@ class Settings:
             admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0),
             admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
             cors_origins=_origins(env),
+            ttls=_ttls(env),
         )

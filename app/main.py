@@ -107,9 +107,11 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
     app[SETTINGS] = settings
     app[LIMITS] = settings.limits()
     try:
-        served = systems.load(settings.system, settings.namespace)
+        served = systems.load(settings.system, settings.namespace, settings.ttls)
     except ValueError as exc:
-        raise ValueError(f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE: {exc}") from None
+        raise ValueError(
+            f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
+        ) from None
     app[SYSTEM] = served
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

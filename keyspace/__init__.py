@@ -37,11 +37,20 @@ from .listing import Page
 from .locks import Lock, Locked, NotLocked, NotLockHolder, StaleFencingToken
 from .oplog import Appended, Gone, OpPage, parse_op_query
 from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
-from .schema import EntitySpec, FieldKind, Lockable, OpLog, Reference, Schema, SingletonSpec
+from .schema import (
+    EntitySpec,
+    Expiry,
+    FieldKind,
+    Lockable,
+    OpLog,
+    Reference,
+    Schema,
+    SingletonSpec,
+)
 from .scripts import CommitResult
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
-from .system import ADMIN, System
+from .system import ADMIN, System, parse_ttls
 from .systems.multiframe.entities import (
     ANALYTICS,
     COLLAB,
@@ -80,6 +89,7 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EntitySpec",
+    "Expiry",
     "FieldKind",
     "Gone",
     "Guard",
@@ -118,6 +128,7 @@ __all__ = [
     "is_lookup_id",
     "parse",
     "parse_op_query",
+    "parse_ttls",
     "systems",
     "vectors",
 ]

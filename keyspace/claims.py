@@ -51,11 +51,12 @@ class Claim:
 
 def parse(schema: Schema, claim: str) -> Claim | None:
     """The entity and field of a claim key, or None when no declaration makes such a key."""
-    prefix, _, rest = claim.removeprefix(schema.names.reserved + "uniq:").partition(":")
-    name, _, value = rest.partition(":")
+    body = claim.removeprefix(schema.names.reserved + "uniq:")
     for spec in schema.entities:
-        if spec.prefix != prefix:
+        # A prefix may hold ':' (``user:session``); none extends another (Schema).
+        if not body.startswith(spec.prefix + ":"):
             continue
+        name, _, value = body[len(spec.prefix) + 1 :].partition(":")
         for unique in spec.uniques:
             if unique.field == name and unique.normalize(value) == value:
                 return Claim(spec, unique.field)

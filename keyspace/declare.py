@@ -18,7 +18,8 @@ Every constructor takes ``null`` (the value may be JSON null, stored as null whe
 ``default`` (a literal, :data:`NOW`, :data:`CUID` or :data:`UUID`; filled on create), and
 where the kind can be queried ``index`` (a list filter) and ``sortable`` (``?sort=``; never
 on a nullable field). A field with neither ``null`` nor a default is required. The document's
-field order is the declaration order, with ``id`` first.
+field order is the declaration order, with ``id`` first. ``table(..., ttl=SECONDS)`` makes its
+documents expire (docs/keyspace.md §8).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .schema import (
     Default,
     DeriveId,
     EntitySpec,
+    Expiry,
     FieldKind,
     IdStrategy,
     Indexed,
@@ -441,11 +443,17 @@ def table(
     admin_read: bool = False,
     lock: Lockable | None = None,
     oplog: OpLog | None = None,
+    ttl: int | None = None,
+    refresh_on_write: bool = True,
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
     and ``oplog``: its documents can be locked (keyspace.locks) and have an operation log
-    (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``."""
+    (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``.
+    ``ttl``: its documents expire that many seconds after their create and, when
+    ``refresh_on_write``, after every write (else a write keeps the time left);
+    ``System.served(ttls=...)`` may change the seconds."""
+    assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
     config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
@@ -485,6 +493,7 @@ def table(
         admin_read=admin_read,
         lock=lock,
         oplog=oplog,
+        expiry=Expiry(ttl, refresh_on_write) if ttl is not None else None,
     )
 
 

@@ -9,7 +9,7 @@ is unit-tested without Redis; the store only reads, plans and commits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,8 +121,10 @@ def _check_target(names: Names, plan: Plan, target: str, name: str, target_id: s
 def put_document(
     names: Names, plan: Plan, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any]
 ) -> None:
-    """Write ``doc`` and, for a projected entity, its search projection."""
+    """Write ``doc`` and, for a projected entity, its search projection; an expiring
+    document keeps the time it has left (a repair is no write of its owner's)."""
     _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
+    _expire(names, plan, spec, doc_id, _uniques(names, spec, doc), refresh=False)
 
 
 def _put(
@@ -132,6 +134,33 @@ def _put(
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
         plan.write("jset", names.projection_key(spec.prefix, doc_id), shown)
+
+
+def _expire(
+    names: Names,
+    plan: Plan,
+    spec: EntitySpec,
+    doc_id: str,
+    claimed: Iterable[str],
+    *,
+    refresh: bool,
+    drawn: bool = False,
+) -> None:
+    """For an expiring entity: the document's TTL set in full (``refresh``) or kept (set in
+    full only when it has none), then copied to its search projection and to ``claimed``, so
+    all of them expire in the same millisecond. SET clears a key's TTL and JSON.SET keeps it,
+    so this follows every write of the plan. ``drawn``: the script draws the id (``doc_id``
+    is ""), completing the document's KEYS entry; ``ttlat`` completes the projection's."""
+    expiry = spec.expiry
+    if expiry is None:
+        return
+    key = names.doc_key(spec.prefix, doc_id)
+    plan.write("pexpire" if refresh else "keepttl", key, expiry.ms)
+    source = plan.key(key)
+    if projected(spec):
+        plan.write("ttlat" if drawn else "ttlof", names.projection_key(spec.prefix, doc_id), source)
+    for claim in claimed:
+        plan.write("ttlof", claim, source)
 
 
 def _drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
@@ -198,17 +227,18 @@ def plan_create(
     else:
         plan.check("string", key, replacing_legacy)
         plan.write("del", key)
-    claims = _uniques(names, spec, doc)
-    for claim, name in claims.items():
+    held = _uniques(names, spec, doc)
+    for claim, name in held.items():
         plan.check("free", claim, doc_id, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
         _check_target(names, plan, target, name, target_id)
     _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
-    for claim in claims:
+    for claim in held:
         plan.write("set", claim, doc_id)
     for ref_set in refs:
         plan.write("sadd", ref_set, doc_id)
+    _expire(names, plan, spec, doc_id, held, refresh=True)
     if replacing_legacy is None or spec.counted:
         # A legacy NFT was already counted by the legacy nft_counter.
         _counter_ops(names, plan, spec, doc_id, explicit_id)
@@ -229,8 +259,8 @@ def plan_create_generated(
     plan = Plan(names.pause_key())
     head, tail = _split_at_id(spec, codec.dumps(doc), stand_in)
     key_prefix = names.doc_key(spec.prefix, "")
-    claims = _uniques(names, spec, doc)
-    for claim, name in claims.items():
+    held = _uniques(names, spec, doc)
+    for claim, name in held.items():
         plan.check("unclaimed", claim, name)
     refs = _refs(schema, spec, doc)
     for target, name, target_id in refs.values():
@@ -242,10 +272,11 @@ def plan_create_generated(
         plan.write(
             "jsetat", names.projection_key(spec.prefix, ""), *_split_at_id(spec, shown, stand_in)
         )
-    for claim in claims:
+    for claim in held:
         plan.write("setid", claim)
     for ref_set in refs:
         plan.write("saddid", ref_set)
+    _expire(names, plan, spec, "", held, refresh=True, drawn=True)
     plan.returns(key_prefix)
     return plan
 
@@ -292,6 +323,8 @@ def plan_update(
         plan.write("sadd", ref_set, doc_id)
     for ref_set in old_refs.keys() - new_refs.keys():
         plan.write("srem", ref_set, doc_id)
+    refresh = spec.expiry is not None and spec.expiry.refresh_on_write
+    _expire(names, plan, spec, doc_id, new_claims, refresh=refresh)
     plan.returns(old.key)
     return plan
 
@@ -302,11 +335,16 @@ class DeleteClosure:
 
     ``inbound`` maps each reference set pointing at a deleted document to the
     ids it held when read; the commit checks the set's size so a referrer
-    created meanwhile makes the plan stale instead of dangling.
+    created meanwhile makes the plan stale instead of dangling. ``gone`` lists the
+    members read whose documents did not exist (an expired referrer leaves its id behind):
+    (reference set, member, member's key). They neither restrict nor cascade, and the
+    commit checks that each is still absent and still a member, so a set whose size is
+    unchanged is the set the plan read.
     """
 
     deleted: list[Loaded]
     inbound: dict[str, list[str]] = field(default_factory=dict)
+    gone: list[tuple[str, str, str]] = field(default_factory=list)
     pulls: list[tuple[Loaded, Reference, str]] = field(default_factory=list)
     restricted: list[tuple[str, int]] = field(default_factory=list)
     satellites: dict[str, list[str]] = field(default_factory=dict)
@@ -338,6 +376,8 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
         plan.check("equals", loaded.key, loaded.raw)
     for ref_set, members in closure.inbound.items():
         plan.check("card", ref_set, len(members), ref_set)
+    for ref_set, member, key in closure.gone:
+        plan.check("gone", key, plan.key(ref_set), member)
     edits: dict[str, tuple[Loaded, dict[str, Any]]] = {}
     for loaded, ref, removed_id in closure.pulls:
         if loaded.key in deleted_keys:
@@ -366,6 +406,8 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
         plan.write("del", index)
     for loaded, new in edits.values():
         _put(names, plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
+        # Not a write of its owner's: an expiring referrer keeps the time it has left.
+        _expire(names, plan, loaded.spec, loaded.doc_id, (), refresh=False)
         for ref_set in (
             _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
         ):

@@ -81,6 +81,8 @@ async def _fix_batch(
             assert raw is not None
             plan.check("equals", doc_key, raw)
             plan.write("jset", shown_key, want)
+            if spec.expiry is not None:  # a new key has no TTL: it expires with its document
+                plan.write("ttlof", shown_key, plan.key(doc_key))
         result = await scripts.commit(plan)
         if not result.ok:
             found.skipped += 1

@@ -165,6 +165,23 @@ class OpLog:
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-]+(:[A-Za-z0-9_\-]+)*")
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """A document's time to live: it expires ``seconds`` after its create and, when
+    ``refresh_on_write``, after every later write (else a write keeps the time it has left).
+    Its unique claims and search projection expire with it, in the same millisecond."""
+
+    seconds: int
+    refresh_on_write: bool = True
+
+    def __post_init__(self) -> None:
+        assert type(self.seconds) is int and self.seconds > 0, f"a TTL of {self.seconds!r}"
+
+    @property
+    def ms(self) -> int:
+        return self.seconds * 1000
+
+
 Default = Callable[[Mapping[str, Any], str], Any]
 """Computes a missing field from the document being created and its id."""
 
@@ -201,6 +218,8 @@ class EntitySpec:
     # Locks with fencing tokens and an operation log per document (keyspace.locks/.oplog).
     lock: Lockable | None = None
     oplog: OpLog | None = None
+    # Documents expire (sessions, presence, locks); None: they stay until deleted.
+    expiry: Expiry | None = None
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
@@ -296,10 +315,20 @@ class Schema:
             clash = [p for p in prefixes if p != prefix and p.startswith(prefix + ":")]
             assert not clash, f"key prefix {prefix!r} would cover {clash}'s keys"
             assert prefix != "mf" and not prefix.startswith("mf:"), "mf: is reserved"
+        expiring = {e.name for e in self.entities if e.expiry is not None}
         for spec in self.entities:
             assert spec.names == self.names, f"{spec.name}: bind the schema, not one entity"
+            # Tokens outlive no user: a user document that expired would leave them acting.
+            assert spec.expiry is None or spec.satellites is None, (
+                f"{spec.name}: the entity owning access tokens cannot expire"
+            )
             for ref in spec.references:
                 assert ref.target in known, f"{spec.name}.{ref.field} -> unknown {ref.target}"
+                # Nothing runs when a document expires: its referrers would be left dangling,
+                # whatever their on-delete rule says. An expiring referrer is fine.
+                assert ref.target not in expiring, (
+                    f"{spec.name}.{ref.field}: {ref.target} expires, so it cannot be referred to"
+                )
                 if ref.on_delete is OnDelete.SET_NULL:
                     assert ref.nullable and not ref.many, (
                         f"{spec.name}.{ref.field}: set null needs a nullable scalar field"

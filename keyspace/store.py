@@ -372,7 +372,7 @@ class Documents:
             raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
         closure = DeleteClosure(deleted=[root])
         seen, queue = {root.key}, [root]
-        restricting: list[tuple[str, EntitySpec, list[str]]] = []
+        restricting: list[tuple[str, str, EntitySpec, list[str]]] = []
         while queue:
             loaded = queue.pop()
             sets = inbound_sets(self.schema, loaded)
@@ -386,9 +386,11 @@ class Documents:
                 if not ids:
                     continue
                 if ref.on_delete is OnDelete.RESTRICT:
-                    restricting.append((f"{src.name}.{ref.field}", src, ids))
+                    restricting.append((f"{src.name}.{ref.field}", ref_set, src, ids))
                     continue
-                for dep in await self._load_many(src, ids):
+                found = await self._load_many(src, ids)
+                self._gone(closure, ref_set, src, ids, {dep.doc_id for dep in found})
+                for dep in found:
                     if ref.on_delete in (OnDelete.PULL, OnDelete.SET_NULL):
                         closure.pulls.append((dep, ref, loaded.doc_id))
                     elif dep.key not in seen:
@@ -404,9 +406,23 @@ class Documents:
                     "in smaller steps first",
                     details={"limit": MAX_CASCADE},
                 )
-        # A referrer the same delete removes does not hold it back (SQL checks at the end).
-        for label, src, ids in restricting:
+        # A referrer the same delete removes does not hold it back (SQL checks at the end),
+        # nor does one that no longer exists (it expired, leaving its id in the set).
+        for label, ref_set, src, ids in restricting:
             left = [i for i in ids if self.names.doc_key(src.prefix, i) not in seen]
-            if left:
-                closure.restricted.append((label, len(left)))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for member in left:
+                    pipe.exists(self.names.doc_key(src.prefix, member))
+                present = {m for m, n in zip(left, await pipe.execute(), strict=True) if n}
+            self._gone(closure, ref_set, src, left, present)
+            if present:
+                closure.restricted.append((label, len(present)))
         return closure
+
+    def _gone(
+        self, closure: DeleteClosure, ref_set: str, src: EntitySpec, ids: list[str], found: set[str]
+    ) -> None:
+        """Record the members of ``ref_set`` read without a document (an expired referrer)."""
+        for member in ids:
+            if member not in found:
+                closure.gone.append((ref_set, member, self.names.doc_key(src.prefix, member)))

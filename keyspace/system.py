@@ -60,10 +60,13 @@ class System:
     def users(self) -> EntitySpec:
         return self.schema.entity(self.principal)
 
-    def served(self, namespace: str | None = None) -> System:
+    def served(self, namespace: str | None = None, ttls: Mapping[str, int] | None = None) -> System:
         """This system ready to serve: its user entity owning the tokens (their role derived
-        by ``role_of``), every key under ``namespace`` (None: the declared default)."""
+        by ``role_of``), every key under ``namespace`` (None: the declared default), and the
+        expiring entities named in ``ttls`` (entity name -> seconds) expiring after those
+        seconds instead of their declared TTL. ValueError for an entity that declares none."""
         names = Names(self.namespace if namespace is None else namespace)
+        schema = self._with_ttls(ttls or {})
         role_of = self.role_of
 
         def derive(doc: Mapping[str, Any]) -> Mapping[str, str]:
@@ -72,10 +75,46 @@ class System:
         tokens = Satellites(watch=self.role_fields, derive=derive)
         entities = tuple(
             replace(e, satellites=e.satellites or tokens) if e.name == self.principal else e
+            for e in schema.entities
+        )
+        singles = schema.singletons
+        if schema.maintenance_key is None:  # maintenance and mode for every system
+            singles = (*singles, SETTINGS)
+        schema = replace(schema, entities=entities, singletons=singles).bind(names)
+        return replace(self, schema=schema, namespace=names.namespace)
+
+    def _with_ttls(self, ttls: Mapping[str, int]) -> Schema:
+        # Only the seconds are configurable: whether an entity expires at all, and whether a
+        # write refreshes it, are part of its declaration (references to it are refused).
+        expiring = sorted(e.name for e in self.schema.entities if e.expiry is not None)
+        for name, seconds in ttls.items():
+            if name not in expiring:
+                raise ValueError(
+                    f"{self.name} has no expiring entity {name!r}; "
+                    f"its expiring entities are: {', '.join(expiring) or 'none'}"
+                )
+            if type(seconds) is not int or seconds <= 0:
+                raise ValueError(f"the TTL of {name} must be a positive number of seconds")
+        entities = tuple(
+            replace(e, expiry=replace(e.expiry, seconds=ttls[e.name]))
+            if e.expiry is not None and e.name in ttls
+            else e
             for e in self.schema.entities
         )
-        singles = self.schema.singletons
-        if self.schema.maintenance_key is None:  # maintenance and mode for every system
-            singles = (*singles, SETTINGS)
-        schema = replace(self.schema, entities=entities, singletons=singles).bind(names)
-        return replace(self, schema=schema, namespace=names.namespace)
+        return replace(self.schema, entities=entities)
+
+
+def parse_ttls(raw: str) -> dict[str, int]:
+    """``entity=seconds,...`` (``MULTIFRAME_TTL_SECONDS``) as a mapping; ValueError when
+    malformed. Whether each entity expires is :meth:`System.served`'s to check."""
+    out: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, seconds = (p.strip() for p in item.partition("="))
+        if not sep or not name or not (seconds.isascii() and seconds.isdigit()):
+            raise ValueError(f"{item!r} is not entity=seconds")
+        if name in out:
+            raise ValueError(f"{name} is given twice")
+        out[name] = int(seconds)
+    return out

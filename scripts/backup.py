@@ -98,20 +98,20 @@ async def _read(client: Redis, batch: list[str]) -> tuple[list[Record], list[str
     skipped = [f"{k} ({t.decode()})" for k, t in typed if t not in KINDS and t != b"none"]
     wanted = [(key, KINDS[kind]) for key, kind in typed if kind in KINDS]
     async with client.pipeline(transaction=False) as pipe:
-        pipe.time()  # before the PTTLs, so an expiry is never placed later than the real one
         for key, kind in wanted:
             command, *path = READ[kind]
             pipe.execute_command(command, key, *path)
-            pipe.pttl(key)
-        (seconds, micros), *replies = await pipe.execute()
-    now = seconds * 1000 + micros // 1000
+            # The expiry itself, not now + PTTL: keys that expire together (an expiring
+            # document, its claims) keep one millisecond in the file, whenever each was read.
+            pipe.execute_command("PEXPIRETIME", key)
+        replies = await pipe.execute()
     records: list[Record] = []
-    for (key, kind), value, ttl in zip(wanted, replies[::2], replies[1::2], strict=True):
-        if value in (None, set(), {}) or ttl == -2:  # deleted or expired since TYPE
+    for (key, kind), value, at in zip(wanted, replies[::2], replies[1::2], strict=True):
+        if value in (None, set(), {}) or at == -2:  # deleted or expired since TYPE
             continue
         record: Record = {"k": key, "t": kind, "v": _value(kind, value)}
-        if ttl >= 0:
-            record["pxat"] = now + ttl
+        if at >= 0:
+            record["pxat"] = at
         records.append(record)
     return records, skipped
 

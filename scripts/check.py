@@ -28,7 +28,7 @@ from keyspace.schema import EntitySpec, OnDelete, ref_ids
 from . import counters
 from .args import non_negative
 from .exits import NOT_READY, OK, PROBLEMS
-from .repair import repair
+from .repair import prune, repair
 from .report import Problem, RefSet, Report, parse_ref_set, ref_sets
 
 BATCH = 500
@@ -204,17 +204,23 @@ class _Inspection:
         target_key, exists = self.names.doc_key(target, target_id), target_id in self.ids[target]
         expected = self.refs.get(set_key, set())
         for member in sorted(expected):
+            member_key = self.names.doc_key(spec.prefix, member)
             pull = not exists and ref.on_delete is OnDelete.PULL
-            pull = pull and f"{spec.prefix}:{member}" not in self.invalid
+            pull = pull and member_key not in self.invalid
             if not exists:
                 how = "pulled by --repair" if pull else f"{ref.on_delete.value}: not repaired"
                 detail = f"{ref.field} -> {target_key}, which does not exist ({how})"
                 fix = {"field": ref.field, "target": target_key, "target_id": target_id}
-                self.add("dangling_reference", f"{spec.prefix}:{member}", detail, pull, **fix)
+                self.add("dangling_reference", member_key, detail, pull, **fix)
             if member not in actual and not pull:  # pulling a dangling ref also unlinks it
                 detail = f"{spec.prefix}:{member} refers to the target but is not listed"
                 self.add("reference_index", set_key, detail, True, member=member, action="add")
         for member in sorted(actual - expected):
+            if spec.expiry is not None and member not in self.ids[spec.prefix]:
+                # What an expired document leaves behind: no answer counts it (deletes and
+                # restrict rules count existing referrers only), so it is no problem.
+                self.report.expired.append((set_key, member))
+                continue
             why = "does not refer to it" if member in self.ids[spec.prefix] else "does not exist"
             detail = f"{spec.prefix}:{member} is listed but {why}"
             self.add("reference_index", set_key, detail, True, member=member, action="remove")
@@ -235,7 +241,8 @@ class _Inspection:
                     self.add("unique_index", claim, detail, True, owner=owner, action="delete")
         for claim, holders in self.holders.items():
             if len(holders) > 1:  # the claim (if any) cannot say who is right
-                prefix = claim.removeprefix(self.names.reserved + "uniq:").split(":", 1)[0]
+                parsed = claims.parse(self.schema, claim)
+                prefix = parsed.spec.prefix if parsed is not None else "?"
                 for holder in holders:
                     detail = f"{claim} is also held by " + ", ".join(set(holders) - {holder})
                     self.add("unique_violation", f"{prefix}:{holder}", detail, False)
@@ -334,14 +341,16 @@ async def inspect(ks: Keyspace, *, indexes: bool = True) -> Report:
     return state.report
 
 
-async def inspect_settled(ks: Keyspace) -> Report:
+async def inspect_settled(ks: Keyspace, *, indexes: bool = True) -> Report:
     """:func:`inspect`, then, if it found problems, once more: only problems both passes found
     are reported. Under live writes one pass can see a claim, projection or reference of a
-    document created after it read the documents; such a problem is gone on the second pass."""
-    first = await inspect(ks)
+    document created after it read the documents, and a document that expires between the
+    reads of the documents and of the claims seems to lack its claim; such a problem is gone
+    on the second pass."""
+    first = await inspect(ks, indexes=indexes)
     if first.clean:
         return first
-    second = await inspect(ks)
+    second = await inspect(ks, indexes=indexes)
     seen = {(p.kind, p.key, p.detail) for p in first.problems}
     second.problems = [p for p in second.problems if (p.kind, p.key, p.detail) in seen]
     return second
@@ -410,17 +419,22 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
     if ks.capabilities.search:
         await wait_for_indexes(ks, args.wait)
     report = final = await inspect_settled(ks)
-    todo, fixed = sum(p.repairable for p in report.problems), 0
+    todo, fixed, pruned = sum(p.repairable for p in report.problems), 0, 0
+    if args.repair and report.expired:
+        pruned = await prune(ks, report)
     if args.repair and todo:
         fixed = await repair(ks, report)
         final = await inspect_settled(ks)
-    out: dict[str, Any] = {"clean": report.clean, **asdict(report)}
+    out: dict[str, Any] = {"clean": report.clean, **_shown(report)}
     if args.repair:
-        out |= {"repaired": fixed, "after": {"clean": final.clean, **asdict(final)}}
+        out |= {"repaired": fixed, "after": {"clean": final.clean, **_shown(final)}}
+        out |= {"pruned": pruned}
     if args.json:
         print(json.dumps(out, indent=2))
         return _status(final)
     _print(report, "check")
+    if args.repair and pruned:
+        print(f"repair: removed {pruned} reference set members left by expired documents")
     if args.repair:
         left = todo - fixed
         why = (
@@ -437,6 +451,13 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
             f"run check again once they are built, or with a longer --wait (exit {NOT_READY})"
         )
     return _status(final)
+
+
+def _shown(report: Report) -> dict[str, Any]:
+    """The report as printed: what expired documents left behind is no problem, not shown."""
+    out = asdict(report)
+    del out["expired"]
+    return out
 
 
 def _status(report: Report) -> int:

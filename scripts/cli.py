@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from keyspace import Keyspace, connect, systems
 from keyspace.errors import NoAccess, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
-from keyspace.system import System
+from keyspace.system import System, parse_ttls
 
 from . import admin, backup, check, generate, legacy, pause, restore
 from .args import default_data_dir, redis_url
@@ -176,9 +176,11 @@ async def run_cli(argv: list[str]) -> int:
     """Run one command in the current event loop and return its exit code (tests use this)."""
     args = parser().parse_args(argv)
     try:
-        system = systems.load(args.system, os.environ.get("MULTIFRAME_NAMESPACE"))
+        # The service's TTLs, so documents the CLI writes (load-demo) expire as the API's do.
+        ttls = parse_ttls(os.environ.get("MULTIFRAME_TTL_SECONDS", ""))
+        system = systems.load(args.system, os.environ.get("MULTIFRAME_NAMESPACE"), ttls)
     except ValueError as exc:
-        print(f"error: MULTIFRAME_NAMESPACE: {exc}", file=sys.stderr)
+        print(f"error: MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}", file=sys.stderr)
         return USAGE
     args.system = system
     try:

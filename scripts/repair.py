@@ -150,6 +150,20 @@ FIXERS: dict[str, Callable[[Keyspace, Problem], Awaitable[bool]]] = {
 }  # fmt: skip
 
 
+async def prune(ks: Keyspace, report: Report) -> int:
+    """Remove the memberships expired documents left in reference sets (``report.expired``),
+    each while its document is still absent; how many were removed."""
+    removed = 0
+    for set_key, member in report.expired:
+        if (parsed := parse_ref_set(ks.schema, set_key)) is None:
+            continue
+        plan = Plan(ks.schema.names.pause_key())
+        plan.write("srem", set_key, member)
+        doc_key = ks.schema.names.doc_key(parsed[0].prefix, member)
+        removed += await _commit(ks, plan, doc_key, None)  # not created again meanwhile
+    return removed
+
+
 async def repair(ks: Keyspace, report: Report) -> int:
     """Fix the repairable problems of ``report``; returns how many were fixed. Each fix
     re-reads what it relies on and commits against those exact bytes, or is skipped."""

@@ -28,6 +28,9 @@ class Report:
     problems: list[Problem]
     documents: int
     building: list[str] = field(default_factory=list)  # indexes not yet checkable, and why
+    # (reference set, member) left by an expired document: no problem (nothing counts it),
+    # not reported; ``--repair`` removes them so a long-lived target's sets do not grow.
+    expired: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -41,13 +44,15 @@ def ref_sets(schema: Schema) -> str:
 
 
 def parse_ref_set(schema: Schema, set_key: str) -> RefSet | None:
-    """(source entity, reference, target id) of a reference set key; None when unknown."""
-    target_key, _, source = set_key.removeprefix(ref_sets(schema)).rpartition(":")
-    source_prefix, _, name = source.partition(".")
-    target_prefix, _, target_id = target_key.rpartition(":")
+    """(source entity, reference, target id) of a reference set key; None when unknown.
+    Prefixes may hold ':' (``user:session``), so the key is matched against each declared
+    reference's shape ``<target prefix>:<id>:<source prefix>.<field>``, not split."""
+    body = set_key.removeprefix(ref_sets(schema))
     for spec in schema.entities:
-        for ref in spec.references if spec.prefix == source_prefix else ():
-            target = schema.entity(ref.target).prefix
-            if ref.field == name and target == target_prefix and keys.is_lookup_id(target_id):
-                return spec, ref, target_id
+        for ref in spec.references:
+            target, tail = schema.entity(ref.target).prefix + ":", f":{spec.prefix}.{ref.field}"
+            if body.startswith(target) and body.endswith(tail):
+                target_id = body[len(target) : len(body) - len(tail)]
+                if keys.is_lookup_id(target_id):  # no ':' in an id: one reading only
+                    return spec, ref, target_id
     return None

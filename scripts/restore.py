@@ -30,7 +30,7 @@ from keyspace.schema import Schema
 from keyspace.tokens import OPERATOR
 
 from .backup import backup_source, key_batches, kinds_of
-from .check import inspect
+from .check import inspect_settled
 from .exits import OK, PROBLEMS, Refused
 from .pause import paused
 from .progress import Progress
@@ -106,6 +106,8 @@ async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
                 pipe.execute_command("JSON.SET", key, "$", value)
                 if (shown := _shown(schema, key, value)) is not None:
                     pipe.execute_command("JSON.SET", shown[0], "$", shown[1])
+                    if "pxat" in record:  # an expiring document's projection expires with it
+                        pipe.pexpireat(shown[0], record["pxat"])
             elif kind == "string":
                 pipe.set(key, value)
             elif kind == "set":
@@ -160,9 +162,10 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
                 )
             pause.writing = True
             written = await _replace(args, ks, operator_user, progress.done, occupant)
-            # Still paused, so nothing changes under the check: what it finds is the file's.
+            # Still paused, so only expiries change the data under the check (settled: what
+            # both passes find), and what it finds is the file's.
             with Progress("restore: check"):
-                report = await inspect(ks, indexes=False)
+                report = await inspect_settled(ks, indexes=False)
     except BadBackup as exc:  # the file changed between the two passes
         print(f"restore: {args.file} changed: {exc}; {PARTIAL}", file=sys.stderr)
         return PROBLEMS

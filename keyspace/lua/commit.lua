@@ -28,6 +28,9 @@
 --            free    k owner field     -> error 'unique_conflict' when KEYS[k] holds another owner
 --            unclaimed k field         -> error 'unique_conflict' when KEYS[k] has any owner
 --            card    k n field         -> error 'stale' unless SCARD KEYS[k] == n
+--            gone    k s member        -> error 'stale' (field KEYS[s], value KEYS[k]) unless
+--                                         KEYS[k] is absent and member is in the set KEYS[s]
+--                                         (a referrer that expired, as a delete read it)
 --            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
 --                                         (a legacy MultiFrame 11.0 value being converted)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
@@ -36,6 +39,14 @@
 --            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
 --            jsetat k head tail (JSON.SET KEYS[k]..id head..id..tail: KEYS[k] is a prefix
 --                               such as 'mf:proj:user:', completed by the generated id)
+--            keepttl k ms (PEXPIRE only when KEYS[k] has no TTL: a write that keeps the
+--                          time an expiring document has left, JSON.SET keeping it)
+--            ttlof k s (KEYS[k] expires when KEYS[s] does, PEXPIREAT PEXPIRETIME: the same
+--                       millisecond; PERSIST when KEYS[s] has no TTL) | ttlat k s (the
+--                       same for KEYS[k]..id, a key jsetat completed)
+--          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
+--          after their set/setid; pexpire, keepttl and ttlof run on the document after its
+--          jset, so a plan never leaves an expiring document's keys without their TTL.
 -- Returns: {'ok', raw document of the return key or false}
 --          or {'err', code, field, value} when a check fails or the keyspace is paused;
 --          nothing is written then
@@ -47,7 +58,7 @@
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
-               saddid = 1, jsetat = 3}
+               saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
 local PAUSE = 'mf:pause'  -- with the system's namespace, if any, before it
@@ -91,8 +102,19 @@ local function check(op, a)
     end
   elseif op == 'card' then
     if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
+  elseif op == 'gone' then
+    local set = K[tonumber(a[2])]
+    if redis.call('EXISTS', key) == 1 or redis.pcall('SISMEMBER', set, a[3]) ~= 1 then
+      return fail('stale', set, key)
+    end
   end
   return nil
+end
+
+-- key expires in the same millisecond as src (PEXPIRETIME is absolute), or never with it.
+local function expire_as(key, src)
+  local at = redis.call('PEXPIRETIME', src)
+  if at > 0 then redis.call('PEXPIREAT', key, at) else redis.call('PERSIST', key) end
 end
 
 local function write(op, a)
@@ -116,6 +138,10 @@ local function write(op, a)
   elseif op == 'setid' then redis.call('SET', key, id)
   elseif op == 'saddid' then redis.call('SADD', key, id)
   elseif op == 'jsetat' then redis.call('JSON.SET', key .. id, '$', a[2] .. id .. a[3])
+  elseif op == 'keepttl' then
+    if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, a[2]) end
+  elseif op == 'ttlof' then expire_as(key, K[tonumber(a[2])])
+  elseif op == 'ttlat' then expire_as(key .. id, K[tonumber(a[2])])
   end
 end
 
@@ -138,6 +164,7 @@ end
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
                hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer'}
+-- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of
 -- the plan is checked against what the plan itself leaves there.
 local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
@@ -193,7 +220,11 @@ local function writable(n_first)
   for n = n_first, #plan do
     local op, a = plan[n][1], plan[n][2]
     local key = K[tonumber(a[1])]
-    if (op == 'floor' or op == 'pexpire') and not string.match(a[2], '^%d+$') then
+    if (op == 'floor' or op == 'pexpire' or op == 'keepttl') and not string.match(a[2], '^%d+$')
+    then
+      return fail('bad_plan', op, a[2])
+    end
+    if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then
       return fail('bad_plan', op, a[2])
     end
     local want = needs[op]

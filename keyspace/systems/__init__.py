@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -22,13 +23,16 @@ def names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(here) if m.ispkg)
 
 
-def load(name: str = DEFAULT, namespace: str | None = None) -> System:
+def load(
+    name: str = DEFAULT, namespace: str | None = None, ttls: Mapping[str, int] | None = None
+) -> System:
     """The system ``name`` ready to serve: its keys under ``namespace`` (None: its default,
-    ``<name>:``, or none for MultiFrame). ValueError names the known systems."""
+    ``<name>:``, or none for MultiFrame), its expiring entities' TTLs changed by ``ttls``
+    (:meth:`System.served`). ValueError names the known systems (or expiring entities)."""
     if name not in names():
         raise ValueError(f"unknown system {name!r}; the systems are {', '.join(names())}")
     declared: System = importlib.import_module(f"{__name__}.{name}").SYSTEM
-    served = declared.served(namespace)
+    served = declared.served(namespace, ttls)
     for other in names():
         if other == name:
             continue

@@ -67,7 +67,9 @@ async def api(
         server: EmbeddedRedis = request.getfixturevalue("redis_server")
         redis = connect(server.url)
         await redis.flushall()
-    monkeypatch.setattr(systems, "load", lambda name, namespace=None: SYSTEM.served(namespace))
+    monkeypatch.setattr(
+        systems, "load", lambda name, namespace=None, ttls=None: SYSTEM.served(namespace)
+    )
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="vectorapi"), client=redis)
     client: Client = TestClient(TestServer(app), headers=AUTH)
     await client.start_server()
@@ -230,7 +232,9 @@ async def test_openapi_describes_the_search(api: Client) -> None:
 
 async def test_a_search_counts_as_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
     redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    monkeypatch.setattr(systems, "load", lambda name, namespace=None: SYSTEM.served(namespace))
+    monkeypatch.setattr(
+        systems, "load", lambda name, namespace=None, ttls=None: SYSTEM.served(namespace)
+    )
     settings = Settings(admin_token=ADMIN_TOKEN, system="vectorapi", admin_write_per_minute=1)
     async with TestClient(TestServer(create_app(settings, client=redis)), headers=AUTH) as api:
         await add(api, 1, [1, 0, 0])  # the one write a minute

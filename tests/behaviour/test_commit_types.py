@@ -24,7 +24,17 @@ from keyspace.plan import Arg, Plan
 from keyspace.scripts import Scripts
 from keyspace.server import EmbeddedRedis
 
-CHECK_OPS = {"absent", "equals", "exists", "unfenced", "free", "unclaimed", "card", "string"}
+CHECK_OPS = {
+    "absent",
+    "equals",
+    "exists",
+    "unfenced",
+    "free",
+    "unclaimed",
+    "card",
+    "string",
+    "gone",
+}
 SENTINEL = "mf:test:sentinel"  # written by the plan before the op under test
 VICTIM = "mf:test:victim"  # the key the op under test writes, planted with every kind
 COUNTER, ID_PREFIX, KEY_PREFIX = "driver_counter", "driver_", "driver:"
@@ -88,6 +98,9 @@ ACCEPTS: dict[str, set[str]] = {
     "setid": EVERY,
     "saddid": {"none", "set"},
     "jsetat": EVERY,  # as jsetid: an id whose projection key is taken is skipped
+    "keepttl": EVERY,  # TTLs only: a key of any type has one
+    "ttlof": EVERY,
+    "ttlat": EVERY,
 }
 
 # Arguments after the key index, and whether the op needs a drawn id.
@@ -107,8 +120,11 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "setid": (),
     "saddid": (),
     "jsetat": (b'{"driver_id":"', b'"}'),
+    "keepttl": (60_000,),
+    "ttlof": (2,),  # KEYS[2]: SENTINEL, whose expiry (none) it copies
+    "ttlat": (2,),
 }
-DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat"}
+DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat"}
 SHOWN_PREFIX = "mf:proj:driver:"
 
 
@@ -121,7 +137,7 @@ def plan_for(op: str) -> tuple[Plan, str]:
     if op == "jsetid":
         plan.write(op, KEY_PREFIX, *ARGS[op])
         return plan, f"{KEY_PREFIX}{ID_PREFIX}1"  # the id the draw tries first
-    if op == "jsetat":
+    if op in ("jsetat", "ttlat"):
         plan.write(op, SHOWN_PREFIX, *ARGS[op])
         return plan, f"{SHOWN_PREFIX}{ID_PREFIX}1"
     plan.write(op, VICTIM, *ARGS[op])
