@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System, vectors
 
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
-from .routes import Route, member_body, search_body
+from .routing import Route, member_body, search_body
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {

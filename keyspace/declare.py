@@ -19,26 +19,42 @@ Every constructor takes ``null`` (the value may be JSON null, stored as null whe
 where the kind can be queried ``index`` (a list filter) and ``sortable`` (``?sort=``; never
 on a nullable field). A field with neither ``null`` nor a default is required. The document's
 field order is the declaration order, with ``id`` first. ``table(..., ttl=SECONDS)`` makes its
-documents expire (docs/keyspace.md §8).
+documents expire (docs/keyspace.md §9). The field constructors live in ``keyspace.columns``.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 
 from . import fieldtypes as ft
 from .codec import now_iso
+from .columns import (
+    CUID,
+    ID_FIELD,
+    NOW,
+    REQUIRED,
+    UUID,
+    Column,
+    Generated,
+    bigint,
+    boolean,
+    decimal,
+    enum,
+    integer,
+    json,
+    ref,
+    string,
+    text,
+    timestamp,
+    vector,
+)
 from .fieldtypes import Timestamp
 from .ids import id_pattern, new_id
 from .keys import ID_PATTERN
-from .query import LITERAL
 from .schema import (
     Default,
     DeriveId,
@@ -48,344 +64,12 @@ from .schema import (
     IdStrategy,
     Indexed,
     Lockable,
-    OnDelete,
     OpLog,
     Reference,
     Satellites,
     Transitions,
-    Unique,
     UniqueTogether,
 )
-
-
-class Generated(Enum):
-    """Defaults computed when a document is created."""
-
-    NOW = "now"  # the current UTC time in the engine's ISO form
-    CUID = "cuid"  # a fresh cuid (keyspace.ids)
-    UUID = "uuid"  # a fresh lowercase uuid4
-
-
-NOW = Generated.NOW
-CUID = Generated.CUID
-UUID = Generated.UUID
-
-
-class _Required(Enum):
-    REQUIRED = "required"
-
-
-_REQUIRED = _Required.REQUIRED
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-ID_FIELD = "id"
-
-
-@dataclass(frozen=True)
-class Column:
-    """One declared field, as the field constructors describe it for :func:`table`."""
-
-    name: str
-    annotation: Any  # the pydantic type of a present, non-null value
-    null: bool = False
-    default: Any = _REQUIRED
-    indexed: tuple[Indexed, ...] = ()
-    unique: Unique | None = None
-    updated_at: bool = False
-    # A reference: its target, on-delete rule, reverse relation and arity. Its id pattern is
-    # the target's, known once the table is (a self-reference) or from a declared target.
-    target: str | None = None
-    target_ids: IdStrategy | None = None
-    on_delete: OnDelete = OnDelete.RESTRICT
-    many: bool = False
-    relation: str | None = None
-
-    def __post_init__(self) -> None:
-        assert _NAME.fullmatch(self.name) and self.name != ID_FIELD, f"field name {self.name!r}"
-
-
-def _column(
-    name: str,
-    annotation: Any,
-    *,
-    null: bool,
-    default: Any,
-    kind: FieldKind | None,
-    index: bool,
-    sortable: bool,
-    case_sensitive: bool = True,
-    array: bool = False,
-    **extra: Any,
-) -> Column:
-    """A column, indexed as ``kind`` when ``index`` or ``sortable`` (a sort field is one)."""
-    indexed: tuple[Indexed, ...] = ()
-    if index or sortable:
-        assert kind is not None, f"{name}: this kind cannot be indexed"
-        assert not (sortable and null), f"{name}: a nullable field cannot be a sort field"
-        field = Indexed(name, name, kind, sortable, case_sensitive, array, nullable=null)
-        indexed = (field,)
-    return Column(name, annotation, null=null, default=default, indexed=indexed, **extra)
-
-
-# --- field constructors (the names are the DSL's) -----------------------------------------
-
-
-def string(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    unique: bool = False,
-    case_insensitive: bool = False,
-    index: bool = False,
-    min_length: int = 0,
-    max_length: int = 1000,
-    pattern: str | None = None,
-    format: str | None = None,  # "email"
-    multiline: bool = False,
-) -> Column:
-    """One line of text (``multiline``: tabs and line breaks too); ``case_insensitive``
-    makes its unique claim and its filter caseless (keyspace.text.fold)."""
-    assert format in (None, "email"), f"{name}: unknown format {format!r}"
-    annotation = ft.string_type(
-        min_length=min_length,
-        max_length=max_length,
-        pattern=pattern,
-        email=format == "email",
-        multiline=multiline,
-    )
-    return _column(
-        name,
-        annotation,
-        null=null,
-        default=default,
-        kind=FieldKind.TAG,
-        index=index,
-        sortable=False,  # arbitrary text cannot be a cursor value (query.LITERAL)
-        case_sensitive=not case_insensitive,
-        unique=Unique(name, case_insensitive=case_insensitive) if unique else None,
-    )
-
-
-def text(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    max_length: int = 10_000,
-    multiline: bool = True,
-) -> Column:
-    """Prose searchable word by word through ``?q=`` (indexed as full text)."""
-    annotation = ft.string_type(
-        min_length=0, max_length=max_length, pattern=None, email=False, multiline=multiline
-    )
-    searched = Indexed(name, name, FieldKind.TEXT, nullable=null)
-    return Column(name, annotation, null=null, default=default, indexed=(searched,))
-
-
-def integer(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    ge: int | None = None,
-    le: int | None = None,
-    index: bool = False,
-    sortable: bool = False,
-) -> Column:
-    """A JSON integer (never a boolean or a float). Within int64; within 2^53 when indexed,
-    since the index holds numbers as doubles."""
-    bound = ft.SAFE_INTEGER if index or sortable else ft.INT64_MAX
-    low = -bound if ge is None else ge
-    high = bound if le is None else le
-    assert -bound <= low <= high <= bound, f"{name}: bounds must lie within ±{bound}"
-    annotation = ft.integer_type(ge=low, le=high)
-    return _column(
-        name,
-        annotation,
-        null=null,
-        default=default,
-        kind=FieldKind.NUMERIC,
-        index=index,
-        sortable=sortable,
-    )
-
-
-def bigint(
-    name: str, *, null: bool = False, default: Any = _REQUIRED, index: bool = False
-) -> Column:
-    """A 64-bit integer, exact past 2^53: a number or a string in, a decimal string out.
-    Not indexable (the index's doubles are not exact past 2^53)."""
-    assert not index, f"{name}: a bigint cannot be indexed (doubles are not exact past 2^53)"
-    return _column(
-        name, ft.bigint_type(), null=null, default=default, kind=None, index=False, sortable=False
-    )
-
-
-def decimal(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    max_digits: int = ft.INDEX_DIGITS,
-    places: int | None = None,
-    ge: object = None,
-    le: object = None,
-    index: bool = False,
-    sortable: bool = False,
-) -> Column:
-    """An exact decimal (``DECIMAL(max_digits, places)``): a number or a string in, a
-    canonical string out (keyspace.fieldtypes), never rounded and never a float."""
-    if index or sortable:
-        assert max_digits <= ft.INDEX_DIGITS, (
-            f"{name}: an indexed decimal has at most {ft.INDEX_DIGITS} digits (exact order)"
-        )
-    annotation = ft.decimal_type(max_digits=max_digits, places=places, ge=ge, le=le)
-    return _column(
-        name,
-        annotation,
-        null=null,
-        default=default,
-        kind=FieldKind.DECIMAL,
-        index=index,
-        sortable=sortable,
-    )
-
-
-def boolean(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    index: bool = False,
-    sortable: bool = False,
-) -> Column:
-    """JSON true or false (no strings); filtered as ``?name=true|false``."""
-    return _column(
-        name,
-        ft.boolean_type(),
-        null=null,
-        default=default,
-        kind=FieldKind.BOOL,
-        index=index,
-        sortable=sortable,
-    )
-
-
-def enum(
-    name: str,
-    values: Sequence[str],
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    index: bool = False,
-    sortable: bool = False,
-) -> Column:
-    """One of ``values`` (a 400 names them); filtered as an exact tag."""
-    if sortable:
-        assert all(re.fullmatch(LITERAL, v) for v in values), f"{name}: unsortable values"
-    return _column(
-        name,
-        ft.enum_type(values),
-        null=null,
-        default=default,
-        kind=FieldKind.TAG,
-        index=index,
-        sortable=sortable,
-    )
-
-
-def timestamp(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    updated_at: bool = False,
-    index: bool = False,
-    sortable: bool = False,
-) -> Column:
-    """An ISO-8601 time, stored in the engine's naive-UTC form. ``updated_at``: set on
-    every update that does not set it (and defaulting to :data:`NOW`)."""
-    if updated_at and default is _REQUIRED:
-        default = NOW
-    return _column(
-        name,
-        Timestamp,
-        null=null,
-        default=default,
-        kind=FieldKind.TIME,
-        index=index,
-        sortable=sortable,
-        updated_at=updated_at,
-    )
-
-
-def json(
-    name: str,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    model: type[BaseModel] | None = None,
-    max_bytes: int = ft.JSON_MAX_BYTES,
-    index: bool = False,
-) -> Column:
-    """Free JSON (an object or an array), or a typed nested ``model`` (extra="forbid");
-    at most ``max_bytes`` serialized. Not indexable."""
-    assert not index, f"{name}: JSON cannot be indexed; declare the values to filter on"
-    annotation = ft.json_type(model=model, max_bytes=max_bytes)
-    return _column(
-        name, annotation, null=null, default=default, kind=None, index=False, sortable=False
-    )
-
-
-def vector(
-    name: str,
-    dim: int,
-    *,
-    metric: str = "cosine",
-    null: bool = False,
-    index: bool = True,
-) -> Column:
-    """An embedding: a JSON array of exactly ``dim`` finite numbers (at most
-    :data:`~keyspace.fieldtypes.MAX_DIM`), stored as floats. ``index``: searched by cosine
-    distance (``POST /api/<collection>/search``, :mod:`keyspace.vectors`); one per table."""
-    assert metric == "cosine", f"{name}: cosine is the one metric served, not {metric!r}"
-    annotation = ft.vector_type(dim)
-    indexed = (Indexed(name, name, FieldKind.VECTOR, nullable=null, dim=dim),) if index else ()
-    return Column(name, annotation, null=null, indexed=indexed)
-
-
-def ref(
-    name: str,
-    target: str | EntitySpec,
-    *,
-    null: bool = False,
-    default: Any = _REQUIRED,
-    on_delete: OnDelete = OnDelete.RESTRICT,
-    many: bool = False,
-    index: bool = False,
-    relation: str | None = None,
-) -> Column:
-    """The id of a ``target`` document (``many``: an array of distinct ids). ``target`` is
-    the entity name, or its declaration, which also gives the id pattern to check."""
-    known = target if isinstance(target, EntitySpec) else None
-    return _column(
-        name,
-        None,  # the id pattern is the target's: table() knows it
-        null=null,
-        default=default,
-        kind=FieldKind.TAG,
-        index=index,
-        sortable=False,
-        array=many,
-        target=known.name if known is not None else target,
-        target_ids=known.id_strategy if known is not None else None,
-        on_delete=on_delete,
-        many=many,
-        relation=relation,
-    )
-
-
-# --- tables --------------------------------------------------------------------------------
 
 
 def _default(value: Any) -> Default:
@@ -407,7 +91,7 @@ def _annotation(column: Column, table: str, ids: IdStrategy) -> Any:
 
 def _check_default(column: Column, annotation: Any) -> None:
     """A literal default must be a valid value (caught at declaration, not at a create)."""
-    if column.default is _REQUIRED or (column.default is None and column.null):
+    if column.default is REQUIRED or (column.default is None and column.null):
         return
     if column.default is NOW:
         assert annotation is Timestamp, f"{column.name}: NOW is a timestamp's default"
@@ -466,7 +150,7 @@ def table(
             model_fields[column.name] = (annotation | None, None)
         else:
             model_fields[column.name] = (annotation, ...)
-        if column.default is not _REQUIRED and column.default is not None:
+        if column.default is not REQUIRED and column.default is not None:
             defaults[column.name] = _default(column.default)
     model = create_model(model_name or _model_name(name), __config__=config, **model_fields)
     indexed = [Indexed(ID_FIELD, ID_FIELD, FieldKind.TAG, sortable=True)]

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from app import create_app
 from app.config import Settings
 from app.openapi import documents
-from app.routes import Route, route_table
+from app.routes import route_table
+from app.routing import Route
 from app.state import KEYSPACE
 from keyspace import USER, Keyspace, connect, keys, systems
 from keyspace.server import EmbeddedRedis
