@@ -19,7 +19,8 @@ Every constructor takes ``null`` (the value may be JSON null, stored as null whe
 where the kind can be queried ``index`` (a list filter) and ``sortable`` (``?sort=``; never
 on a nullable field). A field with neither ``null`` nor a default is required. The document's
 field order is the declaration order, with ``id`` first. ``table(..., ttl=SECONDS)`` makes its
-documents expire (docs/keyspace.md §9). The field constructors live in ``keyspace.columns``.
+documents expire (docs/keyspace.md §9); ``table(..., upsert=True)`` lets a PUT create. The
+field constructors live in ``keyspace.columns``.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def table(
     oplog: OpLog | None = None,
     ttl: int | None = None,
     refresh_on_write: bool = True,
+    upsert: bool = False,
+    open_refs: Sequence[str] = (),
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
@@ -136,7 +139,10 @@ def table(
     (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``.
     ``ttl``: its documents expire that many seconds after their create and, when
     ``refresh_on_write``, after every write (else a write keeps the time left);
-    ``System.served(ttls=...)`` may change the seconds."""
+    ``System.served(ttls=...)`` may change the seconds. ``upsert``: a replace of a missing
+    document creates it under the id asked for (``PUT /api/<collection>/{id}`` answers 201;
+    CUID or UUID ids only). ``open_refs``: reference fields a member may set to any
+    document, not only its own (``owner`` still decides who writes the referrer)."""
     assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
@@ -178,6 +184,8 @@ def table(
         lock=lock,
         oplog=oplog,
         expiry=Expiry(ttl, refresh_on_write) if ttl is not None else None,
+        upsert=upsert,
+        open_refs=tuple(open_refs),
     )
 
 

@@ -23,7 +23,7 @@ from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema, SingletonSpec
 from .scripts import AuthReply, CommitResult, Scripts
 from .singletons import Singletons
-from .store import Documents, Guard, PreparedCreate, Stored
+from .store import Documents, Guard, PreparedCreate, Stored, Upserted
 from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .tokens import Authorization, Decision, Limits, Tokens
 
@@ -203,6 +203,27 @@ class Keyspace:
     ) -> Stored:
         return await self.documents.replace(
             spec, doc_id, data, if_revision=if_revision, guard=guard
+        )
+
+    async def upsert(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        data: Any,
+        *,
+        if_revision: str | None = None,
+        guard: Guard | None = None,
+        create_guard: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> Upserted:
+        """Replace the document, or create it under ``doc_id`` when missing (an entity
+        declaring ``upsert``); ``Upserted.created`` tells which (keyspace.store)."""
+        return await self.documents.upsert(
+            spec,
+            doc_id,
+            data,
+            if_revision=if_revision,
+            guard=guard,
+            create_guard=create_guard,
         )
 
     async def patch(

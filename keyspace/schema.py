@@ -220,6 +220,13 @@ class EntitySpec:
     oplog: OpLog | None = None
     # Documents expire (sessions, presence, locks); None: they stay until deleted.
     expiry: Expiry | None = None
+    # A replace of a missing document creates it under the id asked for (PUT as an upsert):
+    # for ids the client chooses, so only generated kinds (a counter's or a derived id is
+    # the service's to give).
+    upsert: bool = False
+    # Single references a member may point at any document, whoever owns it (a presence names
+    # the project its user is in); the others must name the member's own documents.
+    open_refs: tuple[str, ...] = ()
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
@@ -241,6 +248,11 @@ class EntitySpec:
         assert self.oplog is None or not self.oplog.lock_guarded or self.lock is not None, (
             f"{self.name}: a lock-guarded operation log needs a lock (lock=Lockable())"
         )
+        assert not self.upsert or self.id_strategy in (IdStrategy.CUID, IdStrategy.UUID), (
+            f"{self.name}: upsert needs ids a client may choose (CUID or UUID)"
+        )
+        singles = {r.field for r in self.references if not r.many}
+        assert set(self.open_refs) <= singles, f"{self.name}: open_refs {self.open_refs}"
         vectors = [f.name for f in self.fields if f.kind is FieldKind.VECTOR]
         assert len(vectors) <= 1, f"{self.name}: one searchable vector per entity, not {vectors}"
 

@@ -74,6 +74,14 @@ class Stored:
         return cls(codec.loads(raw), codec.revision(raw), raw)
 
 
+@dataclass(frozen=True)
+class Upserted:
+    """What :meth:`Documents.upsert` did: the stored document, and whether it created it."""
+
+    stored: Stored
+    created: bool
+
+
 def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
     if result.error == "unique_conflict":
         raise UniqueConflict(f"{spec.name} {result.field} is already taken", field=result.field)
@@ -272,35 +280,92 @@ class Documents:
         ``old`` is still what is stored, so the decision cannot go stale.
         """
         for _ in range(MAX_ATTEMPTS):
-            raw = (
-                await self._read(self.names.doc_key(spec.prefix, doc_id))
-                if keys.is_lookup_id(doc_id)
-                else None
-            )
+            raw = await self._read_id(spec, doc_id)
             if raw is None:
                 raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-            old = Loaded(
-                spec, doc_id, raw, codec.loads(raw), self.names.doc_key(spec.prefix, doc_id)
-            )
-            if if_revision is not None and codec.revision(raw) != if_revision:
-                raise StaleRevision(
-                    f"{spec.name} {doc_id} has changed since revision {if_revision}"
-                )
-            new = change(dict(old.doc))
-            if guard is not None:
-                guard(old.doc, new)
-            members = (
-                await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
-            )
-            result = await self.scripts.commit(plan_update(self.schema, old, new, members))
+            stored = await self._update_once(spec, doc_id, raw, change, if_revision, guard)
+            if stored is not None:
+                return stored
+        raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+
+    async def upsert(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        data: Mapping[str, Any],
+        *,
+        if_revision: str | None = None,
+        guard: Guard | None = None,
+        create_guard: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> Upserted:
+        """Replace the document (as :meth:`replace`), or create it under ``doc_id`` when there
+        is none (as a create with that id: defaults filled); entities declaring ``upsert``.
+
+        ``create_guard(doc)`` sees the document a create would store and may raise to refuse
+        it; ``guard`` is :meth:`update`'s. Each attempt is one commit that re-checks what was
+        read (the key still absent, or still as read), so a concurrent create or write makes
+        the next attempt replace what it left. ``if_revision`` pins a stored revision: a
+        missing document then matches none (StaleRevision, as RFC 9110's If-Match)."""
+        assert spec.upsert, f"{spec.name} does not declare upsert"
+
+        def change(old: dict[str, Any]) -> dict[str, Any]:
+            return for_update(spec, old, data, merge=False)
+
+        for _ in range(MAX_ATTEMPTS):
+            raw = await self._read_id(spec, doc_id)
+            if raw is not None:
+                stored = await self._update_once(spec, doc_id, raw, change, if_revision, guard)
+                if stored is not None:
+                    return Upserted(stored, created=False)
+                continue
+            if if_revision is not None:
+                raise StaleRevision(f"{spec.name} {doc_id} does not exist: no revision matches")
+            doc = for_create(spec, data, doc_id)
+            if create_guard is not None:
+                create_guard(doc)
+            plan = plan_create(self.schema, spec, doc_id, doc, explicit_id=True)
+            result = await self.scripts.commit(plan)
             if result.ok:
                 assert result.raw is not None
-                return Stored.from_raw(result.raw)
-            if result.error != "stale":
+                return Upserted(Stored.from_raw(result.raw), created=True)
+            if result.error != "already_exists":  # created meanwhile: replace it next
                 _raise_for(result, spec)
-            if if_revision is not None:
-                raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
         raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
+
+    async def _read_id(self, spec: EntitySpec, doc_id: str) -> bytes | None:
+        if not keys.is_lookup_id(doc_id):
+            return None
+        return await self._read(self.names.doc_key(spec.prefix, doc_id))
+
+    async def _update_once(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        raw: bytes,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        if_revision: str | None,
+        guard: Guard | None,
+    ) -> Stored | None:
+        """One attempt of :meth:`update` on ``raw`` as read: the stored result, or None when
+        another write got there first (read again and retry)."""
+        old = Loaded(spec, doc_id, raw, codec.loads(raw), self.names.doc_key(spec.prefix, doc_id))
+        if if_revision is not None and codec.revision(raw) != if_revision:
+            raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
+        new = change(dict(old.doc))
+        if guard is not None:
+            guard(old.doc, new)
+        members = (
+            await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
+        )
+        result = await self.scripts.commit(plan_update(self.schema, old, new, members))
+        if result.ok:
+            assert result.raw is not None
+            return Stored.from_raw(result.raw)
+        if result.error != "stale":
+            _raise_for(result, spec)
+        if if_revision is not None:
+            raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
+        return None
 
     async def _satellites(self, spec: EntitySpec, doc_id: str) -> list[str]:
         if spec.satellites is None:
