@@ -449,6 +449,12 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     if headers := _success_headers(route, docs):
         ok["headers"] = headers
     responses: dict[str, Any] = {str(route.status): ok}
+    for status, text in route.notes:
+        if 200 <= status < 300 and status != route.status:  # another success (an upsert's 201)
+            created = copy.deepcopy(ok)
+            if route.returns in docs:
+                created.setdefault("headers", {})["Location"] = _header("The document's URL")
+            responses[str(status)] = {**created, "description": text}
     if revalidates(route, docs):
         etag = {"ETag": _header("The current ETag, named by If-None-Match")}
         responses["304"] = {"description": "Not modified: no body", "headers": etag}

@@ -61,12 +61,15 @@ Owners = Mapping[str, "str | None"]
 def foreign(system: System, spec: EntitySpec, doc: Mapping[str, Any], owners: Owners) -> list[str]:
     """The single references of ``doc`` a member owning it may not make: another user (besides
     the owner field itself), or a document owned by someone else. Arrays of ids (MultiFrame's
-    collaborators) name other users by design; ownerless targets are shared catalogues."""
+    collaborators) name other users by design; ownerless targets are shared catalogues, and
+    ``EntitySpec.open_refs`` may name anyone's document (a presence's project)."""
     owner = doc.get(spec.owner) if spec.owner is not None else None
     out = []
     for ref in spec.references:
         value = doc.get(ref.field)
         if ref.many or ref.field == spec.owner or not isinstance(value, str):
+            continue
+        if ref.field in spec.open_refs:
             continue
         if ref.target == system.principal:
             if value != owner:

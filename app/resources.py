@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +103,36 @@ class Collection:
         return none_match(request, document_response(prefetched.raw))
 
     async def replace(self, request: web.Request) -> web.Response:
+        if self.spec.upsert:
+            return await self._upsert(request)
         return await self._update(request, merge=False)
+
+    async def _upsert(self, request: web.Request) -> web.Response:
+        """PUT of an entity declaring ``upsert``: replaces (200), or creates under the path's
+        id (201 with Location) with the rules of a create (``policy.check_create``)."""
+        body = await read_object(request)
+        ks, doc_id, who, served = (
+            keyspace(request),
+            request.match_info["id"],
+            caller(request),
+            system(request),
+        )
+        owners = {} if who.admin else await ks.reference_owners(self.spec, body)
+
+        def create_guard(doc: Mapping[str, Any]) -> None:
+            policy.check_create(who, served, self.spec, doc, owners)
+
+        done = await ks.upsert(
+            self.spec,
+            doc_id,
+            body,
+            if_revision=if_match(request),
+            guard=policy.update_guard(who, served, self.spec, owners),
+            create_guard=create_guard,
+        )
+        if done.created:
+            return stored_response(done.stored, status=201, location=self.url(doc_id))
+        return stored_response(done.stored)
 
     async def patch(self, request: web.Request) -> web.Response:
         return await self._update(request, merge=True)

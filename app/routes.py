@@ -47,6 +47,20 @@ def _create_notes(spec: EntitySpec) -> tuple[tuple[int, str], ...]:
     )
 
 
+def _upsert_notes(spec: EntitySpec) -> tuple[tuple[int, str], ...]:
+    """A PUT that may create (``table(..., upsert=True)``): its 201, and what its 412 adds."""
+    if not spec.upsert:
+        return ()
+    return (
+        (
+            201,
+            f"Created: no {spec.name} had this id, so the body was stored under it as a "
+            "create (defaults filled, a member only for itself); Location names it",
+        ),
+        (412, "an If-Match on a missing document matches no revision (nothing is created)"),
+    )
+
+
 def entity_routes(spec: EntitySpec) -> list[Route]:
     res = Collection(spec)
     base, item, tag, name = (
@@ -93,12 +107,16 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             "PUT",
             item,
             res.replace,
-            f"Replace a {spec.name}",
+            f"Replace or create a {spec.name}" if spec.upsert else f"Replace a {spec.name}",
             tag,
             body=f"{name}Replace",
             returns=name,
             conditional=True,
-            errors=(400, 404, 409, 412, 413, 415, 422),
+            # An upsert creates a missing document: never 404.
+            errors=(400, 409, 412, 413, 415, 422)
+            if spec.upsert
+            else (400, 404, 409, 412, 413, 415, 422),
+            notes=_upsert_notes(spec),
         ),
         Route(
             "PATCH",

@@ -421,9 +421,9 @@ AI_INTERACTIONS = table(
     admin_read=True,  # a user's prompts and answers: personal data
 )
 
-# --- the seed's Redis layer and vector collections: NOT DECLARED YET -------------------
-# Issue 15 adds them once the engine has TTL'd entities, locks, operation logs and vector
-# fields; docs/systems.md lists them. Key prefixes keep the seed's patterns inside the
+# --- the seed's Redis layer: what is NOT DECLARED YET ---------------------------------
+# Issue 15 adds it piece by piece (sessions and presence are below SYSTEM's vector
+# collections); docs/systems.md lists them. Key prefixes keep the seed's patterns inside the
 # namespace (a prefix may contain ':'):
 #   user:session:{session_id}  24 h    user:presence:{user_id}  5 min
 #   doc:lock:{document_id}     30 s    doc:ops:{document_id}    1 h (operation log)
@@ -476,6 +476,68 @@ USER_PROFILES = table(
 )
 
 
+# --- the seed's Redis layer: sessions and presence ---------------------------------------
+
+# user:session:{session_id} (24 h): a live login as the platform's sign-in records it, beside
+# the durable user_sessions row. Not this service's bearer tokens: those stay its own (only
+# a digest stored, revocable, role-mirrored, rate budgets per user), while a session's id is
+# its key, so a session doubling as a credential would put the secret into key names that
+# SCAN, backups and MONITOR show. The platform (or the member itself) chooses the id: a PUT
+# to /api/sessions/{id} creates or replaces it; POST draws a UUID.
+SESSIONS = table(
+    "session",
+    prefix="user:session",
+    collection="sessions",
+    id=IdStrategy.UUID,
+    fields=(
+        # A referrer may expire; only a target may not. A user's deletion ends its sessions.
+        ref("user_id", "users", on_delete=_CASCADE, index=True, relation="sessions"),
+        timestamp("expires_at", index=True, sortable=True),
+        json("permissions", default=[]),  # the seed's ["read", "write"]
+        timestamp("last_activity", default=NOW, updated_at=True, index=True, sortable=True),
+    ),
+    owner="user_id",
+    admin_read=True,  # who is signed in from where: personal data
+    # 24 h from the sign-in, not from the last write: a session that slid with last_activity
+    # would outlive its own expires_at.
+    ttl=86400,
+    refresh_on_write=False,
+    upsert=True,
+)
+
+# user:presence:{user_id} (5 min): the seed's value has no user_id, the key carries it, so
+# the document's id is its user's id and only that user (or an admin) writes it
+# (owner="id"). PUT /api/presence/{user_id} is the heartbeat: it creates or replaces the
+# document, stamps last_seen with the server's time and gives it its 5 minutes again;
+# a user who stops sending it disappears from ?current_project=...&status=online.
+PRESENCE = table(
+    "presence",
+    prefix="user:presence",
+    collection="presence",
+    id=IdStrategy.UUID,
+    fields=(
+        enum("status", ("online", "away", "offline"), index=True),
+        timestamp("last_seen", default=NOW, updated_at=True, index=True, sortable=True),
+        # A presence may refer to a project (nothing may refer to it: it expires); a deleted
+        # project leaves its visitors present nowhere.
+        ref(
+            "current_project",
+            "projects",
+            null=True,
+            on_delete=_SET_NULL,
+            index=True,
+            relation="presence",
+        ),
+    ),
+    owner="id",
+    # Being in a project is not owning it: a member names any project it works in.
+    open_refs=("current_project",),
+    ttl=300,
+    refresh_on_write=True,
+    upsert=True,
+)
+
+
 SYSTEM = System(
     name="neuraforge",
     title="NeuraForge",
@@ -498,7 +560,9 @@ SYSTEM = System(
             AI_INTERACTIONS,
             RESEARCH_PAPERS,
             USER_PROFILES,
-            # The Redis layer's entities go here (see above).
+            SESSIONS,
+            PRESENCE,
+            # The rest of the Redis layer goes here (see above).
         )
     ),
     namespace="neuraforge:",
