@@ -220,6 +220,9 @@ class EntitySpec:
     oplog: OpLog | None = None
     # Documents expire (sessions, presence, locks); None: they stay until deleted.
     expiry: Expiry | None = None
+    # Its list answers may be cached (keyspace.cache): every commit writing one of its
+    # documents bumps its collection version. Set by System.served from System.cache.
+    cached: bool = False
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
