@@ -10,7 +10,8 @@ from dataclasses import replace
 import fakeredis
 import pytest
 
-from keyspace import AnswerCache, CacheRules, Keyspace, params_hash
+from app.config import Settings
+from keyspace import AnswerCache, CacheRules, Keyspace, params_hash, systems
 from keyspace.declare import integer, ref, string, table
 from keyspace.keys import Names
 from keyspace.plan import DeleteClosure, Loaded, Plan, plan_create, plan_delete, plan_update
@@ -212,3 +213,21 @@ async def test_the_pause_refuses_lookups(ks: Keyspace) -> None:
     await ks.client.set(NAMES.pause_key(), "{}")
     with pytest.raises(Exception, match="paused"):
         await _cache(ks).get(params_hash({}))
+
+
+def test_the_setting_reaches_the_served_system() -> None:
+    assert Settings.from_env({}).cache_ttl is None
+    assert Settings.from_env({"MULTIFRAME_CACHE_TTL_SECONDS": "60"}).cache_ttl == 60
+    with pytest.raises(SystemExit):
+        Settings.from_env({"MULTIFRAME_CACHE_TTL_SECONDS": "-1"})
+    neuraforge = systems.load("neuraforge")
+    assert neuraforge.cache == CacheRules(
+        ("projects", "documents", "ai_agents", "research_papers"), 900
+    )
+    assert systems.load("neuraforge", cache_ttl=60).cache == replace(
+        neuraforge.cache, ttl_seconds=60
+    )
+    assert systems.load("neuraforge", cache_ttl=0).cache is None
+    for other in ("multiframe", "normaldance", "engineering_forge"):
+        served = systems.load(other, cache_ttl=60)
+        assert served.cache is None and not any(e.cached for e in served.schema.entities)
