@@ -87,7 +87,9 @@ def main() -> None:
     )
     settings = _arguments(Settings.from_env())
     try:
-        system = systems.load(settings.system, settings.namespace, settings.ttls)
+        system = systems.load(
+            settings.system, settings.namespace, settings.ttls, settings.cache_ttl
+        )
     except ValueError as exc:  # an unknown name, a malformed namespace, a TTL of no entity's
         raise SystemExit(
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"

@@ -63,6 +63,15 @@ def _ttls(env: Mapping[str, str]) -> dict[str, int]:
         raise SystemExit(f"MULTIFRAME_TTL_SECONDS: {exc}") from None
 
 
+def _cache_ttl(env: Mapping[str, str]) -> int | None:
+    if not env.get("MULTIFRAME_CACHE_TTL_SECONDS"):
+        return None
+    seconds = _int(env, "MULTIFRAME_CACHE_TTL_SECONDS", 0)
+    if seconds < 0:
+        raise SystemExit("MULTIFRAME_CACHE_TTL_SECONDS must be 0 (off) or a number of seconds")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -89,6 +98,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # MULTIFRAME_CORS_ORIGINS (empty: CORS off)
     # MULTIFRAME_TTL_SECONDS "entity=seconds,...": TTLs of expiring entities (unset: declared)
     ttls: Mapping[str, int] = field(default_factory=dict)
+    # MULTIFRAME_CACHE_TTL_SECONDS: seconds cached list answers are kept (None: the system's
+    # declared TTL; 0: no lookups); only systems that declare a cache have any.
+    cache_ttl: int | None = None
 
     def limits(self) -> Limits:
         return Limits(
@@ -131,4 +143,5 @@ class Settings:
             admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
             cors_origins=_origins(env),
             ttls=_ttls(env),
+            cache_ttl=_cache_ttl(env),
         )

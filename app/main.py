@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
     app[SETTINGS] = settings
     app[LIMITS] = settings.limits()
     try:
-        served = systems.load(settings.system, settings.namespace, settings.ttls)
+        served = systems.load(
+            settings.system, settings.namespace, settings.ttls, settings.cache_ttl
+        )
     except ValueError as exc:
         raise ValueError(
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from keyspace import (
+    AnswerCache,
     EntitySpec,
     Gone,
     KeyspaceError,
@@ -20,6 +22,7 @@ from keyspace import (
     TokenKind,
     ValidationFailed,
     is_lookup_id,
+    params_hash,
     parse,
     parse_op_query,
     vectors,
@@ -30,6 +33,7 @@ from .auth import caller
 from .errors import ApiError
 from .state import PREFETCHED, keyspace, system
 from .wire import (
+    JSON,
     document_response,
     if_match,
     json_response,
@@ -54,6 +58,28 @@ def _query(spec: EntitySpec, params: dict[str, list[str]]) -> Query:
         raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
 
 
+async def _listed(
+    request: web.Request,
+    spec: EntitySpec,
+    endpoint: str,
+    params: dict[str, list[str]],
+    compute: Callable[[], Awaitable[Page]],
+) -> web.Response:
+    """A list answer of ``spec``: from the cache when the system caches its lists
+    (keyspace.cache), else computed (and then stored exactly as served)."""
+
+    async def body() -> bytes:
+        return orjson.dumps(page_body(await compute()))
+
+    rules = system(request).cache
+    if rules is None or not spec.cached:
+        return web.Response(body=await body(), content_type=JSON)
+    ks = keyspace(request)
+    cache = AnswerCache(ks.scripts, ks.schema.names, endpoint, (spec,), rules.ttl_seconds)
+    answer, _ = await cache.answer(params_hash(params), body)
+    return web.Response(body=answer, content_type=JSON)
+
+
 def readable(request: web.Request, spec: EntitySpec) -> None:
     """Refuse a member's read of an entity only admins read (``EntitySpec.admin_read``)."""
     if spec.admin_read:
@@ -71,8 +97,12 @@ class Collection:
 
     async def list(self, request: web.Request) -> web.Response:
         readable(request, self.spec)
-        page = await keyspace(request).list(self.spec, _query(self.spec, query_params(request)))
-        return json_response(page_body(page))
+        params = query_params(request)
+        query = _query(self.spec, params)  # a bad query is refused before any lookup
+        ks = keyspace(request)
+        return await _listed(
+            request, self.spec, self.spec.collection, params, lambda: ks.list(self.spec, query)
+        )
 
     async def create(self, request: web.Request) -> web.Response:
         body: dict[str, Any] | None = None
@@ -172,8 +202,10 @@ class Relation:
         params = query_params(request)
         if self.field in params:
             raise ApiError(400, "invalid_parameter", f"{self.field} is fixed by the URL")
-        page = await ks.list(self.spec, _query(self.spec, {**params, self.field: [target_id]}))
-        return json_response(page_body(page))
+        fixed = {**params, self.field: [target_id]}
+        query = _query(self.spec, fixed)
+        endpoint = f"{self.spec.collection}.{self.field}"  # its params hold the target's id
+        return await _listed(request, self.spec, endpoint, fixed, lambda: ks.list(self.spec, query))
 
 
 SEARCH_MEMBERS = ("vector", "k", "filter")

@@ -12,6 +12,7 @@ Typical use::
 
 from . import systems, vectors
 from .acl import SERVICE_USER
+from .cache import AnswerCache, CacheRules, params_hash
 from .connection import connect
 from .engine import Capabilities, Keyspace
 from .errors import (
@@ -79,7 +80,9 @@ __all__ = [
     "SYSTEM_CONFIG",
     "USER",
     "AlreadyExists",
+    "AnswerCache",
     "Appended",
+    "CacheRules",
     "Capabilities",
     "CommitResult",
     "Conflict",
@@ -126,6 +129,7 @@ __all__ = [
     "WrongType",
     "connect",
     "is_lookup_id",
+    "params_hash",
     "parse",
     "parse_op_query",
     "parse_ttls",

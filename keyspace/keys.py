@@ -179,6 +179,26 @@ def rate_key(user_id: str, route_class: str) -> str:
     return f"{RESERVED}rate:{user_id}:{route_class}"
 
 
+def cache_key(endpoint: str, params_hash: str, versions: Iterable[str | int]) -> str:
+    """One cached answer (keyspace.cache): the seed's ``api:cache:{endpoint}:{params_hash}``
+    with the versions of the collections it was computed from folded into the last part
+    (``<params_hash>@<v1>,<v2>``; ``lua/cache.lua`` builds the same), so a write that bumps
+    one of them makes the answer unreachable: it ages out by its TTL."""
+    return f"{cache_prefix(endpoint)}{params_hash}@{','.join(str(v) for v in versions)}"
+
+
+def cache_prefix(endpoint: str) -> str:
+    """What every cached answer of one endpoint starts with (``lua/cache.lua`` appends the
+    folded hash to it)."""
+    return f"api:cache:{endpoint}:"
+
+
+def collection_version_key(prefix: str) -> str:
+    """The version of one collection's cached answers (``mf:cachever:<prefix>``): every
+    commit that writes or deletes one of its documents INCRs it in the same script."""
+    return f"{RESERVED}cachever:{prefix}"
+
+
 def pause_key() -> str:
     """The exclusive pause (``mf:pause``): while it exists every API request and every write
     script is refused (``multiframe-admin restore`` and ``reset`` hold it while they rewrite
@@ -281,6 +301,15 @@ class Names:
 
     def pause_key(self) -> str:
         return self.namespace + pause_key()
+
+    def cache_key(self, endpoint: str, params_hash: str, versions: Iterable[str | int]) -> str:
+        return self.namespace + cache_key(endpoint, params_hash, versions)
+
+    def cache_prefix(self, endpoint: str) -> str:
+        return self.namespace + cache_prefix(endpoint)
+
+    def collection_version_key(self, prefix: str) -> str:
+        return self.namespace + collection_version_key(prefix)
 
     def probe_key(self) -> str:
         """A key no one writes, read to detect the JSON module (within the ACL's patterns)."""

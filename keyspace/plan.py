@@ -41,6 +41,7 @@ class Plan:
     # authorized_commit.lua sets it for non-admins.
     window: int | None = None
     _index: dict[str, int] = field(default_factory=dict)
+    _bumped: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.key(self.pause)
@@ -57,6 +58,12 @@ class Plan:
 
     def write(self, op: str, key: str, *args: Arg) -> None:
         self.writes.append([op, self.key(key), *args])
+
+    def bump(self, key: str) -> None:
+        """INCR ``key`` once in this commit, however many documents the plan writes."""
+        if key not in self._bumped:
+            self._bumped.add(key)
+            self.write("incr", key)
 
     def returns(self, key: str) -> None:
         self.returning = self.key(key)
@@ -127,9 +134,18 @@ def put_document(
     _expire(names, plan, spec, doc_id, _uniques(names, spec, doc), refresh=False)
 
 
+def _cached(names: Names, plan: Plan, spec: EntitySpec) -> None:
+    """Every plan that writes or deletes a document of a cached entity goes through here:
+    its collection version moves in the same commit, so no cached answer computed before the
+    write is reachable once the write is acknowledged (keyspace.cache)."""
+    if spec.cached:
+        plan.bump(names.collection_version_key(spec.prefix))
+
+
 def _put(
     names: Names, plan: Plan, spec: EntitySpec, doc_id: str, raw: bytes, doc: Mapping[str, Any]
 ) -> None:
+    _cached(names, plan, spec)
     plan.write("jset", names.doc_key(spec.prefix, doc_id), raw)
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
@@ -165,6 +181,7 @@ def _expire(
 
 def _drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
     """Delete a document and its projection."""
+    _cached(names, plan, spec)
     plan.write("del", names.doc_key(spec.prefix, doc_id))
     if projected(spec):
         plan.write("del", names.projection_key(spec.prefix, doc_id))
@@ -266,6 +283,7 @@ def plan_create_generated(
     for target, name, target_id in refs.values():
         _check_target(names, plan, target, name, target_id)
     plan.generates(names.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
+    _cached(names, plan, spec)
     plan.write("jsetid", key_prefix, head, tail)
     if projected(spec):
         shown = codec.dumps(project(spec, doc))

@@ -227,6 +227,9 @@ class EntitySpec:
     # Single references a member may point at any document, whoever owns it (a presence names
     # the project its user is in); the others must name the member's own documents.
     open_refs: tuple[str, ...] = ()
+    # Its list answers may be cached (keyspace.cache): every commit writing one of its
+    # documents bumps its collection version. Set by System.served from System.cache.
+    cached: bool = False
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 

@@ -114,6 +114,7 @@ class Scripts:
         self._authorized_commit = client.register_script(authorized_commit_source())
         self._lock = client.register_script(_source("lock.lua"))
         self._oplog = client.register_script(_source("oplog.lua"))
+        self._cache = client.register_script(_source("cache.lua"))
 
     async def _run(
         self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool
@@ -206,6 +207,12 @@ class Scripts:
         """One call of ``oplog.lua`` (keyspace.oplog builds the keys and arguments); ``retry``
         for reads only: an append run twice would append twice. Paused while paused."""
         return _unpaused(await self._run(self._oplog, keys, args, retry=retry))
+
+    async def cache(self, keys: list[str], args: list[Arg]) -> list[Any]:
+        """One call of ``cache.lua`` (keyspace.cache builds the keys and arguments): a read,
+        or a store that is harmless twice, so it keeps the client's retries. Paused while
+        paused."""
+        return _unpaused(await self._run(self._cache, keys, args, retry=True))
 
 
 def _unpaused(reply: list[Any]) -> list[Any]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .cache import CacheRules
 from .keys import Names
 from .schema import EntitySpec, Satellites, Schema
 from .settings import SETTINGS
@@ -51,6 +52,9 @@ class System:
     # entity name -> (array field of user ids, fields those users may change besides it):
     # members of a document who are not its owner (MultiFrame's collaborators).
     members: Mapping[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    # The collections whose list and relation answers are cached (keyspace.cache); None: no
+    # answer is cached.
+    cache: CacheRules | None = None
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
@@ -60,13 +64,32 @@ class System:
     def users(self) -> EntitySpec:
         return self.schema.entity(self.principal)
 
-    def served(self, namespace: str | None = None, ttls: Mapping[str, int] | None = None) -> System:
+    def served(
+        self,
+        namespace: str | None = None,
+        ttls: Mapping[str, int] | None = None,
+        cache_ttl: int | None = None,
+    ) -> System:
         """This system ready to serve: its user entity owning the tokens (their role derived
         by ``role_of``), every key under ``namespace`` (None: the declared default), and the
         expiring entities named in ``ttls`` (entity name -> seconds) expiring after those
-        seconds instead of their declared TTL. ValueError for an entity that declares none."""
+        seconds instead of their declared TTL. ValueError for an entity that declares none.
+        ``cache_ttl``: seconds cached answers are kept instead of the declared ones; 0: none
+        is looked up or stored, while writes still move the versions (another process on the
+        same server may cache). ValueError when the cache names an unknown or expiring
+        collection."""
         names = Names(self.namespace if namespace is None else namespace)
+        rules = self._cache_rules(cache_ttl)
         schema = self._with_ttls(ttls or {})
+        if rules is not None:
+            cached = set(rules.collections)
+            schema = replace(
+                schema,
+                entities=tuple(
+                    replace(e, cached=True) if e.collection in cached else e
+                    for e in schema.entities
+                ),
+            )
         role_of = self.role_of
 
         def derive(doc: Mapping[str, Any]) -> Mapping[str, str]:
@@ -81,7 +104,21 @@ class System:
         if schema.maintenance_key is None:  # maintenance and mode for every system
             singles = (*singles, SETTINGS)
         schema = replace(schema, entities=entities, singletons=singles).bind(names)
-        return replace(self, schema=schema, namespace=names.namespace)
+        cache = None if rules is None or cache_ttl == 0 else rules
+        return replace(self, schema=schema, namespace=names.namespace, cache=cache)
+
+    def _cache_rules(self, ttl: int | None) -> CacheRules | None:
+        rules = self.cache
+        if rules is None:
+            return None
+        by_collection = {e.collection: e for e in self.schema.entities}
+        for name in rules.collections:
+            if name not in by_collection:
+                raise ValueError(f"{self.name} has no collection {name!r} to cache")
+            if by_collection[name].expiry is not None:
+                # An expiry changes its lists with no write to move the version.
+                raise ValueError(f"{self.name}: {name} expires, so its lists cannot be cached")
+        return rules if not ttl else replace(rules, ttl_seconds=ttl)
 
     def _with_ttls(self, ttls: Mapping[str, int]) -> Schema:
         # Only the seconds are configurable: whether an entity expires at all, and whether a

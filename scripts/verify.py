@@ -94,9 +94,21 @@ def never_restored(names: Names, key: str) -> bool:
     )
 
 
+def cached(names: Names) -> tuple[str, str]:
+    """Cached answers and the collection versions they are keyed by (keyspace.cache): a
+    restore's data is not what they were computed from, and versions deleted with them start
+    again at random values, so no answer from before can be met."""
+    return names.cache_prefix("*") + "*", names.collection_version_key("*")
+
+
 def momentary(names: Names, key: str) -> bool:
-    """Keys a backup leaves out as state of the moment: rate-limit state and locks."""
-    return fnmatchcase(key, transient(names)) or fnmatchcase(key, locks(names))
+    """Keys a backup leaves out as state of the moment: rate-limit state, locks and cached
+    answers."""
+    return (
+        fnmatchcase(key, transient(names))
+        or fnmatchcase(key, locks(names))
+        or any(fnmatchcase(key, pattern) for pattern in cached(names))
+    )
 
 
 def _json(value: str) -> Any:

@@ -24,15 +24,19 @@ def names() -> list[str]:
 
 
 def load(
-    name: str = DEFAULT, namespace: str | None = None, ttls: Mapping[str, int] | None = None
+    name: str = DEFAULT,
+    namespace: str | None = None,
+    ttls: Mapping[str, int] | None = None,
+    cache_ttl: int | None = None,
 ) -> System:
     """The system ``name`` ready to serve: its keys under ``namespace`` (None: its default,
-    ``<name>:``, or none for MultiFrame), its expiring entities' TTLs changed by ``ttls``
-    (:meth:`System.served`). ValueError names the known systems (or expiring entities)."""
+    ``<name>:``, or none for MultiFrame), its expiring entities' TTLs changed by ``ttls`` and
+    its cached answers' by ``cache_ttl`` (:meth:`System.served`). ValueError names the known
+    systems (or expiring entities)."""
     if name not in names():
         raise ValueError(f"unknown system {name!r}; the systems are {', '.join(names())}")
     declared: System = importlib.import_module(f"{__name__}.{name}").SYSTEM
-    served = declared.served(namespace, ttls)
+    served = declared.served(namespace, ttls, cache_ttl)
     for other in names():
         if other == name:
             continue

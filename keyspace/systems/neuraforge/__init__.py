@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ...cache import CacheRules
 from ...declare import (
     NOW,
     boolean,
@@ -574,4 +575,7 @@ SYSTEM = System(
     # the ORCID iD (connected through ORCID's sign-in), login times and the account's age.
     admin_only_fields=("email", "email_verified", "orcid_id", "last_login", "created_at"),
     demo="neuraforge",
+    # The seed's api:cache:{endpoint}:{params_hash} (15 min): lists and relation lists of the
+    # collections its API reads most (keyspace.cache).
+    cache=CacheRules(("projects", "documents", "ai_agents", "research_papers")),
 )

@@ -1,0 +1,48 @@
+-- cache.lua: read or store one cached list answer (keyspace.cache) in one round trip.
+--
+-- KEYS[1]:    the pause key mf:pause (keys.pause_key, under the system's namespace): while it
+--             exists nothing is read or stored ('paused', the key), so the API computes the
+--             answer (and refuses it) as it would without a cache.
+-- KEYS[2]:    the prefix of the endpoint's cached answers, 'api:cache:<endpoint>:'
+--             (Names.cache_prefix): the entry is KEYS[2] .. ARGV[2] .. '@' .. v1,v2,...
+--             (Names.cache_key), completed here from the versions read.
+-- KEYS[3..]:  the versions of the collections the answer is computed from
+--             (Names.collection_version_key): commit.lua INCRs one in every plan that writes
+--             or deletes a document of its collection.
+-- ARGV[1]:    'get' or 'put'.
+-- ARGV[2]:    the hash of the request's parameters.
+-- get: ARGV[3] a random integer an absent version starts at (SET NX), so versions never
+--      start again from 1 after a restore or reset deleted them, and an entry computed
+--      before cannot be met again by chance.
+--      Returns {'ok', entry or false, v1, v2, ...}: the versions as read and the entry
+--      stored under them, if any.
+-- put: ARGV[3] the TTL in ms, ARGV[4] the answer, ARGV[5..] the versions it was computed
+--      at (as get returned them). Stored only while every version still holds that value
+--      (a later write makes it unreachable anyway; this keeps dead entries out of memory).
+--      Returns {'ok', 1 or 0}.
+
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'paused', KEYS[1]} end
+
+local versions = {}
+if ARGV[1] == 'get' then
+  for n = 3, #KEYS do
+    local v = redis.call('GET', KEYS[n])
+    if not v then
+      redis.call('SET', KEYS[n], ARGV[3], 'NX')
+      v = redis.call('GET', KEYS[n])
+    end
+    versions[#versions + 1] = v
+  end
+  local entry = redis.call('GET', KEYS[2] .. ARGV[2] .. '@' .. table.concat(versions, ','))
+  local out = {'ok', entry}
+  for _, v in ipairs(versions) do out[#out + 1] = v end
+  return out
+end
+
+for n = 3, #KEYS do
+  if redis.call('GET', KEYS[n]) ~= ARGV[n + 2] then return {'ok', 0} end
+  versions[#versions + 1] = ARGV[n + 2]
+end
+redis.call('SET', KEYS[2] .. ARGV[2] .. '@' .. table.concat(versions, ','), ARGV[4],
+           'PX', ARGV[3])
+return {'ok', 1}
