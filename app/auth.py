@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from aiohttp import web
 from keyspace import (
     Decision,
     EntitySpec,
+    Limits,
     OutsideImportWindow,
     PreparedCreate,
     Stored,
@@ -90,7 +92,21 @@ def _rate_headers(decision: Decision) -> dict[str, str]:
     }
 
 
-async def _admit(request: web.Request, decision: Decision, route_class: str) -> Caller:
+def _limits(request: web.Request) -> Limits:
+    """The per-class limits, with the route's own per-endpoint limit when its system
+    declares them (``System.rate_limits``)."""
+    limits = request.app[LIMITS]
+    rules = system(request).rate_limits
+    resource = request.match_info.route.resource
+    if rules is None or resource is None:
+        return limits
+    endpoint = rules.of(request.method, resource.canonical)
+    return limits if endpoint is None else replace(limits, endpoint=endpoint)
+
+
+async def _admit(
+    request: web.Request, decision: Decision, route_class: str, limits: Limits
+) -> Caller:
     """Raise for a refused decision; otherwise record the caller and its rate headers."""
     if decision.status == "paused":
         raise ApiError(
@@ -112,10 +128,13 @@ async def _admit(request: web.Request, decision: Decision, route_class: str) -> 
         )
     if decision.status == "limited":
         retry = str(max(1, math.ceil(decision.retry_after_ms / 1000)))
+        what = f"{route_class}s per period"
+        if limits.endpoint is not None:  # either limit may have refused: name both
+            what = f"{what} or {limits.endpoint.endpoint} per window"
         raise ApiError(
             429,
             "rate_limited",
-            f"over {decision.limit} {route_class}s per period for this user; slow down",
+            f"over {decision.limit} {what} for this user; slow down",
             details={"limit": decision.limit, "retry_after_seconds": int(retry)},
             headers={**headers, "Retry-After": retry},
         )
@@ -145,10 +164,9 @@ def _authorizes_itself(request: web.Request) -> bool:
 async def _authorize(request: web.Request, token: str) -> Caller:
     prefetch = _prefetch_key(request)
     route_class = _route_class(request)
-    decision = await keyspace(request).tokens.authorize(
-        token, route_class, request.app[LIMITS], prefetch
-    )
-    who = await _admit(request, decision, route_class)
+    limits = _limits(request)
+    decision = await keyspace(request).tokens.authorize(token, route_class, limits, prefetch)
+    who = await _admit(request, decision, route_class, limits)
     if prefetch is not None:
         request[PREFETCHED] = Prefetched(decision.prefetched)
     return who
@@ -185,14 +203,15 @@ async def authorized_create(
 ) -> Stored:
     """Authorize the request and commit ``prepared`` in one round trip (a route that
     authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409."""
+    limits = _limits(request)
     outcome = await keyspace(request).authorized_create(
         prepared,
         request[TOKEN],
-        request.app[LIMITS],
+        limits,
         policy.creator(system(request), spec, body, owners),
         policy.IMPORT_WINDOW,
     )
-    who = await _admit(request, outcome.decision, "write")
+    who = await _admit(request, outcome.decision, "write", limits)
     if outcome.forbidden:
         policy.check_create(who, system(request), spec, body, owners)  # the rule's own 403
     try:

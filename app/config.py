@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Limits, parse_ttls
+from keyspace import Limits, parse_endpoint_limits, parse_ttls
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -63,6 +63,14 @@ def _ttls(env: Mapping[str, str]) -> dict[str, int]:
         raise SystemExit(f"MULTIFRAME_TTL_SECONDS: {exc}") from None
 
 
+def _endpoint_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """``MULTIFRAME_ENDPOINT_LIMITS``; whether each endpoint exists is checked with the routes."""
+    try:
+        return parse_endpoint_limits(env.get("MULTIFRAME_ENDPOINT_LIMITS", ""))
+    except ValueError as exc:
+        raise SystemExit(f"MULTIFRAME_ENDPOINT_LIMITS: {exc}") from None
+
+
 def _cache_ttl(env: Mapping[str, str]) -> int | None:
     if not env.get("MULTIFRAME_CACHE_TTL_SECONDS"):
         return None
@@ -101,6 +109,10 @@ class Settings:
     # MULTIFRAME_CACHE_TTL_SECONDS: seconds cached list answers are kept (None: the system's
     # declared TTL; 0: no lookups); only systems that declare a cache have any.
     cache_ttl: int | None = None
+    # MULTIFRAME_ENDPOINT_LIMITS "read=N,write=N,METHOD:/path=N": per-endpoint limits per
+    # window, over the system's declared ones (System.rate_limits); only systems declaring
+    # them have any.
+    endpoint_limits: Mapping[str, int] = field(default_factory=dict)
 
     def limits(self) -> Limits:
         return Limits(
@@ -144,4 +156,5 @@ class Settings:
             cors_origins=_origins(env),
             ttls=_ttls(env),
             cache_ttl=_cache_ttl(env),
+            endpoint_limits=_endpoint_limits(env),
         )

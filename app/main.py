@@ -6,11 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiohttp import web
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, connect, systems
+from keyspace import Keyspace, System, connect, endpoint_name, systems
 
 from . import openapi
 from .auth import auth_middleware
@@ -93,6 +94,25 @@ async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def _endpoint_limits(app: web.Application, served: System, settings: Settings) -> System:
+    """``served`` with ``MULTIFRAME_ENDPOINT_LIMITS`` applied; ValueError for a system that
+    declares no per-endpoint limits or an endpoint it does not serve (a typo limits nothing)."""
+    overrides = settings.endpoint_limits
+    if not overrides:
+        return served
+    if served.rate_limits is None:
+        raise ValueError(f"MULTIFRAME_ENDPOINT_LIMITS: {served.name} has no per-endpoint limits")
+    served_routes = {
+        endpoint_name(r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None
+    }
+    for name in overrides:
+        if name not in ("read", "write") and name not in served_routes:
+            raise ValueError(f"MULTIFRAME_ENDPOINT_LIMITS: {served.name} serves no {name}")
+    return replace(served, rate_limits=served.rate_limits.configured(overrides))
+
+
 def create_app(settings: Settings | None = None, *, client: Redis | None = None) -> web.Application:
     """Build the application. ``client`` (for tests) replaces the pool made from ``REDIS_URL``;
     the caller then owns it."""
@@ -145,5 +165,6 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
     app.cleanup_ctx.append(redis_ctx)
     table = route_table(served)
     install(app, table)
+    app[SYSTEM] = _endpoint_limits(app, served, settings)
     app[OPENAPI] = openapi.build(table, served)
     return app

@@ -63,7 +63,15 @@ from .systems.multiframe.entities import (
     SYSTEM_CONFIG,
     USER,
 )
-from .tokens import Decision, Limits, TokenKind
+from .tokens import (
+    Decision,
+    EndpointLimit,
+    EndpointLimits,
+    Limits,
+    TokenKind,
+    endpoint_name,
+    parse_endpoint_limits,
+)
 
 __all__ = [
     "ADMIN",
@@ -91,6 +99,8 @@ __all__ = [
     "Decision",
     "EmbeddedRedis",
     "EmbeddedRedisError",
+    "EndpointLimit",
+    "EndpointLimits",
     "EntitySpec",
     "Expiry",
     "FieldKind",
@@ -128,9 +138,11 @@ __all__ = [
     "ValidationFailed",
     "WrongType",
     "connect",
+    "endpoint_name",
     "is_lookup_id",
     "params_hash",
     "parse",
+    "parse_endpoint_limits",
     "parse_op_query",
     "parse_ttls",
     "systems",

@@ -179,6 +179,24 @@ def rate_key(user_id: str, route_class: str) -> str:
     return f"{RESERVED}rate:{user_id}:{route_class}"
 
 
+def endpoint_rate_key(user_id: str, endpoint: str) -> str:
+    """The seed's per-user, per-endpoint request count in the current window
+    (``rate_limit:<user_id>:<endpoint>``, endpoint e.g. ``GET:/api/projects/{id}``), expiring
+    with the window. An endpoint starts with its method, so no count key is a window key."""
+    return f"rate_limit:{user_id}:{endpoint}"
+
+
+def endpoint_window_key(user_id: str, endpoint: str) -> str:
+    """The seed's JSON of the same window (``rate_limit:window:<user_id>:<endpoint>``:
+    ``requests``, ``window_start``, ``limit``), expiring with it."""
+    return f"rate_limit:window:{user_id}:{endpoint}"
+
+
+def endpoint_rate_match() -> str:
+    """SCAN pattern of both per-endpoint keys above."""
+    return "rate_limit:*"
+
+
 def cache_key(endpoint: str, params_hash: str, versions: Iterable[str | int]) -> str:
     """One cached answer (keyspace.cache): the seed's ``api:cache:{endpoint}:{params_hash}``
     with the versions of the collections it was computed from folded into the last part
@@ -298,6 +316,15 @@ class Names:
 
     def rate_key(self, user_id: str, route_class: str) -> str:
         return self.namespace + rate_key(user_id, route_class)
+
+    def endpoint_rate_key(self, user_id: str, endpoint: str) -> str:
+        return self.namespace + endpoint_rate_key(user_id, endpoint)
+
+    def endpoint_window_key(self, user_id: str, endpoint: str) -> str:
+        return self.namespace + endpoint_window_key(user_id, endpoint)
+
+    def endpoint_rate_match(self) -> str:
+        return self.namespace + endpoint_rate_match()
 
     def pause_key(self) -> str:
         return self.namespace + pause_key()

@@ -15,6 +15,7 @@ from .cache import CacheRules
 from .keys import Names
 from .schema import EntitySpec, Satellites, Schema
 from .settings import SETTINGS
+from .tokens import EndpointLimits
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -55,6 +56,9 @@ class System:
     # The collections whose list and relation answers are cached (keyspace.cache); None: no
     # answer is cached.
     cache: CacheRules | None = None
+    # Per-user, per-endpoint request limits (the seed's rate_limit:{user_id}:{endpoint}),
+    # checked besides the per-class limits every system has; None: none.
+    rate_limits: EndpointLimits | None = None
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name

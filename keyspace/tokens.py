@@ -15,6 +15,10 @@ Rate limits are per user and route class (``mf:rate:<user_id>:<class>``), shared
 all of a user's tokens. The client names that key from the token's owner, which it
 resolves once and caches; ``authorize.lua`` checks the owner and answers ``moved``
 when it is not, and the client asks again with the right key.
+
+A system may also declare per-user, per-endpoint limits (:class:`EndpointLimits`, the
+seed's ``rate_limit:<user_id>:<endpoint>`` counts in fixed windows of an hour), checked
+in the same script; a request must pass both, and is counted by neither when refused.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -65,6 +69,74 @@ class Minted:
 
 
 @dataclass(frozen=True)
+class EndpointLimit:
+    """One request's per-endpoint limit: ``limit`` requests of ``endpoint`` per user in a
+    fixed window of ``window_ms``."""
+
+    endpoint: str
+    limit: int
+    window_ms: int
+
+
+def endpoint_name(method: str, template: str) -> str:
+    """How a route is named in per-endpoint limits and their keys: its method and path
+    template, ``GET:/api/projects/{id}``; HEAD is a GET without the body."""
+    return f"{'GET' if method == 'HEAD' else method}:{template}"
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """A system's per-user, per-endpoint limits (``System.rate_limits``): requests per
+    window of each endpoint (:func:`endpoint_name`), by default ``read`` for GET and
+    ``write`` for every other method, unless ``endpoints`` names its own; 0 is unlimited.
+    Admins are not limited by them."""
+
+    read: int = 100
+    write: int = 100
+    endpoints: Mapping[str, int] = field(default_factory=dict)
+    window_seconds: int = 3600
+
+    def of(self, method: str, template: str) -> EndpointLimit | None:
+        """The limit of one route; None when it is unlimited."""
+        name = endpoint_name(method, template)
+        default = self.read if name.startswith("GET:") else self.write
+        limit = self.endpoints.get(name, default)
+        return EndpointLimit(name, limit, self.window_seconds * 1000) if limit > 0 else None
+
+    def configured(self, overrides: Mapping[str, int]) -> EndpointLimits:
+        """These limits with ``overrides`` (:func:`parse_endpoint_limits`) applied: ``read``
+        and ``write`` replace the defaults, an endpoint's name its own limit."""
+        endpoints = {**self.endpoints}
+        endpoints.update((k, v) for k, v in overrides.items() if k not in ("read", "write"))
+        return replace(
+            self,
+            read=overrides.get("read", self.read),
+            write=overrides.get("write", self.write),
+            endpoints=endpoints,
+        )
+
+
+def parse_endpoint_limits(raw: str) -> dict[str, int]:
+    """``name=requests,...`` (``MULTIFRAME_ENDPOINT_LIMITS``), each name ``read``, ``write``
+    or an endpoint (``GET:/api/projects/{id}``), as a mapping; ValueError when malformed."""
+    out: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, number = (p.strip() for p in item.rpartition("="))
+        method, colon, path = name.partition(":")
+        named = name in ("read", "write") or (
+            colon and method.isalpha() and method.isupper() and path.startswith("/")
+        )
+        if not sep or not named or not (number.isascii() and number.isdigit()):
+            raise ValueError(f"{item!r} is not read=N, write=N or METHOD:/path=N")
+        if name in out:
+            raise ValueError(f"{name} is given twice")
+        out[name] = int(number)
+    return out
+
+
+@dataclass(frozen=True)
 class Limits:
     """Requests per ``period_ms`` per role and route class; 0 means unlimited. ``mint`` is
     ``POST /api/users/{id}/tokens``, which counts against its own limit, not ``write``."""
@@ -79,8 +151,11 @@ class Limits:
     admin_write: int = 0
     admin_mint: int = 0
     period_ms: int = 60_000
+    # The request's per-endpoint limit besides these (EndpointLimits.of); None: none.
+    endpoint: EndpointLimit | None = None
 
     def args(self) -> list[int]:
+        ends = self.endpoint
         return [
             self.period_ms,
             self.admin_read,
@@ -92,6 +167,7 @@ class Limits:
             self.engineer_read,
             self.engineer_write,
             self.engineer_mint,
+            *([ends.limit, ends.window_ms] if ends is not None else []),
         ]
 
 
@@ -136,16 +212,19 @@ class Authorization:
         """The call for the token ``digest`` believed to belong to ``user_id``; with an
         ``operator_role`` the script takes the caller as given instead of reading a token.
         ``maintenance`` is the document whose ``system.maintenance`` refuses members' writes."""
-        return cls(
-            digest,
-            [
-                names.token_key(digest),
-                names.rate_key(user_id, route_class),
-                maintenance,
-                names.pause_key(),
-            ],
-            [route_class, user_id, operator_role, *limits.args()],
-        )
+        keys = [
+            names.token_key(digest),
+            names.rate_key(user_id, route_class),
+            maintenance,
+            names.pause_key(),
+        ]
+        if limits.endpoint is not None:
+            endpoint = limits.endpoint.endpoint
+            keys += [
+                names.endpoint_rate_key(user_id, endpoint),
+                names.endpoint_window_key(user_id, endpoint),
+            ]
+        return cls(digest, keys, [route_class, user_id, operator_role, *limits.args()])
 
     def decision(self, reply: AuthReply) -> Decision:
         status, user_id, role, limit, remaining, reset, retry = reply[:7]

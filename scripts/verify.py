@@ -101,11 +101,17 @@ def cached(names: Names) -> tuple[str, str]:
     return names.cache_prefix("*") + "*", names.collection_version_key("*")
 
 
+def endpoint_windows(names: Names) -> str:
+    """Per-endpoint counts and their windows (``rate_limit:*``): stale for the same reason."""
+    return names.endpoint_rate_match()
+
+
 def momentary(names: Names, key: str) -> bool:
     """Keys a backup leaves out as state of the moment: rate-limit state, locks and cached
     answers."""
     return (
         fnmatchcase(key, transient(names))
+        or fnmatchcase(key, endpoint_windows(names))
         or fnmatchcase(key, locks(names))
         or any(fnmatchcase(key, pattern) for pattern in cached(names))
     )

@@ -4,8 +4,10 @@
 -- authorize(KEYS, ARGV) and commit(KEYS, ARGV) from the two files unchanged, so a
 -- create over HTTP costs one round trip and each rule lives in one place.
 --
--- KEYS[1..4]:   authorize.lua's KEYS (token hash, rate state, config:system, pause key)
--- KEYS[5..]:    commit.lua's KEYS (the pause key again first)
+-- KEYS[1..k]:   authorize.lua's KEYS (token hash, rate state, config:system, pause key,
+--               and the per-endpoint count and window when its ARGV carry an endpoint
+--               limit: k is 6 when n >= 15, else 4)
+-- KEYS[k+1..]:  commit.lua's KEYS (the pause key again first)
 -- ARGV[1]:      n, the number of authorize.lua's ARGV that follow
 -- ARGV[2..n+1]: authorize.lua's ARGV
 -- ARGV[n+2]:    the one non-admin user id allowed to write this plan ('' for admins only)
@@ -24,7 +26,8 @@ local function slice(list, first, last)
 end
 
 local n = tonumber(ARGV[1])
-local decision = authorize(slice(KEYS, 1, 4), slice(ARGV, 2, n + 1))
+local k = n >= 15 and 6 or 4
+local decision = authorize(slice(KEYS, 1, k), slice(ARGV, 2, n + 1))
 if decision[1] ~= 'ok' then return {decision, false} end
 local allowed = ARGV[n + 2]
 local admin = decision[3] == 'admin'
@@ -33,4 +36,4 @@ if not admin and (allowed == '' or decision[2] ~= allowed) then
 end
 local plan = slice(ARGV, n + 4, #ARGV)
 if not admin then plan[6] = ARGV[n + 3] end
-return {decision, commit(slice(KEYS, 5, #KEYS), plan)}
+return {decision, commit(slice(KEYS, k + 1, #KEYS), plan)}

@@ -37,6 +37,7 @@ from ...declare import (
 )
 from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Schema, Unique
 from ...system import System
+from ...tokens import EndpointLimits
 
 _CASCADE = OnDelete.CASCADE
 # A REFERENCES without ON DELETE: PostgreSQL's NO ACTION refuses the delete of its target.
@@ -578,4 +579,7 @@ SYSTEM = System(
     # The seed's api:cache:{endpoint}:{params_hash} (15 min): lists and relation lists of the
     # collections its API reads most (keyspace.cache).
     cache=CacheRules(("projects", "documents", "ai_agents", "research_papers")),
+    # The seed's rate_limit:{user_id}:{endpoint} with its window's example "limit": 100: each
+    # member may call each endpoint 100 times an hour (MULTIFRAME_ENDPOINT_LIMITS changes it).
+    rate_limits=EndpointLimits(read=100, write=100, window_seconds=3600),
 )
