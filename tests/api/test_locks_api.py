@@ -64,7 +64,7 @@ async def api(
         redis = connect(server.url)
         await redis.flushall()
     # Served like a registered system: create_app asks the registry for it by name.
-    monkeypatch.setattr(systems, "load", lambda name, namespace=None, ttls=None: SYSTEM)
+    monkeypatch.setattr(systems, "load", lambda name, *_, **__: SYSTEM)
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="locking"), client=redis)
     client: Client = TestClient(TestServer(app), headers=AUTH)
     await client.start_server()

@@ -68,7 +68,7 @@ async def api(
         redis = connect(server.url)
         await redis.flushall()
     monkeypatch.setattr(
-        systems, "load", lambda name, namespace=None, ttls=None: SYSTEM.served(namespace)
+        systems, "load", lambda name, namespace=None, *_, **__: SYSTEM.served(namespace)
     )
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="vectorapi"), client=redis)
     client: Client = TestClient(TestServer(app), headers=AUTH)
@@ -233,7 +233,7 @@ async def test_openapi_describes_the_search(api: Client) -> None:
 async def test_a_search_counts_as_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
     redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
     monkeypatch.setattr(
-        systems, "load", lambda name, namespace=None, ttls=None: SYSTEM.served(namespace)
+        systems, "load", lambda name, namespace=None, *_, **__: SYSTEM.served(namespace)
     )
     settings = Settings(admin_token=ADMIN_TOKEN, system="vectorapi", admin_write_per_minute=1)
     async with TestClient(TestServer(create_app(settings, client=redis)), headers=AUTH) as api:

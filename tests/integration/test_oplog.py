@@ -180,7 +180,7 @@ async def test_a_backup_keeps_the_counters_and_leaves_locks_and_logs_out(
 ) -> None:
     registered = systems.names()
     monkeypatch.setattr(systems, "names", lambda: [*registered, "logging"])
-    monkeypatch.setattr(systems, "load", lambda name, namespace=None, ttls=None: SYSTEM)
+    monkeypatch.setattr(systems, "load", lambda name, *_, **__: SYSTEM)
     doc_id = await new(ks, DOCS)
     await ks.locks.acquire(DOCS, doc_id, "ada")
     await ks.oplogs.append(DOCS, doc_id, "ada", [insert("a"), insert("b")])
