@@ -22,6 +22,11 @@ def patterns(schema: Schema) -> list[str]:
     out += [names.oplog_key(s.oplog.key, "*") for s in schema.entities if s.oplog is not None]
     out += [single.key for single in schema.singletons]
     out += [names.counter_key(spec.prefix) for spec in schema.entities]
+    # The seed's cached answers and per-endpoint rate limits (keyspace.cache, tokens).
+    if any(spec.cached for spec in schema.entities):
+        out.append(names.cache_prefix("*").removesuffix(":"))
+    if schema.endpoint_limited:
+        out.append(names.endpoint_rate_match())
     return [*out, names.reserved + "*"]
 
 

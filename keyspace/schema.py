@@ -317,6 +317,8 @@ class Schema:
     singletons: tuple[SingletonSpec, ...] = ()
     # Where the system's keys live (keyspace.keys.Names); bound when a system is served.
     names: Names = field(default_factory=Names)
+    # Per-endpoint rate-limit keys (System.rate_limits) are among the system's keys.
+    endpoint_limited: bool = False
 
     def __post_init__(self) -> None:
         known = [e.name for e in self.entities]

@@ -107,7 +107,12 @@ class System:
         singles = schema.singletons
         if schema.maintenance_key is None:  # maintenance and mode for every system
             singles = (*singles, SETTINGS)
-        schema = replace(schema, entities=entities, singletons=singles).bind(names)
+        schema = replace(
+            schema,
+            entities=entities,
+            singletons=singles,
+            endpoint_limited=self.rate_limits is not None,
+        ).bind(names)
         cache = None if rules is None or cache_ttl == 0 else rules
         return replace(self, schema=schema, namespace=names.namespace, cache=cache)
 

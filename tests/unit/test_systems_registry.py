@@ -49,3 +49,14 @@ def test_no_key_prefix_may_extend_another() -> None:
     )
     with pytest.raises(AssertionError, match="would cover"):
         Schema(entities=(one, two))
+
+
+def test_without_a_namespace_every_seed_key_pattern_is_the_systems() -> None:
+    """The ACL, backup and reset patterns of NeuraForge on the seed's exact keys cover its
+    Redis layer (locks, logs, caches, per-endpoint limits), which MultiFrame's do not."""
+    from keyspace.inventory import patterns
+
+    bare = patterns(systems.load("neuraforge", "").schema)
+    for pattern in ("doc:lock:*", "doc:ops:*", "api:cache:*", "rate_limit:*", "user:session:*"):
+        assert pattern in bare, pattern
+    assert not {"api:cache:*", "rate_limit:*"} & set(patterns(systems.load("multiframe").schema))
