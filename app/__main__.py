@@ -140,7 +140,11 @@ def _unwind(signum: int, _frame: object) -> None:
 async def _serve(settings: Settings, supervisor: Supervisor | None) -> None:
     watch = asyncio.create_task(supervisor.run()) if supervisor is not None else None
     try:
-        await serve(create_app(settings), settings)
+        try:
+            app = create_app(settings)
+        except ValueError as exc:  # a setting the served system cannot take: one line
+            raise SystemExit(f"cannot start: {exc}") from None
+        await serve(app, settings)
     finally:
         if watch is not None:
             watch.cancel()

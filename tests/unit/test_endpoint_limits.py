@@ -4,6 +4,8 @@ the keys out."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.config import Settings
@@ -89,3 +91,33 @@ def test_backups_leave_the_per_endpoint_state_out() -> None:
 def test_neuraforge_declares_the_seeds_hundred_an_hour() -> None:
     assert NF.rate_limits == EndpointLimits(read=100, write=100, window_seconds=3600)
     assert NF.served().rate_limits == NF.rate_limits
+
+
+def test_the_readmes_endpoint_spelling_is_accepted_and_a_wrong_one_is_one_line() -> None:
+    """README's MULTIFRAME_ENDPOINT_LIMITS example names routes as the route table does
+    (review finding: its `{document_id}` stopped the start with a traceback)."""
+    import fakeredis
+
+    from app import create_app
+    from app.config import Settings
+
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    ok = Settings.from_env(
+        {
+            "MULTIFRAME_SYSTEM": "neuraforge",
+            "MULTIFRAME_ENDPOINT_LIMITS": "POST:/api/documents/{id}/lock=5",
+            "REDIS_URL": "redis://x",
+        }
+    )
+    create_app(ok, client=client)
+    wrong = Settings.from_env(
+        {
+            "MULTIFRAME_SYSTEM": "neuraforge",
+            "MULTIFRAME_ENDPOINT_LIMITS": "POST:/api/documents/{document_id}/lock=5",
+            "REDIS_URL": "redis://x",
+        }
+    )
+    with pytest.raises(
+        ValueError, match=re.escape("serves no POST:/api/documents/{document_id}/lock")
+    ):
+        create_app(wrong, client=client)
