@@ -132,22 +132,31 @@ class System:
     def _with_ttls(self, ttls: Mapping[str, int]) -> Schema:
         # Only the seconds are configurable: whether an entity expires at all, and whether a
         # write refreshes it, are part of its declaration (references to it are refused).
-        expiring = sorted(e.name for e in self.schema.entities if e.expiry is not None)
+        # `<entity>.lock` and `<entity>.oplog` name its document locks' and operation logs'.
+        known = {e.name: e for e in self.schema.entities if e.expiry is not None}
+        known |= {f"{e.name}.lock": e for e in self.schema.entities if e.lock is not None}
+        known |= {f"{e.name}.oplog": e for e in self.schema.entities if e.oplog is not None}
         for name, seconds in ttls.items():
-            if name not in expiring:
+            if name not in known:
                 raise ValueError(
-                    f"{self.name} has no expiring entity {name!r}; "
-                    f"its expiring entities are: {', '.join(expiring) or 'none'}"
+                    f"{self.name} has no expiring entity {name!r}; its expiring entities are: "
+                    f"{', '.join(sorted(known)) or 'none'} (with <entity>.lock, .oplog)"
                 )
             if type(seconds) is not int or seconds <= 0:
                 raise ValueError(f"the TTL of {name} must be a positive number of seconds")
-        entities = tuple(
-            replace(e, expiry=replace(e.expiry, seconds=ttls[e.name]))
-            if e.expiry is not None and e.name in ttls
-            else e
-            for e in self.schema.entities
-        )
+        entities = tuple(self._ttls_of(e, ttls) for e in self.schema.entities)
         return replace(self.schema, entities=entities)
+
+    @staticmethod
+    def _ttls_of(spec: EntitySpec, ttls: Mapping[str, int]) -> EntitySpec:
+        if spec.expiry is not None and spec.name in ttls:
+            spec = replace(spec, expiry=replace(spec.expiry, seconds=ttls[spec.name]))
+        if spec.lock is not None and f"{spec.name}.lock" in ttls:
+            spec = replace(spec, lock=replace(spec.lock, ttl_seconds=ttls[f"{spec.name}.lock"]))
+        if spec.oplog is not None and f"{spec.name}.oplog" in ttls:
+            seconds = ttls[f"{spec.name}.oplog"]
+            spec = replace(spec, oplog=replace(spec.oplog, ttl_seconds=seconds))
+        return spec
 
 
 def parse_ttls(raw: str) -> dict[str, int]:

@@ -310,3 +310,18 @@ def test_claims_and_reference_sets_parse_with_prefixes_holding_colons() -> None:
     assert (spec.name, reference.field, target_id) == ("session", "team_id", A1)
     assert parse_ref_set(SCHEMA, "exp:mf:ref:org:team:a:b:user:session.team_id") is None
     assert parse_ref_set(SCHEMA, f"exp:mf:ref:org:team:{A1}:user:session.token") is None
+
+
+def test_lock_and_operation_log_ttls_are_configurable_at_serve_time() -> None:
+    """`<entity>.lock` and `<entity>.oplog` in MULTIFRAME_TTL_SECONDS (review-15 finding 3:
+    the seed's 30 s and 1 h were declared but could not be changed)."""
+    from keyspace import parse_ttls, systems
+
+    served = systems.load("neuraforge", ttls=parse_ttls("documents.lock=5,documents.oplog=60"))
+    documents = served.schema.entity("documents")
+    assert documents.lock is not None and documents.lock.ttl_seconds == 5
+    assert documents.oplog is not None and documents.oplog.ttl_seconds == 60
+    default = systems.load("neuraforge").schema.entity("documents")
+    assert default.lock is not None and default.lock.ttl_seconds == 30
+    with pytest.raises(ValueError, match="no expiring entity 'projects.lock'"):
+        systems.load("neuraforge", ttls={"projects.lock": 5})
