@@ -323,5 +323,5 @@ def test_lock_and_operation_log_ttls_are_configurable_at_serve_time() -> None:
     assert documents.oplog is not None and documents.oplog.ttl_seconds == 60
     default = systems.load("neuraforge").schema.entity("documents")
     assert default.lock is not None and default.lock.ttl_seconds == 30
-    with pytest.raises(ValueError, match="no expiring entity 'projects.lock'"):
+    with pytest.raises(ValueError, match=r"no expiring entity 'projects\.lock'"):
         systems.load("neuraforge", ttls={"projects.lock": 5})
