@@ -4,7 +4,8 @@ A system may mark collections cacheable (:class:`CacheRules`). Their list and re
 answers are stored under the seed's ``api:cache:{endpoint}:{params_hash}`` (inside the
 namespace) with the versions of the collections they were computed from folded into the
 name (:meth:`Names.cache_key`). Every commit that writes or deletes a document of a cached
-collection INCRs its version in the same script (``plan.py``), and a lookup reads the
+collection INCRs its version in the same script (``plan.py``; an absent version starts at
+a random value there and in a lookup alike, never at 1), and a lookup reads the
 versions and the entry under them in one script (``lua/cache.lua``). So once a write is
 acknowledged, every later lookup reads the new version and can only meet an answer computed
 after it: a client never reads a cached answer older than its own acknowledged write. An
@@ -25,15 +26,12 @@ from dataclasses import dataclass
 import orjson
 
 from .keys import Names
+from .plan import VERSION_START
 from .schema import EntitySpec
 from .scripts import Scripts
 
 DEFAULT_TTL_SECONDS = 15 * 60
 """The seed's API cache TTL (``api:cache:*``, 15 minutes)."""
-
-# An absent version starts at a random value below this (cache.lua's get): a version deleted
-# by a restore or reset does not count from 1 again to meet an entry computed before.
-_START = 2**40
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,8 @@ class AnswerCache:
 
     async def get(self, params: str) -> Lookup:
         """The answer stored for ``params`` (a :func:`params_hash`) at the current versions."""
-        reply = await self.scripts.cache(self._keys(), ["get", params, secrets.randbelow(_START)])
+        start = secrets.randbelow(VERSION_START)
+        reply = await self.scripts.cache(self._keys(), ["get", params, start])
         body = reply[1] if isinstance(reply[1], bytes) else None
         return Lookup(body, tuple(_text(v) for v in reply[2:]))
 

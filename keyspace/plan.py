@@ -9,6 +9,7 @@ is unit-tested without Redis; the store only reads, plans and commits.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ from .projection import project, projected
 from .schema import EntitySpec, IdStrategy, OnDelete, Reference, Schema, ref_ids
 
 Arg = str | bytes | int
+
+VERSION_START = 2**40
+"""An absent cache version (keyspace.cache) starts at a random value below this, in a commit
+and in a lookup alike: a version that a restore or reset deleted never counts from 1 again,
+so an answer computed before cannot be met again by chance."""
 
 
 @dataclass
@@ -60,10 +66,12 @@ class Plan:
         self.writes.append([op, self.key(key), *args])
 
     def bump(self, key: str) -> None:
-        """INCR ``key`` once in this commit, however many documents the plan writes."""
+        """INCR the version ``key`` once in this commit, however many documents the plan
+        writes; an absent version starts at a random value instead of 1 (see
+        :data:`VERSION_START`)."""
         if key not in self._bumped:
             self._bumped.add(key)
-            self.write("incr", key)
+            self.write("bump", key, secrets.randbelow(VERSION_START))
 
     def returns(self, key: str) -> None:
         self.returning = self.key(key)

@@ -35,6 +35,8 @@
 --                                         (a legacy MultiFrame 11.0 value being converted)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
 --            srem k member | floor k n | incr k | hset k field value
+--            bump k n (INCR, or SET n when KEYS[k] is absent: a cache version, keyspace.cache,
+--                      that never counts from 1 again after a reset deleted it)
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
 --            jsetid k head tail (JSON.SET head..id..tail) | setid k | saddid k
 --            jsetat k head tail (JSON.SET KEYS[k]..id head..id..tail: KEYS[k] is a prefix
@@ -57,8 +59,8 @@
 
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
-               floor = 2, incr = 1, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3, setid = 1,
-               saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
+               floor = 2, incr = 1, bump = 2, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3,
+               setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
 local PAUSE = 'mf:pause'  -- with the system's namespace, if any, before it
@@ -130,6 +132,8 @@ local function write(op, a)
     local cur = tonumber(redis.call('GET', key) or '0')
     if cur < tonumber(a[2]) then redis.call('SET', key, a[2]) end
   elseif op == 'incr' then redis.call('INCR', key)
+  elseif op == 'bump' then
+    if not redis.call('SET', key, a[2], 'NX') then redis.call('INCR', key) end
   elseif op == 'hset' then redis.call('HSET', key, a[2], a[3])
   elseif op == 'hsetx' then
     if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, a[2], a[3]) end
@@ -163,12 +167,14 @@ end
 -- ops work on a key of any type: del, set, setid, pexpire, and jsetid (its key is one the
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
-               hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer'}
+               hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
+               bump = 'integer'}
 -- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of
 -- the plan is checked against what the plan itself leaves there.
 local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
-                saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer'}
+                saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer',
+                bump = 'integer'}
 
 -- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
 local function incrementable(raw)
@@ -220,8 +226,8 @@ local function writable(n_first)
   for n = n_first, #plan do
     local op, a = plan[n][1], plan[n][2]
     local key = K[tonumber(a[1])]
-    if (op == 'floor' or op == 'pexpire' or op == 'keepttl') and not string.match(a[2], '^%d+$')
-    then
+    local numeric = op == 'floor' or op == 'pexpire' or op == 'keepttl' or op == 'bump'
+    if numeric and not string.match(a[2], '^%d+$') then
       return fail('bad_plan', op, a[2])
     end
     if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then

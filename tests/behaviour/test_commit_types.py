@@ -91,6 +91,7 @@ ACCEPTS: dict[str, set[str]] = {
     "srem": {"none", "set"},
     "floor": COUNTABLE,
     "incr": COUNTABLE,
+    "bump": COUNTABLE,
     "hset": {"none", "hash"},
     "hsetx": {"none", "hash"},
     "pexpire": EVERY,
@@ -113,6 +114,7 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "srem": ("m",),
     "floor": (5,),
     "incr": (),
+    "bump": (7,),
     "hset": ("f", "w"),
     "hsetx": ("f", "w"),
     "pexpire": (60_000,),
@@ -214,7 +216,7 @@ async def test_a_write_op_on_a_wrong_typed_key_writes_nothing(client: Redis, op:
             continue
         assert (result.error, result.field, result.value) == ("wrong_type", op, target), kind
         assert await dump(client) == before, (op, kind)
-        if real and op == "incr" and kind in STRINGS:
+        if real and op in ("incr", "bump") and kind in STRINGS:
             with pytest.raises(ResponseError):  # refused exactly where INCR itself would fail
                 await client.incr(target)
 

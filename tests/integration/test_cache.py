@@ -183,3 +183,39 @@ async def test_concurrent_writers_always_read_their_own_writes(api: Client, redi
         await second.close()
     assert checked[0] > 40
     assert await _entries(redis)  # the readers did fill the cache
+
+
+async def test_an_answer_in_flight_across_a_wipe_is_never_met_again(
+    api: Client, redis: Redis
+) -> None:
+    """A list looked up before a wipe (restore --replace, reset: the versions deleted with
+    everything else) and stored after it must not be met by the versions that writes after
+    the wipe reach: an absent version starts at random in a commit as in a lookup (review-15
+    finding 4: commits counted it from 1 again, so the old answer came back under the same
+    version and hid a client's own acknowledged create)."""
+    from app.state import KEYSPACE
+    from keyspace.cache import AnswerCache, params_hash
+
+    assert api.app is not None
+    ks = api.app[KEYSPACE]
+    spec = ks.schema.entity("projects")
+    cache = AnswerCache(ks.scripts, ks.schema.names, "projects", (spec,))
+    owner = await _created(api, "/api/users", {"email": "ada@x.dev", "name": "Ada"})
+    made = {"name": "before", "owner_id": owner["id"]}
+    for _ in range(3):
+        await _created(api, "/api/projects", made)
+    found = await cache.get(params_hash({}))  # the in-flight lookup, before the wipe
+    assert found.body is None
+    version_key = ks.schema.names.collection_version_key(spec.prefix)
+    async for key in redis.scan_iter(match=f"{NS}projects:*"):
+        await redis.delete(key)
+    await redis.delete(version_key)  # the wipe: documents and versions go alike
+    mine = [await _created(api, "/api/projects", {"name": "after", "owner_id": owner["id"]})]
+    # Had versions counted from 1 again, this many writes would reach the old version.
+    while len(mine) < 4:
+        mine.append(await _created(api, "/api/projects", {"name": "a", "owner_id": owner["id"]}))
+    version = await redis.get(version_key)
+    assert version is not None and int(version) > 4  # started at random, not at 1
+    assert not await cache.put(params_hash({}), found, b'{"items": [], "stale": true}')
+    listed = (await _list(api, "/api/projects"))[1]
+    assert sorted(p["id"] for p in listed) == sorted(p["id"] for p in mine)

@@ -60,7 +60,7 @@ V_NOTE = NAMES.collection_version_key("note")
 
 def bumped(plan: Plan) -> list[str]:
     """The keys the plan INCRs."""
-    return [plan.keys[int(op[1]) - 1] for op in plan.writes if op[0] == "incr"]
+    return [plan.keys[int(op[1]) - 1] for op in plan.writes if op[0] == "bump"]
 
 
 def test_key_names_are_the_seeds_inside_the_namespace() -> None:
