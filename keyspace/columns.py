@@ -51,6 +51,7 @@ class Column:
     indexed: tuple[Indexed, ...] = ()
     unique: Unique | None = None
     updated_at: bool = False
+    server_time: bool = False  # always the server's time: a client's value is overwritten
     # A reference: its target, on-delete rule, reverse relation and arity. Its id pattern is
     # the target's, known once the table is (a self-reference) or from a declared target.
     target: str | None = None
@@ -260,11 +261,15 @@ def timestamp(
     null: bool = False,
     default: Any = REQUIRED,
     updated_at: bool = False,
+    server_time: bool = False,
     index: bool = False,
     sortable: bool = False,
 ) -> Column:
     """An ISO-8601 time, stored in the engine's naive-UTC form. ``updated_at``: set on
-    every update that does not set it (and defaulting to :data:`NOW`)."""
+    every update that does not set it (and defaulting to :data:`NOW`). ``server_time``: set
+    to the server's time on every create and update, whatever the client sent (a heartbeat's
+    last-seen time, which a client must not choose)."""
+    updated_at = updated_at or server_time
     if updated_at and default is REQUIRED:
         default = NOW
     return _column(
@@ -276,6 +281,7 @@ def timestamp(
         index=index,
         sortable=sortable,
         updated_at=updated_at,
+        server_time=server_time,
     )
 
 

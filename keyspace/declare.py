@@ -174,6 +174,7 @@ def table(
         transitions=transitions,
         defaults=defaults,
         touch_on_update=tuple(c.name for c in fields if c.updated_at),
+        server_time=tuple(c.name for c in fields if c.server_time),
         derive_id=derive_id,
         derived_from=derived_from,
         satellites=satellites,

@@ -88,6 +88,8 @@ def for_create(spec: EntitySpec, data: Mapping[str, Any], doc_id: str) -> dict[s
     if doc.get(spec.id_field, doc_id) != doc_id:
         raise _id_mismatch(spec.id_field, doc_id)
     doc[spec.id_field] = doc_id
+    for name in spec.server_time:
+        doc[name] = now_iso()
     for name, default in spec.defaults.items():
         if name not in doc:
             doc[name] = default(doc, doc_id)
@@ -119,7 +121,7 @@ def for_update(
         raise _id_mismatch(spec.id_field, doc_id)
     candidate[spec.id_field] = doc_id
     for name in spec.touch_on_update:
-        if name not in data:
+        if name not in data or name in spec.server_time:
             candidate[name] = now_iso()
     if spec.derive_id is not None and spec.derive_id(candidate) != doc_id:
         raise _id_mismatch("chip_id/user_id", "unchanged: they make up the id")

@@ -203,6 +203,8 @@ class EntitySpec:
     transitions: Transitions | None = None
     defaults: Mapping[str, Default] = field(default_factory=dict)
     touch_on_update: tuple[str, ...] = ()
+    # Touch fields that only the server sets: the client's value is replaced on every write.
+    server_time: tuple[str, ...] = ()
     derive_id: DeriveId | None = None
     # The fields ``derive_id`` reads. One document per tuple of their values: the tuple is
     # claimed under its own key, and an id already held by another tuple is an id collision.

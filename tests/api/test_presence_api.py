@@ -88,6 +88,15 @@ async def test_heartbeat_creates_then_replaces_and_refreshes_the_ttl(
     replaced = await second.json()
     assert replaced["status"] == "away" and replaced["current_project"] is None
     assert replaced["last_seen"] >= created["last_seen"]
+    # last_seen is the server's time: a heartbeat cannot choose it (review-15 finding 5).
+    forged = await api.put(
+        f"/api/presence/{me}", json={"status": "away", "last_seen": "2099-01-01T00:00:00"},
+        headers=token,
+    )
+    assert forged.status == 200, await forged.text()
+    assert replaced["last_seen"] <= (await forged.json())["last_seen"] < "2099"
+    replaced = await forged.json()
+    second = forged
     assert 290_000 < await redis.pttl(key) <= 300_000
     got = await api.get(f"/api/presence/{me}", headers=token)
     assert got.status == 200 and (await got.json()) == replaced

@@ -160,6 +160,22 @@ def test_updated_at_is_touched_on_every_update_that_does_not_set_it() -> None:
     assert kept["updatedAt"] == "2021-01-01T00:00:00"
 
 
+def test_a_server_time_field_ignores_the_clients_value_on_create_and_update() -> None:
+    spec = table(
+        "beat",
+        collection="beats",
+        id=IdStrategy.UUID,
+        fields=(string("status"), timestamp("seen", server_time=True)),
+    )
+    assert spec.server_time == spec.touch_on_update == ("seen",)
+    forged = {"status": "on", "seen": "2099-01-01T00:00:00"}
+    doc = for_create(spec, forged, str(uuid.uuid4()))
+    assert "2020-01-01" < doc["seen"] < "2099"
+    for merge in (True, False):
+        again = for_update(spec, {**doc, "seen": "2020-01-01T00:00:00"}, forged, merge=merge)
+        assert "2020-01-01T00:00:00" < again["seen"] < "2099"
+
+
 def test_spec_carries_ids_uniques_references_and_owner() -> None:
     assert USER.name == USER.prefix == "user"
     assert USER.id_field == "id"

@@ -519,7 +519,7 @@ PRESENCE = table(
     id=IdStrategy.UUID,
     fields=(
         enum("status", ("online", "away", "offline"), index=True),
-        timestamp("last_seen", default=NOW, updated_at=True, index=True, sortable=True),
+        timestamp("last_seen", server_time=True, index=True, sortable=True),
         # A presence may refer to a project (nothing may refer to it: it expires); a deleted
         # project leaves its visitors present nowhere.
         ref(
