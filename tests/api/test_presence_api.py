@@ -90,7 +90,8 @@ async def test_heartbeat_creates_then_replaces_and_refreshes_the_ttl(
     assert replaced["last_seen"] >= created["last_seen"]
     # last_seen is the server's time: a heartbeat cannot choose it (review-15 finding 5).
     forged = await api.put(
-        f"/api/presence/{me}", json={"status": "away", "last_seen": "2099-01-01T00:00:00"},
+        f"/api/presence/{me}",
+        json={"status": "away", "last_seen": "2099-01-01T00:00:00"},
         headers=token,
     )
     assert forged.status == 200, await forged.text()
