@@ -6,8 +6,8 @@ from __future__ import annotations
 from keyspace import EntitySpec
 
 from . import singletons
-from .resources import Locking, Nearest, Operations
-from .routing import Param, Route, model_name, search_body
+from .resources import Locking, Nearest, Operations, Profiled
+from .routing import Param, Route, model_name, profile_schema, search_body
 
 
 def lock_routes(spec: EntitySpec) -> list[Route]:
@@ -123,6 +123,25 @@ def search_routes(spec: EntitySpec) -> list[Route]:
             returns=f"{model_name(spec)}Neighbours",
             rate_class="read",
             errors=(400, 403, 422) if spec.admin_read else (400, 422),
+        )
+    ]
+
+
+def profile_routes(spec: EntitySpec) -> list[Route]:
+    """``GET /api/<collection>/{id}/profile`` for an entity declaring ``profile``."""
+    profile = spec.profile
+    if profile is None:
+        return []
+    return [
+        Route(
+            "GET",
+            f"/api/{spec.collection}/{{id}}/profile",
+            Profiled(spec).get,
+            f"The {spec.name}'s profile ({', '.join(profile.fields + profile.companion_fields)}),"
+            f" cached for {profile.ttl_seconds} s under {profile.key}:{{id}}",
+            spec.collection,
+            returns=profile_schema(spec),
+            errors=(403, 404) if spec.admin_read else (404,),
         )
     ]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, System, vectors
+from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, Schema, System, vectors
 
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
-from .routing import Route, member_body, search_body
+from .routing import Route, member_body, profile_schema, search_body
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -159,6 +159,26 @@ def _search_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     }
 
 
+def _profile_schemas(schema: Schema, spec: EntitySpec, out: dict[str, Any]) -> None:
+    """The answer of ``GET /api/<collection>/{id}/profile`` (keyspace.profiles)."""
+    profile = spec.profile
+    if profile is None:
+        return
+    own = out[spec.model.__name__]["properties"]
+    properties = {name: own[name] for name in profile.fields}
+    if profile.companion is not None:
+        companion = schema.entity(profile.companion).model.__name__
+        for name in profile.companion_fields:
+            properties[name] = out[companion]["properties"][name]
+    name = profile_schema(spec)
+    out[name] = {
+        "title": name,
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+    }
+
+
 def components(system: System) -> dict[str, Any]:
     schema = system.schema
     out: dict[str, Any] = {}
@@ -170,6 +190,7 @@ def components(system: System) -> dict[str, Any]:
     for spec in schema.entities:
         _entity_schemas(spec, out)
         _search_schemas(spec, out)
+        _profile_schemas(schema, spec, out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)

@@ -208,6 +208,23 @@ class Relation:
         return await _listed(request, self.spec, endpoint, fixed, lambda: ks.list(self.spec, query))
 
 
+@dataclass(frozen=True)
+class Profiled:
+    """``GET /api/<collection>/{id}/profile``: the document's cached profile
+    (keyspace.profiles); readable by whoever may read the document and its companion."""
+
+    spec: EntitySpec
+
+    async def get(self, request: web.Request) -> web.Response:
+        readable(request, self.spec)
+        ks = keyspace(request)
+        profile = self.spec.profile
+        if profile is not None and profile.companion is not None:
+            readable(request, ks.schema.entity(profile.companion))
+        body = await ks.profiles.read(self.spec, request.match_info["id"])
+        return web.Response(body=body, content_type=JSON)
+
+
 SEARCH_MEMBERS = ("vector", "k", "filter")
 
 

@@ -12,6 +12,7 @@ from .errors import error_response
 from .feature_routes import (
     lock_routes,
     oplog_routes,
+    profile_routes,
     search_routes,
     settings_routes,
     singleton_routes,
@@ -263,6 +264,7 @@ def route_table(system: System) -> list[Route]:
     names = {s.name for s in system.schema.singletons}
     singles = singleton_routes() if "config" in names else settings_routes()
     table += [r for spec in system.schema.entities for r in search_routes(spec)]
+    table += [r for spec in system.schema.entities for r in profile_routes(spec)]
     table += relation_routes(system) + singles + service_routes()
     seen: set[tuple[str, str]] = set()
     for route in table:

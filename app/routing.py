@@ -56,3 +56,8 @@ def member_body(target: EntitySpec) -> str:
 def search_body(spec: EntitySpec) -> str:
     """The request body of a nearness search of ``spec``."""
     return f"{model_name(spec)}Search"
+
+
+def profile_schema(spec: EntitySpec) -> str:
+    """The answer of ``spec``'s profile route (a user_profiles entity may be ``UserProfile``)."""
+    return f"{model_name(spec)}PublicProfile"

@@ -66,6 +66,7 @@ from .schema import (
     Indexed,
     Lockable,
     OpLog,
+    Profile,
     Reference,
     Satellites,
     Transitions,
@@ -128,6 +129,7 @@ def table(
     admin_read: bool = False,
     lock: Lockable | None = None,
     oplog: OpLog | None = None,
+    profile: Profile | None = None,
     ttl: int | None = None,
     refresh_on_write: bool = True,
     upsert: bool = False,
@@ -136,7 +138,8 @@ def table(
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
     and ``oplog``: its documents can be locked (keyspace.locks) and have an operation log
-    (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``.
+    (keyspace.oplog), e.g. ``lock=Lockable(ttl_seconds=30), oplog=OpLog(cap=10_000)``;
+    ``profile``: a cached summary of each document (keyspace.profiles).
     ``ttl``: its documents expire that many seconds after their create and, when
     ``refresh_on_write``, after every write (else a write keeps the time left);
     ``System.served(ttls=...)`` may change the seconds. ``upsert``: a replace of a missing
@@ -184,6 +187,7 @@ def table(
         admin_read=admin_read,
         lock=lock,
         oplog=oplog,
+        profile=profile,
         expiry=Expiry(ttl, refresh_on_write) if ttl is not None else None,
         upsert=upsert,
         open_refs=tuple(open_refs),

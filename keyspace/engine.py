@@ -18,6 +18,7 @@ from .listing import Page
 from .locks import Locks
 from .oplog import OpLogs
 from .plan import Plan
+from .profiles import Profiles
 from .query import Query
 from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema, SingletonSpec
@@ -108,6 +109,7 @@ class Keyspace:
         self.tokens = Tokens(self.scripts, schema)
         self.locks = Locks(self.scripts)  # entities declaring lock=Lockable(...)
         self.oplogs = OpLogs(self.scripts)  # entities declaring oplog=OpLog(...)
+        self.profiles = Profiles(client, self.scripts, schema)  # entities declaring profile
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
         self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time

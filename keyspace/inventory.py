@@ -20,6 +20,8 @@ def patterns(schema: Schema) -> list[str]:
     # own names, e.g. doc:lock:<id>; their counters are under the reserved prefix.
     out += [names.lock_key_of(s.lock.key, "*") for s in schema.entities if s.lock is not None]
     out += [names.oplog_key(s.oplog.key, "*") for s in schema.entities if s.oplog is not None]
+    # Cached profiles (keyspace.profiles), e.g. user:profile:<id>.
+    out += [names.profile_key(s.profile.key, "*") for s in schema.entities if s.profile]
     out += [single.key for single in schema.singletons]
     out += [names.counter_key(spec.prefix) for spec in schema.entities]
     # The seed's cached answers and per-endpoint rate limits (keyspace.cache, tokens).

@@ -157,6 +157,12 @@ def oplog_key(prefix: str, doc_id: str) -> str:
     return f"{prefix}:{doc_id}"
 
 
+def profile_key(prefix: str, doc_id: str) -> str:
+    """The cached profile of one document (keyspace.profiles), e.g. ``user:profile:<user_id>``:
+    a JSON string, expiring, deleted by every commit that changes what it summarizes."""
+    return f"{prefix}:{doc_id}"
+
+
 def oplog_seq_key(prefix: str, doc_id: str) -> str:
     """How many entries one document's operation log has ever had (``mf:seq:doc:ops:<id>``):
     the sequence number of its last entry. It never expires, so numbers are never reused."""
@@ -307,6 +313,9 @@ class Names:
 
     def oplog_seq_key(self, prefix: str, doc_id: str) -> str:
         return self.namespace + oplog_seq_key(prefix, doc_id)
+
+    def profile_key(self, prefix: str, doc_id: str) -> str:
+        return self.namespace + profile_key(prefix, doc_id)
 
     def token_key(self, token_hash: str) -> str:
         return self.namespace + token_key(token_hash)

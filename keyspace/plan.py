@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import claims, codec, keys
+from . import claims, codec, keys, profiles
 from .errors import HasDependents
 from .keys import Names
 from .projection import project, projected
@@ -134,12 +134,29 @@ def _check_target(names: Names, plan: Plan, target: str, name: str, target_id: s
 
 
 def put_document(
-    names: Names, plan: Plan, spec: EntitySpec, doc_id: str, doc: Mapping[str, Any]
+    schema: Schema,
+    plan: Plan,
+    spec: EntitySpec,
+    doc_id: str,
+    doc: Mapping[str, Any],
+    old: Mapping[str, Any],
 ) -> None:
-    """Write ``doc`` and, for a projected entity, its search projection; an expiring
-    document keeps the time it has left (a repair is no write of its owner's)."""
+    """Write ``doc`` over ``old`` and, for a projected entity, its search projection; an
+    expiring document keeps the time it has left (a repair is no write of its owner's)."""
+    names = schema.names
     _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
+    _unprofile(schema, plan, spec, doc_id, old, doc)
     _expire(names, plan, spec, doc_id, _uniques(names, spec, doc), refresh=False)
+
+
+def _unprofile(
+    schema: Schema, plan: Plan, spec: EntitySpec, doc_id: str | None, *docs: Mapping[str, Any]
+) -> None:
+    """Delete the cached profiles that ``docs`` (the states of one document before and after
+    the write) contribute to (keyspace.profiles), in the commit that writes them."""
+    for doc in docs:
+        for key in profiles.stale_keys(schema, spec, doc_id, doc):
+            plan.write("del", key)
 
 
 def _cached(names: Names, plan: Plan, spec: EntitySpec) -> None:
@@ -259,6 +276,7 @@ def plan_create(
     for target, name, target_id in refs.values():
         _check_target(names, plan, target, name, target_id)
     _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
+    _unprofile(schema, plan, spec, None, doc)
     for claim in held:
         plan.write("set", claim, doc_id)
     for ref_set in refs:
@@ -292,6 +310,7 @@ def plan_create_generated(
         _check_target(names, plan, target, name, target_id)
     plan.generates(names.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
     _cached(names, plan, spec)
+    _unprofile(schema, plan, spec, None, doc)
     plan.write("jsetid", key_prefix, head, tail)
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
@@ -341,6 +360,7 @@ def plan_update(
         if ref_set not in old_refs:
             _check_target(names, plan, target, name, target_id)
     _put(names, plan, spec, doc_id, codec.dumps(new), new)
+    _unprofile(schema, plan, spec, doc_id, old.doc, new)
     for claim in new_claims.keys() - old_claims.keys():
         plan.write("set", claim, doc_id)
     for claim in old_claims.keys() - new_claims.keys():
@@ -414,6 +434,7 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
         plan.check("equals", loaded.key, loaded.raw)
     for loaded in closure.deleted:
         _drop(names, plan, loaded.spec, loaded.doc_id)
+        _unprofile(schema, plan, loaded.spec, loaded.doc_id, loaded.doc)
         for claim in _uniques(names, loaded.spec, loaded.doc):
             plan.write("delif", claim, loaded.doc_id)
         for ref_set in _refs(schema, loaded.spec, loaded.doc):
@@ -432,6 +453,7 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
         plan.write("del", index)
     for loaded, new in edits.values():
         _put(names, plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
+        _unprofile(schema, plan, loaded.spec, loaded.doc_id, loaded.doc, new)
         # Not a write of its owner's: an expiring referrer keeps the time it has left.
         _expire(names, plan, loaded.spec, loaded.doc_id, (), refresh=False)
         for ref_set in (

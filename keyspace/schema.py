@@ -161,6 +161,37 @@ class OpLog:
         assert _KEY_PREFIX.fullmatch(self.key), f"operation log key prefix {self.key!r}"
 
 
+@dataclass(frozen=True)
+class Profile:
+    """A cached summary of each document (keyspace.profiles), served at
+    ``GET /api/<collection>/{id}/profile`` and kept under ``<key>:<id>`` for ``ttl_seconds``:
+    ``fields`` of the document, plus ``companion_fields`` of the one document of
+    ``companion`` that refers to it through its unique reference ``via`` (a one-to-one
+    companion; the companion's declared defaults stand in while it has none). Every commit
+    writing the document or a companion of it deletes the entry in the same script."""
+
+    key: str
+    fields: tuple[str, ...]
+    companion: str | None = None
+    via: str = ""
+    companion_fields: tuple[str, ...] = ()
+    ttl_seconds: int = 3600
+    # False: computed on every read, never stored (a deployment that turned caching off);
+    # writes still delete entries, which another process on the same server may store.
+    cached: bool = True
+
+    def __post_init__(self) -> None:
+        assert type(self.ttl_seconds) is int and self.ttl_seconds >= 1, f"{self.key}: ttl"
+        assert _KEY_PREFIX.fullmatch(self.key), f"profile key prefix {self.key!r}"
+        assert (self.companion is None) == (not self.via) == (not self.companion_fields), (
+            f"{self.key}: a companion comes with its reference and its fields"
+        )
+
+    @property
+    def ms(self) -> int:
+        return self.ttl_seconds * 1000
+
+
 # A key prefix inside the namespace: ':'-separated parts of letters, digits, '_' and '-'.
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-]+(:[A-Za-z0-9_\-]+)*")
 
@@ -220,6 +251,8 @@ class EntitySpec:
     # Locks with fencing tokens and an operation log per document (keyspace.locks/.oplog).
     lock: Lockable | None = None
     oplog: OpLog | None = None
+    # A cached summary of each document (keyspace.profiles).
+    profile: Profile | None = None
     # Documents expire (sessions, presence, locks); None: they stay until deleted.
     expiry: Expiry | None = None
     # A replace of a missing document creates it under the id asked for (PUT as an upsert):
@@ -260,6 +293,10 @@ class EntitySpec:
         assert set(self.open_refs) <= singles, f"{self.name}: open_refs {self.open_refs}"
         vectors = [f.name for f in self.fields if f.kind is FieldKind.VECTOR]
         assert len(vectors) <= 1, f"{self.name}: one searchable vector per entity, not {vectors}"
+        if self.profile is not None:
+            assert set(self.profile.fields) <= set(declared), f"{self.name}: profile fields"
+            # An expiry changes the summary with no commit to delete the entry.
+            assert self.expiry is None, f"{self.name}: an expiring entity has no profile"
 
     def source(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
         """The ``derived_from`` values of ``doc`` (the tuple its id is derived from); None
@@ -326,8 +363,10 @@ class Schema:
         known = [e.name for e in self.entities]
         assert len(known) == len(set(known)), "entity names must be unique"
         prefixes = [e.prefix for e in self.entities]
-        # Lock and log keys are key prefixes too: none may cover another's keys.
-        prefixes += [p.key for e in self.entities for p in (e.lock, e.oplog) if p is not None]
+        # Lock, log and profile keys are key prefixes too: none may cover another's keys.
+        prefixes += [
+            p.key for e in self.entities for p in (e.lock, e.oplog, e.profile) if p is not None
+        ]
         assert len(prefixes) == len(set(prefixes)), f"a key prefix is declared twice: {prefixes}"
         for prefix in prefixes:
             # `user:*` would also find `user:session:<id>`: no prefix may extend another.
@@ -352,6 +391,29 @@ class Schema:
                     assert ref.nullable and not ref.many, (
                         f"{spec.name}.{ref.field}: set null needs a nullable scalar field"
                     )
+            if spec.profile is not None and spec.profile.companion is not None:
+                self._check_companion(spec, spec.profile)
+
+    def _check_companion(self, spec: EntitySpec, profile: Profile) -> None:
+        assert profile.companion is not None
+        companion = self.entity(profile.companion)
+        via = next((r for r in companion.references if r.field == profile.via), None)
+        # One companion per document: the reference is unique (at most one claim holds it).
+        assert via is not None and via.target == spec.name and not via.many, (
+            f"{spec.name}: profile companion {companion.name}.{profile.via} must refer to it"
+        )
+        assert any(u.field == profile.via for u in companion.uniques), (
+            f"{spec.name}: profile companion {companion.name}.{profile.via} must be unique"
+        )
+        assert companion.expiry is None, f"{spec.name}: an expiring profile companion"
+        fields = companion.model.model_fields
+        assert set(profile.companion_fields) <= set(fields), f"{spec.name}: companion fields"
+
+    def profiled_through(self, spec: EntitySpec) -> Iterator[tuple[EntitySpec, Profile]]:
+        """Every entity whose profile takes fields from ``spec`` documents (its companion)."""
+        for owner in self.entities:
+            if owner.profile is not None and owner.profile.companion == spec.name:
+                yield owner, owner.profile
 
     def bind(self, names: Names) -> Schema:
         """This schema with every key under ``names`` (itself when already there)."""

@@ -115,6 +115,7 @@ class Scripts:
         self._lock = client.register_script(_source("lock.lua"))
         self._oplog = client.register_script(_source("oplog.lua"))
         self._cache = client.register_script(_source("cache.lua"))
+        self._profile = client.register_script(_source("profile.lua"))
 
     async def _run(
         self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool
@@ -213,6 +214,11 @@ class Scripts:
         or a store that is harmless twice, so it keeps the client's retries. Paused while
         paused."""
         return _unpaused(await self._run(self._cache, keys, args, retry=True))
+
+    async def profile(self, keys: list[str], args: list[Arg]) -> list[Any]:
+        """One call of ``profile.lua`` (keyspace.profiles builds the keys and arguments): a
+        read, or a store that is harmless twice. Paused while paused."""
+        return _unpaused(await self._run(self._profile, keys, args, retry=True))
 
 
 def _unpaused(reply: list[Any]) -> list[Any]:

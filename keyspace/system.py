@@ -79,12 +79,22 @@ class System:
         expiring entities named in ``ttls`` (entity name -> seconds) expiring after those
         seconds instead of their declared TTL. ValueError for an entity that declares none.
         ``cache_ttl``: seconds cached answers are kept instead of the declared ones; 0: none
-        is looked up or stored, while writes still move the versions (another process on the
-        same server may cache). ValueError when the cache names an unknown or expiring
-        collection."""
+        (nor any profile, keyspace.profiles) is looked up or stored, while writes still move
+        the versions (another process on the same server may cache). ValueError when the
+        cache names an unknown or expiring collection."""
         names = Names(self.namespace if namespace is None else namespace)
         rules = self._cache_rules(cache_ttl)
         schema = self._with_ttls(ttls or {})
+        if cache_ttl == 0:  # caching off: profiles computed on every read
+            schema = replace(
+                schema,
+                entities=tuple(
+                    replace(e, profile=replace(e.profile, cached=False))
+                    if e.profile is not None
+                    else e
+                    for e in schema.entities
+                ),
+            )
         if rules is not None:
             cached = set(rules.collections)
             schema = replace(
@@ -132,15 +142,17 @@ class System:
     def _with_ttls(self, ttls: Mapping[str, int]) -> Schema:
         # Only the seconds are configurable: whether an entity expires at all, and whether a
         # write refreshes it, are part of its declaration (references to it are refused).
-        # `<entity>.lock` and `<entity>.oplog` name its document locks' and operation logs'.
+        # `<entity>.lock`, `.oplog` and `.profile` name its document locks', operation logs'
+        # and cached profiles'.
         known = {e.name: e for e in self.schema.entities if e.expiry is not None}
         known |= {f"{e.name}.lock": e for e in self.schema.entities if e.lock is not None}
         known |= {f"{e.name}.oplog": e for e in self.schema.entities if e.oplog is not None}
+        known |= {f"{e.name}.profile": e for e in self.schema.entities if e.profile is not None}
         for name, seconds in ttls.items():
             if name not in known:
                 raise ValueError(
                     f"{self.name} has no expiring entity {name!r}; its expiring entities are: "
-                    f"{', '.join(sorted(known)) or 'none'} (with <entity>.lock, .oplog)"
+                    f"{', '.join(sorted(known)) or 'none'} (with <entity>.lock, .oplog, .profile)"
                 )
             if type(seconds) is not int or seconds <= 0:
                 raise ValueError(f"the TTL of {name} must be a positive number of seconds")
@@ -156,6 +168,9 @@ class System:
         if spec.oplog is not None and f"{spec.name}.oplog" in ttls:
             seconds = ttls[f"{spec.name}.oplog"]
             spec = replace(spec, oplog=replace(spec.oplog, ttl_seconds=seconds))
+        if spec.profile is not None and f"{spec.name}.profile" in ttls:
+            seconds = ttls[f"{spec.name}.profile"]
+            spec = replace(spec, profile=replace(spec.profile, ttl_seconds=seconds))
         return spec
 
 

@@ -7,11 +7,11 @@ key (json ``v`` is the raw ``JSON.GET key .`` text: restores are byte-identical;
 object), trailer ``{"records", "sha256"}`` over every line before it. ``pxat`` is the key's expiry
 as Unix time in milliseconds (the server's clock). Rate-limit state (``mf:rate:*``), admin locks,
 the pause and search projections are not backed up, nor are document locks and operation logs
-(their fencing and sequence counters are: verify.coordination). Unlike the server's RDB/AOF
-(crash recovery on the same machine and version) it loads into any Redis with RedisJSON. SCAN is
-not a snapshot: for a point-in-time copy stop the writers (``config:system`` maintenance) or copy
-the RDB after ``BGSAVE``. Backups are written to a unique temporary beside FILE and renamed over
-it when complete (:class:`_Writer`).
+(their fencing and sequence counters are: verify.coordination) and cached profiles. Unlike the
+server's RDB/AOF (crash recovery on the same machine and version) it loads into any Redis with
+RedisJSON. SCAN is not a snapshot: for a point-in-time copy stop the writers (``config:system``
+maintenance) or copy the RDB after ``BGSAVE``. Backups are written to a unique temporary beside
+FILE and renamed over it when complete (:class:`_Writer`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from keyspace.schema import Schema
 
 from .exits import OK, PROBLEMS
 from .progress import Progress
-from .verify import FORMAT, VERSION, Record, coordination, derived, momentary
+from .verify import FORMAT, VERSION, Record, coordination, derived, momentary, profiles
 
 SCAN_COUNT = 1000
 KINDS = {b"ReJSON-RL": "json", b"string": "string", b"set": "set", b"hash": "hash"}
@@ -241,7 +241,8 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     counts: Counter[str] = Counter()
     skipped = transient = projections = 0
     names = ks.schema.names
-    held = coordination(ks.schema)  # document locks and operation logs: left out
+    # Document locks, operation logs and cached profiles: left out.
+    held = coordination(ks.schema) + profiles(ks.schema)
     try:
         writer = _Writer(args.file)
     except CannotWrite as exc:

@@ -83,7 +83,7 @@ async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
         return False
     plan = Plan(ks.schema.names.pause_key())
     plan.check("absent", target)  # the target was not created meanwhile
-    put_document(names, plan, spec, doc_id, new)
+    put_document(ks.schema, plan, spec, doc_id, new, doc)
     plan.write("srem", names.ref_key(target, spec.prefix, ref.field), doc_id)
     return await _commit(ks, plan, problem.key, raw)
 

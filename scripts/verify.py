@@ -66,6 +66,14 @@ def coordination(schema: Schema) -> list[str]:
     return out + [names.oplog_key(s.oplog.key, "*") for s in schema.entities if s.oplog]
 
 
+def profiles(schema: Schema) -> list[str]:
+    """Cached profiles (keyspace.profiles): computed from documents, which are backed up, and
+    deleted by the writes that change them; a restore's documents are not what they were
+    computed from."""
+    names = schema.names
+    return [names.profile_key(s.profile.key, "*") for s in schema.entities if s.profile]
+
+
 def derived(names: Names) -> str:
     """Search projections are derived from the documents, like indexes: restore writes them
     anew."""

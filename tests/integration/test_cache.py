@@ -6,12 +6,15 @@ uncached answer byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,6 +25,8 @@ from app.config import Settings
 from app.state import SYSTEM
 from keyspace import connect
 from keyspace.server import EmbeddedRedis
+from scripts.cli import run_cli
+from scripts.exits import OK
 from tests.api.conftest import ADMIN_TOKEN, AUTH
 
 pytestmark = pytest.mark.redis
@@ -219,3 +224,21 @@ async def test_an_answer_in_flight_across_a_wipe_is_never_met_again(
     assert not await cache.put(params_hash({}), found, b'{"items": [], "stale": true}')
     listed = (await _list(api, "/api/projects"))[1]
     assert sorted(p["id"] for p in listed) == sorted(p["id"] for p in mine)
+
+
+async def test_profiles_are_left_out_of_backups_and_check_passes_them(
+    api: Client, redis: Redis, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """A cached profile (user:profile:<id>) is state of the moment: not backed up (a restore's
+    documents are not what it was computed from) and no finding of ``check``."""
+    made = await _created(api, "/api/users", {"email": "ada@x.dev", "name": "Ada"})
+    assert (await api.get(f"/api/users/{made['id']}/profile")).status == 200
+    assert await redis.exists(f"{NS}user:profile:{made['id']}")
+    path = tmp_path / "nf.mfbak"
+    url = redis_server.url
+    assert await run_cli(["--redis-url", url, "--system", "neuraforge", "backup", str(path)]) == OK
+    with gzip.open(path, "rb") as lines:
+        backed_up = {orjson.loads(line).get("k") for line in lines}
+    assert f"{NS}users:{made['id']}" in backed_up
+    assert not [k for k in backed_up if k and "user:profile" in k]
+    assert await run_cli(["--redis-url", url, "--system", "neuraforge", "check"]) == OK

@@ -35,7 +35,7 @@ from ...declare import (
     timestamp,
     vector,
 )
-from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Schema, Unique
+from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Profile, Schema, Unique
 from ...system import System
 from ...tokens import EndpointLimits
 
@@ -127,6 +127,15 @@ USERS = table(
         timestamp("last_login", null=True),
     ),
     owner="id",
+    # The seed's user:profile:{user_id} (1 h): {"name", "avatar_url", "research_interests"},
+    # the last from the user's user_profiles document (keyspace.profiles).
+    profile=Profile(
+        "user:profile",
+        ("name", "avatar_url"),
+        companion="user_profiles",
+        via="user_id",
+        companion_fields=("research_interests",),
+    ),
 )
 
 # ER diagram only (USER_SESSIONS): the durable record of a login. The seed's Redis
