@@ -1,4 +1,4 @@
-"""7. Locks, operation logs and cached lists, on NeuraForge's own declarations.
+"""7. Locks, operation logs, cached lists and profiles, on NeuraForge's own declarations.
 
 * A document lock acquired and released (``ks.locks``, two scripts, the fencing counter
   drawn on every acquire), against the seed's plain lock: ``SET NX PX`` + ``DEL``.
@@ -9,6 +9,10 @@
   ``idx_projects_active``) answered through ``keyspace.AnswerCache``: a hit (one lookup
   script), a miss (lookup, the list computed, the answer stored) and the list computed
   without any cache, the three answers checked equal.
+* A cached profile (``GET /api/users/{id}/profile``, the seed's ``user:profile:{user_id}``,
+  ``ks.profiles``) of a user with a ``user_profiles`` companion: a hit (one lookup script), a
+  miss (the entry deleted first, then the lookup, three reads and the store) and the profile
+  computed without any cache, the three answers checked equal.
 
 Each at 1 and 32 concurrent callers, all variants interleaved round by round; every figure
 is a median over the runs (latency over all calls of all runs).
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -33,7 +37,7 @@ from .common import Context, Report, Result
 from .http_load import Budget, Call, Load, budget, closed_loop, interleaved, merged
 from .references import fresh
 
-SECTION = "7. Locks, operation logs, cached lists"
+SECTION = "7. Locks, operation logs, cached lists and profiles"
 CALLERS = (1, 32)
 USERS, PROJECTS = 20, 500
 LOCK_DOCS = 64  # more than the callers: each call locks a document nobody else holds
@@ -94,6 +98,8 @@ async def _seed(ctx: Context) -> World:
             for n in range(LOCK_DOCS + APPEND_DOCS + READ_DOCS)
         )
     )
+    companion = {"user_id": user_ids[0], "research_interests": ["AI"], "embedding": [1.0] * 384}
+    await ks.create(ks.schema.entity("user_profiles"), companion)
     free: asyncio.Queue[str] = asyncio.Queue()
     for doc_id in doc_ids[:LOCK_DOCS]:
         free.put_nowait(doc_id)
@@ -210,6 +216,40 @@ async def _cache_calls(world: World) -> dict[str, Call]:
     }
 
 
+async def _profile_calls(world: World) -> dict[str, Call]:
+    """Hit, miss and uncached profile reads; raises unless the three answer the same bytes."""
+    users = world.spec("users")
+    profile = users.profile
+    assert profile is not None
+    uncached_spec = replace(users, profile=replace(profile, cached=False))
+    entry = world.ks.schema.names.profile_key(profile.key, world.user)
+    profiles = world.ks.profiles
+    uncached = await profiles.read(uncached_spec, world.user)
+    await world.ks.client.delete(entry)
+    missed = await profiles.read(users, world.user)
+    if not await world.ks.client.exists(entry) or not uncached == missed:
+        raise RuntimeError("the profile was not stored, or differs from the computed one")
+    hit = await profiles.read(users, world.user)
+    if hit != uncached:
+        raise RuntimeError("the cached profile differs from the computed one")
+
+    async def lookup_hit(_: int) -> None:
+        await profiles.read(users, world.user)
+
+    async def lookup_miss(_: int) -> None:
+        await world.ks.client.delete(entry)
+        await profiles.read(users, world.user)
+
+    async def plain(_: int) -> None:
+        await profiles.read(uncached_spec, world.user)
+
+    return {
+        "profile, hit (ks.profiles)": lookup_hit,
+        "profile, miss (DEL, lookup + 3 reads + store)": lookup_miss,
+        "profile without cache (3 reads)": plain,
+    }
+
+
 def _runner(fn: Call, callers: int, plan: Budget) -> Callable[[], Awaitable[Load]]:
     return lambda: closed_loop(
         fn, concurrency=callers, requests=plan.requests, max_seconds=plan.seconds
@@ -302,13 +342,24 @@ def _report(report: Report, figures: dict[str, Figure], callers: int) -> None:
             "medians",
         )
     )
+    hit, miss = figures["profile, hit (ks.profiles)"], figures["profile without cache (3 reads)"]
+    report.results.append(
+        _ratio(
+            f"profile without cache / hit latency, {who}", miss.median, hit.median, "ms", "medians"
+        )
+    )
 
 
 async def run(ctx: Context, report: Report) -> None:
     plan = budget(ctx)
     try:
         world = await _seed(ctx)
-        calls = {**_lock_calls(ctx, world), **_oplog_calls(ctx, world), **await _cache_calls(world)}
+        calls = {
+            **_lock_calls(ctx, world),
+            **_oplog_calls(ctx, world),
+            **await _cache_calls(world),
+            **await _profile_calls(world),
+        }
         for callers in CALLERS:
             variants = {name: _runner(fn, callers, plan) for name, fn in calls.items()}
             loads = await interleaved(variants, plan.rounds)

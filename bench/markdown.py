@@ -47,7 +47,7 @@ METHOD = """## What is measured
    through redis-om `JsonModel.save()`, in alternating timed turns at 32 concurrent tasks,
    then one user's optimized drivers listed through `ks.list` and `find().all()`, with the
    result sets asserted equal.
-7. **Locks, operation logs, cached lists**, on NeuraForge's declarations (20 users, 500
+7. **Locks, operation logs, cached lists and profiles**, on NeuraForge's declarations (20 users, 500
    projects, documents with the seed's `doc:lock` and `doc:ops`), at 1 and 32 concurrent
    callers: median latency (p99) and calls/s of a lock acquire + release (`ks.locks`: two
    scripts, a fencing token drawn each time), of operation-log appends of one operation
@@ -56,7 +56,10 @@ METHOD = """## What is measured
    numbers or lock check), sent through `execute_command` like every raw floor here. Then
    `status=active&sort=-created_at` over projects through `keyspace.AnswerCache`: a hit (one
    lookup script), a miss (lookup, the list, the store; a fresh key each call) and the list
-   without cache, the three answers checked byte-equal before timing.
+   without cache, the three answers checked byte-equal before timing. Last, a user's cached
+   profile (`ks.profiles`, `user:profile:{user_id}` with a `user_profiles` companion): a hit,
+   a miss (the entry deleted first, so the lookup, three reads and the store) and the profile
+   computed without cache, checked equal.
 """
 
 REPRODUCE = """## How to reproduce
