@@ -127,6 +127,10 @@ class System:
         return replace(self, schema=schema, namespace=names.namespace, cache=cache)
 
     def _cache_rules(self, ttl: int | None) -> CacheRules | None:
+        if ttl is not None and not 0 <= ttl <= MAX_TTL_SECONDS:
+            raise ValueError(
+                f"a cache TTL is a whole number of seconds from 0 (off) to {MAX_TTL_SECONDS}"
+            )
         rules = self.cache
         if rules is None:
             return None
@@ -154,8 +158,11 @@ class System:
                     f"{self.name} has no expiring entity {name!r}; its expiring entities are: "
                     f"{', '.join(sorted(known)) or 'none'} (with <entity>.lock, .oplog, .profile)"
                 )
-            if type(seconds) is not int or seconds <= 0:
-                raise ValueError(f"the TTL of {name} must be a positive number of seconds")
+            if type(seconds) is not int or not 0 < seconds <= MAX_TTL_SECONDS:
+                raise ValueError(
+                    f"the TTL of {name} must be a whole number of seconds from 1 to "
+                    f"{MAX_TTL_SECONDS} (10 years)"
+                )
         entities = tuple(self._ttls_of(e, ttls) for e in self.schema.entities)
         return replace(self.schema, entities=entities)
 
@@ -172,6 +179,11 @@ class System:
             seconds = ttls[f"{spec.name}.profile"]
             spec = replace(spec, profile=replace(spec.profile, ttl_seconds=seconds))
         return spec
+
+
+MAX_TTL_SECONDS = 10 * 365 * 86400
+"""The longest configurable TTL: Redis refuses an expiry whose time in milliseconds overflows,
+so a larger one would pass start-up and then fail every write that sets it."""
 
 
 def parse_ttls(raw: str) -> dict[str, int]:

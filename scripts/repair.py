@@ -44,9 +44,15 @@ async def _fix_reference_set(ks: Keyspace, problem: Problem) -> bool:
     raw, doc = await _read(ks, ks.schema.names.doc_key(spec.prefix, member))
     if (isinstance(doc, dict) and target_id in ref_ids(doc, ref)) != adding:
         return False  # no longer true: it changed since the inspection
-    plan = Plan(ks.schema.names.pause_key())
+    names = ks.schema.names
+    plan = Plan(names.pause_key())
     plan.write("sadd" if adding else "srem", problem.key, member)
-    return await _commit(ks, plan, ks.schema.names.doc_key(spec.prefix, member), raw)
+    # A profile read finds its companion through this set: one computed from the broken set
+    # goes with the repair (keyspace.profiles).
+    for _, profile in ks.schema.profiled_through(spec):
+        if profile.via == ref.field:
+            plan.write("del", names.profile_key(profile.key, target_id))
+    return await _commit(ks, plan, names.doc_key(spec.prefix, member), raw)
 
 
 async def _fix_claim(ks: Keyspace, problem: Problem) -> bool:

@@ -242,3 +242,21 @@ async def test_profiles_are_left_out_of_backups_and_check_passes_them(
     assert f"{NS}users:{made['id']}" in backed_up
     assert not [k for k in backed_up if k and "user:profile" in k]
     assert await run_cli(["--redis-url", url, "--system", "neuraforge", "check"]) == OK
+
+
+async def test_a_repaired_companion_set_takes_the_profile_computed_from_it(
+    api: Client, redis: Redis, redis_server: EmbeddedRedis
+) -> None:
+    """A profile read finds the companion through the reference set; one computed while the
+    set was damaged goes with ``check --repair``'s fix (review-15b finding 1)."""
+    made = await _created(api, "/api/users", {"email": "ada@x.dev", "name": "Ada"})
+    body = {"user_id": made["id"], "research_interests": ["graphs"], "embedding": [0.1] * 384}
+    companion = await _created(api, "/api/user_profiles", body)
+    ref_set = f"{NS}mf:ref:users:{made['id']}:user_profiles.user_id"
+    assert await redis.srem(ref_set, companion["id"]) == 1  # the damage check exists to find
+    path = f"/api/users/{made['id']}/profile"
+    assert (await (await api.get(path)).json())["research_interests"] == []
+    url = redis_server.url
+    assert await run_cli(["--redis-url", url, "--system", "neuraforge", "check", "--repair"]) == OK
+    assert await run_cli(["--redis-url", url, "--system", "neuraforge", "check"]) == OK
+    assert (await (await api.get(path)).json())["research_interests"] == ["graphs"]

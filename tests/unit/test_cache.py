@@ -93,7 +93,7 @@ def test_served_checks_the_rules() -> None:
         replace(DECLARED, cache=CacheRules(("sessions",))).served()
     with pytest.raises(ValueError, match="positive"):
         CacheRules(("books",), ttl_seconds=0)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="from 0"):
         DECLARED.served(cache_ttl=-5)
 
 
@@ -105,6 +105,9 @@ def test_the_ttl_is_configurable_and_zero_turns_lookups_off() -> None:
     assert off.schema.entity("book").cached
     plain = replace(DECLARED, cache=None).served()
     assert plain.cache is None and not any(e.cached for e in plain.schema.entities)
+    for wrong in (-1, 10**16, 315_360_001):  # Redis would refuse the expiry on every store
+        with pytest.raises(ValueError, match="from 0 \\(off\\) to 315360000"):
+            DECLARED.served(cache_ttl=wrong)
 
 
 def _loaded(spec_name: str, doc_id: str, doc: dict[str, object]) -> Loaded:

@@ -165,7 +165,11 @@ def test_served_changes_the_seconds_and_keeps_the_rest() -> None:
     [
         ({"account": 5}, "no expiring entity 'account'; its expiring entities are: presence, se"),
         ({"sessions": 5}, "no expiring entity 'sessions'"),
-        ({"session": 0}, "positive number of seconds"),
+        ({"session": 0}, "whole number of seconds from 1 to 315360000"),
+        # Past Redis's millisecond range: it would pass start-up, then fail every write
+        # setting it (review-15b finding 2).
+        ({"session": 10**16}, "whole number of seconds from 1 to 315360000"),
+        ({"session": 315_360_001}, "whole number of seconds from 1 to 315360000"),
     ],
 )
 def test_served_refuses_a_ttl_of_no_expiring_entity(ttls: dict[str, int], message: str) -> None:
