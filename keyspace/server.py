@@ -32,6 +32,8 @@ _PORT_RETRIES = 3
 _LOCK_FILE = "redis.lock"
 _PID_FILE = "redis.pid"
 _LOCK_WAIT = 5.0  # a killed server's fork children (BGSAVE, AOF rewrite) may hold it briefly
+_LAUNCHER_FILE = "redis.launcher"  # the pid of the process that started the server
+_ORPHAN_WAIT = 120.0  # an orphaned server saving its data on SIGTERM
 _log = logging.getLogger(__name__)
 
 
@@ -115,11 +117,53 @@ def _held_message(data_dir: Path) -> str:
     )
 
 
+def _orphan(data_dir: Path) -> int | None:
+    """The pid of the redis-server holding ``data_dir`` when the process that launched it is
+    gone (the server was reparented: its launcher was killed, e.g. by SIGKILL or the OOM
+    killer), else None. Only a server whose working directory is ``data_dir`` counts, so a
+    stale pid file can never name someone else's process (Linux /proc; elsewhere None)."""
+    try:
+        pid = int((data_dir / _PID_FILE).read_text())
+        launcher = int((data_dir / _LAUNCHER_FILE).read_text())
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+    except (OSError, ValueError, IndexError):
+        return None
+    ours = cwd == data_dir and exe.startswith(("redis-server", "valkey-server"))
+    return pid if ours and ppid != launcher else None
+
+
+def _take_over(data_dir: Path, wait: float) -> int:
+    """The lock on ``data_dir``, from an orphaned server when there is one: SIGTERM makes it
+    save its data and exit (as :meth:`EmbeddedRedis.stop` would have), then the lock is free.
+    Raises as :func:`_claim` when the holder is no orphan or does not exit in time."""
+    try:
+        return _claim(data_dir, wait)
+    except EmbeddedRedisError:
+        orphan = _orphan(data_dir)
+        if orphan is None:
+            raise
+    _log.warning(
+        "redis-server (pid %d) on %s outlived the process that started it; stopping it "
+        "(it saves its data first) to start again",
+        orphan,
+        data_dir,
+    )
+    try:
+        os.kill(orphan, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it exited meanwhile
+    return _claim(data_dir, _ORPHAN_WAIT)
+
+
 class EmbeddedRedis:
     """A redis-server child process owning ``data_dir``; usable as a context manager.
 
-    One server per data directory: :meth:`start` refuses while another server (even one whose
-    launcher was killed) holds ``data_dir/redis.lock``. The server runs in its own process
+    One server per data directory: :meth:`start` refuses while another server holds
+    ``data_dir/redis.lock``, unless the process that launched that server is gone: such an
+    orphan is stopped (it saves its data) and the start goes on, so a killed service comes
+    back on its data. The server runs in its own process
     group, so a terminal's Ctrl-C or hang-up reaches only the launcher, which stops it last.
 
     Every server has the ACL users of :mod:`keyspace.acl` (``acl``, else passwords from the
@@ -207,7 +251,7 @@ class EmbeddedRedis:
         if self.conf is not None and not self.conf.is_file():
             raise EmbeddedRedisError(f"redis config file not found: {self.conf}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = _claim(self.data_dir, min(timeout, _LOCK_WAIT))
+        lock = _take_over(self.data_dir, min(timeout, _LOCK_WAIT))
         try:
             for attempt in range(_PORT_RETRIES):
                 try:
@@ -291,6 +335,7 @@ class EmbeddedRedis:
                 )
             except OSError as exc:
                 raise EmbeddedRedisError(f"cannot execute {cmd[0]}: {exc}") from exc
+        (self.data_dir / _LAUNCHER_FILE).write_text(str(os.getpid()))
         return self._proc
 
     def _client(self) -> redis.Redis:

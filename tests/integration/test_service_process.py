@@ -102,11 +102,32 @@ def children(pid: int) -> list[int]:
 
 
 def stopped(pid: int) -> bool:
+    """The process is gone, or a zombie nobody reaped (an orphan's new parent may not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
         return True
-    return False
+    return state == "Z"
+
+
+def test_a_killed_service_comes_back_on_its_data(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, ``kill -9``) leaves the embedded server running without its
+    launcher; the next start stops that orphan (it saves its data) and serves the same data,
+    where it used to be refused until someone killed the orphan (review-15b finding 3)."""
+    data_dir, port = tmp_path / "data", free_port()
+    body = {"username": "Survivor", "email": "s@x.io", "role": "engineer"}
+    with service(data_dir, port) as proc:
+        status, made = call(port, "POST", "/api/users", body)
+        assert status == 201, made
+        (server,) = children(proc.pid)
+        proc.kill()
+        proc.wait()
+        assert not stopped(server)  # the orphan, holding the data directory
+    with service(data_dir, port):
+        assert stopped(server)
+        status, again = call(port, "GET", f"/api/users/{made['user_id']}")
+        assert status == 200, again
+        assert again["username"] == "Survivor"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
