@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -150,10 +151,8 @@ def _take_over(data_dir: Path, wait: float) -> int:
         orphan,
         data_dir,
     )
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
         os.kill(orphan, signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # it exited meanwhile
     return _claim(data_dir, _ORPHAN_WAIT)
 
 
