@@ -63,6 +63,11 @@ class System:
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
         self.schema.entity(self.principal)  # raises KeyError for an unknown principal
+        for spec in self.schema.entities:
+            # One cached profile answers every caller: it cannot hold what only admins read.
+            shown = () if spec.profile is None else spec.profile.fields
+            hidden = set(shown) & set(self.admin_only_fields) if spec is self.users else set()
+            assert not hidden, f"{self.name}: the profile of {spec.name} shows admin-only {hidden}"
 
     @property
     def users(self) -> EntitySpec:

@@ -100,6 +100,18 @@ def test_a_companion_must_be_a_unique_reference_to_the_entity() -> None:
         Profile("x:card", ("name",), "about")
 
 
+def test_a_profile_cannot_show_what_only_admins_read() -> None:
+    with pytest.raises(AssertionError, match="admin-only"):
+        System(
+            name="cards",
+            title="cards",
+            schema=Schema((PERSON, ABOUT)),
+            namespace="cards:",
+            principal="person",
+            admin_only_fields=("name",),
+        )
+
+
 async def test_cached_and_read_your_writes(cks: Keyspace) -> None:
     await cks.create(P, {"id": ADA, "name": "Ada", "email": "ada@x.dev"})
     assert await read(cks, ADA) == {"name": "Ada", "tags": []}  # the companion's default
