@@ -1,7 +1,7 @@
 """The seed's ``governance`` schema: community proposals and the votes on them.
 
 "proposals: Community governance proposals", "votes: Voting records for proposals"; the
-routes list the active proposals (GET /api/governance/proposals/active: ``status`` active
+routes list the active proposals (``.../governance/proposals/active``: ``status`` active
 with ``voting_starts_at`` <= now < ``voting_ends_at``, both filters and sort fields) and
 read one with its tallies (an aggregation over ``votes`` by ``proposal_id``, grouped by
 ``choice``, counting and summing ``weight``). "Governance proposal queries" are indexed.

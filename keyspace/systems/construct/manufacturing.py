@@ -2,7 +2,7 @@
 
 "orders: Manufacturing orders with custom specifications", "milestones: Payment milestones
 for manufacturing orders", "quality_assurance: Quality inspection records"; the routes read
-an order and its progress (GET /api/manufacturing/orders/{order_id}/progress: milestones
+an order and its progress (``.../manufacturing/orders/{order_id}/progress``: milestones
 done against the total, and the payments released) and the manufacturing analytics. The
 table is ``manufacturing_orders`` (the seed's ``manufacturing.orders``; see market.py).
 

@@ -6,7 +6,7 @@ invalidated when "orders are filled or cancelled". The table is ``trading_orders
 seed's ``trading.orders``): its manufacturing schema has an ``orders`` table too, and one
 namespace cannot hold both under one name.
 
-The order book of an asset (GET /api/trading/orderbook/{asset_id}, issue 16) is an
+The order book of an asset (the seed's ``.../trading/orderbook/{asset_id}``, issue 16) is an
 aggregation over this table: ``asset_id`` and ``status`` in (open, partially_filled) as
 filters, grouped by ``side`` and ``price``, summing ``quantity`` and ``filled_quantity``
 (what is left at a level is the first sum minus the second, exactly). No remaining-quantity
