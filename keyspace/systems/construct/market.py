@@ -1,0 +1,123 @@
+"""The seed's ``trading`` schema: buy/sell orders for tokenized assets, and escrows.
+
+"orders: Buy/sell orders for tokenized assets" and "escrows: Escrow contracts for secure
+transactions"; the routes read one order and an asset's order book; the caches are
+invalidated when "orders are filled or cancelled". The table is ``trading_orders`` (the
+seed's ``trading.orders``): its manufacturing schema has an ``orders`` table too, and one
+namespace cannot hold both under one name.
+
+The order book of an asset (the seed's ``.../trading/orderbook/{asset_id}``, issue 16) is an
+aggregation over this table: ``asset_id`` and ``status`` in (open, partially_filled) as
+filters, grouped by ``side`` and ``price``, summing ``quantity`` and ``filled_quantity``
+(what is left at a level is the first sum minus the second, exactly). No remaining-quantity
+field is stored: it would be a second copy of the same fact that a write could let drift.
+
+A member places and cancels its own orders (``owner="user_id"``, on any listed asset:
+``open_refs``). Fills are the matching engine's; the engine cannot yet reserve fields of
+an owned document to admins, so a member could misreport its own order's fill: market
+volume is therefore taken from confirmed ``transactions`` (admin-written), never from
+orders. Escrows mirror a contract's state between two parties, so only the platform writes
+them.
+"""
+
+from __future__ import annotations
+
+from ...declare import enum, json, ref, table, timestamp
+from ...schema import IdStrategy
+from .common import RESTRICT, address, amount, created, symbol, transitions, updated
+
+ORDER_STATUSES = ("open", "partially_filled", "filled", "cancelled", "expired")
+
+TRADING_ORDERS = table(
+    "trading_orders",
+    collection="trading_orders",
+    id=IdStrategy.UUID,
+    fields=(
+        # Orders are trading history: neither the user nor the asset is deleted under them.
+        ref("user_id", "users", on_delete=RESTRICT, index=True, relation="trading_orders"),
+        ref("asset_id", "assets", on_delete=RESTRICT, index=True, relation="trading_orders"),
+        enum("side", ("buy", "sell"), index=True),
+        # A market order still carries a price: the worst one it accepts (its protection),
+        # so every order has a level and the book never holds a priceless row.
+        enum("order_type", ("limit", "market"), default="limit", index=True),
+        amount("price", positive=True, sortable=True),
+        amount("quantity", positive=True),
+        amount("filled_quantity", default="0"),
+        symbol("quote_currency", default="USDC"),
+        enum("status", ORDER_STATUSES, default="open", index=True),
+        timestamp("expires_at", null=True, index=True),  # good-till-time; null: until cancelled
+        timestamp("filled_at", null=True, index=True),
+        timestamp("cancelled_at", null=True, index=True),
+        created(),
+        updated(),
+    ),
+    owner="user_id",
+    open_refs=("asset_id",),  # any listed asset is traded, not only one's own
+    # Filled, cancelled and expired are final: a closed order never re-enters the book.
+    transitions=transitions(
+        "status",
+        {
+            "open": ("partially_filled", "filled", "cancelled", "expired"),
+            "partially_filled": ("filled", "cancelled", "expired"),
+        },
+    ),
+)
+
+ESCROW_STATUSES = (
+    "pending",  # created, awaiting the buyer's deposit
+    "funded",
+    "partially_released",  # a manufacturing escrow pays milestone by milestone
+    "released",
+    "refunded",
+    "disputed",
+    "cancelled",  # never funded
+)
+
+ESCROWS = table(
+    "escrows",
+    collection="escrows",
+    id=IdStrategy.UUID,
+    fields=(
+        ref("buyer_id", "users", on_delete=RESTRICT, index=True, relation="buyer_escrows"),
+        ref("seller_id", "users", on_delete=RESTRICT, index=True, relation="seller_escrows"),
+        # What the escrow secures: a trade or a manufacturing order (at most one, by
+        # convention; either may be null for an escrow agreed outside both).
+        ref(
+            "trading_order_id",
+            "trading_orders",
+            null=True,
+            on_delete=RESTRICT,
+            index=True,
+            relation="escrows",
+        ),
+        ref(
+            "manufacturing_order_id",
+            "manufacturing_orders",
+            null=True,
+            on_delete=RESTRICT,  # money was promised against it
+            index=True,
+            relation="escrows",
+        ),
+        amount("amount", positive=True),
+        amount("released_amount", default="0"),
+        symbol("currency", default="USDC"),
+        enum("status", ESCROW_STATUSES, default="pending", index=True),
+        address("contract_address", null=True),  # the escrow contract on chain
+        json("conditions", default={}),  # release conditions, as the contract states them
+        timestamp("expires_at", null=True, index=True),
+        timestamp("funded_at", null=True),
+        timestamp("settled_at", null=True, index=True),  # released, refunded or cancelled
+        created(),
+        updated(),
+    ),
+    owner=None,  # the contract's state, mirrored by the platform; no party may assert it
+    transitions=transitions(
+        "status",
+        {
+            "pending": ("funded", "cancelled"),
+            "funded": ("partially_released", "released", "refunded", "disputed"),
+            "partially_released": ("released", "refunded", "disputed"),
+            "disputed": ("partially_released", "released", "refunded"),
+        },
+    ),
+)
