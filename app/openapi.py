@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, Schema, System, vectors
 
+from . import openapi_aggregate
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
-from .routing import Route, member_body, profile_schema, search_body
+from .routing import Route, aggregate_schema, member_body, profile_schema, search_body
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -191,6 +192,7 @@ def components(system: System) -> dict[str, Any]:
         _entity_schemas(spec, out)
         _search_schemas(spec, out)
         _profile_schemas(schema, spec, out)
+        out[aggregate_schema(spec)] = openapi_aggregate.component(spec)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)
@@ -429,6 +431,10 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     ]
     if route.lists is not None:
         params += _list_parameters(route.lists)
+    if route.aggregates is not None:
+        own = ("sort", "limit", "cursor")
+        filters = [p for p in _list_parameters(route.aggregates) if p["name"] not in own]
+        params += openapi_aggregate.parameters(route.aggregates, filters)
     params += [
         {
             "name": p.name,

@@ -8,6 +8,7 @@ from aiohttp.http import HttpVersion11
 from keyspace import EntitySpec, Reference, Schema, System
 
 from . import health
+from .aggregates import Aggregated
 from .errors import error_response
 from .feature_routes import (
     lock_routes,
@@ -25,7 +26,7 @@ from .resources import (
     mint_token,
     revoke_current,
 )
-from .routing import Route, member_body, model_name
+from .routing import Route, aggregate_schema, member_body, model_name
 from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
 
 
@@ -93,6 +94,17 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             errors=(400, 409, 413, 415, 422),
             authorizes_itself=True,
             notes=_create_notes(spec),
+        ),
+        # Before the item routes: aiohttp tries routes in order, and {id} would take it.
+        Route(
+            "GET",
+            f"{base}/aggregate",
+            Aggregated(spec).get,
+            f"Group {spec.collection} and count, sum, min, max or average their numbers",
+            tag,
+            returns=aggregate_schema(spec),
+            aggregates=spec,
+            errors=(400, 403) if spec.admin_read else (400,),
         ),
         Route(
             "GET",

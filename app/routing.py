@@ -24,6 +24,7 @@ class Route:
     body: str | None = None
     returns: str | None = None
     lists: EntitySpec | None = None
+    aggregates: EntitySpec | None = None  # an aggregation of it (app/aggregates.py)
     conditional: bool = False
     prefetch: EntitySpec | None = None  # GET by id: read in the authorization round trip
     authorizes_itself: bool = False  # the handler authorizes inside its commit (app/auth.py)
@@ -51,6 +52,11 @@ def model_name(spec: EntitySpec) -> str:
 def member_body(target: EntitySpec) -> str:
     """The request body that adds one member to an array of ``target`` ids."""
     return f"{model_name(target)}Member"
+
+
+def aggregate_schema(spec: EntitySpec) -> str:
+    """The answer of ``GET /api/<collection>/aggregate``."""
+    return f"{model_name(spec)}Aggregate"
 
 
 def search_body(spec: EntitySpec) -> str:

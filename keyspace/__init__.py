@@ -12,6 +12,18 @@ Typical use::
 
 from . import systems, vectors
 from .acl import SERVICE_USER
+from .aggregate import (
+    MAX_GROUP_FIELDS,
+    MAX_GROUPS,
+    MAX_METRICS,
+    Aggregate,
+    Aggregation,
+    group_fields,
+    metric_fields,
+    parse_aggregation,
+)
+from .aggregate import Result as AggregateResult
+from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .connection import connect
 from .engine import Capabilities, Keyspace
@@ -42,6 +54,7 @@ from .schema import (
     EntitySpec,
     Expiry,
     FieldKind,
+    Indexed,
     Lockable,
     OpLog,
     Profile,
@@ -80,7 +93,10 @@ __all__ = [
     "COLLAB",
     "DEFAULT_LIMIT",
     "DRIVER",
+    "MAX_GROUPS",
+    "MAX_GROUP_FIELDS",
     "MAX_LIMIT",
+    "MAX_METRICS",
     "MULTIFRAME",
     "NFT",
     "PROCESS",
@@ -88,6 +104,9 @@ __all__ = [
     "SERVICE_USER",
     "SYSTEM_CONFIG",
     "USER",
+    "Aggregate",
+    "AggregateResult",
+    "Aggregation",
     "AlreadyExists",
     "AnswerCache",
     "Appended",
@@ -109,6 +128,7 @@ __all__ = [
     "Guard",
     "HasDependents",
     "IdCollision",
+    "Indexed",
     "InvalidTransition",
     "Keyspace",
     "KeyspaceError",
@@ -141,12 +161,16 @@ __all__ = [
     "WrongType",
     "connect",
     "endpoint_name",
+    "group_fields",
     "is_lookup_id",
+    "metric_fields",
     "params_hash",
     "parse",
+    "parse_aggregation",
     "parse_endpoint_limits",
     "parse_op_query",
     "parse_ttls",
+    "run_declared",
     "systems",
     "vectors",
 ]

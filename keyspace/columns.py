@@ -75,6 +75,7 @@ def _column(
     sortable: bool,
     case_sensitive: bool = True,
     array: bool = False,
+    places: int | None = None,
     **extra: Any,
 ) -> Column:
     """A column, indexed as ``kind`` when ``index`` or ``sortable`` (a sort field is one)."""
@@ -82,7 +83,9 @@ def _column(
     if index or sortable:
         assert kind is not None, f"{name}: this kind cannot be indexed"
         assert not (sortable and null), f"{name}: a nullable field cannot be a sort field"
-        field = Indexed(name, name, kind, sortable, case_sensitive, array, nullable=null)
+        field = Indexed(
+            name, name, kind, sortable, case_sensitive, array, nullable=null, places=places
+        )
         indexed = (field,)
     return Column(name, annotation, null=null, default=default, indexed=indexed, **extra)
 
@@ -209,6 +212,7 @@ def decimal(
         kind=FieldKind.DECIMAL,
         index=index,
         sortable=sortable,
+        places=places,
     )
 
 

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from . import codec, inventory, keys, listing, search, upgrade, vectors
+from . import aggregating, codec, inventory, keys, listing, search, upgrade, vectors
+from .aggregate import Aggregation, Result
 from .connection import call, check_client
 from .documents import validate
 from .errors import NoAccess, NotFound, ValidationFailed
@@ -257,6 +258,14 @@ class Keyspace:
             return await listing.scan_page(self.client, spec, query)
         return await self._through_index(
             spec, lambda: listing.search_page(self.client, spec, query)
+        )
+
+    async def aggregate(self, spec: EntitySpec, aggregation: Aggregation) -> Result:
+        """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate)."""
+        if not self.capabilities.search:
+            return await aggregating.scan_aggregate(self.client, spec, aggregation)
+        return await self._through_index(
+            spec, lambda: aggregating.search_aggregate(self.client, spec, aggregation)
         )
 
     async def nearest(

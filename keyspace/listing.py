@@ -93,7 +93,7 @@ def _count(reply: list[Any]) -> int:
     return int(float(dict(zip(fields[::2], fields[1::2], strict=True)).get("n", "0")))
 
 
-async def _ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> list[Any]:
+async def ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> list[Any]:
     """The replies to ``commands`` on the entity's index, in one MULTI with its FT.INFO, so
     they are refused while the index is missing or still being built."""
     alias = spec.names.index_alias(spec.prefix)
@@ -118,7 +118,7 @@ async def _ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> l
 async def _read_index(client: Redis, spec: EntitySpec, q: query.Query) -> tuple[int, list[Any]]:
     """The match count and one page of hits, read in one MULTI so both see one state."""
     alias = spec.names.index_alias(spec.prefix)
-    counted, rows = await _ask_index(
+    counted, rows = await ask_index(
         client, spec, query.count_args(alias, spec, q), query.page_args(alias, spec, q)
     )
     return _count(counted), rows
@@ -188,12 +188,12 @@ async def search_nearest(
     field = spec.vector_field
     assert field is not None, f"{spec.name} has no vector field"
     alias, blob = spec.names.index_alias(spec.prefix), vectors.pack(unit)
-    (reply,) = await _ask_index(client, spec, vectors.knn_args(alias, spec, field, q, k + 1, blob))
+    (reply,) = await ask_index(client, spec, vectors.knn_args(alias, spec, field, q, k + 1, blob))
     found = vectors.hits(spec, reply)
     radius = vectors.crowded(found, k)
     if radius is not None:
         near = vectors.range_args(alias, spec, field, q, radius, blob, k + vectors.MARGIN)
-        (reply,) = await _ask_index(client, spec, near)
+        (reply,) = await ask_index(client, spec, near)
         found = vectors.hits(spec, reply)
     chosen = vectors.contenders(found, k)
     docs = await _fetch(client, [spec.names.doc_key(spec.prefix, h.doc_id) for h in chosen])

@@ -66,6 +66,9 @@ class Indexed:
     nullable: bool = False
     # A VECTOR's dimension (and only a VECTOR's); its metric is cosine distance.
     dim: int = 0
+    # A DECIMAL's declared fractional digits (None: undeclared): what makes its exact sums
+    # computable from the index's doubles (keyspace.aggregate). Not part of the index.
+    places: int | None = None
 
     def __post_init__(self) -> None:
         # Null has no place in a sort order both query paths agree on.
@@ -73,6 +76,8 @@ class Indexed:
         vector = self.kind is FieldKind.VECTOR
         assert vector == (self.dim > 0), f"{self.name}: a VECTOR has a dimension, no other kind"
         assert not (vector and (self.sortable or self.array)), f"{self.name}: one vector, unsorted"
+        decimal = self.kind is FieldKind.DECIMAL
+        assert decimal or self.places is None, f"{self.name}: places are a DECIMAL's"
 
 
 @dataclass(frozen=True)

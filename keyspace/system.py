@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .aggregate import Aggregate
 from .cache import CacheRules
 from .keys import Names
 from .schema import EntitySpec, Satellites, Schema
@@ -59,10 +60,16 @@ class System:
     # Per-user, per-endpoint request limits (the seed's rate_limit:{user_id}:{endpoint}),
     # checked besides the per-class limits every system has; None: none.
     rate_limits: EndpointLimits | None = None
+    # Named aggregations (keyspace.aggregate) the system's routes serve; checked here.
+    aggregates: tuple[Aggregate, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
         self.schema.entity(self.principal)  # raises KeyError for an unknown principal
+        named = [a.name for a in self.aggregates]
+        assert len(named) == len(set(named)), f"{self.name}: an aggregate is declared twice"
+        for declared in self.aggregates:
+            declared.check(self.schema)
         for spec in self.schema.entities:
             # One cached profile answers every caller: it cannot hold what only admins read.
             shown = () if spec.profile is None else spec.profile.fields
@@ -72,6 +79,13 @@ class System:
     @property
     def users(self) -> EntitySpec:
         return self.schema.entity(self.principal)
+
+    def aggregate(self, name: str) -> Aggregate:
+        """The declared aggregation ``name``; KeyError when there is none."""
+        for declared in self.aggregates:
+            if declared.name == name:
+                return declared
+        raise KeyError(name)
 
     def served(
         self,

@@ -1,0 +1,106 @@
+"""OpenAPI of the aggregate routes (``GET /api/<collection>/aggregate``, app/aggregates.py;
+keyspace.aggregate): their query parameters and answer schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyspace import (
+    MAX_GROUP_FIELDS,
+    MAX_GROUPS,
+    MAX_METRICS,
+    EntitySpec,
+    FieldKind,
+    Indexed,
+    group_fields,
+    metric_fields,
+)
+
+from .routing import aggregate_schema
+
+_DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+
+
+def parameters(spec: EntitySpec, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``group_by``, ``metrics`` and ``limit``, then ``filters`` (the list's, without its
+    sort, limit and cursor)."""
+    groups = [f.name for f in group_fields(spec)]
+    numbers = [f.name for f in metric_fields(spec)]
+    return [
+        {
+            "name": "group_by",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": f"up to {MAX_GROUP_FIELDS} comma-separated fields of "
+            f"{', '.join(groups) or 'none'}; groups are ordered by their key ascending, null "
+            "first (null or missing values form their own group); none: one group",
+        },
+        {
+            "name": "metrics",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "default": "count"},
+            "description": f"up to {MAX_METRICS} comma-separated metrics: count, "
+            f"sum:<field>, min:<field>, max:<field>, avg:<field> for a field of "
+            f"{', '.join(numbers) or 'none'}; exact (decimals as strings with their places)",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": f"groups answered; larger values are capped at {MAX_GROUPS}",
+            "schema": {"type": "integer", "minimum": 1, "default": MAX_GROUPS},
+        },
+        *filters,
+    ]
+
+
+def _key_schema(field: Indexed) -> dict[str, Any]:
+    if field.kind is FieldKind.BOOL:
+        return {"type": ["boolean", "null"]}
+    if field.kind is FieldKind.NUMERIC:
+        return {"type": ["integer", "null"]}
+    if field.kind is FieldKind.DECIMAL:
+        return {"anyOf": [_DECIMAL, {"type": "null"}]}
+    return {"type": ["string", "null"]}
+
+
+def component(spec: EntitySpec) -> dict[str, Any]:
+    """The answer schema of ``spec``'s aggregate route."""
+    keys = {f.name: _key_schema(f) for f in group_fields(spec)}
+    metric = {
+        "anyOf": [{"type": "number"}, _DECIMAL, {"type": "null"}],
+        "description": "a metric named as asked (sum:<field>...): a NUMERIC's as a number, a "
+        "decimal's as a string; null over no value",
+    }
+    title = aggregate_schema(spec)
+    return {
+        "title": title,
+        "type": "object",
+        "required": ["groups", "truncated"],
+        "properties": {
+            "groups": {
+                "type": "array",
+                "maxItems": MAX_GROUPS,
+                "items": {
+                    "type": "object",
+                    "required": ["key"],
+                    "properties": {
+                        "key": {
+                            "type": "object",
+                            "properties": keys,
+                            "additionalProperties": False,
+                            "description": "the group's value of each group_by field",
+                        },
+                        "count": {"type": "integer", "minimum": 0},
+                    },
+                    "additionalProperties": metric,
+                },
+            },
+            "truncated": {
+                "type": "boolean",
+                "description": "more groups exist than were answered",
+            },
+        },
+    }
