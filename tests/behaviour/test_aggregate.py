@@ -1,0 +1,123 @@
+"""Aggregations through ``Keyspace.aggregate`` and declared ones through ``run_declared``, on
+fakeredis, through RediSearch and through the scan path (the property against a brute-force
+answer is tests/reliability/test_aggregate_property.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+
+from keyspace import (
+    Aggregate,
+    Keyspace,
+    NotReady,
+    ValidationFailed,
+    connect,
+    parse_aggregation,
+    run_declared,
+    search,
+)
+from keyspace.connection import call
+from keyspace.server import EmbeddedRedis
+from tests.aggregates import LOTS, SYSTEM
+from tests.conftest import BACKENDS
+
+BOOK = Aggregate(
+    "book",
+    "lots",
+    group_by=("side", "price"),
+    metrics=("count", "sum:qty", "sum:fee"),
+    filters=(("hot", "true"),),
+)
+
+
+@pytest.fixture(params=BACKENDS)
+async def aks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
+    backend: str = request.param
+    client: Redis
+    if backend == "fake":
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    else:
+        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+        client = connect(server.url)
+        await client.flushall()
+    ks = Keyspace(client, SYSTEM.schema, use_search=None if backend != "real-scan" else False)
+    await ks.setup()
+    yield ks
+    await client.aclose()
+
+
+async def lots(ks: Keyspace) -> None:
+    for side, price, qty, fee, owner in [
+        ("buy", "0.1", 5, "0.1", "Ann"),
+        ("buy", "0.1", 2, "0.2", "Bo"),
+        ("buy", "0.2", 1, None, "ann"),
+        ("sell", "999999999.999999", 9007199254740991, "999.99", "Ann"),
+        ("sell", "999999999.999999", 9007199254740991, "999.99", "Ann"),
+    ]:
+        body = {"side": side, "price": price, "qty": qty, "hot": True, "owner": owner}
+        await ks.create(LOTS, body if fee is None else {**body, "fee": fee})
+    await ks.create(LOTS, {"side": "buy", "price": "0.1", "qty": 100, "hot": False})
+
+
+async def test_a_declared_aggregation_runs_with_the_filters_a_request_fixes(
+    aks: Keyspace,
+) -> None:
+    await lots(aks)
+    everyone = await run_declared(aks, BOOK)
+    assert everyone.body() == {
+        "groups": [
+            {"key": {"side": "buy", "price": "0.100000"}, "count": 2, "sum:qty": 7,
+             "sum:fee": "0.30"},
+            {"key": {"side": "buy", "price": "0.200000"}, "count": 1, "sum:qty": 1,
+             "sum:fee": None},
+            {"key": {"side": "sell", "price": "999999999.999999"}, "count": 2,
+             "sum:qty": 18014398509481982, "sum:fee": "1999.98"},
+        ],
+        "truncated": False,
+    }  # fmt: skip
+    anns = await run_declared(aks, BOOK, {"owner": "ANN"})
+    assert [(g.key["price"], g.values["count"]) for g in anns.groups] == [
+        ("0.100000", 1),  # Ann
+        ("0.200000", 1),  # ann: owner is caseless, as in lists
+        ("999999999.999999", 2),
+    ]
+    with pytest.raises(ValidationFailed, match="qty_min: must be a number"):
+        await run_declared(aks, BOOK, {"qty_min": "many"})
+
+
+async def test_prices_sum_exactly_past_what_doubles_hold(aks: Keyspace) -> None:
+    await lots(aks)
+    asked = {"metrics": ["sum:price,avg:price,min:price,max:price"], "hot": ["true"]}
+    (group,) = (await aks.aggregate(LOTS, parse_aggregation(LOTS, asked))).groups
+    assert group.values == {
+        "sum:price": "2000000000.399998",
+        "avg:price": "400000000.0799996",
+        "min:price": "0.100000",
+        "max:price": "999999999.999999",
+    }
+
+
+@pytest.mark.redis
+async def test_a_missing_index_refuses_aggregations_as_it_refuses_lists(
+    redis_server: EmbeddedRedis,
+) -> None:
+    client = connect(redis_server.url)
+    try:
+        await client.flushall()
+        ks = Keyspace(client, SYSTEM.schema)
+        await ks.setup()
+        await lots(ks)
+        target = await search.alias_target(client, LOTS)
+        assert target is not None
+        await call(client, "FT.DROPINDEX", target)
+        with pytest.raises(NotReady, match="index unavailable"):
+            await ks.aggregate(LOTS, parse_aggregation(LOTS, {}))
+        # Refused again without asking Redis while the back-off lasts.
+        with pytest.raises(NotReady, match="not ready yet"):
+            await ks.aggregate(LOTS, parse_aggregation(LOTS, {}))
+    finally:
+        await client.aclose()
