@@ -67,9 +67,8 @@ async def construct(serve: Any) -> tuple[Client, dict[str, str]]:
     """The Construct with four users, and one of them's member token."""
     api = await serve("construct")
     made = []
-    for n, (kind, score) in enumerate(
-        [("individual", "0.1"), ("individual", "0.2"), ("manufacturer", "99.99"), ("organization", "0")]
-    ):
+    kinds = ["individual", "individual", "manufacturer", "organization"]
+    for n, (kind, score) in enumerate(zip(kinds, ["0.1", "0.2", "99.99", "0"], strict=True)):
         body = {"wallet_address": f"0x{n:040x}", "account_type": kind, "reputation_score": score}
         made.append(await post(api, "/api/users", body))
     return api, await member(api, made[0]["id"])

@@ -49,7 +49,9 @@ lots = st.lists(
                 st.decimals(-(10**9) + 1, 10**9 - 1, places=6).map(str),
             ),
             "fee": st.one_of(st.none(), st.sampled_from(["0.1", "0.2", "999.99", "-0.01", "0"])),
-            "qty": st.one_of(st.none(), st.sampled_from([BIG, -BIG, 0, 1, 7]), st.integers(-50, 50)),
+            "qty": st.one_of(
+                st.none(), st.sampled_from([BIG, -BIG, 0, 1, 7]), st.integers(-50, 50)
+            ),
             "at": st.sampled_from([None, "2024-01-01T00:00:00Z", "2024-06-01T12:00:00Z"]),
         }
     ),
@@ -60,7 +62,9 @@ METRICS = [f"{op}:{f}" for op in ("sum", "min", "max", "avg") for f in ("price",
 asked = st.fixed_dictionaries(
     {
         "group_by": st.lists(st.sampled_from(GROUPS), max_size=2, unique=True),
-        "metrics": st.lists(st.sampled_from(["count", *METRICS]), min_size=1, max_size=8, unique=True),
+        "metrics": st.lists(
+            st.sampled_from(["count", *METRICS]), min_size=1, max_size=8, unique=True
+        ),
         "limit": st.sampled_from([None, "1", "3"]),
         "filters": st.lists(
             st.sampled_from(

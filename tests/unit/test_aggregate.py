@@ -14,6 +14,7 @@ from keyspace.system import System
 from tests.aggregates import ACCOUNT, LOT, LOTS, SYSTEM
 
 INDEX = "aggregates:mf:idx:lot"
+NINE = ["count", *(f"{op}:{f}" for f in ("qty", "fee") for op in ("sum", "min", "max", "avg"))]
 
 
 def agg(**params: str) -> Any:
@@ -63,7 +64,7 @@ def test_metrics_and_groups_are_read_in_order() -> None:
         ({"metrics": "median:qty"}, "metrics: 'median:qty' is not count or"),
         ({"metrics": "sum:"}, "metrics: 'sum:' is not count or"),
         ({"metrics": "count,count"}, "metrics: names count twice"),
-        ({"metrics": "count,sum:qty,min:qty,max:qty,avg:qty,sum:fee,min:fee,max:fee,avg:fee"}, "metrics: at most 8 metrics"),  # fmt: skip
+        ({"metrics": ",".join(NINE)}, "metrics: at most 8 metrics"),
         ({"limit": "0"}, "limit: must be a positive integer"),
         ({"sort": "side"}, "sort: an aggregation is ordered by its group keys"),
         ({"cursor": "abc"}, "cursor: an aggregation is ordered by its group keys"),
@@ -148,7 +149,7 @@ def test_a_decimal_group_is_asked_present_and_missing_apart() -> None:
 
 @pytest.mark.parametrize(
     "hostile",
-    ["x} | @side:{buy", "a) (@qty:[0 1]", "*", "-", "x\" LOAD 1 @__key", "%", "_", "'1'"],
+    ["x} | @side:{buy", "a) (@qty:[0 1]", "*", "-", 'x" LOAD 1 @__key', "%", "_", "'1'"],
 )
 def test_filter_values_reach_the_query_string_only_escaped(hostile: str) -> None:
     parts = compile_aggregate(INDEX, LOTS, agg(owner=hostile, group_by="side"))
@@ -315,7 +316,8 @@ def test_a_declaration_compiles_with_the_filters_a_request_fixes() -> None:
     spec, parsed = book.compile(SYSTEM.schema, {"owner": "Ann"})
     assert spec is LOTS
     assert [f.name for f in parsed.group_by] == ["side", "price"]
-    assert [(f.name, v) for f, v in parsed.query.equals] == [("hot", ("true",)), ("owner", ("ann",))]
+    equals = [(f.name, v) for f, v in parsed.query.equals]
+    assert equals == [("hot", ("true",)), ("owner", ("ann",))]
     with pytest.raises(ValueError, match="hot is fixed by the declaration"):
         book.compile(SYSTEM.schema, {"hot": "false"})
     with pytest.raises(ValidationFailed, match="qty_min: must be a number"):
