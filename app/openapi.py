@@ -432,9 +432,7 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     if route.lists is not None:
         params += _list_parameters(route.lists)
     if route.aggregates is not None:
-        own = ("sort", "limit", "cursor")
-        filters = [p for p in _list_parameters(route.aggregates) if p["name"] not in own]
-        params += openapi_aggregate.parameters(route.aggregates, filters)
+        params += openapi_aggregate.parameters(route.aggregates, _list_parameters(route.aggregates))
     params += [
         {
             "name": p.name,

@@ -21,9 +21,10 @@ from .routing import aggregate_schema
 _DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
 
 
-def parameters(spec: EntitySpec, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``group_by``, ``metrics`` and ``limit``, then ``filters`` (the list's, without its
-    sort, limit and cursor)."""
+def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``group_by``, ``metrics`` and ``limit``, then the filters of the list's parameters
+    ``listed`` (its sort, limit and cursor left out)."""
+    filters = [p for p in listed if p["name"] not in ("sort", "limit", "cursor")]
     groups = [f.name for f in group_fields(spec)]
     numbers = [f.name for f in metric_fields(spec)]
     return [

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
-from . import aggregate, listing
+from . import aggregate, aggregate_index, listing
 from .schema import EntitySpec
 
 if TYPE_CHECKING:
@@ -19,12 +19,12 @@ async def search_aggregate(
     client: Redis, spec: EntitySpec, agg: aggregate.Aggregation
 ) -> aggregate.Result:
     """The aggregation through the entity's index alias: every command of
-    :func:`aggregate.compile_aggregate` in one MULTI (one state of the index), refused while
+    :func:`aggregate_index.compile_aggregate` in one MULTI (one state of the index), refused while
     the index is missing or being built (:class:`listing.IndexUnavailable`)."""
     alias = spec.names.index_alias(spec.prefix)
-    parts = aggregate.compile_aggregate(alias, spec, agg)
+    parts = aggregate_index.compile_aggregate(alias, spec, agg)
     replies = await listing.ask_index(client, spec, *(p.args for p in parts))
-    return aggregate.combine(agg, parts, replies)
+    return aggregate_index.combine(agg, parts, replies)
 
 
 async def scan_aggregate(

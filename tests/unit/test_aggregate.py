@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from keyspace import Aggregate, ValidationFailed, parse_aggregation
-from keyspace.aggregate import MAX_GROUP_DOCUMENTS, Acc, combine, compile_aggregate, evaluate
+from keyspace.aggregate import MAX_GROUP_DOCUMENTS, Acc, evaluate
+from keyspace.aggregate_index import combine, compile_aggregate
 from keyspace.schema import Schema
 from keyspace.system import System
 from tests.aggregates import ACCOUNT, LOT, LOTS, SYSTEM
