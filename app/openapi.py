@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, Schema, System, vectors
 
+from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
 from .routing import Route, member_body, profile_schema, search_body
 
@@ -236,6 +237,7 @@ def components(system: System) -> dict[str, Any]:
         out |= copy.deepcopy(LOCK_SCHEMAS)
     if any(spec.oplog is not None for spec in schema.entities):
         out |= copy.deepcopy(OP_SCHEMAS)
+    out |= copy.deepcopy(ADMIN_SCHEMAS)
     out["Health"] = {"type": "object", "properties": {"status": {"type": "string"}}}
     out["Readiness"] = {"type": "object", "additionalProperties": True}
     out["Error"] = {

@@ -10,7 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import systems, vectors
+from . import demo, migrating, migrations, systems, vectors
 from .acl import SERVICE_USER
 from .cache import AnswerCache, CacheRules, params_hash
 from .connection import connect
@@ -21,6 +21,7 @@ from .errors import (
     Contention,
     CounterExhausted,
     HasDependents,
+    Held,
     IdCollision,
     InvalidTransition,
     KeyspaceError,
@@ -108,6 +109,7 @@ __all__ = [
     "Gone",
     "Guard",
     "HasDependents",
+    "Held",
     "IdCollision",
     "InvalidTransition",
     "Keyspace",
@@ -140,8 +142,11 @@ __all__ = [
     "ValidationFailed",
     "WrongType",
     "connect",
+    "demo",
     "endpoint_name",
     "is_lookup_id",
+    "migrating",
+    "migrations",
     "params_hash",
     "parse",
     "parse_endpoint_limits",

@@ -13,6 +13,8 @@ from typing import Any
 
 from .cache import CacheRules
 from .keys import Names
+from .migrations import Migration
+from .migrations import check as check_migrations
 from .schema import EntitySpec, Satellites, Schema
 from .settings import SETTINGS
 from .tokens import EndpointLimits
@@ -59,10 +61,13 @@ class System:
     # Per-user, per-endpoint request limits (the seed's rate_limit:{user_id}:{endpoint}),
     # checked besides the per-class limits every system has; None: none.
     rate_limits: EndpointLimits | None = None
+    # Declared migrations in version order (keyspace.migrations; `multiframe-admin migrate`).
+    migrations: tuple[Migration, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
         self.schema.entity(self.principal)  # raises KeyError for an unknown principal
+        check_migrations(self.migrations, self.schema)
         for spec in self.schema.entities:
             # One cached profile answers every caller: it cannot hold what only admins read.
             shown = () if spec.profile is None else spec.profile.fields
