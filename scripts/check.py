@@ -479,7 +479,7 @@ async def _registry(ks: Keyspace, declared: tuple[Migration, ...], *reports: Rep
         Problem("migration_registry", key, f"version {a.version} is not declared here", False)
         for a in found.unknown
     ]
-    for report in dict.fromkeys(reports):  # the report before and after repair may be one
+    for report in {id(r): r for r in reports}.values():  # before and after repair: maybe one
         report.problems.extend(problems)
     return found
 
