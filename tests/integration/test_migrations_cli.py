@@ -48,8 +48,11 @@ async def test_a_migration_killed_mid_batch_resumes_and_converts_every_document_
     await shelve_old_books(client, total)
     code = "from tests.migration_world import cli_main; cli_main()"
     argv = ["--redis-url", redis_server.url, "--system", "shelf", "migrate"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *argv],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        *argv,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -62,15 +65,15 @@ async def test_a_migration_killed_mid_batch_resumes_and_converts_every_document_
             seen = await _progress(client, 3)
             if seen and 2_000 <= int(seen[b"examined"]) < total - 4_000:
                 break
-            assert proc.poll() is None, "the migration finished before it could be killed"
+            assert proc.returncode is None, "the migration finished before it could be killed"
             await asyncio.sleep(0.005)
         else:
             pytest.fail("migration 3 never got under way")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        await proc.wait()
     stopped = await _progress(client, 3)
     assert 0 < int(stopped[b"examined"]) < total and stopped[b"scanned"] == b"0"
     # What the lock's 30 s expiry would do: the killed holder is gone.
