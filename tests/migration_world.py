@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import codec, systems
-from keyspace.declare import enum, integer, string, table
+from keyspace.declare import Column, enum, integer, string, table
 from keyspace.migrations import Migration, add_field, rename_field
 from keyspace.schema import EntitySpec, IdStrategy, Schema
 from keyspace.system import System
@@ -35,6 +35,7 @@ MEMBER = table("member", collection="members", id=IdStrategy.UUID, fields=(), ow
 
 
 def _book(release: int, counting: bool) -> EntitySpec:
+    fields: tuple[Column, ...]
     if release == 1:
         fields = (string("title", index=True), string("author", index=True))
         return table("book", collection="books", id=IdStrategy.UUID, fields=fields, owner=None)
@@ -102,6 +103,6 @@ def cli_main() -> None:  # pragma: no cover - run in a subprocess by the SIGKILL
 
     system = world(2, counting=True)
     known = systems.names()
-    systems.names = lambda: [*known, NAME]  # type: ignore[assignment]
-    systems.load = lambda *_, **__: system  # type: ignore[assignment]
+    systems.names = lambda: [*known, NAME]
+    systems.load = lambda *_, **__: system
     sys.exit(main(sys.argv[1:]))

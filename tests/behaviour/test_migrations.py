@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import Held, Keyspace, codec, connect
+from keyspace.connection import call
 from keyspace.exclusive import AdminLock
 from keyspace.migrating import migrate, read_status
 from keyspace.migrations import MigrationFailed
@@ -47,7 +48,7 @@ async def mks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
 async def _books(ks: Keyspace) -> dict[str, dict[str, Any]]:
     out = {}
     async for key in ks.client.scan_iter(match=NEW.schema.names.doc_match(BOOKS.prefix)):
-        raw = await ks.client.execute_command("JSON.GET", key, ".")
+        raw = await call(ks.client, "JSON.GET", key, ".")
         out[key.decode()] = codec.loads(raw)
     return out
 
@@ -109,7 +110,7 @@ async def test_a_document_that_cannot_be_converted_stops_the_run_where_it_stood(
 ) -> None:
     bad = BOOKS.key(book_id(COUNT + 1))
     doc = {"id": book_id(COUNT + 1), "title": "T", "author": 42}  # no text: no valid writer
-    await mks.client.execute_command("JSON.SET", bad, ".", codec.dumps(doc))
+    await call(mks.client, "JSON.SET", bad, ".", codec.dumps(doc))
     with pytest.raises(MigrationFailed, match=bad):
         await migrate(mks, NEW.migrations)
     found, running = await read_status(mks, NEW.migrations)

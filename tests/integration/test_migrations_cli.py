@@ -17,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import Keyspace, codec, connect, parse
+from keyspace.connection import call
 from keyspace.exclusive import AdminLock
 from keyspace.server import EmbeddedRedis
 from scripts.cli import run_cli
@@ -37,8 +38,12 @@ async def client(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
 
 
 async def _progress(client: Redis, version: int) -> dict[bytes, bytes]:
-    found: dict[bytes, bytes] = await client.hgetall(f"shelf:mf:migrating:{version}")
-    return found
+    found = await client.hgetall(f"shelf:mf:migrating:{version}")
+    return {_b(k): _b(v) for k, v in found.items()}
+
+
+def _b(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 async def test_a_migration_killed_mid_batch_resumes_and_converts_every_document_once(
@@ -85,7 +90,7 @@ async def test_a_migration_killed_mid_batch_resumes_and_converts_every_document_
     counts: dict[int, int] = {}
     for first in range(0, total, 1000):
         keys = [books.key(book_id(n)) for n in range(first, min(first + 1000, total))]
-        for n, raw in enumerate(await client.execute_command("JSON.MGET", *keys, "."), first):
+        for n, raw in enumerate(await call(client, "JSON.MGET", *keys, "."), first):
             doc = codec.loads(raw)
             assert (doc["format"], doc["writer"]) == ("paper", f"Author {n % 97}"), doc
             assert "author" not in doc
