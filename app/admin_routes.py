@@ -68,6 +68,9 @@ class Runs:
         except (KeyspaceError, migrations.MigrationFailed, RedisError, OSError) as exc:
             run.state, run.error = "failed", str(exc) or type(exc).__name__
             log.warning("migration run stopped: %s", run.error)
+        except Exception as exc:  # a bug in a migration's function: shown, not lost
+            run.state, run.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("migration run failed")
         finally:
             run.finished_at = _now()
 

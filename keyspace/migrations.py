@@ -286,13 +286,13 @@ def parse_progress(raw: Mapping[str, str]) -> Progress | None:
 def converted(migration: Migration, loaded: Loaded) -> dict[str, Any] | None:
     """``loaded``'s migrated document in stored form (validated under the declaration), or
     None when it needs nothing; MigrationFailed when the result is not a valid document."""
-    new = migration.convert(loaded.doc)
-    if new is None:
-        return None
     try:
+        new = migration.convert(loaded.doc)
+        if new is None:
+            return None
         stored = validate(loaded.spec.model, new)
     except Exception as exc:  # ValidationFailed, or whatever the migration's function raised
-        raise MigrationFailed(f"{loaded.key}: {exc}") from None
+        raise MigrationFailed(f"{loaded.key}: {type(exc).__name__}: {exc}") from None
     if stored.get(loaded.spec.id_field) != loaded.doc_id:
         raise MigrationFailed(f"{loaded.key}: a migration cannot change the id")
     if mirrored_change(loaded.spec, loaded.doc, stored):

@@ -180,6 +180,9 @@ def test_converted_validates_and_refuses_what_the_declaration_would_not_hold() -
     bad = Migration(5, "break it", "books", lambda d: {**d, "format": "scroll"})
     with pytest.raises(MigrationFailed, match=BOOKS.key(book_id(1))):
         converted(bad, done)
+    broken = Migration(7, "a bug", "books", lambda d: {**d, "n": 1 // 0})
+    with pytest.raises(MigrationFailed, match="ZeroDivisionError"):
+        converted(broken, done)
     moved = Migration(6, "move it", "books", lambda d: {**d, "id": book_id(9)})
     with pytest.raises(MigrationFailed, match="id"):
         converted(moved, done)
