@@ -26,10 +26,11 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m redis
 
-# The heavier reliability variants (larger races, longer crash and outage loads) and the
-# timing-bound start-up-during-rebuild test.
+# The heavier reliability variants (larger races, longer crash and outage loads), the
+# timing-bound start-up-during-rebuild test and the 100k-document migration under load.
 soak: $(STAMP)
-	$(BIN)/python -m pytest tests/reliability tests/integration/test_service_start.py -m soak -s
+	$(BIN)/python -m pytest tests/reliability tests/integration/test_service_start.py \
+		tests/integration/test_migrations_live.py -m soak -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

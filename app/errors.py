@@ -55,6 +55,7 @@ _STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
     (ks.ValidationFailed, 422),
     (ks.StaleRevision, 412),
     (ks.Conflict, 409),
+    (ks.Held, 409),  # another migrate (or reindex) run holds its lock
     (ks.NotReady, 503),
     (ks.Contention, 503),
     (ks.Paused, 503),  # code "maintenance", like the pause refused by authorize.lua

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from keyspace import Keyspace, System, connect, endpoint_name, systems
 
 from . import openapi
+from .admin_routes import RUNS, Runs
 from .auth import auth_middleware
 from .config import Settings
 from .cors import cors_middleware
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
         ) from None
     app[SYSTEM] = served
+    app[RUNS] = Runs()
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = client is None
@@ -157,6 +159,7 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         app[KEYSPACE] = ks
         watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))
         yield
+        await app[RUNS].stop()
         await cancel(watchdog)
         await work.stop()
         if owned:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, Schema, System, vectors
 
 from . import openapi_aggregate
+from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
 from .routing import Route, aggregate_schema, member_body, profile_schema, search_body
 
@@ -238,6 +239,7 @@ def components(system: System) -> dict[str, Any]:
         out |= copy.deepcopy(LOCK_SCHEMAS)
     if any(spec.oplog is not None for spec in schema.entities):
         out |= copy.deepcopy(OP_SCHEMAS)
+    out |= copy.deepcopy(ADMIN_SCHEMAS)
     out["Health"] = {"type": "object", "properties": {"status": {"type": "string"}}}
     out["Readiness"] = {"type": "object", "additionalProperties": True}
     out["Error"] = {

@@ -8,6 +8,7 @@ from aiohttp.http import HttpVersion11
 from keyspace import EntitySpec, Reference, Schema, System
 
 from . import health
+from .admin_routes import admin_routes
 from .aggregates import Aggregated
 from .errors import error_response
 from .feature_routes import (
@@ -277,7 +278,7 @@ def route_table(system: System) -> list[Route]:
     singles = singleton_routes() if "config" in names else settings_routes()
     table += [r for spec in system.schema.entities for r in search_routes(spec)]
     table += [r for spec in system.schema.entities for r in profile_routes(spec)]
-    table += relation_routes(system) + singles + service_routes()
+    table += relation_routes(system) + singles + admin_routes() + service_routes()
     seen: set[tuple[str, str]] = set()
     for route in table:
         if (route.method, route.path) in seen:

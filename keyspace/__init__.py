@@ -10,7 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import systems, vectors
+from . import demo, migrating, migrations, systems, vectors
 from .acl import SERVICE_USER
 from .aggregate import (
     MAX_GROUP_FIELDS,
@@ -33,6 +33,7 @@ from .errors import (
     Contention,
     CounterExhausted,
     HasDependents,
+    Held,
     IdCollision,
     InvalidTransition,
     KeyspaceError,
@@ -127,6 +128,7 @@ __all__ = [
     "Gone",
     "Guard",
     "HasDependents",
+    "Held",
     "IdCollision",
     "Indexed",
     "InvalidTransition",
@@ -160,10 +162,13 @@ __all__ = [
     "ValidationFailed",
     "WrongType",
     "connect",
+    "demo",
     "endpoint_name",
     "group_fields",
     "is_lookup_id",
     "metric_fields",
+    "migrating",
+    "migrations",
     "params_hash",
     "parse",
     "parse_aggregation",

@@ -29,7 +29,14 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from . import fieldtypes as ft
 from .codec import now_iso
@@ -56,6 +63,7 @@ from .columns import (
 from .fieldtypes import Timestamp
 from .ids import id_pattern, new_id
 from .keys import ID_PATTERN
+from .migrations import DATA, Migration
 from .schema import (
     Default,
     DeriveId,
@@ -134,6 +142,7 @@ def table(
     refresh_on_write: bool = True,
     upsert: bool = False,
     open_refs: Sequence[str] = (),
+    upgrades: Sequence[Migration] = (),
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
@@ -145,7 +154,10 @@ def table(
     ``System.served(ttls=...)`` may change the seconds. ``upsert``: a replace of a missing
     document creates it under the id asked for (``PUT /api/<collection>/{id}`` answers 201;
     CUID or UUID ids only). ``open_refs``: reference fields a member may set to any
-    document, not only its own (``owner`` still decides who writes the referrer)."""
+    document, not only its own (``owner`` still decides who writes the referrer).
+    ``upgrades``: the data migrations of this collection (keyspace.migrations) whose older
+    shape the model still accepts, converting it before validation, so a document not yet
+    migrated is read and written in the new shape (docs/migrations.md)."""
     assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
@@ -161,7 +173,13 @@ def table(
             model_fields[column.name] = (annotation, ...)
         if column.default is not REQUIRED and column.default is not None:
             defaults[column.name] = _default(column.default)
-    model = create_model(model_name or _model_name(name), __config__=config, **model_fields)
+    title = model_name or _model_name(name)
+    base = _upgrading(config, upgrades) if upgrades else None
+    model = (
+        create_model(title, __config__=config, **model_fields)
+        if base is None
+        else create_model(title, __base__=base, **model_fields)
+    )
     indexed = [Indexed(ID_FIELD, ID_FIELD, FieldKind.TAG, sortable=True)]
     for column in fields:
         indexed += column.indexed
@@ -192,6 +210,24 @@ def table(
         upsert=upsert,
         open_refs=tuple(open_refs),
     )
+
+
+def _upgrading(config: ConfigDict, upgrades: Sequence[Migration]) -> type[BaseModel]:
+    """A model base converting an older shape first (``table(..., upgrades=...)``)."""
+    ordered = sorted(upgrades, key=lambda m: m.version)
+    assert all(m.kind == DATA for m in ordered), "upgrades are data migrations"
+
+    class Upgrading(BaseModel):
+        model_config = config
+
+        @model_validator(mode="before")
+        @classmethod
+        def _older_shapes(cls, data: Any) -> Any:
+            for migration in ordered:
+                data = migration.upgrade(data)
+            return data
+
+    return Upgrading
 
 
 def _reference(column: Column) -> Reference:

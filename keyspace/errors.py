@@ -125,3 +125,10 @@ class Paused(KeyspaceError):
     wholesale (``multiframe-admin restore``, ``reset``); nothing was read or written."""
 
     code = "maintenance"
+
+
+class Held(KeyspaceError):
+    """Another process holds an admin operation's lock (``mf:lock:reindex``,
+    ``mf:lock:migrate``; keyspace.exclusive); the message names the holder. Try again later."""
+
+    code = "busy"

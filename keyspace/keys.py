@@ -231,6 +231,25 @@ def pause_key() -> str:
     return f"{RESERVED}pause"
 
 
+def migrations_key() -> str:
+    """The migration registry (``mf:migrations``, keyspace.migrations): a hash of version ->
+    JSON (description, collection, kind, applied_at, documents) of every migration applied.
+    Backed up and restored with the data it describes."""
+    return f"{RESERVED}migrations"
+
+
+def migration_progress_key(version: int) -> str:
+    """The resume point of one data migration while it runs (``mf:migrating:<version>``): a
+    hash (cursor, examined, converted, scanned) written in the commit of each batch and
+    deleted in the commit that records the migration. Not backed up: a SCAN cursor means
+    nothing on another server."""
+    return f"{RESERVED}migrating:{version}"
+
+
+def migration_progress_match() -> str:
+    return f"{RESERVED}migrating:*"
+
+
 def index_alias(prefix: str) -> str:
     """The RediSearch alias queries use for one entity; it points at the current version."""
     return f"{RESERVED}idx:{prefix}"
@@ -350,6 +369,15 @@ class Names:
     def probe_key(self) -> str:
         """A key no one writes, read to detect the JSON module (within the ACL's patterns)."""
         return self.reserved + "probe"
+
+    def migrations_key(self) -> str:
+        return self.namespace + migrations_key()
+
+    def migration_progress_key(self, version: int) -> str:
+        return self.namespace + migration_progress_key(version)
+
+    def migration_progress_match(self) -> str:
+        return self.namespace + migration_progress_match()
 
     def index_alias(self, prefix: str) -> str:
         return self.namespace + index_alias(prefix)

@@ -333,16 +333,22 @@ def mirrored_change(spec: EntitySpec, old: Mapping[str, Any], new: Mapping[str, 
 
 
 def plan_update(
-    schema: Schema, old: Loaded, new: Mapping[str, Any], satellites: Sequence[str] = ()
+    schema: Schema,
+    old: Loaded,
+    new: Mapping[str, Any],
+    satellites: Sequence[str] = (),
+    *,
+    plan: Plan | None = None,
 ) -> Plan:
     """Replace ``old`` by ``new`` if it is still as read; re-claim uniques, re-link refs.
 
     ``satellites`` are the member ids read from the owned set when a mirrored
-    field changes; the set's size is re-checked and each member hash updated.
+    field changes; the set's size is re-checked and each member hash updated. ``plan``:
+    add to that plan (a batch of updates committed at once, keyspace.migrations).
     """
     spec, doc_id = old.spec, old.doc_id
     names = schema.names
-    plan = Plan(names.pause_key())
+    plan = plan if plan is not None else Plan(names.pause_key())
     plan.check("equals", old.key, old.raw)
     owned = spec.satellites
     if owned is not None and mirrored_change(spec, old.doc, new):

@@ -14,6 +14,8 @@ from typing import Any
 from .aggregate import Aggregate
 from .cache import CacheRules
 from .keys import Names
+from .migrations import Migration
+from .migrations import check as check_migrations
 from .schema import EntitySpec, Satellites, Schema
 from .settings import SETTINGS
 from .tokens import EndpointLimits
@@ -62,6 +64,8 @@ class System:
     rate_limits: EndpointLimits | None = None
     # Named aggregations (keyspace.aggregate) the system's routes serve; checked here.
     aggregates: tuple[Aggregate, ...] = ()
+    # Declared migrations in version order (keyspace.migrations; `multiframe-admin migrate`).
+    migrations: tuple[Migration, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
@@ -70,6 +74,7 @@ class System:
         assert len(named) == len(set(named)), f"{self.name}: an aggregate is declared twice"
         for declared in self.aggregates:
             declared.check(self.schema)
+        check_migrations(self.migrations, self.schema)
         for spec in self.schema.entities:
             # One cached profile answers every caller: it cannot hold what only admins read.
             shown = () if spec.profile is None else spec.profile.fields

@@ -6,14 +6,12 @@ import argparse
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
 
 import orjson
 from redis.exceptions import ResponseError
 
-from keyspace import ANALYTICS, SYSTEM_CONFIG, AlreadyExists, Keyspace, NotFound, search
+from keyspace import Keyspace, NotFound, demo, search
 from keyspace.connection import call
-from keyspace.documents import for_create
 from keyspace.engine import probe
 from keyspace.inventory import service_keys
 from keyspace.schema import EntitySpec
@@ -22,8 +20,6 @@ from .exits import OK, PROBLEMS, Refused
 from .locks import Lock, settled
 from .pause import paused
 from .progress import Progress
-
-DEMO = Path(__file__).resolve().parent.parent / "demo_data"
 
 
 def demo_args(parser: argparse.ArgumentParser) -> None:
@@ -37,39 +33,16 @@ def demo_args(parser: argparse.ArgumentParser) -> None:
 
 async def load_demo(args: argparse.Namespace, ks: Keyspace) -> int:
     """Create every demo record through the keyspace; records already present are left alone."""
-    path = args.file or DEMO / args.system.demo / "demo.json"
-    data: dict[str, Any] = orjson.loads(path.read_bytes())
-    created = present = 0
-    differing: list[str] = []
+    path = args.file or demo.demo_file(args.system)
     with Progress("load-demo") as progress:
-        for spec in ks.schema.entities:  # declaration order: users before what refers to them
-            for record in data.get(spec.collection, []):
-                try:
-                    await ks.create(spec, record)
-                    created += 1
-                except AlreadyExists:
-                    stored = await ks.get(spec, record[spec.id_field])
-                    if stored.doc == for_create(spec, record, record[spec.id_field]):
-                        present += 1
-                    else:
-                        differing.append(spec.key(record[spec.id_field]))
-                progress.advance()
-        if SYSTEM_CONFIG.key in data and SYSTEM_CONFIG in ks.schema.singletons:
-            await ks.replace_config(data[SYSTEM_CONFIG.key])
-        chips = data.get(ANALYTICS.key, {}) if ANALYTICS in ks.schema.singletons else {}
-        for chip_id, metrics in chips.get("chip_metrics", {}).items():
-            await _load_chip(ks, chip_id, metrics)
-    print(f"load-demo: {created} created, {present} already present, {len(differing)} differing")
-    for key in differing:
+        loaded = await demo.load(ks, orjson.loads(path.read_bytes()), progress.advance)
+    print(
+        f"load-demo: {loaded.created} created, {loaded.present} already present, "
+        f"{len(loaded.differing)} differing"
+    )
+    for key in loaded.differing:
         print(f"  left as is (differs from the demo record): {key}")
-    return OK if not differing else PROBLEMS
-
-
-async def _load_chip(ks: Keyspace, chip_id: str, metrics: dict[str, Any]) -> None:
-    """Demo metrics keep their own ``last_updated``, so they go in as part of the document."""
-    current = (await ks.get_metrics()).doc
-    if current.get("chip_metrics", {}).get(chip_id) != metrics:
-        await ks.singletons.patch(ANALYTICS, {"chip_metrics": {chip_id: metrics}})
+    return OK if not loaded.differing else PROBLEMS
 
 
 def reindex_args(parser: argparse.ArgumentParser) -> None:
@@ -157,6 +130,17 @@ def reset_args(parser: argparse.ArgumentParser) -> None:
         help="required: deletes every document, counter and service key",
     )
     parser.set_defaults(setup=False)  # a reset left half-way must be able to run again
+
+
+def clear_args(parser: argparse.ArgumentParser) -> None:
+    """``clear --force``: the seed's name of ``reset``, ``--force`` for ``--yes-really``."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        required=True,
+        help="required: deletes every document, counter and service key",
+    )
+    parser.set_defaults(setup=False)
 
 
 async def reset(args: argparse.Namespace, ks: Keyspace) -> int:

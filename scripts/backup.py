@@ -228,8 +228,22 @@ def backup_source(text: str) -> Path:
 
 
 def backup_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``backup FILE``."""
-    parser.add_argument("file", type=backup_target, help="backup file to write (gzip JSON Lines)")
+    """Arguments of ``backup FILE`` (or the seed's ``backup --backup-file FILE``)."""
+    parser.add_argument(
+        "file", nargs="?", type=backup_target, help="backup file to write (gzip JSON Lines)"
+    )
+    parser.add_argument(
+        "--backup-file", type=backup_target, metavar="FILE", help="the same, as manage_db names it"
+    )
+    parser.set_defaults(usage=_one_file)
+
+
+def _one_file(args: argparse.Namespace) -> str | None:
+    """Exactly one of FILE and --backup-file; ``args.file`` is then the one given."""
+    if (args.file is None) == (args.backup_file is None):
+        return "backup: give the file once, as FILE or as --backup-file FILE"
+    args.file = args.file or args.backup_file
+    return None
 
 
 async def backup(args: argparse.Namespace, ks: Keyspace) -> int:

@@ -21,6 +21,8 @@ from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.engine import probe
 from keyspace.errors import ValidationFailed
+from keyspace.migrating import read_status
+from keyspace.migrations import Migration, Status
 from keyspace.projection import projected
 from keyspace.reproject import expected
 from keyspace.schema import EntitySpec, OnDelete, ref_ids
@@ -368,14 +370,22 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         help=f"wait this long for indexes still building, with progress ({WAIT_S:.0f}); "
         f"then exit {NOT_READY} if one still is",
     )
-    parser.set_defaults(setup=False)  # setup() would rebuild the indexes this checks
+    parser.set_defaults(setup=False, verbose=True)  # setup() would rebuild what this checks
 
 
-def _print(report: Report, title: str) -> None:
+def validate_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``validate``: ``check``'s, and ``--verbose`` to list every problem (else
+    one line per kind)."""
+    add_args(parser)
+    parser.add_argument("--verbose", action="store_true", help="list every problem")
+    parser.set_defaults(verbose=False)
+
+
+def _print(report: Report, title: str, verbose: bool = True) -> None:
     for kind, count in Counter(p.kind for p in report.problems).items():
         problems = [p for p in report.problems if p.kind == kind]
         print(f"{kind}: {count} ({sum(p.repairable for p in problems)} repairable)")
-        for p in problems:
+        for p in problems if verbose else ():
             print(f"  {p.key}: {p.detail}{' [repairable]' if p.repairable else ''}")
     fixable = sum(p.repairable for p in report.problems)
     found = f"{len(report.problems)} problems, {fixable} repairable" if report.problems else "clean"
@@ -425,14 +435,20 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
     if args.repair and todo:
         fixed = await repair(ks, report)
         final = await inspect_settled(ks)
+    found = await _registry(ks, args.system.migrations, report, final)
     out: dict[str, Any] = {"clean": report.clean, **_shown(report)}
+    out["migrations"] = found.shown()
     if args.repair:
         out |= {"repaired": fixed, "after": {"clean": final.clean, **_shown(final)}}
         out |= {"pruned": pruned}
     if args.json:
         print(json.dumps(out, indent=2))
         return _status(final)
-    _print(report, "check")
+    _print(report, "check", args.verbose)
+    print(
+        f"migrations: {len(found.applied)} applied, {len(found.pending)} pending"
+        + "".join(f"; {m.version} pending ({m.description})" for m in found.pending)
+    )
     if args.repair and pruned:
         print(f"repair: removed {pruned} reference set members left by expired documents")
     if args.repair:
@@ -444,13 +460,28 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
             else ""
         )
         print(f"repair: fixed {fixed} of {todo} repairable problems{why}")
-        _print(final, "after repair")
+        _print(final, "after repair", args.verbose)
     if final.building and final.clean:
         print(
             "not yet checkable: indexes still building (" + "; ".join(final.building) + "); "
             f"run check again once they are built, or with a longer --wait (exit {NOT_READY})"
         )
     return _status(final)
+
+
+async def _registry(ks: Keyspace, declared: tuple[Migration, ...], *reports: Report) -> Status:
+    """The migration registry against the declarations; an entry that does not parse, or
+    one this release does not declare (data of a newer release), is a problem for a person."""
+    found, _ = await read_status(ks, declared)
+    key = ks.schema.names.migrations_key()
+    problems = [Problem("migration_registry", key, why, False) for why in found.malformed]
+    problems += [
+        Problem("migration_registry", key, f"version {a.version} is not declared here", False)
+        for a in found.unknown
+    ]
+    for report in {id(r): r for r in reports}.values():  # before and after repair: maybe one
+        report.problems.extend(problems)
+    return found
 
 
 def _shown(report: Report) -> dict[str, Any]:

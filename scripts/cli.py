@@ -2,10 +2,11 @@
 
 Exit codes scripts can trust: 0 done, 1 finished but found problems (``check``)
 or failed, 2 bad usage, 3 refused (non-empty target without ``--replace``,
-production reset), 75 try again later (another command holds the pause or the reindex
-lock: wait, or ``resume`` a pause whose command is gone; ``check`` while indexes are
-still building), 130 interrupted by Ctrl-C (no document is half-written: every write is
-its own atomic commit; re-running the command finishes the job).
+production reset), 75 try again later (another command holds the pause, the reindex
+or the migrate lock: wait, or ``resume`` a pause whose command is gone; ``check`` and
+``health`` while indexes are still building), 130 interrupted by Ctrl-C (no document is
+half-written: every write is its own atomic commit; re-running the command finishes the
+job).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Keyspace, connect, systems
-from keyspace.errors import NoAccess, Paused
+from keyspace.errors import Contention, Held, NoAccess, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System, parse_ttls
 
-from . import admin, backup, check, generate, legacy, pause, restore
+from . import admin, backup, check, generate, legacy, migrate, pause, restore
 from .args import default_data_dir, redis_url
 from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
 
@@ -135,6 +136,34 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
             pause.resume_args,
             pause.resume,
         ),
+        # The seed's manage_db verbs (docs/migrations.md): new commands, or existing ones
+        # under the seed's name.
+        "migrate": (
+            "apply the pending migrations in version order (--to VERSION: up to it)",
+            migrate.migrate_args,
+            migrate.run_migrate,
+        ),
+        "status": (
+            "list applied migrations (with time) and pending ones",
+            migrate.status_args,
+            migrate.run_status,
+        ),
+        "validate": (
+            "the integrity check (= check; --verbose lists every problem)",
+            check.validate_args,
+            check.run,
+        ),
+        "seed": ("load the demo data (= load-demo)", admin.demo_args, admin.load_demo),
+        "clear": (
+            "delete every service key (= reset; refused in production mode)",
+            admin.clear_args,
+            admin.reset,
+        ),
+        "health": (
+            "server reachable, modules, indexes ready, no pending migration",
+            migrate.health_args,
+            migrate.run_health,
+        ),
     }
 
 
@@ -174,7 +203,10 @@ def parser() -> argparse.ArgumentParser:
 
 async def run_cli(argv: list[str]) -> int:
     """Run one command in the current event loop and return its exit code (tests use this)."""
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if (usage := getattr(args, "usage", None)) is not None and (problem := usage(args)):
+        top.error(problem)  # exits 2, as argparse does for every usage error
     try:
         # The service's TTLs, so documents the CLI writes (load-demo) expire as the API's do.
         ttls = parse_ttls(os.environ.get("MULTIFRAME_TTL_SECONDS", ""))
@@ -193,12 +225,15 @@ async def run_cli(argv: list[str]) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return REFUSED
-    except Busy as exc:
+    except (Busy, Held) as exc:
         print(f"busy: {exc}", file=sys.stderr)
         return BUSY
     except Paused as exc:  # a write of this command met another command's pause
         print(f"busy: {exc}", file=sys.stderr)
         return BUSY
+    except Contention as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return PROBLEMS
     except EmbeddedRedisError as exc:
         print(f"error: could not start the embedded Redis: {exc}", file=sys.stderr)
         return PROBLEMS

@@ -16,5 +16,6 @@ class Refused(Exception):
 
 
 class Busy(Exception):
-    """Another command holds the pause (scripts/pause.py) or a lock (scripts/locks.py); the
-    message names it."""
+    """Another command holds the pause (scripts/pause.py); the message names it. An admin
+    command's lock held elsewhere is keyspace's ``Held`` (keyspace/exclusive.py), the same
+    exit code."""

@@ -28,6 +28,7 @@ from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
 from keyspace.keys import Names
+from keyspace.migrations import parse_applied
 from keyspace.schema import Schema
 from keyspace.system import MEMBER
 from keyspace.systems.multiframe.models import Role
@@ -99,6 +100,7 @@ def never_restored(names: Names, key: str) -> bool:
         key == names.pause_key()
         or fnmatchcase(key, derived(names))
         or fnmatchcase(key, locks(names))
+        or fnmatchcase(key, names.migration_progress_match())
     )
 
 
@@ -116,11 +118,14 @@ def endpoint_windows(names: Names) -> str:
 
 def momentary(names: Names, key: str) -> bool:
     """Keys a backup leaves out as state of the moment: rate-limit state, locks and cached
-    answers."""
+    answers, and a running migration's resume point (a SCAN cursor means nothing on another
+    server; the restored registry says the migration is pending, and it runs again, changing
+    only documents not yet converted)."""
     return (
         fnmatchcase(key, transient(names))
         or fnmatchcase(key, endpoint_windows(names))
         or fnmatchcase(key, locks(names))
+        or fnmatchcase(key, names.migration_progress_match())
         or any(fnmatchcase(key, pattern) for pattern in cached(names))
     )
 
@@ -185,6 +190,7 @@ def _rules(schema: Schema) -> list[Rule]:
         (names.ref_key("*", "*", "*"), "set", _members),
         (names.token_key("*"), "hash", lambda k, v: _token(k.removeprefix(names.token_key("")), v)),
         (names.user_tokens_key("*"), "set", _digests),
+        (names.migrations_key(), "hash", _registry),
         (names.delete_fence("*"), "string", lambda _k, _v: None),
         (names.fence_key("*", "*"), "string", _counter),  # lock fencing tokens
         (names.oplog_seq_key("*", "*"), "string", _counter),  # operation log numbers
@@ -208,6 +214,11 @@ def _claim(_key: str, value: str) -> None:
 def _members(_key: str, value: list[str]) -> None:
     if not _ids(value):
         raise ValueError("a reference set member is not a document id")
+
+
+def _registry(_key: str, value: dict[str, str]) -> None:
+    for version, entry in value.items():
+        parse_applied(version, entry)  # ValueError naming what is wrong
 
 
 def _digests(_key: str, value: list[str]) -> None:

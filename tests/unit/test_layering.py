@@ -96,7 +96,8 @@ NAMESPACED = {
     "doc_key", "doc_match", "projection_key", "projection_match", "id_from_key", "counter_key",
     "unique_key", "source_claim_key", "ref_key", "delete_fence", "lock_key", "token_key",
     "user_tokens_key", "rate_key", "pause_key", "index_alias", "index_name", "RESERVED",
-    "lock_key_of", "fence_key", "oplog_key", "oplog_seq_key",
+    "lock_key_of", "fence_key", "oplog_key", "oplog_seq_key", "migrations_key",
+    "migration_progress_key", "migration_progress_match",
 }  # fmt: skip
 
 
