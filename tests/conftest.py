@@ -56,7 +56,9 @@ BACKENDS = [
 ]
 
 
-async def _client_for(request: pytest.FixtureRequest, backend: str) -> Redis:
+async def client_for(request: pytest.FixtureRequest, backend: str) -> Redis:
+    """An empty client of one of BACKENDS: its own fakeredis, or the session's real server
+    flushed (tests declaring their own schema build their Keyspace on it)."""
     if backend == "fake":
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
     server: EmbeddedRedis = request.getfixturevalue("redis_server")
@@ -70,7 +72,7 @@ async def ks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
     """A set-up Keyspace on fakeredis (scan path), and on the real server through
     RediSearch and through the scan path."""
     backend: str = request.param
-    client = await _client_for(request, backend)
+    client = await client_for(request, backend)
     keyspace = Keyspace(client, use_search=None if backend != "real-scan" else False)
     await keyspace.setup()
     yield keyspace

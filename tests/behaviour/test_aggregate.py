@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import fakeredis
 import pytest
-from redis.asyncio import Redis
 
 from keyspace import (
     Aggregate,
@@ -23,7 +21,7 @@ from keyspace import (
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from tests.aggregates import LOTS, SYSTEM
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, client_for
 
 BOOK = Aggregate(
     "book",
@@ -37,13 +35,7 @@ BOOK = Aggregate(
 @pytest.fixture(params=BACKENDS)
 async def aks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
     backend: str = request.param
-    client: Redis
-    if backend == "fake":
-        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        client = connect(server.url)
-        await client.flushall()
+    client = await client_for(request, backend)
     ks = Keyspace(client, SYSTEM.schema, use_search=None if backend != "real-scan" else False)
     await ks.setup()
     yield ks

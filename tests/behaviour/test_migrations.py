@@ -7,18 +7,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
-from redis.asyncio import Redis
 
-from keyspace import Held, Keyspace, codec, connect
+from keyspace import Held, Keyspace, codec
 from keyspace.connection import call
 from keyspace.exclusive import AdminLock
 from keyspace.migrating import migrate, read_status
 from keyspace.migrations import MigrationFailed
 from keyspace.plan import Plan
 from keyspace.scripts import CommitResult
-from keyspace.server import EmbeddedRedis
+from tests.conftest import client_for
 from tests.migration_world import book_id, shelve_old_books, world
 
 NEW = world(2, counting=True)
@@ -30,13 +28,7 @@ COUNT = 450  # a few batches
     params=[pytest.param("fake", id="fakeredis"), pytest.param("real", marks=pytest.mark.redis)]
 )
 async def mks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
-    client: Redis
-    if request.param == "fake":
-        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        client = connect(server.url)
-        await client.flushall()
+    client = await client_for(request, request.param)
     await Keyspace(client, world(1).schema).setup()  # release 1's index
     await shelve_old_books(client, COUNT)
     keyspace = Keyspace(client, NEW.schema)

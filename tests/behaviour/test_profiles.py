@@ -9,19 +9,16 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import fakeredis
 import orjson
 import pytest
-from redis.asyncio import Redis
 
-from keyspace import Keyspace, NotFound, connect
+from keyspace import Keyspace, NotFound
 from keyspace.connection import call
 from keyspace.declare import json, ref, string, table
 from keyspace.profiles import stale_keys
 from keyspace.schema import IdStrategy, OnDelete, Profile, Schema, Unique
-from keyspace.server import EmbeddedRedis
 from keyspace.system import System
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, client_for
 
 PERSON = table(
     "person",
@@ -63,13 +60,7 @@ def card(person_id: str) -> str:
 @pytest.fixture(params=BACKENDS)
 async def cks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
     backend: str = request.param
-    client: Redis
-    if backend == "fake":
-        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        client = connect(server.url)
-        await client.flushall()
+    client = await client_for(request, backend)
     keyspace = Keyspace(client, SYSTEM.schema, use_search=None if backend != "real-scan" else False)
     await keyspace.setup()
     yield keyspace
