@@ -18,7 +18,7 @@ from .state import SETTINGS
 ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, If-Match, If-None-Match"
 EXPOSE_HEADERS = (
     "ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
-    "WWW-Authenticate, Allow"
+    "WWW-Authenticate, Allow, X-Cache"
 )
 MAX_AGE = "600"  # seconds a browser may reuse a preflight answer
 

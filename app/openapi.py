@@ -8,10 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind, Schema, System, vectors
+from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
-from . import openapi_aggregate
+from . import openapi_aggregate, openapi_views
 from .openapi_admin import ADMIN_SCHEMAS
+from .openapi_lists import list_parameters
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
 from .routing import Route, aggregate_schema, member_body, profile_schema, search_body
 
@@ -194,6 +195,7 @@ def components(system: System) -> dict[str, Any]:
         _search_schemas(spec, out)
         _profile_schemas(schema, spec, out)
         out[aggregate_schema(spec)] = openapi_aggregate.component(spec)
+    openapi_views.components(system, out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)
@@ -258,75 +260,6 @@ def components(system: System) -> dict[str, Any]:
         },
     }
     return out
-
-
-def _list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
-    params: list[dict[str, Any]] = []
-    for f in spec.fields:
-        if f.kind in (FieldKind.TEXT, FieldKind.VECTOR):  # q; a search's vector
-            continue
-        kind = (
-            {"type": "number"}
-            if f.kind is FieldKind.NUMERIC
-            else {"type": "string", "minLength": 1}
-        )
-        params.append(
-            {
-                "name": f.name,
-                "in": "query",
-                "required": False,
-                "description": "equals (repeat for any-of)",
-                "schema": {"type": "array", "items": kind},
-                "style": "form",
-                "explode": True,
-            }
-        )
-        if f.kind in (FieldKind.NUMERIC, FieldKind.TIME):
-            for bound in ("min", "max"):
-                params.append(
-                    {
-                        "name": f"{f.name}_{bound}",
-                        "in": "query",
-                        "required": False,
-                        "description": f"inclusive {bound}imum",
-                        "schema": kind,
-                    }
-                )
-    if spec.text_fields:
-        params.append(
-            {
-                "name": "q",
-                "in": "query",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "full-text terms, all required: "
-                + ", ".join(f.path for f in spec.text_fields),
-            }
-        )
-    sortable = [f.name for f in spec.fields if f.sortable]
-    params += [
-        {
-            "name": "sort",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "enum": sortable + [f"-{n}" for n in sortable]},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "description": f"page size; larger values are capped at {MAX_LIMIT}",
-            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT},
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "next_cursor of the previous page",
-        },
-    ]
-    return params
 
 
 def error_statuses(route: Route) -> set[int]:
@@ -421,7 +354,7 @@ def _success_headers(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     return out
 
 
-def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
+def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
         "tags": [route.tag],
@@ -432,9 +365,11 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
         for n in re.findall(r"\{([a-z_]+)\}", route.path)
     ]
     if route.lists is not None:
-        params += _list_parameters(route.lists)
+        params += list_parameters(route.lists)
     if route.aggregates is not None:
-        params += openapi_aggregate.parameters(route.aggregates, _list_parameters(route.aggregates))
+        params += openapi_aggregate.parameters(route.aggregates, list_parameters(route.aggregates))
+    if route.view is not None:
+        params += openapi_views.parameters(system, route.view)
     params += [
         {
             "name": p.name,
@@ -473,7 +408,10 @@ def _operation(route: Route, docs: frozenset[str]) -> dict[str, Any]:
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif route.path == "/openapi.json":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
-    if headers := _success_headers(route, docs):
+    headers = _success_headers(route, docs)
+    if route.view is not None and system.view_ttl(route.view) is not None:
+        headers["X-Cache"] = copy.deepcopy(openapi_views.X_CACHE)
+    if headers:
         ok["headers"] = headers
     responses: dict[str, Any] = {str(route.status): ok}
     for status, text in route.notes:
@@ -504,7 +442,7 @@ def build(table: list[Route], system: System) -> dict[str, Any]:
     docs = documents(system)
     paths: dict[str, Any] = {}
     for route in table:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, docs)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, docs, system)
     return {
         "openapi": "3.1.0",
         "info": {

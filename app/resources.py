@@ -47,10 +47,6 @@ from .wire import (
 MAX_TTL = 365 * 24 * 3600
 
 
-def page_body(page: Page) -> dict[str, object]:
-    return {"items": page.items, "total": page.total, "next_cursor": page.next_cursor}
-
-
 def _query(spec: EntitySpec, params: dict[str, list[str]]) -> Query:
     try:
         return parse(spec, params)
@@ -69,7 +65,7 @@ async def _listed(
     (keyspace.cache), else computed (and then stored exactly as served)."""
 
     async def body() -> bytes:
-        return orjson.dumps(page_body(await compute()))
+        return orjson.dumps((await compute()).body())
 
     rules = system(request).cache
     if rules is None or not spec.cached:

@@ -29,6 +29,7 @@ from .resources import (
 )
 from .routing import Route, aggregate_schema, member_body, model_name
 from .state import PREFETCH, RATE_CLASSES, SELF_AUTHORIZING
+from .views import view_routes
 
 
 def _create_notes(spec: EntitySpec) -> tuple[tuple[int, str], ...]:
@@ -272,7 +273,9 @@ def service_routes() -> list[Route]:
 
 
 def route_table(system: System) -> list[Route]:
-    table = [r for spec in system.schema.entities for r in entity_routes(spec)]
+    # Views first: aiohttp tries routes in order, and /api/assets/{id} would take /search.
+    table = view_routes(system)
+    table += [r for spec in system.schema.entities for r in entity_routes(spec)]
     table += [r for s in system.schema.entities for r in lock_routes(s) + oplog_routes(s)]
     names = {s.name for s in system.schema.singletons}
     singles = singleton_routes() if "config" in names else settings_routes()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from keyspace import EntitySpec
+from keyspace import EntitySpec, View
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -25,6 +25,7 @@ class Route:
     returns: str | None = None
     lists: EntitySpec | None = None
     aggregates: EntitySpec | None = None  # an aggregation of it (app/aggregates.py)
+    view: View | None = None  # a declared read route (app/views.py)
     conditional: bool = False
     prefetch: EntitySpec | None = None  # GET by id: read in the authorization round trip
     authorizes_itself: bool = False  # the handler authorizes inside its commit (app/auth.py)

@@ -10,7 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import demo, migrating, migrations, systems, vectors
+from . import demo, migrating, migrations, systems, vectors, viewing
 from .acl import SERVICE_USER
 from .aggregate import (
     MAX_GROUP_FIELDS,
@@ -87,6 +87,7 @@ from .tokens import (
     endpoint_name,
     parse_endpoint_limits,
 )
+from .views import Groups, One, Rows, View
 
 __all__ = [
     "ADMIN",
@@ -126,6 +127,7 @@ __all__ = [
     "Expiry",
     "FieldKind",
     "Gone",
+    "Groups",
     "Guard",
     "HasDependents",
     "Held",
@@ -143,6 +145,7 @@ __all__ = [
     "NotLockHolder",
     "NotLocked",
     "NotReady",
+    "One",
     "OpLog",
     "OpPage",
     "OutsideImportWindow",
@@ -151,6 +154,7 @@ __all__ = [
     "Profile",
     "Query",
     "Reference",
+    "Rows",
     "Schema",
     "SingletonSpec",
     "StaleFencingToken",
@@ -160,6 +164,7 @@ __all__ = [
     "TokenKind",
     "UniqueConflict",
     "ValidationFailed",
+    "View",
     "WrongType",
     "connect",
     "demo",
@@ -178,4 +183,5 @@ __all__ = [
     "run_declared",
     "systems",
     "vectors",
+    "viewing",
 ]

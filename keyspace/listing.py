@@ -42,6 +42,10 @@ class Page:
     total: int
     next_cursor: str | None
 
+    def body(self) -> dict[str, Any]:
+        """The API's JSON: ``{"items", "total", "next_cursor"}``."""
+        return {"items": self.items, "total": self.total, "next_cursor": self.next_cursor}
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

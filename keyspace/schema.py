@@ -446,6 +446,13 @@ class Schema:
                 return spec
         raise KeyError(name)
 
+    def collection(self, name: str) -> EntitySpec:
+        """The entity served at ``/api/<name>``; KeyError when there is none."""
+        for spec in self.entities:
+            if spec.collection == name:
+                return spec
+        raise KeyError(name)
+
     def singleton(self, name: str) -> SingletonSpec:
         for spec in self.singletons:
             if spec.name == name:

@@ -19,6 +19,7 @@ from .migrations import check as check_migrations
 from .schema import EntitySpec, Satellites, Schema
 from .settings import SETTINGS
 from .tokens import EndpointLimits
+from .views import View
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -66,6 +67,10 @@ class System:
     aggregates: tuple[Aggregate, ...] = ()
     # Declared migrations in version order (keyspace.migrations; `multiframe-admin migrate`).
     migrations: tuple[Migration, ...] = ()
+    # Read routes beyond the collections' own (keyspace.views), and the cache TTL of each
+    # view category (seconds; `cache.<category>=` in MULTIFRAME_TTL_SECONDS).
+    views: tuple[View, ...] = ()
+    cache_ttls: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.namespace == "" or self.namespace.endswith(":"), self.name
@@ -75,6 +80,14 @@ class System:
         for declared in self.aggregates:
             declared.check(self.schema)
         check_migrations(self.migrations, self.schema)
+        for view in self.views:
+            view.check(self.schema, self.aggregates)
+            assert view.category is None or view.category in self.cache_ttls, view.name
+        for kind, seen in (
+            ("name", [v.name for v in self.views]),
+            ("path", [v.path for v in self.views]),
+        ):
+            assert len(seen) == len(set(seen)), f"{self.name}: a view {kind} is declared twice"
         for spec in self.schema.entities:
             # One cached profile answers every caller: it cannot hold what only admins read.
             shown = () if spec.profile is None else spec.profile.fields
@@ -91,6 +104,10 @@ class System:
             if declared.name == name:
                 return declared
         raise KeyError(name)
+
+    def view_ttl(self, view: View) -> int | None:
+        """Seconds ``view``'s answers are cached (None: never)."""
+        return None if view.category is None else self.cache_ttls.get(view.category) or None
 
     def served(
         self,
@@ -119,8 +136,9 @@ class System:
                     for e in schema.entities
                 ),
             )
-        if rules is not None:
-            cached = set(rules.collections)
+        versioned = {c for v in self.views if v.category for c in v.collections(self.aggregates)}
+        if rules is not None or versioned:
+            cached = set(rules.collections if rules is not None else ()) | versioned
             schema = replace(
                 schema,
                 entities=tuple(
@@ -148,7 +166,18 @@ class System:
             endpoint_limited=self.rate_limits is not None,
         ).bind(names)
         cache = None if rules is None or cache_ttl == 0 else rules
-        return replace(self, schema=schema, namespace=names.namespace, cache=cache)
+        return replace(
+            self,
+            schema=schema,
+            namespace=names.namespace,
+            cache=cache,
+            cache_ttls=self._view_ttls(ttls or {}, cache_ttl),
+        )
+
+    def _view_ttls(self, ttls: Mapping[str, int], cache_ttl: int | None) -> dict[str, int]:
+        if cache_ttl is not None:  # 0: caching off, every view computed on every read
+            return dict.fromkeys(self.cache_ttls, cache_ttl)
+        return {c: ttls.get(f"cache.{c}", s) for c, s in self.cache_ttls.items()}
 
     def _cache_rules(self, ttl: int | None) -> CacheRules | None:
         if ttl is not None and not 0 <= ttl <= MAX_TTL_SECONDS:
@@ -176,11 +205,13 @@ class System:
         known |= {f"{e.name}.lock": e for e in self.schema.entities if e.lock is not None}
         known |= {f"{e.name}.oplog": e for e in self.schema.entities if e.oplog is not None}
         known |= {f"{e.name}.profile": e for e in self.schema.entities if e.profile is not None}
+        known |= {f"cache.{c}": self.users for c in self.cache_ttls}
         for name, seconds in ttls.items():
             if name not in known:
                 raise ValueError(
                     f"{self.name} has no expiring entity {name!r}; its expiring entities are: "
-                    f"{', '.join(sorted(known)) or 'none'} (with <entity>.lock, .oplog, .profile)"
+                    f"{', '.join(sorted(known)) or 'none'} "
+                    "(with <entity>.lock, .oplog, .profile, cache.<category>)"
                 )
             if type(seconds) is not int or not 0 < seconds <= MAX_TTL_SECONDS:
                 raise ValueError(

@@ -21,9 +21,8 @@ along declared transitions (final states stay final). History restricts deletes
 (transactions, orders, votes); owned parts cascade (milestones and inspections with their
 manufacturing order, price quotes with their asset).
 
-This package declares the tables and the demo world only. The read API of the seed, its
-aggregations, cached queries and migrations come with issue 16's engine work; the fields
-they group, sum, filter and sort by are indexed here already.
+The seed's read API is views.py: views (keyspace.views) of documents, declared aggregations
+and lists, shaped by answers.py and cached under the seed's per-category TTLs.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from .blockchain import ASSETS, PRICE_FEEDS, TRANSACTIONS, USERS
 from .governance import PROPOSALS, VOTES
 from .manufacturing import MANUFACTURING_ORDERS, MILESTONES, QUALITY_ASSURANCE
 from .market import ESCROWS, TRADING_ORDERS
+from .views import AGGREGATES, CACHE_TTLS, VIEWS
 
 SYSTEM = System(
     name="construct",
@@ -72,4 +72,7 @@ SYSTEM = System(
         "created_at",
     ),
     demo="construct",
+    aggregates=AGGREGATES,
+    views=VIEWS,
+    cache_ttls=CACHE_TTLS,
 )

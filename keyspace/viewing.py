@@ -1,0 +1,100 @@
+"""Answering views (keyspace.views): their documents, aggregations and lists read through
+the keyspace, shaped, and cached where the view's category has a TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from . import keys, views
+from .aggregate import Aggregate
+from .cache import AnswerCache, params_hash
+from .errors import NotFound
+from .schema import EntitySpec, get_path
+from .store import Stored
+
+if TYPE_CHECKING:
+    from .engine import Keyspace
+
+UNIQUE_TRIES = 3  # a claim moved between its read and the document's: ask again, this often
+
+
+async def by_unique(ks: Keyspace, spec: EntitySpec, field: str, value: str) -> Stored:
+    """The document holding ``value`` in its unique ``field`` (normalized as the claim is:
+    caseless where declared); NotFound when none does."""
+    unique = next(u for u in spec.uniques if u.field == field)
+    wanted = unique.normalize(value) if len(value) <= views.MAX_PATH_VALUE else None
+    for _ in range(UNIQUE_TRIES if wanted is not None else 0):
+        assert wanted is not None
+        doc_id = await ks.client.get(ks.schema.names.unique_key(spec.prefix, field, wanted))
+        if doc_id is None:
+            break
+        try:
+            stored = await ks.get(spec, doc_id.decode() if isinstance(doc_id, bytes) else doc_id)
+        except NotFound:
+            continue  # deleted after its claim was read: the claim is gone now or soon
+        held = get_path(stored.doc, field)
+        # The claim and the document are two reads: the value may have moved in between.
+        if isinstance(held, str) and unique.normalize(held) == wanted:
+            return stored
+    raise NotFound(f"no {spec.name} has {field} {value!r}")
+
+
+async def document(ks: Keyspace, spec: EntitySpec, field: str | None, value: str) -> Stored:
+    """A view's ``One`` part: by id (``field`` None) or by a unique field; NotFound."""
+    if field is None:
+        if not keys.is_lookup_id(value):
+            raise NotFound(f"{spec.name} {value!r} does not exist")
+        return await ks.get(spec, value)
+    return await by_unique(ks, spec, field, value)
+
+
+async def compute(
+    ks: Keyspace, view: views.View, bound: views.Bound, path: Mapping[str, str]
+) -> Any:
+    """The view's answer as data: documents first (a missing one is the 404 of the whole
+    view, before anything else is read), then its aggregations and lists together."""
+    found: dict[str, Any] = {}
+    for name, spec, field, value in bound.ones:
+        found[name] = (await document(ks, spec, field, value)).doc
+    groups = [ks.aggregate(spec, agg) for _, spec, agg in bound.groups]
+    rows = [ks.list(spec, query) for _, spec, query in bound.rows]
+    results = await asyncio.gather(*groups, *rows)
+    names = [name for name, _, _ in bound.groups] + [name for name, _, _ in bound.rows]
+    found |= dict(zip(names, results, strict=True))
+    found |= dict.fromkeys(bound.skipped)
+    if view.shape is None:
+        (only,) = found.values()
+        return only.body() if hasattr(only, "body") else only
+    return view.shape(views.Values(found, path))
+
+
+def _params(path: Mapping[str, str], params: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    # Path and query names never meet: a path's are prefixed.
+    return {**{f"/{k}": [v] for k, v in path.items()}, **{k: list(v) for k, v in params.items()}}
+
+
+async def answer(
+    ks: Keyspace,
+    view: views.View,
+    aggregates: Sequence[Aggregate],
+    ttl_seconds: int | None,
+    path: Mapping[str, str],
+    params: Mapping[str, Sequence[str]],
+) -> tuple[bytes, bool]:
+    """The view's JSON answer for one request, and whether it came from the cache
+    (``ttl_seconds`` None: never cached). ValidationFailed for bad parameters, NotFound for
+    a missing document; neither is cached."""
+    bound = views.bind(view, ks.schema, aggregates, path, params)
+
+    async def body() -> bytes:
+        return orjson.dumps(await compute(ks, view, bound, path))
+
+    if ttl_seconds is None:
+        return await body(), False
+    specs = tuple(ks.schema.collection(c) for c in view.collections(aggregates))
+    cache = AnswerCache(ks.scripts, ks.schema.names, view.name, specs, ttl_seconds)
+    return await cache.answer(params_hash(_params(path, params)), body)
