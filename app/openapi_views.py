@@ -17,15 +17,17 @@ X_CACHE = {
 
 
 def components(served: System, out: dict[str, Any]) -> None:
-    """Add every view's answer model (and the models it nests) to ``out``; a name already
-    there (an entity's own model) is kept."""
+    """Add every view's answer model (and the models it nests) to ``out``. A nested model
+    may be an entity's own (a price feed in a price's history); any other name already taken
+    is a declaration error: two schemas under one name would answer for each other."""
     for view in served.views:
         if view.answer is None:
             continue
         schema = view.answer.model_json_schema(ref_template=REF)
-        for name, sub in schema.pop("$defs", {}).items():
-            out.setdefault(name, sub)
-        out[view.answer.__name__] = schema
+        for name, sub in (*schema.pop("$defs", {}).items(), (view.answer.__name__, schema)):
+            if name in out and out[name] != sub:
+                raise ValueError(f"{served.name}: view schema {name} clashes with another")
+            out[name] = sub
 
 
 def parameters(served: System, view: View) -> list[dict[str, Any]]:

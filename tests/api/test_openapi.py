@@ -205,3 +205,27 @@ def test_every_schema_title_is_unique_and_every_ref_resolves(name: str) -> None:
     assert found, "the walk is not vacuous"
     refs = set(found)
     assert refs <= set(schemas)
+
+
+def test_a_view_schema_named_like_another_schema_is_refused() -> None:
+    """A view's answer nesting a model named like an entity's (The Construct's progress once
+    nested a ``Milestones`` of its own) would have its $ref answered by the other schema."""
+    from dataclasses import replace
+
+    from pydantic import BaseModel
+
+    from keyspace import One, View
+
+    construct = systems.load("construct")
+
+    class Milestones(BaseModel):  # the name of the milestones entity's model
+        total: int
+
+    class Clashing(BaseModel):
+        milestones: Milestones
+
+    view = View("clash", "/api/clash/{id}", "x", "x", (("m", One("milestones", "id")),),
+                Clashing, lambda v: v.parts)  # fmt: skip
+    with pytest.raises(ValueError, match="Milestones clashes"):
+        served = replace(construct, views=(*construct.views, view))
+        openapi.build(route_table(served), served)

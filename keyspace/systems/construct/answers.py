@@ -133,7 +133,7 @@ def user_stats(values: Values) -> dict[str, Any]:
 # --- /api/trading/orderbook/{asset_id} --------------------------------------------------------
 
 
-class Level(_Answer):
+class OrderBookLevel(_Answer):
     price: str
     quantity: str = Field(description="open quantity at this price: quantity - filled_quantity")
     orders: int
@@ -146,8 +146,8 @@ class OrderBook(_Answer):
 
     asset_id: str
     symbol: str
-    bids: list[Level]
-    asks: list[Level]
+    bids: list[OrderBookLevel]
+    asks: list[OrderBookLevel]
     bids_truncated: bool
     asks_truncated: bool
 
@@ -186,13 +186,13 @@ def order_book(values: Values) -> dict[str, Any]:
 DONE = ("approved", "paid")  # a milestone accepted, paid or not
 
 
-class Milestones(_Answer):
+class MilestoneProgress(_Answer):
     total: int
     completed: int = Field(description="approved or paid")
     by_status: dict[str, int]
 
 
-class Payments(_Answer):
+class PaymentProgress(_Answer):
     total: str = Field(description="the milestones' payments, as agreed")
     released: str = Field(description="the payments of paid milestones")
     currency: str
@@ -204,8 +204,8 @@ class Progress(_Answer):
     order_id: str
     status: str
     percent_complete: int = Field(description="completed milestones / total, rounded down")
-    milestones: Milestones
-    payments: Payments
+    milestones: MilestoneProgress
+    payments: PaymentProgress
 
 
 def progress(values: Values) -> dict[str, Any]:
@@ -233,7 +233,7 @@ def progress(values: Values) -> dict[str, Any]:
 CHOICES = ("for", "against", "abstain")
 
 
-class Tally(_Answer):
+class VoteTally(_Answer):
     votes: int
     weight: str
 
@@ -241,7 +241,7 @@ class Tally(_Answer):
 class ProposalDetails(PROPOSALS.model):  # type: ignore[name-defined,misc]
     """A proposal with its vote tallies: every choice present, zero when nobody chose it."""
 
-    tallies: dict[str, Tally]
+    tallies: dict[str, VoteTally]
     total_votes: int
     total_weight: str
     quorum_reached: bool = Field(description="total weight >= quorum")
@@ -274,8 +274,7 @@ def proposal_details(values: Values) -> dict[str, Any]:
 # --- /api/blockchain/prices/{asset_symbol} -------------------------------------------------------
 
 
-class PriceFeed(PRICE_FEEDS.model):  # type: ignore[name-defined,misc]
-    pass
+PriceFeed = PRICE_FEEDS.model  # the entity's own schema, not a copy
 
 
 class PriceHistory(_Answer):
@@ -365,20 +364,20 @@ def market(values: Values) -> dict[str, Any]:
     }
 
 
-class ManufacturingOrders(_Answer):
+class ManufacturingOrderStats(_Answer):
     total: int
     by_status: dict[str, int]
     by_component_type: dict[str, int]
     value: dict[str, str] = Field(description="total_price of every order by currency")
 
 
-class ManufacturingMilestones(_Answer):
+class ManufacturingMilestoneStats(_Answer):
     total: int
     by_status: dict[str, int]
     paid: str = Field(description="the payments of paid milestones (in their orders' currencies)")
 
 
-class Quality(_Answer):
+class QualityStats(_Answer):
     inspections: int
     by_result: dict[str, int]
     pass_rate: str | None = Field(description="passed / inspections, six places")
@@ -389,9 +388,9 @@ class Quality(_Answer):
 class ManufacturingAnalytics(_Answer):
     """Manufacturing at a glance: orders, milestones and inspections."""
 
-    orders: ManufacturingOrders
-    milestones: ManufacturingMilestones
-    quality: Quality
+    orders: ManufacturingOrderStats
+    milestones: ManufacturingMilestoneStats
+    quality: QualityStats
 
 
 def manufacturing(values: Values) -> dict[str, Any]:
