@@ -226,6 +226,7 @@ def test_a_view_schema_named_like_another_schema_is_refused() -> None:
 
     view = View("clash", "/api/clash/{id}", "x", "x", (("m", One("milestones", "id")),),
                 Clashing, lambda v: v.parts)  # fmt: skip
+    served = replace(construct, views=(*construct.views, view))
+    table = route_table(served)
     with pytest.raises(ValueError, match="Milestones clashes"):
-        served = replace(construct, views=(*construct.views, view))
-        openapi.build(route_table(served), served)
+        openapi.build(table, served)

@@ -8,7 +8,7 @@ exact difference of two exact sums (keyspace.aggregate), never a float.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -274,7 +274,10 @@ def proposal_details(values: Values) -> dict[str, Any]:
 # --- /api/blockchain/prices/{asset_symbol} -------------------------------------------------------
 
 
-PriceFeed = PRICE_FEEDS.model  # the entity's own schema, not a copy
+if TYPE_CHECKING:
+    PriceFeed = BaseModel
+else:
+    PriceFeed = PRICE_FEEDS.model  # the entity's own schema, not a copy
 
 
 class PriceHistory(_Answer):
