@@ -17,8 +17,8 @@ from .wire import json_response, query_params
 
 @dataclass(frozen=True)
 class Aggregated:
-    """The aggregate route of one collection: ``group_by``, ``metrics``, ``limit`` and the
-    list's filters in, ``{"groups": [...], "truncated": bool}`` out."""
+    """The aggregate route of one collection: ``group_by``, ``metrics``, ``limit``, ``order``
+    and the list's filters in, ``{"groups": [...], "truncated": bool}`` out."""
 
     spec: EntitySpec
 

@@ -22,7 +22,7 @@ _DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
 
 
 def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``group_by``, ``metrics`` and ``limit``, then the filters of the list's parameters
+    """``group_by``, ``metrics``, ``limit`` and ``order``, then the filters of the list's parameters
     ``listed`` (its sort, limit and cursor left out)."""
     filters = [p for p in listed if p["name"] not in ("sort", "limit", "cursor")]
     groups = [f.name for f in group_fields(spec)]
@@ -34,8 +34,8 @@ def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str,
             "required": False,
             "schema": {"type": "string"},
             "description": f"up to {MAX_GROUP_FIELDS} comma-separated fields of "
-            f"{', '.join(groups) or 'none'}; groups are ordered by their key ascending, null "
-            "first (null or missing values form their own group); none: one group",
+            f"{', '.join(groups) or 'none'}; groups are ordered by their key, field by field "
+            "(see order; null or missing values form their own group); none: one group",
         },
         {
             "name": "metrics",
@@ -52,6 +52,16 @@ def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str,
             "required": False,
             "description": f"groups answered; larger values are capped at {MAX_GROUPS}",
             "schema": {"type": "integer", "minimum": 1, "default": MAX_GROUPS},
+        },
+        {
+            "name": "order",
+            "in": "query",
+            "required": False,
+            "description": "asc: groups by key ascending, field by field, null first; desc: "
+            "the exact reverse (null last), e.g. an order book's highest prices first. The "
+            "first `limit` groups in that order are answered. Without group_by it has no "
+            "effect",
+            "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
         },
         *filters,
     ]

@@ -9,7 +9,8 @@ Rules both paths follow:
 
 - A null or missing group value forms its own group, ``null`` in the key. Groups are ordered
   by their key ascending, field by field, null first (strings by code point, booleans false
-  first, numbers and decimals by value); the first ``limit`` (at most :data:`MAX_GROUPS`) are
+  first, numbers and decimals by value), or with ``descending`` in the exact reverse of that
+  order (null last); the first ``limit`` (at most :data:`MAX_GROUPS`) in that order are
   answered, and ``truncated`` says whether more exist. Without ``group_by`` there is one
   group, key ``{}``, even when nothing matches.
 - A metric skips documents whose field is null or missing; over no value at all it is
@@ -52,7 +53,7 @@ AVG_EXTRA_PLACES = 6
 MAX_GROUP_DOCUMENTS = 2**26  # what the index path sums exactly (keyspace.aggregate_index)
 OPS = ("sum", "min", "max", "avg")
 GROUP_KINDS = (FieldKind.TAG, FieldKind.BOOL, FieldKind.TIME, FieldKind.NUMERIC, FieldKind.DECIMAL)
-_OWN = ("group_by", "metrics", "limit")
+_OWN = ("group_by", "metrics", "limit", "order")
 _REFUSED = ("sort", "cursor")
 
 Key = tuple[Any, ...]  # a group's values in group_by order: str, bool, int (units) or None
@@ -72,12 +73,14 @@ class Metric:
 
 @dataclass(frozen=True)
 class Aggregation:
-    """A validated aggregation: groups, metrics, the list query's filters, a group limit."""
+    """A validated aggregation: groups, metrics, the list query's filters, a group limit,
+    and the groups' order (``descending``: by key descending, the limit taken at that end)."""
 
     group_by: tuple[Indexed, ...] = ()
     metrics: tuple[Metric, ...] = (Metric("count"),)
     query: Query = field(default_factory=Query)
     limit: int = MAX_GROUPS
+    descending: bool = False
 
     @property
     def measured(self) -> tuple[Indexed, ...]:
@@ -184,6 +187,16 @@ def _limit(raw: str | None) -> int:
     return min(int(raw), MAX_GROUPS)  # as a list's limit: larger asks are capped
 
 
+def _descending(raw: str | None) -> bool:
+    # Accepted without group_by too: the one group is trivially in either order, and a
+    # client (or a declaration) need not special-case an ungrouped ask.
+    if raw is None or raw == "asc":
+        return False
+    if raw == "desc":
+        return True
+    raise _invalid("order", "must be asc or desc")
+
+
 def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
     values = params.get(name)
     if values is None:
@@ -196,17 +209,21 @@ def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
 def parse_aggregation(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Aggregation:
     """Validate ``group_by=<field>[,<field>]``, ``metrics=count,sum:<field>,...`` (default
     ``count``), ``limit`` (groups, capped at :data:`MAX_GROUPS`) and every filter a list takes
-    (``q`` included; :func:`keyspace.query.parse`). ``sort`` and ``cursor`` are refused:
-    groups are ordered by their key, and a truncated answer is narrowed by filters."""
+    (``q`` included; :func:`keyspace.query.parse`) and ``order=asc|desc`` (default asc; with
+    no ``group_by`` accepted and without effect). ``sort`` and ``cursor`` are refused: groups
+    are ordered by their key, and a truncated answer is narrowed by filters."""
     for name in _REFUSED:
         if name in params:
-            raise _invalid(name, "an aggregation is ordered by its group keys and has no pages")
+            raise _invalid(
+                name, "an aggregation is ordered by its group keys (order) and has no pages"
+            )
     filters = {k: v for k, v in params.items() if k not in _OWN}
     return Aggregation(
         group_by=_group_by(spec, _single(params, "group_by")),
         metrics=_metrics(spec, _single(params, "metrics")),
         query=parse(spec, filters),
         limit=_limit(_single(params, "limit")),
+        descending=_descending(_single(params, "order")),
     )
 
 
@@ -303,7 +320,8 @@ def finish(agg: Aggregation, counts: dict[Key, int], accs: dict[tuple[Key, str],
     """The answer from each group's count and each (group, measured field)'s values."""
     if not agg.group_by and not counts:
         counts = {(): 0}  # no groups asked for: one answer, even over nothing
-    keys = sorted(counts, key=_order)
+    # Keys are distinct, so the reversed sort is the exact reverse order (null last).
+    keys = sorted(counts, key=_order, reverse=agg.descending)
     groups = []
     for key in keys[: agg.limit]:
         shown = {f.name: _shown(f, v) for f, v in zip(agg.group_by, key, strict=True)}
@@ -340,7 +358,8 @@ def evaluate(spec: EntitySpec, agg: Aggregation, docs: Iterable[Mapping[str, Any
 @dataclass(frozen=True)
 class Aggregate:
     """A named aggregation a system declares (``System.aggregates``) for a route to serve:
-    ``group_by`` and ``metrics`` as the query parameters spell them, and ``filters`` fixed
+    ``group_by`` and ``metrics`` as the query parameters spell them, ``descending`` as
+    ``order=desc`` (an order book's bids: the highest prices first), and ``filters`` fixed
     (name, value) pairs; :meth:`compile` adds the filters a request fixes (an id from its
     path, e.g. ``proposal_id``). Several values of one name are any-of, as in lists."""
 
@@ -350,12 +369,14 @@ class Aggregate:
     metrics: tuple[str, ...] = ("count",)
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = MAX_GROUPS
+    descending: bool = False
 
     def params(self, extra: Mapping[str, str | Sequence[str]]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {"metrics": [",".join(self.metrics)]}
         if self.group_by:
             out["group_by"] = [",".join(self.group_by)]
         out["limit"] = [str(self.limit)]
+        out["order"] = ["desc" if self.descending else "asc"]  # fixed, as the limit is
         for name, value in self.filters:
             out.setdefault(name, []).append(value)
         for name, values in extra.items():

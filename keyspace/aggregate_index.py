@@ -77,7 +77,11 @@ def _part_args(
         args += ["FILTER", expr]
     args += [*applies, "GROUPBY", str(len(keys)), *keys, *reducers]
     if keys:
-        order = [part for k in keys for part in (k, "ASC")]
+        # RediSearch orders a group's null key below every value and reverses the whole
+        # comparison under DESC (null last), as finish's sort does (measured: the behaviour
+        # and property tests of aggregations on the real server).
+        direction = "DESC" if agg.descending else "ASC"
+        order = [part for k in keys for part in (k, direction)]
         args += ["SORTBY", str(len(order)), *order, "MAX", str(agg.limit + 1)]
     return [*args, "DIALECT", "2"]
 

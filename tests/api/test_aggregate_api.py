@@ -113,6 +113,30 @@ async def test_groups_and_exact_metrics(serve: Any) -> None:
     }
 
 
+async def test_order_desc_answers_the_highest_keys_first(serve: Any) -> None:
+    api, _ = await construct(serve)
+    top = await aggregate(
+        api, group_by="reputation_score", metrics="count", order="desc", limit="2"
+    )
+    assert top == {
+        "groups": [
+            {"key": {"reputation_score": "99.99"}, "count": 1},
+            {"key": {"reputation_score": "0.20"}, "count": 1},
+        ],
+        "truncated": True,
+    }
+    ascending = await aggregate(api, group_by="account_type", order="asc")
+    descending = await aggregate(api, group_by="account_type", order="desc")
+    assert [g["key"]["account_type"] for g in descending["groups"]] == [
+        "organization",
+        "manufacturer",
+        "individual",
+    ]
+    assert descending["groups"] == ascending["groups"][::-1]
+    # No groups asked for: accepted, one group either way.
+    assert await aggregate(api, order="desc") == await aggregate(api)
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -123,6 +147,8 @@ async def test_groups_and_exact_metrics(serve: Any) -> None:
         ({"sort": "-reputation_score"}, "sort"),
         ({"cursor": "x"}, "cursor"),
         ({"limit": "-1"}, "limit"),
+        ({"order": "sideways"}, "order"),
+        ({"group_by": "account_type", "order": "DESC"}, "order"),
         ({"colour": "red"}, "colour"),
         ({"reputation_score_min": "lots"}, "reputation_score_min"),
     ],
@@ -170,7 +196,9 @@ async def test_the_route_is_not_taken_for_an_id_and_is_documented(serve: Any) ->
     document = await (await api.get("/openapi.json")).json()
     operation = document["paths"]["/api/users/aggregate"]["get"]
     names = [p["name"] for p in operation["parameters"]]
-    assert names[:3] == ["group_by", "metrics", "limit"]
+    assert names[:4] == ["group_by", "metrics", "limit", "order"]
+    order = operation["parameters"][3]
+    assert order["schema"] == {"type": "string", "enum": ["asc", "desc"], "default": "asc"}
     assert {"account_type", "reputation_score", "q"} <= set(names)
     assert not {"sort", "cursor"} & set(names)
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

@@ -93,6 +93,74 @@ async def test_prices_sum_exactly_past_what_doubles_hold(aks: Keyspace) -> None:
     }
 
 
+BIDS = Aggregate(
+    "bids",
+    "lots",
+    group_by=("price",),
+    metrics=("count", "sum:qty"),
+    filters=(("side", "buy"),),
+    limit=2,
+    descending=True,
+)
+
+
+async def crowd(ks: Keyspace) -> None:
+    """More than 4 groups for every grouping below (within one index command where no
+    decimal group field splits them), nulls among them, tags one a prefix of another and
+    non-ASCII ones."""
+    rows = [
+        ("buy", "0.1", 5, None, "ann", True),
+        ("buy", "0.2", None, "0.10", "Anna", False),
+        ("buy", "10", 7, "0.10", None, None),
+        ("buy", "2.5", -3, None, "é", True),
+        ("buy", "10", 7, "999.99", "z", None),
+        ("sell", "0.3", None, None, None, False),
+        ("sell", "11", 12, "-0.01", "ann", True),
+        ("sell", "0.1", 0, None, "Bo", None),
+    ]
+    for side, price, qty, fee, owner, hot in rows:
+        body = {"side": side, "price": price, "qty": qty, "fee": fee, "owner": owner, "hot": hot}
+        await ks.create(LOTS, {k: v for k, v in body.items() if v is not None})
+
+
+async def test_descending_is_the_exact_reverse_and_the_limit_cuts_the_low_end(
+    aks: Keyspace,
+) -> None:
+    await crowd(aks)
+
+    async def groups(group_by: str, **more: str) -> tuple[list[dict[str, object]], bool]:
+        asked = {"group_by": [group_by], **{k: [v] for k, v in more.items()}}
+        answer = await aks.aggregate(LOTS, parse_aggregation(LOTS, asked))
+        return [{**g.key, **g.values} for g in answer.groups], answer.truncated
+
+    for group_by in ("price", "hot,qty", "owner,fee", "fee,owner", "at,hot,fee", "side,qty"):
+        ascending, _ = await groups(group_by)
+        descending, cut = await groups(group_by, order="desc")
+        assert descending == ascending[::-1] and not cut, group_by
+        assert len(descending) > 4, group_by
+        for limit in ("1", "2", "3"):
+            top = await groups(group_by, order="desc", limit=limit)
+            assert top == (descending[: int(limit)], True), (group_by, limit)
+    hot_qty, _ = await groups("hot,qty", order="desc")
+    assert [(g["hot"], g["qty"]) for g in hot_qty] == [
+        (True, 12), (True, 5), (True, -3), (False, None), (None, 7), (None, 0),
+    ]  # fmt: skip
+    owners, _ = await groups("owner", order="desc")
+    assert [g["owner"] for g in owners] == ["é", "z", "bo", "anna", "ann", None]
+
+
+async def test_a_declared_book_answers_the_highest_bids(aks: Keyspace) -> None:
+    await crowd(aks)
+    bids = await run_declared(aks, BIDS)
+    assert bids.body() == {
+        "groups": [
+            {"key": {"price": "10.000000"}, "count": 2, "sum:qty": 14},
+            {"key": {"price": "2.500000"}, "count": 1, "sum:qty": -3},
+        ],
+        "truncated": True,
+    }
+
+
 @pytest.mark.redis
 async def test_a_missing_index_refuses_aggregations_as_it_refuses_lists(
     redis_server: EmbeddedRedis,

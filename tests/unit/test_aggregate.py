@@ -34,7 +34,19 @@ def refusal(**params: str) -> str:
 def test_defaults_count_everything_in_one_group() -> None:
     parsed = agg()
     assert parsed.group_by == () and [m.name for m in parsed.metrics] == ["count"]
-    assert parsed.limit == 1000
+    assert parsed.limit == 1000 and not parsed.descending
+
+
+def test_order_is_asc_or_desc_and_no_filter() -> None:
+    assert agg(group_by="side", order="desc").descending
+    assert not agg(group_by="side", order="asc").descending
+    # Without group_by the one group is in either order: accepted, and validated all the same.
+    assert agg(order="desc").descending
+    assert refusal(order="sideways") == "order: must be asc or desc"
+    assert refusal(group_by="side", order="DESC") == "order: must be asc or desc"
+    with pytest.raises(ValidationFailed, match="order: given more than once"):
+        parse_aggregation(LOTS, {"order": ["asc", "desc"]})
+    assert agg(order="desc", side="buy").query == agg(side="buy").query
 
 
 def test_metrics_and_groups_are_read_in_order() -> None:
@@ -67,6 +79,7 @@ def test_metrics_and_groups_are_read_in_order() -> None:
         ({"metrics": "count,count"}, "metrics: names count twice"),
         ({"metrics": ",".join(NINE)}, "metrics: at most 8 metrics"),
         ({"limit": "0"}, "limit: must be a positive integer"),
+        ({"order": ""}, "order: must be asc or desc"),
         ({"sort": "side"}, "sort: an aggregation is ordered by its group keys"),
         ({"cursor": "abc"}, "cursor: an aggregation is ordered by its group keys"),
         ({"colour": "red"}, "colour: unknown query parameter"),
@@ -146,6 +159,19 @@ def test_a_decimal_group_is_asked_present_and_missing_apart() -> None:
     assert "GROUPBY" in parts[3].args and parts[3].args[parts[3].args.index("GROUPBY") + 1] == "0"
     # A NUMERIC is summed as it is: its integers are the units.
     assert parts[3].args[8:12] == ["APPLY", "@qty", "AS", "_u"]
+
+
+def test_descending_sorts_every_key_descending_with_the_same_max() -> None:
+    parts = compile_aggregate(
+        INDEX, LOTS, agg(group_by="side,fee,qty", metrics="count,sum:price", order="desc")
+    )
+    assert len(parts) == 4
+    for part in parts:
+        keys = ["@side", "@_g_fee", "@qty"] if part.present else ["@side", "@qty"]
+        order = [word for key in keys for word in (key, "DESC")]
+        tail = ["SORTBY", str(len(order)), *order, "MAX", "1001", "DIALECT", "2"]
+        assert part.args[-len(tail) :] == tail
+    assert "DESC" not in compile_aggregate(INDEX, LOTS, agg(order="desc"))[0].args
 
 
 @pytest.mark.parametrize(
@@ -240,6 +266,40 @@ def test_groups_past_the_limit_are_cut_and_said_to_be() -> None:
     assert [g.key for g in answer.groups] == [{"qty": 1}, {"qty": 2}] and answer.truncated
 
 
+def test_descending_is_the_exact_reverse_null_last_and_cut_at_the_top() -> None:
+    docs = [
+        lot(owner="bea", qty=1),
+        lot(owner="Bea", qty=None),
+        lot(owner=None, qty=3),
+        lot(owner=None, qty=None),
+        lot(owner="al", qty=2),
+        lot(owner="alba", qty=2),
+    ]
+    ascending = evaluate(LOTS, agg(group_by="owner,qty"), docs)
+    descending = evaluate(LOTS, agg(group_by="owner,qty", order="desc"), docs)
+    assert [tuple(g.key.values()) for g in descending.groups] == [
+        ("bea", 1),
+        ("bea", None),
+        ("alba", 2),  # a longer string after its prefix, as in byte order
+        ("al", 2),
+        (None, 3),
+        (None, None),
+    ]
+    assert descending.groups == ascending.groups[::-1] and not descending.truncated
+    # The limit is taken at the top: the highest keys, and truncated says lower ones exist.
+    prices = [lot(price=p, qty=1) for p in ("0.100000", "10.000000", "2.500000", "10.000000")]
+    bids = evaluate(LOTS, agg(group_by="price", metrics="count", order="desc", limit="2"), prices)
+    assert bids.body() == {
+        "groups": [
+            {"key": {"price": "10.000000"}, "count": 2},
+            {"key": {"price": "2.500000"}, "count": 1},
+        ],
+        "truncated": True,
+    }
+    exact = evaluate(LOTS, agg(group_by="price", order="desc", limit="3"), prices)
+    assert len(exact.groups) == 3 and not exact.truncated
+
+
 def test_booleans_and_decimals_group_by_value() -> None:
     docs = [lot(hot=True, price="2.500000"), lot(hot=False, price="10.000000"), lot(hot=True)]
     answer = evaluate(LOTS, agg(group_by="hot,price"), docs)
@@ -303,6 +363,21 @@ def test_replies_merge_into_the_scan_paths_answer() -> None:
     }  # fmt: skip
 
 
+def test_replies_merge_in_descending_order_with_the_null_group_last() -> None:
+    parsed = agg(group_by="fee", order="desc", limit="2")
+    parts = compile_aggregate(INDEX, LOTS, parsed)
+    replies = [
+        [2, [b"_g_fee", b"250", b"_count", b"1"], [b"_g_fee", b"-1", b"_count", b"3"]],
+        [1, [b"_count", b"4"]],
+    ]
+    assert combine(parsed, parts, replies).body() == {
+        "groups": [{"key": {"fee": "2.50"}, "count": 1}, {"key": {"fee": "-0.01"}, "count": 3}],
+        "truncated": True,  # the null group, last, is left out
+    }
+    wide = agg(group_by="fee", order="desc", limit="3")
+    assert [g.key["fee"] for g in combine(wide, parts, replies).groups] == ["2.50", "-0.01", None]
+
+
 # --- declared aggregations ------------------------------------------------------------------
 
 
@@ -323,6 +398,15 @@ def test_a_declaration_compiles_with_the_filters_a_request_fixes() -> None:
         book.compile(SYSTEM.schema, {"hot": "false"})
     with pytest.raises(ValidationFailed, match="qty_min: must be a number"):
         book.compile(SYSTEM.schema, {"qty_min": "lots"})
+    assert not parsed.descending and book.params({})["order"] == ["asc"]
+
+
+def test_a_declaration_orders_descending_and_a_request_cannot_turn_it() -> None:
+    bids = Aggregate("bids", "lots", group_by=("price",), metrics=("sum:qty",), descending=True)
+    assert bids.params({})["order"] == ["desc"]
+    assert bids.compile(SYSTEM.schema)[1].descending
+    with pytest.raises(ValueError, match="order is fixed by the declaration"):
+        bids.compile(SYSTEM.schema, {"order": "asc"})
 
 
 def test_a_system_refuses_a_declaration_naming_what_it_lacks() -> None:
