@@ -52,7 +52,7 @@ AGGREGATES = (
             ("count", "sum:quantity", "sum:filled_quantity"),
             (("side", side), *OPEN),
             limit=DEPTH,
-            # descending=name == "bids",  # TODO after merge of desc
+            descending=name == "bids",
         )
         for name, side in (("bids", "buy"), ("asks", "sell"))
     ),
