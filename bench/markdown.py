@@ -60,6 +60,21 @@ METHOD = """## What is measured
    profile (`ks.profiles`, `user:profile:{user_id}` with a `user_profiles` companion): a hit,
    a miss (the entry deleted first, so the lookup, three reads and the store) and the profile
    computed without cache, checked equal.
+8. **The Construct's cached read routes**, at 100,000 documents (10,000 with `--quick`)
+   written through `Keyspace.commit_batch` (bench/construct_world.py: 100 users, 10 assets,
+   ~87,000 trading orders over 400 price levels a side in four statuses, 5,000 price feeds,
+   5,000 transactions, 2,000 votes, manufacturing orders with milestones and inspections).
+   An asset's order book (`/api/trading/orderbook/{asset_id}`), a user's stats
+   (`/api/users/{user_id}/stats`) and the market analytics (`/api/analytics/market`), each
+   answered by `keyspace.viewing.answer` as the API answers them, at 1 and 32 concurrent
+   callers, interleaved: a hit (the answer stored before timing, one lookup script), a miss
+   (the same call with one extra path value, the call's sequence number, that no read uses
+   but the cache key includes: every lookup misses, the answer is computed and stored for
+   2 s; deleting the entry or bumping a version before each call would let another caller's
+   store turn a "miss" into a hit at 32 callers) and the answer computed by the
+   `cache_ttl=0` system, which never looks the cache up. The three answers are checked
+   byte-identical before timing. Median latency (p99) and calls/s of each, and per route
+   the hit / computed throughput, computed / hit and miss / computed latency ratios.
 """
 
 REPRODUCE = """## How to reproduce
