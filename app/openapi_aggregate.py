@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyspace import (
+    MAX_COMMANDS,
     MAX_GROUP_FIELDS,
     MAX_GROUPS,
     MAX_METRICS,
@@ -44,7 +45,9 @@ def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str,
             "schema": {"type": "string", "default": "count"},
             "description": f"up to {MAX_METRICS} comma-separated metrics: count, "
             f"sum:<field>, min:<field>, max:<field>, avg:<field> for a field of "
-            f"{', '.join(numbers) or 'none'}; exact (decimals as strings with their places)",
+            f"{', '.join(numbers) or 'none'}; exact (decimals as strings with their places); at "
+            f"most {MAX_COMMANDS} index commands: 2^(decimal group fields) x (1 + measured "
+            "fields)",
         },
         {
             "name": "limit",

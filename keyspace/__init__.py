@@ -13,6 +13,7 @@ Typical use::
 from . import demo, migrating, migrations, systems, vectors, viewing
 from .acl import SERVICE_USER
 from .aggregate import (
+    MAX_COMMANDS,
     MAX_GROUP_FIELDS,
     MAX_GROUPS,
     MAX_METRICS,
@@ -95,6 +96,7 @@ __all__ = [
     "COLLAB",
     "DEFAULT_LIMIT",
     "DRIVER",
+    "MAX_COMMANDS",
     "MAX_GROUPS",
     "MAX_GROUP_FIELDS",
     "MAX_LIMIT",

@@ -50,6 +50,9 @@ MAX_GROUPS = 1000
 MAX_GROUP_FIELDS = 3
 MAX_METRICS = 8
 AVG_EXTRA_PLACES = 6
+# Each index command reads every matching document, and Redis serves no one else meanwhile:
+# an aggregation is bounded to this many (the order book takes 6).
+MAX_COMMANDS = 8
 MAX_GROUP_DOCUMENTS = 2**26  # what the index path sums exactly (keyspace.aggregate_index)
 OPS = ("sum", "min", "max", "avg")
 GROUP_KINDS = (FieldKind.TAG, FieldKind.BOOL, FieldKind.TIME, FieldKind.NUMERIC, FieldKind.DECIMAL)
@@ -218,13 +221,29 @@ def parse_aggregation(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> 
                 name, "an aggregation is ordered by its group keys (order) and has no pages"
             )
     filters = {k: v for k, v in params.items() if k not in _OWN}
-    return Aggregation(
+    agg = Aggregation(
         group_by=_group_by(spec, _single(params, "group_by")),
         metrics=_metrics(spec, _single(params, "metrics")),
         query=parse(spec, filters),
         limit=_limit(_single(params, "limit")),
         descending=_descending(_single(params, "order")),
     )
+    if (needed := commands(agg)) > MAX_COMMANDS:
+        raise _invalid(
+            "metrics",
+            f"this aggregation takes {needed} index commands, each over every matching "
+            f"document; at most {MAX_COMMANDS}: group by fewer decimal fields or measure "
+            "fewer fields",
+        )
+    return agg
+
+
+def commands(agg: Aggregation) -> int:
+    """How many FT.AGGREGATE commands the index path sends (keyspace.aggregate_index): one
+    per pattern of present and missing decimal group fields, times one for the counts and
+    one per measured field."""
+    decimals = sum(f.kind is FieldKind.DECIMAL for f in agg.group_by)
+    return int(2**decimals * (1 + len(agg.measured)))
 
 
 # --- values: one internal form per kind, on both paths ------------------------------------

@@ -33,6 +33,13 @@ from .scripts import Scripts
 DEFAULT_TTL_SECONDS = 15 * 60
 """The seed's API cache TTL (``api:cache:*``, 15 minutes)."""
 
+MAX_ENTRIES = 256
+"""The most answers one endpoint keeps (``lua/cache.lua`` deletes the soonest to expire past
+it): a client varying no-op parameters cannot fill memory with copies of one answer."""
+MAX_ANSWER_BYTES = 256 * 1024
+"""Larger answers are served but not stored: one endpoint holds at most MAX_ENTRIES x this
+(64 MiB)."""
+
 
 @dataclass(frozen=True)
 class CacheRules:
@@ -86,7 +93,8 @@ class AnswerCache:
 
     def _keys(self) -> list[str]:
         prefix = self.names.cache_prefix(self.endpoint)
-        return [self.names.pause_key(), prefix, *version_keys(self.specs)]
+        entries = self.names.cache_entries_key(self.endpoint)
+        return [self.names.pause_key(), prefix, entries, *version_keys(self.specs)]
 
     async def get(self, params: str) -> Lookup:
         """The answer stored for ``params`` (a :func:`params_hash`) at the current versions."""
@@ -97,10 +105,12 @@ class AnswerCache:
 
     async def put(self, params: str, lookup: Lookup, body: bytes) -> bool:
         """Store ``body`` as the answer at ``lookup``'s versions, unless a write moved one of
-        them meanwhile; True when stored."""
+        them meanwhile or it is larger than :data:`MAX_ANSWER_BYTES`; True when stored."""
+        if len(body) > MAX_ANSWER_BYTES:
+            return False
         ttl_ms = self.ttl_seconds * 1000
         reply = await self.scripts.cache(
-            self._keys(), ["put", params, ttl_ms, body, *lookup.versions]
+            self._keys(), ["put", params, ttl_ms, body, MAX_ENTRIES, *lookup.versions]
         )
         return bool(reply[1])
 

@@ -26,7 +26,8 @@ field constructors live in ``keyspace.columns``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import (
@@ -143,6 +144,7 @@ def table(
     upsert: bool = False,
     open_refs: Sequence[str] = (),
     upgrades: Sequence[Migration] = (),
+    checks: Sequence[Check] = (),
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
@@ -157,7 +159,9 @@ def table(
     document, not only its own (``owner`` still decides who writes the referrer).
     ``upgrades``: the data migrations of this collection (keyspace.migrations) whose older
     shape the model still accepts, converting it before validation, so a document not yet
-    migrated is read and written in the new shape (docs/migrations.md)."""
+    migrated is read and written in the new shape (docs/migrations.md). ``checks``: rules
+    over several fields of one document (SQL's CHECK constraints), each a :class:`Check`
+    refusing a create or an update (422) whose result breaks it."""
     assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
@@ -175,6 +179,8 @@ def table(
             defaults[column.name] = _default(column.default)
     title = model_name or _model_name(name)
     base = _upgrading(config, upgrades) if upgrades else None
+    if checks:
+        base = _checking(base or _plain(config), checks)
     model = (
         create_model(title, __config__=config, **model_fields)
         if base is None
@@ -212,6 +218,37 @@ def table(
     )
 
 
+@dataclass(frozen=True)
+class Check:
+    """A rule over one document's fields: ``holds(document)`` must be true, else the write
+    is refused with ``message`` (e.g. ``filled_quantity must not exceed quantity``).
+    ``holds`` receives the validated model; fields a rule compares may be null."""
+
+    message: str
+    holds: Callable[[Any], bool]
+
+
+def _plain(config: ConfigDict) -> type[BaseModel]:
+    class Plain(BaseModel):
+        model_config = config
+
+    return Plain
+
+
+def _checking(base: type[BaseModel], checks: Sequence[Check]) -> type[BaseModel]:
+    rules = tuple(checks)
+
+    class Checking(base):  # type: ignore[valid-type,misc]
+        @model_validator(mode="after")
+        def _checks(self) -> Any:
+            for rule in rules:
+                if not rule.holds(self):
+                    raise ValueError(rule.message)
+            return self
+
+    return Checking
+
+
 def _upgrading(config: ConfigDict, upgrades: Sequence[Migration]) -> type[BaseModel]:
     """A model base converting an older shape first (``table(..., upgrades=...)``)."""
     ordered = sorted(upgrades, key=lambda m: m.version)
@@ -246,6 +283,7 @@ __all__ = [
     "CUID",
     "NOW",
     "UUID",
+    "Check",
     "Column",
     "Generated",
     "Lockable",

@@ -217,6 +217,13 @@ def cache_prefix(endpoint: str) -> str:
     return f"api:cache:{endpoint}:"
 
 
+def cache_entries_key(endpoint: str) -> str:
+    """The index of one endpoint's cached answers (``api:cache:{endpoint}:#entries``, a
+    sorted set of entry keys by expiry time): ``lua/cache.lua`` keeps at most a bound of
+    them, deleting the soonest to expire. ``#`` never starts a params hash."""
+    return f"{cache_prefix(endpoint)}#entries"
+
+
 def collection_version_key(prefix: str) -> str:
     """The version of one collection's cached answers (``mf:cachever:<prefix>``): every
     commit that writes or deletes one of its documents INCRs it in the same script."""
@@ -362,6 +369,9 @@ class Names:
 
     def cache_prefix(self, endpoint: str) -> str:
         return self.namespace + cache_prefix(endpoint)
+
+    def cache_entries_key(self, endpoint: str) -> str:
+        return self.namespace + cache_entries_key(endpoint)
 
     def collection_version_key(self, prefix: str) -> str:
         return self.namespace + collection_version_key(prefix)

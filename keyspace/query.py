@@ -129,7 +129,10 @@ def _value(spec_field: Indexed, raw: str, param: str) -> Scalar:
             raise _invalid(param, str(exc)) from None
     if raw == "":
         raise _invalid(param, "must not be empty")
-    return query_value(spec_field, raw)
+    compared = query_value(spec_field, raw)
+    if compared == "":  # e.g. only invisible characters, which folding drops
+        raise _invalid(param, "must not be empty once case and invisible characters are folded")
+    return compared
 
 
 def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:

@@ -4,10 +4,12 @@ the keyspace, shaped, and cached where the view's category has a TTL."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import keys, views
 from .aggregate import Aggregate
@@ -22,11 +24,30 @@ if TYPE_CHECKING:
 UNIQUE_TRIES = 3  # a claim moved between its read and the document's: ask again, this often
 
 
+@functools.cache
+def _field_type(model: type[BaseModel], field: str) -> TypeAdapter[Any]:
+    info = model.model_fields[field]
+    shape: Any = Annotated[info.annotation, *info.metadata]  # the field as declared
+    return TypeAdapter(shape, config={"strict": True})
+
+
+def _holdable(spec: EntitySpec, field: str, value: str) -> bool:
+    """Whether a document could hold ``value`` in ``field`` (its type and pattern): a claim
+    is folded, so a look-alike (fullwidth digits, an invisible character) would find it."""
+    if len(value) > views.MAX_PATH_VALUE:
+        return False
+    try:
+        _field_type(spec.model, field).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 async def by_unique(ks: Keyspace, spec: EntitySpec, field: str, value: str) -> Stored:
     """The document holding ``value`` in its unique ``field`` (normalized as the claim is:
-    caseless where declared); NotFound when none does."""
+    caseless where declared); NotFound when none does, or no document could hold it."""
     unique = next(u for u in spec.uniques if u.field == field)
-    wanted = unique.normalize(value) if len(value) <= views.MAX_PATH_VALUE else None
+    wanted = unique.normalize(value) if _holdable(spec, field, value) else None
     for _ in range(UNIQUE_TRIES if wanted is not None else 0):
         assert wanted is not None
         doc_id = await ks.client.get(ks.schema.names.unique_key(spec.prefix, field, wanted))

@@ -198,6 +198,23 @@ def _client_params(view: View, params: Mapping[str, Sequence[str]]) -> dict[str,
     return out
 
 
+def _parse_named(
+    spec: EntitySpec, params: Mapping[str, Sequence[str]], renames: Sequence[tuple[str, str]]
+) -> Query:
+    """The list query, its errors naming parameters as the client spells them."""
+    try:
+        return parse(spec, params)
+    except ValidationFailed as exc:
+        message, details = exc.message, exc.details
+        for client, listed in renames:
+            message = re.sub(rf"\b{listed}\b", client, message)
+            details = [
+                {**d, "field": client if d.get("field") == listed else d.get("field")}
+                for d in details or []
+            ]
+        raise ValidationFailed(message, details=details) from None
+
+
 def _path_value(spec: EntitySpec, name: str, value: str) -> list[str]:
     """A path's value for the filter ``name``; NotFound when no document could hold it (as a
     malformed id names nothing)."""
@@ -244,5 +261,5 @@ def bind(
                 wanted["sort"] = [part.sort]
             if part.limit is not None and "limit" not in asked:
                 wanted["limit"] = [str(part.limit)]
-            rows.append((name, spec, parse(spec, {**wanted, **asked})))
+            rows.append((name, spec, _parse_named(spec, {**wanted, **asked}, part.renames)))
     return Bound(tuple(ones), tuple(groups), tuple(rows), tuple(skipped))

@@ -150,7 +150,7 @@ async def test_answers_are_cached_under_the_seeds_ttls_and_dropped_by_writes(
     assert first.headers["X-Cache"] == "MISS"
     again = await api.get(path)
     assert again.headers["X-Cache"] == "HIT" and await again.read() == await first.read()
-    keys = [k async for k in redis.scan_iter(match=f"{NS}api:cache:order_book:*")]
+    keys = [k async for k in redis.scan_iter(match=f"{NS}api:cache:order_book:*@*")]
     assert len(keys) == 1
     assert CACHE_TTLS["trading"] * 1000 - 5000 < await redis.pttl(keys[0]) <= 60_000
     for route, category in (
@@ -166,7 +166,7 @@ async def test_answers_are_cached_under_the_seeds_ttls_and_dropped_by_writes(
             "user": "user_stats",
             "asset": "asset_search",
         }[category]
-        (key,) = [k async for k in redis.scan_iter(match=f"{NS}api:cache:{name}:*")]
+        (key,) = [k async for k in redis.scan_iter(match=f"{NS}api:cache:{name}:*@*")]
         assert (
             CACHE_TTLS[category] * 1000 - 5000
             < await redis.pttl(key)
@@ -321,3 +321,39 @@ async def test_every_route_is_in_openapi(world: tuple[Client, Redis]) -> None:
     assert "OrderBook" in doc["components"]["schemas"]
     search = doc["paths"]["/api/assets/search"]["get"]
     assert {"q", "asset_type"} <= {p["name"] for p in search["parameters"]}
+
+
+async def test_review_findings_stay_fixed(world: tuple[Client, Redis]) -> None:
+    """Issue 16's hostile review: an overfilled order, invisible filter values, look-alike
+    wallets and renamed parameters."""
+    api, _ = world
+    # 1. An order filled past its quantity would hide other users' quantity at its level.
+    over = {"user_id": ARIA, "asset_id": HDA, "side": "sell", "price": "121",
+            "quantity": "0.000001", "filled_quantity": "9999"}  # fmt: skip
+    refused = await api.post("/api/trading_orders", json=over)
+    assert refused.status == 422, await refused.text()
+    assert "filled_quantity must not exceed quantity" in await refused.text()
+    fine = await api.post("/api/trading_orders", json={**over, "filled_quantity": "0"})
+    assert fine.status == 201
+    overfill = await api.patch(
+        f"/api/trading_orders/{(await fine.json())['id']}", json={"filled_quantity": "1"}
+    )
+    assert overfill.status == 422
+    # 2. A caseless filter value that folds to nothing: 400, not a 500 from RediSearch.
+    for path, params in (
+        ("/api/assets/search", {"contract_address": "\u200b"}),
+        ("/api/users", {"username": "\u200b\u00ad"}),
+        ("/api/users/aggregate", {"wallet_address": "\u200b"}),
+    ):
+        response = await api.get(path, params=params)
+        assert response.status == 400, (path, await response.text())
+    # 5. Look-alikes of a wallet (fullwidth, an invisible character) name no document.
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in ARIA_WALLET)
+    for value in (fullwidth, ARIA_WALLET[:8] + "\u200b" + ARIA_WALLET[8:]):
+        assert (await api.get(f"/api/users/wallet/{value}")).status == 404, value
+    # 6. Errors name the parameters the client sent.
+    bad = await api.get("/api/blockchain/prices/HDA20", params={"from": "yesterday"})
+    assert bad.status == 400
+    body = await bad.json()
+    assert body["error"]["details"][0]["field"] == "from", body
+    assert "timestamp_min" not in body["error"]["message"]

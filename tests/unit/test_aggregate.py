@@ -428,3 +428,21 @@ def test_a_system_refuses_a_declaration_naming_what_it_lacks() -> None:
         declare(Aggregate("lost", "nope"))
     with pytest.raises(AssertionError, match="declared twice"):
         declare(Aggregate("a", "lots"), Aggregate("a", "lots"))
+
+
+def test_an_aggregation_is_bounded_in_index_commands() -> None:
+    """Each command reads every matching document while Redis serves no one else (issue 16
+    review: 32 of them stalled the server for seconds); the bound is counted as sent."""
+    from keyspace import MAX_COMMANDS
+    from keyspace.aggregate import commands
+
+    for params in (
+        {},
+        {"group_by": "price", "metrics": "count,sum:qty,sum:fee"},
+        {"group_by": "price,fee", "metrics": "sum:qty"},
+        {"group_by": "side", "metrics": "sum:qty,min:fee,max:price"},
+    ):
+        parsed = agg(**params)
+        assert commands(parsed) == len(compile_aggregate(INDEX, LOTS, parsed)) <= MAX_COMMANDS
+    message = refusal(group_by="price,fee", metrics="sum:qty,sum:fee")
+    assert "takes 12 index commands" in message and f"at most {MAX_COMMANDS}" in message

@@ -4,7 +4,7 @@ edits included), and lookups and stores on fakeredis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import fakeredis
@@ -12,6 +12,7 @@ import pytest
 
 from app.config import Settings
 from keyspace import AnswerCache, CacheRules, Keyspace, params_hash, systems
+from keyspace.connection import call
 from keyspace.declare import integer, ref, string, table
 from keyspace.keys import Names
 from keyspace.plan import DeleteClosure, Loaded, Plan, plan_create, plan_delete, plan_update
@@ -234,3 +235,37 @@ def test_the_setting_reaches_the_served_system() -> None:
     for other in ("multiframe", "normaldance", "engineering_forge"):
         served = systems.load(other, cache_ttl=60)
         assert served.cache is None and not any(e.cached for e in served.schema.entities)
+
+
+async def test_one_endpoint_keeps_a_bounded_number_of_answers(
+    ks: Keyspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 review: a client varying no-op parameters stored one copy of a 315 KB answer
+    per variation. Past the bound the entries soonest to expire go; larger answers are
+    served but not stored."""
+    from keyspace import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "MAX_ENTRIES", 5)
+    cache = _cache(ks)
+    for n in range(12):
+        body, hit = await cache.answer(f"p{n}", _const(b"x" * 100))
+        assert (body, hit) == (b"x" * 100, False)
+    answers = [k async for k in ks.client.scan_iter(match=NAMES.cache_prefix("books") + "*@*")]
+    assert len(answers) == 5
+    entries = NAMES.cache_entries_key("books")
+    assert await ks.client.zcard(entries) == 5
+    assert 0 < await ks.client.pttl(entries) <= 30_000
+    kept = {k.decode() for k in answers}
+    indexed = await call(ks.client, "ZRANGE", entries, 0, -1)
+    assert kept == {m.decode() for m in indexed}
+    assert (await cache.get("p11")).body is not None and (await cache.get("p0")).body is None
+    big = b"y" * (cache_module.MAX_ANSWER_BYTES + 1)
+    assert await cache.answer("big", _const(big)) == (big, False)
+    assert await cache.answer("big", _const(big)) == (big, False)  # never stored
+
+
+def _const(body: bytes) -> Callable[[], Awaitable[bytes]]:
+    async def compute() -> bytes:
+        return body
+
+    return compute

@@ -22,9 +22,22 @@ them.
 
 from __future__ import annotations
 
-from ...declare import enum, json, ref, table, timestamp
+from decimal import Decimal
+from typing import Any
+
+from ...declare import Check, enum, json, ref, table, timestamp
 from ...schema import IdStrategy
 from .common import RESTRICT, address, amount, created, symbol, transitions, updated
+
+
+def _within(part: str, whole: str) -> Check:
+    """``part`` never exceeds ``whole`` (two amounts of one document)."""
+
+    def holds(doc: Any) -> bool:
+        return Decimal(getattr(doc, part)) <= Decimal(getattr(doc, whole))
+
+    return Check(f"{part} must not exceed {whole}", holds)
+
 
 ORDER_STATUSES = ("open", "partially_filled", "filled", "cancelled", "expired")
 
@@ -41,8 +54,9 @@ TRADING_ORDERS = table(
         # so every order has a level and the book never holds a priceless row.
         enum("order_type", ("limit", "market"), default="limit", index=True),
         amount("price", positive=True, sortable=True),
-        amount("quantity", positive=True),
-        amount("filled_quantity", default="0"),
+        # Sortable: the order book sums both from the index's own copy, reading no JSON.
+        amount("quantity", positive=True, sortable=True),
+        amount("filled_quantity", default="0", sortable=True),
         symbol("quote_currency", default="USDC"),
         enum("status", ORDER_STATUSES, default="open", index=True),
         timestamp("expires_at", null=True, index=True),  # good-till-time; null: until cancelled
@@ -52,7 +66,12 @@ TRADING_ORDERS = table(
         updated(),
     ),
     owner="user_id",
-    open_refs=("asset_id",),  # any listed asset is traded, not only one's own
+    open_refs=("asset_id",),
+    # An order never fills past its quantity: the book's open quantity at a level is the sum
+    # of quantities less the sum of fills, so one overfilled order would hide others'.
+    checks=(
+        _within("filled_quantity", "quantity"),
+    ),  # any listed asset is traded, not only one's own
     # Filled, cancelled and expired are final: a closed order never re-enters the book.
     transitions=transitions(
         "status",
@@ -111,6 +130,7 @@ ESCROWS = table(
         updated(),
     ),
     owner=None,  # the contract's state, mirrored by the platform; no party may assert it
+    checks=(_within("released_amount", "amount"),),
     transitions=transitions(
         "status",
         {
