@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from keyspace import ADMIN, EntitySpec, Guard, OutsideImportWindow, System
@@ -79,6 +80,29 @@ def foreign(system: System, spec: EntitySpec, doc: Mapping[str, Any], owners: Ow
     return out
 
 
+def _is_default(spec: EntitySpec, name: str, value: Any) -> bool:
+    """Whether ``value`` is what the field's declared default would store (a decimal by
+    value: "0" is "0.000000")."""
+    make = spec.defaults.get(name)
+    if make is None:
+        return value is None
+    default = make({}, "")
+    if isinstance(value, str) and isinstance(default, str):
+        try:
+            return Decimal(value) == Decimal(default)
+        except InvalidOperation:
+            return value == default
+    return bool(value == default)
+
+
+def admin_set(spec: EntitySpec, body: Mapping[str, Any]) -> str | None:
+    """The first admin-only field (``EntitySpec.admin_fields``) a member's create body sets
+    to something other than its default, if any."""
+    return next(
+        (f for f in spec.admin_fields if f in body and not _is_default(spec, f, body[f])), None
+    )
+
+
 def creator(
     system: System, spec: EntitySpec, body: Mapping[str, Any], owners: Owners | None = None
 ) -> str:
@@ -86,7 +110,7 @@ def creator(
     also when it names another user or another user's document). The one-trip create
     (keyspace ``authorized_create``) enforces the rule with this."""
     owner = body.get(spec.owner) if spec.owner is not None else None
-    if foreign(system, spec, body, owners or {}):
+    if foreign(system, spec, body, owners or {}) or admin_set(spec, body) is not None:
         return ""
     return owner if not _users(system, spec) and isinstance(owner, str) else ""
 
@@ -119,6 +143,8 @@ def check_create(
     if body.get(spec.owner) != caller.user_id:
         raise forbid("own-documents-only", f"you may only create {spec.collection} for yourself")
     _own_references(system, spec, body, owners or {})
+    if (field := admin_set(spec, body)) is not None:
+        raise forbid("admin-only", f"only admins set {field}; leave it out (its default applies)")
 
 
 def _own_references(
@@ -173,6 +199,9 @@ def update_guard(
         if owner is not None and old.get(owner) == caller.user_id == new.get(owner):
             made = foreign(system, spec, new, owners or {})
             _refuse_foreign([f for f in made if old.get(f) != new.get(f)])
+            for name in spec.admin_fields:
+                if old.get(name) != new.get(name):
+                    raise forbid("admin-only", f"only admins change {name}")
             return
         if _member_change(system, spec, caller, old, new):
             return

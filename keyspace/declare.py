@@ -145,6 +145,7 @@ def table(
     open_refs: Sequence[str] = (),
     upgrades: Sequence[Migration] = (),
     checks: Sequence[Check] = (),
+    admin_fields: Sequence[str] = (),
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
@@ -161,9 +162,13 @@ def table(
     shape the model still accepts, converting it before validation, so a document not yet
     migrated is read and written in the new shape (docs/migrations.md). ``checks``: rules
     over several fields of one document (SQL's CHECK constraints), each a :class:`Check`
-    refusing a create or an update (422) whose result breaks it."""
+    refusing a create or an update (422) whose result breaks it. ``admin_fields``: fields
+    only admins set or change (a member's create leaves them at their default; the API
+    refuses anything else with 403)."""
     assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
+    assert set(admin_fields) <= set(names), f"{name}: admin_fields names no field"
+    assert owner not in admin_fields, f"{name}: its owner field cannot be admin-only"
     assert len(names) == len(set(names)), f"{name}: a field is declared twice"
     config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
     model_fields: dict[str, Any] = {ID_FIELD: (ft.ref_type(id_pattern(id), many=False), ...)}
@@ -215,6 +220,7 @@ def table(
         expiry=Expiry(ttl, refresh_on_write) if ttl is not None else None,
         upsert=upsert,
         open_refs=tuple(open_refs),
+        admin_fields=tuple(admin_fields),
     )
 
 

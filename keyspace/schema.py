@@ -267,6 +267,10 @@ class EntitySpec:
     # Single references a member may point at any document, whoever owns it (a presence names
     # the project its user is in); the others must name the member's own documents.
     open_refs: tuple[str, ...] = ()
+    # Fields only admins set or change; a member's create leaves them out (or gives their
+    # declared default) and a member's update keeps them (the platform's own facts: fills,
+    # a listing's or a proposal's status).
+    admin_fields: tuple[str, ...] = ()
     # Its list answers may be cached (keyspace.cache): every commit writing one of its
     # documents bumps its collection version. Set by System.served from System.cache.
     cached: bool = False

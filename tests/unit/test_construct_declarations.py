@@ -297,7 +297,7 @@ SORTS = {
     **{entity: {"created_at"} for entity in FIELDS},
     "users": {"created_at", "reputation_score"},
     "price_feeds": {"created_at", "price", "timestamp"},
-    "trading_orders": {"created_at", "price"},
+    "trading_orders": {"created_at", "price", "quantity", "filled_quantity"},
     "milestones": {"created_at", "sequence"},
     "quality_assurance": {"created_at", "inspected_at"},
     "proposals": {"created_at", "voting_starts_at", "voting_ends_at"},

@@ -135,6 +135,7 @@ ASSETS = table(
         updated(),
     ),
     owner="issuer_id",
+    admin_fields=("status",),  # listing is the platform's (governance), not the issuer's
     transitions=transitions(
         "status",
         {

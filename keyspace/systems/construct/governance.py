@@ -1,15 +1,16 @@
 """The seed's ``governance`` schema: community proposals and the votes on them.
 
 "proposals: Community governance proposals", "votes: Voting records for proposals"; the
-routes list the active proposals (``.../governance/proposals/active``: ``status`` active
-with ``voting_starts_at`` <= now < ``voting_ends_at``, both filters and sort fields) and
+routes list the active proposals (``.../governance/proposals/active``: ``status`` active,
+the soonest to close first; the voting window is a filter and sort field) and
 read one with its tallies (an aggregation over ``votes`` by ``proposal_id``, grouped by
 ``choice``, counting and summing ``weight``). "Governance proposal queries" are indexed.
 
-A member writes its own proposals (``owner="proposer_id"``). Votes are admin-written: a
-vote's ``weight`` is the voter's power at the proposal's snapshot (tokens, reputation),
-which the platform computes; a member choosing its own weight would decide every vote, and
-the engine cannot yet reserve one field of an owned document to admins. ``voter_id``
+A member drafts its own proposals (``owner="proposer_id"``); opening the vote, its quorum
+and threshold and the outcome are the platform's (``admin_fields``). Votes are
+admin-written: a vote's ``weight`` is the voter's power at the proposal's snapshot (tokens,
+reputation), which the platform computes; a member choosing its own weight would decide
+every vote, so the whole vote is the platform's record. ``voter_id``
 records who voted. A vote is a record of the outcome: neither its proposal nor its voter is
 deleted while it exists (restrict), and one voter votes once per proposal.
 """
@@ -49,6 +50,8 @@ PROPOSALS = table(
         updated(),
     ),
     owner="proposer_id",
+    # A member drafts; opening the vote, its thresholds and the outcome are the platform's.
+    admin_fields=("status", "quorum", "approval_threshold", "executed_at"),
     transitions=transitions(
         "status",
         {

@@ -75,6 +75,8 @@ MANUFACTURING_ORDERS = table(
         updated(),
     ),
     owner="buyer_id",
+    # Acceptance, production and completion are the manufacturer's and the platform's.
+    admin_fields=("manufacturer_id", "status", "started_at", "completed_at"),
     open_refs=("manufacturer_id", "asset_id"),
     # A failed quality check sends the order back to production; completed and cancelled
     # are final.

@@ -13,11 +13,9 @@ filters, grouped by ``side`` and ``price``, summing ``quantity`` and ``filled_qu
 field is stored: it would be a second copy of the same fact that a write could let drift.
 
 A member places and cancels its own orders (``owner="user_id"``, on any listed asset:
-``open_refs``). Fills are the matching engine's; the engine cannot yet reserve fields of
-an owned document to admins, so a member could misreport its own order's fill: market
-volume is therefore taken from confirmed ``transactions`` (admin-written), never from
-orders. Escrows mirror a contract's state between two parties, so only the platform writes
-them.
+``open_refs``); fills (``filled_quantity``, ``filled_at``) are the matching engine's
+(``admin_fields``), and a fill never passes its quantity (``checks``). Escrows mirror a
+contract's state between two parties, so only the platform writes them.
 """
 
 from __future__ import annotations
@@ -66,12 +64,12 @@ TRADING_ORDERS = table(
         updated(),
     ),
     owner="user_id",
-    open_refs=("asset_id",),
+    open_refs=("asset_id",),  # any listed asset is traded, not only one's own
     # An order never fills past its quantity: the book's open quantity at a level is the sum
     # of quantities less the sum of fills, so one overfilled order would hide others'.
-    checks=(
-        _within("filled_quantity", "quantity"),
-    ),  # any listed asset is traded, not only one's own
+    checks=(_within("filled_quantity", "quantity"),),
+    # Fills are the matching engine's (an admin token); a member places and cancels.
+    admin_fields=("filled_quantity", "filled_at"),
     # Filled, cancelled and expired are final: a closed order never re-enters the book.
     transitions=transitions(
         "status",
