@@ -25,8 +25,9 @@ from .aggregate import (
 from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
-from .connection import connect
-from .engine import Capabilities, Keyspace
+from .capabilities import Capabilities
+from .connection import connect, connect_replica
+from .engine import Keyspace
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -167,6 +168,7 @@ __all__ = [
     "View",
     "WrongType",
     "connect",
+    "connect_replica",
     "demo",
     "endpoint_name",
     "group_fields",

@@ -125,6 +125,17 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
     return Redis.from_pool(pool)
 
 
+def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
+    """A client for the pure reads (``Keyspace(reader=...)``): through Sentinel, one of the
+    service's replicas (its primary while none is up); otherwise the server ``url`` names
+    (a replica's own URL). Same properties as :func:`connect`."""
+    from .sentinel import connect_sentinel, is_sentinel
+
+    if is_sentinel(url):
+        return connect_sentinel(url, max_connections=max_connections, timeout=timeout, replica=True)
+    return connect(url, max_connections=max_connections, timeout=timeout)
+
+
 def check_client(client: Redis) -> None:
     """Refuse clients whose replies the keyspace cannot read."""
     options = client.connection_pool.connection_kwargs
