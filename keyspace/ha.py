@@ -215,6 +215,38 @@ def _sentinel_sees_all(port: int, acl: AclUsers) -> bool:
     )
 
 
+def _start_node(
+    cluster: Cluster, name: str, primary: int | None, schema: Schema | None, timeout: float
+) -> int:
+    """Start data node ``name`` (a replica of ``primary``, or a primary); its pid."""
+    node_dir = cluster.directory / name
+    node_dir.mkdir(exist_ok=True)
+    node = EmbeddedRedis(
+        node_dir,
+        port=cluster.ports.nodes[NODES.index(name)],
+        conf=_node_conf(node_dir, cluster.acl, primary),
+        acl=cluster.acl,
+        schema=schema,
+    )
+    try:
+        node.start(timeout=timeout)
+    except EmbeddedRedisError as exc:
+        raise HaError(f"{name}: {exc}") from None
+    assert node.pid is not None
+    return node.pid
+
+
+def restart_node(
+    cluster: Cluster, name: str, primary: int, *, schema: Schema | None = None
+) -> Cluster:
+    """Start a stopped (or killed) data node again on its data, as a replica of the node on
+    port ``primary``; the cluster with its new pid, recorded in ``ha.json``."""
+    pids = {**cluster.pids, name: _start_node(cluster, name, primary, schema, 30.0)}
+    restarted = Cluster(cluster.directory, cluster.ports, pids, cluster.acl, cluster.service)
+    _private(cluster.directory / STATE_FILE, restarted.to_json())
+    return restarted
+
+
 def _running(cluster: Cluster) -> list[str]:
     return [name for name, pid in cluster.pids.items() if _ours(pid, cluster.directory / name)]
 
@@ -244,22 +276,8 @@ def up(
     cluster = Cluster(directory, ports, pids, acl)
     try:
         for index, name in enumerate(NODES):
-            node_dir = directory / name
-            node_dir.mkdir(exist_ok=True)
             primary = ports.nodes[0] if index else None
-            node = EmbeddedRedis(
-                node_dir,
-                port=ports.nodes[index],
-                conf=_node_conf(node_dir, acl, primary),
-                acl=acl,
-                schema=schema,
-            )
-            try:
-                node.start(timeout=timeout)
-            except EmbeddedRedisError as exc:
-                raise HaError(f"{name}: {exc}") from None
-            assert node.pid is not None
-            pids[name] = node.pid
+            pids[name] = _start_node(cluster, name, primary, schema, timeout)
         _wait(
             "the replica did not sync", lambda: _replica_linked(cluster.node_url(NODES[1])), timeout
         )
