@@ -236,17 +236,6 @@ def _start_node(
     return node.pid
 
 
-def restart_node(
-    cluster: Cluster, name: str, primary: int, *, schema: Schema | None = None
-) -> Cluster:
-    """Start a stopped (or killed) data node again on its data, as a replica of the node on
-    port ``primary``; the cluster with its new pid, recorded in ``ha.json``."""
-    pids = {**cluster.pids, name: _start_node(cluster, name, primary, schema, 30.0)}
-    restarted = Cluster(cluster.directory, cluster.ports, pids, cluster.acl, cluster.service)
-    _private(cluster.directory / STATE_FILE, restarted.to_json())
-    return restarted
-
-
 def _running(cluster: Cluster) -> list[str]:
     return [name for name, pid in cluster.pids.items() if _ours(pid, cluster.directory / name)]
 
@@ -265,12 +254,15 @@ def up(
     when a step fails."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(HaError):
-        if running := _running(Cluster.load(directory)):
-            raise HaError(
-                f"an HA cluster in {directory} is running ({', '.join(running)}): "
-                "`multiframe-admin ha down` first"
-            )
+    try:
+        running = _running(Cluster.load(directory))
+    except HaError:  # none recorded, or a record left unreadable: start afresh
+        running = []
+    if running:
+        raise HaError(
+            f"an HA cluster in {directory} is running ({', '.join(running)}): "
+            "`multiframe-admin ha down` first"
+        )
     acl = acl if acl is not None else AclUsers.from_env()
     pids: dict[str, int] = {}
     cluster = Cluster(directory, ports, pids, acl)
