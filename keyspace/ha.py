@@ -22,9 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,13 +73,30 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Five ports free right now (tests)."""
+        """Five ports free right now (tests), below the ephemeral range: the kernel gives
+        ports there to outgoing connections, which could take one before a server binds it."""
         picked: list[int] = []
         while len(picked) < 5:
-            port = free_port()
+            port = _unused_port()
             if port not in picked:
                 picked.append(port)
         return cls((picked[0], picked[1]), (picked[2], picked[3], picked[4]))
+
+
+def _unused_port() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 @dataclass(frozen=True)
@@ -135,17 +155,21 @@ def _private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _node_conf(directory: Path, acl: AclUsers, primary_port: int | None) -> Path:
-    """``node.conf``: the project's redis.conf, then what a node of a replicated pair needs.
-    Sentinel rewrites this file (CONFIG REWRITE) on a failover, never redis.conf."""
+def _node_conf(directory: Path, acl: AclUsers, extra: Sequence[str] = ()) -> Path:
+    """``node.conf``: the project's redis.conf, then what a node of a replicated pair needs,
+    then ``extra`` settings (one a line, e.g. ``min-replicas-to-write 1``). Sentinel rewrites
+    this file (CONFIG REWRITE) on a failover, never redis.conf."""
     lines = [
         f"include {_DEFAULT_CONF}",
         # Both nodes: after a failover either one replicates from the other.
         f"masteruser {ADMIN_USER}",
         f"masterauth {acl.admin_password}",
+        # A replica cut off from its primary (or still syncing) refuses reads (MASTERDOWN,
+        # answered 503) instead of serving data of unknown age: replica reads stay within
+        # the replication lag (docs/scaling.md).
+        "replica-serve-stale-data no",
+        *extra,
     ]
-    if primary_port is not None:
-        lines.append(f"replicaof 127.0.0.1 {primary_port}")
     path = directory / "node.conf"
     _private(path, "\n".join(lines) + "\n")
     return path
@@ -216,15 +240,22 @@ def _sentinel_sees_all(port: int, acl: AclUsers) -> bool:
 
 
 def _start_node(
-    cluster: Cluster, name: str, primary: int | None, schema: Schema | None, timeout: float
+    cluster: Cluster,
+    name: str,
+    primary: int | None,
+    schema: Schema | None,
+    timeout: float,
+    extra: Sequence[str],
 ) -> int:
-    """Start data node ``name`` (a replica of ``primary``, or a primary); its pid."""
+    """Start data node ``name``, then make it a replica of ``primary`` (unless None); its pid.
+    Started on its own first: a syncing replica refuses even MODULE LIST (MASTERDOWN), which
+    the start checks."""
     node_dir = cluster.directory / name
     node_dir.mkdir(exist_ok=True)
     node = EmbeddedRedis(
         node_dir,
         port=cluster.ports.nodes[NODES.index(name)],
-        conf=_node_conf(node_dir, cluster.acl, primary),
+        conf=_node_conf(node_dir, cluster.acl, extra),
         acl=cluster.acl,
         schema=schema,
     )
@@ -233,6 +264,10 @@ def _start_node(
     except EmbeddedRedisError as exc:
         raise HaError(f"{name}: {exc}") from None
     assert node.pid is not None
+    if primary is not None:
+        with redis.Redis.from_url(node.admin_url, socket_timeout=5) as client:
+            client.replicaof("127.0.0.1", primary)
+            client.config_rewrite()  # into node.conf: a restart comes back as a replica
     return node.pid
 
 
@@ -247,9 +282,12 @@ def up(
     acl: AclUsers | None = None,
     schema: Schema | None = None,
     timeout: float = 30.0,
+    node_settings: Sequence[str] = (),
 ) -> Cluster:
     """Start the two data nodes and three sentinels under ``directory``; return the cluster
     once the replica is in sync and every sentinel sees the replica and the other two.
+    ``node_settings`` are redis.conf lines both data nodes get after the project's (e.g. the
+    durability settings ``min-replicas-to-write`` / ``min-replicas-max-lag``).
     HaError when a cluster recorded there still runs; whatever was started is stopped again
     when a step fails."""
     directory = directory.resolve()
@@ -269,7 +307,7 @@ def up(
     try:
         for index, name in enumerate(NODES):
             primary = ports.nodes[0] if index else None
-            pids[name] = _start_node(cluster, name, primary, schema, timeout)
+            pids[name] = _start_node(cluster, name, primary, schema, timeout, node_settings)
         _wait(
             "the replica did not sync", lambda: _replica_linked(cluster.node_url(NODES[1])), timeout
         )

@@ -85,7 +85,7 @@ async def test_a_replica_still_indexing_answers_503_never_part_of_a_list(
         await ks.setup()
         for first in range(0, documents, 500):
             plans = [
-                ks.prepare_create(USER, user_body(f"Bulk{n}")).plan
+                ks.prepare_create(USER, user_body(f"Bulk{documents}x{n}")).plan
                 for n in range(first, min(first + 500, documents))
             ]
             assert all(r.ok for r in await ks.commit_batch(plans))
