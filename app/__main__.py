@@ -14,8 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import uvloop
 
-from keyspace import SERVICE_USER, EmbeddedRedis, EmbeddedRedisError, systems
-from keyspace.sentinel import is_sentinel, sync_client
+from keyspace import (
+    SERVICE_USER,
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    is_sentinel,
+    sync_primary_client,
+    systems,
+)
 
 from .config import Settings
 from .main import create_app
@@ -52,7 +58,7 @@ def shown(url: str) -> str:
 
 def _client(url: str) -> redis.Redis:
     if is_sentinel(url):  # the primary, as a sentinel names it now
-        return sync_client(url, timeout=5)
+        return sync_primary_client(url, timeout=5)
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Limits, parse_endpoint_limits, parse_ttls
-from keyspace.sentinel import is_sentinel
+from keyspace import Limits, is_sentinel, parse_endpoint_limits, parse_ttls
 
 READ_FROM = ("primary", "replica")
 

@@ -65,6 +65,7 @@ from .schema import (
     SingletonSpec,
 )
 from .scripts import CommitResult
+from .sentinel import is_sentinel, sync_primary_client
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
 from .system import ADMIN, System, parse_ttls
@@ -173,6 +174,7 @@ __all__ = [
     "endpoint_name",
     "group_fields",
     "is_lookup_id",
+    "is_sentinel",
     "metric_fields",
     "migrating",
     "migrations",
@@ -183,6 +185,7 @@ __all__ = [
     "parse_op_query",
     "parse_ttls",
     "run_declared",
+    "sync_primary_client",
     "systems",
     "vectors",
     "viewing",

@@ -167,7 +167,7 @@ def connect_sentinel(
     return client
 
 
-def sync_client(url: str, timeout: float = 5.0) -> redis.Redis:
+def sync_primary_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A synchronous client of the service's primary (the service's preflight, the CLI)."""
     parsed = parse(url)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]

@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         add_args(cmd)
         cmd.set_defaults(func=func)
-    ha.add_parser(sub)  # no keyspace: it starts and stops servers (``direct``)
+    ha.add_args(sub.add_parser("ha", help=ha.HELP, description=ha.HELP))  # no keyspace (direct)
     return top
 
 

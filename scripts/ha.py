@@ -15,10 +15,11 @@ DEFAULT_DIR = Path("var/ha")
 DEFAULT_PORT_BASE = 6390
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``ha`` and its verbs on the CLI's subcommands."""
-    text = "a local primary, replica and three sentinels for development (up, down, status)"
-    top = sub.add_parser("ha", help=text, description=text)
+HELP = "a local primary, replica and three sentinels for development (up, down, status)"
+
+
+def add_args(top: argparse.ArgumentParser) -> None:
+    """The verbs of ``ha`` and their options."""
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, help_text in (
         ("up", "start the primary, the replica and three sentinels; print the REDIS_URL"),
