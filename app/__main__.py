@@ -50,10 +50,12 @@ def _arguments(settings: Settings) -> Settings:
 
 
 def shown(url: str) -> str:
-    """``url`` without its user and password, for messages and logs."""
+    """``url`` without its user and password (nor a sentinel URL's ``sentinel_password``),
+    for messages and logs."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    query = "&".join(p for p in parts.query.split("&") if "password" not in p.lower())
+    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
 
 
 def _client(url: str) -> redis.Redis:

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import ReadOnlyError, ResponseError
 
+from app.__main__ import shown
 from app.config import Settings
 from app.errors import error_middleware
 from keyspace.sentinel import SentinelUrl, is_sentinel, parse
@@ -108,3 +109,10 @@ async def test_failover_errors_answer_503_with_retry_after() -> None:
             assert resp.headers["Retry-After"] == "2"
         resp = await client.get("/other")  # any other Redis error stays a logged 500
         assert resp.status == 500
+
+
+def test_messages_show_no_password() -> None:
+    url = (
+        "redis+sentinel://multiframe:s3cret@h:1,h:2/mf/0?sentinel_password=t0p&sentinel_username=s"
+    )
+    assert shown(url) == "redis+sentinel://h:1,h:2/mf/0?sentinel_username=s"
