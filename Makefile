@@ -27,10 +27,11 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m redis
 
 # The heavier reliability variants (larger races, longer crash and outage loads), the
-# timing-bound start-up-during-rebuild test and the 100k-document migration under load.
+# timing-bound start-up-during-rebuild test, the 100k-document migration under load and the
+# HA failover and replica-read tests at a larger size.
 soak: $(STAMP)
 	$(BIN)/python -m pytest tests/reliability tests/integration/test_service_start.py \
-		tests/integration/test_migrations_live.py -m soak -s
+		tests/integration/test_migrations_live.py tests/ha -m soak -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

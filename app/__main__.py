@@ -14,7 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import uvloop
 
-from keyspace import SERVICE_USER, EmbeddedRedis, EmbeddedRedisError, systems
+from keyspace import (
+    SERVICE_USER,
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    is_sentinel,
+    sync_primary_client,
+    systems,
+)
 
 from .config import Settings
 from .main import create_app
@@ -43,17 +50,25 @@ def _arguments(settings: Settings) -> Settings:
 
 
 def shown(url: str) -> str:
-    """``url`` without its user and password, for messages and logs."""
+    """``url`` without its user and password (nor a sentinel URL's ``sentinel_password``),
+    for messages and logs."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    query = "&".join(p for p in parts.query.split("&") if "password" not in p.lower())
+    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
+
+
+def _client(url: str) -> redis.Redis:
+    if is_sentinel(url):  # the primary, as a sentinel names it now
+        return sync_primary_client(url, timeout=5)
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 
 def preflight(url: str, probe_key: str) -> None:
     """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
     missing = []
     try:
-        with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
+        with _client(url) as client:
             client.ping()
             # Probing commands, not MODULE LIST, which a least-privilege user may not run.
             for module, probe in (("ReJSON", ("JSON.TYPE", probe_key)), ("search", ("FT._LIST",))):
@@ -67,7 +82,7 @@ def preflight(url: str, probe_key: str) -> None:
                     ) from None
                 except redis.ResponseError:
                     missing.append(module)
-    except redis.RedisError as exc:
+    except (redis.RedisError, ValueError) as exc:  # ValueError: a malformed sentinel URL
         raise SystemExit(f"cannot use REDIS_URL ({shown(url)}): {exc}") from None
     if "ReJSON" in missing:
         raise SystemExit(
@@ -94,6 +109,10 @@ def main() -> None:
         raise SystemExit(
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
         ) from None
+    try:
+        settings.reader_url()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
     # finally below stops an embedded server started meanwhile (their default kills at once).
     for signum in (signal.SIGTERM, signal.SIGHUP):

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Limits, parse_endpoint_limits, parse_ttls
+from keyspace import Limits, is_sentinel, parse_endpoint_limits, parse_ttls
+
+READ_FROM = ("primary", "replica")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -85,6 +87,10 @@ class Settings:
     """Every knob, named after its environment variable (see README)."""
 
     redis_url: str | None = None  # REDIS_URL; unset means: start the embedded server
+    # MULTIFRAME_READ_FROM: "primary", or "replica": pure reads (lists, counts, aggregations,
+    # views, nearness) from a replica: through Sentinel, or MULTIFRAME_REPLICA_URL's server
+    read_from: str = "primary"
+    replica_url: str | None = None  # MULTIFRAME_REPLICA_URL: the replica of a plain REDIS_URL
     system: str = "multiframe"  # MULTIFRAME_SYSTEM, or --system: the system served
     namespace: str | None = None  # MULTIFRAME_NAMESPACE: its key namespace (unset: its default)
     host: str = "127.0.0.1"  # MULTIFRAME_HOST
@@ -114,6 +120,22 @@ class Settings:
     # them have any.
     endpoint_limits: Mapping[str, int] = field(default_factory=dict)
 
+    def reader_url(self) -> str | None:
+        """The URL pure reads go to (``keyspace.connect_replica``), or None: the primary.
+        ValueError when replica reads are asked for without a replica to read."""
+        if self.read_from not in READ_FROM:
+            raise ValueError(f"MULTIFRAME_READ_FROM must be primary or replica: {self.read_from!r}")
+        if self.read_from == "primary":
+            return None
+        if self.replica_url:
+            return self.replica_url
+        if self.redis_url is not None and is_sentinel(self.redis_url):
+            return self.redis_url
+        raise ValueError(
+            "MULTIFRAME_READ_FROM=replica needs replicas: REDIS_URL=redis+sentinel://... "
+            "(see `multiframe-admin ha up`), or MULTIFRAME_REPLICA_URL naming a replica"
+        )
+
     def limits(self) -> Limits:
         return Limits(
             designer_read=self.read_per_minute,
@@ -133,6 +155,8 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            read_from=env.get("MULTIFRAME_READ_FROM") or cls.read_from,
+            replica_url=env.get("MULTIFRAME_REPLICA_URL") or None,
             system=env.get("MULTIFRAME_SYSTEM") or cls.system,
             namespace=env.get("MULTIFRAME_NAMESPACE"),
             host=env.get("MULTIFRAME_HOST", cls.host),

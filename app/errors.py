@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import errors as ks
@@ -99,6 +99,29 @@ def wrong_type(exc: ResponseError) -> bool:
     return any(marker in str(exc) for marker in WRONG_TYPE)
 
 
+def failing_over(exc: ResponseError) -> bool:
+    """A write reached a primary that a failover demoted (``READONLY``, also inside a
+    script's error) or a replica cut off from its primary (``MASTERDOWN``): the service's
+    clients find the new primary on their next connection (keyspace.sentinel)."""
+    return isinstance(exc, ReadOnlyError) or any(m in str(exc) for m in FAILING_OVER)
+
+
+FAILING_OVER = ("READONLY", "MASTERDOWN")
+
+
+def unavailable(request: web.Request, exc: Exception) -> web.Response:
+    """503 ``redis_unavailable`` with Retry-After: the server is down, loading, or being
+    replaced by a failover; nothing about the request was wrong."""
+    log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
+    return error_response(
+        503,
+        "redis_unavailable",
+        "the data store is unreachable; retry shortly",
+        None,
+        {"Retry-After": "2"},
+    )
+
+
 def client_gone(request: web.Request) -> bool:
     """True once the client's connection is closed (aiohttp drops the transport)."""
     transport = request.transport
@@ -121,6 +144,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return from_http(exc)
     except ResponseError as exc:
+        if failing_over(exc):
+            return unavailable(request, exc)
         if not wrong_type(exc):
             raise
         return error_response(
@@ -134,14 +159,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # The client hung up (e.g. mid-body): nothing can be answered, and blaming Redis
             # in the log would send an operator after the wrong server.
             raise
-        log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
-        return error_response(
-            503,
-            "redis_unavailable",
-            "the data store is unreachable; retry shortly",
-            None,
-            {"Retry-After": "2"},
-        )
+        return unavailable(request, exc)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "unexpected server error; it has been logged")

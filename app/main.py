@@ -11,7 +11,7 @@ from dataclasses import replace
 from aiohttp import web
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, System, connect, endpoint_name, systems
+from keyspace import Keyspace, System, connect, connect_replica, endpoint_name, systems
 
 from . import openapi
 from .admin_routes import RUNS, Runs
@@ -114,14 +114,18 @@ def _endpoint_limits(app: web.Application, served: System, settings: Settings) -
     return replace(served, rate_limits=served.rate_limits.configured(overrides))
 
 
-def create_app(settings: Settings | None = None, *, client: Redis | None = None) -> web.Application:
-    """Build the application. ``client`` (for tests) replaces the pool made from ``REDIS_URL``;
-    the caller then owns it."""
+def create_app(
+    settings: Settings | None = None, *, client: Redis | None = None, reader: Redis | None = None
+) -> web.Application:
+    """Build the application. ``client`` (for tests) replaces the pool made from ``REDIS_URL``,
+    ``reader`` the one for replica reads (``MULTIFRAME_READ_FROM``); the caller then owns
+    them."""
     settings = settings or Settings.from_env()
     if client is None and settings.redis_url is None:
         raise ValueError(
             "create_app needs settings.redis_url or a client (python -m app starts Redis)"
         )
+    reader_url = None if client is not None else settings.reader_url()
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
     middlewares = [access_log, deliver, cors_middleware, error_middleware, auth_middleware]
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
@@ -149,7 +153,14 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
                 timeout=settings.redis_timeout,
             )
         )
-        ks = Keyspace(redis, app[SYSTEM].schema)
+        replica = (
+            connect_replica(
+                reader_url, max_connections=settings.max_connections, timeout=settings.redis_timeout
+            )
+            if reader is None and reader_url is not None
+            else None
+        )
+        ks = Keyspace(redis, app[SYSTEM].schema, reader=reader or replica)
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
@@ -164,6 +175,8 @@ def create_app(settings: Settings | None = None, *, client: Redis | None = None)
         await work.stop()
         if owned:
             await redis.aclose()
+        if replica is not None:
+            await replica.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
     table = route_table(served)

@@ -59,16 +59,20 @@ async def _listed(
     spec: EntitySpec,
     endpoint: str,
     params: dict[str, list[str]],
-    compute: Callable[[], Awaitable[Page]],
+    compute: Callable[[bool], Awaitable[Page]],
 ) -> web.Response:
     """A list answer of ``spec``: from the cache when the system caches its lists
-    (keyspace.cache), else computed (and then stored exactly as served)."""
-
-    async def body() -> bytes:
-        return orjson.dumps((await compute()).body())
+    (keyspace.cache), else computed (and then stored exactly as served). ``compute(fresh)``
+    reads the primary when ``fresh``: an answer to be cached is never a replica's, which may
+    miss a write whose cache version it would be stored under."""
 
     rules = system(request).cache
-    if rules is None or not spec.cached:
+    cached = rules is not None and spec.cached
+
+    async def body() -> bytes:
+        return orjson.dumps((await compute(cached)).body())
+
+    if rules is None or not cached:
         return web.Response(body=await body(), content_type=JSON)
     ks = keyspace(request)
     cache = AnswerCache(ks.scripts, ks.schema.names, endpoint, (spec,), rules.ttl_seconds)
@@ -97,7 +101,11 @@ class Collection:
         query = _query(self.spec, params)  # a bad query is refused before any lookup
         ks = keyspace(request)
         return await _listed(
-            request, self.spec, self.spec.collection, params, lambda: ks.list(self.spec, query)
+            request,
+            self.spec,
+            self.spec.collection,
+            params,
+            lambda fresh: ks.list(self.spec, query, fresh=fresh),
         )
 
     async def create(self, request: web.Request) -> web.Response:
@@ -122,7 +130,7 @@ class Collection:
         readable(request, self.spec)
         prefetched = request.get(PREFETCHED)
         if prefetched is None:  # not read during authorization
-            stored = await keyspace(request).get(self.spec, request.match_info["id"])
+            stored = await keyspace(request).read(self.spec, request.match_info["id"])
             return none_match(request, stored_response(stored))
         if prefetched.raw is None:
             raise NotFound(f"{self.spec.name} {request.match_info['id']!r} does not exist")
@@ -194,14 +202,20 @@ class Relation:
         readable(request, self.spec)
         target_id = request.match_info["id"]
         ks = keyspace(request)
-        await ks.get(self.target, target_id)  # 404 for an unknown target, not an empty list
+        await ks.read(self.target, target_id)  # 404 for an unknown target, not an empty list
         params = query_params(request)
         if self.field in params:
             raise ApiError(400, "invalid_parameter", f"{self.field} is fixed by the URL")
         fixed = {**params, self.field: [target_id]}
         query = _query(self.spec, fixed)
         endpoint = f"{self.spec.collection}.{self.field}"  # its params hold the target's id
-        return await _listed(request, self.spec, endpoint, fixed, lambda: ks.list(self.spec, query))
+        return await _listed(
+            request,
+            self.spec,
+            endpoint,
+            fixed,
+            lambda fresh: ks.list(self.spec, query, fresh=fresh),
+        )
 
 
 @dataclass(frozen=True)

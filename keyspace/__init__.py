@@ -26,8 +26,9 @@ from .aggregate import (
 from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
-from .connection import connect
-from .engine import Capabilities, Keyspace
+from .capabilities import Capabilities
+from .connection import connect, connect_replica
+from .engine import Keyspace
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -65,6 +66,7 @@ from .schema import (
     SingletonSpec,
 )
 from .scripts import CommitResult
+from .sentinel import is_sentinel, sync_primary_client
 from .server import EmbeddedRedis, EmbeddedRedisError
 from .store import Guard, PreparedCreate, Stored
 from .system import ADMIN, System, parse_ttls
@@ -169,10 +171,12 @@ __all__ = [
     "View",
     "WrongType",
     "connect",
+    "connect_replica",
     "demo",
     "endpoint_name",
     "group_fields",
     "is_lookup_id",
+    "is_sentinel",
     "metric_fields",
     "migrating",
     "migrations",
@@ -183,6 +187,7 @@ __all__ = [
     "parse_op_query",
     "parse_ttls",
     "run_declared",
+    "sync_primary_client",
     "systems",
     "vectors",
     "viewing",

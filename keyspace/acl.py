@@ -83,7 +83,8 @@ def service_rules(schema: Schema = MULTIFRAME) -> list[str]:
     ]
 
 
-def _sha256(password: str) -> str:
+def password_hash(password: str) -> str:
+    """The SHA-256 form (hex) an ACL rule takes as ``#<hash>``."""
     return hashlib.sha256(password.encode()).hexdigest()
 
 
@@ -110,11 +111,11 @@ class AclUsers:
                 "user",
                 SERVICE_USER,
                 "on",
-                f"#{_sha256(self.service_password)}",
+                f"#{password_hash(self.service_password)}",
                 *service_rules(schema),
             ]
         )
-        admin = f"user {ADMIN_USER} on #{_sha256(self.admin_password)} ~* &* +@all"
+        admin = f"user {ADMIN_USER} on #{password_hash(self.admin_password)} ~* &* +@all"
         return f"{DEFAULT_USER}\n{admin}\n{service}\n"
 
     def url(self, host: str, port: int, *, admin: bool = False, scheme: str = "redis") -> str:

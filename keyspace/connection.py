@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-class _HiredisPacking(AbstractConnection):
+class HiredisPacking(AbstractConnection):
     """Packs commands with hiredis, as redis-py's synchronous client already does.
 
     The asyncio client packs in Python, which costs a commit (two dozen
@@ -37,15 +37,15 @@ class _HiredisPacking(AbstractConnection):
             return super().pack_command(*args)
 
 
-class _FastConnection(_HiredisPacking, Connection):
+class _FastConnection(HiredisPacking, Connection):
     pass
 
 
-class _FastSSLConnection(_HiredisPacking, SSLConnection):
+class _FastSSLConnection(HiredisPacking, SSLConnection):
     pass
 
 
-class _FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+class _FastUnixConnection(HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
@@ -92,27 +92,48 @@ class Pool(BlockingConnectionPool):
             self._condition.notify()
 
 
+def client_options(timeout: float) -> dict[str, Any]:
+    """The options every pool of :func:`connect` gets: RESP2, raw bytes, timeouts and the
+    retry policy (a dropped connection or a timeout is retried twice, quickly)."""
+    return {
+        "protocol": 2,
+        "decode_responses": False,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 15,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
 def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
-    """A pooled asyncio client for ``url`` (``redis://`` or ``rediss://``).
+    """A pooled asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``, or
+    ``redis+sentinel://``: the primary found through Sentinel, :mod:`keyspace.sentinel`).
 
     RESP2 and raw bytes: revisions hash the exact bytes the server stores, and
     replies are parsed in one documented shape. No connection is opened here.
     """
+    from .sentinel import connect_sentinel, is_sentinel  # it builds on this module
+
+    if is_sentinel(url):
+        return connect_sentinel(url, max_connections=max_connections, timeout=timeout)
     # A blocking pool makes a burst of requests wait for a connection instead of failing.
     pool = Pool.from_url(
-        url,
-        timeout=timeout,
-        protocol=2,
-        decode_responses=False,
-        max_connections=max_connections,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        url, timeout=timeout, max_connections=max_connections, **client_options(timeout)
     )
     pool.connection_class = _FAST.get(pool.connection_class, pool.connection_class)
     return Redis.from_pool(pool)
+
+
+def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
+    """A client for the pure reads (``Keyspace(reader=...)``): through Sentinel, one of the
+    service's replicas (its primary while none is up); otherwise the server ``url`` names
+    (a replica's own URL). Same properties as :func:`connect`."""
+    from .sentinel import connect_sentinel, is_sentinel
+
+    if is_sentinel(url):
+        return connect_sentinel(url, max_connections=max_connections, timeout=timeout, replica=True)
+    return connect(url, max_connections=max_connections, timeout=timeout)
 
 
 def check_client(client: Redis) -> None:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import ResponseError
 
 from . import aggregating, codec, inventory, keys, listing, search, upgrade, vectors
 from .aggregate import Aggregation, Result
+from .capabilities import Capabilities, probe
 from .connection import call, check_client
 from .documents import validate
-from .errors import NoAccess, NotFound, ValidationFailed
+from .errors import NotFound, ValidationFailed
 from .listing import Page
 from .locks import Locks
 from .oplog import OpLogs
@@ -35,38 +36,6 @@ UNAVAILABLE_BACKOFF_S = 0.25
 """After an entity's index was found missing or building, its lists are refused for this long
 without asking Redis: the refused queries would otherwise compete with the server's own
 indexing (a rebuild under list traffic took minutes instead of a second)."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What the server offers; without ``search`` lists take the slower scan path."""
-
-    json: bool
-    search: bool
-
-    @property
-    def degraded(self) -> bool:
-        return not self.search
-
-
-async def probe(client: Redis, probe_key: str) -> Capabilities:
-    """Detect RedisJSON and RediSearch by trying a harmless command of each; NoAccess when the
-    connection's user may not touch the system's keys (an ACL for another system)."""
-
-    async def works(*args: str) -> bool:
-        try:
-            await call(client, *args)
-            return True
-        except NoPermissionError:
-            raise NoAccess(
-                f"this Redis user may not touch {probe_key}: its ACL does not cover the "
-                "system's keys; connect as a user whose key patterns do (e.g. the embedded "
-                "server's admin user, --redis-url)"
-            ) from None
-        except ResponseError:
-            return False
-
-    return Capabilities(json=await works("JSON.TYPE", probe_key), search=await works("FT._LIST"))
 
 
 @dataclass(frozen=True)
@@ -95,17 +64,28 @@ class Keyspace:
     ``client`` must be a ``redis.asyncio.Redis`` created with
     ``decode_responses=False`` (revisions hash the exact stored bytes). Call
     :meth:`setup` once before use. ``use_search=False`` forces the scan path even
-    when the module is present.
+    when the module is present. ``reader`` (a replica's client, keyspace.connect_replica)
+    answers the pure reads (:meth:`read`, :meth:`list`, :meth:`aggregate`, :meth:`nearest`)
+    unless they ask to be ``fresh``; everything else, and every read inside a write or an
+    authorization, goes to ``client`` (docs/scaling.md, "Replicas and Sentinel").
     """
 
     def __init__(
-        self, client: Redis, schema: Schema = MULTIFRAME, *, use_search: bool | None = None
+        self,
+        client: Redis,
+        schema: Schema = MULTIFRAME,
+        *,
+        use_search: bool | None = None,
+        reader: Redis | None = None,
     ) -> None:
         check_client(client)
         self.client = client
+        self.reader = client if reader is None else reader
+        check_client(self.reader)
         self.schema = schema
         self.scripts = Scripts(client)  # the one runner of this client's scripts, shared below
         self.documents = Documents(client, self.scripts, schema)
+        self._reads = Documents(self.reader, self.scripts, schema)  # its get() only
         self.singletons = Singletons(client, self.scripts, schema.names)
         self.tokens = Tokens(self.scripts, schema)
         self.locks = Locks(self.scripts)  # entities declaring lock=Lockable(...)
@@ -113,7 +93,8 @@ class Keyspace:
         self.profiles = Profiles(client, self.scripts, schema)  # entities declaring profile
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
-        self._unavailable_until: dict[str, float] = {}  # entity prefix -> monotonic time
+        # (entity prefix, read from the reader) -> monotonic time
+        self._unavailable_until: dict[tuple[str, bool], float] = {}
         self._pending: dict[str, EntitySpec] = {}  # entity prefix -> spec; see setup_basics
 
     async def setup(self, *, index_timeout: float | None = 60.0) -> Capabilities:
@@ -193,7 +174,16 @@ class Keyspace:
         return AuthorizedCreate(decision, result, prepared, holder)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
+        """The document from the primary, or NotFound (for what a write then depends on)."""
         return await self.documents.get(spec, doc_id)
+
+    async def read(self, spec: EntitySpec, doc_id: str) -> Stored:
+        """The document from the reader (a replica under ``MULTIFRAME_READ_FROM=replica``:
+        possibly a write or two behind the primary), or NotFound. A pure read only."""
+        return await self._reads.get(spec, doc_id)
+
+    def _reading(self, fresh: bool) -> Redis:
+        return self.client if fresh else self.reader
 
     async def replace(
         self,
@@ -252,20 +242,26 @@ class Keyspace:
     ) -> int:
         return await self.documents.delete(spec, doc_id, if_revision=if_revision, guard=guard)
 
-    async def list(self, spec: EntitySpec, query: Query) -> Page:
-        """One page of documents matching ``query`` (see :mod:`keyspace.query`)."""
+    async def list(self, spec: EntitySpec, query: Query, *, fresh: bool = False) -> Page:
+        """One page of documents matching ``query`` (see :mod:`keyspace.query`), from the
+        reader unless ``fresh`` (then from the primary: an answer that will be cached)."""
+        client = self._reading(fresh)
         if not self.capabilities.search:
-            return await listing.scan_page(self.client, spec, query)
+            return await listing.scan_page(client, spec, query)
         return await self._through_index(
-            spec, lambda: listing.search_page(self.client, spec, query)
+            spec, client, lambda: listing.search_page(client, spec, query)
         )
 
-    async def aggregate(self, spec: EntitySpec, aggregation: Aggregation) -> Result:
-        """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate)."""
+    async def aggregate(
+        self, spec: EntitySpec, aggregation: Aggregation, *, fresh: bool = False
+    ) -> Result:
+        """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate), from
+        the reader unless ``fresh``."""
+        client = self._reading(fresh)
         if not self.capabilities.search:
-            return await aggregating.scan_aggregate(self.client, spec, aggregation)
+            return await aggregating.scan_aggregate(client, spec, aggregation)
         return await self._through_index(
-            spec, lambda: aggregating.search_aggregate(self.client, spec, aggregation)
+            spec, client, lambda: aggregating.search_aggregate(client, spec, aggregation)
         )
 
     async def nearest(
@@ -288,28 +284,34 @@ class Keyspace:
         unit = vectors.query_direction(vector, field.dim)
         count, query = vectors.parse_k(k), filter or Query()
         vectors.check_filter(query)
+        client = self.reader
         if not self.capabilities.search:
-            return await listing.scan_nearest(self.client, spec, unit, count, query)
+            return await listing.scan_nearest(client, spec, unit, count, query)
         return await self._through_index(
-            spec, lambda: listing.search_nearest(self.client, spec, unit, count, query)
+            spec, client, lambda: listing.search_nearest(client, spec, unit, count, query)
         )
 
-    async def _through_index(self, spec: EntitySpec, read: Callable[[], Awaitable[T]]) -> T:
-        """``read()`` (a query of ``spec``'s index), unless its index is known to be pending or
-        was found unavailable less than :data:`UNAVAILABLE_BACKOFF_S` ago."""
+    async def _through_index(
+        self, spec: EntitySpec, client: Redis, read: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``read()`` (a query of ``spec``'s index on ``client``), unless its index is known
+        to be pending or was found unavailable there less than :data:`UNAVAILABLE_BACKOFF_S`
+        ago. A replica's index is asked as the primary's (``listing.ask_index``): one still
+        loading or indexing what it replicated refuses the query, never answers in part."""
+        unavailable = (spec.prefix, client is not self.client)
         if spec.prefix in self._pending:  # the alias may point at an older definition
             raise listing.IndexUnavailable(
                 f"the {spec.collection} index is being built for a new version; retry shortly"
             )
         now = time.monotonic()
-        if self._unavailable_until.get(spec.prefix, 0.0) > now:
+        if self._unavailable_until.get(unavailable, 0.0) > now:
             raise listing.IndexUnavailable(
                 f"the {spec.collection} index is not ready yet; retry shortly"
             )
         try:
             return await read()
         except listing.IndexUnavailable:
-            self._unavailable_until[spec.prefix] = now + UNAVAILABLE_BACKOFF_S
+            self._unavailable_until[unavailable] = now + UNAVAILABLE_BACKOFF_S
             raise
 
     # Prepared plans (operations tooling) ---------------------------------------------------
@@ -487,7 +489,7 @@ class Keyspace:
                     )
                     indexes[spec.collection] = not search.is_building(info)
                     if indexes[spec.collection]:  # fresher than the last refused list
-                        self._unavailable_until.pop(spec.prefix, None)
+                        self._unavailable_until.pop((spec.prefix, False), None)
                 except ResponseError:
                     indexes[spec.collection] = False
         ready = (

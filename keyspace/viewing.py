@@ -43,18 +43,22 @@ def _holdable(spec: EntitySpec, field: str, value: str) -> bool:
     return True
 
 
-async def by_unique(ks: Keyspace, spec: EntitySpec, field: str, value: str) -> Stored:
+async def by_unique(
+    ks: Keyspace, spec: EntitySpec, field: str, value: str, *, fresh: bool = False
+) -> Stored:
     """The document holding ``value`` in its unique ``field`` (normalized as the claim is:
-    caseless where declared); NotFound when none does, or no document could hold it."""
+    caseless where declared), from the keyspace's reader unless ``fresh``; NotFound when
+    none does, or no document could hold it."""
+    client, read = (ks.client, ks.get) if fresh else (ks.reader, ks.read)
     unique = next(u for u in spec.uniques if u.field == field)
     wanted = unique.normalize(value) if _holdable(spec, field, value) else None
     for _ in range(UNIQUE_TRIES if wanted is not None else 0):
         assert wanted is not None
-        doc_id = await ks.client.get(ks.schema.names.unique_key(spec.prefix, field, wanted))
+        doc_id = await client.get(ks.schema.names.unique_key(spec.prefix, field, wanted))
         if doc_id is None:
             break
         try:
-            stored = await ks.get(spec, doc_id.decode() if isinstance(doc_id, bytes) else doc_id)
+            stored = await read(spec, doc_id.decode() if isinstance(doc_id, bytes) else doc_id)
         except NotFound:
             continue  # deleted after its claim was read: the claim is gone now or soon
         held = get_path(stored.doc, field)
@@ -64,25 +68,34 @@ async def by_unique(ks: Keyspace, spec: EntitySpec, field: str, value: str) -> S
     raise NotFound(f"no {spec.name} has {field} {value!r}")
 
 
-async def document(ks: Keyspace, spec: EntitySpec, field: str | None, value: str) -> Stored:
-    """A view's ``One`` part: by id (``field`` None) or by a unique field; NotFound."""
+async def document(
+    ks: Keyspace, spec: EntitySpec, field: str | None, value: str, *, fresh: bool = False
+) -> Stored:
+    """A view's ``One`` part: by id (``field`` None) or by a unique field, from the reader
+    unless ``fresh``; NotFound."""
     if field is None:
         if not keys.is_lookup_id(value):
             raise NotFound(f"{spec.name} {value!r} does not exist")
-        return await ks.get(spec, value)
-    return await by_unique(ks, spec, field, value)
+        return await (ks.get if fresh else ks.read)(spec, value)
+    return await by_unique(ks, spec, field, value, fresh=fresh)
 
 
 async def compute(
-    ks: Keyspace, view: views.View, bound: views.Bound, path: Mapping[str, str]
+    ks: Keyspace,
+    view: views.View,
+    bound: views.Bound,
+    path: Mapping[str, str],
+    *,
+    fresh: bool = False,
 ) -> Any:
     """The view's answer as data: documents first (a missing one is the 404 of the whole
-    view, before anything else is read), then its aggregations and lists together."""
+    view, before anything else is read), then its aggregations and lists together; read
+    from the reader unless ``fresh`` (an answer to be cached: from the primary)."""
     found: dict[str, Any] = {}
     for name, spec, field, value in bound.ones:
-        found[name] = (await document(ks, spec, field, value)).doc
-    groups = [ks.aggregate(spec, agg) for _, spec, agg in bound.groups]
-    rows = [ks.list(spec, query) for _, spec, query in bound.rows]
+        found[name] = (await document(ks, spec, field, value, fresh=fresh)).doc
+    groups = [ks.aggregate(spec, agg, fresh=fresh) for _, spec, agg in bound.groups]
+    rows = [ks.list(spec, query, fresh=fresh) for _, spec, query in bound.rows]
     results = await asyncio.gather(*groups, *rows)
     names = [name for name, _, _ in bound.groups] + [name for name, _, _ in bound.rows]
     found |= dict(zip(names, results, strict=True))
@@ -111,8 +124,11 @@ async def answer(
     a missing document; neither is cached."""
     bound = views.bind(view, ks.schema, aggregates, path, params)
 
+    # A cached answer is computed on the primary: the cache's versions are read there, and
+    # an answer from a replica that has not yet applied a write could be stored under the
+    # version that write set, and served until its TTL (keyspace.cache).
     async def body() -> bytes:
-        return orjson.dumps(await compute(ks, view, bound, path))
+        return orjson.dumps(await compute(ks, view, bound, path, fresh=ttl_seconds is not None))
 
     if ttl_seconds is None:
         return await body(), False

@@ -11,8 +11,8 @@ import orjson
 from redis.exceptions import ResponseError
 
 from keyspace import Keyspace, NotFound, demo, search
+from keyspace.capabilities import probe
 from keyspace.connection import call
-from keyspace.engine import probe
 from keyspace.inventory import service_keys
 from keyspace.schema import EntitySpec
 

@@ -6,13 +6,23 @@ import argparse
 import os
 from pathlib import Path
 
+from keyspace.sentinel import SCHEMES as SENTINEL_SCHEMES
+from keyspace.sentinel import parse as parse_sentinel
+
 
 def redis_url(text: str) -> str:
     """argparse type of ``--redis-url``: a URL redis-py can connect to."""
-    if text.partition("://")[0] not in ("redis", "rediss", "unix"):
+    scheme = text.partition("://")[0]
+    if scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES):
         raise argparse.ArgumentTypeError(
-            f"not a Redis URL: {text!r}; use redis://[user:password@]host:port/db"
+            f"not a Redis URL: {text!r}; use redis://[user:password@]host:port/db or "
+            "redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]"
         )
+    if scheme in SENTINEL_SCHEMES:
+        try:
+            parse_sentinel(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -17,9 +17,9 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from keyspace import Capabilities, Keyspace, claims, codec, keys, search
+from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.documents import validate
-from keyspace.engine import probe
 from keyspace.errors import ValidationFailed
 from keyspace.migrating import read_status
 from keyspace.migrations import Migration, Status

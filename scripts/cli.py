@@ -31,7 +31,7 @@ from keyspace.errors import Contention, Held, NoAccess, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System, parse_ttls
 
-from . import admin, backup, check, generate, legacy, migrate, pause, restore
+from . import admin, backup, check, generate, ha, legacy, migrate, pause, restore
 from .args import default_data_dir, redis_url
 from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
 
@@ -198,11 +198,12 @@ def parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         add_args(cmd)
         cmd.set_defaults(func=func)
+    ha.add_args(sub.add_parser("ha", help=ha.HELP, description=ha.HELP))  # no keyspace (direct)
     return top
 
 
-async def run_cli(argv: list[str]) -> int:
-    """Run one command in the current event loop and return its exit code (tests use this)."""
+def _prepare(argv: list[str]) -> argparse.Namespace | int:
+    """The parsed arguments with their system loaded, or the exit code of a usage error."""
     top = parser()
     args = top.parse_args(argv)
     if (usage := getattr(args, "usage", None)) is not None and (problem := usage(args)):
@@ -215,10 +216,30 @@ async def run_cli(argv: list[str]) -> int:
         print(f"error: MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}", file=sys.stderr)
         return USAGE
     args.system = system
+    return args
+
+
+def _direct(args: argparse.Namespace) -> Callable[[argparse.Namespace], int] | None:
+    """The synchronous function of a command that needs no keyspace (``ha``), else None."""
+    direct: Callable[[argparse.Namespace], int] | None = getattr(args, "direct", None)
+    return direct
+
+
+async def run_cli(argv: list[str]) -> int:
+    """Run one command in the current event loop and return its exit code (tests use this)."""
+    args = _prepare(argv)
+    if isinstance(args, int):
+        return args
+    if (direct := _direct(args)) is not None:
+        return direct(args)
+    return await _run(args)
+
+
+async def _run(args: argparse.Namespace) -> int:
     try:
         # A command that must see the server untouched (restore) sets ``setup=False``.
         async with open_keyspace(
-            args.redis_url, args.data_dir, setup=getattr(args, "setup", True), system=system
+            args.redis_url, args.data_dir, setup=getattr(args, "setup", True), system=args.system
         ) as ks:
             code: int = await args.func(args, ks)
             return code
@@ -284,8 +305,17 @@ async def interruptible(work: Coroutine[Any, Any, int]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _prepare(sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
+    if (direct := _direct(args)) is not None:
+        try:
+            return direct(args)  # outside any event loop: Ctrl-C interrupts it at once
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return INTERRUPTED
     try:
-        return asyncio.run(interruptible(run_cli(sys.argv[1:] if argv is None else argv)))
+        return asyncio.run(interruptible(_run(args)))
     except KeyboardInterrupt:
         print(
             "\ninterrupted: every write already sent is a whole atomic commit; "

@@ -9,8 +9,8 @@ import sys
 from redis.exceptions import ResponseError
 
 from keyspace import Keyspace, search
+from keyspace.capabilities import Capabilities, probe
 from keyspace.connection import call
-from keyspace.engine import Capabilities, probe
 from keyspace.migrating import Outcome, migrate, read_status
 from keyspace.migrations import Migration, MigrationFailed
 
