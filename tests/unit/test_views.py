@@ -76,7 +76,7 @@ def test_a_request_binds_path_values_and_only_the_open_lists_parameters() -> Non
     for params, message in (
         ({"timestamp_min": ["2026-01-01"]}, "timestamp_min: unknown query parameter"),
         ({"asset_symbol": ["LX4"]}, "asset_symbol: fixed by the route"),
-        ({"from": ["not a time"]}, "timestamp_min"),
+        ({"from": ["not a time"]}, "from: must be an ISO-8601"),
     ):
         with pytest.raises(ValidationFailed, match=message):
             bind(price, SCHEMA, AGGS, {"asset_symbol": "HDA20"}, params)
