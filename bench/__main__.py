@@ -37,6 +37,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("tail", "Tail latency"),
     ("peers", "6. redis-om peer"),  # skipped unless redis-om is installed (the peers extra)
     ("features", "7. Locks, operation logs, cached lists and profiles"),
+    ("workers", "8. API workers"),
 )
 FULL_SIZES = [10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10_000]

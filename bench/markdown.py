@@ -60,6 +60,12 @@ METHOD = """## What is measured
    profile (`ks.profiles`, `user:profile:{user_id}` with a `user_profiles` companion): a hit,
    a miss (the entry deleted first, so the lookup, three reads and the store) and the profile
    computed without cache, checked equal.
+8. **API workers**: `python -m app --workers 1` and `--workers 2` as real process trees on
+   the benchmark server (`REDIS_URL`), their runs interleaved: section 3's HTTP read (a
+   designer the limiter counts) and section 2's HTTP create (the admin) at 32 concurrent
+   connections, and how the kernel spread those connections over the two workers. The load
+   generator shares the cores with the workers, so the ratio is what a second process adds
+   on this machine.
 """
 
 REPRODUCE = """## How to reproduce
