@@ -23,10 +23,11 @@ from keyspace import (
     systems,
 )
 
-from .config import Settings
+from .config import Settings, check_workers
 from .main import create_app
 from .server import serve
 from .supervise import Supervisor, write_url_file
+from .workers import LOG_FORMAT, serve_workers
 
 log = logging.getLogger("multiframe")
 
@@ -40,13 +41,20 @@ def _arguments(settings: Settings) -> Settings:
         "--port", type=int, default=settings.port, help="listen port (MULTIFRAME_PORT)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=settings.workers,
+        help="API processes serving the port (MULTIFRAME_WORKERS; default 1: this process)",
+    )
+    parser.add_argument(
         "--system",
         default=settings.system,
         choices=systems.names(),
         help="the system to serve (MULTIFRAME_SYSTEM; default multiframe)",
     )
     args = parser.parse_args()
-    return replace(settings, host=args.host, port=args.port, system=args.system)
+    workers = check_workers(args.workers, "--workers")
+    return replace(settings, host=args.host, port=args.port, system=args.system, workers=workers)
 
 
 def shown(url: str) -> str:
@@ -96,11 +104,11 @@ def preflight(url: str, probe_key: str) -> None:
 
 
 def main() -> None:
+    settings = _arguments(Settings.from_env())
     logging.basicConfig(
         level=os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(name)s %(message)s",
+        format=LOG_FORMAT if settings.workers > 1 else "%(asctime)s %(name)s %(message)s",
     )
-    settings = _arguments(Settings.from_env())
     try:
         system = systems.load(
             settings.system, settings.namespace, settings.ttls, settings.cache_ttl
@@ -119,6 +127,7 @@ def main() -> None:
         signal.signal(signum, _unwind)
     embedded: EmbeddedRedis | None = None
     supervisor: Supervisor | None = None
+    failure: str | None = None  # why --workers' parent stopped the service, if it had to
     try:
         if settings.redis_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +151,10 @@ def main() -> None:
         else:
             preflight(settings.redis_url, system.schema.names.probe_key())
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
-        uvloop.run(_serve(settings, supervisor))
+        if settings.workers == 1:
+            uvloop.run(_serve(settings, supervisor))
+        else:
+            failure = uvloop.run(serve_workers(settings, system, supervisor))
     finally:
         if embedded is not None:
             (settings.data_dir / URL_FILE).unlink(missing_ok=True)
@@ -150,6 +162,8 @@ def main() -> None:
             log.info("embedded redis-server stopped")
     if supervisor is not None and supervisor.gave_up:
         raise SystemExit("stopped: the embedded Redis could not be kept running")
+    if failure is not None:
+        raise SystemExit(f"stopped: {failure}")
 
 
 def _unwind(signum: int, _frame: object) -> None:

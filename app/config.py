@@ -39,6 +39,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 ORIGIN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")  # scheme://host[:port], as browsers send it
 
 
+MAX_WORKERS = 64
+
+
+def check_workers(value: int, name: str = "MULTIFRAME_WORKERS") -> int:
+    """``value`` if it is a worker count the service takes, else SystemExit naming ``name``."""
+    if not 1 <= value <= MAX_WORKERS:
+        raise SystemExit(f"{name} must be from 1 to {MAX_WORKERS} API processes, got {value}")
+    return value
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     """``MULTIFRAME_CORS_ORIGINS``: exact origins, comma-separated, or ``*`` for any."""
     raw = env.get("MULTIFRAME_CORS_ORIGINS", "")
@@ -95,6 +105,7 @@ class Settings:
     namespace: str | None = None  # MULTIFRAME_NAMESPACE: its key namespace (unset: its default)
     host: str = "127.0.0.1"  # MULTIFRAME_HOST
     port: int = 8080  # MULTIFRAME_PORT
+    workers: int = 1  # MULTIFRAME_WORKERS, or --workers: API processes serving the port
     data_dir: Path = Path("var/redis")  # MULTIFRAME_DATA_DIR (embedded server only)
     max_body: int = 1024 * 1024  # MULTIFRAME_MAX_BODY_BYTES
     max_connections: int = 64  # MULTIFRAME_REDIS_MAX_CONNECTIONS
@@ -161,6 +172,7 @@ class Settings:
             namespace=env.get("MULTIFRAME_NAMESPACE"),
             host=env.get("MULTIFRAME_HOST", cls.host),
             port=_int(env, "MULTIFRAME_PORT", cls.port),
+            workers=check_workers(_int(env, "MULTIFRAME_WORKERS", cls.workers)),
             data_dir=Path(env.get("MULTIFRAME_DATA_DIR", str(cls.data_dir))),
             max_body=_int(env, "MULTIFRAME_MAX_BODY_BYTES", cls.max_body),
             max_connections=_int(env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections),

@@ -20,7 +20,14 @@ from .config import Settings
 from .cors import cors_middleware
 from .errors import Handler, client_gone, error_middleware
 from .routes import install, route_table
-from .startup import IndexWork, cancel, keep_prepared, prepare_at_start
+from .startup import (
+    IndexWork,
+    attach_at_start,
+    cancel,
+    follow_indexes,
+    keep_prepared,
+    prepare_at_start,
+)
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
 log = logging.getLogger("multiframe.api")
@@ -115,11 +122,16 @@ def _endpoint_limits(app: web.Application, served: System, settings: Settings) -
 
 
 def create_app(
-    settings: Settings | None = None, *, client: Redis | None = None, reader: Redis | None = None
+    settings: Settings | None = None,
+    *,
+    client: Redis | None = None,
+    reader: Redis | None = None,
+    worker: bool = False,
 ) -> web.Application:
     """Build the application. ``client`` (for tests) replaces the pool made from ``REDIS_URL``,
     ``reader`` the one for replica reads (``MULTIFRAME_READ_FROM``); the caller then owns
-    them."""
+    them. ``worker``: one of ``--workers`` processes, whose parent does start-up's work on
+    Redis (the first admin, index builds) once for all of them."""
     settings = settings or Settings.from_env()
     if client is None and settings.redis_url is None:
         raise ValueError(
@@ -164,11 +176,15 @@ def create_app(
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
-        caps = await prepare_at_start(ks, served, settings, work)
-        if caps.degraded:
+        if worker:
+            caps = await attach_at_start(ks)
+            watchdog = asyncio.create_task(follow_indexes(ks))
+        else:
+            caps = await prepare_at_start(ks, served, settings, work)
+            watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))
+        if caps.degraded and not worker:  # the parent says it once
             log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
         app[KEYSPACE] = ks
-        watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))
         yield
         await app[RUNS].stop()
         await cancel(watchdog)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -107,29 +110,70 @@ class ApiRunner(web.AppRunner):
         )
 
 
-async def start_server(app: web.Application, settings: Settings) -> web.AppRunner:
-    """Serve ``app`` on ``settings.host``/``port``; stop it with ``runner.cleanup()``."""
+async def start_server(
+    app: web.Application, settings: Settings, socks: Sequence[socket.socket] = ()
+) -> web.AppRunner:
+    """Serve ``app`` on ``settings.host``/``port``, or on the listening sockets ``socks`` (a
+    worker of ``--workers``: its parent bound them); stop it with ``runner.cleanup()``."""
     runner = ApiRunner(app, **server_options(settings))
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        if socks:
+            for sock in socks:
+                await web.SockSite(runner, sock).start()
+        else:
+            await web.TCPSite(runner, settings.host, settings.port).start()
     except BaseException:
         await runner.cleanup()
         raise
     return runner
 
 
-async def serve(app: web.Application, settings: Settings) -> None:
+def _watch_lifeline(fd: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``fd`` (a pipe whose writer is the parent) reads end-of-file: the
+    parent died, however (SIGKILL included), and a worker must not serve on without it."""
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            gone = os.read(fd, 4096) == b""
+        except BlockingIOError:
+            return
+        except OSError:
+            gone = True
+        if gone:
+            loop.remove_reader(fd)
+            log.warning("the parent process is gone; stopping")
+            stop.set()
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+
+
+async def serve(
+    app: web.Application,
+    settings: Settings,
+    *,
+    socks: Sequence[socket.socket] = (),
+    lifeline: int | None = None,
+    serving: Callable[[], None] | None = None,
+) -> None:
     """Serve until SIGINT, SIGTERM or SIGHUP (a closed terminal), then shut down gracefully:
-    stop accepting, let requests in flight finish (up to ``shutdown_timeout``), clean up."""
+    stop accepting, let requests in flight finish (up to ``shutdown_timeout``), clean up.
+    ``socks``: see :func:`start_server`; ``lifeline``: also stop when this pipe closes;
+    ``serving``: called once accepting."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    runner = await start_server(app, settings)
+    if lifeline is not None:
+        _watch_lifeline(lifeline, stop)
+    runner = await start_server(app, settings, socks)
     try:
         for name in runner.addresses:
             log.info("serving on http://%s:%d", *name[:2])
+        if serving is not None:
+            serving()
         await stop.wait()
         log.info("stopping: finishing requests in flight")
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
@@ -89,21 +90,47 @@ async def prepare(
     return caps
 
 
-async def prepare_at_start(
-    ks: Keyspace, system: System, settings: Settings, work: IndexWork
-) -> Capabilities:
-    """:func:`prepare`, retried while Redis is down or loading (the embedded server killed
-    during start-up is being restarted by its supervisor), for up to START_RETRY_SECONDS."""
+async def _retried(start: Callable[[], Awaitable[Capabilities]]) -> Capabilities:
+    """``start()``, retried while Redis is down or loading (the embedded server killed during
+    start-up is being restarted by its supervisor), for up to START_RETRY_SECONDS."""
     started, delay = time.monotonic(), 0.2
     while True:
         try:
-            return await prepare(ks, system, settings, work)
+            return await start()
         except (RedisError, OSError, KeyspaceError) as exc:
             if time.monotonic() - started > START_RETRY_SECONDS:
                 raise
             log.warning("redis not ready at start (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+async def prepare_at_start(
+    ks: Keyspace, system: System, settings: Settings, work: IndexWork
+) -> Capabilities:
+    """:func:`prepare`, retried while Redis is down or loading."""
+    return await _retried(lambda: prepare(ks, system, settings, work))
+
+
+async def attach_at_start(ks: Keyspace) -> Capabilities:
+    """A worker's start (``--workers``): its parent has done :func:`prepare` and keeps
+    doing it, so only what this process needs to know (modules, singletons' defaults, which
+    index versions are still being built) is read; idempotent, safe beside other workers."""
+    return await _retried(ks.setup_basics)
+
+
+async def follow_indexes(ks: Keyspace) -> None:
+    """A worker's watchdog: serve the lists of an index the parent finished building. What
+    :func:`keep_prepared` redoes after Redis lost it is the parent's too; meanwhile those
+    lists answer 503, as here while the index is missing."""
+    while True:
+        await asyncio.sleep(SETUP_CHECK_SECONDS)
+        if not ks.pending_indexes:
+            continue
+        try:
+            await ks.forget_built()
+        except (RedisError, OSError, KeyspaceError) as exc:  # down or loading: next round
+            log.debug("index check failed: %s", exc)
 
 
 async def keep_prepared(ks: Keyspace, system: System, settings: Settings, work: IndexWork) -> None:

@@ -38,6 +38,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("peers", "6. redis-om peer"),  # skipped unless redis-om is installed (the peers extra)
     ("features", "7. Locks, operation logs, cached lists and profiles"),
     ("construct", "8. The Construct's cached read routes"),
+    ("workers", "9. API workers"),
 )
 FULL_SIZES = [10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10_000]

@@ -75,6 +75,12 @@ METHOD = """## What is measured
    `cache_ttl=0` system, which never looks the cache up. The three answers are checked
    byte-identical before timing. Median latency (p99) and calls/s of each, and per route
    the hit / computed throughput, computed / hit and miss / computed latency ratios.
+9. **API workers**: `python -m app --workers 1` and `--workers 2` as real process trees on
+   the benchmark server (`REDIS_URL`), their runs interleaved: section 3's HTTP read (a
+   designer the limiter counts) and section 2's HTTP create (the admin) at 32 concurrent
+   connections, and how the kernel spread those connections over the two workers. The load
+   generator shares the cores with the workers, so the ratio is what a second process adds
+   on this machine.
 """
 
 REPRODUCE = """## How to reproduce

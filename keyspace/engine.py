@@ -139,6 +139,12 @@ class Keyspace:
             )
             self._pending.pop(spec.prefix, None)
 
+    async def forget_built(self) -> None:
+        """Drop from :attr:`pending_indexes` what another process has built meanwhile."""
+        for spec in list(self._pending.values()):
+            if not await upgrade.needs_upgrade(self.client, spec):
+                self._pending.pop(spec.prefix, None)
+
     @property
     def degraded(self) -> bool:
         return self.capabilities.degraded
