@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,10 +14,9 @@ from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import connect
-from keyspace.server import EmbeddedRedis
 from keyspace.systems.construct.views import CACHE_TTLS
 from tests import construct_oracle as oracle
+from tests.conftest import client_for
 
 from .conftest import ADMIN_TOKEN, AUTH
 
@@ -50,12 +48,7 @@ async def _client(redis: Redis, **settings: Any) -> Client:
 )
 async def world(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, Redis]]:
     """The Construct's API with its demo world loaded, and the Redis behind it."""
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await client_for(request, request.param)
     client = await _client(redis)
     dev = await client.patch("/api/settings", json={"system": {"mode": "development"}})
     assert dev.status == 200, await dev.text()
