@@ -305,7 +305,11 @@ async def interruptible(work: Coroutine[Any, Any, int]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _prepare(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _prepare(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # during start-up (imports, the parser): nothing written yet
+        print("\ninterrupted before any write", file=sys.stderr)
+        return INTERRUPTED
     if isinstance(args, int):
         return args
     if (direct := _direct(args)) is not None:
