@@ -111,6 +111,7 @@ def main() -> None:
         ) from None
     try:
         settings.reader_url()
+        settings.check_durability()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the

@@ -60,16 +60,19 @@ class Durability:
     def from_env(cls, env: Mapping[str, str]) -> Durability:
         """From ``MULTIFRAME_MIN_REPLICAS`` and ``MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS``;
         ValueError naming a value that is not a whole number in range."""
-        return cls(replicas=_whole(env, REPLICAS_ENV, 0), timeout_ms=_whole(env, TIMEOUT_ENV, 1000))
+        return cls(
+            replicas=_whole(env, REPLICAS_ENV, 0),
+            timeout_ms=_whole(env, TIMEOUT_ENV, DEFAULT_TIMEOUT_MS),
+        )
 
     def unconfirmed(self, confirmed: int, about: Mapping[str, Any]) -> NotDurable:
         """The error for a write ``confirmed`` replicas held when WAIT returned; ``about``
         names what was written (see :func:`written`)."""
-        what = _describe(about)
         return NotDurable(
-            f"{what} was written on the primary, but only {confirmed} of the {self.replicas} "
-            f"replica(s) required confirmed it within {self.timeout_ms} ms, so a failover "
-            "could still undo it. Read it before retrying (docs/scaling.md, 'Durable writes')",
+            f"{_describe(about)} was applied on the primary, but only {confirmed} of the "
+            f"{self.replicas} replica(s) required confirmed it within {self.timeout_ms} ms, so "
+            "a failover could still undo it. Read it before retrying (docs/scaling.md, "
+            "'Durable writes')",
             details={**about, "replicas": {"required": self.replicas, "confirmed": confirmed}},
         )
 
@@ -103,5 +106,5 @@ def written(
 
 def _describe(about: Mapping[str, Any]) -> str:
     if "id" in about and "collection" in about:
-        return f"{about['collection']} {about['id']}"
+        return f"the write of {about['collection']} {about['id']}"
     return "the write"
