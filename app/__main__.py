@@ -64,12 +64,23 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 
-def preflight(url: str, probe_key: str) -> None:
-    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
+def preflight(url: str, probe_key: str, replicas: int = 0) -> None:
+    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace; warn
+    when fewer than ``replicas`` (MULTIFRAME_MIN_REPLICAS) are connected to the primary."""
     missing = []
     try:
         with _client(url) as client:
             client.ping()
+            if replicas:
+                connected = int(client.info("replication").get("connected_slaves", 0))
+                if connected < replicas:
+                    log.warning(
+                        "MULTIFRAME_MIN_REPLICAS is %d, and the primary at %s has %d replica(s) "
+                        "connected: writes answer 503 not_durable until enough are",
+                        replicas,
+                        shown(url),
+                        connected,
+                    )
             # Probing commands, not MODULE LIST, which a least-privilege user may not run.
             for module, probe in (("ReJSON", ("JSON.TYPE", probe_key)), ("search", ("FT._LIST",))):
                 try:
@@ -141,7 +152,8 @@ def main() -> None:
             supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
             settings = replace(settings, redis_url=url)
         else:
-            preflight(settings.redis_url, system.schema.names.probe_key())
+            replicas = settings.durability.replicas
+            preflight(settings.redis_url, system.schema.names.probe_key(), replicas)
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
         uvloop.run(_serve(settings, supervisor))
     finally:

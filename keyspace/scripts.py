@@ -108,7 +108,10 @@ async def _round_trip(connection: AbstractConnection, args: tuple[Arg, ...], wai
     try:
         reply = await connection.read_response()
     except ResponseError:
-        await _wait_reply(connection)  # read it, so no later command reads it as its own
+        # The script failed (NOSCRIPT: it did not run): nothing to confirm. Dropping the
+        # connection discards WAIT's reply, which, without replicas, comes only after the
+        # timeout; no later command can read it as its own.
+        await connection.disconnect()
         raise
     return Sent(reply, await _wait_reply(connection))
 

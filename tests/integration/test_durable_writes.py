@@ -5,12 +5,15 @@ the option off no WAIT is ever sent. (tests/ha/ covers replicas that do confirm.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from app.__main__ import preflight
 from keyspace import USER, Durability, Keyspace, NotDurable, UniqueConflict, codec, connect
 from keyspace.connection import call
 from keyspace.declare import Lockable, OpLog, string, table
@@ -208,3 +211,25 @@ async def test_the_wait_rides_on_the_script_s_own_write(
         assert packed.endswith(f"$4\r\nWAIT\r\n$1\r\n1\r\n$2\r\n{WAIT_MS}\r\n".encode())
     finally:
         await client.aclose()
+
+
+async def test_a_script_the_server_lost_costs_one_wait_not_two(real_client: Redis) -> None:
+    # NOSCRIPT: the script did not run; its connection is dropped rather than waiting out the
+    # WAIT sent behind it, then the script is loaded and sent again with its own WAIT.
+    ks = await loaded(Keyspace(real_client, durability=Durability(1, timeout_ms=1000)))
+    await real_client.script_flush()
+    started = time.monotonic()
+    details = await unconfirmed_create(ks, ADA)
+    elapsed = time.monotonic() - started
+    assert details["id"] == "user_1" and details["replicas"] == {"required": 1, "confirmed": 0}
+    assert 0.9 < elapsed < 1.8, elapsed
+
+
+def test_the_start_warns_when_fewer_replicas_are_connected_than_required(
+    redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="multiframe"):
+        preflight(redis_server.url, USER.names.probe_key(), 0)
+        assert not caplog.records
+        preflight(redis_server.url, USER.names.probe_key(), 2)
+    assert "MULTIFRAME_MIN_REPLICAS is 2" in caplog.text and "has 0 replica(s)" in caplog.text
