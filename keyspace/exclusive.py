@@ -65,12 +65,12 @@ class AdminLock:
         plan.write("pexpire", self.key, TTL_MS)
         self.renewed = time.monotonic()
         # Not waited for (nor the release): a lock a failover undoes expires by itself.
-        return (await self.ks.commit(plan, durable=False)).ok
+        return (await self.ks.scripts.commit(plan, durable=False)).ok
 
     async def release(self) -> None:
         plan = Plan(self.ks.schema.names.pause_key())
         plan.write("delif", self.key, self.holder)  # only our own value
-        await self.ks.commit(plan, durable=False)
+        await self.ks.scripts.commit(plan, durable=False)
 
 
 async def settled(cleanup: Callable[[], Awaitable[T]]) -> T:
