@@ -168,10 +168,9 @@ class Keyspace:
         scripts = self.scripts
 
         async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
-            spec, doc_id = prepared.spec, prepared.doc_id  # named by a NotDurable
-            return await scripts.authorized_commit(
-                asked.keys, asked.args, allowed, window, prepared.plan, spec=spec, doc_id=doc_id
-            )
+            spec, plan, doc_id = prepared.spec, prepared.plan, prepared.doc_id
+            args = (asked.keys, asked.args, allowed, window, plan)
+            return await scripts.authorized_commit(*args, spec=spec, doc_id=doc_id)
 
         decision, result = await self.tokens.run(token, "write", limits, send)
         holder = await self.documents.holder(prepared, result) if result is not None else None
@@ -322,9 +321,8 @@ class Keyspace:
 
     async def commit(self, plan: Plan, *, durable: bool = True) -> CommitResult:
         """Apply a prepared ``plan`` atomically in one ``commit.lua`` call: the result names
-        the check that refused it, if any (nothing written then). Raises Paused while a
-        command holds the pause, NotDurable (unless not ``durable``) as Scripts.commit. Sent
-        once: a lost reply raises and the plan may have run."""
+        the check that refused it, if any (nothing written then). Paused, NotDurable and a
+        lost reply (the plan may have run) raise as for Scripts.commit; sent once."""
         return await self.scripts.commit(plan, durable=durable)
 
     async def commit_batch(self, plans: Sequence[Plan]) -> Sequence[CommitResult]:
