@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -90,8 +90,7 @@ Wait = tuple[str, int, int] | None
 """``WAIT replicas timeout`` to pipeline after a script (Durability.wait), or None."""
 
 
-@dataclass(frozen=True)
-class Sent:
+class Sent(NamedTuple):  # a tuple: made on every script call, at a fraction of a dataclass's cost
     """A script's reply, and how many replicas confirmed it (None: no WAIT was sent)."""
 
     reply: Any
