@@ -72,12 +72,23 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 
-def preflight(url: str, probe_key: str) -> None:
-    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace."""
+def preflight(url: str, probe_key: str, replicas: int = 0) -> None:
+    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace; warn
+    when fewer than ``replicas`` (MULTIFRAME_MIN_REPLICAS) are connected to the primary."""
     missing = []
     try:
         with _client(url) as client:
             client.ping()
+            if replicas:
+                connected = int(client.info("replication").get("connected_slaves", 0))
+                if connected < replicas:
+                    log.warning(
+                        "MULTIFRAME_MIN_REPLICAS is %d, and the primary at %s has %d replica(s) "
+                        "connected: writes answer 503 not_durable until enough are",
+                        replicas,
+                        shown(url),
+                        connected,
+                    )
             # Probing commands, not MODULE LIST, which a least-privilege user may not run.
             for module, probe in (("ReJSON", ("JSON.TYPE", probe_key)), ("search", ("FT._LIST",))):
                 try:
@@ -119,6 +130,7 @@ def main() -> None:
         ) from None
     try:
         settings.reader_url()
+        settings.check_durability()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
@@ -149,7 +161,8 @@ def main() -> None:
             supervisor = Supervisor(embedded, settings.data_dir / URL_FILE)
             settings = replace(settings, redis_url=url)
         else:
-            preflight(settings.redis_url, system.schema.names.probe_key())
+            replicas = settings.durability.replicas
+            preflight(settings.redis_url, system.schema.names.probe_key(), replicas)
         # uvloop: measured faster than asyncio's loop for this service (docs/benchmarks.md).
         if settings.workers == 1:
             uvloop.run(_serve(settings, supervisor))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Limits, is_sentinel, parse_endpoint_limits, parse_ttls
+from keyspace import Durability, Limits, is_sentinel, parse_endpoint_limits, parse_ttls
 
 READ_FROM = ("primary", "replica")
 
@@ -83,6 +83,14 @@ def _endpoint_limits(env: Mapping[str, str]) -> dict[str, int]:
         raise SystemExit(f"MULTIFRAME_ENDPOINT_LIMITS: {exc}") from None
 
 
+def _durability(env: Mapping[str, str]) -> Durability:
+    """``MULTIFRAME_MIN_REPLICAS`` and ``MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS``."""
+    try:
+        return Durability.from_env(env)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def _cache_ttl(env: Mapping[str, str]) -> int | None:
     if not env.get("MULTIFRAME_CACHE_TTL_SECONDS"):
         return None
@@ -101,6 +109,9 @@ class Settings:
     # views, nearness) from a replica: through Sentinel, or MULTIFRAME_REPLICA_URL's server
     read_from: str = "primary"
     replica_url: str | None = None  # MULTIFRAME_REPLICA_URL: the replica of a plain REDIS_URL
+    # MULTIFRAME_MIN_REPLICAS / MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS: replicas that must confirm
+    # a write before it is acknowledged, and how long to wait for them (keyspace.durability)
+    durability: Durability = field(default_factory=Durability)
     system: str = "multiframe"  # MULTIFRAME_SYSTEM, or --system: the system served
     namespace: str | None = None  # MULTIFRAME_NAMESPACE: its key namespace (unset: its default)
     host: str = "127.0.0.1"  # MULTIFRAME_HOST
@@ -147,6 +158,16 @@ class Settings:
             "(see `multiframe-admin ha up`), or MULTIFRAME_REPLICA_URL naming a replica"
         )
 
+    def check_durability(self) -> None:
+        """ValueError when ``MULTIFRAME_MIN_REPLICAS`` cannot be met: the embedded server has
+        no replicas, and a WAIT as long as the Redis timeout would be cut off."""
+        if self.durability.replicas and self.redis_url is None:
+            raise ValueError(
+                "MULTIFRAME_MIN_REPLICAS needs replicas, and the embedded server has none: "
+                "REDIS_URL=redis+sentinel://... (see `multiframe-admin ha up`), or unset it"
+            )
+        self.durability.check(self.redis_timeout)
+
     def limits(self) -> Limits:
         return Limits(
             designer_read=self.read_per_minute,
@@ -168,6 +189,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             read_from=env.get("MULTIFRAME_READ_FROM") or cls.read_from,
             replica_url=env.get("MULTIFRAME_REPLICA_URL") or None,
+            durability=_durability(env),
             system=env.get("MULTIFRAME_SYSTEM") or cls.system,
             namespace=env.get("MULTIFRAME_NAMESPACE"),
             host=env.get("MULTIFRAME_HOST", cls.host),

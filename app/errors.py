@@ -59,6 +59,7 @@ _STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
     (ks.NotReady, 503),
     (ks.Contention, 503),
     (ks.Paused, 503),  # code "maintenance", like the pause refused by authorize.lua
+    (ks.NotDurable, 503),  # written, not confirmed by the replicas: details say what to check
 ]
 
 _HTTP_CODES = {
@@ -72,8 +73,9 @@ _HTTP_CODES = {
 
 def from_keyspace(exc: ks.KeyspaceError) -> web.Response:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
-    # A pause lasts a whole restore: asking again every second would only add load.
-    retry = "5" if isinstance(exc, ks.Paused) else "1"
+    # A pause lasts a whole restore: asking again every second would only add load. Replicas
+    # that did not confirm in time are away or far behind: they take a moment to come back.
+    retry = "5" if isinstance(exc, ks.Paused) else "2" if isinstance(exc, ks.NotDurable) else "1"
     headers = {"Retry-After": retry} if status == 503 else None
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
@@ -102,11 +104,13 @@ def wrong_type(exc: ResponseError) -> bool:
 def failing_over(exc: ResponseError) -> bool:
     """A write reached a primary that a failover demoted (``READONLY``, also inside a
     script's error) or a replica cut off from its primary (``MASTERDOWN``): the service's
-    clients find the new primary on their next connection (keyspace.sentinel)."""
+    clients find the new primary on their next connection (keyspace.sentinel). Also a primary
+    refusing writes for lack of replicas (``NOREPLICAS``, its ``min-replicas-to-write``):
+    nothing was written, and it passes once they are back."""
     return isinstance(exc, ReadOnlyError) or any(m in str(exc) for m in FAILING_OVER)
 
 
-FAILING_OVER = ("READONLY", "MASTERDOWN")
+FAILING_OVER = ("READONLY", "MASTERDOWN", "NOREPLICAS")
 
 
 def unavailable(request: web.Request, exc: Exception) -> web.Response:

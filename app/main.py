@@ -138,6 +138,8 @@ def create_app(
             "create_app needs settings.redis_url or a client (python -m app starts Redis)"
         )
     reader_url = None if client is not None else settings.reader_url()
+    if client is None:
+        settings.check_durability()
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
     middlewares = [access_log, deliver, cors_middleware, error_middleware, auth_middleware]
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
@@ -172,7 +174,9 @@ def create_app(
             if reader is None and reader_url is not None
             else None
         )
-        ks = Keyspace(redis, app[SYSTEM].schema, reader=reader or replica)
+        ks = Keyspace(
+            redis, app[SYSTEM].schema, reader=reader or replica, durability=settings.durability
+        )
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)

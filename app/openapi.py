@@ -34,6 +34,12 @@ ERROR_TEXT = {
     "retry after Retry-After seconds",
     503: "Redis unreachable or index not ready; retry after Retry-After seconds",
 }
+NOT_DURABLE = (
+    "with MULTIFRAME_MIN_REPLICAS set, also `not_durable`: the write was applied on the primary "
+    "but fewer replicas than required confirmed it in time, so a failover could still undo it "
+    "(details: collection, id, revision, replicas required and confirmed); read the document "
+    "before retrying (README, API behaviour)"
+)
 
 
 def _schemas(model: type[BaseModel], into: dict[str, Any]) -> None:
@@ -262,13 +268,17 @@ def components(system: System) -> dict[str, Any]:
     return out
 
 
+def writes(route: Route) -> bool:
+    """Whether the route writes (a search is a POST that reads)."""
+    return route.path.startswith("/api/") and route.method != "GET" and route.rate_class != "read"
+
+
 def error_statuses(route: Route) -> set[int]:
     """The route's own errors plus those every route of its kind can answer."""
     out = set(route.errors) | {405}  # any other method on the path, OPTIONS included
     if route.path.startswith("/api/"):
         out |= {401, 429, 503}  # authentication, rate limit, maintenance/Redis
-        writes = route.method != "GET" and route.rate_class != "read"  # not a search
-        if writes and route.path != "/api/tokens/current":
+        if writes(route) and route.path != "/api/tokens/current":
             out.add(403)  # every write is subject to app/policy.py
     if route.body:
         out |= {400, 408, 413, 415, 422}  # reading and parsing the JSON body
@@ -429,6 +439,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         text = ERROR_TEXT.get(status, "Error")
         if status in notes:
             text = f"{text}; {notes[status]}"
+        if status == 503 and writes(route):
+            text = f"{text}; {NOT_DURABLE}"
         responses[str(status)] = {"description": text, **error}
         if status in ERROR_HEADERS:
             responses[str(status)]["headers"] = copy.deepcopy(ERROR_HEADERS[status])

@@ -28,6 +28,7 @@ from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
 from .connection import connect, connect_replica
+from .durability import Durability
 from .engine import Keyspace
 from .errors import (
     AlreadyExists,
@@ -40,6 +41,7 @@ from .errors import (
     InvalidTransition,
     KeyspaceError,
     MissingReference,
+    NotDurable,
     NotFound,
     NotReady,
     OutsideImportWindow,
@@ -123,6 +125,7 @@ __all__ = [
     "Contention",
     "CounterExhausted",
     "Decision",
+    "Durability",
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EndpointLimit",
@@ -145,6 +148,7 @@ __all__ = [
     "Lockable",
     "Locked",
     "MissingReference",
+    "NotDurable",
     "NotFound",
     "NotLockHolder",
     "NotLocked",

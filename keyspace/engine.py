@@ -15,6 +15,7 @@ from .aggregate import Aggregation, Result
 from .capabilities import Capabilities, probe
 from .connection import call, check_client
 from .documents import validate
+from .durability import Durability
 from .errors import NotFound, ValidationFailed
 from .listing import Page
 from .locks import Locks
@@ -68,6 +69,7 @@ class Keyspace:
     answers the pure reads (:meth:`read`, :meth:`list`, :meth:`aggregate`, :meth:`nearest`)
     unless they ask to be ``fresh``; everything else, and every read inside a write or an
     authorization, goes to ``client`` (docs/scaling.md, "Replicas and Sentinel").
+    ``durability`` (keyspace.durability) makes writes wait for replicas to confirm them.
     """
 
     def __init__(
@@ -77,13 +79,14 @@ class Keyspace:
         *,
         use_search: bool | None = None,
         reader: Redis | None = None,
+        durability: Durability | None = None,
     ) -> None:
         check_client(client)
         self.client = client
         self.reader = client if reader is None else reader
         check_client(self.reader)
         self.schema = schema
-        self.scripts = Scripts(client)  # the one runner of this client's scripts, shared below
+        self.scripts = Scripts(client, durability)  # the one runner of its scripts, shared
         self.documents = Documents(client, self.scripts, schema)
         self._reads = Documents(self.reader, self.scripts, schema)  # its get() only
         self.singletons = Singletons(client, self.scripts, schema.names)
@@ -171,9 +174,9 @@ class Keyspace:
         scripts = self.scripts
 
         async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
-            return await scripts.authorized_commit(
-                asked.keys, asked.args, allowed, window, prepared.plan
-            )
+            spec, plan, doc_id = prepared.spec, prepared.plan, prepared.doc_id
+            args = (asked.keys, asked.args, allowed, window, plan)
+            return await scripts.authorized_commit(*args, spec=spec, doc_id=doc_id)
 
         decision, result = await self.tokens.run(token, "write", limits, send)
         holder = await self.documents.holder(prepared, result) if result is not None else None
@@ -322,11 +325,11 @@ class Keyspace:
 
     # Prepared plans (operations tooling) ---------------------------------------------------
 
-    async def commit(self, plan: Plan) -> CommitResult:
+    async def commit(self, plan: Plan, *, durable: bool = True) -> CommitResult:
         """Apply a prepared ``plan`` atomically in one ``commit.lua`` call: the result names
-        the check that refused it, if any (nothing written then). Raises Paused while a
-        command holds the pause. Sent once: a lost reply raises and the plan may have run."""
-        return await self.scripts.commit(plan)
+        the check that refused it, if any (nothing written then). Paused, NotDurable and a
+        lost reply (the plan may have run) raise as for Scripts.commit; sent once."""
+        return await self.scripts.commit(plan, durable=durable)
 
     async def commit_batch(self, plans: Sequence[Plan]) -> Sequence[CommitResult]:
         """:meth:`commit` for many plans in one pipeline (bulk loading), results in order;

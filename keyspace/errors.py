@@ -132,3 +132,12 @@ class Held(KeyspaceError):
     ``mf:lock:migrate``; keyspace.exclusive); the message names the holder. Try again later."""
 
     code = "busy"
+
+
+class NotDurable(KeyspaceError):
+    """The write was applied on the primary, but fewer replicas than required
+    (``MULTIFRAME_MIN_REPLICAS``, keyspace.durability) confirmed it in time: a failover before
+    they catch up could undo it, so it is not acknowledged. ``details`` names what was written
+    (collection, id, revision, where known) and the replicas required and confirmed."""
+
+    code = "not_durable"

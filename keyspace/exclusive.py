@@ -64,12 +64,13 @@ class AdminLock:
         plan.check("string", self.key, self.holder.encode())
         plan.write("pexpire", self.key, TTL_MS)
         self.renewed = time.monotonic()
-        return (await self.ks.commit(plan)).ok
+        # Not waited for (nor the release): a lock a failover undoes expires by itself.
+        return (await self.ks.scripts.commit(plan, durable=False)).ok
 
     async def release(self) -> None:
         plan = Plan(self.ks.schema.names.pause_key())
         plan.write("delif", self.key, self.holder)  # only our own value
-        await self.ks.commit(plan)
+        await self.ks.scripts.commit(plan, durable=False)
 
 
 async def settled(cleanup: Callable[[], Awaitable[T]]) -> T:

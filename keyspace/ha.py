@@ -108,6 +108,7 @@ class Cluster:
     pids: dict[str, int]
     acl: AclUsers = field(repr=False)
     service: str = SERVICE
+    node_settings: tuple[str, ...] = ()  # see up(); a restarted node gets them again
 
     def url(self, *, admin: bool = False) -> str:
         """``redis+sentinel://user:password@127.0.0.1:p1,...,127.0.0.1:p3/<service>/0``; the
@@ -129,6 +130,7 @@ class Cluster:
                 "pids": self.pids,
                 "service_password": self.acl.service_password,
                 "admin_password": self.acl.admin_password,
+                "node_settings": list(self.node_settings),
             },
             indent=2,
         )
@@ -142,7 +144,8 @@ class Cluster:
             ports = Ports(tuple(found["ports"]["nodes"]), tuple(found["ports"]["sentinels"]))
             acl = AclUsers(found["service_password"], found["admin_password"])
             pids = {str(k): int(v) for k, v in found["pids"].items()}
-            return cls(directory, ports, pids, acl, str(found["service"]))
+            settings = tuple(str(line) for line in found.get("node_settings", []))
+            return cls(directory, ports, pids, acl, str(found["service"]), settings)
         except FileNotFoundError:
             raise HaError(f"no HA cluster recorded in {directory} ({STATE_FILE})") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -303,7 +306,7 @@ def up(
         )
     acl = acl if acl is not None else AclUsers.from_env()
     pids: dict[str, int] = {}
-    cluster = Cluster(directory, ports, pids, acl)
+    cluster = Cluster(directory, ports, pids, acl, node_settings=tuple(node_settings))
     try:
         for index, name in enumerate(NODES):
             primary = ports.nodes[0] if index else None
@@ -390,6 +393,43 @@ def down(directory: Path, *, timeout: float = 10.0) -> list[str]:
     stopped = _stop(cluster, timeout=timeout)
     (cluster.directory / STATE_FILE).unlink(missing_ok=True)
     return stopped
+
+
+def restart(
+    cluster: Cluster, name: str, *, schema: Schema | None = None, timeout: float = 30.0
+) -> int:
+    """Start data node ``name`` again after it stopped (a crash, :func:`kill`), on its data
+    directory, as a replica of the primary the sentinels name now, and record its new pid;
+    returns once it is in sync. ``schema`` as given to :func:`up` (the service user's keys).
+    Its data from before is replaced by the primary's (a full sync), so writes only it had,
+    never confirmed by a replica, are gone (docs/scaling.md). HaError when it still runs or
+    no sentinel names a primary."""
+    if name not in NODES:
+        raise HaError(f"no data node {name!r}: {', '.join(NODES)}")
+    if _ours(cluster.pids.get(name, 0), cluster.directory / name):
+        raise HaError(f"{name} is running")
+    primary = _primary_port(cluster)
+    if primary == cluster.ports.nodes[NODES.index(name)]:
+        raise HaError(f"the sentinels still name {name} the primary: wait for the failover")
+    extra = cluster.node_settings
+    cluster.pids[name] = _start_node(cluster, name, primary, schema, timeout, extra)
+    _private(cluster.directory / STATE_FILE, cluster.to_json())
+    _wait(f"{name} did not sync", lambda: _replica_linked(cluster.node_url(name)), timeout)
+    return cluster.pids[name]
+
+
+def _primary_port(cluster: Cluster) -> int:
+    for port in cluster.ports.sentinels:
+        try:
+            with redis.Redis(
+                port=port, username=ADMIN_USER, password=cluster.acl.admin_password
+            ) as client:
+                found = client.sentinel_get_master_addr_by_name(cluster.service)
+        except redis.RedisError:
+            continue
+        if found:
+            return int(found[1])
+    raise HaError("no sentinel names a primary")
 
 
 def kill(cluster: Cluster, name: str) -> None:

@@ -238,7 +238,9 @@ class Locks:
         (default ``editing``). Sent once: a lost reply raises, and the lock may be held."""
         keys = self._keys(spec, doc_id)
         args = acquire_args(spec, user_id, operation_of(operation), now_ms())
-        return outcome(await self.scripts.lock(keys, args, retry=False), spec, doc_id)
+        about = {"collection": spec.collection, "id": doc_id}
+        reply = await self.scripts.lock(keys, args, retry=False, writes=True, about=about)
+        return outcome(reply, spec, doc_id)
 
     async def refresh(
         self,
@@ -255,7 +257,9 @@ class Locks:
         keys = self._keys(spec, doc_id)
         fencing_token = fencing_token_of(fencing_token)
         args = holder_args("refresh", spec, user_id, admin, fencing_token)
-        reply = await self.scripts.lock(keys, args, retry=True)  # PEXPIRE twice is harmless
+        about = {"collection": spec.collection, "id": doc_id}
+        # PEXPIRE twice is harmless
+        reply = await self.scripts.lock(keys, args, retry=True, writes=True, about=about)
         return outcome(reply, spec, doc_id, fencing_token)
 
     async def release(
@@ -273,11 +277,13 @@ class Locks:
         keys = self._keys(spec, doc_id)
         fencing_token = fencing_token_of(fencing_token)
         args = holder_args("release", spec, user_id, admin, fencing_token)
-        reply = await self.scripts.lock(keys, args, retry=False)
+        about = {"collection": spec.collection, "id": doc_id}
+        reply = await self.scripts.lock(keys, args, retry=False, writes=True, about=about)
         return outcome(reply, spec, doc_id, fencing_token)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Lock:
         """The document's current lock; NotLocked when there is none."""
         keys = self._keys(spec, doc_id)
         args = holder_args("read", spec, "", False, None)
-        return outcome(await self.scripts.lock(keys, args, retry=True), spec, doc_id)
+        reply = await self.scripts.lock(keys, args, retry=True, writes=False)
+        return outcome(reply, spec, doc_id)

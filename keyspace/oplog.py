@@ -270,7 +270,8 @@ class OpLogs:
         timestamp = now_ms()
         keys = log_keys(spec, doc_id, with_lock=True)
         args = append_args(spec, user_id, append, timestamp)
-        reply = await self.scripts.oplog(keys, args, retry=False)
+        about = {"collection": spec.collection, "id": doc_id}
+        reply = await self.scripts.oplog(keys, args, retry=False, about=about)
         return appended(reply, spec, doc_id, append, timestamp)
 
     async def read(self, spec: EntitySpec, doc_id: str, since: int = 0, limit: int = 100) -> OpPage:

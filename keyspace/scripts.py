@@ -14,19 +14,22 @@ API answers 503; the write may or may not have happened).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import Pool
+from .durability import Durability, written
 from .errors import Paused
 from .plan import Arg, Plan
+from .schema import EntitySpec
 
 
 def _source(name: str) -> str:
@@ -83,19 +86,58 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
 
 
-async def _round_trip(connection: AbstractConnection, args: tuple[Arg, ...]) -> Any:
-    await connection.send_command("EVALSHA", *args)
-    return await connection.read_response()
+Wait = tuple[str, int, int] | None
+"""``WAIT replicas timeout`` to pipeline after a script (Durability.wait), or None."""
 
 
-async def _exchange(connection: AbstractConnection, args: tuple[Arg, ...], retry: bool) -> Any:
-    """EVALSHA on ``connection``; ``retry`` applies the client's retry policy."""
+class Sent(NamedTuple):  # a tuple: made on every script call, at a fraction of a dataclass's cost
+    """A script's reply, and how many replicas confirmed it (None: no WAIT was sent)."""
+
+    reply: Any
+    confirmed: int | None = None
+
+
+async def _round_trip(connection: AbstractConnection, args: tuple[Arg, ...], wait: Wait) -> Sent:
+    if wait is None:
+        await connection.send_command("EVALSHA", *args)
+        return Sent(await connection.read_response())
+    # One write of both commands: the WAIT costs no round trip of its own, only the time the
+    # replicas take to confirm. WAIT counts what this connection wrote, the script included.
+    await connection.send_packed_command(connection.pack_commands([("EVALSHA", *args), wait]))
+    try:
+        reply = await connection.read_response()
+    except ResponseError:
+        # The script failed (NOSCRIPT: it did not run): nothing to confirm. Dropping the
+        # connection discards WAIT's reply, which, without replicas, comes only after the
+        # timeout; no later command can read it as its own.
+        await connection.disconnect()
+        raise
+    return Sent(reply, await _wait_reply(connection))
+
+
+async def _wait_reply(connection: AbstractConnection) -> int:
+    try:
+        confirmed: int = await connection.read_response()
+    except ResponseError as exc:
+        if "replica" not in str(exc):
+            raise
+        # A refused script (it wrote nothing) on a primary that a failover demoted: as
+        # READONLY would, reconnect, so that the next connection finds the new primary.
+        await connection.disconnect()
+        raise RedisConnectionError(f"the server is no longer the primary: {exc}") from None
+    return confirmed
+
+
+async def _exchange(
+    connection: AbstractConnection, args: tuple[Arg, ...], retry: bool, wait: Wait
+) -> Sent:
+    """EVALSHA (then ``wait``) on ``connection``; ``retry`` applies the client's retry policy."""
     if not retry:
         # An error or a cancel while sending or reading disconnects the connection
         # (redis-py), so a late reply can never be read as another command's.
-        return await _round_trip(connection, args)
+        return await _round_trip(connection, args, wait)
     return await connection.retry.call_with_retry(
-        lambda: _round_trip(connection, args), lambda _: connection.disconnect()
+        lambda: _round_trip(connection, args, wait), lambda _: connection.disconnect()
     )
 
 
@@ -104,10 +146,14 @@ AuthReply = list[bytes | int]
 
 
 class Scripts:
-    """Typed wrappers around ``lua/*.lua`` for one client."""
+    """Typed wrappers around ``lua/*.lua`` for one client. With ``durability`` on, the
+    scripts that write what a client is told about (documents, singletons, tokens, locks,
+    operation logs, chip metrics) are followed by WAIT on their connection, and a write the
+    replicas did not confirm raises NotDurable (keyspace.durability)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, durability: Durability | None = None) -> None:
         self.client = client
+        self.durability = durability or Durability()
         self._commit = client.register_script(_source("commit.lua"))
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
@@ -118,107 +164,183 @@ class Scripts:
         self._profile = client.register_script(_source("profile.lua"))
 
     async def _run(
-        self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool
-    ) -> Any:
+        self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool, wait: bool
+    ) -> Sent:
         """EVALSHA. ``retry`` (for scripts that may safely run twice) applies the client's
-        retry policy; otherwise the script is sent at most once. A NOSCRIPT reply (the
-        server lost its scripts) loads the script and sends it again: it did not run."""
+        retry policy; otherwise the script is sent at most once. ``wait``: WAIT follows it
+        when durability is on. A NOSCRIPT reply (the server lost its scripts) loads the
+        script and sends it again: it did not run."""
+        after = self.durability.wait if wait else None
         try:
-            return await self._send(script.sha, len(keys), *keys, *args, retry=retry)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
         except NoScriptError:
             await self.client.script_load(script.script)
-            return await self._send(script.sha, len(keys), *keys, *args, retry=retry)
+            return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
 
-    async def _send(self, *args: Arg, retry: bool) -> Any:
+    async def _send(self, *args: Arg, retry: bool, wait: Wait) -> Sent:
         # One pooled connection, as execute_command uses, without its per-call layers
         # (argument filtering, metrics, option parsing) and, from keyspace.connect's
-        # pool, without the pool's own (docs/profiling.md).
+        # pool, without the pool's own (docs/profiling.md). WAIT needs the connection that
+        # wrote, so it goes on this one.
         pool = self.client.connection_pool
         if isinstance(pool, Pool):
             leased = await pool.lease()
             try:
-                return await _exchange(leased, args, retry)
+                return await _exchange(leased, args, retry, wait)
             finally:
                 await pool.give_back(leased)
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            return await _exchange(connection, args, retry)
+            return await _exchange(connection, args, retry, wait)
         finally:
             await pool.release(connection)
 
-    async def commit(self, plan: Plan) -> CommitResult:
-        """Apply ``plan`` atomically (``commit.lua``); Paused while the keyspace is paused."""
-        return _commit_result(await self._run(self._commit, plan.keys, plan.args(), retry=False))
+    def _confirm(self, sent: Sent, wrote: bool, about: Callable[[], Mapping[str, Any]]) -> None:
+        """NotDurable when the script ``wrote`` and fewer replicas than required confirmed
+        it; ``about()`` names what was written."""
+        if wrote and sent.confirmed is not None and sent.confirmed < self.durability.replicas:
+            raise self.durability.unconfirmed(sent.confirmed, about())
+
+    async def commit(
+        self,
+        plan: Plan,
+        *,
+        spec: EntitySpec | None = None,
+        doc_id: str | None = None,
+        durable: bool = True,
+    ) -> CommitResult:
+        """Apply ``plan`` atomically (``commit.lua``); Paused while the keyspace is paused.
+        NotDurable (naming ``spec``'s document ``doc_id``, else the one returned) when it wrote
+        and the replicas did not confirm it; ``durable=False`` for bookkeeping no client is
+        told about (a delete's fence)."""
+        sent = await self._run(self._commit, plan.keys, plan.args(), retry=False, wait=durable)
+        result = _commit_result(sent.reply)
+        self._confirm(sent, result.ok, lambda: written(result.raw, spec, doc_id))
+        return result
 
     async def commit_batch(self, plans: Sequence[Plan]) -> list[CommitResult]:
         """Apply each of ``plans`` atomically, all sent in one pipeline (bulk loading); the
         results in order. Each plan is its own commit: a refused one does not stop the rest.
-        Paused (after the batch) when any met the pause."""
+        Paused (after the batch) when any met the pause; NotDurable when the replicas did
+        not confirm the batch."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
         await self.client.script_load(self._commit.script)
+        wait = self.durability.wait
         async with self.client.pipeline(transaction=False) as pipe:
             for plan in plans:
                 pipe.evalsha(self._commit.sha, len(plan.keys), *plan.keys, *plan.args())
+            if wait is not None:
+                pipe.execute_command(*wait)
             replies = await pipe.execute()
-        return [_commit_result(reply) for reply in replies]
+        sent = Sent(None, replies.pop() if wait is not None else None)
+        results = [_commit_result(reply) for reply in replies]
+        written_ok = sum(result.ok for result in results)
+        self._confirm(sent, written_ok > 0, lambda: {"commits": written_ok})
+        return results
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:
         """Token, maintenance and rate-limit check (``authorize.lua``)."""
-        reply: AuthReply = await self._run(self._authorize, keys, args, retry=True)
+        reply: AuthReply = (
+            await self._run(self._authorize, keys, args, retry=True, wait=False)
+        ).reply
         return reply
 
     async def authorized_commit(
-        self, keys: list[str], args: list[Arg], allowed: str, window: int, plan: Plan
+        self,
+        keys: list[str],
+        args: list[Arg],
+        allowed: str,
+        window: int,
+        plan: Plan,
+        *,
+        spec: EntitySpec | None = None,
+        doc_id: str | None = None,
     ) -> tuple[AuthReply, CommitResult | None]:
         """``authorize`` and, when it allows the request and the caller is an admin or
         ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
         None when the plan did not run; its error is ``forbidden`` for another caller.
-        For a non-admin the plan runs with ``window`` as its import window."""
-        reply = await self._run(
+        For a non-admin the plan runs with ``window`` as its import window. NotDurable as
+        :meth:`commit`."""
+        sent = await self._run(
             self._authorized_commit,
             [*keys, *plan.keys],
             [len(args), *args, allowed, window, *plan.args()],
             retry=False,
+            wait=True,
         )
-        decision: AuthReply = reply[0]
-        return decision, _commit_result(reply[1]) if reply[1] else None
+        decision: AuthReply = sent.reply[0]
+        result = _commit_result(sent.reply[1]) if sent.reply[1] else None
+        wrote = result is not None and result.ok
+        self._confirm(sent, wrote, lambda: written(result.raw if result else None, spec, doc_id))
+        return decision, result
 
     async def set_chip_metrics(
         self, key: str, pause: str, path: str, metrics: bytes, empty: bytes
     ) -> bytes:
         """Write one chip's entry of the analytics document (``chip_metrics.lua``); it sets
         a value, so running it twice is harmless and it keeps the client's retries.
-        Paused while the keyspace is paused."""
+        Paused while the keyspace is paused; NotDurable as :meth:`commit`."""
         try:
-            reply: bytes = await self._run(
-                self._chip_metrics, [key, pause], [path, metrics, empty], retry=True
+            sent = await self._run(
+                self._chip_metrics, [key, pause], [path, metrics, empty], retry=True, wait=True
             )
         except ResponseError as exc:
             if str(exc).startswith("PAUSED"):
                 raise Paused(PAUSED) from None
             raise
+        self._confirm(sent, True, lambda: {"key": key, "path": path})
+        reply: bytes = sent.reply
         return reply
 
-    async def lock(self, keys: list[str], args: list[Arg], *, retry: bool) -> list[Any]:
+    async def lock(
+        self,
+        keys: list[str],
+        args: list[Arg],
+        *,
+        retry: bool,
+        writes: bool,
+        about: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
         """One call of ``lock.lua`` (keyspace.locks builds the keys and arguments); ``retry``
-        for the calls that may safely run twice (read, refresh). Paused while paused."""
-        return _unpaused(await self._run(self._lock, keys, args, retry=retry))
+        for the calls that may safely run twice (read, refresh). Paused while paused. A call
+        that ``writes`` (acquire, refresh, release) and succeeded is NotDurable, naming
+        ``about``, when the replicas did not confirm it."""
+        sent = await self._run(self._lock, keys, args, retry=retry, wait=writes)
+        reply = _unpaused(sent.reply)
+        self._confirm(sent, writes and _text(reply[0]) == "ok", lambda: about or {})
+        return reply
 
-    async def oplog(self, keys: list[str], args: list[Arg], *, retry: bool) -> list[Any]:
+    async def oplog(
+        self,
+        keys: list[str],
+        args: list[Arg],
+        *,
+        retry: bool,
+        about: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
         """One call of ``oplog.lua`` (keyspace.oplog builds the keys and arguments); ``retry``
-        for reads only: an append run twice would append twice. Paused while paused."""
-        return _unpaused(await self._run(self._oplog, keys, args, retry=retry))
+        for reads only: an append run twice would append twice. Paused while paused. An
+        append (``retry`` False) that succeeded is NotDurable, naming ``about``, when the
+        replicas did not confirm it."""
+        appends = not retry
+        sent = await self._run(self._oplog, keys, args, retry=retry, wait=appends)
+        reply = _unpaused(sent.reply)
+        self._confirm(sent, appends and _text(reply[0]) == "ok", lambda: about or {})
+        return reply
 
     async def cache(self, keys: list[str], args: list[Arg]) -> list[Any]:
         """One call of ``cache.lua`` (keyspace.cache builds the keys and arguments): a read,
         or a store that is harmless twice, so it keeps the client's retries. Paused while
-        paused."""
-        return _unpaused(await self._run(self._cache, keys, args, retry=True))
+        paused. Never waits for replicas: a cached answer lost in a failover is computed
+        again."""
+        return _unpaused((await self._run(self._cache, keys, args, retry=True, wait=False)).reply)
 
     async def profile(self, keys: list[str], args: list[Arg]) -> list[Any]:
         """One call of ``profile.lua`` (keyspace.profiles builds the keys and arguments): a
-        read, or a store that is harmless twice. Paused while paused."""
-        return _unpaused(await self._run(self._profile, keys, args, retry=True))
+        read, or a store that is harmless twice (and, as the cache, never waited for).
+        Paused while paused."""
+        sent = await self._run(self._profile, keys, args, retry=True, wait=False)
+        return _unpaused(sent.reply)
 
 
 def _unpaused(reply: list[Any]) -> list[Any]:

@@ -222,7 +222,7 @@ class Documents:
     async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
         """Create a document (see :meth:`prepare_create`)."""
         prepared = self.prepare_create(spec, data)
-        result = await self.scripts.commit(prepared.plan)
+        result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=prepared.doc_id)
         return prepared.stored(result, await self.holder(prepared, result))
 
     async def holder(self, prepared: PreparedCreate, result: CommitResult) -> Any:
@@ -324,7 +324,7 @@ class Documents:
             if create_guard is not None:
                 create_guard(doc)
             plan = plan_create(self.schema, spec, doc_id, doc, explicit_id=True)
-            result = await self.scripts.commit(plan)
+            result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
             if result.ok:
                 assert result.raw is not None
                 return Upserted(Stored.from_raw(result.raw), created=True)
@@ -357,7 +357,8 @@ class Documents:
         members = (
             await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
         )
-        result = await self.scripts.commit(plan_update(self.schema, old, new, members))
+        plan = plan_update(self.schema, old, new, members)
+        result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
         if result.ok:
             assert result.raw is not None
             return Stored.from_raw(result.raw)
@@ -397,7 +398,8 @@ class Documents:
                         index = self.names.user_tokens_key(loaded.doc_id)
                         members = await self._satellites(loaded.spec, loaded.doc_id)
                         closure.satellites[index] = members
-                result = await self.scripts.commit(plan_delete(self.schema, closure))
+                plan = plan_delete(self.schema, closure)
+                result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
                 if result.ok:
                     return len(closure.deleted)
                 if result.error not in ("stale", "not_found"):
@@ -408,11 +410,14 @@ class Documents:
                     # A referrer was added meanwhile ('card'): fence the closure so the next
                     # attempt cannot lose the same race again.
                     fenced = [loaded.key for loaded in closure.deleted]
-                    await self.scripts.commit(plan_fence(self.names, fenced, FENCE_MS, up=True))
+                    fence = plan_fence(self.names, fenced, FENCE_MS, up=True)
+                    await self.scripts.commit(fence, durable=False)  # the delete's WAIT covers it
             raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
         finally:
             if fenced:
-                await self.scripts.commit(plan_fence(self.names, fenced, FENCE_MS, up=False))
+                # Not waited for: a fence a failover restores expires by itself (FENCE_MS).
+                fence = plan_fence(self.names, fenced, FENCE_MS, up=False)
+                await self.scripts.commit(fence, durable=False)
 
     async def _load_many(self, spec: EntitySpec, ids: list[str]) -> list[Loaded]:
         async with self.client.pipeline(transaction=False) as pipe:

@@ -26,8 +26,8 @@ from redis.exceptions import BusyLoadingError, NoPermissionError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from keyspace import Keyspace, connect, systems
-from keyspace.errors import Contention, Held, NoAccess, Paused
+from keyspace import Durability, Keyspace, connect, systems
+from keyspace.errors import Contention, Held, NoAccess, NotDurable, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System, parse_ttls
 
@@ -71,11 +71,16 @@ async def _serving(url: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_keyspace(
-    url: str | None, data_dir: Path, *, setup: bool = True, system: System | None = None
+    url: str | None,
+    data_dir: Path,
+    *,
+    setup: bool = True,
+    system: System | None = None,
+    durability: Durability | None = None,
 ) -> AsyncIterator[Keyspace]:
     """The keyspace of ``system`` (default MultiFrame) on ``url``; else on the running
     ``make run`` server; else on an embedded server started here on ``data_dir`` (stopped
-    again afterwards)."""
+    again afterwards). ``durability``: its commits wait for replicas as the service's do."""
     system = system or systems.load()
     embedded: EmbeddedRedis | None = None
     recorded = data_dir / URL_FILE
@@ -89,7 +94,7 @@ async def open_keyspace(
         url = embedded.start()
     client = connect(url)
     try:
-        ks = Keyspace(client, system.schema)
+        ks = Keyspace(client, system.schema, durability=durability)
         if setup:
             await ks.setup(index_timeout=600)
         yield ks
@@ -215,6 +220,12 @@ def _prepare(argv: list[str]) -> argparse.Namespace | int:
     except ValueError as exc:
         print(f"error: MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}", file=sys.stderr)
         return USAGE
+    try:
+        # The service's durability: a commit of a command is confirmed as the API's are.
+        args.durability = Durability.from_env(os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
     args.system = system
     return args
 
@@ -239,7 +250,11 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         # A command that must see the server untouched (restore) sets ``setup=False``.
         async with open_keyspace(
-            args.redis_url, args.data_dir, setup=getattr(args, "setup", True), system=args.system
+            args.redis_url,
+            args.data_dir,
+            setup=getattr(args, "setup", True),
+            system=args.system,
+            durability=args.durability,
         ) as ks:
             code: int = await args.func(args, ks)
             return code
@@ -254,6 +269,9 @@ async def _run(args: argparse.Namespace) -> int:
         return BUSY
     except Contention as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return PROBLEMS
+    except NotDurable as exc:  # MULTIFRAME_MIN_REPLICAS: the replicas did not confirm a commit
+        print(f"error: {exc}; re-run the command once the replicas are back", file=sys.stderr)
         return PROBLEMS
     except EmbeddedRedisError as exc:
         print(f"error: could not start the embedded Redis: {exc}", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""``multiframe-admin ha up|down|status``: a local primary, replica and three sentinels for
-development (keyspace.ha; docs/scaling.md, "Replicas and Sentinel")."""
+"""``multiframe-admin ha up|down|status|restart``: a local primary, replica and three sentinels
+for development (keyspace.ha; docs/scaling.md, "Replicas and Sentinel")."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ DEFAULT_DIR = Path("var/ha")
 DEFAULT_PORT_BASE = 6390
 
 
-HELP = "a local primary, replica and three sentinels for development (up, down, status)"
+HELP = "a local primary, replica and three sentinels for development (up, down, status, restart)"
 
 
 def add_args(top: argparse.ArgumentParser) -> None:
@@ -25,6 +25,10 @@ def add_args(top: argparse.ArgumentParser) -> None:
         ("up", "start the primary, the replica and three sentinels; print the REDIS_URL"),
         ("down", "stop every process `ha up` recorded in --dir (its data stays)"),
         ("status", "each process's role, or down"),
+        (
+            "restart",
+            "start a data node that went down again, as a replica of the current primary",
+        ),
     ):
         cmd = verbs.add_parser(verb, help=help_text, description=help_text)
         cmd.add_argument(
@@ -33,6 +37,8 @@ def add_args(top: argparse.ArgumentParser) -> None:
             default=DEFAULT_DIR,
             help=f"the cluster's directory, one subdirectory per process (default {DEFAULT_DIR})",
         )
+        if verb == "restart":
+            cmd.add_argument("node", choices=ha.NODES, help="the data node to start again")
         if verb == "up":
             cmd.add_argument(
                 "--port-base",
@@ -69,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
             return 0
         cluster = ha.Cluster.load(args.dir)
+        if args.verb == "restart":
+            pid = ha.restart(cluster, args.node, schema=args.system.schema)
+            print(f"{args.node} started again (pid {pid}), in sync with the primary")
+            return 0
         for name, state in ha.status(cluster).items():
             print(f"{name}: {state}")
         return 0

@@ -64,9 +64,9 @@ def _install(recorder: Recorder) -> Callable[[], None]:
     """Record every commit's keys; returns what puts Scripts.commit back."""
     original_commit = Scripts.commit
 
-    async def commit(self: Scripts, plan: Plan) -> Any:
+    async def commit(self: Scripts, plan: Plan, **options: Any) -> Any:
         recorder.record(plan.keys, plan.id_key > 0)
-        return await original_commit(self, plan)
+        return await original_commit(self, plan, **options)
 
     Scripts.commit = commit  # type: ignore[method-assign]
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,45 @@ async def api(redis_url: str, tmp: Path, **env: str) -> AsyncIterator[Api]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@dataclass
+class Seen:
+    replies: list[tuple[float, str, Reply]] = field(default_factory=list)
+    created: list[tuple[str, str]] = field(default_factory=list)  # (id, username) acknowledged
+    # Creates answered 503 not_durable: (their error's details, the username sent)
+    unconfirmed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)
+
+
+async def load_client(
+    n: int, port: int, seen: Seen, stop: asyncio.Event, names: itertools.count[int]
+) -> None:
+    """Client ``n`` of a mixed load until ``stop``: creates users (``Fail<n>x<k>``), lists them
+    and reads its own last one by id, in turn; every reply goes into ``seen``."""
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        mine: list[str] = []
+        for step in itertools.count():
+            if stop.is_set():
+                return
+            kind = ("create", "list", "get")[step % 3] if mine else "create"
+            try:
+                if kind == "create":
+                    name = f"Fail{n}x{next(names)}"
+                    reply = await request(http, port, "POST", "/api/users", user_body(name))
+                    if reply.status == 201:
+                        seen.created.append((reply.body["user_id"], name))
+                        mine.append(reply.body["user_id"])
+                    elif reply.code == "not_durable":
+                        seen.unconfirmed.append((reply.body["error"]["details"], name))
+                elif kind == "list":
+                    reply = await request(http, port, "GET", "/api/users?limit=5")
+                else:
+                    reply = await request(http, port, "GET", f"/api/users/{mine[-1]}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                seen.transport_errors.append(repr(exc))
+                continue
+            seen.replies.append((time.monotonic(), kind, reply))
+            if reply.status == 503:
+                await asyncio.sleep(0.05)  # as a client honouring Retry-After would, briefly

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis
 
@@ -23,7 +22,7 @@ from keyspace import USER, ha
 from keyspace.acl import AclUsers
 from scripts.cli import run_cli
 
-from .conftest import Reply, api, request, user_body
+from .conftest import Seen, api, load_client
 
 pytestmark = pytest.mark.redis
 
@@ -41,42 +40,6 @@ class Load:
 
 CI = Load(clients=8, before_s=1.5, after_s=4.0)
 SOAK = Load(clients=32, before_s=5.0, after_s=15.0)
-
-
-@dataclass
-class Seen:
-    replies: list[tuple[float, str, Reply]] = field(default_factory=list)
-    created: list[tuple[str, str]] = field(default_factory=list)  # (id, username) acknowledged
-    transport_errors: list[str] = field(default_factory=list)
-
-
-async def _client(
-    n: int, port: int, seen: Seen, stop: asyncio.Event, names: itertools.count[int]
-) -> None:
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        mine: list[str] = []
-        for step in itertools.count():
-            if stop.is_set():
-                return
-            kind = ("create", "list", "get")[step % 3] if mine else "create"
-            try:
-                if kind == "create":
-                    name = f"Fail{n}x{next(names)}"
-                    reply = await request(http, port, "POST", "/api/users", user_body(name))
-                    if reply.status == 201:
-                        seen.created.append((reply.body["user_id"], name))
-                        mine.append(reply.body["user_id"])
-                elif kind == "list":
-                    reply = await request(http, port, "GET", "/api/users?limit=5")
-                else:
-                    reply = await request(http, port, "GET", f"/api/users/{mine[-1]}")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                seen.transport_errors.append(repr(exc))
-                continue
-            seen.replies.append((time.monotonic(), kind, reply))
-            if reply.status == 503:
-                await asyncio.sleep(0.05)  # as a client honouring Retry-After would, briefly
 
 
 def _recovered_at(seen: Seen, killed: float) -> float | None:
@@ -106,7 +69,7 @@ async def test_a_killed_primary_is_replaced_and_the_service_follows(
         async with api(cluster.url(), tmp_path) as served:
             seen, stop, names = Seen(), asyncio.Event(), itertools.count()
             clients = [
-                asyncio.create_task(_client(n, served.port, seen, stop, names))
+                asyncio.create_task(load_client(n, served.port, seen, stop, names))
                 for n in range(load.clients)
             ]
             await asyncio.sleep(load.before_s)

@@ -1,6 +1,8 @@
-"""``multiframe-admin ha up|status|down`` as the README runs it: five processes on consecutive
-loopback ports, the printed operator URL usable by the CLI itself (load-demo, check), a second
-``up`` refused while the first runs, and ``down`` stopping exactly the recorded processes."""
+"""``multiframe-admin ha up|status|restart|down`` as the README runs it: five processes on
+consecutive loopback ports, the printed operator URL usable by the CLI itself (load-demo, check;
+with ``MULTIFRAME_MIN_REPLICAS`` a command fails while the replica is down and works once
+``ha restart`` brought it back), a second ``up`` refused while the first runs, and ``down``
+stopping exactly the recorded processes."""
 
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def _free_base() -> int:
     raise AssertionError("no five consecutive free ports")
 
 
-def admin(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+def admin(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | extra
     return subprocess.run(
         [sys.executable, "-m", "scripts.cli", *argv],
         capture_output=True,
@@ -88,6 +90,20 @@ def test_ha_up_status_down(tmp_path: Path) -> None:
         checked = admin("--redis-url", lines["MULTIFRAME_ADMIN_REDIS_URL"], "check")
         assert checked.returncode == 0, checked.stderr
         assert "clean" in checked.stdout
+
+        # The replica down: with durability on, a command's commits are not confirmed.
+        durable = {"MULTIFRAME_MIN_REPLICAS": "1", "MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS": "200"}
+        ha.kill(ha.Cluster.load(directory), "redis-2")
+        generate = ("--redis-url", lines["MULTIFRAME_ADMIN_REDIS_URL"], "generate", "--users")
+        failed = admin(*generate, "2", "--seed", "1", **durable)
+        assert failed.returncode == 1 and "re-run the command once" in failed.stderr
+        running = admin("ha", "restart", "redis-1", "--dir", str(directory))
+        assert running.returncode == 1 and "redis-1 is running" in running.stderr
+        restarted = admin("ha", "restart", "redis-2", "--dir", str(directory))
+        assert restarted.returncode == 0, restarted.stderr
+        assert "redis-2: slave" in admin("ha", "status", "--dir", str(directory)).stdout
+        confirmed = admin(*generate, "2", "--seed", "2", **durable)
+        assert confirmed.returncode == 0, confirmed.stderr
 
         pids = json.loads((directory / "ha.json").read_text())["pids"]
         down = admin("ha", "down", "--dir", str(directory))
