@@ -1,11 +1,16 @@
 """Which of the service's scripts cross Redis Cluster hash slots today: measured, not guessed.
 
-Every system's demo world is loaded, then updated and deleted document by document, and
-MultiFrame creates with generated ids, through the keyspace on fakeredis; every script call
-is recorded with its KEYS, and each key's slot is computed as ``CLUSTER KEYSLOT`` does
-(CRC16 of the key, or of its ``{hash tag}``). A script is cluster-safe only when all its
-keys share one slot *and* it touches no key outside KEYS; commit.lua completes a generated
-document's key (and its projection's) from a prefix in KEYS, which no cluster allows.
+Every system's plans are driven through the keyspace on fakeredis (tests/cluster_drive.py:
+API creates, updates changing every unique value and reference, deletes with their
+cascades, every route's authorization, tokens, cached lists, views and profiles, locks,
+operation logs, singletons, the admin commands' lock, migrations, reprojection, bulk
+loads). Every script call that goes through keyspace.scripts.Scripts is recorded with the
+script's name and its KEYS, and each key's slot is computed as ``CLUSTER KEYSLOT`` does
+(CRC16 of the key, or of its ``{hash tag}``). Inside the server, every key a script's
+``redis.call`` touches is compared with the KEYS it was given: one it was not given is a
+key "built inside" (a generated id's document, a cache entry named from its versions, an
+evicted entry read from an index), which no cluster allows. A script is cluster-safe only
+when all its KEYS share one slot *and* it builds no key.
 
 ``python -m tests.cluster_plans`` prints the report; ``--write`` puts it into
 docs/scaling.md between its markers (tests/unit/test_cluster_plan.py checks they agree).
@@ -14,119 +19,205 @@ docs/scaling.md between its markers (tests/unit/test_cluster_plan.py checks they
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fakeredis
-import orjson
+from fakeredis.commands_mixins.scripting_mixin import ScriptingCommandsMixin
+from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from keyspace import Keyspace, demo, systems
-from keyspace.errors import KeyspaceError
-from keyspace.plan import Plan
-from keyspace.scripts import Scripts
+from keyspace import systems
+from keyspace.plan import Arg, Plan
+from keyspace.scripts import Scripts, Sent
+from tests.cluster_drive import drive
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "scaling.md"
+LUA = ROOT / "keyspace" / "lua"
 BEGIN, END = "<!-- slots:begin -->", "<!-- slots:end -->"
+
+KEYLESS = frozenset({"TIME"})
+"""The commands the scripts call that name no key; every other one they call names its one
+key first (test_cluster_plan checks the scripts call no command outside these two kinds)."""
+FIRST_KEY = frozenset(
+    {
+        "DEL", "EXISTS", "GET", "HMGET", "HSET", "INCR", "JSON.GET", "JSON.SET", "JSON.TYPE",
+        "LLEN", "LRANGE", "LTRIM", "PERSIST", "PEXPIRE", "PEXPIREAT", "PEXPIRETIME", "PTTL",
+        "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "ZADD", "ZCARD",
+        "ZPOPMIN", "ZRANGE", "ZREMRANGEBYSCORE",
+    }
+)  # fmt: skip
+
+
+def script_names(scripts: Scripts) -> dict[int, str]:
+    """id() of each registered script of ``scripts`` -> its file name (``_commit`` is
+    commit.lua)."""
+    return {
+        id(value): name.lstrip("_") + ".lua"
+        for name, value in vars(scripts).items()
+        if isinstance(value, AsyncScript)
+    }
+
+
+def lua_files() -> list[str]:
+    return sorted(p.name for p in LUA.glob("*.lua"))
+
+
+_CALL = re.compile(r"redis\.p?call\(\s*'([A-Z.]+)'(?:\s*,\s*([^,)]+))?")
+_BUILT = re.compile(r"(?:\b(?:KEYS|K)\[[^.]*?\]|\bkey)\s*\.\.")
+
+
+def commands_in(source: str) -> set[str]:
+    return {m.group(1) for m in _CALL.finditer(source)}
+
+
+def built_in_source(source: str) -> list[str]:
+    """The lines of a script's source that build a key rather than take it from KEYS: a
+    KEYS entry (or a copy of one) extended with ``..``, or a ``redis.call`` on a key read
+    from a reply (``evicted[i]``)."""
+    out = []
+    for line in source.splitlines():
+        code = line.split("--", 1)[0]
+        keys = [m.group(2) or "" for m in _CALL.finditer(code)]
+        from_reply = any(re.fullmatch(r"\s*(?!KEYS\b|K\b)\w+\[\w+\]\s*", k) for k in keys)
+        if _BUILT.search(code) or from_reply:
+            out.append(code.strip())
+    return out
 
 
 @dataclass
 class Tally:
-    """The script calls of one (system, operation)."""
+    """The calls of one script in one (system, operation)."""
 
     calls: int = 0
     single_slot: int = 0
     most_keys: int = 0
     most_slots: int = 0
-    completes_keys: int = 0  # calls whose script writes a key it builds from a KEYS prefix
+    built_inside: int = 0  # calls that touched a key not in their KEYS
 
 
 @dataclass
 class Recorder:
     operation: str = ""
-    seen: dict[str, Tally] = field(default_factory=dict)
+    seen: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    # KEYS of the script running in the server -> the keys it touched outside them.
+    outside: dict[tuple[bytes, ...], set[bytes]] = field(default_factory=dict)
+    unknown_commands: set[str] = field(default_factory=set)
 
-    def record(self, keys: list[str], completes: bool) -> None:
-        tally = self.seen.setdefault(self.operation, Tally())
-        slots = {key_slot(k.encode()) for k in keys}
+    def touched(self, declared: tuple[bytes, ...], command: str, args: Sequence[Any]) -> None:
+        if command in KEYLESS:
+            return
+        if command not in FIRST_KEY:
+            self.unknown_commands.add(command)
+            return
+        key = args[0] if isinstance(args[0], bytes) else str(args[0]).encode()
+        found = self.outside.setdefault(declared, set())
+        if key not in declared:
+            found.add(key)
+
+    def record(self, script: str, keys: Sequence[str]) -> None:
+        encoded = tuple(k.encode() for k in keys)
+        built = bool(self.outside.pop(encoded, set()))
+        tally = self.seen.setdefault((self.operation, script), Tally())
+        slots = {key_slot(k) for k in encoded}
         tally.calls += 1
-        tally.single_slot += len(slots) == 1 and not completes
+        tally.single_slot += len(slots) == 1 and not built
         tally.most_keys = max(tally.most_keys, len(keys))
         tally.most_slots = max(tally.most_slots, len(slots))
-        tally.completes_keys += completes
+        tally.built_inside += built
 
 
 def _install(recorder: Recorder) -> Callable[[], None]:
-    """Record every commit's keys; returns what puts Scripts.commit back."""
-    original_commit = Scripts.commit
+    """Record every script call Scripts sends (its typed methods all go through ``_run``;
+    ``commit_batch`` pipelines its own), and every key a script touches in the server;
+    returns what puts them back."""
+    original_run, original_batch = Scripts._run, Scripts.commit_batch
+    original_call = ScriptingCommandsMixin._lua_redis_call
 
-    async def commit(self: Scripts, plan: Plan, **options: Any) -> Any:
-        recorder.record(plan.keys, plan.id_key > 0)
-        return await original_commit(self, plan, **options)
+    async def run(
+        self: Scripts, script: AsyncScript, keys: list[str], args: list[Arg], **options: Any
+    ) -> Sent:
+        try:
+            return await original_run(self, script, keys, args, **options)
+        finally:
+            recorder.record(script_names(self)[id(script)], keys)
 
-    Scripts.commit = commit  # type: ignore[method-assign]
+    async def batch(self: Scripts, plans: Sequence[Plan]) -> Any:
+        try:
+            return await original_batch(self, plans)
+        finally:
+            for plan in plans:
+                recorder.record("commit.lua", plan.keys)
+
+    def call(
+        self: ScriptingCommandsMixin, lua_runtime: Any, expected: set[Any], op: bytes, *args: Any
+    ) -> Any:
+        declared = lua_runtime.globals()[b"KEYS"]  # the EVAL's own, whatever a function shadows
+        keys = tuple(declared[n] for n in range(1, len(declared) + 1))
+        recorder.touched(keys, op.decode().upper(), args)
+        return original_call(self, lua_runtime, expected, op, *args)
+
+    Scripts._run = run  # type: ignore[method-assign]
+    Scripts.commit_batch = batch  # type: ignore[method-assign]
+    ScriptingCommandsMixin._lua_redis_call = call  # type: ignore[method-assign,assignment]
 
     def restore() -> None:
-        Scripts.commit = original_commit  # type: ignore[method-assign]
+        Scripts._run = original_run  # type: ignore[method-assign]
+        Scripts.commit_batch = original_batch  # type: ignore[method-assign]
+        ScriptingCommandsMixin._lua_redis_call = original_call  # type: ignore[method-assign]
 
     return restore
 
 
-def _generated(record: dict[str, Any], spec_id: str) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k != spec_id}
-
-
-async def _system(name: str, recorder: Recorder) -> None:
-    served = systems.load(name)
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    ks = Keyspace(client, served.schema)
-    await ks.setup()
-    data = orjson.loads(demo.demo_file(served).read_bytes())
-    for spec in ks.schema.entities:
-        recorder.operation = f"{name}: create"
-        for record in data.get(spec.collection, []):
-            await ks.create(spec, record)
-    if name == "multiframe":  # the one system whose ids come from counters
-        recorder.operation = f"{name}: create, generated id"
-        driver = data["drivers"][0]
-        await ks.create(ks.schema.entity("driver"), _generated(driver, "driver_id"))
-    recorder.operation = f"{name}: update"
-    for spec in ks.schema.entities:
-        for record in data.get(spec.collection, []):
-            await ks.patch(spec, record[spec.id_field], {})
-    recorder.operation = f"{name}: delete (cascades included)"
-    for spec in reversed(ks.schema.entities):
-        for record in data.get(spec.collection, []):
-            # Restricted or already cascaded away: the attempt was recorded all the same.
-            with contextlib.suppress(KeyspaceError):
-                await ks.delete(spec, record[spec.id_field])
-    await client.aclose()
-
-
-def measure() -> dict[str, Tally]:
+def measure() -> Recorder:
     recorder = Recorder()
+
+    def mark(operation: str) -> None:
+        recorder.operation = operation
+
     restore = _install(recorder)
     try:
         for name in systems.names():
-            asyncio.run(_system(name, recorder))
+            asyncio.run(drive(name, mark))
     finally:
         restore()
-    return recorder.seen
+    return recorder
 
 
-def report(seen: dict[str, Tally]) -> str:
-    rows = [
-        "| system: operation | scripts | one slot | most keys | most slots | keys built inside |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for operation, t in sorted(seen.items()):
+def by_script(seen: dict[tuple[str, str], Tally]) -> dict[str, Tally]:
+    """Every system and operation of each script, together."""
+    out: dict[str, Tally] = {}
+    for (_, script), t in seen.items():
+        total = out.setdefault(script, Tally())
+        total.calls += t.calls
+        total.single_slot += t.single_slot
+        total.most_keys = max(total.most_keys, t.most_keys)
+        total.most_slots = max(total.most_slots, t.most_slots)
+        total.built_inside += t.built_inside
+    return out
+
+
+def report(seen: dict[tuple[str, str], Tally]) -> str:
+    head = "| calls | one slot | most keys | most slots | keys built inside |"
+    rows = [f"| script {head}", "| --- | --- | --- | --- | --- | --- |"]
+    for script, t in sorted(by_script(seen).items()):
         rows.append(
-            f"| {operation} | {t.calls} | {t.single_slot} | {t.most_keys} | {t.most_slots} "
-            f"| {t.completes_keys} |"
+            f"| {script} | {t.calls} | {t.single_slot} | {t.most_keys} | {t.most_slots} "
+            f"| {t.built_inside} |"
+        )
+    rows += [
+        "",
+        f"| system: operation | script {head}",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (operation, script), t in sorted(seen.items()):
+        rows.append(
+            f"| {operation} | {script} | {t.calls} | {t.single_slot} | {t.most_keys} "
+            f"| {t.most_slots} | {t.built_inside} |"
         )
     return "\n".join(rows)
 
@@ -143,7 +234,7 @@ def _write(table: str) -> None:
 
 
 if __name__ == "__main__":
-    table = report(measure())
+    table = report(measure().seen)
     if "--write" in sys.argv:
         _write(table)
     print(table)
