@@ -142,7 +142,7 @@ def main() -> None:
     failure: str | None = None  # why --workers' parent stopped the service, if it had to
     try:
         if settings.redis_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds redis.url
             # ACL users (passwords from the env) that may touch only this system's keys.
             embedded = EmbeddedRedis(settings.data_dir, schema=system.schema)
             try:

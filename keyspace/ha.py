@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -36,7 +37,14 @@ import redis
 
 from .acl import ADMIN_USER, SERVICE_USER, AclUsers, password_hash
 from .schema import Schema
-from .server import _DEFAULT_CONF, EmbeddedRedis, EmbeddedRedisError, _server_binary, free_port
+from .server import (
+    _DEFAULT_CONF,
+    UMASK,
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    _server_binary,
+    free_port,
+)
 
 SERVICE = "multiframe"  # the Sentinel master name
 STATE_FILE = "ha.json"
@@ -158,6 +166,23 @@ def _private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _private_dir(path: Path) -> None:
+    """``path`` made (or kept) 0700: the node and sentinel configs Redis rewrites inside it
+    hold the admin password, and a rewrite gets a new file (of the server's umask)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _lock_down(directory: Path) -> None:
+    """Strip group and other bits from every file under ``directory``: the servers run with
+    umask 077 (keyspace.server.UMASK), this also covers files left by an older version."""
+    for found in directory.rglob("*"):
+        with contextlib.suppress(OSError):  # a file a server replaced meanwhile
+            mode = stat.S_IMODE(found.lstat().st_mode)
+            if not found.is_symlink() and mode & 0o077:
+                found.chmod(mode & ~0o077)
+
+
 def _node_conf(directory: Path, acl: AclUsers, extra: Sequence[str] = ()) -> Path:
     """``node.conf``: the project's redis.conf, then what a node of a replicated pair needs,
     then ``extra`` settings (one a line, e.g. ``min-replicas-to-write 1``). Sentinel rewrites
@@ -209,6 +234,7 @@ def _spawn_sentinel(directory: Path, conf: Path) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             process_group=0,  # a Ctrl-C in the terminal of `ha up` reaches none of them
+            umask=UMASK,  # its config rewrites hold the admin password: 0600
         )
     return proc.pid
 
@@ -254,7 +280,7 @@ def _start_node(
     Started on its own first: a syncing replica refuses even MODULE LIST (MASTERDOWN), which
     the start checks."""
     node_dir = cluster.directory / name
-    node_dir.mkdir(exist_ok=True)
+    _private_dir(node_dir)
     node = EmbeddedRedis(
         node_dir,
         port=cluster.ports.nodes[NODES.index(name)],
@@ -294,7 +320,7 @@ def up(
     HaError when a cluster recorded there still runs; whatever was started is stopped again
     when a step fails."""
     directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    _private_dir(directory)
     try:
         running = _running(Cluster.load(directory))
     except HaError:  # none recorded, or a record left unreadable: start afresh
@@ -316,7 +342,7 @@ def up(
         )
         for name, port in zip(SENTINELS, ports.sentinels, strict=True):
             sentinel_dir = directory / name
-            sentinel_dir.mkdir(exist_ok=True)
+            _private_dir(sentinel_dir)
             conf = _sentinel_conf(sentinel_dir, acl, port, ports.nodes[0])
             pids[name] = _spawn_sentinel(sentinel_dir, conf)
         _private(directory / STATE_FILE, cluster.to_json())
@@ -326,6 +352,7 @@ def up(
                 lambda p=port: _sentinel_sees_all(p, acl),
                 timeout,
             )
+        _lock_down(directory)
     except BaseException:
         _stop(cluster, timeout=10.0)
         (directory / STATE_FILE).unlink(missing_ok=True)
@@ -415,6 +442,7 @@ def restart(
     cluster.pids[name] = _start_node(cluster, name, primary, schema, timeout, extra)
     _private(cluster.directory / STATE_FILE, cluster.to_json())
     _wait(f"{name} did not sync", lambda: _replica_linked(cluster.node_url(name)), timeout)
+    _lock_down(cluster.directory)
     return cluster.pids[name]
 
 

@@ -33,6 +33,9 @@ _PORT_RETRIES = 3
 _LOCK_FILE = "redis.lock"
 _PID_FILE = "redis.pid"
 _LOCK_WAIT = 5.0  # a killed server's fork children (BGSAVE, AOF rewrite) may hold it briefly
+UMASK = 0o077
+"""The umask the servers run with: every file Redis writes itself (a rewritten config holding
+the admin password, users.acl after ACL SAVE, the RDB and AOF with the data) is 0600."""
 _LAUNCHER_FILE = "redis.launcher"  # the pid of the process that started the server
 _ORPHAN_WAIT = 120.0  # an orphaned server saving its data on SIGTERM
 _log = logging.getLogger(__name__)
@@ -249,7 +252,8 @@ class EmbeddedRedis:
             raise EmbeddedRedisError(f"redis-server is already running (pid {self.pid})")
         if self.conf is not None and not self.conf.is_file():
             raise EmbeddedRedisError(f"redis config file not found: {self.conf}")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.data_dir.exists():  # one it makes is private; one given is the user's
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = _take_over(self.data_dir, min(timeout, _LOCK_WAIT))
         try:
             for attempt in range(_PORT_RETRIES):
@@ -331,6 +335,7 @@ class EmbeddedRedis:
                     stderr=subprocess.STDOUT,
                     pass_fds=(lock,),
                     process_group=0,
+                    umask=UMASK,
                 )
             except OSError as exc:
                 raise EmbeddedRedisError(f"cannot execute {cmd[0]}: {exc}") from exc

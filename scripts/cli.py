@@ -89,7 +89,7 @@ async def open_keyspace(
         if not await _serving(url):
             url = None  # stale file from a server that is gone
     if url is None:
-        data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any I/O
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any I/O
         embedded = EmbeddedRedis(data_dir, schema=system.schema)
         url = embedded.start()
     client = connect(url)

@@ -62,6 +62,17 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _exposed(directory: Path) -> list[str]:
+    """Files and directories under ``directory`` that group or others may read or enter:
+    the configs hold the admin password in clear (sentinel auth-pass, masterauth)."""
+    found = [directory, *directory.rglob("*")]
+    return sorted(
+        f"{p.relative_to(directory)} {oct(p.stat().st_mode & 0o777)}"
+        for p in found
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    )
+
+
 def test_ha_up_status_down(tmp_path: Path) -> None:
     directory, base = tmp_path / "ha", _free_base()
     try:
@@ -76,6 +87,9 @@ def test_ha_up_status_down(tmp_path: Path) -> None:
         assert lines["REDIS_URL"].startswith("redis+sentinel://multiframe:")
         assert lines["REDIS_URL"].endswith(f"@{sentinels}/multiframe/0")
         assert (directory / "ha.json").stat().st_mode & 0o077 == 0  # it holds the passwords
+        # Redis rewrote node.conf (CONFIG REWRITE) and each sentinel.conf: still private.
+        assert (directory / "sentinel-1" / "sentinel.conf").is_file()
+        assert _exposed(directory) == []
 
         again = admin("ha", "up", "--dir", str(directory), "--port-base", str(base))
         assert again.returncode == 1 and "is running" in again.stderr
@@ -101,6 +115,7 @@ def test_ha_up_status_down(tmp_path: Path) -> None:
         assert running.returncode == 1 and "redis-1 is running" in running.stderr
         restarted = admin("ha", "restart", "redis-2", "--dir", str(directory))
         assert restarted.returncode == 0, restarted.stderr
+        assert _exposed(directory) == []  # redis-2's node.conf rewritten again
         assert "redis-2: slave" in admin("ha", "status", "--dir", str(directory)).stdout
         confirmed = admin(*generate, "2", "--seed", "2", **durable)
         assert confirmed.returncode == 0, confirmed.stderr

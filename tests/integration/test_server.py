@@ -136,6 +136,29 @@ def test_json_document_survives_stop_and_start(tmp_path: Path) -> None:
         srv.kill()
 
 
+def test_what_the_server_writes_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The data directory it makes is 0700, and what Redis writes itself (users.acl rewritten
+    by ACL SAVE, a config rewritten by CONFIG REWRITE, the RDB) is 0600, whatever the umask
+    of the process that starts it (review finding 7 of issue 17)."""
+    conf = tmp_path / "node.conf"
+    conf.write_text(f"include {PROJECT_CONF}\n")
+    srv = EmbeddedRedis(tmp_path / "data", conf=conf)
+    previous = os.umask(0o022)
+    try:
+        srv.start()
+        with redis.Redis.from_url(srv.admin_url) as conn:
+            _cmd(conn, "ACL", "SAVE")
+            _cmd(conn, "CONFIG", "REWRITE")
+            _cmd(conn, "SAVE")
+        written = [srv.data_dir / "users.acl", conf, srv.data_dir / "dump.rdb"]
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in written}
+        assert modes == {"users.acl": "0o600", "node.conf": "0o600", "dump.rdb": "0o600"}
+        assert srv.data_dir.stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(previous)
+        srv.kill()
+
+
 def test_acknowledged_writes_survive_sigkill_with_fsync_always(tmp_path: Path) -> None:
     srv = EmbeddedRedis(tmp_path / "data", appendfsync="always")
     try:
