@@ -1,10 +1,8 @@
-"""Service endpoints: liveness, readiness, the OpenAPI document and its HTML rendering."""
+"""Service endpoints: liveness, readiness and the OpenAPI document (its page: app/swagger.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import html
-from typing import Any
 
 from aiohttp import web
 
@@ -52,30 +50,3 @@ async def ready(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return json_response(request.app[OPENAPI])
-
-
-def _render(spec: dict[str, Any]) -> str:
-    rows = []
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
-            params = ", ".join(html.escape(p["name"]) for p in op.get("parameters", []))
-            codes = ", ".join(op["responses"])
-            rows.append(
-                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}</td><td>{params}</td><td>{codes}</td></tr>"
-            )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>MultiFrame API</title>"
-        "<style>body{font-family:sans-serif;margin:2em}"
-        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
-        "</style></head><body>"
-        f"<h1>{html.escape(spec['info']['title'])}</h1><p>{html.escape(spec['info']['description'])}</p>"
-        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
-        "<table><tr><th>Method</th><th>Path</th><th>What</th><th>Parameters</th><th>Responses</th></tr>"
-        + "".join(rows)
-        + "</table></body></html>"
-    )
-
-
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=_render(request.app[OPENAPI]), content_type="text/html")

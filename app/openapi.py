@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
-from . import openapi_aggregate, openapi_views
+from . import openapi_aggregate, openapi_views, swagger
 from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_lists import list_parameters
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
@@ -371,7 +371,9 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         "operationId": f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}",
     }
     params = [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        copy.deepcopy(swagger.NAME_PARAMETER)
+        if route.path.startswith(swagger.STATIC)
+        else {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
         for n in re.findall(r"\{([a-z_]+)\}", route.path)
     ]
     if route.lists is not None:
@@ -414,15 +416,15 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
     ok: dict[str, Any] = {"description": "Success"}
     if route.returns:
         ok["content"] = {"application/json": {"schema": {"$ref": REF.format(model=route.returns)}}}
-    elif route.path == "/docs":
-        ok["content"] = {"text/html": {"schema": {"type": "string"}}}
+    elif route.path in swagger.RESPONSES:
+        ok |= copy.deepcopy(swagger.RESPONSES[route.path])
     elif route.path == "/openapi.json":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     headers = _success_headers(route, docs)
     if route.view is not None and system.view_ttl(route.view) is not None:
         headers["X-Cache"] = copy.deepcopy(openapi_views.X_CACHE)
     if headers:
-        ok["headers"] = headers
+        ok["headers"] = headers | ok.get("headers", {})
     responses: dict[str, Any] = {str(route.status): ok}
     for status, text in route.notes:
         if 200 <= status < 300 and status != route.status:  # another success (an upsert's 201)

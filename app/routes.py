@@ -7,7 +7,7 @@ from aiohttp.http import HttpVersion11
 
 from keyspace import EntitySpec, Reference, Schema, System
 
-from . import health
+from . import health, swagger
 from .admin_routes import admin_routes
 from .aggregates import Aggregated
 from .errors import error_response
@@ -268,7 +268,15 @@ def service_routes() -> list[Route]:
             errors=(503,),
         ),
         Route("GET", "/openapi.json", health.openapi, "This document", "service"),
-        Route("GET", "/docs", health.docs, "Human-readable API reference", "service"),
+        Route("GET", "/docs", swagger.docs, "Swagger UI over this document", "service"),
+        Route(
+            "GET",
+            f"{swagger.STATIC}/{{name}}",
+            swagger.static,
+            "A file of the Swagger UI page (/docs), bundled with the service",
+            "service",
+            errors=(404,),
+        ),
     ]
 
 
