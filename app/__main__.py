@@ -8,8 +8,8 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import uvloop
@@ -18,6 +18,7 @@ from keyspace import (
     SERVICE_USER,
     EmbeddedRedis,
     EmbeddedRedisError,
+    check_url,
     is_sentinel,
     sync_primary_client,
     systems,
@@ -32,6 +33,7 @@ from .workers import LOG_FORMAT, serve_workers
 log = logging.getLogger("multiframe")
 
 URL_FILE = "redis.url"  # multiframe-admin finds the running server through it
+USAGE = 2  # a malformed setting, as multiframe-admin's usage errors
 
 
 def _arguments(settings: Settings) -> Settings:
@@ -59,11 +61,34 @@ def _arguments(settings: Settings) -> Settings:
 
 def shown(url: str) -> str:
     """``url`` without its user and password (nor a sentinel URL's ``sentinel_password``),
-    for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = "&".join(p for p in parts.query.split("&") if "password" not in p.lower())
-    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
+    for messages and logs. Never raises: it formats the errors of malformed URLs too."""
+    # By hand, not urlsplit: that refuses some malformed URLs (an unclosed "[").
+    head, _, query = url.partition("?")
+    scheme, sep, rest = head.partition("://")
+    if not sep:
+        scheme, rest = "", head
+    host = rest.rpartition("@")[2]  # the last "@": a password may hold one
+    kept = "&".join(p for p in query.split("&") if p and "password" not in p.lower())
+    return f"{scheme}{sep}{host}" + (f"?{kept}" if kept else "")
+
+
+def replica_url(settings: Settings) -> str | None:
+    """MULTIFRAME_REPLICA_URL if pure reads go to it; ValueError as ``reader_url()``."""
+    return settings.replica_url if settings.reader_url() == settings.replica_url else None
+
+
+def check_urls(settings: Settings) -> None:
+    """Exit 2 with one line naming the setting when REDIS_URL or the replica URL reads go to
+    (MULTIFRAME_REPLICA_URL) is malformed: before any process is started or forked."""
+    urls = {"REDIS_URL": settings.redis_url, "MULTIFRAME_REPLICA_URL": replica_url(settings)}
+    for name, url in urls.items():
+        if url is None:
+            continue
+        try:
+            check_url(url)
+        except ValueError as exc:
+            print(f"multiframe: {name} ({shown(url)}): {exc}", file=sys.stderr)
+            raise SystemExit(USAGE) from None
 
 
 def _client(url: str) -> redis.Redis:
@@ -72,9 +97,10 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
 
 
-def preflight(url: str, probe_key: str, replicas: int = 0) -> None:
-    """Fail with a clear message before serving when REDIS_URL cannot serve the keyspace; warn
-    when fewer than ``replicas`` (MULTIFRAME_MIN_REPLICAS) are connected to the primary."""
+def preflight(url: str, probe_key: str, replicas: int = 0, name: str = "REDIS_URL") -> None:
+    """Fail with a clear message before serving when ``url`` (the setting ``name``) cannot
+    serve the keyspace; warn when fewer than ``replicas`` (MULTIFRAME_MIN_REPLICAS) are
+    connected to the primary."""
     missing = []
     try:
         with _client(url) as client:
@@ -95,18 +121,18 @@ def preflight(url: str, probe_key: str, replicas: int = 0) -> None:
                     client.execute_command(*probe)
                 except redis.exceptions.NoPermissionError:
                     raise SystemExit(
-                        f"REDIS_URL's user may not touch {probe_key} (its ACL does not cover "
+                        f"{name}'s user may not touch {probe_key} (its ACL does not cover "
                         "this system's keys); use a user whose key patterns cover the system's "
                         "namespace, e.g. the embedded server's admin user"
                     ) from None
                 except redis.ResponseError:
                     missing.append(module)
     except (redis.RedisError, ValueError) as exc:  # ValueError: a malformed sentinel URL
-        raise SystemExit(f"cannot use REDIS_URL ({shown(url)}): {exc}") from None
+        raise SystemExit(f"cannot use {name} ({shown(url)}): {exc}") from None
     if "ReJSON" in missing:
         raise SystemExit(
-            f"the server at {shown(url)} lacks the RedisJSON module; use Redis 8, Redis Stack "
-            "7.2+, or unset REDIS_URL to run the embedded server"
+            f"the server at {shown(url)} ({name}) lacks the RedisJSON module; use Redis 8, "
+            "Redis Stack 7.2+, or unset REDIS_URL to run the embedded server"
         )
     if "search" in missing:
         log.warning(
@@ -129,10 +155,13 @@ def main() -> None:
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
         ) from None
     try:
-        settings.reader_url()
         settings.check_durability()
+        check_urls(settings)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    if (replica := replica_url(settings)) is not None:
+        # As REDIS_URL: a replica that cannot be read stops the start, not every list later.
+        preflight(replica, system.schema.names.probe_key(), name="MULTIFRAME_REPLICA_URL")
     # Until the event loop installs its own handlers, SIGTERM/SIGHUP unwind like Ctrl-C, so the
     # finally below stops an embedded server started meanwhile (their default kills at once).
     for signum in (signal.SIGTERM, signal.SIGHUP):

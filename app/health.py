@@ -33,6 +33,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    """200 once Redis has the modules and every index complete; with a replica for reads, also
+    its state, which does not make the service unready: reads it cannot answer go to the
+    primary (keyspace/replica.py)."""
     try:
         # One Redis timeout, not the client's retries of it: a probe must answer in time.
         async with asyncio.timeout(request.app[SETTINGS].redis_timeout):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,17 +19,10 @@ from .admin_routes import RUNS, Runs
 from .auth import auth_middleware
 from .config import Settings
 from .cors import cors_middleware
-from .errors import Handler, client_gone, error_middleware
+from .errors import ApiError, Handler, client_gone, error_middleware
 from .routes import install, route_table
-from .startup import (
-    IndexWork,
-    attach_at_start,
-    cancel,
-    follow_indexes,
-    keep_prepared,
-    prepare_at_start,
-)
-from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
+from .startup import IndexWork, attach, cancel, keep_prepared, prepare_at_start
+from .state import ATTACHED, KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
 log = logging.getLogger("multiframe.api")
 
@@ -51,6 +45,28 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         elapsed = (time.perf_counter() - started) * 1000
         log.info("%s %s %d %.1fms", request.method, request.path, status, elapsed)
+
+
+ATTACH_WAIT_SECONDS = 1.0
+
+
+@web.middleware
+async def until_attached(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A worker serving before it could read Redis (app/startup.py attach) answers as one
+    process does while its Redis is down: 503 ``redis_unavailable``, after waiting a moment
+    (a worker just started on a working Redis is attached in milliseconds)."""
+    attached = request.app[ATTACHED]
+    if not attached.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(attached.wait(), ATTACH_WAIT_SECONDS)
+    if not attached.is_set():
+        raise ApiError(
+            503,
+            "redis_unavailable",
+            "the data store is unreachable; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    return await handler(request)
 
 
 HEADERS_ALLOWANCE = 8192  # the status line and headers of any response this API sends
@@ -142,8 +158,11 @@ def create_app(
         settings.check_durability()
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
     middlewares = [access_log, deliver, cors_middleware, error_middleware, auth_middleware]
+    if worker:
+        middlewares.insert(-1, until_attached)  # before auth, which reads Redis
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
     app[SETTINGS] = settings
+    app[ATTACHED] = asyncio.Event()
     app[LIMITS] = settings.limits()
     try:
         served = systems.load(
@@ -180,14 +199,16 @@ def create_app(
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
-        if worker:
-            caps = await attach_at_start(ks)
-            watchdog = asyncio.create_task(follow_indexes(ks))
+        if worker:  # serving at once; 503 until attached (the parent says what it found)
+            watchdog = asyncio.create_task(attach(ks, app[ATTACHED]))
         else:
             caps = await prepare_at_start(ks, served, settings, work)
             watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))
-        if caps.degraded and not worker:  # the parent says it once
-            log.warning("RediSearch not available: lists use the slower scan path (degraded mode)")
+            app[ATTACHED].set()
+            if caps.degraded:
+                log.warning(
+                    "RediSearch not available: lists use the slower scan path (degraded mode)"
+                )
         app[KEYSPACE] = ks
         yield
         await app[RUNS].stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -21,6 +22,10 @@ from .wire import unsupported_encoding
 log = logging.getLogger("multiframe")
 
 MAX_REASON = 120  # characters of aiohttp's parser message quoted back to the client
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+DRAIN_SECONDS = 2.0  # at most, accepting what is queued on inherited sockets before a stop
+DRAIN_POLL_SECONDS = 0.01
+DRAIN_SETTLE_SECONDS = 0.2  # for the requests of connections so accepted to be read
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -122,7 +127,14 @@ async def start_server(
             for sock in socks:
                 await web.SockSite(runner, sock).start()
         else:
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            try:
+                await web.TCPSite(runner, settings.host, settings.port).start()
+            except OSError as exc:  # one line, as --workers' parent says it (app/workers.py)
+                # The loop's own message repeats the address: the errno's is the reason.
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise SystemExit(
+                    f"cannot listen on {settings.host}:{settings.port}: {reason}"
+                ) from None
     except BaseException:
         await runner.cleanup()
         raise
@@ -164,7 +176,7 @@ async def serve(
     ``serving``: called once accepting."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     if lifeline is not None:
         _watch_lifeline(lifeline, stop)
@@ -172,9 +184,29 @@ async def serve(
     try:
         for name in runner.addresses:
             log.info("serving on http://%s:%d", *name[:2])
+        # A worker of --workers starts with these blocked (app/workers.py): one that came
+        # meanwhile is taken now, as a stop of a process that accepts.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if serving is not None:
             serving()
         await stop.wait()
         log.info("stopping: finishing requests in flight")
+        if socks:
+            await _drain(socks)
     finally:
         await runner.cleanup()
+
+
+async def _drain(socks: Sequence[socket.socket]) -> None:
+    """Let the loop accept the connections queued on ``socks`` before they close: closing a
+    listening socket resets those it has not accepted. A worker's socket queues
+    connections from the moment the parent binds it, so a worker stopped as it starts has
+    some; accepted, they are answered by the graceful stop like any request in flight."""
+    if not select.select(socks, [], [], 0)[0]:
+        return  # the usual case: a running loop accepts as connections come
+    for _ in range(round(DRAIN_SECONDS / DRAIN_POLL_SECONDS)):
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
+        if not select.select(socks, [], [], 0)[0]:
+            break
+    # The graceful stop closes connections whose request it has not read yet.
+    await asyncio.sleep(DRAIN_SETTLE_SECONDS)

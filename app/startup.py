@@ -30,6 +30,8 @@ START_WAIT_SECONDS = 5.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 30.0
 # How long start-up keeps trying a Redis that is down or loading before it gives up.
 START_RETRY_SECONDS = 60.0
+# A worker's retries of its start: it answers 503 meanwhile, so it never gives up.
+ATTACH_FIRST_SECONDS, ATTACH_MAX_SECONDS = 0.2, 2.0
 
 
 class IndexWork:
@@ -112,11 +114,28 @@ async def prepare_at_start(
     return await _retried(lambda: prepare(ks, system, settings, work))
 
 
-async def attach_at_start(ks: Keyspace) -> Capabilities:
-    """A worker's start (``--workers``): its parent has done :func:`prepare` and keeps
-    doing it, so only what this process needs to know (modules, singletons' defaults, which
-    index versions are still being built) is read; idempotent, safe beside other workers."""
-    return await _retried(ks.setup_basics)
+async def attach(ks: Keyspace, attached: asyncio.Event) -> None:
+    """A worker's start (``--workers``), run while it already serves: its parent has done
+    :func:`prepare` and keeps doing it, so only what this process needs to know (modules,
+    singletons' defaults, which index versions are still being built) is read, retried for
+    as long as Redis is down or loading; then ``attached`` is set and the worker follows the
+    parent's index builds (:func:`follow_indexes`). Until then the worker answers 503
+    ``redis_unavailable`` (app/main.py), as one process does while its Redis is down: its
+    listening socket takes connections from the moment the parent binds it, so a worker
+    waiting for Redis before serving would leave its share of them unanswered."""
+    delay = ATTACH_FIRST_SECONDS
+    while True:
+        try:
+            await ks.setup_basics()  # idempotent, safe beside other workers
+            break
+        except (RedisError, OSError, KeyspaceError) as exc:
+            log.warning("redis not ready at start (%s); retrying in %.1fs", exc, delay)
+        except Exception:  # the parent's checks passed: this server changed; keep trying
+            log.exception("attaching to redis failed; retrying in %.1fs", delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, ATTACH_MAX_SECONDS)
+    attached.set()
+    await follow_indexes(ks)
 
 
 async def follow_indexes(ks: Keyspace) -> None:

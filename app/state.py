@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ class Prefetched:
 
 
 KEYSPACE = web.AppKey("keyspace", Keyspace)
+# Set once a worker of --workers has read what it needs from Redis (app/startup.py attach).
+ATTACHED = web.AppKey("attached", asyncio.Event)
 SETTINGS = web.AppKey("settings", Settings)
 
 

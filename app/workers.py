@@ -5,8 +5,10 @@ does start-up's work on Redis once for all (the first admin and its printed API 
 builds, setting Redis up again after it lost that: app/startup.py), then starts N workers
 (``python -m app.workers``). Each worker is a fresh interpreter serving the sockets it
 inherited, with its own event loop and Redis pool, and only follows the parent's index
-builds. Rate limits, tokens, maintenance and pauses live in Redis, so they hold across
-workers as across any number of API processes.
+builds. It serves at once, before it has read Redis (503 until then: app/startup.py
+``attach``), since its socket queues connections from the start. Rate limits, tokens,
+maintenance and pauses live in Redis, so they hold across workers as across any number of
+API processes.
 
 Sockets: the parent binds one SO_REUSEPORT socket per worker (per address) and keeps them
 all open, handing each worker its own. Measured (bench section 8, 32 keep-alive connections
@@ -26,7 +28,9 @@ start, the parent stops the service gracefully and exits non-zero for an outer s
 SIGTERM, SIGINT or SIGHUP to the parent stops every worker with SIGTERM (each finishes its
 requests in flight, up to ``shutdown_timeout``), then the embedded Redis once. Workers run in
 their own process group, so a terminal's Ctrl-C reaches only the parent, which orders the
-stop; a worker also stops when its parent is gone, SIGKILL included (the lifeline: its stdin).
+stop; a worker starts with the stop signals blocked and takes one that came meanwhile once
+it serves, so it answers what its socket queued rather than dying with it (app/server.py).
+A worker also stops when its parent is gone, SIGKILL included (the lifeline: its stdin).
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ from keyspace import Keyspace, System, connect
 
 from .config import Settings
 from .main import create_app
-from .server import serve
+from .server import STOP_SIGNALS, serve
 from .startup import IndexWork, keep_prepared, prepare_at_start
+from .state import ATTACHED
 from .supervise import Supervisor
 
 log = logging.getLogger("multiframe.workers")
@@ -155,6 +160,11 @@ class Workers:
         fds = [sock.fileno() for sock in self.socks[slot]]
         # The worker writes a byte on this pipe once it accepts (EOF: it died before).
         ready, said = os.pipe()
+        # The worker starts with the stop signals blocked (a signal mask survives exec) and
+        # unblocks them once it accepts (app/server.py): a SIGTERM meanwhile waits, then
+        # stops it gracefully, instead of killing it with connections queued on its socket
+        # (the kernel resets those when the socket closes).
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             proc = subprocess.Popen(
                 [*self.command, str(said), *map(str, fds)],
@@ -166,6 +176,7 @@ class Workers:
             os.close(ready)
             raise
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             os.close(said)
         self.procs[slot] = proc
         self._ready_pipes[ready] = slot
@@ -322,7 +333,7 @@ async def serve_workers(
     why the service stopped on a failure, None after a requested stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     try:
         create_app(settings)  # a setting the served system cannot take: one line, not N
@@ -383,20 +394,26 @@ def receive(fd: int) -> Settings:
 def worker(argv: list[str]) -> None:
     """A worker: ``python -m app.workers READY FD...``: serve the inherited listening sockets
     ``FD...`` with the settings read from stdin, until SIGTERM or stdin's end; one byte on
-    the pipe ``READY`` tells the parent it accepts."""
+    the pipe ``READY`` tells the parent it accepts and has read what it needs from Redis
+    (it answers 503 until then)."""
     settings = receive(sys.stdin.fileno())
     logging.basicConfig(
         level=os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"), format=LOG_FORMAT, force=True
     )
     ready, *fds = (int(arg) for arg in argv)
     socks = [socket.socket(fileno=fd) for fd in fds]
+    app: web.Application = create_app(settings, worker=True)
+    telling: list[asyncio.Task[None]] = []  # referenced: the loop keeps only weak ones
 
-    def serving() -> None:
+    async def tell_parent() -> None:
+        await app[ATTACHED].wait()
         with contextlib.suppress(OSError):  # a parent gone meanwhile: the lifeline tells
             os.write(ready, b"1")
         os.close(ready)
 
-    app: web.Application = create_app(settings, worker=True)
+    def serving() -> None:
+        telling.append(asyncio.get_running_loop().create_task(tell_parent()))
+
     uvloop.run(serve(app, settings, socks=socks, lifeline=sys.stdin.fileno(), serving=serving))
 
 

@@ -27,7 +27,7 @@ from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
-from .connection import connect, connect_replica
+from .connection import check_url, connect, connect_replica
 from .durability import Durability
 from .engine import Keyspace
 from .errors import (
@@ -174,6 +174,7 @@ __all__ = [
     "ValidationFailed",
     "View",
     "WrongType",
+    "check_url",
     "connect",
     "connect_replica",
     "demo",

@@ -11,6 +11,7 @@ from redis.asyncio.connection import (
     Connection,
     SSLConnection,
     UnixDomainSocketConnection,
+    parse_url,
 )
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -104,6 +105,29 @@ def client_options(timeout: float) -> dict[str, Any]:
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
+
+
+URL_FORMS = (
+    "redis://[user:password@]host:port/db or "
+    "redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]"
+)
+
+
+def check_url(url: str) -> None:
+    """ValueError, with a message that never quotes a password, unless :func:`connect` can
+    make a client of ``url``: a scheme it knows and a host, port and db it can parse."""
+    from .sentinel import SCHEMES, parse  # it builds on this module
+
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("redis", "rediss", "unix", *SCHEMES):
+        raise ValueError(f"not a Redis URL; use {URL_FORMS}")
+    if scheme in SCHEMES:
+        parse(url)
+        return
+    try:
+        parse_url(url)
+    except ValueError as exc:  # redis-py's messages name the part, never the password
+        raise ValueError(f"not a Redis URL ({exc}); use {URL_FORMS}") from None
 
 
 def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:

@@ -23,6 +23,7 @@ from .oplog import OpLogs
 from .plan import Plan
 from .profiles import Profiles
 from .query import Query
+from .replica import ReplicaReads
 from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema, SingletonSpec
 from .scripts import AuthReply, CommitResult, Scripts
@@ -85,6 +86,7 @@ class Keyspace:
         self.client = client
         self.reader = client if reader is None else reader
         check_client(self.reader)
+        self.replica = ReplicaReads(client, self.reader)  # with its fallback to the primary
         self.schema = schema
         self.scripts = Scripts(client, durability)  # the one runner of its scripts, shared
         self.documents = Documents(client, self.scripts, schema)
@@ -189,10 +191,11 @@ class Keyspace:
     async def read(self, spec: EntitySpec, doc_id: str) -> Stored:
         """The document from the reader (a replica under ``MULTIFRAME_READ_FROM=replica``:
         possibly a write or two behind the primary), or NotFound. A pure read only."""
-        return await self._reads.get(spec, doc_id)
+        return await self.replica.run(lambda client: self.get_on(client, spec, doc_id))
 
-    def _reading(self, fresh: bool) -> Redis:
-        return self.client if fresh else self.reader
+    async def get_on(self, client: Redis, spec: EntitySpec, doc_id: str) -> Stored:
+        """The document from ``client``: :attr:`client` or :attr:`reader`."""
+        return await (self.documents if client is self.client else self._reads).get(spec, doc_id)
 
     async def replace(
         self,
@@ -254,24 +257,30 @@ class Keyspace:
     async def list(self, spec: EntitySpec, query: Query, *, fresh: bool = False) -> Page:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`), from the
         reader unless ``fresh`` (then from the primary: an answer that will be cached)."""
-        client = self._reading(fresh)
-        if not self.capabilities.search:
-            return await listing.scan_page(client, spec, query)
-        return await self._through_index(
-            spec, client, lambda: listing.search_page(client, spec, query)
-        )
+
+        async def page(client: Redis) -> Page:
+            if not self.capabilities.search:
+                return await listing.scan_page(client, spec, query)
+            return await self._through_index(
+                spec, client, lambda: listing.search_page(client, spec, query)
+            )
+
+        return await self.replica.run(page, fresh=fresh)
 
     async def aggregate(
         self, spec: EntitySpec, aggregation: Aggregation, *, fresh: bool = False
     ) -> Result:
         """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate), from
         the reader unless ``fresh``."""
-        client = self._reading(fresh)
-        if not self.capabilities.search:
-            return await aggregating.scan_aggregate(client, spec, aggregation)
-        return await self._through_index(
-            spec, client, lambda: aggregating.search_aggregate(client, spec, aggregation)
-        )
+
+        async def result(client: Redis) -> Result:
+            if not self.capabilities.search:
+                return await aggregating.scan_aggregate(client, spec, aggregation)
+            return await self._through_index(
+                spec, client, lambda: aggregating.search_aggregate(client, spec, aggregation)
+            )
+
+        return await self.replica.run(result, fresh=fresh)
 
     async def nearest(
         self,
@@ -293,12 +302,15 @@ class Keyspace:
         unit = vectors.query_direction(vector, field.dim)
         count, query = vectors.parse_k(k), filter or Query()
         vectors.check_filter(query)
-        client = self.reader
-        if not self.capabilities.search:
-            return await listing.scan_nearest(client, spec, unit, count, query)
-        return await self._through_index(
-            spec, client, lambda: listing.search_nearest(client, spec, unit, count, query)
-        )
+
+        async def nearest(client: Redis) -> Sequence[vectors.Scored]:
+            if not self.capabilities.search:
+                return await listing.scan_nearest(client, spec, unit, count, query)
+            return await self._through_index(
+                spec, client, lambda: listing.search_nearest(client, spec, unit, count, query)
+            )
+
+        return await self.replica.run(nearest)
 
     async def _through_index(
         self, spec: EntitySpec, client: Redis, read: Callable[[], Awaitable[T]]
@@ -504,10 +516,15 @@ class Keyspace:
         ready = (
             found.json and (found.search or not self.capabilities.search) and all(indexes.values())
         )
-        return {
+        report = {
             "ready": ready,
             "json": found.json,
             "search": found.search,
             "degraded": self.degraded,
             "indexes": indexes,
         }
+        # A replica that cannot answer leaves the service ready: reads go to the primary.
+        if (replica := await self.replica.state()) is not None:
+            report["replica"] = replica
+            report["replica_fallbacks"] = self.replica.fallbacks
+        return report

@@ -19,6 +19,8 @@ from .schema import EntitySpec, get_path
 from .store import Stored
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from .engine import Keyspace
 
 UNIQUE_TRIES = 3  # a claim moved between its read and the document's: ask again, this often
@@ -49,7 +51,14 @@ async def by_unique(
     """The document holding ``value`` in its unique ``field`` (normalized as the claim is:
     caseless where declared), from the keyspace's reader unless ``fresh``; NotFound when
     none does, or no document could hold it."""
-    client, read = (ks.client, ks.get) if fresh else (ks.reader, ks.read)
+    return await ks.replica.run(
+        lambda client: _by_unique(ks, client, spec, field, value), fresh=fresh
+    )
+
+
+async def _by_unique(
+    ks: Keyspace, client: Redis, spec: EntitySpec, field: str, value: str
+) -> Stored:
     unique = next(u for u in spec.uniques if u.field == field)
     wanted = unique.normalize(value) if _holdable(spec, field, value) else None
     for _ in range(UNIQUE_TRIES if wanted is not None else 0):
@@ -58,7 +67,8 @@ async def by_unique(
         if doc_id is None:
             break
         try:
-            stored = await read(spec, doc_id.decode() if isinstance(doc_id, bytes) else doc_id)
+            found = doc_id.decode() if isinstance(doc_id, bytes) else doc_id
+            stored = await ks.get_on(client, spec, found)
         except NotFound:
             continue  # deleted after its claim was read: the claim is gone now or soon
         held = get_path(stored.doc, field)

@@ -6,23 +6,15 @@ import argparse
 import os
 from pathlib import Path
 
-from keyspace.sentinel import SCHEMES as SENTINEL_SCHEMES
-from keyspace.sentinel import parse as parse_sentinel
+from keyspace import check_url
 
 
 def redis_url(text: str) -> str:
     """argparse type of ``--redis-url``: a URL redis-py can connect to."""
-    scheme = text.partition("://")[0]
-    if scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES):
-        raise argparse.ArgumentTypeError(
-            f"not a Redis URL: {text!r}; use redis://[user:password@]host:port/db or "
-            "redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]"
-        )
-    if scheme in SENTINEL_SCHEMES:
-        try:
-            parse_sentinel(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        check_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -13,10 +13,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app import create_app
 from app.config import Settings
+from app.main import ATTACH_WAIT_SECONDS
 from app.startup import SETUP_CHECK_SECONDS
+from app.state import ATTACHED
 from keyspace import Keyspace, connect
 from keyspace.connection import call
-from keyspace.server import EmbeddedRedis
+from keyspace.server import EmbeddedRedis, free_port
 
 from .conftest import ADMIN_TOKEN, AUTH
 
@@ -81,5 +83,25 @@ async def test_forget_built_drops_only_what_is_built(redis_server: EmbeddedRedis
         await parent.upgrade_indexes()
         await worker.forget_built()
         assert worker.pending_indexes == []
+    finally:
+        await redis.aclose()
+
+
+async def test_a_worker_serves_at_once_and_answers_503_until_it_reaches_redis() -> None:
+    # Nobody listens there: a worker started while its Redis is down or hung. It must answer
+    # its share of the connections the kernel queues on its socket, not hold them.
+    redis = connect(f"redis://127.0.0.1:{free_port()}/0", timeout=1.0)
+    try:
+        app = create_app(Settings(admin_token=ADMIN_TOKEN), client=redis, worker=True)
+        started = time.monotonic()
+        async with TestClient(TestServer(app), headers=AUTH) as client:
+            assert time.monotonic() - started < 2  # start-up does not wait for Redis
+            for path in ("/health", "/ready", "/api/users"):
+                answer = await client.get(path)
+                assert answer.status == 503, path
+                assert (await answer.json())["error"]["code"] == "redis_unavailable", path
+                assert answer.headers["Retry-After"] == "2"
+            assert not app[ATTACHED].is_set()
+        assert time.monotonic() - started < 2 + 3 * (ATTACH_WAIT_SECONDS + 0.5)
     finally:
         await redis.aclose()

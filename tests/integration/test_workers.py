@@ -229,3 +229,72 @@ def test_sigterm_finishes_requests_in_flight_then_stops_everything(tmp_path: Pat
         output = running.output()
         assert output.count("embedded redis-server stopped") == 1, output
         assert output.index("workers stopped") < output.index("embedded redis-server stopped")
+
+
+def _statuses(port: int, count: int, timeout: float) -> list[int | str]:
+    """``count`` GET /health on connections of their own, opened at once: each one's status,
+    or the name of the error that took its place (no answer, a reset)."""
+
+    def one(_: int) -> int | str:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        except OSError as exc:
+            return type(exc).__name__
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_a_worker_restarted_while_redis_hangs_answers_its_connections(tmp_path: Path) -> None:
+    with service(tmp_path, MULTIFRAME_ADMIN_TOKEN=TOKEN) as run:
+        server, (victim, _) = run.redis(), run.workers()
+        os.kill(server, signal.SIGSTOP)  # hung, as a primary behind a partition
+        try:
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while " started (pid " not in run.output().partition(f"(pid {victim}) exited")[2]:
+                assert time.monotonic() < deadline, run.output()
+                time.sleep(0.05)
+            time.sleep(1.0)  # the replacement is up, and cannot read Redis
+            started = time.monotonic()
+            # Half of them, about, on the replacement's socket: answered, not held.
+            assert _statuses(run.port, 16, timeout=8) == [503] * 16
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(server, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while " serving again (pid " not in run.output():  # attached once Redis answers
+            assert time.monotonic() < deadline, run.output()
+            time.sleep(0.1)
+        assert _statuses(run.port, 8, timeout=10) == [200] * 8
+
+
+def test_a_stop_while_a_worker_starts_answers_its_queued_connections(tmp_path: Path) -> None:
+    with service(tmp_path, MULTIFRAME_ADMIN_TOKEN=TOKEN) as run:
+        victim, _ = run.workers()
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.1)  # noticed: the parent waits 0.5 s before starting a replacement
+        conns = [socket.create_connection(("127.0.0.1", run.port), timeout=20) for _ in range(20)]
+        for conn in conns:
+            _request(conn, "/ready")  # some queue on the dead worker's socket meanwhile
+        deadline = time.monotonic() + 10
+        while " started (pid " not in run.output().partition(f"(pid {victim}) exited")[2]:
+            assert time.monotonic() < deadline, run.output()
+            time.sleep(0.01)
+        run.proc.send_signal(signal.SIGTERM)  # while the replacement is still starting
+        replies: list[int | str] = []
+        for conn in conns:
+            try:
+                replies.append(_reply(conn))
+            except OSError as exc:
+                replies.append(type(exc).__name__)
+            finally:
+                conn.close()
+        assert replies == [200] * len(conns), (replies, run.output())
+        assert run.proc.wait(timeout=30) == 0, run.output()

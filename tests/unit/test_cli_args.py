@@ -13,6 +13,9 @@ from scripts.exits import USAGE
     [
         (["--redis-url", "notaurl", "check"], "not a Redis URL"),
         (["--redis-url", "http://x:6379", "check"], "not a Redis URL"),
+        (["--redis-url", "redis://u:secretpw@[::1:6379/0", "check"], "Invalid IPv6 URL"),
+        (["--redis-url", "redis://u:secretpw@h:port/0", "check"], "not a Redis URL"),
+        (["--redis-url", "redis+sentinel://u:secretpw@[::1/mf/0", "check"], "Invalid IPv6 URL"),
         (["generate", "--users", "-5"], "at least 1"),
         (["generate", "--users", "0"], "at least 1"),
         (["generate", "--users", "ten"], "at least 1"),
@@ -30,3 +33,4 @@ def test_bad_arguments_are_usage_errors(
     err = capsys.readouterr().err
     assert mentions in err
     assert "Traceback" not in err
+    assert "secretpw" not in err

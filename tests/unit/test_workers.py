@@ -4,8 +4,10 @@ the kill of one that ignores it), and a worker's lifeline to its parent."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -101,9 +103,40 @@ async def test_a_worker_that_keeps_exiting_stops_the_service(
 WAITS_FOR_SIGTERM = (
     "import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
     + STARTED
+    # Serving, as app.server says it: the stop signals it started with blocked are taken now.
+    + "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
     + "os.write(int(sys.argv[1]), b'1')\n"  # serving, as app.workers says it
     + "time.sleep(60)\n"
 )
+
+
+# Records the signals it started with blocked, serves only after 0.5 s, then as above.
+RECORDS_ITS_MASK = (
+    "import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    + STARTED
+    + "blocked = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ()))\n"
+    + "open(os.path.join(os.environ['UP_DIR'], 'mask'), 'w').write(repr(blocked))\n"
+    + "time.sleep(0.5)\n"
+    + "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
+    + "os.write(int(sys.argv[1]), b'1')\n"
+    + "time.sleep(60)\n"
+)
+
+
+async def test_a_worker_starts_with_the_stop_signals_blocked_and_takes_them_once_serving(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UP_DIR", str(tmp_path))
+    pool = _pool(monkeypatch, RECORDS_ITS_MASK, count=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(pool.run(stop))
+    await _until_up(tmp_path, 2)  # its pid file and its mask
+    stop.set()  # the SIGTERM comes before it serves: it waits, and does not kill it
+    assert await asyncio.wait_for(running, 10)
+    assert pool.procs[0].returncode == 0  # its handler ran (sys.exit(0)): not killed by it
+    blocked = set(ast.literal_eval((tmp_path / "mask").read_text()))
+    assert {int(signum) for signum in server.STOP_SIGNALS} <= blocked
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, ())  # ours as was
 
 
 async def _until_up(up: Path, count: int) -> None:
