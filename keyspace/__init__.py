@@ -27,7 +27,7 @@ from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
-from .connection import connect, connect_replica
+from .connection import connect, connect_replica, observe_round_trips
 from .durability import Durability
 from .engine import Keyspace
 from .errors import (
@@ -184,6 +184,7 @@ __all__ = [
     "metric_fields",
     "migrating",
     "migrations",
+    "observe_round_trips",
     "params_hash",
     "parse",
     "parse_aggregation",
