@@ -119,6 +119,7 @@ class Metrics:
             buckets=REDIS_BUCKETS,
             registry=own,
         )
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def round_trips(self, client: str) -> Callable[[float], None]:
         """The observer of ``client``'s round trips (``keyspace.observe_round_trips``)."""
@@ -135,8 +136,16 @@ class Metrics:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else UNMATCHED
         method = request.method if request.method in METHODS else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:  # labels() takes a lock and checks its arguments: once per series
+            series = self._series[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
         if status == 429:  # this API's only 429 is the rate limit's (app/auth.py)
             self.rate_limited.labels(route, method).inc()
         elif status == 401:

@@ -11,9 +11,9 @@ carries it in ``details.request_id`` (app/errors.py), so a user's report leads t
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -33,7 +33,7 @@ def choose(headers: Mapping[str, str]) -> str:
     given = headers.get(HEADER)
     if given is not None and VALID.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as a uuid4's hex, without making a UUID (~4 us)
 
 
 @contextmanager
