@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.config import Settings
 from app.state import KEYSPACE
-from keyspace import connect, observe_round_trips
+from keyspace import connect, observe_round_trips, systems
 from keyspace.server import EmbeddedRedis, free_port
 from tests.api.conftest import ADMIN_TOKEN, AUTH
 from tests.api.test_collections import Client, created, user_body
@@ -215,3 +215,21 @@ async def test_openapi_documents_metrics_as_text(api: Client) -> None:
     op = spec["paths"]["/metrics"]["get"]
     assert set(op["responses"]["200"]["content"]) == {"text/plain"}
     assert "401" in op["responses"] and "security" not in op
+
+
+@pytest.mark.parametrize("name", systems.names())
+async def test_every_system_is_scraped_with_its_own_collections(name: str) -> None:
+    system = systems.load(name)
+    async with serving(Settings(admin_token=ADMIN_TOKEN, system=name)) as api:
+        collection = system.schema.entities[0].collection
+        assert (await api.get(f"/api/{collection}")).status == 200
+        samples = await scrape(api)
+    assert value(samples, "multiframe_service_info", system=name) == 1
+    listed = value(samples, REQUESTS, route=f"/api/{collection}", method="GET", status="200")
+    assert listed == 1
+    states = {
+        dict(labels)["collection"]
+        for (metric, labels), v in samples.items()
+        if metric == "multiframe_index_state" and v == 1
+    }
+    assert states == {spec.collection for spec in system.schema.entities}
