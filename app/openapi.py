@@ -341,7 +341,8 @@ CORS_HEADERS = {
 }
 REQUEST_ID_TEXT = (
     "The request's own X-Request-ID when it is 1 to 128 characters of [A-Za-z0-9._:-], else "
-    "one the service made (uuid4 hex); a 5xx error body carries it in details.request_id, "
+    "one the service made (32 random hex digits); a 5xx error body carries it in "
+    "details.request_id, "
     "and the request's log lines name it"
 )
 REQUEST_ID_HEADER = {"X-Request-ID": _header(REQUEST_ID_TEXT)}

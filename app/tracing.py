@@ -2,8 +2,8 @@
 
 The id is the request's own ``X-Request-ID`` when that is 1 to 128 characters of
 ``[A-Za-z0-9._:-]`` (what proxies and tracers send: UUIDs, hex, W3C trace ids with dashes,
-``host:pid:n``), else a new uuid4 in hex: a header with spaces, quotes or control characters
-could forge log fields, and one of any length would bloat every log line. Every log line
+``host:pid:n``), else 32 random hex digits: a header with spaces, quotes or control
+characters could forge log fields, and one of any length would bloat every log line. Every log line
 written while a request is handled names it (:class:`RequestIdFilter`); a 5xx error body
 carries it in ``details.request_id`` (app/errors.py), so a user's report leads to the logs.
 """
@@ -33,7 +33,7 @@ def choose(headers: Mapping[str, str]) -> str:
     given = headers.get(HEADER)
     if given is not None and VALID.fullmatch(given):
         return given
-    return os.urandom(16).hex()  # as random as a uuid4's hex, without making a UUID (~4 us)
+    return os.urandom(16).hex()  # a uuid4's randomness without making a UUID (~4 us less)
 
 
 @contextmanager
