@@ -15,9 +15,8 @@ import asyncio
 import hmac
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 from prometheus_client import (
@@ -36,10 +35,9 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from keyspace import Keyspace, KeyspaceError, System
-from keyspace.search import is_building, parse_info
+from keyspace import INDEX_STATES, Keyspace, KeyspaceError, ServerStats, System, server_stats
 
 from .errors import ApiError
 
@@ -54,7 +52,6 @@ REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of requests no route serves (404, 405)
 FRESH_SECONDS = 1.0  # a scrape within this of the last one reuses what Redis said then
-INDEX_STATES = ("ready", "building", "missing", "no_search")
 MEMORY = {  # INFO memory field -> metric
     "used_memory": ("multiframe_redis_memory_used_bytes", "Memory the Redis server uses"),
     "used_memory_rss": ("multiframe_redis_memory_rss_bytes", "Its resident set size"),
@@ -161,34 +158,24 @@ METRICS = web.AppKey("metrics", Metrics)
 
 
 @dataclass(frozen=True)
-class IndexState:
-    """One collection's index, as FT.INFO describes it."""
-
-    state: str  # one of INDEX_STATES
-    documents: int | None = None
-    indexed: float | None = None  # percent_indexed, 0 to 1
-    failures: int | None = None
-
-
-@dataclass(frozen=True)
 class Snapshot:
-    """What Redis said at one scrape, as metric families."""
+    """What Redis said at one scrape (None: it could not be read), as metric families."""
 
     system: str
-    up: bool
-    indexes: Mapping[str, IndexState] = field(default_factory=dict)
-    memory: Mapping[str, int] = field(default_factory=dict)
+    stats: ServerStats | None
 
     def collect(self) -> Iterator[Metric]:
         yield InfoMetricFamily("multiframe_service", "The system served", {"system": self.system})
         yield GaugeMetricFamily(
-            "multiframe_redis_up", "1 when this scrape could read Redis", float(self.up)
+            "multiframe_redis_up",
+            "1 when this scrape could read Redis",
+            float(self.stats is not None),
         )
-        for info_field, (name, text) in MEMORY.items():
-            if info_field in self.memory:
-                yield GaugeMetricFamily(name, text, float(self.memory[info_field]))
-        if not self.indexes:
+        if self.stats is None:
             return
+        for info_field, (name, text) in MEMORY.items():
+            if info_field in self.stats.memory:
+                yield GaugeMetricFamily(name, text, float(self.stats.memory[info_field]))
         states = StateSetMetricFamily(
             "multiframe_index_state",
             "Each collection's index: ready, building (lists answer 503), missing, or "
@@ -210,7 +197,7 @@ class Snapshot:
             "Documents the index could not index (hash_indexing_failures)",
             labels=("collection",),
         )
-        for collection, index in self.indexes.items():
+        for collection, index in self.stats.indexes.items():
             states.add_metric([collection], {s: s == index.state for s in INDEX_STATES})
             for family, value in (
                 (documents, index.documents),
@@ -222,49 +209,8 @@ class Snapshot:
         yield from (states, documents, indexed, failures)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _index(reply: Any, pending: bool) -> IndexState:
-    if isinstance(reply, Exception):  # no such alias: never built, or lost with the data
-        return IndexState("building" if pending else "missing")
-    info = parse_info(reply)
-    building = pending or is_building(info)
-    return IndexState(
-        "building" if building else "ready",
-        documents=int(info.get("num_docs", 0)),
-        indexed=float(_text(info.get("percent_indexed", 1))),
-        failures=int(info.get("hash_indexing_failures", 0)),
-    )
-
-
-async def read_snapshot(ks: Keyspace, system: System) -> Snapshot:
-    """What Redis holds now, in one round trip."""
-    specs = ks.schema.entities if ks.capabilities.search else ()
-    async with ks.client.pipeline(transaction=False) as pipe:
-        pipe.info("memory")
-        for spec in specs:
-            pipe.execute_command("FT.INFO", spec.names.index_alias(spec.prefix))
-        memory, *infos = await pipe.execute(raise_on_error=False)
-    if isinstance(memory, ResponseError):  # a server (or ACL) without INFO: no memory figures
-        memory = {}
-    elif isinstance(memory, Exception):
-        raise memory
-    pending = set(ks.pending_indexes)
-    if specs:
-        indexes = {
-            spec.collection: _index(reply, spec.collection in pending)
-            for spec, reply in zip(specs, infos, strict=True)
-        }
-    else:
-        indexes = {spec.collection: IndexState("no_search") for spec in ks.schema.entities}
-    kept = {k: int(memory[k]) for k in MEMORY if isinstance(memory.get(k), int)}
-    return Snapshot(system.name, True, indexes, kept)
-
-
 class RedisState:
-    """Reads :func:`read_snapshot` for scrapes, at most once per FRESH_SECONDS."""
+    """Reads ``keyspace.server_stats`` for scrapes, at most once per FRESH_SECONDS."""
 
     def __init__(self, keyspace: Callable[[], Keyspace], system: System, timeout: float) -> None:
         self.keyspace, self.system, self.timeout = keyspace, system, timeout
@@ -277,10 +223,11 @@ class RedisState:
             return self._last
         try:
             async with asyncio.timeout(self.timeout):
-                snapshot = await read_snapshot(self.keyspace(), self.system)
+                stats: ServerStats | None = await server_stats(self.keyspace())
         except (RedisError, OSError, TimeoutError, KeyspaceError):
             # The scrape still answers: the process's own counts matter most when Redis is down.
-            snapshot = Snapshot(self.system.name, False)
+            stats = None
+        snapshot = Snapshot(self.system.name, stats)
         self._last, self._at = snapshot, now
         return snapshot
 

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.config import Settings
 from app.state import KEYSPACE
-from keyspace import connect, observe_round_trips, systems
+from keyspace import Keyspace, connect, observe_round_trips, search, server_stats, systems
+from keyspace.connection import call
 from keyspace.server import EmbeddedRedis, free_port
 from tests.api.conftest import ADMIN_TOKEN, AUTH
 from tests.api.test_collections import Client, created, user_body
@@ -233,3 +234,22 @@ async def test_every_system_is_scraped_with_its_own_collections(name: str) -> No
         if metric == "multiframe_index_state" and v == 1
     }
     assert states == {spec.collection for spec in system.schema.entities}
+
+
+@pytest.mark.redis
+async def test_a_lost_index_is_reported_missing(redis_server: EmbeddedRedis) -> None:
+    redis = connect(redis_server.url)
+    await redis.flushall()
+    try:
+        ks = Keyspace(redis)
+        await ks.setup()
+        assert {s.state for s in (await server_stats(ks)).indexes.values()} == {"ready"}
+        users = ks.schema.entity("user")
+        await call(redis, "FT.DROPINDEX", search.current_name(users))
+        stats = await server_stats(ks)
+    finally:
+        await redis.aclose()
+    assert stats.indexes["users"].state == "missing"
+    assert stats.indexes["users"].documents is None
+    assert stats.indexes["drivers"].state == "ready"
+    assert stats.memory["used_memory"] > 0
