@@ -28,6 +28,7 @@ from .config import Settings, check_workers
 from .main import create_app
 from .server import serve
 from .supervise import Supervisor, write_url_file
+from .tracing import configure_logging
 from .workers import LOG_FORMAT, serve_workers
 
 log = logging.getLogger("multiframe")
@@ -142,9 +143,10 @@ def preflight(url: str, probe_key: str, replicas: int = 0, name: str = "REDIS_UR
 
 def main() -> None:
     settings = _arguments(Settings.from_env())
-    logging.basicConfig(
-        level=os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
-        format=LOG_FORMAT if settings.workers > 1 else "%(asctime)s %(name)s %(message)s",
+    configure_logging(
+        os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
+        settings.log_format,
+        LOG_FORMAT if settings.workers > 1 else "%(asctime)s %(name)s %(message)s",
     )
     try:
         system = systems.load(

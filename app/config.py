@@ -83,6 +83,29 @@ def _endpoint_limits(env: Mapping[str, str]) -> dict[str, int]:
         raise SystemExit(f"MULTIFRAME_ENDPOINT_LIMITS: {exc}") from None
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower() or "text"
+    if value not in LOG_FORMATS:
+        raise SystemExit(f"MULTIFRAME_LOG_FORMAT must be text or json, got {raw!r}")
+    return value
+
+
+def _listen(raw: str) -> tuple[str, int] | None:
+    """``MULTIFRAME_METRICS_LISTEN``: ``host:port`` (an IPv6 host in brackets), or unset."""
+    if not raw.strip():
+        return None
+    host, _, port = raw.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(
+            f"MULTIFRAME_METRICS_LISTEN must be host:port, e.g. 127.0.0.1:9464, got {raw!r}"
+        )
+    return host, int(port)
+
+
 def _durability(env: Mapping[str, str]) -> Durability:
     """``MULTIFRAME_MIN_REPLICAS`` and ``MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS``."""
     try:
@@ -126,6 +149,11 @@ class Settings:
     body_timeout: float = 60.0  # MULTIFRAME_BODY_TIMEOUT_SECONDS (receiving a request body)
     send_timeout: float = 60.0  # MULTIFRAME_SEND_TIMEOUT_SECONDS (delivering a response)
     admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: an admin API key while configured
+    # MULTIFRAME_METRICS_TOKEN: when set, GET /metrics needs it as its bearer token
+    metrics_token: str | None = None
+    # MULTIFRAME_METRICS_LISTEN "host:port": /metrics on a listener of its own, not this port
+    metrics_listen: tuple[str, int] | None = None
+    log_format: str = "text"  # MULTIFRAME_LOG_FORMAT: text, or json (one object per line)
     read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
     write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
     tokens_per_minute: int = 10  # MULTIFRAME_RATE_TOKENS_PER_MINUTE (designer, engineer mints)
@@ -206,6 +234,9 @@ class Settings:
             body_timeout=_seconds(env, "MULTIFRAME_BODY_TIMEOUT_SECONDS", cls.body_timeout),
             send_timeout=_seconds(env, "MULTIFRAME_SEND_TIMEOUT_SECONDS", cls.send_timeout),
             admin_token=env.get("MULTIFRAME_ADMIN_TOKEN") or None,
+            metrics_token=env.get("MULTIFRAME_METRICS_TOKEN") or None,
+            metrics_listen=_listen(env.get("MULTIFRAME_METRICS_LISTEN", "")),
+            log_format=_log_format(env.get("MULTIFRAME_LOG_FORMAT", "")),
             read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
             write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
             tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),

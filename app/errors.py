@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -41,9 +42,29 @@ class ApiError(Exception):
         self.details, self.headers, self.close = details, headers or {}, close
 
 
+# The X-Request-ID of the request being handled (app/tracing.py): each request runs in a
+# task of its own, so each sees its own.
+current: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def traced(details: Any) -> Any:
+    """A 5xx answer's ``details`` with the request's id (``request_id``), which the log lines
+    of the failure carry too."""
+    rid = current.get()
+    if rid is None:
+        return details
+    if details is None:
+        return {"request_id": rid}
+    if isinstance(details, dict):
+        return {**details, "request_id": rid}
+    return {"request_id": rid, "details": details}
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> web.Response:
+    if status >= 500:
+        details = traced(details)
     body = {"error": {"code": code, "message": message, "details": details}}
     return web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json", headers=headers

@@ -12,14 +12,23 @@ from dataclasses import replace
 from aiohttp import web
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, System, connect, connect_replica, endpoint_name, systems
+from keyspace import (
+    Keyspace,
+    System,
+    connect,
+    connect_replica,
+    endpoint_name,
+    observe_round_trips,
+    systems,
+)
 
-from . import openapi
+from . import metrics_listener, openapi, tracing
 from .admin_routes import RUNS, Runs
 from .auth import auth_middleware
 from .config import Settings
 from .cors import cors_middleware
 from .errors import ApiError, Handler, client_gone, error_middleware
+from .metrics import EXPOSITION, METRICS, Exposition, Metrics, RedisState
 from .routes import install, route_table
 from .startup import IndexWork, attach, cancel, keep_prepared, prepare_at_start
 from .state import ATTACHED, KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
@@ -157,10 +166,20 @@ def create_app(
     if client is None:
         settings.check_durability()
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
-    middlewares = [access_log, deliver, cors_middleware, error_middleware, auth_middleware]
+    # telemetry outermost: the request id is known to every log line, then the request counted.
+    middlewares = [
+        tracing.telemetry,
+        access_log,
+        deliver,
+        cors_middleware,
+        error_middleware,
+        auth_middleware,
+    ]
     if worker:
         middlewares.insert(-1, until_attached)  # before auth, which reads Redis
     app = web.Application(client_max_size=settings.max_body, middlewares=middlewares)
+    tracing.install(app)
+    app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[ATTACHED] = asyncio.Event()
     app[LIMITS] = settings.limits()
@@ -174,6 +193,8 @@ def create_app(
         ) from None
     app[SYSTEM] = served
     app[RUNS] = Runs()
+    state = RedisState(lambda: app[KEYSPACE], served, settings.redis_timeout)
+    app[EXPOSITION] = Exposition(app[METRICS].registry, state, settings.metrics_token)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = client is None
@@ -193,6 +214,10 @@ def create_app(
             if reader is None and reader_url is not None
             else None
         )
+        if owned:  # a caller's client is the caller's to observe
+            observe_round_trips(redis, app[METRICS].round_trips("primary"))
+        if replica is not None:
+            observe_round_trips(replica, app[METRICS].round_trips("replica"))
         ks = Keyspace(
             redis, app[SYSTEM].schema, reader=reader or replica, durability=settings.durability
         )
@@ -221,6 +246,10 @@ def create_app(
 
     app.cleanup_ctx.append(redis_ctx)
     table = route_table(served)
+    if settings.metrics_listen is not None:  # served there, not on this port
+        table = [r for r in table if r.path != "/metrics"]
+        if not worker:  # under --workers, their parent serves it
+            app.cleanup_ctx.append(metrics_listener.listening(app[EXPOSITION], settings))
     install(app, table)
     app[SYSTEM] = _endpoint_limits(app, served, settings)
     app[OPENAPI] = openapi.build(table, served)

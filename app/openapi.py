@@ -339,6 +339,21 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": _header("With Access-Control-Allow-Origin"),
     "Vary": _header("Origin, when MULTIFRAME_CORS_ORIGINS is set"),
 }
+REQUEST_ID_TEXT = (
+    "The request's own X-Request-ID when it is 1 to 128 characters of [A-Za-z0-9._:-], else "
+    "one the service made (32 random hex digits); a 5xx error body carries it in "
+    "details.request_id, "
+    "and the request's log lines name it"
+)
+REQUEST_ID_HEADER = {"X-Request-ID": _header(REQUEST_ID_TEXT)}
+REQUEST_ID_PARAM: dict[str, Any] = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Your id for this request, echoed in the response when valid (1 to 128 "
+    "characters of [A-Za-z0-9._:-]); any other value is replaced by a new one",
+}
 IF_NONE_MATCH: dict[str, Any] = {
     "name": "If-None-Match",
     "in": "header",
@@ -406,8 +421,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
                 "description": "ETag from a read; a stale one gets 412 and nothing is written",
             }
         )
-    if params:
-        op["parameters"] = params
+    params.append(dict(REQUEST_ID_PARAM))
+    op["parameters"] = params
     if route.body:
         op["requestBody"] = {
             "required": route.body_required,
@@ -420,6 +435,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         ok |= copy.deepcopy(swagger.RESPONSES[route.path])
     elif route.path == "/openapi.json":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif route.path == "/metrics":
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     headers = _success_headers(route, docs)
     if route.view is not None and system.view_ttl(route.view) is not None:
         headers["X-Cache"] = copy.deepcopy(openapi_views.X_CACHE)
@@ -446,6 +463,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         responses[str(status)] = {"description": text, **error}
         if status in ERROR_HEADERS:
             responses[str(status)]["headers"] = copy.deepcopy(ERROR_HEADERS[status])
+    for response in responses.values():  # every response: app/tracing.py
+        response.setdefault("headers", {}).update(copy.deepcopy(REQUEST_ID_HEADER))
     op["responses"] = responses
     if route.path.startswith("/api/"):
         op["security"] = [{"bearer": []}]

@@ -19,6 +19,7 @@ from .feature_routes import (
     settings_routes,
     singleton_routes,
 )
+from .metrics import serve_metrics
 from .policy import IMPORT_WINDOW
 from .resources import (
     Collection,
@@ -276,6 +277,15 @@ def service_routes() -> list[Route]:
             "A file of the Swagger UI page (/docs), bundled with the service",
             "service",
             errors=(404,),
+        ),
+        Route(
+            "GET",
+            "/metrics",
+            serve_metrics,
+            "Prometheus metrics (text format; OpenMetrics when asked for)",
+            "service",
+            errors=(401,),
+            notes=((401, "MULTIFRAME_METRICS_TOKEN is set: send it as the bearer token"),),
         ),
     ]
 

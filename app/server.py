@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 
 from .config import Settings
-from .errors import error_response
+from .errors import current, error_response
+from .tracing import HEADER, REQUEST_ID, choose
 from .wire import unsupported_encoding
 
 log = logging.getLogger("multiframe")
@@ -83,13 +84,20 @@ class ApiRequestHandler(web.RequestHandler):
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # as aiohttp's own: too late for another response
             raise ConnectionError("a response was started; cannot send an error response")
-        response = parser_error(status, exc)
-        if response.status < 500:
-            # A client's malformed bytes are not a server fault: no traceback at ERROR.
-            reason = (message or "").partition("\n")[0][:MAX_REASON]
-            log.info("refused a malformed request from %s: %s", request.remote, reason)
-        else:
-            log.error("unhandled error serving %s", request.remote, exc_info=exc)
+        # A request the app saw has its id; one refused by the parser gets one here.
+        rid = request.get(REQUEST_ID) or choose(request.headers)
+        token = current.set(rid)  # for the error body's details and the log line below
+        try:
+            response = parser_error(status, exc)
+            if response.status < 500:
+                # A client's malformed bytes are not a server fault: no traceback at ERROR.
+                reason = (message or "").partition("\n")[0][:MAX_REASON]
+                log.info("refused a malformed request from %s: %s", request.remote, reason)
+            else:
+                log.error("unhandled error serving %s", request.remote, exc_info=exc)
+        finally:
+            current.reset(token)
+        response.headers[HEADER] = rid
         response.force_close()  # the parser's position in the stream is lost
         return response
 

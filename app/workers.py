@@ -40,24 +40,30 @@ import contextlib
 import logging
 import os
 import pickle
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import uvloop
 from aiohttp import web
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from keyspace import Keyspace, System, connect
 
+from . import metrics_listener
 from .config import Settings
 from .main import create_app
+from .metrics import MULTIPROC_ENV, Exposition, RedisState
 from .server import STOP_SIGNALS, serve
 from .startup import IndexWork, keep_prepared, prepare_at_start
 from .state import ATTACHED
 from .supervise import Supervisor
+from .tracing import configure_logging
 
 log = logging.getLogger("multiframe.workers")
 
@@ -144,8 +150,15 @@ class Workers:
 
     command: tuple[str, ...] = (sys.executable, "-m", "app.workers")  # then READY FD...
 
-    def __init__(self, settings: Settings, socks: list[list[socket.socket]]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        socks: list[list[socket.socket]],
+        metrics_dir: str | None = None,
+    ) -> None:
         self.settings = settings
+        # Where the workers write their metrics (app/metrics.py), None: nowhere.
+        self.metrics_dir = metrics_dir
         self.socks = socks
         self.count = len(socks)
         self.procs: dict[int, subprocess.Popen[bytes]] = {}  # slot -> its current process
@@ -160,6 +173,8 @@ class Workers:
         fds = [sock.fileno() for sock in self.socks[slot]]
         # The worker writes a byte on this pipe once it accepts (EOF: it died before).
         ready, said = os.pipe()
+        # prometheus-client reads the directory from the environment as it is imported.
+        env = None if self.metrics_dir is None else {**os.environ, MULTIPROC_ENV: self.metrics_dir}
         # The worker starts with the stop signals blocked (a signal mask survives exec) and
         # unblocks them once it accepts (app/server.py): a SIGTERM meanwhile waits, then
         # stops it gracefully, instead of killing it with connections queued on its socket
@@ -171,6 +186,7 @@ class Workers:
                 stdin=subprocess.PIPE,
                 pass_fds=[said, *fds],
                 process_group=0,
+                env=env,
             )
         except BaseException:
             os.close(ready)
@@ -225,6 +241,7 @@ class Workers:
                 return  # stopping: run() stops it
             self.serving.discard(slot)
             _release(proc)
+            self._dead(proc)
             uptime = loop.time() - started
             delay = restarts.delay(uptime)
             if delay is None:
@@ -287,8 +304,15 @@ class Workers:
                 log.warning("worker pid %d stopped with %s", proc.pid, _status(proc.returncode))
         for proc in self.procs.values():
             _release(proc)
+            self._dead(proc)
         self._close_ready_pipes()
         return clean
+
+    def _dead(self, proc: subprocess.Popen[bytes]) -> None:
+        """Forget an exited worker's live gauges (requests in progress); its counters stay,
+        so that totals never go down when a worker is replaced."""
+        if self.metrics_dir is not None:
+            mark_process_dead(proc.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
 
 
 async def _exited(proc: subprocess.Popen[bytes], stop: asyncio.Event) -> bool:
@@ -346,13 +370,22 @@ async def serve_workers(
     ks = Keyspace(client, system.schema)
     work = IndexWork(ks)
     tasks = [t for t in (watch,) if t is not None]
+    # This run's metrics directory: each worker's counts, added up by a scrape. A new one per
+    # run, so no count of an earlier run's workers (same pids after a reboot) is added in.
+    metrics_dir = tempfile.mkdtemp(prefix="multiframe-metrics-")
+    listener: web.AppRunner | None = None
     try:
         if not await _prepared(ks, system, settings, work, stop):
             return None
         tasks.append(asyncio.create_task(keep_prepared(ks, system, settings, work)))
+        if settings.metrics_listen is not None:  # the parent serves it, on its own pool
+            every_worker = MultiProcessCollector(None, path=metrics_dir)  # type: ignore[no-untyped-call]
+            state = RedisState(lambda: ks, system, settings.redis_timeout)
+            exposition = Exposition(every_worker, state, settings.metrics_token)
+            listener = await metrics_listener.start(exposition, settings)
         socks = listen(settings.host, settings.port, settings.workers)
         try:
-            pool = Workers(settings, socks)
+            pool = Workers(settings, socks, metrics_dir)
             clean = await pool.run(stop)
         finally:
             for sock in (sock for sockets in socks for sock in sockets):
@@ -365,8 +398,11 @@ async def serve_workers(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if listener is not None:
+            await listener.cleanup()
         await work.stop()
         await client.aclose()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 # The worker ------------------------------------------------------------------------------
@@ -397,9 +433,8 @@ def worker(argv: list[str]) -> None:
     the pipe ``READY`` tells the parent it accepts and has read what it needs from Redis
     (it answers 503 until then)."""
     settings = receive(sys.stdin.fileno())
-    logging.basicConfig(
-        level=os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"), format=LOG_FORMAT, force=True
-    )
+    level = os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO")
+    configure_logging(level, settings.log_format, LOG_FORMAT)
     ready, *fds = (int(arg) for arg in argv)
     socks = [socket.socket(fileno=fd) for fd in fds]
     app: web.Application = create_app(settings, worker=True)

@@ -27,7 +27,7 @@ from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
-from .connection import check_url, connect, connect_replica
+from .connection import check_url, connect, connect_replica, observe_round_trips
 from .durability import Durability
 from .engine import Keyspace
 from .errors import (
@@ -70,6 +70,7 @@ from .schema import (
 from .scripts import CommitResult
 from .sentinel import is_sentinel, sync_primary_client
 from .server import EmbeddedRedis, EmbeddedRedisError
+from .stats import INDEX_STATES, IndexStats, ServerStats, server_stats
 from .store import Guard, PreparedCreate, Stored
 from .system import ADMIN, System, parse_ttls
 from .systems.multiframe.entities import (
@@ -100,6 +101,7 @@ __all__ = [
     "COLLAB",
     "DEFAULT_LIMIT",
     "DRIVER",
+    "INDEX_STATES",
     "MAX_COMMANDS",
     "MAX_GROUPS",
     "MAX_GROUP_FIELDS",
@@ -139,6 +141,7 @@ __all__ = [
     "HasDependents",
     "Held",
     "IdCollision",
+    "IndexStats",
     "Indexed",
     "InvalidTransition",
     "Keyspace",
@@ -164,6 +167,7 @@ __all__ = [
     "Reference",
     "Rows",
     "Schema",
+    "ServerStats",
     "SingletonSpec",
     "StaleFencingToken",
     "StaleRevision",
@@ -185,6 +189,7 @@ __all__ = [
     "metric_fields",
     "migrating",
     "migrations",
+    "observe_round_trips",
     "params_hash",
     "parse",
     "parse_aggregation",
@@ -192,6 +197,7 @@ __all__ = [
     "parse_op_query",
     "parse_ttls",
     "run_declared",
+    "server_stats",
     "sync_primary_client",
     "systems",
     "vectors",

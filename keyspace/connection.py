@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -16,6 +18,7 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -91,6 +94,48 @@ class Pool(BlockingConnectionPool):
                 await connection.disconnect()
             self._available_connections.append(connection)
             self._condition.notify()
+
+
+class _Timed(AbstractConnection):
+    """Reports each round trip: from sending commands (one command, a pipeline, a script and
+    its WAIT) to the first reply read. The rest of a pipeline's replies are in the same
+    buffer by then, and a WAIT's is time spent waiting for replicas, not a round trip."""
+
+    observe: Callable[[float], None]  # set per pool by observe_round_trips
+    _sent = 0.0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        started = time.perf_counter()
+        await super().send_packed_command(command, check_health)
+        # Set after the send: a health check's PING inside it was read, and timed, already.
+        self._sent = started
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        sent, self._sent = self._sent, 0.0
+        try:
+            reply = await super().read_response(*args, **kwargs)
+        except ResponseError:  # an error reply is a round trip too
+            if sent:
+                self.observe(time.perf_counter() - sent)
+            raise
+        if sent:
+            self.observe(time.perf_counter() - sent)
+        return reply
+
+
+def observe_round_trips(client: Redis, observe: Callable[[float], None]) -> None:
+    """Call ``observe(seconds)`` after each round trip of the connections ``client``'s pool
+    makes from now on (before its first command: all of them). Calling it again replaces
+    ``observe``. ``observe`` runs on the event loop: it must be quick."""
+    pool = client.connection_pool
+    base: type[AbstractConnection] = getattr(
+        pool.connection_class, "untimed", pool.connection_class
+    )
+    pool.connection_class = type(
+        f"Timed{base.__name__}",
+        (_Timed, base),
+        {"observe": staticmethod(observe), "untimed": base},
+    )
 
 
 def client_options(timeout: float) -> dict[str, Any]:

@@ -45,13 +45,15 @@ async def api(redis: Redis) -> AsyncIterator[Client]:
 
 
 async def not_durable(resp: Any) -> dict[str, Any]:
-    """The 503 ``not_durable`` error's details (asserting the status, code and Retry-After)."""
+    """The 503 ``not_durable`` error's details but the request's id (asserting the status,
+    code, Retry-After, and that id: the response's X-Request-ID)."""
     body = await resp.json()
     assert resp.status == 503, body
     assert body["error"]["code"] == "not_durable"
     assert resp.headers["Retry-After"] == "2"
     assert "ETag" not in resp.headers and "Location" not in resp.headers
     details: dict[str, Any] = body["error"]["details"]
+    assert details.pop("request_id") == resp.headers["X-Request-ID"]
     assert details["replicas"] == REPLICAS
     return details
 
