@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from keyspace import System, ValidationFailed, systems
+from keyspace.declare import Check, integer, string, table
 from keyspace.documents import for_create
 from keyspace.ids import new_id
-from keyspace.schema import IdStrategy
+from keyspace.schema import IdStrategy, Schema
 from keyspace.system import ADMIN
 from keyspace.testing import CannotBuild, Factory, fake_redis_client, keyspace_on
 from keyspace.testing.values import examples
@@ -74,10 +75,29 @@ def test_given_fields_are_kept_and_a_bad_one_is_the_keyspaces_error() -> None:
         factory.build("pilots")
 
 
-def test_create_needs_a_keyspace() -> None:
-    assert issubclass(CannotBuild, Exception)
+PEOPLE = table("person", collection="people", fields=(string("name"),))
+RANGES = table(
+    "range",
+    collection="ranges",
+    fields=(integer("low"), integer("high")),
+    checks=(Check("high must exceed low", lambda m: m.high > m.low),),
+)
+TOY = System(
+    name="toy", title="Toy", schema=Schema((PEOPLE, RANGES)), namespace="toy:", principal="person"
+)
+
+
+def test_a_rule_the_guesswork_misses_names_the_fields_to_give() -> None:
+    factory = Factory(TOY)
+    with pytest.raises(CannotBuild, match="high must exceed low; give the field"):
+        factory.build("ranges")
+    assert factory.build("ranges", low=1, high=2) == {"low": 1, "high": 2}
+    assert factory.build("people")["name"].startswith("name-")
+
+
+async def test_create_needs_a_keyspace() -> None:
     with pytest.raises(RuntimeError, match="builds only"):
-        Factory(systems.load()).create("users").send(None)
+        await Factory(systems.load()).create("users")
 
 
 @pytest.mark.parametrize(
@@ -100,19 +120,31 @@ def test_pattern_examples_match_and_differ_also_folded(pattern: str) -> None:
 # --- the plugin as installed -----------------------------------------------------------------
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """This checkout first on the path: the shared environment may hold another install."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, **extra}
+def _installed(tmp: Path) -> Path:
+    """A directory holding the package's pytest11 entry point as installed metadata (what
+    ``pip install`` writes from pyproject.toml), so a run on it finds the plugin as a
+    consumer's does, whatever this environment's own install of the checkout holds."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    info = tmp / "site" / "multiframe_keyspace_kit-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: multiframe-keyspace-kit\n")
+    lines = [f"{k} = {v}" for k, v in project["entry-points"]["pytest11"].items()]
+    (info / "entry_points.txt").write_text("[pytest11]\n" + "\n".join(lines) + "\n")
+    return info.parent
 
 
-def _pytest(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    # -p keyspace.testing: as the entry point loads it (the same name), whether or not this
-    # environment's installed metadata has the entry point yet.
+def _env(*first: Path) -> dict[str, str]:
+    """``first`` and this checkout first on the path: the shared environment may hold another
+    install of the package."""
+    paths = [*map(str, first), str(ROOT), os.environ.get("PYTHONPATH")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def _pytest(cwd: Path, *args: str, env: dict[str, str]) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "keyspace.testing", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd,
-        env=env or _env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -129,8 +161,10 @@ def test_the_pytest11_entry_point_and_the_testing_extra_are_declared() -> None:
     assert any(p.startswith("fakeredis[") for p in extras["testing"])
 
 
-def test_the_example_consumer_project_passes_with_the_plugin() -> None:
-    code, out = _pytest(EXAMPLE, "-q")
+def test_the_example_consumer_project_passes_with_the_plugin_its_entry_point_loads(
+    tmp_path: Path,
+) -> None:
+    code, out = _pytest(EXAMPLE, "-q", env=_env(_installed(tmp_path)))
     assert code == 0, out
     assert re.search(r"\b7 passed\b", out), out
 
@@ -154,8 +188,7 @@ def test_the_plugin_loads_and_leaves_other_tests_alone_without_its_extra(
     (project / "pytest.ini").write_text("[pytest]\n")
     (project / "test_plain.py").write_text("def test_plain():\n    assert True\n")
     (project / "test_kit.py").write_text("def test_kit(ks):\n    assert ks\n")
-    shadow = os.pathsep.join([str(tmp_path / "shadow"), str(ROOT)])
-    env = _env(PYTHONPATH=shadow)
+    env = _env(tmp_path / "shadow", _installed(tmp_path))
     imported = subprocess.run(
         [
             sys.executable,
@@ -172,7 +205,10 @@ def test_the_plugin_loads_and_leaves_other_tests_alone_without_its_extra(
     )
     assert imported.stdout.strip() == "[]"
     # pytest-aiohttp's plugin needs pytest-asyncio: an environment without one has neither.
-    code, out = _pytest(project, "-p", "no:asyncio", "-p", "no:aiohttp", "-q", env=env)
+    # -p keyspace.testing as well (this repository's addopts do): the entry point's name, so
+    # the plugin is registered once.
+    args = ("-p", "no:asyncio", "-p", "no:aiohttp", "-p", "keyspace.testing", "-q")
+    code, out = _pytest(project, *args, env=env)
     assert code == 1, out
     assert re.search(r"\b1 passed\b", out) and re.search(r"\b1 error\b", out), out
     assert "pip install 'multiframe-keyspace[testing]'" in out, out
