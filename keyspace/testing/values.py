@@ -100,8 +100,9 @@ def _strings(schema: Schema, name: str, n: int, order: int) -> Iterator[str]:
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     readable = f"{name.replace('_', '-')}-{n}"
     at = BASE_TIME + timedelta(days=n, minutes=order)
-    options = [readable, f"{name}{n}@example.com", at.isoformat().replace("+00:00", "Z")]
-    options += [str(n), f"{n:040x}"]
+    # Readable first; a timestamp for what only a time validator accepts; a number for
+    # decimals sent as strings; then what the pattern itself spells.
+    options = [readable, f"{name}{n}@example.com", at.isoformat().replace("+00:00", "Z"), str(n)]
     if pattern is not None:
         options += list(examples(pattern, n))
     for option in options:
