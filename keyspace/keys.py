@@ -257,6 +257,13 @@ def migration_progress_match() -> str:
     return f"{RESERVED}migrating:*"
 
 
+def quarantine_key(key: str) -> str:
+    """Where ``import-legacy`` moved a record it could not convert (``mf:quarantine:<key>``,
+    e.g. ``mf:quarantine:user:user_4``): a hash of the record's exact bytes (``value``, or
+    ``value_base64`` when they are not UTF-8), ``reason``, ``at`` and ``entity``."""
+    return f"{RESERVED}quarantine:{key}"
+
+
 def index_alias(prefix: str) -> str:
     """The RediSearch alias queries use for one entity; it points at the current version."""
     return f"{RESERVED}idx:{prefix}"
@@ -388,6 +395,17 @@ class Names:
 
     def migration_progress_match(self) -> str:
         return self.namespace + migration_progress_match()
+
+    def quarantine_key(self, key: str) -> str:
+        # key is a full (namespaced) key; its namespace is not repeated.
+        return self.namespace + quarantine_key(key.removeprefix(self.namespace))
+
+    def quarantine_match(self) -> str:
+        return self.quarantine_key(self.namespace + "*")
+
+    def quarantined_key(self, entry: str) -> str:
+        """The original key of a :meth:`quarantine_key` (inverse)."""
+        return self.namespace + entry.removeprefix(self.quarantine_key(self.namespace))
 
     def index_alias(self, prefix: str) -> str:
         return self.namespace + index_alias(prefix)

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, Keyspace, claims, codec, keys, search
+from keyspace import Capabilities, Keyspace, claims, codec, keys, quarantine, search
 from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.documents import validate
@@ -339,6 +339,7 @@ async def inspect(ks: Keyspace, *, indexes: bool = True) -> Report:
     await state.orphan_projections()
     if indexes and ks.capabilities.search:
         await state.indexes()
+    state.report.quarantined = await quarantine.count(ks.client, ks.schema.names)
     state.report.problems.sort(key=lambda p: (p.kind, p.key))
     return state.report
 
@@ -445,6 +446,9 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         print(json.dumps(out, indent=2))
         return _status(final)
     _print(report, "check", args.verbose)
+    if report.quarantined:
+        print(f"quarantine: {report.quarantined} legacy records kept out of the live keys "
+              "(information, no problem: multiframe-admin quarantine list)")  # fmt: skip
     print(
         f"migrations: {len(found.applied)} applied, {len(found.pending)} pending"
         + "".join(f"; {m.version} pending ({m.description})" for m in found.pending)

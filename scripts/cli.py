@@ -31,7 +31,7 @@ from keyspace.errors import Contention, Held, NoAccess, NotDurable, Paused
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System, parse_ttls
 
-from . import admin, backup, check, generate, ha, legacy, migrate, pause, restore
+from . import admin, backup, check, generate, ha, legacy, migrate, pause, quarantine, restore
 from .args import default_data_dir, redis_url
 from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
 
@@ -129,6 +129,11 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
             restore.restore,
         ),
         "import-legacy": ("convert a MultiFrame 11.0 string keyspace", legacy.add_args, legacy.run),
+        "quarantine": (
+            "list, show, restore or drop legacy records import-legacy could not convert",
+            quarantine.add_args,
+            quarantine.run,
+        ),
         "check": ("report (and --repair) integrity problems", check.add_args, check.run),
         "reindex": (
             "build new index versions and switch aliases when complete",

@@ -15,6 +15,10 @@ Re-runs and Ctrl-C are safe: each record is one atomic ``commit.lua`` call that 
 key still holds exactly the legacy string read (``--source``: the target key is absent)
 then writes document, claims, references and counter floor: each key is a legacy string or
 a finished document, and a re-run converts the rest, counting the others "already imported".
+
+In place, a record that cannot be converted (not JSON, invalid, a duplicate, a reference to
+nothing) is moved unchanged to the quarantine (keyspace.quarantine), its id kept taken for
+``quarantine restore``; other odd keys (types, names, sizes) are left and listed.
 """
 
 from __future__ import annotations
@@ -29,11 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys
+from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys, quarantine
 from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
@@ -44,12 +47,15 @@ from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 from . import counters
 from .args import positive_int
 from .exits import OK, PROBLEMS, Refused
+from .legacy_summary import summary, write_report
 from .progress import Progress
 
 JSON_TYPE = b"ReJSON-RL"
 ALREADY = "\0already"  # outcome marker: the document is already there, identical
+FAULT = "\0fault:"  # outcome prefix: the record itself is at fault (quarantined in place)
+MOVED = "\0moved"  # outcome marker: the record is quarantined (counted already)
+RETRY = "changed while importing; re-run to retry"
 CONCURRENCY = 200  # commits in flight at once
-LISTED = 50  # skipped keys printed; --report FILE has them all
 BATCH_BYTES = 16 * 2**20  # default budget of legacy values held at once
 MAX_VALUE = 64 * 2**20  # larger values are skipped unread: a valid record is under 1 MiB
 FAST_PARSE = 2**20  # orjson needs ~15 times a value's size while parsing it; json 2 to 5
@@ -123,6 +129,7 @@ class Importer:
     budget: int = BATCH_BYTES  # bytes of legacy values read at once (a larger one alone)
     tallies: dict[str, Counter[str]] = field(default_factory=dict)
     skips: list[dict[str, str]] = field(default_factory=list)
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # dry run: would be
     done: set[bytes] = field(default_factory=set)  # names handled (SCAN may repeat a key)
     accepted: set[str] = field(default_factory=set)  # dry run: keys that would exist
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (field, value) -> key
@@ -130,7 +137,9 @@ class Importer:
     replace: bytes | None = None  # in place: the unusable counter string to replace at the end
 
     def tally(self, name: str) -> Counter[str]:
-        return self.tallies.setdefault(name, Counter(imported=0, already=0, skipped=0))
+        return self.tallies.setdefault(
+            name, Counter(imported=0, already=0, skipped=0, quarantined=0)
+        )
 
     def skip(self, name: str, key: str, reason: str) -> None:
         self.tally(name)["skipped"] += 1
@@ -181,10 +190,28 @@ class Importer:
         kind: bytes = await call(self.ks.client, "TYPE", key)
         return kind, await call(self.ks.client, "JSON.GET", key, ".") if kind == JSON_TYPE else None
 
+    async def quarantine(self, name: str, key: str, raw: bytes, reason: str) -> str:
+        """Move a record at fault to the quarantine (in place); MOVED, or what to note."""
+        if not self.in_place:
+            return reason
+        if not self.dry_run:
+            plan = quarantine.plan_move(self.ks.schema.names, key, raw, name, reason)
+            result = await self.ks.commit(plan)
+            if result.error == "already_exists":
+                return f"{reason}; the quarantine holds an earlier {key}: restore or drop it"
+            if not result.ok:
+                return RETRY
+        self.tally(name)["quarantined"] += 1
+        self.quarantined.append({"entity": name, "key": key, "reason": reason})
+        return MOVED
+
     def note(self, name: str, key: str, outcome: str) -> None:
-        """Count one key: "" imported, ALREADY already imported, else skipped for that reason."""
+        """Count one key: "" imported, ALREADY already imported, MOVED quarantined, else
+        skipped for that reason."""
         if outcome == ALREADY:
             self.tally(name)["already"] += 1
+        elif outcome == MOVED:
+            pass
         elif outcome:
             self.skip(name, key, outcome)
         else:
@@ -199,14 +226,9 @@ class Importer:
             return ALREADY
         if kind != b"string":
             return _unread(kind)
-        try:
-            record = _loads(raw)
-        except (ValueError, RecursionError):
-            return "not valid JSON"
-        try:
-            doc = validate(spec.model, record)
-        except ValidationFailed as exc:
-            return _invalid(exc)
+        doc = self.convert_single(spec, raw)
+        if isinstance(doc, str):
+            return await self.quarantine(spec.name, spec.key, raw, doc)
         plan = Plan(self.ks.schema.names.pause_key())
         if self.in_place:
             plan.check("string", spec.key, raw)
@@ -221,7 +243,17 @@ class Importer:
                 plan.check("equals", spec.key, current)  # replace only the default of setup()
         plan.write("jset", spec.key, codec.dumps(doc))
         ok = self.dry_run or (await self.ks.commit(plan)).ok
-        return "" if ok else "changed while importing; re-run to retry"
+        return "" if ok else RETRY
+
+    @staticmethod
+    def convert_single(spec: SingletonSpec, raw: bytes) -> dict[str, Any] | str:
+        """The singleton document for a legacy value, or why it cannot be imported."""
+        try:
+            return validate(spec.model, _loads(raw))
+        except (ValueError, RecursionError):
+            return "not valid JSON"
+        except ValidationFailed as exc:
+            return _invalid(exc)
 
     def convert(self, spec: EntitySpec, key: str, raw: bytes) -> dict[str, Any] | str:
         """The document for one legacy record, or why it cannot be imported."""
@@ -259,8 +291,10 @@ class Importer:
                             best, key, key=lambda k: _rank(self.ks.schema.names, spec.prefix, k)
                         )
 
-    def dedupe(self, spec: EntitySpec, todo: list[Record]) -> list[Record]:
+    def dedupe(self, spec: EntitySpec, todo: list[Record]) -> tuple[list[Record], list[Read]]:
+        """The records keeping their unique values, and the others with their reasons."""
         kept: list[Record] = []
+        lost_to: list[Read] = []
         for key, raw, doc in todo:
             lost = [
                 (u.field, self.ks.schema.names.id_from_key(spec.prefix, owner))
@@ -268,10 +302,10 @@ class Importer:
                 if (owner := self.owners.get((u.field, u.normalize(doc[u.field])), key)) != key
             ]
             if lost:
-                self.skip(spec.name, key, "duplicate {}: already used by {}".format(*lost[0]))
+                lost_to.append((key, raw, "duplicate {}: already used by {}".format(*lost[0])))
             else:
                 kept.append((key, raw, doc))
-        return kept
+        return kept, lost_to
 
     async def counter(self, spec: EntitySpec) -> int:
         """The legacy counter (0 when absent or unusable: validated as commit.lua draws ids).
@@ -302,24 +336,20 @@ class Importer:
 
     async def dry(self, spec: EntitySpec, key: str, doc: dict[str, Any]) -> str | None:
         """What a commit would say, from reads only (``--dry-run``)."""
-        doc_id = doc[spec.id_field]
+        doc_id, names = doc[spec.id_field], self.ks.schema.names
         for ref in spec.references:
             for target_id in ref_ids(doc, ref):
-                target = self.ks.schema.names.doc_key(
-                    self.ks.schema.entity(ref.target).prefix, target_id
-                )
+                target = names.doc_key(self.ks.schema.entity(ref.target).prefix, target_id)
                 if target not in self.accepted and (await self.target(target))[0] != JSON_TYPE:
-                    return f"{ref.field}: {ref.target} {target_id} does not exist"
+                    return f"{FAULT}{ref.field}: {ref.target} {target_id} does not exist"
         if not self.in_place:
             kind, current = await self.target(key)
             if kind != b"none":
                 return _existing(kind, current, doc)
-        for claim, name in claims.held(
-            self.ks.schema.names, spec, doc
-        ).items():  # as the commit's 'free' checks
+        for claim, name in claims.held(names, spec, doc).items():  # as commit.lua's 'free'
             owner = await call(self.ks.client, "GET", claim)
             if owner and owner.decode() != doc_id:
-                return f"duplicate {name}: already used by {owner.decode()}"
+                return f"{FAULT}duplicate {name}: already used by {owner.decode()}"
         self.accepted.add(key)
         return None
 
@@ -337,14 +367,14 @@ class Importer:
         if result.ok:
             return ""
         if result.error == "unique_conflict":
-            return f"duplicate {result.field}: already used by {result.value}"
+            return f"{FAULT}duplicate {result.field}: already used by {result.value}"
         if result.error == "missing_reference":
             target = next(r.target for r in spec.references if r.field == result.field)
-            return f"{result.field}: {target} {result.value} does not exist"
+            return f"{FAULT}{result.field}: {target} {result.value} does not exist"
         if result.error == "already_exists" and not self.in_place:
             return _existing(*await self.target(key), doc)
         if result.error == "stale":
-            return "changed while importing; re-run to retry"
+            return RETRY
         return f"refused: {result.error}"
 
     async def scan(self, spec: EntitySpec, mark: bool = True) -> AsyncIterator[list[str]]:
@@ -373,7 +403,9 @@ class Importer:
         """Convert and write one group of keys; returns the highest seed-style number of
         the documents now there (imported, or already there in place)."""
         tally, top = self.tally(spec.name), 0
+        names = self.ks.schema.names
         todo: list[Record] = []
+        faults: list[Read] = []  # key, legacy string, why it cannot be converted
         for key, kind, raw in group:
             if kind == JSON_TYPE and self.in_place:
                 tally["already"] += 1
@@ -381,19 +413,29 @@ class Importer:
             elif kind == b"string":
                 doc = self.convert(spec, key, raw)
                 if isinstance(doc, str):
-                    self.skip(spec.name, key, doc)
+                    faults.append((key, raw, doc))
                 else:
                     todo.append((key, raw, doc))
             elif kind != b"none":
                 self.skip(spec.name, key, _unread(kind))
-        todo = self.dedupe(spec, todo)
+        todo, lost = self.dedupe(spec, todo)
+        faults += lost
         for start in range(0, len(todo), CONCURRENCY):
             chunk = todo[start : start + CONCURRENCY]
             outcomes = await asyncio.gather(*(self.write(spec, *item) for item in chunk))
-            for (key, _, doc), outcome in zip(chunk, outcomes, strict=True):
+            for (key, raw, doc), outcome in zip(chunk, outcomes, strict=True):
+                if outcome.startswith(FAULT):
+                    faults.append((key, raw, outcome.removeprefix(FAULT)))
+                    continue
                 self.note(spec.name, key, outcome)
                 if outcome in ("", ALREADY):
                     top = max(top, keys.counter_value_of(spec.prefix, doc[spec.id_field]) or 0)
+        for key, raw, reason in faults:
+            outcome = await self.quarantine(spec.name, key, raw, reason)
+            self.note(spec.name, key, outcome)
+            if outcome == MOVED:  # its id stays taken: a restore brings it back under its key
+                doc_id = names.id_from_key(spec.prefix, key)
+                top = max(top, keys.counter_value_of(spec.prefix, doc_id) or 0)
         return top
 
     async def entity(self, spec: EntitySpec) -> None:
@@ -417,23 +459,11 @@ class Importer:
         if self.replace is not None:  # exactly the unusable value read, else someone fixed it
             plan.check("string", name, self.replace)
             plan.write("set", name, str(top if spec.counted else present))
-        elif self.counter_ok:  # after the commits' own floor/incr ops
-            plan.write("floor", name, max(legacy_counter, present))  # never lowers
+        elif self.counter_ok:  # after the commits' own floor/incr ops; past quarantined ids
+            plan.write("floor", name, max(legacy_counter, present, top if spec.counted else 0))
         else:
             return
         await self.ks.commit(plan)  # NFTs minted >= NFTs there are
-
-    def summary(self) -> str:
-        lines = ["dry run: nothing written; 'imported' = would be imported"] if self.dry_run else []
-        lines.append(f"{'':<10} {'imported':>9} {'already':>9} {'skipped':>8}")
-        for name, t in self.tallies.items():
-            lines.append(f"{name:<10} {t['imported']:>9} {t['already']:>9} {t['skipped']:>8}")
-        if self.skips:
-            lines.append(f"skipped {len(self.skips)} key(s):")
-            lines += [f"  {s['key']}: {s['reason']}" for s in self.skips[:LISTED]]
-            if len(self.skips) > LISTED:
-                lines.append(f"  ... and {len(self.skips) - LISTED} more (--report FILE)")
-        return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
@@ -463,14 +493,15 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         for spec in ks.schema.entities:
             await importer.entity(spec)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        print(f"interrupted; converted keys are complete, re-run to finish\n{importer.summary()}")
+        shown = summary(importer.tallies, importer.skips, importer.quarantined, args.dry_run)
+        print(f"interrupted; converted keys are complete, re-run to finish\n{shown}")
         raise
     finally:
         if args.source:
             await source.aclose()
-    print(importer.summary())
+    print(summary(importer.tallies, importer.skips, importer.quarantined, args.dry_run))
     if args.report:
-        counts = {name: dict(t) for name, t in importer.tallies.items()}
-        report = {"dry_run": args.dry_run, "counts": counts, "skipped": importer.skips}
-        args.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    return PROBLEMS if importer.skips else OK
+        write_report(
+            args.report, importer.tallies, importer.skips, importer.quarantined, args.dry_run
+        )
+    return PROBLEMS if importer.skips or importer.quarantined else OK

@@ -31,6 +31,9 @@ class Report:
     # (reference set, member) left by an expired document: no problem (nothing counts it),
     # not reported; ``--repair`` removes them so a long-lived target's sets do not grow.
     expired: list[tuple[str, str]] = field(default_factory=list)
+    # Records import-legacy moved to the quarantine (keyspace.quarantine): kept for a person,
+    # out of the live keyspace, so information, never a problem.
+    quarantined: int = 0
 
     @property
     def clean(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, get_args
 
 import orjson
 
-from keyspace import keys
+from keyspace import keys, quarantine
 from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
@@ -195,8 +195,14 @@ def _rules(schema: Schema) -> list[Rule]:
         (names.fence_key("*", "*"), "string", _counter),  # lock fencing tokens
         (names.oplog_seq_key("*", "*"), "string", _counter),  # operation log numbers
         (transient(names), "string", lambda _k, _v: None),
+        (names.quarantine_key("*"), "hash", _quarantined),
     ]
     return out
+
+
+def _quarantined(_key: str, value: dict[str, str]) -> None:
+    if (why := quarantine.problem(value)) is not None:
+        raise ValueError(f"a quarantine entry {why}")
 
 
 def _counter(_key: str, value: str) -> None:

@@ -1,17 +1,19 @@
-"""Shared fixtures: fakeredis clients, one embedded real server per session, and a
-``ks`` fixture that runs a behavioural test on every backend that can run it."""
+"""Shared fixtures: one embedded real server per session, and a ``ks`` fixture that runs a
+behavioural test on every backend that can run it. The fakeredis side is the testing kit's
+(keyspace.testing, the plugin consumers use): the helpers its fixtures are made of build
+every fakeredis client and Keyspace here, so the kit is exercised by the whole suite."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import Keyspace, connect
+from keyspace import MULTIFRAME, Keyspace, connect
 from keyspace.server import EmbeddedRedis
+from keyspace.testing import fake_redis_client, keyspace_on
 
 
 class OperatorServer(EmbeddedRedis):
@@ -42,13 +44,6 @@ async def real_client(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def fake_client() -> AsyncIterator[Redis]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    yield client
-    await client.aclose()
-
-
 BACKENDS = [
     pytest.param("fake", id="fakeredis"),
     pytest.param("real", id="redis-search", marks=pytest.mark.redis),
@@ -57,10 +52,11 @@ BACKENDS = [
 
 
 async def client_for(request: pytest.FixtureRequest, backend: str) -> Redis:
-    """An empty client of one of BACKENDS: its own fakeredis, or the session's real server
-    flushed (tests declaring their own schema build their Keyspace on it)."""
+    """An empty client of one of BACKENDS: the kit's fakeredis client (a server of the test's
+    own), or the session's real server flushed (tests declaring their own schema build their
+    Keyspace on it)."""
     if backend == "fake":
-        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+        return fake_redis_client()
     server: EmbeddedRedis = request.getfixturevalue("redis_server")
     client = connect(server.url)
     await client.flushall()
@@ -69,11 +65,12 @@ async def client_for(request: pytest.FixtureRequest, backend: str) -> Redis:
 
 @pytest.fixture(params=BACKENDS)
 async def ks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
-    """A set-up Keyspace on fakeredis (scan path), and on the real server through
+    """The kit's ``ks`` (MultiFrame's declarations as written: the entity constants of
+    ``keyspace`` are its specs) on fakeredis (scan path), and on the real server through
     RediSearch and through the scan path."""
     backend: str = request.param
     client = await client_for(request, backend)
-    keyspace = Keyspace(client, use_search=None if backend != "real-scan" else False)
-    await keyspace.setup()
-    yield keyspace
+    yield await keyspace_on(
+        client, MULTIFRAME, use_search=None if backend != "real-scan" else False
+    )
     await client.aclose()

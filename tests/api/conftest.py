@@ -1,19 +1,19 @@
-"""An API test client on every backend: fakeredis, and the embedded real server."""
+"""An API test client on every backend: fakeredis, and the embedded real server, started by
+the testing kit's ``serving`` (keyspace.testing) as a consumer's ``api`` fixture is."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import fakeredis
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from app import create_app
 from app.config import Settings
 from keyspace import connect
 from keyspace.server import EmbeddedRedis
+from keyspace.testing import fake_redis_client, serving
 
 SMALL_BODY_LIMIT = 64 * 1024
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -31,14 +31,12 @@ async def api(
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A running app; the Redis behind it is empty at the start of each test."""
     if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+        redis: Redis = fake_redis_client()
     else:
         server: EmbeddedRedis = request.getfixturevalue("redis_server")
         redis = connect(server.url)
         await redis.flushall()
-    app = create_app(Settings(max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN), client=redis)
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app), headers=AUTH)
-    await client.start_server()
-    yield client
-    await client.close()
+    settings = Settings(max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN)
+    async with serving(redis, settings) as client:
+        yield client
     await redis.aclose()

@@ -57,7 +57,8 @@ def reasons(out: str) -> None:
 
 async def assert_check_clean(ks: Keyspace, *, left: frozenset[str] = frozenset()) -> None:
     """When scripts/check.py offers ``inspect(ks)``, its only findings on the imported
-    keyspace are the ``left`` keys: skipped records still holding their legacy string."""
+    keyspace are the ``left`` keys: skipped records still holding their legacy string (in
+    place, none: what cannot be converted is quarantined)."""
     inspect = getattr(importlib.import_module("scripts.check"), "inspect", None)
     if inspect is None:
         return
@@ -83,36 +84,41 @@ async def test_in_place_import_converts_counts_and_is_safe_to_rerun(
     await imported(real_client)
     assert await real_client.type("config:system") == b"ReJSON-RL"
     assert await real_client.type("analytics:metrics") == b"ReJSON-RL"
-    for key in BAD:  # left as they were, for someone to fix and re-run
-        assert await real_client.get(key) == DUMP[key].encode()
-    skipped = orjson.loads(report.read_bytes())["skipped"]
-    assert {s["key"] for s in skipped} == set(BAD)
+    for key in BAD:  # moved, unchanged, to the quarantine, for someone to fix and restore
+        assert not await real_client.exists(key)
+        entry = await real_client.hgetall(f"mf:quarantine:{key}")
+        assert entry[b"value"] == DUMP[key].encode()
+        assert BAD[key].encode() in entry[b"reason"] and entry[b"at"]
+    written = orjson.loads(report.read_bytes())
+    assert written["skipped"] == []
+    assert {s["key"] for s in written["quarantined"]} == set(BAD)
 
     counters = {k: int(await real_client.get(k) or 0) for k in DUMP if k.endswith("_counter")}
-    assert await real_client.get("user_counter") == b"3"  # the seed had none
+    # The seed had none; quarantined ids stay taken (user_4, user_5), so a restore finds its
+    # id free.
+    assert await real_client.get("user_counter") == b"5"
     assert counters == {
         "driver_counter": 5,
         "collab_counter": 1,
         "process_counter": 1,
-        "quest_counter": 3,  # was "2" although quest_3 existed
+        "quest_counter": 4,  # was "2" although quest_3 existed; quest_4 is quarantined
         "nft_counter": 1,  # the legacy counter already counted this NFT
     }
     assert await real_client.smembers("mf:ref:user:user_2:collab.collaborators") == {b"collab_1"}
     assert await real_client.get("mf:uniq:user:email:holo@misha.com") == b"user_1"
 
-    # Re-running changes nothing and imports nothing.
+    # Re-running changes nothing and imports nothing: nothing is left to skip.
     before = await snapshot(real_client)
-    assert await run_cli(argv) == PROBLEMS
+    assert await run_cli(argv) == OK
     out = capsys.readouterr().out
-    reasons(out)
-    assert "user               0         3        2" in out
+    assert "user               0         3        0            0" in out
     assert await snapshot(real_client) == before
 
     ks = Keyspace(real_client)
     await ks.setup()
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"]}))
     assert [d["driver_id"] for d in page.items] == ["driver_1", "driver_3"]
-    await assert_check_clean(ks, left=frozenset(BAD))
+    await assert_check_clean(ks)
     made = await ks.create(PROCESS, {"user_id": "user_2", "chip_data": DUMP_CHIP})
     assert made.doc["process_id"] == "process_2"
     driver = await ks.create(
@@ -165,7 +171,7 @@ async def test_dry_run_writes_nothing_and_reports_the_same(
     out = capsys.readouterr().out
     reasons(out)
     assert "dry run" in out
-    assert "quest              3         0        1" in out
+    assert "quest              3         0        0            1" in out  # would quarantine
     assert await snapshot(real_client) == before
 
     source = connect(db1(redis_server))

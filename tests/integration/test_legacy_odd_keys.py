@@ -26,6 +26,7 @@ ODD = {
     "driver:" + "d" * 200: "driver_id:",
     ODD_NAME.decode("utf-8", "backslashreplace"): "key name is not UTF-8",
 }
+QUARANTINED = {"user:user_9", "driver:" + "d" * 200}  # legacy strings; the others are left
 PAST = str(2**53 + 1)  # INCR takes it, but Lua numbers (doubles) misread it: ids like 9.0e+15
 
 
@@ -52,16 +53,22 @@ async def test_odd_keys_are_skipped_with_a_reason_and_the_rest_imported(
     nameless = {k: v for k, v in orjson.loads(DUMP["driver:driver_1"]).items() if k != "driver_id"}
     await real_client.set("driver:" + "d" * 200, orjson.dumps(nameless))
     argv = ["--redis-url", redis_server.url, "import-legacy"]
-    for _ in range(2):  # and again: the re-run skips the same keys, imports nothing twice
+    for run in range(2):  # and again: the re-run skips the same keys, imports nothing twice
         assert await run_cli(argv) == PROBLEMS
         out = capsys.readouterr()
         assert "Traceback" not in out.err
         reasons = skipped(out.out)
         for key, reason in ODD.items():
-            assert reason in reasons[key], (key, reasons)
+            if run == 0 or key not in QUARANTINED:
+                assert reason in reasons[key], (key, reasons)
+            else:
+                assert key not in reasons, (key, reasons)
         await imported(real_client)
     assert await real_client.get(ODD_NAME) == DUMP["user:user_1"].encode()  # left for a person
-    assert await real_client.get("user_counter") == b"3"
+    # Values that are not UTF-8 are kept as base64, so a backup (JSON lines) carries them.
+    entry = await real_client.hgetall("mf:quarantine:user:user_9")
+    assert entry[b"value_base64"] == b"//57"  # b"\xff\xfe{"
+    assert await real_client.get("user_counter") == b"9"  # user_9's id stays taken
 
 
 async def test_counters_no_create_can_use_are_skipped_and_set_from_the_ids(
