@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Durability, Limits, is_sentinel, parse_endpoint_limits, parse_ttls
+from keyspace import Durability, Limits, is_sentinel, keyring, parse_endpoint_limits, parse_ttls
 
 READ_FROM = ("primary", "replica")
 
@@ -100,6 +100,13 @@ def _cache_ttl(env: Mapping[str, str]) -> int | None:
     return seconds
 
 
+def _encryption_key(env: Mapping[str, str]) -> bytes | None:
+    try:
+        return keyring.configured(env)
+    except keyring.KeyringError as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -126,6 +133,9 @@ class Settings:
     body_timeout: float = 60.0  # MULTIFRAME_BODY_TIMEOUT_SECONDS (receiving a request body)
     send_timeout: float = 60.0  # MULTIFRAME_SEND_TIMEOUT_SECONDS (delivering a response)
     admin_token: str | None = None  # MULTIFRAME_ADMIN_TOKEN: an admin API key while configured
+    # MULTIFRAME_ENCRYPTION_KEY or the file MULTIFRAME_ENCRYPTION_KEY_FILE names: sensitive
+    # fields are stored encrypted (docs/encryption.md); None: off, plaintext as the seed's
+    encryption_key: bytes | None = field(default=None, repr=False)
     read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
     write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
     tokens_per_minute: int = 10  # MULTIFRAME_RATE_TOKENS_PER_MINUTE (designer, engineer mints)
@@ -206,6 +216,7 @@ class Settings:
             body_timeout=_seconds(env, "MULTIFRAME_BODY_TIMEOUT_SECONDS", cls.body_timeout),
             send_timeout=_seconds(env, "MULTIFRAME_SEND_TIMEOUT_SECONDS", cls.send_timeout),
             admin_token=env.get("MULTIFRAME_ADMIN_TOKEN") or None,
+            encryption_key=_encryption_key(env),
             read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
             write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
             tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),

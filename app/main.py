@@ -27,6 +27,7 @@ from .startup import (
     follow_indexes,
     keep_prepared,
     prepare_at_start,
+    unlock,
 )
 from .state import KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
@@ -182,6 +183,7 @@ def create_app(
         work = IndexWork(ks)
         if worker:
             caps = await attach_at_start(ks)
+            await unlock(ks, settings.encryption_key, create=False)  # the parent made the keyring
             watchdog = asyncio.create_task(follow_indexes(ks))
         else:
             caps = await prepare_at_start(ks, served, settings, work)

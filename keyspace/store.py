@@ -9,7 +9,7 @@ from fresh data, or, when the caller pinned a revision, refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,9 +30,11 @@ from .errors import (
     OutsideImportWindow,
     StaleRevision,
     UniqueConflict,
+    Unreadable,
     WrongType,
 )
 from .ids import new_id
+from .keyring import Keys
 from .plan import (
     DeleteClosure,
     Loaded,
@@ -47,6 +49,7 @@ from .plan import (
 )
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
+from .sealing import Sealer
 from .systems.multiframe.entities import MULTIFRAME
 
 MAX_ATTEMPTS = 64
@@ -63,15 +66,28 @@ FENCE_MS = 30_000
 
 @dataclass(frozen=True)
 class Stored:
-    """A document as stored, with the revision tag that conditional writes compare against."""
+    """A document as stored, with the revision tag that conditional writes compare against.
+    ``opened``: ``doc`` holds the plaintext of sealed values (keyspace.sealing), so ``raw``
+    (the stored bytes, which writes compare against) is not what a client is served."""
 
     doc: dict[str, Any]
     revision: str
     raw: bytes = field(default=b"", repr=False, compare=False)
+    opened: bool = field(default=False, compare=False)
 
     @classmethod
     def from_raw(cls, raw: bytes) -> Stored:
         return cls(codec.loads(raw), codec.revision(raw), raw)
+
+    @property
+    def body(self) -> bytes:
+        """The document as served: the stored bytes, unless sealed values were opened."""
+        return codec.dumps(self.doc) if self.opened or not self.raw else self.raw
+
+    def opened_with(self, sealer: Sealer | None, spec: EntitySpec, doc_id: str) -> Stored:
+        if sealer is None or not spec.sensitive:
+            return self
+        return Stored(sealer.open(spec, doc_id, self.doc), self.revision, self.raw, opened=True)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,13 @@ class PreparedCreate:
     plan: Plan
     doc_id: str | None = None  # None: drawn from the counter by the commit
     source: Mapping[str, str] | None = None  # a derived id: the values it is derived from
+    # Sealed values (keyspace.sealing): opened again in what the create returns.
+    sealer: Sealer | None = None
+    data: Any = None  # what was asked, planned again after a rotation or a taken id
+    # A counter id with sealed values: they are bound to the id, so it is read from the
+    # counter before the commit (Documents.ready), never past ``after``.
+    assign: bool = False
+    after: int = 0
 
     def needs_holder(self, result: CommitResult) -> bool:
         """True when the commit found a derived id taken: whether the document holding it
@@ -145,7 +168,8 @@ class PreparedCreate:
         if not result.ok:
             _raise_for(result, spec)
         assert result.raw is not None
-        return Stored.from_raw(result.raw)
+        doc_id = self.doc_id or ""
+        return Stored.from_raw(result.raw).opened_with(self.sealer, spec, doc_id)
 
     def _taken(self, holder: Any, result: CommitResult) -> Conflict:
         """AlreadyExists when the source values have their document; IdCollision when the
@@ -179,11 +203,43 @@ def _values(source: Mapping[str, str]) -> str:
 class Documents:
     """Create, read, replace, patch and delete documents of the declared entities."""
 
-    def __init__(self, client: Redis, scripts: Scripts, schema: Schema = MULTIFRAME) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        scripts: Scripts,
+        schema: Schema = MULTIFRAME,
+        keys_: Keys | None = None,
+    ) -> None:
         self.client = client
         self.schema = schema
         self.names = schema.names
         self.scripts = scripts  # the keyspace's one runner (Keyspace owns it)
+        self.keys = keys_  # the keyspace's keys (keyspace.keyring); None: never sealed
+
+    def sealing(self, spec: EntitySpec) -> Sealer | None:
+        """The sealer for ``spec``'s documents: None when encryption is off or it has no
+        sensitive fields."""
+        if self.keys is None or self.keys.sealer is None or not spec.sensitive:
+            return None
+        return self.keys.sealer
+
+    async def opened(self, spec: EntitySpec, doc_id: str, stored: Stored) -> Stored:
+        """``stored`` with its sealed values opened; a value under a key not held yet makes
+        the keyring be read again first (a rotation another process began)."""
+        try:
+            return stored.opened_with(self.sealing(spec), spec, doc_id)
+        except Unreadable:
+            if self.keys is None:
+                raise
+            await self.keys.refresh()
+            return stored.opened_with(self.sealing(spec), spec, doc_id)
+
+    async def open_doc(self, spec: EntitySpec, doc: dict[str, Any]) -> dict[str, Any]:
+        """A document read in stored form (a list's item), opened."""
+        if self.sealing(spec) is None:
+            return doc
+        doc_id = str(doc.get(spec.id_field, ""))
+        return (await self.opened(spec, doc_id, Stored(doc, ""))).doc
 
     async def _read(self, key: str) -> bytes | None:
         raw: bytes | None = await call(self.client, "JSON.GET", key, ".")
@@ -198,32 +254,80 @@ class Documents:
         )
         if raw is None:
             raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-        return Stored.from_raw(raw)
+        return await self.opened(spec, doc_id, Stored.from_raw(raw))
 
     def prepare_create(self, spec: EntitySpec, data: Mapping[str, Any]) -> PreparedCreate:
         """Validate ``data`` and plan its create, without I/O (ValidationFailed when invalid).
         The id comes from the counter unless ``data`` carries it (an import) or the entity
         derives it (NFTs: ``nft_<user_id>_<chip_id>``)."""
         wanted = explicit_id(spec, data) if isinstance(data, Mapping) else None
+        sealer = self.sealing(spec)
         if spec.derive_id is not None:
             doc = for_create(spec, data, spec.derive_id(data) if isinstance(data, Mapping) else "")
         elif wanted is not None:
             doc = for_create(spec, data, wanted)
         elif spec.id_strategy in GENERATED:  # drawn here: random, so no counter is involved
             doc = for_create(spec, data, new_id(spec.id_strategy))
-            plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=False)
-            return PreparedCreate(spec, plan, doc[spec.id_field], None)
+            return self._planned(spec, doc, data, explicit=False)
         else:
             doc = for_create(spec, data, STAND_IN)
+            if sealer is not None:  # sealed values are bound to the id: read it first
+                stand_in = plan_create_generated(self.schema, spec, doc, STAND_IN)
+                return PreparedCreate(spec, stand_in, None, None, sealer, data, assign=True)
             return PreparedCreate(spec, plan_create_generated(self.schema, spec, doc, STAND_IN))
-        plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=True)
-        return PreparedCreate(spec, plan, doc[spec.id_field], spec.source(doc))
+        return self._planned(spec, doc, data, explicit=True)
+
+    def _planned(
+        self, spec: EntitySpec, doc: dict[str, Any], data: Any, *, explicit: bool
+    ) -> PreparedCreate:
+        doc_id, sealer = doc[spec.id_field], self.sealing(spec)
+        stored = doc if sealer is None else sealer.seal(spec, doc_id, doc)
+        plan = plan_create(self.schema, spec, doc_id, stored, explicit_id=explicit)
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, doc)
+        source = spec.source(doc) if explicit else None
+        return PreparedCreate(spec, plan, doc_id, source, sealer, data)
+
+    async def ready(self, prepared: PreparedCreate) -> PreparedCreate:
+        """``prepared`` as it can be committed: a counter id read now when its values are
+        sealed (the next after the counter and after any id found taken before)."""
+        if not prepared.assign:
+            return prepared
+        spec = prepared.spec
+        raw = await self.client.get(self.names.counter_key(spec.prefix))
+        current = int(raw) if raw is not None and raw.isdigit() else 0
+        number = max(current, prepared.after) + 1
+        if number > keys.MAX_COUNTER:
+            raise CounterExhausted(
+                f"{self.names.counter_key(spec.prefix)} has reached {keys.MAX_COUNTER}",
+                field=spec.id_field,
+            )
+        doc = for_create(spec, prepared.data, keys.generated_id(spec.prefix, number))
+        return replace(self._planned(spec, doc, prepared.data, explicit=True), after=number)
+
+    async def again(
+        self, asked: PreparedCreate, ready: PreparedCreate, result: CommitResult
+    ) -> PreparedCreate | None:
+        """What to commit next when ``ready`` (planned from ``asked``) met a rotation or
+        found its read counter id taken; None when ``result`` is the create's answer."""
+        if result.error == "rekeyed" and self.keys is not None:
+            await self.keys.refresh()
+            return self.prepare_create(asked.spec, asked.data)
+        if asked.assign and result.error == "already_exists":
+            return replace(asked, after=ready.after)
+        return None
 
     async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
         """Create a document (see :meth:`prepare_create`)."""
-        prepared = self.prepare_create(spec, data)
-        result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=prepared.doc_id)
-        return prepared.stored(result, await self.holder(prepared, result))
+        asked = self.prepare_create(spec, data)
+        for _ in range(MAX_ATTEMPTS):
+            prepared = await self.ready(asked)
+            result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=prepared.doc_id)
+            following = await self.again(asked, prepared, result)
+            if following is None:
+                return prepared.stored(result, await self.holder(prepared, result))
+            asked = following
+        raise Contention(f"could not find a free {spec.name} id; retry")
 
     async def holder(self, prepared: PreparedCreate, result: CommitResult) -> Any:
         """The document under the id a derived create found taken, when that decides the
@@ -323,11 +427,13 @@ class Documents:
             doc = for_create(spec, data, doc_id)
             if create_guard is not None:
                 create_guard(doc)
-            plan = plan_create(self.schema, spec, doc_id, doc, explicit_id=True)
-            result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
+            prepared = self._planned(spec, doc, data, explicit=True)
+            result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=doc_id)
             if result.ok:
-                assert result.raw is not None
-                return Upserted(Stored.from_raw(result.raw), created=True)
+                return Upserted(prepared.stored(result), created=True)
+            if result.error == "rekeyed" and self.keys is not None:
+                await self.keys.refresh()
+                continue
             if result.error != "already_exists":  # created meanwhile: replace it next
                 _raise_for(result, spec)
         raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
@@ -351,17 +457,23 @@ class Documents:
         old = Loaded(spec, doc_id, raw, codec.loads(raw), self.names.doc_key(spec.prefix, doc_id))
         if if_revision is not None and codec.revision(raw) != if_revision:
             raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
-        new = change(dict(old.doc))
+        sealer = self.sealing(spec)
+        plain = (await self.opened(spec, doc_id, Stored(dict(old.doc), ""))).doc
+        new = change(dict(plain))
         if guard is not None:
-            guard(old.doc, new)
-        members = (
-            await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
-        )
-        plan = plan_update(self.schema, old, new, members)
+            guard(plain, new)
+        members = await self._satellites(spec, doc_id) if mirrored_change(spec, plain, new) else []
+        stored = new if sealer is None else sealer.seal(spec, doc_id, new, old.doc)
+        plan = plan_update(self.schema, old, stored, members)
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, new)
         result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
         if result.ok:
             assert result.raw is not None
-            return Stored.from_raw(result.raw)
+            return Stored.from_raw(result.raw).opened_with(sealer, spec, doc_id)
+        if result.error == "rekeyed" and self.keys is not None:
+            await self.keys.refresh()
+            return None  # planned again under the key the keyring names now
         if result.error != "stale":
             _raise_for(result, spec)
         if if_revision is not None:
@@ -392,7 +504,8 @@ class Documents:
             for _ in range(MAX_ATTEMPTS):
                 closure = await self._closure(spec, doc_id, if_revision)
                 if guard is not None:
-                    guard(dict(closure.deleted[0].doc))
+                    root = closure.deleted[0]
+                    guard(await self.open_doc(spec, dict(root.doc)))
                 for loaded in closure.deleted:
                     if loaded.spec.satellites is not None:
                         index = self.names.user_tokens_key(loaded.doc_id)

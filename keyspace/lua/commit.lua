@@ -33,6 +33,9 @@
 --                                         (a referrer that expired, as a delete read it)
 --            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
 --                                         (a legacy MultiFrame 11.0 value being converted)
+--            hequals k field value     -> error 'rekeyed' (value: what the field holds) unless
+--                                         the hash KEYS[k] holds value in field (the keyring's
+--                                         current key, for a write of sealed values)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
 --            srem k member | floor k n | incr k | hset k field value
 --            bump k n (INCR, or SET n when KEYS[k] is absent: a cache version, keyspace.cache,
@@ -58,7 +61,7 @@
 -- write can fail half-way through a plan.
 
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
-               string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
+               string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, bump = 2, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3,
                setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
 
@@ -101,6 +104,11 @@ local function check(op, a)
   elseif op == 'string' then
     if redis.call('TYPE', key).ok ~= 'string' or redis.call('GET', key) ~= a[2] then
       return fail('stale', '', key)
+    end
+  elseif op == 'hequals' then
+    local held = redis.pcall('HGET', key, a[2])
+    if held ~= a[3] then
+      return fail('rekeyed', a[2], type(held) == 'string' and held or '')
     end
   elseif op == 'card' then
     if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
