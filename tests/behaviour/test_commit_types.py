@@ -94,6 +94,7 @@ ACCEPTS: dict[str, set[str]] = {
     "bump": COUNTABLE,
     "hset": {"none", "hash"},
     "hsetx": {"none", "hash"},
+    "hdel": {"none", "hash"},
     "pexpire": EVERY,
     "jsetid": EVERY,  # its key is one the draw found free: a planted one is skipped
     "setid": EVERY,
@@ -117,6 +118,7 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "bump": (7,),
     "hset": ("f", "w"),
     "hsetx": ("f", "w"),
+    "hdel": ("f",),
     "pexpire": (60_000,),
     "jsetid": (b'{"driver_id":"', b'"}'),
     "setid": (),
