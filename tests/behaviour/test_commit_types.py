@@ -34,6 +34,7 @@ CHECK_OPS = {
     "card",
     "string",
     "gone",
+    "hequals",
 }
 SENTINEL = "mf:test:sentinel"  # written by the plan before the op under test
 VICTIM = "mf:test:victim"  # the key the op under test writes, planted with every kind
