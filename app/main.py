@@ -183,7 +183,7 @@ def create_app(
         work = IndexWork(ks)
         if worker:
             caps = await attach_at_start(ks)
-            await unlock(ks, settings.encryption_key, create=False)  # the parent made the keyring
+            await unlock(ks, settings.encryption_key, create=True)  # the parent made it, or no key
             watchdog = asyncio.create_task(follow_indexes(ks))
         else:
             caps = await prepare_at_start(ks, served, settings, work)

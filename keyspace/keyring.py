@@ -194,16 +194,16 @@ class Keys:
     async def unlock(self, key: bytes | None, *, create: bool = True) -> Sealer | None:
         """Read the keyring and become able to seal and open with ``key`` (None: none
         configured). With ``create``, a key and no keyring make one (the first encrypted
-        start). KeyringError when ``key`` cannot serve the keyspace; nothing written then."""
+        start; every process that writes passes it, so none writes plaintext beside an
+        encrypted one). KeyringError when ``key`` cannot serve the keyspace; nothing is
+        written then."""
         names = self.schema.names
         fields = await read(self.client, names)
         if not fields and key is not None and create:
             plaintext = await holds_sensitive(self.client, self.schema)
             await self.scripts.commit(plan_create(names, key, plaintext=plaintext))
             fields = await read(self.client, names)  # created here, or by a racing process
-        if not fields:
-            if key is not None:
-                raise KeyringError("this keyspace has no keyring yet: start the service first")
+        if not fields:  # encryption off (or, without ``create``, nothing sealed to open yet)
             self.sealer, self.held = None, {}
             return None
         self.held = {} if key is None else {crypto.key_id(key): key}

@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, create_model
+
 from .crypto import Cipher, Sealed, Undecryptable, field_aad, looks_sealed, parse_sealed
+from .documents import validate
 from .errors import Unreadable, ValidationFailed
 from .keys import Names
 from .plan import Plan
@@ -167,3 +170,41 @@ class Sealer:
             kept = [str(v) for v in values] if self.plaintext_left else []
             equals.append((field, tuple(dict.fromkeys([*tokens, *kept]))))
         return Query(**{**query.__dict__, "equals": tuple(equals)})
+
+
+_STORED_MODELS: dict[int, type[BaseModel]] = {}
+
+
+def _stored_model(spec: EntitySpec) -> type[BaseModel]:
+    """``spec``'s model with its sensitive fields as plain strings: what a stored document
+    with sealed values is checked against without a key (a restore's verification, a
+    migration's batch)."""
+    found = _STORED_MODELS.get(id(spec.model))
+    if found is None:
+        declared = spec.model.model_fields
+        loosened: dict[str, Any] = {}
+        for entry in spec.sensitive:
+            required = declared[entry.field].is_required()
+            loosened[entry.field] = (str, ...) if required else (str | None, None)
+        found = create_model(f"{spec.model.__name__}Stored", __base__=spec.model, **loosened)
+        _STORED_MODELS[id(spec.model)] = found
+    return found
+
+
+def validate_stored(spec: EntitySpec, doc: Any) -> dict[str, Any]:
+    """:func:`keyspace.documents.validate` of a document in stored form: a sealed value must
+    be well-formed (its plaintext is not checked: no key needed), everything else as
+    declared. ValidationFailed otherwise."""
+    sealed = isinstance(doc, Mapping) and any(
+        looks_sealed(doc.get(entry.field)) for entry in spec.sensitive
+    )
+    if not sealed:
+        return validate(spec.model, doc)
+    for entry in spec.sensitive:
+        value = doc.get(entry.field)
+        if looks_sealed(value) and parse_sealed(value) is None:
+            message = "is not a well-formed sealed value (enc:v1:<key id>:<token>:<data>)"
+            raise ValidationFailed(
+                f"{entry.field}: {message}", details=[{"field": entry.field, "message": message}]
+            )
+    return validate(_stored_model(spec), doc)

@@ -99,13 +99,13 @@ async def open_keyspace(
         ks = Keyspace(client, system.schema, durability=durability)
         if setup:
             await ks.setup(index_timeout=600)
-            # Sensitive fields (docs/encryption.md): what the command writes is sealed, and a
-            # missing or wrong key is refused before its first write. A command that must see
-            # the server untouched (restore) writes the stored forms it reads.
-            try:
-                await ks.unlock(key, create=True)
-            except KeyringError as exc:
-                raise Refused(str(exc)) from None
+        # Sensitive fields (docs/encryption.md): what a command writes is sealed, and a missing
+        # or wrong key is refused before its first write. One that must see the server
+        # untouched (restore, check) makes no keyring: it writes the stored forms it reads.
+        try:
+            await ks.unlock(key, create=setup)
+        except KeyringError as exc:
+            raise Refused(str(exc)) from None
         yield ks
     finally:
         try:
