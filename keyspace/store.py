@@ -9,29 +9,22 @@ from fresh data, or, when the caller pinned a revision, refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
-from .claims import source_label
 from .connection import call
 from .documents import explicit_id, for_create, for_update
 from .errors import (
-    AlreadyExists,
     Conflict,
     Contention,
     CounterExhausted,
-    IdCollision,
-    MissingReference,
     NotFound,
-    OutsideImportWindow,
     StaleRevision,
-    UniqueConflict,
     Unreadable,
-    WrongType,
 )
 from .ids import new_id
 from .keyring import Keys
@@ -47,6 +40,12 @@ from .plan import (
     plan_fence,
     plan_update,
 )
+
+# Re-exported: what the store returns has always been importable from here.
+from .prepared import PreparedCreate as PreparedCreate
+from .prepared import Stored as Stored
+from .prepared import Upserted as Upserted
+from .prepared import raise_for
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
 from .sealing import Sealer
@@ -62,142 +61,6 @@ Guard = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 MAX_CASCADE = 10_000
 FENCE_MS = 30_000
 """How long a delete fence outlives a deleter that died before lowering it."""
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A document as stored, with the revision tag that conditional writes compare against.
-    ``opened``: ``doc`` holds the plaintext of sealed values (keyspace.sealing), so ``raw``
-    (the stored bytes, which writes compare against) is not what a client is served."""
-
-    doc: dict[str, Any]
-    revision: str
-    raw: bytes = field(default=b"", repr=False, compare=False)
-    opened: bool = field(default=False, compare=False)
-
-    @classmethod
-    def from_raw(cls, raw: bytes) -> Stored:
-        return cls(codec.loads(raw), codec.revision(raw), raw)
-
-    @property
-    def body(self) -> bytes:
-        """The document as served: the stored bytes, unless sealed values were opened."""
-        return codec.dumps(self.doc) if self.opened or not self.raw else self.raw
-
-    def opened_with(self, sealer: Sealer | None, spec: EntitySpec, doc_id: str) -> Stored:
-        if sealer is None or not spec.sensitive:
-            return self
-        return Stored(sealer.open(spec, doc_id, self.doc), self.revision, self.raw, opened=True)
-
-
-@dataclass(frozen=True)
-class Upserted:
-    """What :meth:`Documents.upsert` did: the stored document, and whether it created it."""
-
-    stored: Stored
-    created: bool
-
-
-def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
-    if result.error == "unique_conflict":
-        raise UniqueConflict(f"{spec.name} {result.field} is already taken", field=result.field)
-    if result.error == "missing_reference":
-        raise MissingReference(
-            f"{result.field} refers to {result.value!r}, which does not exist",
-            field=result.field,
-            details={"field": result.field, "value": result.value},
-        )
-    if result.error == "already_exists":
-        raise AlreadyExists(f"{result.value} already exists", field=spec.id_field)
-    if result.error == "not_found":
-        raise NotFound(f"{result.value} does not exist")
-    if result.error == "wrong_type":
-        raise WrongType(
-            f"{result.value} holds an unexpected type; nothing was written "
-            "(run `multiframe-admin check` to find and repair it)",
-            details={"key": result.value},
-        )
-    raise Conflict(f"write refused: {result.error}", field=result.field or None)
-
-
-@dataclass(frozen=True)
-class PreparedCreate:
-    """A validated create, planned and not yet committed."""
-
-    spec: EntitySpec
-    plan: Plan
-    doc_id: str | None = None  # None: drawn from the counter by the commit
-    source: Mapping[str, str] | None = None  # a derived id: the values it is derived from
-    # Sealed values (keyspace.sealing): opened again in what the create returns.
-    sealer: Sealer | None = None
-    data: Any = None  # what was asked, planned again after a rotation or a taken id
-    # A counter id with sealed values: they are bound to the id, so it is read from the
-    # counter before the commit (Documents.ready), never past ``after``.
-    assign: bool = False
-    after: int = 0
-
-    def needs_holder(self, result: CommitResult) -> bool:
-        """True when the commit found a derived id taken: whether the document holding it
-        has the same source values decides the error (:meth:`stored`'s ``holder``)."""
-        return result.error == "already_exists" and self.source is not None
-
-    def stored(self, result: CommitResult, holder: Any = None) -> Stored:
-        """The created document, or the error the commit reported. ``holder`` is the
-        document read under the id when :meth:`needs_holder` (None: none there)."""
-        spec = self.spec
-        if result.error == "contention":
-            raise Contention(f"could not find a free {spec.name} id; retry")
-        if result.error == "counter_exhausted":
-            raise CounterExhausted(
-                f"{result.value} has reached {keys.MAX_COUNTER}: no further {spec.name} id can "
-                f"be generated; create with an explicit {spec.id_field}",
-                field=spec.id_field,
-                details={"field": spec.id_field, "counter": result.value},
-            )
-        if result.error == "import_window":
-            highest = keys.generated_id(spec.prefix, int(result.value))
-            raise OutsideImportWindow(
-                f"{self.doc_id} is too far past {result.field}; at most {highest}",
-                details={"field": spec.id_field, "value": self.doc_id, "highest": highest},
-            )
-        if self.source is not None and (
-            result.error == "already_exists"
-            or (result.error == "unique_conflict" and result.field == source_label(spec))
-        ):
-            raise self._taken(holder, result)
-        if not result.ok:
-            _raise_for(result, spec)
-        assert result.raw is not None
-        doc_id = self.doc_id or ""
-        return Stored.from_raw(result.raw).opened_with(self.sealer, spec, doc_id)
-
-    def _taken(self, holder: Any, result: CommitResult) -> Conflict:
-        """AlreadyExists when the source values have their document; IdCollision when the
-        derived id is held by a document derived from other values."""
-        spec, mine = self.spec, dict(self.source or {})
-        owner = result.value if result.error == "unique_conflict" else self.doc_id
-        theirs = spec.source(holder) if isinstance(holder, Mapping) else None
-        if theirs is not None and theirs != mine:
-            return IdCollision(
-                f"{self.doc_id} is taken by the {spec.name} of {_values(theirs)}: {_values(mine)} "
-                f"derive the same id, so this {spec.name} cannot be stored; nothing was written",
-                field=spec.id_field,
-                details={
-                    "field": spec.id_field,
-                    "id": self.doc_id,
-                    "requested": mine,
-                    "existing": theirs,
-                },
-            )
-        return AlreadyExists(
-            f"{owner} already exists for {_values(mine)}: one {spec.name} per {source_label(spec)}",
-            field=spec.id_field,
-            details={"field": spec.id_field, "id": owner, "requested": mine},
-        )
-
-
-def _values(source: Mapping[str, str]) -> str:
-    return ", ".join(f"{name} {value!r}" for name, value in source.items())
 
 
 class Documents:
@@ -287,6 +150,31 @@ class Documents:
             sealer.fence(self.names, plan, spec, doc_id, doc)
         source = spec.source(doc) if explicit else None
         return PreparedCreate(spec, plan, doc_id, source, sealer, data)
+
+    def plan_stored(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        doc: Mapping[str, Any],
+        *,
+        explicit_id: bool,
+        replacing_legacy: bytes | None = None,
+    ) -> Plan:
+        """:func:`keyspace.plan.plan_create` of a validated ``doc`` (bulk loading, imports),
+        its sensitive values sealed when the keyspace is encrypted."""
+        sealer = self.sealing(spec)
+        stored = doc if sealer is None else sealer.seal(spec, doc_id, doc)
+        plan = plan_create(
+            self.schema,
+            spec,
+            doc_id,
+            stored,
+            explicit_id=explicit_id,
+            replacing_legacy=replacing_legacy,
+        )
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, doc)
+        return plan
 
     async def ready(self, prepared: PreparedCreate) -> PreparedCreate:
         """``prepared`` as it can be committed: a counter id read now when its values are
@@ -435,7 +323,7 @@ class Documents:
                 await self.keys.refresh()
                 continue
             if result.error != "already_exists":  # created meanwhile: replace it next
-                _raise_for(result, spec)
+                raise_for(result, spec)
         raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
 
     async def _read_id(self, spec: EntitySpec, doc_id: str) -> bytes | None:
@@ -475,7 +363,7 @@ class Documents:
             await self.keys.refresh()
             return None  # planned again under the key the keyring names now
         if result.error != "stale":
-            _raise_for(result, spec)
+            raise_for(result, spec)
         if if_revision is not None:
             raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
         return None
@@ -516,7 +404,7 @@ class Documents:
                 if result.ok:
                     return len(closure.deleted)
                 if result.error not in ("stale", "not_found"):
-                    _raise_for(result, spec)
+                    raise_for(result, spec)
                 if if_revision is not None and result.value == closure.deleted[0].key:
                     raise StaleRevision(f"{spec.name} {doc_id} changed while being deleted")
                 if result.field and not fenced:
