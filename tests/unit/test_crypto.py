@@ -183,3 +183,26 @@ def test_the_key_comes_from_the_environment_or_a_file(tmp_path: object) -> None:
         keyring.configured({keyring.ENV_KEY_FILE: str(path) + ".missing"})
     with pytest.raises(keyring.KeyringError, match="32 random bytes"):
         keyring.configured({keyring.ENV_KEY: "not a key"})
+
+
+def test_a_sensitive_field_cannot_go_where_its_plaintext_would_show() -> None:
+    from dataclasses import replace
+
+    from keyspace.schema import FieldKind, Indexed, Sensitive, UniqueTogether
+
+    sortable = tuple(
+        Indexed("email", "email", FieldKind.TAG, sortable=True, case_sensitive=False)
+        if f.name == "email"
+        else f
+        for f in USER.fields
+    )
+    with pytest.raises(AssertionError, match="unsorted scalar TAG"):
+        replace(USER, fields=sortable)
+    with pytest.raises(AssertionError, match="fold case alike"):
+        replace(USER, sensitive=(Sensitive("email"),))
+    with pytest.raises(AssertionError, match="composite unique"):
+        replace(USER, unique_together=(UniqueTogether(("email", "username")),))
+    with pytest.raises(AssertionError, match="cached answers"):
+        replace(USER, cached=True)
+    with pytest.raises(AssertionError, match="an id, a reference"):
+        replace(NFT, sensitive=(Sensitive("user_id"),))
