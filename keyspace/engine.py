@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ from .listing import Page
 from .locks import Locks
 from .oplog import OpLogs
 from .plan import Plan
+from .prepared import AuthorizedCreate
 from .profiles import Profiles
 from .query import Query
 from .reproject import Reprojected, reproject
@@ -31,7 +32,7 @@ from .sealing import Sealer
 from .singletons import Singletons
 from .store import MAX_ATTEMPTS, Documents, Guard, PreparedCreate, Stored, Upserted
 from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
-from .tokens import Authorization, Decision, Limits, Tokens
+from .tokens import Authorization, Limits, Tokens
 
 T = TypeVar("T")
 
@@ -39,26 +40,6 @@ UNAVAILABLE_BACKOFF_S = 0.25
 """After an entity's index was found missing or building, its lists are refused for this long
 without asking Redis: the refused queries would otherwise compete with the server's own
 indexing (a rebuild under list traffic took minutes instead of a second)."""
-
-
-@dataclass(frozen=True)
-class AuthorizedCreate:
-    """What :meth:`Keyspace.authorized_create` found: the decision, then the create's outcome."""
-
-    decision: Decision
-    result: CommitResult | None  # None: not allowed, nothing ran
-    prepared: PreparedCreate
-    holder: Any = None  # the document under a derived id found taken (PreparedCreate.stored)
-
-    @property
-    def forbidden(self) -> bool:
-        return self.result is not None and self.result.error == "forbidden"
-
-    def stored(self) -> Stored:
-        """The created document, or the error its commit reported."""
-        if self.result is None or self.forbidden:
-            raise RuntimeError(f"the create did not run: {self.decision.status}")
-        return self.prepared.stored(self.result, self.holder)
 
 
 class Keyspace:

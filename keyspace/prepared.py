@@ -1,5 +1,6 @@
-"""What a write returns and what a create plans: :class:`Stored`, :class:`Upserted` and
-:class:`PreparedCreate`, with the errors a refused commit stands for (keyspace.store)."""
+"""What a write returns and what a create plans: :class:`Stored`, :class:`Upserted`,
+:class:`PreparedCreate` and :class:`AuthorizedCreate`, with the errors a refused commit stands
+for (keyspace.store)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .plan import Plan
 from .schema import EntitySpec
 from .scripts import CommitResult
 from .sealing import Sealer
+from .tokens import Decision
 
 
 @dataclass(frozen=True)
@@ -161,3 +163,23 @@ class PreparedCreate:
 
 def _values(source: Mapping[str, str]) -> str:
     return ", ".join(f"{name} {value!r}" for name, value in source.items())
+
+
+@dataclass(frozen=True)
+class AuthorizedCreate:
+    """What :meth:`Keyspace.authorized_create` found: the decision, then the create's outcome."""
+
+    decision: Decision
+    result: CommitResult | None  # None: not allowed, nothing ran
+    prepared: PreparedCreate
+    holder: Any = None  # the document under a derived id found taken (PreparedCreate.stored)
+
+    @property
+    def forbidden(self) -> bool:
+        return self.result is not None and self.result.error == "forbidden"
+
+    def stored(self) -> Stored:
+        """The created document, or the error its commit reported."""
+        if self.result is None or self.forbidden:
+            raise RuntimeError(f"the create did not run: {self.decision.status}")
+        return self.prepared.stored(self.result, self.holder)
