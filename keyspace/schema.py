@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .keys import Names
+from .sensitive import Sensitive as Sensitive  # declared with the entity vocabulary
+from .sensitive import checked_sensitive
 from .text import fold, nfc
 
 
@@ -92,20 +94,6 @@ class Unique:
 
     def normalize(self, value: str) -> str:
         """The claimed form of ``value``: caseless (keyspace.text.fold), or NFC."""
-        return fold(value) if self.case_insensitive else nfc(value)
-
-
-@dataclass(frozen=True)
-class Sensitive:
-    """A top-level string field stored encrypted when the keyspace has an encryption key
-    (keyspace.sealing, docs/encryption.md): claims and equality filters use its blind token,
-    the HMAC of its value normalized as :meth:`normalize` does (caseless when
-    ``case_insensitive``, as its unique claim and filter are)."""
-
-    field: str
-    case_insensitive: bool = False
-
-    def normalize(self, value: str) -> str:
         return fold(value) if self.case_insensitive else nfc(value)
 
 
@@ -322,49 +310,12 @@ class EntitySpec:
         vectors = [f.name for f in self.fields if f.kind is FieldKind.VECTOR]
         assert len(vectors) <= 1, f"{self.name}: one searchable vector per entity, not {vectors}"
         if self.sensitive:
-            self._check_sensitive()
+            # Marks the sensitive attributes; where such a field may not go: keyspace.sensitive.
+            object.__setattr__(self, "fields", checked_sensitive(self))
         if self.profile is not None:
             assert set(self.profile.fields) <= set(declared), f"{self.name}: profile fields"
             # An expiry changes the summary with no commit to delete the entry.
             assert self.expiry is None, f"{self.name}: an expiring entity has no profile"
-
-    def _check_sensitive(self) -> None:
-        """Where a sensitive field may not go: anywhere its plaintext would reach a key name
-        (composite claims, derived ids, references), an order (sort), a text index, a cached
-        answer or profile. Marks its indexed attributes ``sensitive``."""
-        found = {s.field: s for s in self.sensitive}
-        assert len(found) == len(self.sensitive), f"{self.name}: a sensitive field twice"
-        declared = self.model.model_fields
-        composite = {f for t in self.unique_together for f in t.fields}
-        blocked = {*self.derived_from, *composite, *(r.field for r in self.references)}
-        if self.profile is not None:
-            blocked |= set(self.profile.fields)
-        if self.satellites is not None:
-            blocked |= set(self.satellites.watch)
-        for name, entry in found.items():
-            assert name in declared and "." not in name, f"{self.name}: sensitive {name}"
-            assert name not in blocked and name != self.id_field and name != self.owner, (
-                f"{self.name}.{name}: a sensitive field cannot be part of an id, a reference, "
-                "a composite unique, a profile or what tokens mirror"
-            )
-            for unique in self.uniques:
-                if unique.field == name:
-                    assert unique.case_insensitive == entry.case_insensitive, (
-                        f"{self.name}.{name}: its unique and its blind token fold case alike"
-                    )
-        for indexed in self.fields:
-            entry_ = found.get(indexed.path)
-            if entry_ is None:
-                continue
-            assert indexed.kind is FieldKind.TAG and not indexed.sortable and not indexed.array, (
-                f"{self.name}.{indexed.name}: a sensitive field is an unsorted scalar TAG"
-            )
-            assert indexed.case_sensitive != entry_.case_insensitive, (
-                f"{self.name}.{indexed.name}: its filter and its blind token fold case alike"
-            )
-        assert not self.cached, f"{self.name}: cached answers would hold sensitive plaintext"
-        marked = tuple(replace(f, sensitive=f.path in found) for f in self.fields)
-        object.__setattr__(self, "fields", marked)
 
     def sensitive_field(self, name: str) -> Sensitive | None:
         return next((s for s in self.sensitive if s.field == name), None)
