@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Durability, Keyspace, connect, systems
+from keyspace.capabilities import probe
 from keyspace.errors import Contention, Held, NoAccess, NotDurable, Paused
 from keyspace.keyring import KeyringError, configured
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
@@ -102,6 +103,8 @@ async def open_keyspace(
         # Sensitive fields (docs/encryption.md): what a command writes is sealed, and a missing
         # or wrong key is refused before its first write. One that must see the server
         # untouched (restore, check) makes no keyring: it writes the stored forms it reads.
+        if not setup:  # a user without the system's keys is told so first, as setup does
+            await probe(client, system.schema.names.probe_key())
         try:
             await ks.unlock(key, create=setup)
         except KeyringError as exc:
