@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Durability, Limits, is_sentinel, parse_endpoint_limits, parse_ttls
+from keyspace import Durability, Limits, is_sentinel, keyring, parse_endpoint_limits, parse_ttls
 
 READ_FROM = ("primary", "replica")
 
@@ -123,6 +123,13 @@ def _cache_ttl(env: Mapping[str, str]) -> int | None:
     return seconds
 
 
+def _encryption_key(env: Mapping[str, str]) -> bytes | None:
+    try:
+        return keyring.configured(env)
+    except keyring.KeyringError as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -154,6 +161,9 @@ class Settings:
     # MULTIFRAME_METRICS_LISTEN "host:port": /metrics on a listener of its own, not this port
     metrics_listen: tuple[str, int] | None = None
     log_format: str = "text"  # MULTIFRAME_LOG_FORMAT: text, or json (one object per line)
+    # MULTIFRAME_ENCRYPTION_KEY or the file MULTIFRAME_ENCRYPTION_KEY_FILE names: sensitive
+    # fields are stored encrypted (docs/encryption.md); None: off, plaintext as the seed's
+    encryption_key: bytes | None = field(default=None, repr=False)
     read_per_minute: int = 600  # MULTIFRAME_RATE_READ_PER_MINUTE (designer, engineer)
     write_per_minute: int = 120  # MULTIFRAME_RATE_WRITE_PER_MINUTE (designer, engineer)
     tokens_per_minute: int = 10  # MULTIFRAME_RATE_TOKENS_PER_MINUTE (designer, engineer mints)
@@ -237,6 +247,7 @@ class Settings:
             metrics_token=env.get("MULTIFRAME_METRICS_TOKEN") or None,
             metrics_listen=_listen(env.get("MULTIFRAME_METRICS_LISTEN", "")),
             log_format=_log_format(env.get("MULTIFRAME_LOG_FORMAT", "")),
+            encryption_key=_encryption_key(env),
             read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
             write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
             tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),

@@ -81,6 +81,7 @@ _STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
     (ks.Contention, 503),
     (ks.Paused, 503),  # code "maintenance", like the pause refused by authorize.lua
     (ks.NotDurable, 503),  # written, not confirmed by the replicas: details say what to check
+    (ks.Unreadable, 500),  # a sealed value that does not open (docs/encryption.md)
 ]
 
 _HTTP_CODES = {

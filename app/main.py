@@ -225,7 +225,7 @@ def create_app(
         ks.tokens.configure_operator(settings.admin_token)
         work = IndexWork(ks)
         if worker:  # serving at once; 503 until attached (the parent says what it found)
-            watchdog = asyncio.create_task(attach(ks, app[ATTACHED]))
+            watchdog = asyncio.create_task(attach(ks, app[ATTACHED], settings.encryption_key))
         else:
             caps = await prepare_at_start(ks, served, settings, work)
             watchdog = asyncio.create_task(keep_prepared(ks, served, settings, work))

@@ -19,6 +19,7 @@ from keyspace import (
     NotLockHolder,
     Page,
     Query,
+    Stored,
     TokenKind,
     ValidationFailed,
     is_lookup_id,
@@ -134,6 +135,11 @@ class Collection:
             return none_match(request, stored_response(stored))
         if prefetched.raw is None:
             raise NotFound(f"{self.spec.name} {request.match_info['id']!r} does not exist")
+        ks = keyspace(request)
+        if ks.documents.sealing(self.spec) is not None:  # sealed values served opened
+            stored = Stored.from_raw(prefetched.raw)
+            opened = await ks.documents.opened(self.spec, request.match_info["id"], stored)
+            return none_match(request, stored_response(opened))
         return none_match(request, document_response(prefetched.raw))
 
     async def replace(self, request: web.Request) -> web.Response:

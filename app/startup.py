@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from keyspace import Capabilities, Keyspace, KeyspaceError, System
+from keyspace import Capabilities, Keyspace, KeyspaceError, System, keyring
 
 from .bootstrap import bootstrap
 from .config import Settings
@@ -85,11 +85,24 @@ async def prepare(
     """Start-up's work on Redis, also redone when the server lost it. Never waits for an
     index: long index work runs in ``work``, awaited here at most START_WAIT_SECONDS."""
     caps = await ks.setup_basics()
+    await unlock(ks, settings.encryption_key, create=True)
     await bootstrap(ks, system, settings.admin_token)
     task = work.start()
     if task is not None:
         await asyncio.wait([task], timeout=START_WAIT_SECONDS)
     return caps
+
+
+async def unlock(ks: Keyspace, key: bytes | None, *, create: bool) -> None:
+    """The keys of the sensitive fields (docs/encryption.md): a key that cannot serve this
+    keyspace (missing, wrong, retired) stops the start, before anything is written."""
+    try:
+        sealer = await ks.unlock(key, create=create)
+    except keyring.KeyringError as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
+    if sealer is not None:
+        state = "; plaintext left: run `multiframe-admin encrypt`" if sealer.plaintext_left else ""
+        log.info("sensitive fields sealed under key id %s%s", sealer.cipher.current, state)
 
 
 async def _retried(start: Callable[[], Awaitable[Capabilities]]) -> Capabilities:
@@ -114,7 +127,7 @@ async def prepare_at_start(
     return await _retried(lambda: prepare(ks, system, settings, work))
 
 
-async def attach(ks: Keyspace, attached: asyncio.Event) -> None:
+async def attach(ks: Keyspace, attached: asyncio.Event, key: bytes | None) -> None:
     """A worker's start (``--workers``), run while it already serves: its parent has done
     :func:`prepare` and keeps doing it, so only what this process needs to know (modules,
     singletons' defaults, which index versions are still being built) is read, retried for
@@ -127,6 +140,8 @@ async def attach(ks: Keyspace, attached: asyncio.Event) -> None:
     while True:
         try:
             await ks.setup_basics()  # idempotent, safe beside other workers
+            # The parent checked the key and made the keyring: a refusal here stops this worker.
+            await unlock(ks, key, create=True)
             break
         except (RedisError, OSError, KeyspaceError) as exc:
             log.warning("redis not ready at start (%s); retrying in %.1fs", exc, delay)
@@ -144,6 +159,7 @@ async def follow_indexes(ks: Keyspace) -> None:
     lists answer 503, as here while the index is missing."""
     while True:
         await asyncio.sleep(SETUP_CHECK_SECONDS)
+        await _refresh_keys(ks)
         if not ks.pending_indexes:
             continue
         try:
@@ -152,11 +168,22 @@ async def follow_indexes(ks: Keyspace) -> None:
             log.debug("index check failed: %s", exc)
 
 
+async def _refresh_keys(ks: Keyspace) -> None:
+    """Follow the keyring (a rotation's new key, the end of a conversion; docs/encryption.md)."""
+    try:
+        await ks.keys.refresh()
+    except (RedisError, OSError) as exc:  # down or loading: next round
+        log.debug("keyring refresh failed: %s", exc)
+    except keyring.KeyringError as exc:
+        log.error("the keyring no longer serves this process's keys: %s", exc)
+
+
 async def keep_prepared(ks: Keyspace, system: System, settings: Settings, work: IndexWork) -> None:
     """Redo :func:`prepare` whenever the server no longer has what it made (restarted on an
     empty data dir, flushed): without it lists and /ready stay 503 until the app restarts."""
     while True:
         await asyncio.sleep(SETUP_CHECK_SECONDS)
+        await _refresh_keys(ks)
         try:
             if await ks.needs_setup():
                 log.warning("redis lost the service's indexes or defaults; setting them up again")

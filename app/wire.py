@@ -36,8 +36,9 @@ def stored_response(
     headers = {"ETag": etag(stored.revision)}
     if location:
         headers["Location"] = location
-    # The bytes the server returned are the document as stored: no need to encode it again.
-    body = stored.raw or codec.dumps(stored.doc)
+    # The bytes the server returned are the document as stored: no need to encode it again
+    # (unless its sealed values were opened: keyspace.sealing).
+    body = stored.body
     return web.Response(body=body, status=status, content_type=JSON, headers=headers)
 
 

@@ -10,7 +10,7 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import demo, migrating, migrations, systems, vectors, viewing
+from . import crypto, demo, keyring, migrating, migrations, rekeying, systems, vectors, viewing
 from .acl import SERVICE_USER
 from .aggregate import (
     MAX_COMMANDS,
@@ -47,6 +47,7 @@ from .errors import (
     OutsideImportWindow,
     StaleRevision,
     UniqueConflict,
+    Unreadable,
     ValidationFailed,
     WrongType,
 )
@@ -175,17 +176,20 @@ __all__ = [
     "System",
     "TokenKind",
     "UniqueConflict",
+    "Unreadable",
     "ValidationFailed",
     "View",
     "WrongType",
     "check_url",
     "connect",
     "connect_replica",
+    "crypto",
     "demo",
     "endpoint_name",
     "group_fields",
     "is_lookup_id",
     "is_sentinel",
+    "keyring",
     "metric_fields",
     "migrating",
     "migrations",
@@ -196,6 +200,7 @@ __all__ = [
     "parse_endpoint_limits",
     "parse_op_query",
     "parse_ttls",
+    "rekeying",
     "run_declared",
     "server_stats",
     "sync_primary_client",

@@ -43,7 +43,7 @@ from typing import Any
 
 from .errors import ValidationFailed
 from .projection import index_value
-from .query import Query, matches, parse
+from .query import Query, matches, parse, sensitive_refusal
 from .schema import EntitySpec, FieldKind, Indexed, Schema, get_path
 
 MAX_GROUPS = 1000
@@ -123,7 +123,7 @@ NUMBER_KINDS = (FieldKind.NUMERIC, FieldKind.DECIMAL)
 def _fits(field: Indexed, kinds: tuple[FieldKind, ...]) -> bool:
     # A decimal without places has no exact sums or keys from the index's doubles.
     scaled = field.kind is not FieldKind.DECIMAL or field.places is not None
-    return field.kind in kinds and not field.array and scaled
+    return field.kind in kinds and not field.array and scaled and not field.sensitive
 
 
 def group_fields(spec: EntitySpec) -> list[Indexed]:
@@ -138,6 +138,8 @@ def metric_fields(spec: EntitySpec) -> list[Indexed]:
 
 def _usable(spec: EntitySpec, name: str, param: str, kinds: tuple[FieldKind, ...]) -> Indexed:
     target = spec.indexed(name)
+    if target is not None and target.sensitive:
+        raise sensitive_refusal(param, name)
     if target is not None and target.kind is FieldKind.DECIMAL and target.places is None:
         raise _invalid(param, f"{name} is a decimal declared without places: no exact result")
     if target is None or not _fits(target, kinds):

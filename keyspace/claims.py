@@ -5,7 +5,8 @@ value: one per declared :class:`~keyspace.schema.Unique` field, and, for an enti
 derived id, one for the tuple of values the id is derived from (``derived_from``), so the
 tuple is unique on its own and not only through the id built from it, and one per composite
 unique (``unique_together``) whose parts are all set: as in SQL, a tuple with a null part
-claims nothing, so any number of such documents may exist. Write plans and
+claims nothing, so any number of such documents may exist. A sealed value of a sensitive field
+(keyspace.sealing) claims its blind token (``enc:<hex>``), never its plaintext. Write plans and
 ``multiframe-admin check`` both take claims from here, so they cannot disagree.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
+from .crypto import parse_sealed
 from .keys import Names
 from .schema import EntitySpec, Schema, get_path
 
@@ -31,7 +33,9 @@ def held(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, st
     for unique in spec.uniques:
         value = get_path(doc, unique.field)
         if isinstance(value, str):
-            out[names.unique_key(spec.prefix, unique.field, unique.normalize(value))] = unique.field
+            sealed = parse_sealed(value) if spec.sensitive else None
+            claimed = unique.normalize(value) if sealed is None else sealed.token
+            out[names.unique_key(spec.prefix, unique.field, claimed)] = unique.field
     if (source := spec.source(doc)) is not None:
         out[names.source_claim_key(spec.prefix, source)] = source_label(spec)
     for together in spec.unique_together:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from . import fieldtypes as ft
 from .fieldtypes import Timestamp
 from .query import LITERAL
-from .schema import EntitySpec, FieldKind, IdStrategy, Indexed, OnDelete, Unique
+from .schema import EntitySpec, FieldKind, IdStrategy, Indexed, OnDelete, Sensitive, Unique
 
 
 class Generated(Enum):
@@ -59,6 +59,8 @@ class Column:
     on_delete: OnDelete = OnDelete.RESTRICT
     many: bool = False
     relation: str | None = None
+    # Stored encrypted when the keyspace has a key (keyspace.sealing).
+    sensitive: Sensitive | None = None
 
     def __post_init__(self) -> None:
         assert _NAME.fullmatch(self.name) and self.name != ID_FIELD, f"field name {self.name!r}"
@@ -106,9 +108,12 @@ def string(
     pattern: str | None = None,
     format: str | None = None,  # "email"
     multiline: bool = False,
+    sensitive: bool = False,
 ) -> Column:
     """One line of text (``multiline``: tabs and line breaks too); ``case_insensitive``
-    makes its unique claim and its filter caseless (keyspace.text.fold)."""
+    makes its unique claim and its filter caseless (keyspace.text.fold). ``sensitive``:
+    stored encrypted when the keyspace has a key, its filter and claim on blind tokens
+    (keyspace.sealing); its values may not start with ``enc:``."""
     assert format in (None, "email"), f"{name}: unknown format {format!r}"
     annotation = ft.string_type(
         min_length=min_length,
@@ -127,6 +132,7 @@ def string(
         sortable=False,  # arbitrary text cannot be a cursor value (query.LITERAL)
         case_sensitive=not case_insensitive,
         unique=Unique(name, case_insensitive=case_insensitive) if unique else None,
+        sensitive=Sensitive(name, case_insensitive) if sensitive else None,
     )
 
 

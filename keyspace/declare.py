@@ -202,6 +202,7 @@ def table(
         model=model,
         fields=tuple(indexed),
         uniques=tuple(c.unique for c in fields if c.unique is not None),
+        sensitive=tuple(c.sensitive for c in fields if c.sensitive is not None),
         references=tuple(_reference(c) for c in fields if c.target is not None),
         transitions=transitions,
         defaults=defaults,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -16,21 +16,24 @@ from .capabilities import Capabilities, probe
 from .connection import call, check_client
 from .documents import validate
 from .durability import Durability
-from .errors import NotFound, ValidationFailed
+from .errors import Contention, NotFound, ValidationFailed
+from .keyring import Keys
 from .listing import Page
 from .locks import Locks
 from .oplog import OpLogs
 from .plan import Plan
+from .prepared import AuthorizedCreate
 from .profiles import Profiles
 from .query import Query
 from .replica import ReplicaReads
 from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema, SingletonSpec
 from .scripts import AuthReply, CommitResult, Scripts
+from .sealing import Sealer
 from .singletons import Singletons
-from .store import Documents, Guard, PreparedCreate, Stored, Upserted
+from .store import MAX_ATTEMPTS, Documents, Guard, PreparedCreate, Stored, Upserted
 from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
-from .tokens import Authorization, Decision, Limits, Tokens
+from .tokens import Authorization, Limits, Tokens
 
 T = TypeVar("T")
 
@@ -38,26 +41,6 @@ UNAVAILABLE_BACKOFF_S = 0.25
 """After an entity's index was found missing or building, its lists are refused for this long
 without asking Redis: the refused queries would otherwise compete with the server's own
 indexing (a rebuild under list traffic took minutes instead of a second)."""
-
-
-@dataclass(frozen=True)
-class AuthorizedCreate:
-    """What :meth:`Keyspace.authorized_create` found: the decision, then the create's outcome."""
-
-    decision: Decision
-    result: CommitResult | None  # None: not allowed, nothing ran
-    prepared: PreparedCreate
-    holder: Any = None  # the document under a derived id found taken (PreparedCreate.stored)
-
-    @property
-    def forbidden(self) -> bool:
-        return self.result is not None and self.result.error == "forbidden"
-
-    def stored(self) -> Stored:
-        """The created document, or the error its commit reported."""
-        if self.result is None or self.forbidden:
-            raise RuntimeError(f"the create did not run: {self.decision.status}")
-        return self.prepared.stored(self.result, self.holder)
 
 
 class Keyspace:
@@ -89,8 +72,10 @@ class Keyspace:
         self.replica = ReplicaReads(client, self.reader)  # with its fallback to the primary
         self.schema = schema
         self.scripts = Scripts(client, durability)  # the one runner of its scripts, shared
-        self.documents = Documents(client, self.scripts, schema)
-        self._reads = Documents(self.reader, self.scripts, schema)  # its get() only
+        # The keys of sensitive fields (keyspace.keyring); no sealer until :meth:`unlock`.
+        self.keys = Keys(self.scripts, schema)
+        self.documents = Documents(client, self.scripts, schema, self.keys)
+        self._reads = Documents(self.reader, self.scripts, schema, self.keys)  # its get() only
         self.singletons = Singletons(client, self.scripts, schema.names)
         self.tokens = Tokens(self.scripts, schema)
         self.locks = Locks(self.scripts)  # entities declaring lock=Lockable(...)
@@ -126,6 +111,17 @@ class Keyspace:
                 if await upgrade.needs_upgrade(self.client, spec):
                     self._pending[spec.prefix] = spec
         return self.capabilities
+
+    async def unlock(self, key: bytes | None, *, create: bool = True) -> Sealer | None:
+        """Use ``key`` (None: none configured) for the sensitive fields: the keyring is read
+        (and, with ``create``, made on a keyspace that has none); KeyringError when the key
+        cannot serve this keyspace, before anything is written. Returns the sealer (None:
+        encryption off). See docs/encryption.md."""
+        return await self.keys.unlock(key, create=create)
+
+    @property
+    def sealer(self) -> Sealer | None:
+        return self.keys.sealer
 
     @property
     def pending_indexes(self) -> list[str]:
@@ -173,16 +169,26 @@ class Keyspace:
         admins only); any other caller's create is refused as ``forbidden``. A non-admin's
         explicit id may raise its counter at most ``window`` past the counter's value
         (:class:`OutsideImportWindow` otherwise)."""
-        scripts = self.scripts
+        scripts, asked = self.scripts, prepared
+        for _ in range(MAX_ATTEMPTS):
+            ready = await self.documents.ready(asked)
 
-        async def send(asked: Authorization) -> tuple[AuthReply, CommitResult | None]:
-            spec, plan, doc_id = prepared.spec, prepared.plan, prepared.doc_id
-            args = (asked.keys, asked.args, allowed, window, plan)
-            return await scripts.authorized_commit(*args, spec=spec, doc_id=doc_id)
+            async def send(
+                auth: Authorization, ready: PreparedCreate = ready
+            ) -> tuple[AuthReply, CommitResult | None]:
+                spec, plan, doc_id = ready.spec, ready.plan, ready.doc_id
+                args = (auth.keys, auth.args, allowed, window, plan)
+                return await scripts.authorized_commit(*args, spec=spec, doc_id=doc_id)
 
-        decision, result = await self.tokens.run(token, "write", limits, send)
-        holder = await self.documents.holder(prepared, result) if result is not None else None
-        return AuthorizedCreate(decision, result, prepared, holder)
+            decision, result = await self.tokens.run(token, "write", limits, send)
+            following = (
+                await self.documents.again(asked, ready, result) if result is not None else None
+            )
+            if following is None:
+                holder = await self.documents.holder(ready, result) if result is not None else None
+                return AuthorizedCreate(decision, result, ready, holder)
+            asked = following  # a rotation, or a counter id taken since it was read
+        raise Contention(f"could not find a free {prepared.spec.name} id; retry")
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         """The document from the primary, or NotFound (for what a write then depends on)."""
@@ -257,6 +263,9 @@ class Keyspace:
     async def list(self, spec: EntitySpec, query: Query, *, fresh: bool = False) -> Page:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`), from the
         reader unless ``fresh`` (then from the primary: an answer that will be cached)."""
+        sealer = self.documents.sealing(spec)
+        if sealer is not None:
+            query = sealer.query(spec, query)  # equality on blind tokens, never plaintext
 
         async def page(client: Redis) -> Page:
             if not self.capabilities.search:
@@ -265,13 +274,20 @@ class Keyspace:
                 spec, client, lambda: listing.search_page(client, spec, query)
             )
 
-        return await self.replica.run(page, fresh=fresh)
+        found = await self.replica.run(page, fresh=fresh)
+        if sealer is None:
+            return found
+        items = [await self.documents.open_doc(spec, item) for item in found.items]
+        return Page(items, found.total, found.next_cursor)
 
     async def aggregate(
         self, spec: EntitySpec, aggregation: Aggregation, *, fresh: bool = False
     ) -> Result:
         """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate), from
         the reader unless ``fresh``."""
+        sealer = self.documents.sealing(spec)
+        if sealer is not None:  # its filters compare blind tokens
+            aggregation = replace(aggregation, query=sealer.query(spec, aggregation.query))
 
         async def result(client: Redis) -> Result:
             if not self.capabilities.search:
@@ -302,6 +318,9 @@ class Keyspace:
         unit = vectors.query_direction(vector, field.dim)
         count, query = vectors.parse_k(k), filter or Query()
         vectors.check_filter(query)
+        sealer = self.documents.sealing(spec)
+        if sealer is not None:
+            query = sealer.query(spec, query)
 
         async def nearest(client: Redis) -> Sequence[vectors.Scored]:
             if not self.capabilities.search:
@@ -310,7 +329,10 @@ class Keyspace:
                 spec, client, lambda: listing.search_nearest(client, spec, unit, count, query)
             )
 
-        return await self.replica.run(nearest)
+        found = await self.replica.run(nearest)
+        if sealer is None:
+            return found
+        return [(await self.documents.open_doc(spec, doc), score) for doc, score in found]
 
     async def _through_index(
         self, spec: EntitySpec, client: Redis, read: Callable[[], Awaitable[T]]

@@ -141,3 +141,11 @@ class NotDurable(KeyspaceError):
     (collection, id, revision, where known) and the replicas required and confirmed."""
 
     code = "not_durable"
+
+
+class Unreadable(KeyspaceError):
+    """A stored sealed value that does not open (keyspace.sealing): under a key this process
+    does not hold, or not this document's (moved or changed outside the service). Nothing is
+    served from it; ``multiframe-admin check`` lists such documents."""
+
+    code = "undecryptable"

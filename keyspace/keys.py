@@ -264,6 +264,20 @@ def quarantine_key(key: str) -> str:
     return f"{RESERVED}quarantine:{key}"
 
 
+def crypto_key() -> str:
+    """The keyring of an encrypted keyspace (``mf:crypto``, keyspace.keyring): a hash of
+    the current key id, the blind-index key wrapped under each data key, and, during a
+    rotation, the new key wrapped under the old. No key in clear. Backed up and restored
+    with the documents it opens."""
+    return f"{RESERVED}crypto"
+
+
+def sealing_progress_key(prefix: str) -> str:
+    """The resume point of ``multiframe-admin encrypt`` / ``rotate-key`` over one entity
+    (``mf:migrating:encrypt:<prefix>``): a migration's progress hash, so never backed up."""
+    return f"{RESERVED}migrating:encrypt:{prefix}"
+
+
 def index_alias(prefix: str) -> str:
     """The RediSearch alias queries use for one entity; it points at the current version."""
     return f"{RESERVED}idx:{prefix}"
@@ -406,6 +420,12 @@ class Names:
     def quarantined_key(self, entry: str) -> str:
         """The original key of a :meth:`quarantine_key` (inverse)."""
         return self.namespace + entry.removeprefix(self.quarantine_key(self.namespace))
+
+    def crypto_key(self) -> str:
+        return self.namespace + crypto_key()
+
+    def sealing_progress_key(self, prefix: str) -> str:
+        return self.namespace + sealing_progress_key(prefix)
 
     def index_alias(self, prefix: str) -> str:
         return self.namespace + index_alias(prefix)

@@ -26,10 +26,10 @@ from typing import Any
 
 import orjson
 
-from .documents import validate
 from .keys import Names
 from .plan import Loaded, Plan, mirrored_change, plan_update
 from .schema import Schema
+from .sealing import validate_stored
 
 Change = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 
@@ -290,7 +290,8 @@ def converted(migration: Migration, loaded: Loaded) -> dict[str, Any] | None:
         new = migration.convert(loaded.doc)
         if new is None:
             return None
-        stored = validate(loaded.spec.model, new)
+        # Sealed values pass as stored (keyspace.sealing): a migration sees their ciphertext.
+        stored = validate_stored(loaded.spec, new)
     except Exception as exc:  # ValidationFailed, or whatever the migration's function raised
         raise MigrationFailed(f"{loaded.key}: {type(exc).__name__}: {exc}") from None
     if stored.get(loaded.spec.id_field) != loaded.doc_id:

@@ -23,6 +23,11 @@ to 9 significant digits (what a float32, the index's type, holds), and left out 
 no direction (all zeros): RediSearch would give such a vector a NaN cosine distance, which
 takes a place among the k nearest. So every entity with an indexed vector is projected.
 
+A sensitive field (keyspace.sealing) is projected too: a sealed value as its blind token
+(``enc:<hex>``, from the stored string: no key needed), a plaintext one (a keyspace without
+a key, or not yet converted) as any tag of its kind. So every entity with an indexed
+sensitive field is projected, and the index never holds its plaintext once it is sealed.
+
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
 from one definition. Entities without such fields index their documents directly.
@@ -33,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .crypto import parse_sealed
 from .fieldtypes import direction
 from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import fold, nfc, terms
@@ -50,10 +56,12 @@ _CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL, FieldKind.VECTOR)
 
 def projected(spec: EntitySpec) -> bool:
     """True when ``spec`` is indexed through projections rather than its documents."""
-    return any(folds(f) or f.kind in _CONVERTED or f.nullable for f in spec.fields)
+    return any(folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive for f in spec.fields)
 
 
 def _one(field: Indexed, value: Any) -> Any:
+    if field.sensitive and (sealed := parse_sealed(value)) is not None:
+        return sealed.token
     if field.kind is FieldKind.BOOL and isinstance(value, bool):
         return "true" if value else "false"
     if not isinstance(value, str):

@@ -152,11 +152,22 @@ def _limit(raw: str | None) -> int:
     return min(int(raw), MAX_LIMIT)  # larger asks are capped, not refused
 
 
+def sensitive_refusal(param: str, name: str) -> ValidationFailed:
+    """The 400 for anything but equality over a sensitive field (keyspace.sealing)."""
+    return _invalid(
+        param,
+        f"{name} is a sensitive field, stored encrypted: only exact equality filters "
+        f"({name}=value) are served on it; ranges, sorting, grouping and full text are not",
+    )
+
+
 def _sort(spec: EntitySpec, raw: str | None) -> tuple[Indexed | None, bool]:
     if raw is None:
         return None, False
     descending = raw.startswith("-")
     target = spec.indexed(raw.lstrip("-+"))
+    if target is not None and target.sensitive:
+        raise sensitive_refusal("sort", target.name)
     if target is None or not target.sortable:
         allowed = sorted(f.name for f in spec.fields if f.sortable)
         raise _invalid("sort", f"must be one of {allowed}, optionally prefixed with '-'")
@@ -184,6 +195,8 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
             continue
         base, _, bound = name.rpartition("_")
         target = spec.indexed(base)
+        if bound in ("min", "max") and target is not None and target.sensitive:
+            raise sensitive_refusal(name, target.name)
         if bound in ("min", "max") and target is not None and target.kind in _RANGED:
             raw = _single(params, name)
             assert raw is not None

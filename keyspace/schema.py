@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .keys import Names
+from .sensitive import Sensitive as Sensitive  # declared with the entity vocabulary
+from .sensitive import checked_sensitive
 from .text import fold, nfc
 
 
@@ -69,6 +71,9 @@ class Indexed:
     # A DECIMAL's declared fractional digits (None: undeclared): what makes its exact sums
     # computable from the index's doubles (keyspace.aggregate). Not part of the index.
     places: int | None = None
+    # Declared sensitive (EntitySpec.sensitive): equality only, on blind tokens when the
+    # keyspace is encrypted (keyspace.sealing). Set by the entity, not by hand.
+    sensitive: bool = False
 
     def __post_init__(self) -> None:
         # Null has no place in a sort order both query paths agree on.
@@ -274,6 +279,8 @@ class EntitySpec:
     # Its list answers may be cached (keyspace.cache): every commit writing one of its
     # documents bumps its collection version. Set by System.served from System.cache.
     cached: bool = False
+    # Fields stored encrypted when the keyspace has a key (keyspace.sealing).
+    sensitive: tuple[Sensitive, ...] = ()
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
@@ -302,10 +309,16 @@ class EntitySpec:
         assert set(self.open_refs) <= singles, f"{self.name}: open_refs {self.open_refs}"
         vectors = [f.name for f in self.fields if f.kind is FieldKind.VECTOR]
         assert len(vectors) <= 1, f"{self.name}: one searchable vector per entity, not {vectors}"
+        if self.sensitive:
+            # Marks the sensitive attributes; where such a field may not go: keyspace.sensitive.
+            object.__setattr__(self, "fields", checked_sensitive(self))
         if self.profile is not None:
             assert set(self.profile.fields) <= set(declared), f"{self.name}: profile fields"
             # An expiry changes the summary with no commit to delete the entry.
             assert self.expiry is None, f"{self.name}: an expiring entity has no profile"
+
+    def sensitive_field(self, name: str) -> Sensitive | None:
+        return next((s for s in self.sensitive if s.field == name), None)
 
     def source(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
         """The ``derived_from`` values of ``doc`` (the tuple its id is derived from); None

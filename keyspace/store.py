@@ -9,30 +9,25 @@ from fresh data, or, when the caller pinned a revision, refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
-from .claims import source_label
 from .connection import call
 from .documents import explicit_id, for_create, for_update
 from .errors import (
-    AlreadyExists,
     Conflict,
     Contention,
     CounterExhausted,
-    IdCollision,
-    MissingReference,
     NotFound,
-    OutsideImportWindow,
     StaleRevision,
-    UniqueConflict,
-    WrongType,
+    Unreadable,
 )
 from .ids import new_id
+from .keyring import Keys
 from .plan import (
     DeleteClosure,
     Loaded,
@@ -45,8 +40,15 @@ from .plan import (
     plan_fence,
     plan_update,
 )
+
+# Re-exported: what the store returns has always been importable from here.
+from .prepared import PreparedCreate as PreparedCreate
+from .prepared import Stored as Stored
+from .prepared import Upserted as Upserted
+from .prepared import raise_for
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
+from .sealing import Sealer
 from .systems.multiframe.entities import MULTIFRAME
 
 MAX_ATTEMPTS = 64
@@ -61,129 +63,46 @@ FENCE_MS = 30_000
 """How long a delete fence outlives a deleter that died before lowering it."""
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A document as stored, with the revision tag that conditional writes compare against."""
-
-    doc: dict[str, Any]
-    revision: str
-    raw: bytes = field(default=b"", repr=False, compare=False)
-
-    @classmethod
-    def from_raw(cls, raw: bytes) -> Stored:
-        return cls(codec.loads(raw), codec.revision(raw), raw)
-
-
-@dataclass(frozen=True)
-class Upserted:
-    """What :meth:`Documents.upsert` did: the stored document, and whether it created it."""
-
-    stored: Stored
-    created: bool
-
-
-def _raise_for(result: CommitResult, spec: EntitySpec) -> None:
-    if result.error == "unique_conflict":
-        raise UniqueConflict(f"{spec.name} {result.field} is already taken", field=result.field)
-    if result.error == "missing_reference":
-        raise MissingReference(
-            f"{result.field} refers to {result.value!r}, which does not exist",
-            field=result.field,
-            details={"field": result.field, "value": result.value},
-        )
-    if result.error == "already_exists":
-        raise AlreadyExists(f"{result.value} already exists", field=spec.id_field)
-    if result.error == "not_found":
-        raise NotFound(f"{result.value} does not exist")
-    if result.error == "wrong_type":
-        raise WrongType(
-            f"{result.value} holds an unexpected type; nothing was written "
-            "(run `multiframe-admin check` to find and repair it)",
-            details={"key": result.value},
-        )
-    raise Conflict(f"write refused: {result.error}", field=result.field or None)
-
-
-@dataclass(frozen=True)
-class PreparedCreate:
-    """A validated create, planned and not yet committed."""
-
-    spec: EntitySpec
-    plan: Plan
-    doc_id: str | None = None  # None: drawn from the counter by the commit
-    source: Mapping[str, str] | None = None  # a derived id: the values it is derived from
-
-    def needs_holder(self, result: CommitResult) -> bool:
-        """True when the commit found a derived id taken: whether the document holding it
-        has the same source values decides the error (:meth:`stored`'s ``holder``)."""
-        return result.error == "already_exists" and self.source is not None
-
-    def stored(self, result: CommitResult, holder: Any = None) -> Stored:
-        """The created document, or the error the commit reported. ``holder`` is the
-        document read under the id when :meth:`needs_holder` (None: none there)."""
-        spec = self.spec
-        if result.error == "contention":
-            raise Contention(f"could not find a free {spec.name} id; retry")
-        if result.error == "counter_exhausted":
-            raise CounterExhausted(
-                f"{result.value} has reached {keys.MAX_COUNTER}: no further {spec.name} id can "
-                f"be generated; create with an explicit {spec.id_field}",
-                field=spec.id_field,
-                details={"field": spec.id_field, "counter": result.value},
-            )
-        if result.error == "import_window":
-            highest = keys.generated_id(spec.prefix, int(result.value))
-            raise OutsideImportWindow(
-                f"{self.doc_id} is too far past {result.field}; at most {highest}",
-                details={"field": spec.id_field, "value": self.doc_id, "highest": highest},
-            )
-        if self.source is not None and (
-            result.error == "already_exists"
-            or (result.error == "unique_conflict" and result.field == source_label(spec))
-        ):
-            raise self._taken(holder, result)
-        if not result.ok:
-            _raise_for(result, spec)
-        assert result.raw is not None
-        return Stored.from_raw(result.raw)
-
-    def _taken(self, holder: Any, result: CommitResult) -> Conflict:
-        """AlreadyExists when the source values have their document; IdCollision when the
-        derived id is held by a document derived from other values."""
-        spec, mine = self.spec, dict(self.source or {})
-        owner = result.value if result.error == "unique_conflict" else self.doc_id
-        theirs = spec.source(holder) if isinstance(holder, Mapping) else None
-        if theirs is not None and theirs != mine:
-            return IdCollision(
-                f"{self.doc_id} is taken by the {spec.name} of {_values(theirs)}: {_values(mine)} "
-                f"derive the same id, so this {spec.name} cannot be stored; nothing was written",
-                field=spec.id_field,
-                details={
-                    "field": spec.id_field,
-                    "id": self.doc_id,
-                    "requested": mine,
-                    "existing": theirs,
-                },
-            )
-        return AlreadyExists(
-            f"{owner} already exists for {_values(mine)}: one {spec.name} per {source_label(spec)}",
-            field=spec.id_field,
-            details={"field": spec.id_field, "id": owner, "requested": mine},
-        )
-
-
-def _values(source: Mapping[str, str]) -> str:
-    return ", ".join(f"{name} {value!r}" for name, value in source.items())
-
-
 class Documents:
     """Create, read, replace, patch and delete documents of the declared entities."""
 
-    def __init__(self, client: Redis, scripts: Scripts, schema: Schema = MULTIFRAME) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        scripts: Scripts,
+        schema: Schema = MULTIFRAME,
+        keys_: Keys | None = None,
+    ) -> None:
         self.client = client
         self.schema = schema
         self.names = schema.names
         self.scripts = scripts  # the keyspace's one runner (Keyspace owns it)
+        self.keys = keys_  # the keyspace's keys (keyspace.keyring); None: never sealed
+
+    def sealing(self, spec: EntitySpec) -> Sealer | None:
+        """The sealer for ``spec``'s documents: None when encryption is off or it has no
+        sensitive fields."""
+        if self.keys is None or self.keys.sealer is None or not spec.sensitive:
+            return None
+        return self.keys.sealer
+
+    async def opened(self, spec: EntitySpec, doc_id: str, stored: Stored) -> Stored:
+        """``stored`` with its sealed values opened; a value under a key not held yet makes
+        the keyring be read again first (a rotation another process began)."""
+        try:
+            return stored.opened_with(self.sealing(spec), spec, doc_id)
+        except Unreadable:
+            if self.keys is None:
+                raise
+            await self.keys.refresh()
+            return stored.opened_with(self.sealing(spec), spec, doc_id)
+
+    async def open_doc(self, spec: EntitySpec, doc: dict[str, Any]) -> dict[str, Any]:
+        """A document read in stored form (a list's item), opened."""
+        if self.sealing(spec) is None:
+            return doc
+        doc_id = str(doc.get(spec.id_field, ""))
+        return (await self.opened(spec, doc_id, Stored(doc, ""))).doc
 
     async def _read(self, key: str) -> bytes | None:
         raw: bytes | None = await call(self.client, "JSON.GET", key, ".")
@@ -198,32 +117,105 @@ class Documents:
         )
         if raw is None:
             raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-        return Stored.from_raw(raw)
+        return await self.opened(spec, doc_id, Stored.from_raw(raw))
 
     def prepare_create(self, spec: EntitySpec, data: Mapping[str, Any]) -> PreparedCreate:
         """Validate ``data`` and plan its create, without I/O (ValidationFailed when invalid).
         The id comes from the counter unless ``data`` carries it (an import) or the entity
         derives it (NFTs: ``nft_<user_id>_<chip_id>``)."""
         wanted = explicit_id(spec, data) if isinstance(data, Mapping) else None
+        sealer = self.sealing(spec)
         if spec.derive_id is not None:
             doc = for_create(spec, data, spec.derive_id(data) if isinstance(data, Mapping) else "")
         elif wanted is not None:
             doc = for_create(spec, data, wanted)
         elif spec.id_strategy in GENERATED:  # drawn here: random, so no counter is involved
             doc = for_create(spec, data, new_id(spec.id_strategy))
-            plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=False)
-            return PreparedCreate(spec, plan, doc[spec.id_field], None)
+            return self._planned(spec, doc, data, explicit=False)
         else:
             doc = for_create(spec, data, STAND_IN)
+            if sealer is not None:  # sealed values are bound to the id: read it first
+                stand_in = plan_create_generated(self.schema, spec, doc, STAND_IN)
+                return PreparedCreate(spec, stand_in, None, None, sealer, data, assign=True)
             return PreparedCreate(spec, plan_create_generated(self.schema, spec, doc, STAND_IN))
-        plan = plan_create(self.schema, spec, doc[spec.id_field], doc, explicit_id=True)
-        return PreparedCreate(spec, plan, doc[spec.id_field], spec.source(doc))
+        return self._planned(spec, doc, data, explicit=True)
+
+    def _planned(
+        self, spec: EntitySpec, doc: dict[str, Any], data: Any, *, explicit: bool
+    ) -> PreparedCreate:
+        doc_id, sealer = doc[spec.id_field], self.sealing(spec)
+        stored = doc if sealer is None else sealer.seal(spec, doc_id, doc)
+        plan = plan_create(self.schema, spec, doc_id, stored, explicit_id=explicit)
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, doc)
+        source = spec.source(doc) if explicit else None
+        return PreparedCreate(spec, plan, doc_id, source, sealer, data)
+
+    def plan_stored(
+        self,
+        spec: EntitySpec,
+        doc_id: str,
+        doc: Mapping[str, Any],
+        *,
+        explicit_id: bool,
+        replacing_legacy: bytes | None = None,
+    ) -> Plan:
+        """:func:`keyspace.plan.plan_create` of a validated ``doc`` (bulk loading, imports),
+        its sensitive values sealed when the keyspace is encrypted."""
+        sealer = self.sealing(spec)
+        stored = doc if sealer is None else sealer.seal(spec, doc_id, doc)
+        plan = plan_create(
+            self.schema,
+            spec,
+            doc_id,
+            stored,
+            explicit_id=explicit_id,
+            replacing_legacy=replacing_legacy,
+        )
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, doc)
+        return plan
+
+    async def ready(self, prepared: PreparedCreate) -> PreparedCreate:
+        """``prepared`` as it can be committed: a counter id read now when its values are
+        sealed (the next after the counter and after any id found taken before)."""
+        if not prepared.assign:
+            return prepared
+        spec = prepared.spec
+        raw = await self.client.get(self.names.counter_key(spec.prefix))
+        current = int(raw) if raw is not None and raw.isdigit() else 0
+        number = max(current, prepared.after) + 1
+        if number > keys.MAX_COUNTER:
+            raise CounterExhausted(
+                f"{self.names.counter_key(spec.prefix)} has reached {keys.MAX_COUNTER}",
+                field=spec.id_field,
+            )
+        doc = for_create(spec, prepared.data, keys.generated_id(spec.prefix, number))
+        return replace(self._planned(spec, doc, prepared.data, explicit=True), after=number)
+
+    async def again(
+        self, asked: PreparedCreate, ready: PreparedCreate, result: CommitResult
+    ) -> PreparedCreate | None:
+        """What to commit next when ``ready`` (planned from ``asked``) met a rotation or
+        found its read counter id taken; None when ``result`` is the create's answer."""
+        if result.error == "rekeyed" and self.keys is not None:
+            await self.keys.refresh()
+            return self.prepare_create(asked.spec, asked.data)
+        if asked.assign and result.error == "already_exists":
+            return replace(asked, after=ready.after)
+        return None
 
     async def create(self, spec: EntitySpec, data: Mapping[str, Any]) -> Stored:
         """Create a document (see :meth:`prepare_create`)."""
-        prepared = self.prepare_create(spec, data)
-        result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=prepared.doc_id)
-        return prepared.stored(result, await self.holder(prepared, result))
+        asked = self.prepare_create(spec, data)
+        for _ in range(MAX_ATTEMPTS):
+            prepared = await self.ready(asked)
+            result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=prepared.doc_id)
+            following = await self.again(asked, prepared, result)
+            if following is None:
+                return prepared.stored(result, await self.holder(prepared, result))
+            asked = following
+        raise Contention(f"could not find a free {spec.name} id; retry")
 
     async def holder(self, prepared: PreparedCreate, result: CommitResult) -> Any:
         """The document under the id a derived create found taken, when that decides the
@@ -323,13 +315,15 @@ class Documents:
             doc = for_create(spec, data, doc_id)
             if create_guard is not None:
                 create_guard(doc)
-            plan = plan_create(self.schema, spec, doc_id, doc, explicit_id=True)
-            result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
+            prepared = self._planned(spec, doc, data, explicit=True)
+            result = await self.scripts.commit(prepared.plan, spec=spec, doc_id=doc_id)
             if result.ok:
-                assert result.raw is not None
-                return Upserted(Stored.from_raw(result.raw), created=True)
+                return Upserted(prepared.stored(result), created=True)
+            if result.error == "rekeyed" and self.keys is not None:
+                await self.keys.refresh()
+                continue
             if result.error != "already_exists":  # created meanwhile: replace it next
-                _raise_for(result, spec)
+                raise_for(result, spec)
         raise Contention(f"{spec.name} {doc_id} is changing too fast; try again")
 
     async def _read_id(self, spec: EntitySpec, doc_id: str) -> bytes | None:
@@ -351,19 +345,25 @@ class Documents:
         old = Loaded(spec, doc_id, raw, codec.loads(raw), self.names.doc_key(spec.prefix, doc_id))
         if if_revision is not None and codec.revision(raw) != if_revision:
             raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
-        new = change(dict(old.doc))
+        sealer = self.sealing(spec)
+        plain = (await self.opened(spec, doc_id, Stored(dict(old.doc), ""))).doc
+        new = change(dict(plain))
         if guard is not None:
-            guard(old.doc, new)
-        members = (
-            await self._satellites(spec, doc_id) if mirrored_change(spec, old.doc, new) else []
-        )
-        plan = plan_update(self.schema, old, new, members)
+            guard(plain, new)
+        members = await self._satellites(spec, doc_id) if mirrored_change(spec, plain, new) else []
+        stored = new if sealer is None else sealer.seal(spec, doc_id, new, old.doc)
+        plan = plan_update(self.schema, old, stored, members)
+        if sealer is not None:
+            sealer.fence(self.names, plan, spec, doc_id, new)
         result = await self.scripts.commit(plan, spec=spec, doc_id=doc_id)
         if result.ok:
             assert result.raw is not None
-            return Stored.from_raw(result.raw)
+            return Stored.from_raw(result.raw).opened_with(sealer, spec, doc_id)
+        if result.error == "rekeyed" and self.keys is not None:
+            await self.keys.refresh()
+            return None  # planned again under the key the keyring names now
         if result.error != "stale":
-            _raise_for(result, spec)
+            raise_for(result, spec)
         if if_revision is not None:
             raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
         return None
@@ -392,7 +392,8 @@ class Documents:
             for _ in range(MAX_ATTEMPTS):
                 closure = await self._closure(spec, doc_id, if_revision)
                 if guard is not None:
-                    guard(dict(closure.deleted[0].doc))
+                    root = closure.deleted[0]
+                    guard(await self.open_doc(spec, dict(root.doc)))
                 for loaded in closure.deleted:
                     if loaded.spec.satellites is not None:
                         index = self.names.user_tokens_key(loaded.doc_id)
@@ -403,7 +404,7 @@ class Documents:
                 if result.ok:
                     return len(closure.deleted)
                 if result.error not in ("stale", "not_found"):
-                    _raise_for(result, spec)
+                    raise_for(result, spec)
                 if if_revision is not None and result.value == closure.deleted[0].key:
                     raise StaleRevision(f"{spec.name} {doc_id} changed while being deleted")
                 if result.field and not fenced:

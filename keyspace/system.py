@@ -83,6 +83,11 @@ class System:
         for view in self.views:
             view.check(self.schema, self.aggregates)
             assert view.category is None or view.category in self.cache_ttls, view.name
+            # A cached answer is stored in Redis as served: it would hold opened plaintext.
+            read = view.collections(self.aggregates) if view.category is not None else ()
+            assert not any(self.schema.collection(c).sensitive for c in read), (
+                f"{self.name}: the cached view {view.name} reads sensitive fields"
+            )
         for kind, seen in (
             ("name", [v.name for v in self.views]),
             ("path", [v.path for v in self.views]),

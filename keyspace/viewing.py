@@ -61,9 +61,13 @@ async def _by_unique(
 ) -> Stored:
     unique = next(u for u in spec.uniques if u.field == field)
     wanted = unique.normalize(value) if _holdable(spec, field, value) else None
+    claimed = wanted
+    sealer, entry = ks.documents.sealing(spec), spec.sensitive_field(field)
+    if wanted is not None and sealer is not None and entry is not None:
+        claimed = sealer.token(spec, entry, value)  # a sealed value claims its blind token
     for _ in range(UNIQUE_TRIES if wanted is not None else 0):
-        assert wanted is not None
-        doc_id = await client.get(ks.schema.names.unique_key(spec.prefix, field, wanted))
+        assert wanted is not None and claimed is not None
+        doc_id = await client.get(ks.schema.names.unique_key(spec.prefix, field, claimed))
         if doc_id is None:
             break
         try:

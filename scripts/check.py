@@ -16,16 +16,17 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, Keyspace, claims, codec, keys, quarantine, search
+from keyspace import Capabilities, Keyspace, claims, codec, crypto, keys, quarantine, search
 from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.documents import validate
-from keyspace.errors import ValidationFailed
+from keyspace.errors import Unreadable, ValidationFailed
 from keyspace.migrating import read_status
 from keyspace.migrations import Migration, Status
 from keyspace.projection import projected
 from keyspace.reproject import expected
 from keyspace.schema import EntitySpec, OnDelete, ref_ids
+from keyspace.sealing import validate_stored
 
 from . import counters
 from .args import non_negative
@@ -44,7 +45,7 @@ def _text(value: Any) -> str:
 
 def _invalid(spec: EntitySpec, doc_id: str, doc: Any) -> str | None:
     try:
-        validate(spec.model, doc)
+        validate_stored(spec, doc)  # sealed values left sealed (no key) pass by their form
     except ValidationFailed as exc:
         return exc.message
     if doc.get(spec.id_field) != doc_id:
@@ -67,6 +68,7 @@ class _Inspection:
         self.holders: dict[str, list[str]] = defaultdict(list)  # claim key -> ids holding it
         self.top: dict[str, int] = defaultdict(int)  # prefix -> highest seed-style number
         self.roles: dict[str, str] = {}  # user id -> role, for the tokens acting as them
+        self.sealer = ks.sealer  # opens sealed values for validation (keyspace.sealing)
 
     def add(self, kind: str, key: str, detail: str, repairable: bool, **fix: str) -> None:
         self.report.problems.append(Problem(kind, key, detail, repairable, fix))
@@ -128,12 +130,29 @@ class _Inspection:
                         detail = "search projection of no document"
                         self.add("projection", shown_key, detail, True, entity=spec.name)
 
+    def opened(self, spec: EntitySpec, key: str, doc_id: str, doc: Any) -> Any:
+        """``doc`` with its sealed values opened, for validation (docs/encryption.md); a
+        value that does not open, or plaintext left in an encrypted keyspace, is reported."""
+        if self.sealer is None or not spec.sensitive or not isinstance(doc, dict):
+            return doc
+        if not self.sealer.plaintext_left and any(
+            isinstance(doc.get(e.field), str) and crypto.parse_sealed(doc[e.field]) is None
+            for e in spec.sensitive
+        ):
+            detail = "a sensitive field holds plaintext: run `multiframe-admin encrypt`"
+            self.add("plaintext_sensitive", key, detail, False)
+        try:
+            return self.sealer.open(spec, doc_id, doc)
+        except Unreadable as exc:
+            self.add("undecryptable", key, exc.message, False)
+            return doc
+
     def document(self, spec: EntitySpec, key: str, doc: Any) -> None:
         doc_id = self.names.id_from_key(spec.prefix, key)
         self.ids[spec.prefix].add(doc_id)
         number = keys.counter_value_of(spec.prefix, doc_id) or 0
         self.top[spec.prefix] = max(self.top[spec.prefix], number)
-        if (reason := _invalid(spec, doc_id, doc)) is not None:
+        if (reason := _invalid(spec, doc_id, self.opened(spec, key, doc_id, doc))) is not None:
             self.invalid.add(key)
             self.add("invalid_document", key, reason, False)
         for ref in spec.references if isinstance(doc, dict) else ():

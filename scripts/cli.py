@@ -27,11 +27,25 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Durability, Keyspace, connect, systems
+from keyspace.capabilities import probe
 from keyspace.errors import Contention, Held, NoAccess, NotDurable, Paused
+from keyspace.keyring import KeyringError, configured
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
 from keyspace.system import System, parse_ttls
 
-from . import admin, backup, check, generate, ha, legacy, migrate, pause, quarantine, restore
+from . import (
+    admin,
+    backup,
+    check,
+    encrypt,
+    generate,
+    ha,
+    legacy,
+    migrate,
+    pause,
+    quarantine,
+    restore,
+)
 from .args import default_data_dir, redis_url
 from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
 
@@ -77,6 +91,7 @@ async def open_keyspace(
     setup: bool = True,
     system: System | None = None,
     durability: Durability | None = None,
+    key: bytes | None = None,
 ) -> AsyncIterator[Keyspace]:
     """The keyspace of ``system`` (default MultiFrame) on ``url``; else on the running
     ``make run`` server; else on an embedded server started here on ``data_dir`` (stopped
@@ -97,6 +112,15 @@ async def open_keyspace(
         ks = Keyspace(client, system.schema, durability=durability)
         if setup:
             await ks.setup(index_timeout=600)
+        # Sensitive fields (docs/encryption.md): what a command writes is sealed, and a missing
+        # or wrong key is refused before its first write. One that must see the server
+        # untouched (restore, check) makes no keyring: it writes the stored forms it reads.
+        if not setup:  # a user without the system's keys is told so first, as setup does
+            await probe(client, system.schema.names.probe_key())
+        try:
+            await ks.unlock(key, create=setup)
+        except KeyringError as exc:
+            raise Refused(str(exc)) from None
         yield ks
     finally:
         try:
@@ -174,6 +198,16 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
             migrate.health_args,
             migrate.run_health,
         ),
+        "encrypt": (
+            "seal every plaintext sensitive field under the configured key (resumable)",
+            encrypt.encrypt_args,
+            encrypt.run_encrypt,
+        ),
+        "rotate-key": (
+            "re-seal every sensitive field under a new key while the service runs",
+            encrypt.rotate_args,
+            encrypt.run_rotate,
+        ),
     }
 
 
@@ -231,6 +265,11 @@ def _prepare(argv: list[str]) -> argparse.Namespace | int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE
+    try:
+        args.encryption_key = configured(os.environ)  # docs/encryption.md
+    except KeyringError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
     args.system = system
     return args
 
@@ -260,6 +299,7 @@ async def _run(args: argparse.Namespace) -> int:
             setup=getattr(args, "setup", True),
             system=args.system,
             durability=args.durability,
+            key=args.encryption_key,
         ) as ks:
             code: int = await args.func(args, ks)
             return code

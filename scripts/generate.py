@@ -16,7 +16,6 @@ from typing import Any
 
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keyspace, keys
 from keyspace.documents import for_create
-from keyspace.plan import plan_create
 
 from .args import non_negative, positive_int
 from .exits import OK, PROBLEMS, Refused
@@ -151,8 +150,8 @@ async def _reserve(ks: Keyspace, spec: EntitySpec, n: int) -> Iterator[str]:
 
 async def _commit(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> int:
     """Send one pipeline of commit plans; returns how many were refused."""
-    plans = [
-        plan_create(ks.schema, spec, doc_id, doc, explicit_id=not spec.counted)
+    plans = [  # sealed when the keyspace is encrypted (docs/encryption.md)
+        ks.documents.plan_stored(spec, doc_id, doc, explicit_id=not spec.counted)
         for spec, doc_id, doc in docs
     ]
     return sum(not result.ok for result in await ks.commit_batch(plans))

@@ -41,7 +41,7 @@ from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
 from keyspace.keys import Names
-from keyspace.plan import Plan, plan_create
+from keyspace.plan import Plan
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
 from . import counters
@@ -357,8 +357,8 @@ class Importer:
         if self.dry_run:
             return await self.dry(spec, key, doc) or ""
         legacy = raw if self.in_place else None
-        plan = plan_create(
-            self.ks.schema, spec, doc[spec.id_field], doc, explicit_id=True, replacing_legacy=legacy
+        plan = self.ks.documents.plan_stored(  # sealed when the keyspace is encrypted
+            spec, doc[spec.id_field], doc, explicit_id=True, replacing_legacy=legacy
         )
         # A bad counter is left alone; in place the legacy nft_counter already counts NFTs.
         drop = {"floor", "incr"} if not self.counter_ok else {"incr"} if self.in_place else set()

@@ -10,10 +10,10 @@ from redis.exceptions import ResponseError, WatchError
 
 from keyspace import Keyspace, claims, codec, search
 from keyspace.connection import call
-from keyspace.documents import validate
 from keyspace.errors import ValidationFailed
 from keyspace.plan import Plan, pulled, put_document
 from keyspace.schema import ref_ids
+from keyspace.sealing import validate_stored
 
 from .report import Problem, Report, parse_ref_set
 
@@ -84,7 +84,7 @@ async def _fix_dangling(ks: Keyspace, problem: Problem) -> bool:
     if raw is None or not isinstance(doc, dict) or target_id not in ref_ids(doc, ref):
         return False
     try:
-        new = validate(spec.model, pulled(doc, ref, [target_id]))
+        new = validate_stored(spec, pulled(doc, ref, [target_id]))  # sealed values kept
     except ValidationFailed:
         return False
     plan = Plan(ks.schema.names.pause_key())

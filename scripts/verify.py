@@ -29,7 +29,8 @@ from keyspace.errors import ValidationFailed
 from keyspace.inventory import patterns
 from keyspace.keys import Names
 from keyspace.migrations import parse_applied
-from keyspace.schema import Schema
+from keyspace.schema import EntitySpec, Schema
+from keyspace.sealing import validate_stored
 from keyspace.system import MEMBER
 from keyspace.systems.multiframe.models import Role
 from keyspace.tokens import TokenKind
@@ -140,9 +141,12 @@ def _json(value: str) -> Any:
 def _model(model: Any, doc: Any) -> str | None:
     """None when ``doc`` is valid and in the form the service stores; its stored form when
     valid but spelled otherwise (a file edited by hand, or an older version's data);
-    ValueError when invalid."""
+    ValueError when invalid. ``model``: a singleton's model, or an entity (whose sealed
+    values are checked for their form only: keyspace.sealing)."""
     try:
-        stored = validate(model, doc)
+        stored = (
+            validate_stored(model, doc) if isinstance(model, EntitySpec) else validate(model, doc)
+        )
     except ValidationFailed as exc:
         raise ValueError(exc.message) from None
     return None if stored == doc else orjson.dumps(stored).decode()
@@ -174,7 +178,7 @@ def _rules(schema: Schema) -> list[Rule]:
             if not keys.is_lookup_id(doc_id):
                 raise ValueError(f"{doc_id!r} is not a document id")
             doc = _json(value)
-            stored = _model(spec.model, doc)
+            stored = _model(spec, doc)
             if stored is not None:
                 doc = orjson.loads(stored)
             if doc.get(spec.id_field) != doc_id:
@@ -191,6 +195,7 @@ def _rules(schema: Schema) -> list[Rule]:
         (names.token_key("*"), "hash", lambda k, v: _token(k.removeprefix(names.token_key("")), v)),
         (names.user_tokens_key("*"), "set", _digests),
         (names.migrations_key(), "hash", _registry),
+        (names.crypto_key(), "hash", _keyring),
         (names.delete_fence("*"), "string", lambda _k, _v: None),
         (names.fence_key("*", "*"), "string", _counter),  # lock fencing tokens
         (names.oplog_seq_key("*", "*"), "string", _counter),  # operation log numbers
@@ -220,6 +225,17 @@ def _claim(_key: str, value: str) -> None:
 def _members(_key: str, value: list[str]) -> None:
     if not _ids(value):
         raise ValueError("a reference set member is not a document id")
+
+
+def _keyring(_key: str, value: dict[str, str]) -> None:
+    """The keyring (keyspace.keyring): its fields' names only; its entries are checked by the
+    key that opens them when the service starts on the restored data."""
+    allowed = ("version", "current", "plaintext", "rotating_since")
+    prefixes = ("check:", "next:", "prev:", "retired:")
+    if "current" not in value or any(
+        f not in allowed and not f.startswith(prefixes) for f in value
+    ):
+        raise ValueError("not a keyring: fields current, check:<key id>, ...")
 
 
 def _registry(_key: str, value: dict[str, str]) -> None:

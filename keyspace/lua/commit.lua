@@ -33,8 +33,11 @@
 --                                         (a referrer that expired, as a delete read it)
 --            string  k raw             -> error 'stale' unless KEYS[k] is a string equal to raw
 --                                         (a legacy MultiFrame 11.0 value being converted)
+--            hequals k field value     -> error 'rekeyed' (value: what the field holds) unless
+--                                         the hash KEYS[k] holds value in field (the keyring's
+--                                         current key, for a write of sealed values)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
---            srem k member | floor k n | incr k | hset k field value
+--            srem k member | floor k n | incr k | hset k field value | hdel k field
 --            bump k n (INCR, or SET n when KEYS[k] is absent: a cache version, keyspace.cache,
 --                      that never counts from 1 again after a reset deleted it)
 --            hsetx k field value (HSET only when the hash exists) | pexpire k ms
@@ -58,8 +61,8 @@
 -- write can fail half-way through a plan.
 
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
-               string = 2, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
-               floor = 2, incr = 1, bump = 2, hset = 3, hsetx = 3, pexpire = 2, jsetid = 3,
+               string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
+               floor = 2, incr = 1, bump = 2, hset = 3, hdel = 2, hsetx = 3, pexpire = 2, jsetid = 3,
                setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
@@ -102,6 +105,11 @@ local function check(op, a)
     if redis.call('TYPE', key).ok ~= 'string' or redis.call('GET', key) ~= a[2] then
       return fail('stale', '', key)
     end
+  elseif op == 'hequals' then
+    local held = redis.pcall('HGET', key, a[2])
+    if held ~= a[3] then
+      return fail('rekeyed', a[2], type(held) == 'string' and held or '')
+    end
   elseif op == 'card' then
     if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
   elseif op == 'gone' then
@@ -135,6 +143,7 @@ local function write(op, a)
   elseif op == 'bump' then
     if not redis.call('SET', key, a[2], 'NX') then redis.call('INCR', key) end
   elseif op == 'hset' then redis.call('HSET', key, a[2], a[3])
+  elseif op == 'hdel' then redis.call('HDEL', key, a[2])
   elseif op == 'hsetx' then
     if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, a[2], a[3]) end
   elseif op == 'pexpire' then redis.call('PEXPIRE', key, a[2])
@@ -167,7 +176,7 @@ end
 -- ops work on a key of any type: del, set, setid, pexpire, and jsetid (its key is one the
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
-               hset = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
+               hset = 'hash', hdel = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
                bump = 'integer'}
 -- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of

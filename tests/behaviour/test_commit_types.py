@@ -34,6 +34,7 @@ CHECK_OPS = {
     "card",
     "string",
     "gone",
+    "hequals",
 }
 SENTINEL = "mf:test:sentinel"  # written by the plan before the op under test
 VICTIM = "mf:test:victim"  # the key the op under test writes, planted with every kind
@@ -94,6 +95,7 @@ ACCEPTS: dict[str, set[str]] = {
     "bump": COUNTABLE,
     "hset": {"none", "hash"},
     "hsetx": {"none", "hash"},
+    "hdel": {"none", "hash"},
     "pexpire": EVERY,
     "jsetid": EVERY,  # its key is one the draw found free: a planted one is skipped
     "setid": EVERY,
@@ -117,6 +119,7 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "bump": (7,),
     "hset": ("f", "w"),
     "hsetx": ("f", "w"),
+    "hdel": ("f",),
     "pexpire": (60_000,),
     "jsetid": (b'{"driver_id":"', b'"}'),
     "setid": (),

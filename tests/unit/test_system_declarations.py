@@ -80,6 +80,8 @@ EF_FIELDS: dict[str, dict[str, str]] = {
         "email": R, "username": N, "wallet_address": N, "avatar_url": N, "preferences": D,
         "academic_level": D, "total_xp": D, "created_at": D, "updated_at": D, "last_login": N,
         "is_active": D, "email_verified": D, "wallet_verified": D,
+        # The seed's "Data Security" columns (pgcrypto), sealed by keyspace.sealing.
+        "encrypted_ssn": N, "encrypted_private_key": N,
     },
     "courses": {
         "title": R, "description": N, "discipline": R, "difficulty_level": R,

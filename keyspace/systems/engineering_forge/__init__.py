@@ -80,7 +80,10 @@ USERS = table(
         _active(index=False),
         boolean("email_verified", default=False),
         boolean("wallet_verified", default=False),
-        # Not served: encrypted_ssn and encrypted_private_key (pgcrypto), see docs/systems.md.
+        # pgcrypto's columns: stored encrypted when the keyspace has a key (docs/encryption.md);
+        # the API reads and writes their plaintext, as pgp_sym_decrypt would give it.
+        string("encrypted_ssn", null=True, max_length=64, sensitive=True),
+        string("encrypted_private_key", null=True, max_length=512, sensitive=True),
     ),
     owner="id",
 )
@@ -359,6 +362,8 @@ SYSTEM = System(
         "email_verified",
         "wallet_address",
         "wallet_verified",
+        "encrypted_ssn",
+        "encrypted_private_key",
         "total_xp",
         "is_active",
         "last_login",

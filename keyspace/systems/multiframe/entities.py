@@ -14,6 +14,7 @@ from ...schema import (
     Reference,
     Satellites,
     Schema,
+    Sensitive,
     SingletonSpec,
     Transitions,
     Unique,
@@ -75,6 +76,7 @@ USER = EntitySpec(
         _time("created_at"),
     ),
     uniques=(Unique("email"), Unique("username")),
+    sensitive=(Sensitive("email", case_insensitive=True),),
     defaults={"created_at": _now},
     satellites=Satellites(watch=("role",), derive=lambda doc: {"role": str(doc.get("role", ""))}),
 )
@@ -157,6 +159,7 @@ NFT = EntitySpec(
         Indexed("owner", "owner", FieldKind.TAG, case_sensitive=False),
     ),
     references=(_OWNER,),
+    sensitive=(Sensitive("owner", case_insensitive=True),),
     defaults={"metadata_uri": _metadata_uri},
     derive_id=_nft_id,
     derived_from=("user_id", "chip_id"),  # one NFT per (user, chip), whatever the ids look like
