@@ -45,7 +45,8 @@ KEYLESS = frozenset({"TIME"})
 key first (test_cluster_plan checks the scripts call no command outside these two kinds)."""
 FIRST_KEY = frozenset(
     {
-        "DEL", "EXISTS", "GET", "HDEL", "HGET", "HMGET", "HSET", "INCR", "JSON.GET", "JSON.SET", "JSON.TYPE",
+        "DEL", "EXISTS", "GET", "HDEL", "HGET", "HMGET", "HSET", "INCR", "JSON.GET", "JSON.SET",
+        "JSON.TYPE",
         "LLEN", "LRANGE", "LTRIM", "PERSIST", "PEXPIRE", "PEXPIREAT", "PEXPIRETIME", "PTTL",
         "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "ZADD", "ZCARD",
         "ZPOPMIN", "ZRANGE", "ZREMRANGEBYSCORE",
