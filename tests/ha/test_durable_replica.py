@@ -5,6 +5,9 @@ script on a node that is no longer a primary (WAIT refused there) reads as a fai
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,3 +59,43 @@ async def test_a_refused_script_on_a_replica_reads_as_a_failover(ha_cluster: ha.
     finally:
         await primary.aclose()
         await demoted.aclose()
+
+
+def _replica_of(cluster: ha.Cluster) -> str:
+    for name in ha.NODES:
+        with redis.Redis.from_url(cluster.node_url(name)) as node:
+            if node.info("replication")["role"] == "slave":
+                return name
+    raise AssertionError("no node is a replica")
+
+
+async def test_a_not_durable_write_is_confirmed_only_by_writing_it_again(
+    ha_cluster: ha.Cluster,
+) -> None:
+    """README "API behaviour": a read of a not_durable write finds it on the primary, which
+    says nothing about the replicas; writing the same document again with If-Match its
+    revision is acknowledged only once its WAIT covers the first write too."""
+    replica = _replica_of(ha_cluster)
+    pid = ha_cluster.pids[replica]
+    client = connect(ha_cluster.url(admin=True))
+    try:
+        ks = Keyspace(client, durability=Durability(1, timeout_ms=300))
+        await ks.setup()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(NotDurable) as caught:
+                await ks.create(USER, user_body("DurableConfirmLater"))
+            named = caught.value.details
+            found = await ks.get(USER, named["id"])
+            assert found.revision == named["revision"]  # on the primary: proves nothing
+            with pytest.raises(NotDurable):  # the replica is still away: not confirmed again
+                await ks.replace(USER, named["id"], found.doc, if_revision=named["revision"])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        confirmed = await ks.replace(USER, named["id"], found.doc, if_revision=named["revision"])
+        assert confirmed.revision == named["revision"]  # the same bytes, now on the replica
+        with redis.Redis.from_url(ha_cluster.node_url(replica)) as node:
+            stored = node.execute_command("JSON.GET", USER.key(named["id"]), ".")
+            assert stored == confirmed.raw
+    finally:
+        await client.aclose()
