@@ -196,7 +196,8 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
 
 def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
     """A client for the pure reads (``Keyspace(reader=...)``): through Sentinel, one of the
-    service's replicas (its primary while none is up); otherwise the server ``url`` names
+    service's replicas (a connection error while none is up: ``Keyspace`` then reads from
+    the primary, counted); otherwise the server ``url`` names
     (a replica's own URL). Same properties as :func:`connect`."""
     from .sentinel import connect_sentinel, is_sentinel
 

@@ -7,6 +7,12 @@ the replica is left alone for :data:`RETRY_SECONDS` (so a replica that is down c
 failed attempt per period, not one per read), then tried again. The primary's answer is
 never staler than the replica's, so a fallback changes no guarantee; it is counted
 (:attr:`ReplicaReads.fallbacks`) and logged once per outage.
+
+Readiness asks the reader's server its role: one that is a primary (a replica promoted by a
+failover while connected, or ``MULTIFRAME_REPLICA_URL`` naming a primary) is reported as
+such, its connections are closed and reads are left to the primary (counted) as for a replica
+that is down. Through Sentinel a new reader connection only ever goes to a replica
+(:meth:`keyspace.sentinel.SentinelPool.rotate_slaves`), never to the primary in silence.
 """
 
 from __future__ import annotations
@@ -81,19 +87,37 @@ class ReplicaReads:
         return await read(self.primary)
 
     async def state(self) -> str | None:
-        """For readiness: None without a replica, else ``"ok"`` or ``"unreachable"`` (one
-        PING, at most :data:`PROBE_SECONDS`; its outcome also steers the reads)."""
+        """For readiness: None without a replica, else ``"ok"``, ``"unreachable"`` or
+        ``"primary"`` (the reader's server is a primary). One question, at most
+        :data:`PROBE_SECONDS`; its outcome also steers the reads."""
         if not self.separate:
             return None
         try:
             async with asyncio.timeout(PROBE_SECONDS):
-                await self.reader.ping()
+                role = await self._role()
         except (RedisError, OSError) as exc:  # TimeoutError included
             self._failed(exc)
             return "unreachable"
+        if role == "master":
+            self._failed(RedisConnectionError("the reader's server is a primary, not a replica"))
+            # Connections opened anew go through the replica checks (Sentinel: to a replica).
+            await self.reader.connection_pool.disconnect()
+            return "primary"
         self._answered()
         self._down_until = 0.0  # it answers: reads may go there again at once
         return "ok"
+
+    async def _role(self) -> str:
+        """The reader's server's replication role (``"slave"`` when it refuses INFO but
+        answers PING: nothing says otherwise)."""
+        try:
+            info = await self.reader.info("replication")
+        except ResponseError as exc:  # NOPERM, or a server without INFO
+            if _unreachable(exc):
+                raise
+            await self.reader.ping()
+            return "slave"
+        return str(info.get("role", "slave"))
 
     def _failed(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + RETRY_SECONDS

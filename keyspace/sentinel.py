@@ -24,31 +24,42 @@ Clients made here follow a failover without a restart, on redis-py's Sentinel ma
   replaced meanwhile.
 - A new address from the sentinels closes the idle connections to the old one (redis-py), and
   a connection to it that is given back is closed.
+- A replica connection goes only to a replica the sentinels list as up that answers as one;
+  with none, it fails (redis-py's pool would connect to the primary in silence).
+- The sentinels are asked within a bound (:mod:`keyspace.discovery`): a hung one is not
+  waited for again and again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
+import redis.retry
 import redis.sentinel
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import (
     Sentinel,
     SentinelConnectionPool,
     SentinelManagedConnection,
     SentinelManagedSSLConnection,
+    SlaveNotFoundError,
 )
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError
 
 from .connection import HiredisPacking, Pool, client_options
+from .discovery import SENTINEL_TIMEOUT_S, BoundedSentinel
 
 SCHEME = "redis+sentinel"
 SCHEMES = (SCHEME, "rediss+sentinel")  # rediss: TLS to the data nodes and the sentinels
@@ -81,12 +92,15 @@ class SentinelUrl:
         return {"username": self.username, "password": self.password, "db": self.db}
 
     def sentinel_options(self, timeout: float) -> dict[str, Any]:
-        """Connection options of the sentinels."""
+        """Connection options of the sentinels: at most :data:`SENTINEL_TIMEOUT_S` (or
+        ``timeout`` when shorter) per question and no retry of their own (the caller's
+        retry of the request, and the next sentinel, stand in for it)."""
+        bound = min(timeout, SENTINEL_TIMEOUT_S)
         return {
             "username": self.sentinel_username,
             "password": self.sentinel_password,
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
+            "socket_timeout": bound,
+            "socket_connect_timeout": bound,
             "ssl": self.tls,
         }
 
@@ -153,19 +167,8 @@ class _NotPrimary(RedisConnectionError):
     """A primary connection's node is not (or no longer) the primary."""
 
 
-class _Sentinel(Sentinel):
-    """redis-py's Sentinel client, remembering each service's ``down-after-milliseconds``
-    from the state it already reads to find the primary."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-        self.down_after_s: dict[str, float] = {}
-
-    def check_master_state(self, state: dict[str, Any], service_name: str) -> bool:
-        usable: bool = super().check_master_state(state, service_name)
-        if usable and "down-after-milliseconds" in state:
-            self.down_after_s[service_name] = int(state["down-after-milliseconds"]) / 1000
-        return usable
+class _NotReplica(RedisConnectionError):
+    """A replica connection's node is the primary."""
 
 
 class _FollowingConnection(SentinelManagedConnection):
@@ -196,24 +199,31 @@ class _FollowingConnection(SentinelManagedConnection):
         await super().connect_check_health(  # the socket and handshake, on this address
             check_health=pool.check_connection, retry_socket_connect=False
         )
-        if not pool.is_master:
-            return
         try:
-            await self._confirm_primary(address)
+            await (self._confirm_primary if pool.is_master else self._confirm_replica)(address)
         except BaseException:
             await self.disconnect()
             raise
+        if not pool.is_master:
+            return
         self._stall_s = pool.stall_s
         self._heard_at = monotonic()
         self._watch = True
 
-    async def _confirm_primary(self, address: tuple[str, int]) -> None:
+    async def _role(self, unknown: str) -> str:
         await self.send_command("INFO", "replication", check_health=False)
         try:
-            role = _role(await self.read_response())
+            return _role(await self.read_response())
         except NoPermissionError:  # a user without INFO: the sentinels' word alone
-            role = "master"
-        if role != "master":
+            return unknown
+
+    async def _confirm_replica(self, address: tuple[str, int]) -> None:
+        # A node the sentinels still list as a replica after its promotion: the next one.
+        if (role := await self._role("slave")) != "slave":
+            raise _NotReplica(f"{self.host}:{self.port} is a {role}, not a replica")
+
+    async def _confirm_primary(self, address: tuple[str, int]) -> None:
+        if (role := await self._role("master")) != "master":
             raise _NotPrimary(f"{self.host}:{self.port} is a {role}, not the primary")
         # Asked again after the handshake: one that hung across a failover ends on a node the
         # sentinels have replaced, which still calls itself master until they demote it.
@@ -313,6 +323,21 @@ class SentinelPool(Pool, SentinelConnectionPool):
         finally:
             self._asking = None
 
+    async def rotate_slaves(self) -> AsyncIterator[tuple[str, int]]:
+        """The replicas the sentinels list as up, in turn. Unlike redis-py's, never the
+        primary: with no replica up a replica connection fails (SlaveNotFoundError, a
+        connection error), so ``ReplicaReads`` asks the primary itself, counts the
+        fallback and reports the replica unreachable, instead of a replica pool that
+        silently reads from the primary."""
+        replicas = await self.sentinel_manager.discover_slaves(self.service_name)
+        if replicas:
+            if self.slave_rr_counter is None:
+                self.slave_rr_counter = random.randrange(len(replicas))
+            for _ in replicas:
+                self.slave_rr_counter = (self.slave_rr_counter + 1) % len(replicas)
+                yield replicas[self.slave_rr_counter]
+        raise SlaveNotFoundError(f"no replica of {self.service_name!r} is up")
+
     def _drop_if_moved(self, connection: AbstractConnection) -> None:
         master = self.master_address
         at = (getattr(connection, "host", None), getattr(connection, "port", None))
@@ -331,11 +356,15 @@ class SentinelPool(Pool, SentinelConnectionPool):
 def connect_sentinel(
     url: str, *, max_connections: int = 64, timeout: float = 5.0, replica: bool = False
 ) -> Redis:
-    """A pooled asyncio client of the service's primary (``replica``: of one of its replicas,
-    the primary when none is up) with :func:`keyspace.connect`'s properties. No connection
+    """A pooled asyncio client of the service's primary (``replica``: of one of its replicas;
+    a connection error when none is up) with :func:`keyspace.connect`'s properties. No connection
     is opened here."""
     parsed = parse(url)
-    sentinel = _Sentinel(parsed.sentinels, sentinel_kwargs=parsed.sentinel_options(timeout))
+    sentinel = BoundedSentinel(
+        parsed.sentinels,
+        sentinel_kwargs={**parsed.sentinel_options(timeout), "retry": Retry(NoBackoff(), 0)},
+        budget=timeout,
+    )
     connection_class: type[AbstractConnection] = (
         _FastSentinelSSLConnection if parsed.tls else _FastSentinelConnection
     )
@@ -401,8 +430,9 @@ class _SyncFollowingSSLConnection(
 def sync_primary_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A synchronous client of the service's primary (the service's preflight, the CLI)."""
     parsed = parse(url)
+    no_retry = redis.retry.Retry(NoBackoff(), 0)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        parsed.sentinels, sentinel_kwargs=parsed.sentinel_options(timeout)
+        parsed.sentinels, sentinel_kwargs={**parsed.sentinel_options(timeout), "retry": no_retry}
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         parsed.service,

@@ -72,3 +72,43 @@ async def test_fresh_reads_and_a_keyspace_without_replica_are_not_fallbacks() ->
         assert "replica" not in await alone.readiness()
     finally:
         await primary.aclose()
+
+
+@pytest.fixture
+async def on_primary(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Keyspace]:
+    """A reader whose server is a primary (a replica promoted while connected, or a replica
+    URL naming a primary): another client of the primary's own server."""
+    server = fakeredis.FakeServer()
+    primary = fakeredis.FakeAsyncRedis(server=server, protocol=2)
+    reader = fakeredis.FakeAsyncRedis(server=server, protocol=2)
+
+    async def info(section: str) -> dict[str, str]:
+        return {"role": "master"}  # fakeredis has no INFO: what a primary answers
+
+    monkeypatch.setattr(reader, "info", info)
+    keyspace = Keyspace(primary, reader=reader)
+    await keyspace.setup()
+    yield keyspace
+    await primary.aclose()
+    await reader.aclose()
+
+
+async def test_a_reader_on_a_primary_is_reported_and_its_reads_counted(
+    on_primary: Keyspace,
+) -> None:
+    made = await user(on_primary, "Ada")
+    report = await on_primary.readiness()
+    assert report["ready"] is True
+    assert report["replica"] == "primary"
+    assert on_primary.replica.client() is on_primary.client  # the primary, counted
+    page = await on_primary.list(USER, Query())
+    assert [d["user_id"] for d in page.items] == [made.doc["user_id"]]
+    assert on_primary.replica.fallbacks == 1
+
+
+async def test_a_reader_without_info_that_answers_is_ok(
+    on_primary: Keyspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()  # fakeredis refuses INFO: unknown, and PING answers
+    assert (await on_primary.readiness())["replica"] == "ok"
+    assert on_primary.replica.client() is on_primary.reader
