@@ -18,13 +18,15 @@ from keyspace import (
     SERVICE_USER,
     EmbeddedRedis,
     EmbeddedRedisError,
+    System,
     check_url,
     is_sentinel,
     sync_primary_client,
     systems,
 )
 
-from .config import Settings, check_workers
+from .config import USAGE as USAGE  # the exit status of a malformed setting
+from .config import BadSetting, Settings, check_port, check_workers
 from .main import create_app
 from .server import serve
 from .supervise import Supervisor, write_url_file
@@ -34,7 +36,6 @@ from .workers import LOG_FORMAT, serve_workers
 log = logging.getLogger("multiframe")
 
 URL_FILE = "redis.url"  # multiframe-admin finds the running server through it
-USAGE = 2  # a malformed setting, as multiframe-admin's usage errors
 
 
 def _arguments(settings: Settings) -> Settings:
@@ -57,7 +58,8 @@ def _arguments(settings: Settings) -> Settings:
     )
     args = parser.parse_args()
     workers = check_workers(args.workers, "--workers")
-    return replace(settings, host=args.host, port=args.port, system=args.system, workers=workers)
+    port = check_port(args.port, "--port")
+    return replace(settings, host=args.host, port=port, system=args.system, workers=workers)
 
 
 def shown(url: str) -> str:
@@ -141,7 +143,9 @@ def preflight(url: str, probe_key: str, replicas: int = 0, name: str = "REDIS_UR
         )
 
 
-def main() -> None:
+def checked() -> tuple[Settings, System]:
+    """The settings and the system they serve; BadSetting (one line naming the setting) for
+    anything they cannot be: checked before any process is started or forked."""
     settings = _arguments(Settings.from_env())
     configure_logging(
         os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
@@ -153,14 +157,23 @@ def main() -> None:
             settings.system, settings.namespace, settings.ttls, settings.cache_ttl
         )
     except ValueError as exc:  # an unknown name, a malformed namespace, a TTL of no entity's
-        raise SystemExit(
+        raise BadSetting(
             f"MULTIFRAME_SYSTEM / MULTIFRAME_NAMESPACE / MULTIFRAME_TTL_SECONDS: {exc}"
         ) from None
     try:
         settings.check_durability()
         check_urls(settings)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        raise BadSetting(str(exc)) from None
+    return settings, system
+
+
+def main() -> None:
+    try:
+        settings, system = checked()
+    except BadSetting as exc:  # exit 2 as a malformed URL, not 1 as a Redis that fails
+        print(exc, file=sys.stderr)
+        raise SystemExit(USAGE) from None
     if (replica := replica_url(settings)) is not None:
         # As REDIS_URL: a replica that cannot be read stops the start, not every list later.
         preflight(replica, system.schema.names.probe_key(), name="MULTIFRAME_REPLICA_URL")

@@ -13,14 +13,41 @@ from keyspace import Durability, Limits, is_sentinel, keyring, parse_endpoint_li
 READ_FROM = ("primary", "replica")
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+USAGE = 2  # a malformed setting: as a malformed REDIS_URL, and multiframe-admin's usage errors
+SECONDS_MAX = 86_400  # a day: more than any of these waits needs, and within what a socket takes
+PORT_MAX = 65_535
+MAX_CONNECTIONS = 10_000  # Redis's default maxclients
+
+
+class BadSetting(SystemExit):
+    """A setting the service cannot take. ``python -m app`` prints the message, one line
+    naming the setting, and exits 2 (:data:`USAGE`) before anything starts."""
+
+
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int | None = None,
+    high: int | None = None,
+    unit: str = "",
+) -> int:
+    """``name`` as a whole number (of ``unit``) from ``low`` to ``high`` (None: unbounded),
+    else BadSetting."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+        raise BadSetting(f"{name} must be an integer, got {raw!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f", at most {high}" if low is None else f", at least {low}"
+        if low is not None and high is not None:
+            bounds = f" from {low} to {high}"
+        of = f" of {unit}" if unit else ""
+        raise BadSetting(f"{name} must be a whole number{of}{bounds}, got {raw!r}")
+    return value
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -31,8 +58,21 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not 0 < value < float("inf"):  # 0 would mean "never" to aiohttp; NaN fails too
-        raise SystemExit(f"{name} must be a positive number of seconds, got {raw!r}")
+    # 0 would mean "never" to aiohttp; NaN fails too; a socket cannot wait past time_t.
+    if not 0 < value <= SECONDS_MAX:
+        raise BadSetting(
+            f"{name} must be a positive number of seconds, at most {SECONDS_MAX}, got {raw!r}"
+        )
+    return value
+
+
+def check_port(value: int, name: str = "MULTIFRAME_PORT") -> int:
+    """``value`` if it is a port to listen on (0: any free one, logged), else BadSetting."""
+    if not 0 <= value <= PORT_MAX:
+        # The kernel would take it modulo 65536: a typo would serve on another port.
+        raise BadSetting(
+            f"{name} must be a port from 1 to {PORT_MAX} (0: any free port), got {value}"
+        )
     return value
 
 
@@ -43,9 +83,9 @@ MAX_WORKERS = 64
 
 
 def check_workers(value: int, name: str = "MULTIFRAME_WORKERS") -> int:
-    """``value`` if it is a worker count the service takes, else SystemExit naming ``name``."""
+    """``value`` if it is a worker count the service takes, else BadSetting naming ``name``."""
     if not 1 <= value <= MAX_WORKERS:
-        raise SystemExit(f"{name} must be from 1 to {MAX_WORKERS} API processes, got {value}")
+        raise BadSetting(f"{name} must be from 1 to {MAX_WORKERS} API processes, got {value}")
     return value
 
 
@@ -55,13 +95,13 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     origins = tuple(o.strip().lower() for o in raw.split(",") if o.strip())
     if "*" in origins:
         if len(origins) > 1:
-            raise SystemExit("MULTIFRAME_CORS_ORIGINS: '*' allows every origin; list nothing else")
+            raise BadSetting("MULTIFRAME_CORS_ORIGINS: '*' allows every origin; list nothing else")
         return origins
     for origin in origins:
         # A trailing slash or path never equals a browser's Origin: refuse it rather than
         # allow nothing silently.
         if not ORIGIN.fullmatch(origin):
-            raise SystemExit(
+            raise BadSetting(
                 f"MULTIFRAME_CORS_ORIGINS: {origin!r} is not an origin like https://app.example:8443"
             )
     return origins
@@ -72,7 +112,7 @@ def _ttls(env: Mapping[str, str]) -> dict[str, int]:
     try:
         return parse_ttls(env.get("MULTIFRAME_TTL_SECONDS", ""))
     except ValueError as exc:
-        raise SystemExit(f"MULTIFRAME_TTL_SECONDS: {exc}") from None
+        raise BadSetting(f"MULTIFRAME_TTL_SECONDS: {exc}") from None
 
 
 def _endpoint_limits(env: Mapping[str, str]) -> dict[str, int]:
@@ -80,7 +120,7 @@ def _endpoint_limits(env: Mapping[str, str]) -> dict[str, int]:
     try:
         return parse_endpoint_limits(env.get("MULTIFRAME_ENDPOINT_LIMITS", ""))
     except ValueError as exc:
-        raise SystemExit(f"MULTIFRAME_ENDPOINT_LIMITS: {exc}") from None
+        raise BadSetting(f"MULTIFRAME_ENDPOINT_LIMITS: {exc}") from None
 
 
 LOG_FORMATS = ("text", "json")
@@ -89,7 +129,7 @@ LOG_FORMATS = ("text", "json")
 def _log_format(raw: str) -> str:
     value = raw.strip().lower() or "text"
     if value not in LOG_FORMATS:
-        raise SystemExit(f"MULTIFRAME_LOG_FORMAT must be text or json, got {raw!r}")
+        raise BadSetting(f"MULTIFRAME_LOG_FORMAT must be text or json, got {raw!r}")
     return value
 
 
@@ -100,7 +140,7 @@ def _listen(raw: str) -> tuple[str, int] | None:
     host, _, port = raw.strip().rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SystemExit(
+        raise BadSetting(
             f"MULTIFRAME_METRICS_LISTEN must be host:port, e.g. 127.0.0.1:9464, got {raw!r}"
         )
     return host, int(port)
@@ -111,7 +151,7 @@ def _durability(env: Mapping[str, str]) -> Durability:
     try:
         return Durability.from_env(env)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        raise BadSetting(str(exc)) from None
 
 
 def _cache_ttl(env: Mapping[str, str]) -> int | None:
@@ -119,7 +159,7 @@ def _cache_ttl(env: Mapping[str, str]) -> int | None:
         return None
     seconds = _int(env, "MULTIFRAME_CACHE_TTL_SECONDS", 0)
     if seconds < 0:
-        raise SystemExit("MULTIFRAME_CACHE_TTL_SECONDS must be 0 (off) or a number of seconds")
+        raise BadSetting("MULTIFRAME_CACHE_TTL_SECONDS must be 0 (off) or a number of seconds")
     return seconds
 
 
@@ -127,7 +167,7 @@ def _encryption_key(env: Mapping[str, str]) -> bytes | None:
     try:
         return keyring.configured(env)
     except keyring.KeyringError as exc:
-        raise SystemExit(f"cannot start: {exc}") from None
+        raise BadSetting(f"cannot start: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -231,13 +271,21 @@ class Settings:
             system=env.get("MULTIFRAME_SYSTEM") or cls.system,
             namespace=env.get("MULTIFRAME_NAMESPACE"),
             host=env.get("MULTIFRAME_HOST", cls.host),
-            port=_int(env, "MULTIFRAME_PORT", cls.port),
+            port=check_port(_int(env, "MULTIFRAME_PORT", cls.port)),
             workers=check_workers(_int(env, "MULTIFRAME_WORKERS", cls.workers)),
             data_dir=Path(env.get("MULTIFRAME_DATA_DIR", str(cls.data_dir))),
-            max_body=_int(env, "MULTIFRAME_MAX_BODY_BYTES", cls.max_body),
-            max_connections=_int(env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections),
-            redis_timeout=float(_int(env, "MULTIFRAME_REDIS_TIMEOUT_SECONDS", 5)),
-            shutdown_timeout=float(_int(env, "MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS", 10)),
+            # 0 would be no limit to aiohttp
+            max_body=_int(env, "MULTIFRAME_MAX_BODY_BYTES", cls.max_body, 1, unit="bytes"),
+            max_connections=_int(
+                env, "MULTIFRAME_REDIS_MAX_CONNECTIONS", cls.max_connections, 1, MAX_CONNECTIONS
+            ),
+            # 0 would time every connect out at once: a start retrying for ever
+            redis_timeout=float(
+                _int(env, "MULTIFRAME_REDIS_TIMEOUT_SECONDS", 5, 1, SECONDS_MAX, "seconds")
+            ),
+            shutdown_timeout=float(
+                _int(env, "MULTIFRAME_SHUTDOWN_TIMEOUT_SECONDS", 10, 0, SECONDS_MAX, "seconds")
+            ),
             keepalive_timeout=_seconds(
                 env, "MULTIFRAME_KEEPALIVE_TIMEOUT_SECONDS", cls.keepalive_timeout
             ),
@@ -248,11 +296,11 @@ class Settings:
             metrics_listen=_listen(env.get("MULTIFRAME_METRICS_LISTEN", "")),
             log_format=_log_format(env.get("MULTIFRAME_LOG_FORMAT", "")),
             encryption_key=_encryption_key(env),
-            read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600),
-            write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120),
-            tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10),
-            admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0),
-            admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0),
+            read_per_minute=_int(env, "MULTIFRAME_RATE_READ_PER_MINUTE", 600, 0),
+            write_per_minute=_int(env, "MULTIFRAME_RATE_WRITE_PER_MINUTE", 120, 0),
+            tokens_per_minute=_int(env, "MULTIFRAME_RATE_TOKENS_PER_MINUTE", 10, 0),
+            admin_read_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_READ_PER_MINUTE", 0, 0),
+            admin_write_per_minute=_int(env, "MULTIFRAME_RATE_ADMIN_WRITE_PER_MINUTE", 0, 0),
             cors_origins=_origins(env),
             ttls=_ttls(env),
             cache_ttl=_cache_ttl(env),

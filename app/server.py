@@ -184,11 +184,30 @@ async def serve(
     ``serving``: called once accepting."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    started = cancelled = False
+
+    def signalled() -> None:
+        nonlocal cancelled
+        if not started and not cancelled and this is not None:
+            # The start may be retrying a Redis that is down or hung (app/startup.py): it
+            # would hold the stop until it gave up, a minute later.
+            this.cancel()
+            cancelled = True
+        stop.set()
+
     for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signalled)
     if lifeline is not None:
         _watch_lifeline(lifeline, stop)
-    runner = await start_server(app, settings, socks)
+    try:
+        runner = await start_server(app, settings, socks)
+    except asyncio.CancelledError:
+        if this is None or not cancelled or this.uncancel() > 0:  # not (only) ours
+            raise
+        log.info("stopping: start-up cancelled before serving")
+        return
+    started = True
     try:
         for name in runner.addresses:
             log.info("serving on http://%s:%d", *name[:2])

@@ -341,6 +341,7 @@ async def _prepared(
     await asyncio.wait([work_done, signalled], return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()
     if not work_done.done():
+        log.info("stopping: start-up cancelled before serving")
         work_done.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await work_done

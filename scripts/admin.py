@@ -16,6 +16,7 @@ from keyspace.connection import call
 from keyspace.inventory import service_keys
 from keyspace.schema import EntitySpec
 
+from .args import positive_seconds
 from .exits import OK, PROBLEMS, Refused
 from .locks import Lock, settled
 from .pause import paused
@@ -46,7 +47,9 @@ async def load_demo(args: argparse.Namespace, ks: Keyspace) -> int:
 
 
 def reindex_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait per index")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=3600.0, help="seconds to wait per index"
+    )
 
 
 async def reindex(args: argparse.Namespace, ks: Keyspace) -> int:

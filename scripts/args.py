@@ -40,6 +40,17 @@ def non_negative(text: str) -> float:
     return number
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type of a wait: a finite number of seconds above 0 (NaN would never end it)."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return number
+
+
 def default_data_dir() -> Path:
     """``--data-dir``'s default: MULTIFRAME_DATA_DIR, else var/redis."""
     return Path(os.environ.get("MULTIFRAME_DATA_DIR", "var/redis"))

@@ -66,7 +66,7 @@ Read = tuple[str, bytes, Any]  # key, TYPE, GET reply (bytes, None, or an error 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="URL", help="legacy server (default: in place)")
-    parser.add_argument("--batch", type=int, default=500, help="keys per SCAN batch (500)")
+    parser.add_argument("--batch", type=positive_int, default=500, help="keys per SCAN batch (500)")
     parser.add_argument(
         "--batch-bytes",
         type=positive_int,
@@ -473,7 +473,7 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
             "such keyspace (run it without --system)"
         )
     source = connect(args.source) if args.source else ks.client
-    batch = max(1, args.batch)
+    batch = args.batch
     importer = Importer(
         ks,
         source,

@@ -14,6 +14,7 @@ from keyspace.connection import call
 from keyspace.migrating import Outcome, migrate, read_status
 from keyspace.migrations import Migration, MigrationFailed
 
+from .args import positive_seconds
 from .exits import NOT_READY, OK, PROBLEMS
 from .progress import Progress
 
@@ -27,7 +28,10 @@ def migrate_args(parser: argparse.ArgumentParser) -> None:
         help="apply the pending migrations up to this version only (default: all)",
     )
     parser.add_argument(
-        "--index-timeout", type=float, default=None, help="seconds to wait per index build"
+        "--index-timeout",
+        type=positive_seconds,
+        default=None,
+        help="seconds to wait per index build",
     )
 
 

@@ -29,6 +29,7 @@ from keyspace.reproject import expected
 from keyspace.schema import Schema
 from keyspace.tokens import OPERATOR
 
+from .args import positive_seconds
 from .backup import backup_source, key_batches, kinds_of
 from .check import inspect_settled
 from .exits import OK, PROBLEMS, Refused
@@ -62,7 +63,9 @@ def restore_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``restore FILE [--replace]``; the server is not set up beforehand."""
     parser.add_argument("file", type=backup_source, help="backup file written by `backup`")
     parser.add_argument("--replace", action="store_true", help="delete service keys first")
-    parser.add_argument("--index-timeout", type=float, default=3600.0, help="seconds per index")
+    parser.add_argument(
+        "--index-timeout", type=positive_seconds, default=3600.0, help="seconds per index"
+    )
     parser.set_defaults(setup=False)
 
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -26,7 +29,7 @@ from keyspace.tokens import TokenKind
 from scripts.cli import open_keyspace, run_cli
 from scripts.exits import OK
 from tests.integration.test_service_process import call as api_call
-from tests.integration.test_service_process import children, environment, service
+from tests.integration.test_service_process import children, environment, service, stopped
 
 pytestmark = pytest.mark.redis
 
@@ -294,3 +297,75 @@ def test_redis_killed_during_start_up_is_restarted_and_the_service_comes_up(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert _lock_is_free(data_dir)
+
+
+class _Output:
+    """A process's output, read by a thread so a test can wait for a line with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.text = ""
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            self._lines.put(line.decode())
+
+    def wait_for(self, needle: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while needle not in self.text:
+            left = deadline - time.monotonic()
+            try:
+                self.text += self._lines.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no {needle!r} within {seconds} s:\n{self.text}") from None
+
+
+@pytest.mark.parametrize(
+    ("stop", "workers"),
+    [(signal.SIGTERM, "1"), (signal.SIGINT, "1"), (signal.SIGTERM, "2")],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-2-workers"],
+)
+def test_a_signal_while_the_start_retries_a_hung_redis_stops_it_with_its_server(
+    tmp_path: Path, stop: signal.Signals, workers: str
+) -> None:
+    # One process used to take the signal but go on retrying for up to a minute; a SIGKILL
+    # then left the embedded server running (review 17b finding 4).
+    data_dir = tmp_path / "data"
+    env = {
+        **environment(data_dir, free_port()),
+        "MULTIFRAME_REDIS_TIMEOUT_SECONDS": "1",
+        "MULTIFRAME_LOG_LEVEL": "INFO",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--workers", workers],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server: int | None = None
+    try:
+        output = _Output(proc)
+        output.wait_for("embedded redis-server on port", 30)
+        server = int((data_dir / "redis.pid").read_text())
+        os.kill(server, signal.SIGSTOP)  # hung, as a server swapping or stalled on its disk
+        output.wait_for("redis not ready at start", 30)
+        signalled = time.monotonic()
+        proc.send_signal(stop)
+        output.wait_for("start-up cancelled before serving", 5)
+        os.kill(server, signal.SIGCONT)  # so that it can take the app's SIGTERM
+        assert proc.wait(timeout=15) == 0, output.text
+        assert time.monotonic() - signalled < 15
+        assert "serving on" not in output.text
+        _wait("the embedded redis-server stops", 5, lambda: stopped(server or 0))
+        assert not children(proc.pid)
+        assert _lock_is_free(data_dir)
+    finally:
+        if server is not None and not stopped(server):
+            os.kill(server, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if server is not None and not stopped(server):
+            os.kill(server, signal.SIGKILL)

@@ -83,3 +83,24 @@ def test_a_port_in_use_is_one_line(tmp_path: Path, workers: str) -> None:
     assert code == 1, output
     assert "Traceback" not in output
     assert _errors(output) == [f"cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "line"),
+    [
+        ((), {"MULTIFRAME_PORT": "99999"}, "MULTIFRAME_PORT must be a port from 1 to 65535"),
+        (("--workers", "2"), {"MULTIFRAME_PORT": "99999"}, "MULTIFRAME_PORT must be a port"),
+        (("--port", "99999"), {}, "--port must be a port from 1 to 65535"),
+        ((), {"MULTIFRAME_REDIS_TIMEOUT_SECONDS": "0"}, "MULTIFRAME_REDIS_TIMEOUT_SECONDS must be"),
+    ],
+)
+def test_a_setting_out_of_bounds_is_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], extra: dict[str, str], line: str
+) -> None:
+    # The port used to be taken modulo 65536 (served elsewhere), the timeout of 0 to retry
+    # "redis not ready" for ever (review 17b finding 3).
+    code, output = _start(tmp_path, free_port(), *args, **extra)
+    assert code == 2, output
+    (error,) = _errors(output)
+    assert error.startswith(line) and "Traceback" not in output, output
+    assert not (tmp_path / "data").exists()  # refused before the embedded Redis started

@@ -22,6 +22,11 @@ from scripts.exits import USAGE
         (["generate", "--users", "5", "--drivers", "-1"], "at least 0"),
         (["generate", "--users", "5", "--quests", "nan"], "at least 0"),
         (["generate", "--users", "5", "--batch", "0"], "at least 1"),
+        (["reindex", "--timeout", "0"], "above 0"),
+        (["reindex", "--timeout", "nan"], "above 0"),  # would never time out
+        (["migrate", "--index-timeout", "inf"], "above 0"),
+        (["restore", "--index-timeout", "-1", "backup.jsonl.gz"], "above 0"),
+        (["import-legacy", "--batch", "0"], "at least 1"),
     ],
 )
 def test_bad_arguments_are_usage_errors(
