@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "enc:v1:"
 TOKEN_PREFIX = "enc:"
-"""What every sealed value, and every blind token, starts with: a plaintext of a sensitive
-field may not (keyspace.sealing refuses it), so stored forms are never ambiguous."""
+"""What every sealed value, and every blind token, starts with. Only the full forms are
+reserved (:func:`reserved`): a plaintext such as ``enc:x@example.com`` is an ordinary value."""
 KEY_BYTES = 32
 NONCE_BYTES = 12
 BLIND_HEX = 32  # 128 bits of HMAC-SHA256
@@ -101,9 +101,13 @@ def parse_sealed(value: object) -> Sealed | None:
     return Sealed(kid, TOKEN_PREFIX + blind, body)
 
 
-def looks_sealed(value: object) -> bool:
-    """True for any string in the sealed values' namespace (``enc:``), well-formed or not."""
-    return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
+def reserved(value: object) -> bool:
+    """True for a string a stored plaintext could be mistaken for: a well-formed sealed value
+    or a bare blind token. Any other string, ``enc:`` prefix or not, is plaintext."""
+    if not isinstance(value, str) or not value.startswith(TOKEN_PREFIX):
+        return False
+    bare = value[len(TOKEN_PREFIX) :]
+    return parse_sealed(value) is not None or _BLIND.fullmatch(bare) is not None
 
 
 def blind_token(blind_key: bytes, label: str, normalized: str) -> str:

@@ -137,3 +137,25 @@ async def test_rotation_under_concurrent_writes_loses_nothing(client: tuple[Redi
         await keyspace(redis, search, K1)
     # The service that held the old key learned the new one and keeps working.
     assert (await service.patch(USER, "user_1", {"username": "after"})).doc["username"] == "after"
+
+
+async def test_a_plaintext_that_starts_with_enc_is_sealed_like_any_other(
+    client: tuple[Redis, bool],
+) -> None:
+    redis, search = client
+    plain = await keyspace(redis, search, None)  # legal before encryption was turned on
+    await plain.create(USER, user(1, "enc:x@example.com"))
+    await plain.create(USER, user(2))
+    service = await keyspace(redis, search, K1)
+    patched = await service.patch(USER, "user_1", {"role": "engineer"})  # an unrelated field
+    assert patched.doc["email"] == "enc:x@example.com"
+    summary = await rekeying.encrypt(await keyspace(redis, search, K1))
+    assert summary.finished and not summary.unreadable
+    assert (await keyring.read(redis, service.schema.names))["plaintext"] == "0"
+    assert all(crypto.parse_sealed(v) for v in (await stored_emails(redis)).values())
+    reader = await keyspace(redis, search, K1)
+    assert (await reader.get(USER, "user_1")).doc["email"] == "enc:x@example.com"
+    found = await reader.list(USER, parse(USER, {"email": ["ENC:X@example.com"]}))
+    assert [d["user_id"] for d in found.items] == ["user_1"]
+    with pytest.raises(UniqueConflict):
+        await reader.create(USER, user(3, "enc:X@example.com"))
