@@ -101,6 +101,12 @@ def parse_sealed(value: object) -> Sealed | None:
     return Sealed(kid, TOKEN_PREFIX + blind, body)
 
 
+def sealed_bytes_kid(value: str) -> str | None:
+    """The key id of a well-formed :meth:`Cipher.seal_bytes` string, else None."""
+    kid, _, body = value.partition(":")
+    return kid if _KID.fullmatch(kid) and _BODY.fullmatch(body) else None
+
+
 def reserved(value: object) -> bool:
     """True for a string a stored plaintext could be mistaken for: a well-formed sealed value
     or a bare blind token. Any other string, ``enc:`` prefix or not, is plaintext."""
@@ -174,6 +180,17 @@ class Cipher:
         """``plaintext`` sealed under the current key, carrying ``token``."""
         body = _b64(_encrypt(self.keys[self.current], plaintext.encode(), aad))
         return f"{PREFIX}{self.current}:{token.removeprefix(TOKEN_PREFIX)}:{body}"
+
+    def seal_bytes(self, data: bytes, aad: bytes) -> str:
+        """``data`` (a whole record: a quarantine entry's) sealed under the current key, as
+        ``<key id>:<base64url(nonce | ciphertext | tag)>``."""
+        return f"{self.current}:{wrap(self.keys[self.current], data, aad)}"
+
+    def open_bytes(self, sealed: str, aad: bytes) -> bytes:
+        """What :meth:`seal_bytes` sealed; KeyError for a key id not held, Undecryptable when
+        it does not open."""
+        kid, _, body = sealed.partition(":")
+        return unwrap(self.keys[kid], body, aad)
 
     def open(self, sealed: Sealed, aad: bytes) -> str:
         """The plaintext of ``sealed``; KeyError for a key id not held, Undecryptable when

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import crypto, keyring
+from . import crypto, keyring, quarantine
 from .codec import now_iso
+from .crypto import Undecryptable
 from .errors import Contention, Unreadable
 from .migrating import BATCH, STALE_TRIES, _read, _text, holding
 from .migrations import Progress, parse_progress, plan_batch
@@ -142,16 +143,48 @@ async def _pass(
     return done
 
 
+async def _quarantine_pass(ks: Keyspace, summary: Summary) -> int:
+    """Seal every quarantine entry's record under the current key (keyspace.quarantine):
+    plaintext records, and those sealed under another key; how many were rewritten. An
+    entry restored or dropped meanwhile is gone, nothing to do."""
+    names, cipher = ks.schema.names, _sealer(ks).cipher
+    done = 0
+    for entry_key in await quarantine.entry_keys(ks.client, names):
+        for _ in range(STALE_TRIES):
+            try:
+                plan = quarantine.plan_reseal(
+                    names, entry_key, await ks.client.hgetall(entry_key), cipher
+                )
+            except (KeyError, Undecryptable):
+                summary.unreadable.append(entry_key)
+                break
+            if plan is None:
+                break
+            result = await ks.commit(plan)
+            if result.ok:
+                done += 1
+                break
+        else:
+            raise Contention(f"{entry_key} kept changing; run the command again")
+    if done:
+        summary.examined["quarantine"] = summary.examined.get("quarantine", 0) + done
+        summary.rewritten["quarantine"] = summary.rewritten.get("quarantine", 0) + done
+    return done
+
+
 async def _converge(ks: Keyspace, summary: Summary, batches: Batches | None) -> None:
-    """Resumable passes over every sensitive entity, then check passes until one rewrites
-    nothing (services that wrote meanwhile under a key they had not yet dropped)."""
+    """Resumable passes over every sensitive entity and the quarantine, then check passes
+    until one rewrites nothing (services that wrote meanwhile under a key they had not yet
+    dropped)."""
     sensitive = [s for s in ks.schema.entities if s.sensitive]
     for spec in sensitive:
         await _pass(ks, spec, summary, batches, resume=True)
+    await _quarantine_pass(ks, summary)
     while True:
         rewritten = 0
         for spec in sensitive:
             rewritten += await _pass(ks, spec, summary, batches, resume=False)
+        rewritten += await _quarantine_pass(ks, summary)
         if not rewritten:
             return
 

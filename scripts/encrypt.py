@@ -48,7 +48,7 @@ def _report(label: str, summary: Summary) -> int:
     for collection, examined in summary.examined.items():
         rewritten = summary.rewritten.get(collection, 0)
         print(f"{label}: {collection}: {examined} read, {rewritten} sealed")
-    for key in summary.unreadable:
+    for key in dict.fromkeys(summary.unreadable):  # once, however many passes met it
         print(f"{label}: {key}: a sealed value does not open (another key, or changed)")
     if summary.unreadable:
         print(f"{label}: stopped before marking the keyspace done; fix those and run again")
