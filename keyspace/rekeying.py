@@ -249,7 +249,10 @@ async def rotate(
         began = float((await keyring.read(ks.client, ks.schema.names)).get("rotating_since", 0))
         await asyncio.sleep(max(0.0, began + settle - time.time()))
         await _converge(ks, summary, batches)  # what a service sealed under the old key since
-        dropped = [f"check:{old_kid}", f"next:{old_kid}", f"prev:{new_kid}", "rotating_since"]
+        # ``next:<old>`` stays: a service that did not read the keyring during the rotation
+        # (paused, partitioned) still learns the new key from it. A start with the old key is
+        # refused all the same (``retired:``); forget_retired() or the next rotation drops it.
+        dropped = [f"check:{old_kid}", f"prev:{new_kid}", "rotating_since"]
         plan = _finish(ks, new_kid, {f"retired:{old_kid}": now_iso()}, dropped)
         result = await ks.commit(plan)
         if not result.ok:
@@ -273,6 +276,8 @@ async def _begin(ks: Keyspace, fields: dict[str, str], new_key: bytes) -> None:
     names, ring = ks.schema.names, ks.schema.names.crypto_key()
     plan = Plan(names.pause_key())
     plan.check("hequals", ring, "current", old_kid)
+    for name in _routes_from_retired(fields):
+        plan.write("hdel", ring, name)  # a key retired by an earlier rotation opens nothing
     check, wrapped = keyring.check_entry(new_key, sealer.cipher.blind_key)
     entries = {
         check: wrapped,
@@ -285,3 +290,33 @@ async def _begin(ks: Keyspace, fields: dict[str, str], new_key: bytes) -> None:
     result = await ks.commit(plan)
     if not result.ok:
         raise RekeyFailed(f"the keyring changed meanwhile ({result.error} {result.value})")
+
+
+def _routes_from_retired(fields: dict[str, str]) -> list[str]:
+    return [
+        name
+        for name in fields
+        if name.startswith("next:") and f"retired:{name.partition(':')[2]}" in fields
+    ]
+
+
+async def forget_retired(ks: Keyspace) -> list[str]:
+    """Drop the ``next:`` entries a rotation left for its retired key (a late service's
+    route to the new key): from now on a retired key opens nothing. The key ids forgotten."""
+    sealer = _sealer(ks)
+    async with holding(ks, "encrypt"):
+        fields = await keyring.read(ks.client, ks.schema.names)
+        if f"prev:{fields.get('current', '')}" in fields:
+            raise RekeyFailed("a rotation is not finished: run rotate-key to its end first")
+        routes = _routes_from_retired(fields)
+        if not routes:
+            return []
+        plan = Plan(ks.schema.names.pause_key())
+        ring = ks.schema.names.crypto_key()
+        plan.check("hequals", ring, "current", sealer.cipher.current)
+        for name in routes:
+            plan.write("hdel", ring, name)
+        result = await ks.commit(plan)
+        if not result.ok:
+            raise RekeyFailed(f"the keyring changed meanwhile ({result.error} {result.value})")
+        return [name.partition(":")[2] for name in routes]
