@@ -18,6 +18,7 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import errors as ks
+from keyspace.keyring import KeyRetired
 
 log = logging.getLogger("multiframe.api")
 
@@ -82,6 +83,7 @@ _STATUS: list[tuple[type[ks.KeyspaceError], int]] = [
     (ks.Paused, 503),  # code "maintenance", like the pause refused by authorize.lua
     (ks.NotDurable, 503),  # written, not confirmed by the replicas: details say what to check
     (ks.Unreadable, 500),  # a sealed value that does not open (docs/encryption.md)
+    (KeyRetired, 503),  # this process's key no longer serves the keyring: restart it with the new
 ]
 
 _HTTP_CODES = {
@@ -97,7 +99,9 @@ def from_keyspace(exc: ks.KeyspaceError) -> web.Response:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
     # A pause lasts a whole restore: asking again every second would only add load. Replicas
     # that did not confirm in time are away or far behind: they take a moment to come back.
-    retry = "5" if isinstance(exc, ks.Paused) else "2" if isinstance(exc, ks.NotDurable) else "1"
+    # A retired key lasts until the service restarts: /ready sends clients elsewhere.
+    slow = isinstance(exc, ks.Paused | KeyRetired)
+    retry = "5" if slow else "2" if isinstance(exc, ks.NotDurable) else "1"
     headers = {"Retry-After": retry} if status == 503 else None
     return error_response(status, exc.code, exc.message, exc.details, headers)
 

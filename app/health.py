@@ -45,9 +45,8 @@ async def ready(request: web.Request) -> web.Response:
             503, "not_ready", f"redis unreachable: {type(exc).__name__}", None, {"Retry-After": "2"}
         )
     if not report["ready"]:
-        return error_response(
-            503, "not_ready", "indexes or modules not ready", report, {"Retry-After": "1"}
-        )
+        why = report.get("encryption") or "indexes or modules not ready"
+        return error_response(503, "not_ready", why, report, {"Retry-After": "1"})
     return json_response(report)
 
 

@@ -32,7 +32,9 @@ ERROR_TEXT = {
     422: "Document fails validation (details list each field and why)",
     429: "Over the caller's rate limit (per user: reads, writes, token mints); "
     "retry after Retry-After seconds",
-    503: "Redis unreachable or index not ready; retry after Retry-After seconds",
+    503: "Redis unreachable or index not ready (or `encryption_key_retired`: this service's "
+    "encryption key was retired by a rotation; another service answers); retry after "
+    "Retry-After seconds",
 }
 NOT_DURABLE = (
     "with MULTIFRAME_MIN_REPLICAS set, also `not_durable`: the write was applied on the primary "

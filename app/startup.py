@@ -170,12 +170,18 @@ async def follow_indexes(ks: Keyspace) -> None:
 
 async def _refresh_keys(ks: Keyspace) -> None:
     """Follow the keyring (a rotation's new key, the end of a conversion; docs/encryption.md)."""
+    before = ks.keys.stranded
     try:
         await ks.keys.refresh()
     except (RedisError, OSError) as exc:  # down or loading: next round
         log.debug("keyring refresh failed: %s", exc)
     except keyring.KeyringError as exc:
-        log.error("the keyring no longer serves this process's keys: %s", exc)
+        if ks.keys.stranded != before:  # one line per new cause, not one a second
+            log.error(
+                "encryption: the keyring no longer serves this process's key; requests that "
+                "seal or open answer 503 encryption_key_retired and /ready 503: %s",
+                exc,
+            )
 
 
 async def keep_prepared(ks: Keyspace, system: System, settings: Settings, work: IndexWork) -> None:

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "enc:v1:"
 TOKEN_PREFIX = "enc:"
-"""What every sealed value, and every blind token, starts with: a plaintext of a sensitive
-field may not (keyspace.sealing refuses it), so stored forms are never ambiguous."""
+"""What every sealed value, and every blind token, starts with. Only the full forms are
+reserved (:func:`reserved`): a plaintext such as ``enc:x@example.com`` is an ordinary value."""
 KEY_BYTES = 32
 NONCE_BYTES = 12
 BLIND_HEX = 32  # 128 bits of HMAC-SHA256
@@ -101,9 +101,19 @@ def parse_sealed(value: object) -> Sealed | None:
     return Sealed(kid, TOKEN_PREFIX + blind, body)
 
 
-def looks_sealed(value: object) -> bool:
-    """True for any string in the sealed values' namespace (``enc:``), well-formed or not."""
-    return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
+def sealed_bytes_kid(value: str) -> str | None:
+    """The key id of a well-formed :meth:`Cipher.seal_bytes` string, else None."""
+    kid, _, body = value.partition(":")
+    return kid if _KID.fullmatch(kid) and _BODY.fullmatch(body) else None
+
+
+def reserved(value: object) -> bool:
+    """True for a string a stored plaintext could be mistaken for: a well-formed sealed value
+    or a bare blind token. Any other string, ``enc:`` prefix or not, is plaintext."""
+    if not isinstance(value, str) or not value.startswith(TOKEN_PREFIX):
+        return False
+    bare = value[len(TOKEN_PREFIX) :]
+    return parse_sealed(value) is not None or _BLIND.fullmatch(bare) is not None
 
 
 def blind_token(blind_key: bytes, label: str, normalized: str) -> str:
@@ -170,6 +180,17 @@ class Cipher:
         """``plaintext`` sealed under the current key, carrying ``token``."""
         body = _b64(_encrypt(self.keys[self.current], plaintext.encode(), aad))
         return f"{PREFIX}{self.current}:{token.removeprefix(TOKEN_PREFIX)}:{body}"
+
+    def seal_bytes(self, data: bytes, aad: bytes) -> str:
+        """``data`` (a whole record: a quarantine entry's) sealed under the current key, as
+        ``<key id>:<base64url(nonce | ciphertext | tag)>``."""
+        return f"{self.current}:{wrap(self.keys[self.current], data, aad)}"
+
+    def open_bytes(self, sealed: str, aad: bytes) -> bytes:
+        """What :meth:`seal_bytes` sealed; KeyError for a key id not held, Undecryptable when
+        it does not open."""
+        kid, _, body = sealed.partition(":")
+        return unwrap(self.keys[kid], body, aad)
 
     def open(self, sealed: Sealed, aad: bytes) -> str:
         """The plaintext of ``sealed``; KeyError for a key id not held, Undecryptable when

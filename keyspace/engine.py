@@ -539,12 +539,14 @@ class Keyspace:
             found.json and (found.search or not self.capabilities.search) and all(indexes.values())
         )
         report = {
-            "ready": ready,
+            "ready": ready and not self.keys.stranded,
             "json": found.json,
             "search": found.search,
             "degraded": self.degraded,
             "indexes": indexes,
         }
+        if self.keys.stranded:  # it can no longer seal or open: docs/encryption.md
+            report["encryption"] = self.keys.stranded
         # A replica that cannot answer leaves the service ready: reads go to the primary.
         if (replica := await self.replica.state()) is not None:
             report["replica"] = replica

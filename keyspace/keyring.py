@@ -7,7 +7,9 @@ The keyring is a hash that holds no key in clear (docs/encryption.md):
   holds that key unwraps it, and a wrong key fails its tag, so it is also the key check;
 - ``next:<old>`` / ``prev:<new>``: during a rotation, the new key wrapped under the old and the
   old under the new (``<kid>:<wrapped>``), so a process holding either reads both;
-- ``retired:<kid>``: when a rotation retired that key (its entries are gone);
+- ``retired:<kid>``: when a rotation retired that key (its ``check:`` and ``prev:`` entries are
+  gone; its ``next:`` entry stays, so a running process that missed the rotation still
+  learns the new key, until ``rotate-key --forget-retired`` or the next rotation drops it);
 - ``plaintext``: ``1`` while documents may still hold plaintext (``encrypt`` not complete).
 
 :func:`unlock` is pure: from the hash and the keys a process holds to its
@@ -24,6 +26,7 @@ from redis.asyncio import Redis
 
 from . import crypto, inventory
 from .crypto import BadKey, Cipher, Undecryptable
+from .errors import KeyspaceError
 from .keys import Names
 from .plan import Plan
 from .schema import Schema
@@ -40,6 +43,15 @@ REFRESH_S = 2.0
 class KeyringError(Exception):
     """The configured key cannot serve this keyspace (missing, wrong, retired, malformed);
     the message says what to configure. Raised before anything is written."""
+
+
+class KeyRetired(KeyringError, KeyspaceError):
+    """A running process can no longer seal or open: the keyring no longer serves the keys
+    it holds (its key was retired and the route to the new one forgotten, or the keyring was
+    replaced). The service answers 503 with this code and /ready is 503 until it is
+    restarted with the key the message names."""
+
+    code = "encryption_key_retired"
 
 
 def configured(env: Mapping[str, str] | None = None) -> bytes | None:
@@ -101,15 +113,29 @@ def _learn(fields: Mapping[str, str], held: dict[str, bytes]) -> None:
                 learned = True
 
 
-def unlock(fields: Mapping[str, str], keys: Mapping[str, bytes], keyring_key: str) -> Sealer:
+def unlock(
+    fields: Mapping[str, str],
+    keys: Mapping[str, bytes],
+    keyring_key: str,
+    *,
+    starting: bool = False,
+) -> Sealer:
     """The sealer of a keyspace whose keyring holds ``fields``, for a process holding
-    ``keys`` (key id -> key; the configured one, and any learned before)."""
+    ``keys`` (key id -> key; the configured one, and any learned before). ``starting``: a
+    process starting with a retired key is refused even while the keyring still links it to
+    the new one; a running one follows that link (a service paused through a rotation)."""
     current = fields.get("current", "")
     known = sorted(n.partition(":")[2] for n in fields if n.startswith("check:"))
     if not keys:
         raise KeyringError(
             f"this keyspace stores its sensitive fields encrypted (key id {current}): set "
             f"{ENV_KEY} or {ENV_KEY_FILE} to its key; nothing was written"
+        )
+    retired = sorted(k for k in keys if f"retired:{k}" in fields)
+    if starting and retired and len(retired) == len(keys):
+        raise KeyringError(
+            f"the configured key (key id {', '.join(retired)}) was retired by a rotation to "
+            f"key id {current}: configure that key; nothing was written"
         )
     held = dict(keys)
     _learn(fields, held)
@@ -190,6 +216,8 @@ class Keys:
         self.sealer: Sealer | None = None
         self.held: dict[str, bytes] = {}
         self.locked = False  # a keyring exists and no key is configured (refused at start)
+        # Why a running process can no longer seal or open ("" while it can): /ready says so.
+        self.stranded = ""
 
     async def unlock(self, key: bytes | None, *, create: bool = True) -> Sealer | None:
         """Read the keyring and become able to seal and open with ``key`` (None: none
@@ -207,16 +235,24 @@ class Keys:
             self.sealer, self.held = None, {}
             return None
         self.held = {} if key is None else {crypto.key_id(key): key}
-        self.sealer = unlock(fields, self.held, names.crypto_key())
+        self.sealer = unlock(fields, self.held, names.crypto_key(), starting=True)
         self.held = dict(self.sealer.cipher.keys)
+        self.stranded = ""
         return self.sealer
 
     async def refresh(self) -> None:
         """Read the keyring again (a rotation's keys, the end of a conversion); keeps what
-        it has when the keyring is gone (a reset: the next set-up makes one)."""
+        it has when the keyring is gone (a reset: the next set-up makes one). KeyRetired
+        when it no longer serves the keys held (:attr:`stranded` says why until it does)."""
         if not self.held:
             return
         fields = await read(self.client, self.schema.names)
-        if fields:
+        if not fields:
+            return
+        try:
             self.sealer = unlock(fields, self.held, self.schema.names.crypto_key())
-            self.held = dict(self.sealer.cipher.keys)
+        except KeyringError as exc:
+            self.stranded = f"{exc}; restart this service with that key"
+            raise KeyRetired(self.stranded) from None
+        self.held = dict(self.sealer.cipher.keys)
+        self.stranded = ""

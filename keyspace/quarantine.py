@@ -4,11 +4,17 @@ the live keyspace (``multiframe-admin quarantine``, docs/keyspace.md §2).
 An entry is a hash under ``mf:quarantine:<original key>`` (:meth:`Names.quarantine_key`):
 ``value`` (the record's exact bytes; ``value_base64`` instead when they are not UTF-8, so a
 backup, whose lines are JSON text, carries them unchanged), ``reason``, ``at`` (when it was
-moved, UTC ISO-8601) and ``entity``. Moving a record in is one ``commit.lua`` plan: the key
-must still hold exactly the string read and no entry may exist yet; the plan deletes the key
-and writes the entry, so there is no moment where the record is in both places or neither.
-Entries are never changed in place: a person restores one (re-validated, and created through
-the same commit path as any document, the entry deleted in that commit) or drops it.
+moved, UTC ISO-8601) and ``entity``. On an encrypted keyspace (docs/encryption.md) the record
+may hold sensitive values that could not be told apart (it did not convert), so the whole
+record is sealed instead: ``value_sealed`` is ``<key id>:<base64url>``, AES-GCM under the
+current data key with the entry's key name as associated data (an entry copied under another
+key does not open); ``encrypt`` and ``rotate-key`` seal and re-seal entries like documents.
+Moving a record in is one ``commit.lua`` plan: the key must still hold exactly the string read
+and no entry may exist yet; the plan deletes the key and writes the entry, so there is no
+moment where the record is in both places or neither. A record is never changed in place
+(only sealed again, the same bytes): a person restores one (re-validated, and created through
+the same commit path as any document, sealed like it, the entry deleted in that commit) or
+drops it.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from .crypto import Cipher, Undecryptable, sealed_bytes_kid
 from .keys import Names
 from .plan import Plan
 
-FIELDS = frozenset({"value", "value_base64", "reason", "at", "entity"})
+VALUES = ("value", "value_base64", "value_sealed")
+FIELDS = frozenset({*VALUES, "reason", "at", "entity"})
 BATCH = 500
 
 
@@ -37,6 +45,8 @@ class Entry:
     reason: str
     at: str
     entity: str
+    sealed_kid: str = ""  # the key id of a sealed record ("": stored unsealed)
+    unreadable: str = ""  # why a sealed record does not open (value is empty then)
 
     @property
     def text(self) -> str:
@@ -44,27 +54,50 @@ class Entry:
         return self.value.decode("utf-8", "backslashreplace")
 
 
-def plan_move(names: Names, key: str, raw: bytes, entity: str, reason: str) -> Plan:
+def plan_move(
+    names: Names, key: str, raw: bytes, entity: str, reason: str, cipher: Cipher | None = None
+) -> Plan:
     """Move the legacy string ``raw`` at ``key`` into the quarantine, atomically: ``stale``
     when the key no longer holds exactly ``raw``, ``already_exists`` when ``key`` has an
-    entry already (restore or drop it first); nothing is written then."""
+    entry already (restore or drop it first); nothing is written then. With ``cipher`` (an
+    encrypted keyspace) the record is sealed, and the commit checks the keyring still names
+    its key (``rekeyed`` otherwise: read the keyring again and plan it again)."""
     entry = names.quarantine_key(key)
     plan = Plan(names.pause_key())
     plan.check("string", key, raw)
     plan.check("absent", entry)
+    if cipher is not None:
+        plan.check("hequals", names.crypto_key(), "current", cipher.current)
     plan.write("del", key)
-    for name, value in stored_fields(raw, entity, reason).items():
+    sealed = None if cipher is None else seal(cipher, entry, raw)
+    for name, value in stored_fields(raw, entity, reason, sealed).items():
         plan.write("hset", entry, name, value)
     return plan
 
 
-def stored_fields(raw: bytes, entity: str, reason: str) -> dict[str, str | bytes]:
-    """The hash fields of an entry for ``raw`` (see the module docstring)."""
-    try:
-        raw.decode("utf-8")
-        value: dict[str, str | bytes] = {"value": raw}
-    except UnicodeDecodeError:
-        value = {"value_base64": base64.b64encode(raw).decode()}
+def _aad(entry_key: str) -> bytes:
+    return b"mf-quarantine-v1\x00" + entry_key.encode()
+
+
+def seal(cipher: Cipher, entry_key: str, raw: bytes) -> str:
+    """``raw`` as the ``value_sealed`` of the entry at ``entry_key``."""
+    return cipher.seal_bytes(raw, _aad(entry_key))
+
+
+def stored_fields(
+    raw: bytes, entity: str, reason: str, sealed: str | None = None
+) -> dict[str, str | bytes]:
+    """The hash fields of an entry for ``raw``, or for its ``sealed`` form (see the module
+    docstring)."""
+    value: dict[str, str | bytes]
+    if sealed is not None:
+        value = {"value_sealed": sealed}
+    else:
+        try:
+            raw.decode("utf-8")
+            value = {"value": raw}
+        except UnicodeDecodeError:
+            value = {"value_base64": base64.b64encode(raw).decode()}
     at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return {**value, "reason": reason, "at": at, "entity": entity}
 
@@ -72,23 +105,32 @@ def stored_fields(raw: bytes, entity: str, reason: str) -> dict[str, str | bytes
 def problem(fields: Mapping[str, str]) -> str | None:
     """Why decoded hash ``fields`` are no quarantine entry (a backup being verified), or None."""
     if not set(fields) <= FIELDS or not {"reason", "at", "entity"} <= set(fields):
-        return f"holds the fields {', '.join(sorted(FIELDS))} (value or value_base64)"
-    if ("value" in fields) == ("value_base64" in fields):
-        return "holds exactly one of value and value_base64"
+        return f"holds the fields {', '.join(sorted(FIELDS))} (one of {', '.join(VALUES)})"
+    if sum(name in fields for name in VALUES) != 1:
+        return f"holds exactly one of {', '.join(VALUES)}"
     if "value_base64" in fields:
         try:
             base64.b64decode(fields["value_base64"], validate=True)
         except binascii.Error:
             return "value_base64 is not base64"
+    if "value_sealed" in fields and sealed_bytes_kid(fields["value_sealed"]) is None:
+        return "value_sealed is not <key id>:<base64url>"
     return None
 
 
-def _entry(key: str, fields: Mapping[bytes | str, bytes | str]) -> Entry | None:
+def _entry(
+    key: str, entry_key: str, fields: Mapping[bytes | str, bytes | str], cipher: Cipher | None
+) -> Entry | None:
     text = {_str(k): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+    kid, unreadable = "", ""
     if "value" in text:
         value = text["value"]
     elif "value_base64" in text:
         value = base64.b64decode(text["value_base64"])
+    elif "value_sealed" in text:
+        sealed = text["value_sealed"].decode("utf-8", "replace")
+        kid = sealed_bytes_kid(sealed) or "?"
+        value, unreadable = _opened(cipher, entry_key, sealed, kid)
     else:
         return None  # deleted since the SCAN (HGETALL of nothing), or not an entry
     return Entry(
@@ -97,19 +139,34 @@ def _entry(key: str, fields: Mapping[bytes | str, bytes | str]) -> Entry | None:
         text.get("reason", b"").decode("utf-8", "replace"),
         text.get("at", b"").decode("utf-8", "replace"),
         text.get("entity", b"").decode("utf-8", "replace"),
+        kid,
+        unreadable,
     )
+
+
+def _opened(cipher: Cipher | None, entry_key: str, sealed: str, kid: str) -> tuple[bytes, str]:
+    """The record of a sealed entry, or b"" and why it does not open."""
+    if cipher is None:
+        return b"", f"sealed under key id {kid}: configure the keyspace's encryption key"
+    try:
+        return cipher.open_bytes(sealed, _aad(entry_key)), ""
+    except KeyError:
+        return b"", f"sealed under key id {kid}, which this process does not hold"
+    except Undecryptable:
+        return b"", "the sealed record does not open (changed outside the service)"
 
 
 def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def read(client: Redis, names: Names, key: str) -> Entry | None:
-    """The entry of the original ``key``, or None."""
-    return _entry(key, await client.hgetall(names.quarantine_key(key)))
+async def read(client: Redis, names: Names, key: str, cipher: Cipher | None = None) -> Entry | None:
+    """The entry of the original ``key``, or None; a sealed one opened with ``cipher``."""
+    entry = names.quarantine_key(key)
+    return _entry(key, entry, await client.hgetall(entry), cipher)
 
 
-async def entries(client: Redis, names: Names) -> list[Entry]:
+async def entries(client: Redis, names: Names, cipher: Cipher | None = None) -> list[Entry]:
     """Every entry, by original key (SCAN, never KEYS; each entry once)."""
     found = {k async for k in client.scan_iter(match=names.quarantine_match(), count=BATCH)}
     ordered = sorted(k.decode("utf-8", "backslashreplace") for k in found)
@@ -121,7 +178,10 @@ async def entries(client: Redis, names: Names) -> list[Entry]:
                 pipe.hgetall(entry)
             replies = await pipe.execute(raise_on_error=False)
         for entry, reply in zip(batch, replies, strict=True):
-            if isinstance(reply, dict) and (got := _entry(names.quarantined_key(entry), reply)):
+            got = None
+            if isinstance(reply, dict):
+                got = _entry(names.quarantined_key(entry), entry, reply, cipher)
+            if got is not None:
                 out.append(got)
     return out
 
@@ -137,3 +197,51 @@ def plan_drop(names: Names, key: str) -> Plan:
     plan = Plan(names.pause_key())
     plan.write("del", names.quarantine_key(key))
     return plan
+
+
+async def entry_keys(client: Redis, names: Names) -> list[str]:
+    """The key names of every entry (SCAN; each once)."""
+    found = {k async for k in client.scan_iter(match=names.quarantine_match(), count=BATCH)}
+    out: list[str] = []
+    for raw in sorted(found):
+        try:
+            out.append(raw.decode())
+        except UnicodeDecodeError:
+            continue  # not a name a commit can address; list skips it too
+    return out
+
+
+def plan_reseal(
+    names: Names, entry_key: str, fields: Mapping[bytes | str, bytes | str], cipher: Cipher
+) -> Plan | None:
+    """The commit sealing an entry's record (hash ``fields`` as read) under ``cipher``'s
+    current key, checked unchanged since read; None when it is already sealed under it.
+    KeyError or Undecryptable when a sealed record does not open."""
+    text = {_str(k): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+    field = next((name for name in VALUES if name in text), None)
+    if field is None:
+        return None  # gone since the SCAN
+    stored = text[field]
+    if field == "value_sealed":
+        sealed = stored.decode("utf-8", "replace")
+        if sealed_bytes_kid(sealed) == cipher.current:
+            return None
+        raw = cipher.open_bytes(sealed, _aad(entry_key))
+    else:
+        raw = stored if field == "value" else base64.b64decode(stored)
+    plan = Plan(names.pause_key())
+    plan.check("hequals", entry_key, field, stored)
+    plan.check("hequals", names.crypto_key(), "current", cipher.current)
+    plan.write("hdel", entry_key, field)
+    plan.write("hset", entry_key, "value_sealed", seal(cipher, entry_key, raw))
+    return plan
+
+
+async def unsealed(client: Redis, names: Names) -> list[str]:
+    """The key names of entries holding their record in clear (``check`` reports them on an
+    encrypted keyspace: ``encrypt`` seals them)."""
+    out = []
+    for entry_key in await entry_keys(client, names):
+        if not await client.hexists(entry_key, "value_sealed") and await client.exists(entry_key):
+            out.append(entry_key)
+    return out

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import crypto, keyring
+from . import crypto, keyring, quarantine
 from .codec import now_iso
+from .crypto import Undecryptable
 from .errors import Contention, Unreadable
 from .migrating import BATCH, STALE_TRIES, _read, _text, holding
 from .migrations import Progress, parse_progress, plan_batch
@@ -142,16 +143,48 @@ async def _pass(
     return done
 
 
+async def _quarantine_pass(ks: Keyspace, summary: Summary) -> int:
+    """Seal every quarantine entry's record under the current key (keyspace.quarantine):
+    plaintext records, and those sealed under another key; how many were rewritten. An
+    entry restored or dropped meanwhile is gone, nothing to do."""
+    names, cipher = ks.schema.names, _sealer(ks).cipher
+    done = 0
+    for entry_key in await quarantine.entry_keys(ks.client, names):
+        for _ in range(STALE_TRIES):
+            try:
+                plan = quarantine.plan_reseal(
+                    names, entry_key, await ks.client.hgetall(entry_key), cipher
+                )
+            except (KeyError, Undecryptable):
+                summary.unreadable.append(entry_key)
+                break
+            if plan is None:
+                break
+            result = await ks.commit(plan)
+            if result.ok:
+                done += 1
+                break
+        else:
+            raise Contention(f"{entry_key} kept changing; run the command again")
+    if done:
+        summary.examined["quarantine"] = summary.examined.get("quarantine", 0) + done
+        summary.rewritten["quarantine"] = summary.rewritten.get("quarantine", 0) + done
+    return done
+
+
 async def _converge(ks: Keyspace, summary: Summary, batches: Batches | None) -> None:
-    """Resumable passes over every sensitive entity, then check passes until one rewrites
-    nothing (services that wrote meanwhile under a key they had not yet dropped)."""
+    """Resumable passes over every sensitive entity and the quarantine, then check passes
+    until one rewrites nothing (services that wrote meanwhile under a key they had not yet
+    dropped)."""
     sensitive = [s for s in ks.schema.entities if s.sensitive]
     for spec in sensitive:
         await _pass(ks, spec, summary, batches, resume=True)
+    await _quarantine_pass(ks, summary)
     while True:
         rewritten = 0
         for spec in sensitive:
             rewritten += await _pass(ks, spec, summary, batches, resume=False)
+        rewritten += await _quarantine_pass(ks, summary)
         if not rewritten:
             return
 
@@ -216,7 +249,10 @@ async def rotate(
         began = float((await keyring.read(ks.client, ks.schema.names)).get("rotating_since", 0))
         await asyncio.sleep(max(0.0, began + settle - time.time()))
         await _converge(ks, summary, batches)  # what a service sealed under the old key since
-        dropped = [f"check:{old_kid}", f"next:{old_kid}", f"prev:{new_kid}", "rotating_since"]
+        # ``next:<old>`` stays: a service that did not read the keyring during the rotation
+        # (paused, partitioned) still learns the new key from it. A start with the old key is
+        # refused all the same (``retired:``); forget_retired() or the next rotation drops it.
+        dropped = [f"check:{old_kid}", f"prev:{new_kid}", "rotating_since"]
         plan = _finish(ks, new_kid, {f"retired:{old_kid}": now_iso()}, dropped)
         result = await ks.commit(plan)
         if not result.ok:
@@ -240,6 +276,8 @@ async def _begin(ks: Keyspace, fields: dict[str, str], new_key: bytes) -> None:
     names, ring = ks.schema.names, ks.schema.names.crypto_key()
     plan = Plan(names.pause_key())
     plan.check("hequals", ring, "current", old_kid)
+    for name in _routes_from_retired(fields):
+        plan.write("hdel", ring, name)  # a key retired by an earlier rotation opens nothing
     check, wrapped = keyring.check_entry(new_key, sealer.cipher.blind_key)
     entries = {
         check: wrapped,
@@ -252,3 +290,33 @@ async def _begin(ks: Keyspace, fields: dict[str, str], new_key: bytes) -> None:
     result = await ks.commit(plan)
     if not result.ok:
         raise RekeyFailed(f"the keyring changed meanwhile ({result.error} {result.value})")
+
+
+def _routes_from_retired(fields: dict[str, str]) -> list[str]:
+    return [
+        name
+        for name in fields
+        if name.startswith("next:") and f"retired:{name.partition(':')[2]}" in fields
+    ]
+
+
+async def forget_retired(ks: Keyspace) -> list[str]:
+    """Drop the ``next:`` entries a rotation left for its retired key (a late service's
+    route to the new key): from now on a retired key opens nothing. The key ids forgotten."""
+    sealer = _sealer(ks)
+    async with holding(ks, "encrypt"):
+        fields = await keyring.read(ks.client, ks.schema.names)
+        if f"prev:{fields.get('current', '')}" in fields:
+            raise RekeyFailed("a rotation is not finished: run rotate-key to its end first")
+        routes = _routes_from_retired(fields)
+        if not routes:
+            return []
+        plan = Plan(ks.schema.names.pause_key())
+        ring = ks.schema.names.crypto_key()
+        plan.check("hequals", ring, "current", sealer.cipher.current)
+        for name in routes:
+            plan.write("hdel", ring, name)
+        result = await ks.commit(plan)
+        if not result.ok:
+            raise RekeyFailed(f"the keyring changed meanwhile ({result.error} {result.value})")
+        return [name.partition(":")[2] for name in routes]

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from .crypto import Cipher, Sealed, Undecryptable, field_aad, looks_sealed, parse_sealed
+from .crypto import Cipher, Sealed, Undecryptable, field_aad, parse_sealed, reserved
 from .documents import validate
 from .errors import Unreadable, ValidationFailed
 from .keys import Names
@@ -56,18 +56,13 @@ class Sealer:
     ) -> dict[str, Any]:
         """``doc`` (validated plaintext) with every sensitive value sealed; a value equal to
         the one ``old`` (the stored form it replaces) holds under the current key is kept as
-        stored. ValidationFailed for a plaintext in the sealed values' namespace (``enc:``)."""
+        stored. Every plaintext is sealed, whatever it looks like: a sealed value is never
+        ambiguous (what a client may write is :func:`refuse_reserved`'s)."""
         out = dict(doc)
         for entry in spec.sensitive:
             value = doc.get(entry.field)
             if not isinstance(value, str):
                 continue
-            if looks_sealed(value):
-                message = "must not start with 'enc:' (the form of encrypted values)"
-                raise ValidationFailed(
-                    f"{entry.field}: {message}",
-                    details=[{"field": entry.field, "message": message}],
-                )
             kept = self._kept(spec, doc_id, entry, value, old)
             if kept is not None:
                 out[entry.field] = kept
@@ -191,20 +186,29 @@ def _stored_model(spec: EntitySpec) -> type[BaseModel]:
     return found
 
 
-def validate_stored(spec: EntitySpec, doc: Any) -> dict[str, Any]:
-    """:func:`keyspace.documents.validate` of a document in stored form: a sealed value must
-    be well-formed (its plaintext is not checked: no key needed), everything else as
-    declared. ValidationFailed otherwise."""
-    sealed = isinstance(doc, Mapping) and any(
-        looks_sealed(doc.get(entry.field)) for entry in spec.sensitive
-    )
-    if not sealed:
-        return validate(spec.model, doc)
+def refuse_reserved(
+    spec: EntitySpec, doc: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> None:
+    """ValidationFailed when a client writes a sensitive value a stored plaintext could be
+    mistaken for (:func:`keyspace.crypto.reserved`: a well-formed sealed value or a bare blind
+    token), with or without a key, so what a client may write never depends on encryption.
+    A value ``old`` (the stored form) already holds as it is passes: an update of another
+    field never fails on a value stored before this rule (``encrypt`` seals or reports it)."""
     for entry in spec.sensitive:
         value = doc.get(entry.field)
-        if looks_sealed(value) and parse_sealed(value) is None:
-            message = "is not a well-formed sealed value (enc:v1:<key id>:<token>:<data>)"
-            raise ValidationFailed(
-                f"{entry.field}: {message}", details=[{"field": entry.field, "message": message}]
-            )
-    return validate(_stored_model(spec), doc)
+        if not reserved(value) or (old is not None and old.get(entry.field) == value):
+            continue
+        message = "must not have the form of an encrypted value (enc:v1:<key id>:<token>:<data>)"
+        raise ValidationFailed(
+            f"{entry.field}: {message}", details=[{"field": entry.field, "message": message}]
+        )
+
+
+def validate_stored(spec: EntitySpec, doc: Any) -> dict[str, Any]:
+    """:func:`keyspace.documents.validate` of a document in stored form: a sealed value
+    (the full form only) is checked by its form (no key needed), everything else as declared;
+    a plaintext that merely starts with ``enc:`` is plaintext. ValidationFailed otherwise."""
+    sealed = isinstance(doc, Mapping) and any(
+        parse_sealed(doc.get(entry.field)) is not None for entry in spec.sensitive
+    )
+    return validate(_stored_model(spec) if sealed else spec.model, doc)

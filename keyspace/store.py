@@ -48,7 +48,7 @@ from .prepared import Upserted as Upserted
 from .prepared import raise_for
 from .schema import EntitySpec, IdStrategy, OnDelete, Schema
 from .scripts import CommitResult, Scripts
-from .sealing import Sealer
+from .sealing import Sealer, refuse_reserved
 from .systems.multiframe.entities import MULTIFRAME
 
 MAX_ATTEMPTS = 64
@@ -134,6 +134,7 @@ class Documents:
             return self._planned(spec, doc, data, explicit=False)
         else:
             doc = for_create(spec, data, STAND_IN)
+            refuse_reserved(spec, doc)
             if sealer is not None:  # sealed values are bound to the id: read it first
                 stand_in = plan_create_generated(self.schema, spec, doc, STAND_IN)
                 return PreparedCreate(spec, stand_in, None, None, sealer, data, assign=True)
@@ -144,6 +145,7 @@ class Documents:
         self, spec: EntitySpec, doc: dict[str, Any], data: Any, *, explicit: bool
     ) -> PreparedCreate:
         doc_id, sealer = doc[spec.id_field], self.sealing(spec)
+        refuse_reserved(spec, doc)
         stored = doc if sealer is None else sealer.seal(spec, doc_id, doc)
         plan = plan_create(self.schema, spec, doc_id, stored, explicit_id=explicit)
         if sealer is not None:
@@ -351,6 +353,7 @@ class Documents:
         if guard is not None:
             guard(plain, new)
         members = await self._satellites(spec, doc_id) if mirrored_change(spec, plain, new) else []
+        refuse_reserved(spec, new, plain)
         stored = new if sealer is None else sealer.seal(spec, doc_id, new, old.doc)
         plan = plan_update(self.schema, old, stored, members)
         if sealer is not None:

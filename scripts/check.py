@@ -359,6 +359,10 @@ async def inspect(ks: Keyspace, *, indexes: bool = True) -> Report:
     if indexes and ks.capabilities.search:
         await state.indexes()
     state.report.quarantined = await quarantine.count(ks.client, ks.schema.names)
+    if state.sealer is not None and not state.sealer.plaintext_left:
+        for entry_key in await quarantine.unsealed(ks.client, ks.schema.names):
+            detail = "a quarantined record is stored in clear: run `multiframe-admin encrypt`"
+            state.add("plaintext_sensitive", entry_key, detail, False)
     state.report.problems.sort(key=lambda p: (p.kind, p.key))
     return state.report
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from keyspace import Keyspace, crypto
-from keyspace.rekeying import RekeyFailed, Summary, encrypt, rotate
+from keyspace.rekeying import RekeyFailed, Summary, encrypt, forget_retired, rotate
 from keyspace.schema import EntitySpec
 
 from .exits import OK, PROBLEMS, USAGE
@@ -25,6 +25,12 @@ def rotate_args(parser: argparse.ArgumentParser) -> None:
         "--new-key", metavar="KEY", help="the new key: 64 hex digits or base64 of 32 bytes"
     )
     group.add_argument("--new-key-file", type=Path, metavar="FILE", help="a file holding it")
+    group.add_argument(
+        "--forget-retired",
+        action="store_true",
+        help="once every service runs with the new key: drop the keyring's route from the "
+        "retired key to it (a service still holding only the old key then answers 503)",
+    )
 
 
 class _Shown:
@@ -48,7 +54,7 @@ def _report(label: str, summary: Summary) -> int:
     for collection, examined in summary.examined.items():
         rewritten = summary.rewritten.get(collection, 0)
         print(f"{label}: {collection}: {examined} read, {rewritten} sealed")
-    for key in summary.unreadable:
+    for key in dict.fromkeys(summary.unreadable):  # once, however many passes met it
         print(f"{label}: {key}: a sealed value does not open (another key, or changed)")
     if summary.unreadable:
         print(f"{label}: stopped before marking the keyspace done; fix those and run again")
@@ -81,6 +87,8 @@ async def run_rotate(args: argparse.Namespace, ks: Keyspace) -> int:
     if ks.sealer is None:
         print("rotate-key: set MULTIFRAME_ENCRYPTION_KEY (or _FILE) to the current key")
         return USAGE
+    if args.forget_retired:
+        return await _forget(ks)
     try:
         text = args.new_key if args.new_key else args.new_key_file.read_text()
         new_key = crypto.parse_key(text)
@@ -99,6 +107,21 @@ async def run_rotate(args: argparse.Namespace, ks: Keyspace) -> int:
     if code == OK:
         print(
             f"rotate-key: key id {crypto.key_id(new_key)} is the keyspace's key; set "
-            "MULTIFRAME_ENCRYPTION_KEY to it (running services already use it)"
+            "MULTIFRAME_ENCRYPTION_KEY to it and restart the services (running ones already "
+            "use it); then run `multiframe-admin rotate-key --forget-retired` so the old key "
+            "opens nothing"
         )
     return code
+
+
+async def _forget(ks: Keyspace) -> int:
+    try:
+        forgotten = await forget_retired(ks)
+    except RekeyFailed as exc:
+        print(f"rotate-key: stopped: {exc}", file=sys.stderr)
+        return PROBLEMS
+    if not forgotten:
+        print("rotate-key: no retired key is still linked to the current one")
+    for kid in forgotten:
+        print(f"rotate-key: key id {kid} opens nothing any more")
+    return OK

@@ -40,6 +40,7 @@ from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys, quarant
 from keyspace.connection import call
 from keyspace.documents import for_create, validate
 from keyspace.errors import ValidationFailed
+from keyspace.keyring import KeyringError
 from keyspace.keys import Names
 from keyspace.plan import Plan
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
@@ -195,8 +196,10 @@ class Importer:
         if not self.in_place:
             return reason
         if not self.dry_run:
-            plan = quarantine.plan_move(self.ks.schema.names, key, raw, name, reason)
-            result = await self.ks.commit(plan)
+            result = await self.ks.commit(self._move(name, key, raw, reason))
+            if result.error == "rekeyed":  # a rotation made another key current
+                await self.ks.keys.refresh()
+                result = await self.ks.commit(self._move(name, key, raw, reason))
             if result.error == "already_exists":
                 return f"{reason}; the quarantine holds an earlier {key}: restore or drop it"
             if not result.ok:
@@ -204,6 +207,12 @@ class Importer:
         self.tally(name)["quarantined"] += 1
         self.quarantined.append({"entity": name, "key": key, "reason": reason})
         return MOVED
+
+    def _move(self, name: str, key: str, raw: bytes, reason: str) -> Plan:
+        # Sealed on an encrypted keyspace: the record may hold sensitive values in clear.
+        sealer = self.ks.keys.sealer
+        cipher = None if sealer is None else sealer.cipher
+        return quarantine.plan_move(self.ks.schema.names, key, raw, name, reason, cipher)
 
     def note(self, name: str, key: str, outcome: str) -> None:
         """Count one key: "" imported, ALREADY already imported, MOVED quarantined, else
@@ -490,6 +499,13 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
             await ks.setup(index_timeout=600) if not args.dry_run else None
         except ResponseError as exc:  # a skipped singleton still holds its legacy string
             print(f"warning: setup incomplete: {exc}", file=sys.stderr)
+        if not args.dry_run and args.encryption_key is not None:
+            # Deferred with the set-up: a configured key makes the keyring now, on a keyspace
+            # no service has opened yet, so what the import writes is sealed.
+            try:
+                await ks.unlock(args.encryption_key)
+            except KeyringError as exc:
+                raise Refused(str(exc)) from None
         for spec in ks.schema.entities:
             await importer.entity(spec)
     except (asyncio.CancelledError, KeyboardInterrupt):

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from keyspace import Keyspace, codec, quarantine
-from keyspace.plan import Plan, plan_create
+from keyspace.crypto import Cipher
+from keyspace.plan import Plan
 from keyspace.quarantine import Entry
 from keyspace.schema import EntitySpec, SingletonSpec
 
@@ -26,6 +27,7 @@ from .exits import OK, PROBLEMS
 from .legacy import Importer
 from .progress import Progress
 
+REKEYED_TRIES = 3
 HOW = (
     "fix it: multiframe-admin quarantine show {key} --value > record.json; edit record.json; "
     "multiframe-admin quarantine restore {key} --from-file record.json"
@@ -79,7 +81,7 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
 
 
 async def _list(ks: Keyspace, *, as_json: bool) -> int:
-    found = await quarantine.entries(ks.client, ks.schema.names)
+    found = await quarantine.entries(ks.client, ks.schema.names, _cipher(ks))
     if as_json:
         shown = [
             {
@@ -100,9 +102,12 @@ async def _list(ks: Keyspace, *, as_json: bool) -> int:
 
 
 async def _show(ks: Keyspace, key: str, *, value_only: bool) -> int:
-    entry = await quarantine.read(ks.client, ks.schema.names, key)
+    entry = await quarantine.read(ks.client, ks.schema.names, key, _cipher(ks))
     if entry is None:
         print(f"error: no quarantined record {key}", file=sys.stderr)
+        return PROBLEMS
+    if entry.unreadable:
+        print(f"error: {key}: {entry.unreadable}", file=sys.stderr)
         return PROBLEMS
     if value_only:
         sys.stdout.buffer.write(entry.value)
@@ -116,7 +121,7 @@ async def _show(ks: Keyspace, key: str, *, value_only: bool) -> int:
 async def _drop(ks: Keyspace, keys: list[str]) -> int:
     code = OK
     for key in keys:
-        if await quarantine.read(ks.client, ks.schema.names, key) is None:
+        if await quarantine.read(ks.client, ks.schema.names, key, _cipher(ks)) is None:
             print(f"error: no quarantined record {key}", file=sys.stderr)
             code = PROBLEMS
             continue
@@ -126,11 +131,11 @@ async def _drop(ks: Keyspace, keys: list[str]) -> int:
 
 
 async def _restore_one(ks: Keyspace, key: str, raw: bytes | None) -> int:
-    entry = await quarantine.read(ks.client, ks.schema.names, key)
+    entry = await quarantine.read(ks.client, ks.schema.names, key, _cipher(ks))
     if entry is None:
         print(f"error: no quarantined record {key}", file=sys.stderr)
         return PROBLEMS
-    why = await restore(ks, entry, entry.value if raw is None else raw)
+    why = await restore(ks, entry, raw)
     if why:
         print(f"refused: {key} stays quarantined: {why}\n  {HOW.format(key=key)}")
         return PROBLEMS
@@ -139,11 +144,11 @@ async def _restore_one(ks: Keyspace, key: str, raw: bytes | None) -> int:
 
 
 async def _restore_all(ks: Keyspace) -> int:
-    found = await quarantine.entries(ks.client, ks.schema.names)
+    found = await quarantine.entries(ks.client, ks.schema.names, _cipher(ks))
     refused: list[tuple[str, str]] = []
     with Progress("restore", total=len(found), stream=sys.stderr) as progress:
         for entry in found:
-            if why := await restore(ks, entry, entry.value):
+            if why := await restore(ks, entry):
                 refused.append((entry.key, why))
             progress.advance()
     print(progress.summary("records"), file=sys.stderr)
@@ -153,9 +158,13 @@ async def _restore_all(ks: Keyspace) -> int:
     return PROBLEMS if refused else OK
 
 
-async def restore(ks: Keyspace, entry: Entry, raw: bytes) -> str:
-    """Import ``raw`` as the record of ``entry.key``, deleting the entry in the same commit;
-    "" when done, else why not (nothing changed)."""
+async def restore(ks: Keyspace, entry: Entry, raw: bytes | None = None) -> str:
+    """Import ``raw`` (default: the record as quarantined) as the record of ``entry.key``,
+    deleting the entry in the same commit; "" when done, else why not (nothing changed)."""
+    if raw is None:
+        if entry.unreadable:
+            return entry.unreadable
+        raw = entry.value
     importer = Importer(ks, ks.client, in_place=True, dry_run=False, batch=1)
     single = next((s for s in ks.schema.singletons if s.key == entry.key), None)
     if single is not None:
@@ -166,9 +175,15 @@ async def restore(ks: Keyspace, entry: Entry, raw: bytes) -> str:
     doc = importer.convert(spec, entry.key, raw)
     if isinstance(doc, str):
         return doc
-    plan = plan_create(ks.schema, spec, doc[spec.id_field], doc, explicit_id=True)
-    plan.write("del", ks.schema.names.quarantine_key(entry.key))
-    result = await ks.commit(plan)
+    for _ in range(REKEYED_TRIES):
+        # The create path of imports: sealed and fenced when the keyspace is encrypted, so
+        # the document and its unique claims hold blind tokens, never the plaintext.
+        plan = ks.documents.plan_stored(spec, doc[spec.id_field], doc, explicit_id=True)
+        plan.write("del", ks.schema.names.quarantine_key(entry.key))
+        result = await ks.commit(plan)
+        if result.error != "rekeyed":
+            break
+        await ks.keys.refresh()  # a rotation made another key current: seal under it
     if result.ok:
         return ""
     if result.error == "unique_conflict":
@@ -200,6 +215,11 @@ async def _restore_single(
     plan.write("jset", spec.key, codec.dumps(doc))
     plan.write("del", ks.schema.names.quarantine_key(entry.key))
     return "" if (await ks.commit(plan)).ok else "changed meanwhile; run restore again"
+
+
+def _cipher(ks: Keyspace) -> Cipher | None:
+    """What opens sealed entries (an encrypted keyspace's; docs/encryption.md)."""
+    return None if ks.keys.sealer is None else ks.keys.sealer.cipher
 
 
 def _entity(ks: Keyspace, entry: Entry) -> EntitySpec | None:

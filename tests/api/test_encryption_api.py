@@ -142,3 +142,34 @@ async def test_off_by_default_documents_stay_seed_exact(start: Start, redis: Red
     await api.post("/api/users", json={"username": "A", "email": EMAIL, "role": "designer"})
     assert (await raw(redis, "user:user_1"))["email"] == EMAIL
     assert not await redis.exists("mf:crypto")
+
+
+async def test_a_service_whose_key_opens_nothing_any_more_is_a_clear_503(
+    start: Start, redis: Redis
+) -> None:
+    from keyspace import Keyspace, rekeying
+
+    api = await start()
+    made = await api.post(
+        "/api/users", json={"username": "eve", "email": "enc:x@example.com", "role": "designer"}
+    )
+    assert made.status == 201 and (await made.json())["email"] == "enc:x@example.com"
+    stale = await start()  # a second service holding KEY; it misses the whole rotation
+    admin = Keyspace(redis)
+    await admin.unlock(KEY)
+    assert (await rekeying.rotate(admin, OTHER, settle=0)).finished
+    after = Keyspace(redis)
+    await after.unlock(OTHER)
+    await rekeying.forget_retired(after)  # before the stale one's next keyring read
+    for answer in (
+        await stale.get("/api/users/user_1"),
+        await stale.patch("/api/users/user_1", json={"role": "engineer"}),
+    ):
+        assert answer.status == 503, await answer.text()
+        body = await answer.json()
+        assert body["error"]["code"] == "encryption_key_retired"
+        assert crypto.key_id(OTHER) in body["error"]["message"]
+        assert answer.headers["Retry-After"] == "5"
+    ready = await stale.get("/ready")
+    why = (await ready.json())["error"]["message"]
+    assert ready.status == 503 and "restart this service" in why

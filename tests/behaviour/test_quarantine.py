@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from keyspace import Keyspace, quarantine
+from keyspace import Keyspace, crypto, quarantine
+from keyspace.crypto import Cipher
 from keyspace.errors import Paused
 
 KEY, RAW = "user:user_4", b'{"user_id": "user_4", "email": "not-an-email"}'
+K1 = bytes(range(32))
 
 
 async def _entry(ks: Keyspace) -> quarantine.Entry | None:
@@ -69,3 +71,42 @@ def test_entries_are_checked_as_a_backup_restores_them() -> None:
         {"value_base64": "not base64!", "reason": "r", "at": "t", "entity": "e"}
     )
     assert quarantine.problem({"value": "x", "reason": "r", "at": "t", "entity": "e", "x": "y"})
+
+
+def test_a_sealed_entry_is_checked_by_its_form() -> None:
+    sealed = "0aa630ac:" + "A" * 40
+    assert (
+        quarantine.problem({"value_sealed": sealed, "reason": "r", "at": "t", "entity": "e"})
+        is None
+    )
+    assert quarantine.problem({"value_sealed": "x", "reason": "r", "at": "t", "entity": "e"})
+    assert quarantine.problem(
+        {"value": "x", "value_sealed": sealed, "reason": "r", "at": "t", "entity": "e"}
+    )
+
+
+async def test_a_sealed_entry_opens_with_the_key_and_only_under_its_own_name(
+    ks: Keyspace,
+) -> None:
+    cipher = Cipher({crypto.key_id(K1): K1}, crypto.key_id(K1), b"b" * 32)
+    names = ks.schema.names
+    await ks.client.set(KEY, RAW)
+    await ks.client.hset(names.crypto_key(), "current", crypto.key_id(K1))
+    move = quarantine.plan_move(names, KEY, RAW, "user", "why", cipher)
+    assert (await ks.commit(move)).ok
+    stored = await ks.client.hgetall(names.quarantine_key(KEY))
+    assert b"not-an-email" not in repr(stored).encode() and b"value" not in stored
+    entry = await quarantine.read(ks.client, names, KEY, cipher)
+    assert entry is not None and entry.value == RAW and not entry.unreadable
+    blind = await quarantine.read(ks.client, names, KEY)
+    assert blind is not None and blind.value == b"" and "key id" in blind.unreadable
+    other = "user:user_9"  # the same hash copied under another record's name
+    await ks.client.hset(names.quarantine_key(other), mapping=dict(stored.items()))
+    moved = await quarantine.read(ks.client, names, other, cipher)
+    assert moved is not None and moved.value == b"" and "does not open" in moved.unreadable
+    # The keyring naming another key refuses the move (a rotation began meanwhile).
+    await ks.client.set("user:user_8", RAW)
+    await ks.client.hset(names.crypto_key(), "current", "ffffffff")
+    late = quarantine.plan_move(names, "user:user_8", RAW, "user", "why", cipher)
+    assert (await ks.commit(late)).error == "rekeyed"
+    assert await ks.client.get("user:user_8") == RAW

@@ -137,3 +137,63 @@ async def test_rotation_under_concurrent_writes_loses_nothing(client: tuple[Redi
         await keyspace(redis, search, K1)
     # The service that held the old key learned the new one and keeps working.
     assert (await service.patch(USER, "user_1", {"username": "after"})).doc["username"] == "after"
+
+
+async def test_a_plaintext_that_starts_with_enc_is_sealed_like_any_other(
+    client: tuple[Redis, bool],
+) -> None:
+    redis, search = client
+    plain = await keyspace(redis, search, None)  # legal before encryption was turned on
+    await plain.create(USER, user(1, "enc:x@example.com"))
+    await plain.create(USER, user(2))
+    service = await keyspace(redis, search, K1)
+    patched = await service.patch(USER, "user_1", {"role": "engineer"})  # an unrelated field
+    assert patched.doc["email"] == "enc:x@example.com"
+    summary = await rekeying.encrypt(await keyspace(redis, search, K1))
+    assert summary.finished and not summary.unreadable
+    assert (await keyring.read(redis, service.schema.names))["plaintext"] == "0"
+    assert all(crypto.parse_sealed(v) for v in (await stored_emails(redis)).values())
+    reader = await keyspace(redis, search, K1)
+    assert (await reader.get(USER, "user_1")).doc["email"] == "enc:x@example.com"
+    found = await reader.list(USER, parse(USER, {"email": ["ENC:X@example.com"]}))
+    assert [d["user_id"] for d in found.items] == ["user_1"]
+    with pytest.raises(UniqueConflict):
+        await reader.create(USER, user(3, "enc:X@example.com"))
+
+
+async def test_a_service_that_missed_the_rotation_catches_up_until_the_route_is_forgotten(
+    client: tuple[Redis, bool],
+) -> None:
+    redis, search = client
+    service = await keyspace(redis, search, K1)
+    await service.create(USER, user(1))
+    late = await keyspace(redis, search, K1)  # paused: reads the keyring only after the end
+    stuck = await keyspace(redis, search, K1)
+    summary = await rekeying.rotate(await keyspace(redis, search, K1), K2, settle=0.05)
+    assert summary.finished
+    ring = await keyring.read(redis, service.schema.names)
+    assert f"retired:{crypto.key_id(K1)}" in ring and f"check:{crypto.key_id(K1)}" not in ring
+    # The late service learns the new key through the route the rotation left.
+    assert (await late.get(USER, "user_1")).doc["email"] == "Person1@Example.com"
+    assert (await late.patch(USER, "user_1", {"role": "engineer"})).doc["role"] == "engineer"
+    made = await late.create(USER, user(2))
+    assert crypto.parse_sealed((await stored_emails(redis))[made.doc["user_id"]]).kid == (  # type: ignore[union-attr]
+        crypto.key_id(K2)
+    )
+    assert not late.keys.stranded and (await late.readiness())["ready"]
+    with pytest.raises(keyring.KeyringError, match="retired"):  # a start with it is refused
+        await keyspace(redis, search, K1)
+
+    # Once forgotten, the old key opens nothing: a service still holding only it answers a
+    # clear KeyRetired (503 in the API) and is not ready; nothing is written.
+    assert await rekeying.forget_retired(await keyspace(redis, search, K2)) == [crypto.key_id(K1)]
+    assert f"next:{crypto.key_id(K1)}" not in await keyring.read(redis, service.schema.names)
+    with pytest.raises(keyring.KeyRetired, match=crypto.key_id(K2)) as refused:
+        await stuck.get(USER, "user_1")
+    assert refused.value.code == "encryption_key_retired"
+    with pytest.raises(keyring.KeyRetired):
+        await stuck.patch(USER, "user_1", {"role": "designer"})
+    report = await stuck.readiness()
+    assert not report["ready"] and "restart this service" in report["encryption"]
+    assert (await keyspace(redis, search, K2)).sealer is not None
+    assert (await late.get(USER, "user_1")).doc["role"] == "engineer"  # holds K2 already

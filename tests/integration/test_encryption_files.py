@@ -62,6 +62,10 @@ def test_no_file_holds_a_sensitive_plaintext(
         monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K1.hex())  # retired now: refused
         assert await run_cli([*url, "check"]) == REFUSED
         monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K2.hex())
+        old_route = f"next:{crypto.key_id(K1)}"
+        assert await client.hexists("mf:crypto", old_route)  # a late service's way in
+        assert await run_cli([*url, "rotate-key", "--forget-retired"]) == OK
+        assert not await client.hexists("mf:crypto", old_route)
         backup = tmp_path / "backup.jsonl.gz"
         assert await run_cli([*url, "backup", str(backup)]) == OK
         assert secrets_in(gzip.decompress(backup.read_bytes())) == []

@@ -4,6 +4,7 @@ shows, fixes and restores records and drops the rest; backups carry the quaranti
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import USER, Keyspace
+from keyspace import USER, Keyspace, UniqueConflict, parse
 from keyspace.server import EmbeddedRedis
 from scripts.cli import run_cli
 from scripts.exits import OK, PROBLEMS, USAGE
@@ -163,3 +164,112 @@ async def test_backups_carry_the_quarantine_unchanged(
     capsysbinary.readouterr()
     assert await run_cli([*cli, "quarantine", "show", "user:user_2", "--value"]) == OK
     assert capsysbinary.readouterr().out == odd  # the exact bytes, also when not UTF-8
+
+
+K1, K2 = bytes(range(32)), bytes(range(1, 33))
+SECRET = "hank@secret.example"
+HANK = {
+    "user_id": "user_6",
+    "username": "hank",
+    "email": SECRET,
+    "role": "wizard",  # not a role: quarantined
+    "created_at": "2025-01-01T00:00:00",
+}
+
+
+async def _plaintext_anywhere(client: Redis, secret: str) -> list[str]:
+    """Every key whose name or value holds ``secret`` (any case; DUMP may compress)."""
+    needle = secret.lower().encode()
+    found = []
+    async for key in client.scan_iter(count=1000):
+        kind = await client.type(key)
+        value: object = b""
+        if kind == b"string":
+            value = await client.get(key)
+        elif kind == b"hash":
+            value = await client.hgetall(key)
+        elif kind == b"set":
+            value = await client.smembers(key)
+        elif kind == b"zset":
+            value = await client.zrange(key, 0, -1)
+        elif kind == b"list":
+            value = await client.lrange(key, 0, -1)
+        elif kind == b"ReJSON-RL":
+            value = await client.execute_command("JSON.GET", key, ".")  # type: ignore[no-untyped-call]
+        if needle in key.lower() or needle in repr(value).lower().encode():
+            found.append(key.decode("utf-8", "backslashreplace"))
+    return found
+
+
+async def test_on_an_encrypted_keyspace_the_quarantine_is_sealed_and_restores_sealed(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cli = ["--redis-url", redis_server.url]
+    monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K1.hex())
+    await real_client.set("user:user_1", DUMP["user:user_1"])
+    await real_client.set("user:user_6", orjson.dumps(HANK))
+    assert await run_cli([*cli, "import-legacy"]) == PROBLEMS
+    entry = await real_client.hgetall("mf:quarantine:user:user_6")
+    assert b"value_sealed" in entry and b"value" not in entry
+    assert await _plaintext_anywhere(real_client, SECRET) == []
+    backup = tmp_path / "backup.jsonl.gz"
+    assert await run_cli([*cli, "backup", str(backup)]) == OK
+    assert SECRET.encode() not in gzip.decompress(backup.read_bytes())
+    assert await run_cli([*cli, "check"]) == OK
+    capsys.readouterr()
+
+    # rotate-key re-seals the entry; show opens it with the new key alone
+    assert await run_cli([*cli, "rotate-key", "--new-key", K2.hex()]) == OK
+    assert b"value_sealed" in await real_client.hgetall("mf:quarantine:user:user_6")
+    monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K2.hex())
+    capsys.readouterr()
+    assert await run_cli([*cli, "quarantine", "show", "user:user_6", "--value"]) == OK
+    assert orjson.loads(capsys.readouterr().out) == HANK
+
+    # restore: created as the API creates, sealed and claimed by blind token
+    fixed = tmp_path / "record.json"
+    fixed.write_bytes(orjson.dumps({**HANK, "role": "engineer"}))
+    restore = [*cli, "quarantine", "restore", "user:user_6", "--from-file", str(fixed)]
+    assert await run_cli(restore) == OK, capsys.readouterr()
+    assert await _plaintext_anywhere(real_client, SECRET) == []
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await ks.unlock(K2)
+    assert (await ks.get(USER, "user_6")).doc["email"] == SECRET
+    assert [
+        d["user_id"] for d in (await ks.list(USER, parse(USER, {"email": [SECRET]}))).items
+    ] == ["user_6"]
+    with pytest.raises(UniqueConflict):
+        await ks.create(USER, {"username": "hank2", "email": SECRET.upper(), "role": "engineer"})
+    assert await run_cli([*cli, "check"]) == OK
+
+
+async def test_encrypt_seals_records_quarantined_before_the_key(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cli = ["--redis-url", redis_server.url]
+    await real_client.set("user:user_6", orjson.dumps(HANK))
+    assert await run_cli([*cli, "import-legacy"]) == PROBLEMS
+    assert await _plaintext_anywhere(real_client, SECRET) == ["mf:quarantine:user:user_6"]
+    monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K1.hex())
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await ks.unlock(K1)  # the service restarted with a key, and the keyring says done
+    await real_client.hset("mf:crypto", "plaintext", "0")
+    capsys.readouterr()
+    assert await run_cli([*cli, "check"]) == PROBLEMS  # the clear record is named
+    assert "mf:quarantine:user:user_6" in capsys.readouterr().out
+    assert await run_cli([*cli, "encrypt"]) == OK
+    assert "quarantine: 1 read, 1 sealed" in capsys.readouterr().out
+    assert await _plaintext_anywhere(real_client, SECRET) == []
+    assert await run_cli([*cli, "check"]) == OK
+    capsys.readouterr()
+    assert await run_cli([*cli, "quarantine", "show", "user:user_6", "--value"]) == OK
+    assert orjson.loads(capsys.readouterr().out) == HANK

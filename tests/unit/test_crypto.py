@@ -105,9 +105,39 @@ def test_an_unchanged_value_keeps_its_ciphertext_and_a_changed_one_does_not() ->
     assert s.stale(USER, {"email": "a@b.co"}) and not s.stale(USER, {"email": None})
 
 
-def test_plaintext_in_the_sealed_form_is_refused() -> None:
-    with pytest.raises(ValidationFailed):
-        sealer().seal(USER, "user_1", {"email": "enc:v1:whatever"})
+def test_only_the_full_sealed_form_is_reserved_and_any_plaintext_is_sealed() -> None:
+    s = sealer()
+    real = s.seal(USER, "user_1", {"email": "a@b.co"})["email"]
+    token = s.token(USER, USER.sensitive[0], "a@b.co")
+    assert crypto.reserved(real) and crypto.reserved(token)
+    for plain in ("enc:x@example.com", "enc:v1:whatever", "enc:", real + "!", token + "0"):
+        assert not crypto.reserved(plain), plain
+    # Whatever a plaintext looks like, sealing stores it sealed, and it opens as it was.
+    for plain in ("enc:x@example.com", real, token):
+        sealed = s.seal(USER, "user_1", {"email": plain})
+        assert crypto.parse_sealed(sealed["email"]) is not None
+        assert s.open(USER, "user_1", sealed)["email"] == plain
+        assert not s.stale(USER, sealed)
+    assert s.stale(USER, {"email": "enc:x@example.com"})  # plaintext for encrypt to seal
+
+
+def test_a_client_may_not_write_a_value_in_the_reserved_form_unless_already_stored() -> None:
+    from keyspace.sealing import refuse_reserved, validate_stored
+
+    real = sealer().seal(USER, "user_1", {"email": "a@b.co"})["email"]
+    for value in (real, sealer().token(USER, USER.sensitive[0], "a@b.co")):
+        with pytest.raises(ValidationFailed, match="form of an encrypted value"):
+            refuse_reserved(USER, {"email": value})
+        refuse_reserved(USER, {"email": value, "role": "x"}, {"email": value})  # unchanged
+    refuse_reserved(USER, {"email": "enc:x@example.com"})
+    doc = {
+        "user_id": "user_1",
+        "username": "eve",
+        "email": "enc:x@example.com",
+        "role": "admin",
+        "created_at": "2025-01-01T00:00:00",
+    }
+    assert validate_stored(USER, doc)["email"] == "enc:x@example.com"  # plaintext, as declared
 
 
 def test_equality_queries_ask_for_tokens_and_for_plaintext_only_while_some_is_left() -> None:
