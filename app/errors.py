@@ -142,7 +142,7 @@ FAILING_OVER = ("READONLY", "MASTERDOWN", "NOREPLICAS")
 def unavailable(request: web.Request, exc: Exception) -> web.Response:
     """503 ``redis_unavailable`` with Retry-After: the server is down, loading, or being
     replaced by a failover; nothing about the request was wrong."""
-    log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
+    log.warning("redis unavailable during %s %s: %s", request.method, sent_path(request), exc)
     return error_response(
         503,
         "redis_unavailable",
@@ -150,6 +150,13 @@ def unavailable(request: web.Request, exc: Exception) -> web.Response:
         None,
         {"Retry-After": "2"},
     )
+
+
+def sent_path(request: web.Request) -> str:
+    """The request's path as the client sent it, percent-encoded, for log lines: the decoded
+    ``request.path`` can hold a newline or a space (``/x%0a...``) that would forge a log line
+    or a field in it. Without the query, which can carry sensitive filter values."""
+    return request.rel_url.raw_path
 
 
 def client_gone(request: web.Request) -> bool:
@@ -191,5 +198,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return unavailable(request, exc)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, sent_path(request))
         return error_response(500, "internal_error", "unexpected server error; it has been logged")

@@ -27,7 +27,7 @@ from .admin_routes import RUNS, Runs
 from .auth import auth_middleware
 from .config import Settings
 from .cors import cors_middleware
-from .errors import ApiError, Handler, client_gone, error_middleware
+from .errors import ApiError, Handler, client_gone, error_middleware, sent_path
 from .metrics import EXPOSITION, METRICS, Exposition, Metrics, RedisState
 from .routes import install, route_table
 from .startup import IndexWork, attach, cancel, keep_prepared, prepare_at_start
@@ -38,7 +38,7 @@ log = logging.getLogger("multiframe.api")
 
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path, status, duration."""
+    """One line per request: method, path (as sent), status, duration."""
     started = time.perf_counter()
     status = 500
     try:
@@ -53,7 +53,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     finally:
         elapsed = (time.perf_counter() - started) * 1000
-        log.info("%s %s %d %.1fms", request.method, request.path, status, elapsed)
+        log.info("%s %s %d %.1fms", request.method, sent_path(request), status, elapsed)
 
 
 ATTACH_WAIT_SECONDS = 1.0
@@ -117,7 +117,7 @@ async def deliver(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.warning(
             "%s %s: the client did not take the response within %gs; connection aborted",
             request.method,
-            request.path,
+            sent_path(request),
             timeout,
         )
         if request.transport is not None:

@@ -14,8 +14,10 @@ import logging
 import os
 import re
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from aiohttp import web
 from pythonjsonlogger.orjson import OrjsonFormatter
@@ -99,13 +101,46 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable (CR, LF, ESC, other controls, the
+    Unicode line and paragraph separators, bidi overrides) as ``\\xNN``, ``\\uNNNN`` or
+    ``\\UNNNNNNNN``, as ``repr`` writes them: one log line stays one line and shows what
+    was sent."""
+    if text.isprintable():  # nearly every line: one C-speed pass
+        return text
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 class TextFormatter(logging.Formatter):
-    """The text format, with `` request_id=...`` after the message of a request's lines."""
+    """The text format, with `` request_id=...`` after the message of a request's lines.
+
+    A record is one line whatever its message holds (a request's path, a Redis error, a
+    client's malformed bytes): anyone could otherwise write lines that look like the
+    service's own. A traceback keeps its lines, with its exception messages escaped."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(record)
+        line = printable(super().formatMessage(record))
         rid = getattr(record, "request_id", None)
         return line if rid is None else f"{line} request_id={rid}"
+
+    def formatException(self, ei: Any) -> str:
+        chunks = traceback.format_exception(*ei)
+        # A chunk is a frame ("  File ...", lines of the service's code), a chain or group
+        # marker, or one exception's "Type: message" (or a note), which may echo input.
+        text = "".join(
+            "\n".join(printable(line) for line in chunk.split("\n"))
+            if chunk.startswith((" ", "\n", "Traceback "))
+            else printable(chunk.removesuffix("\n")) + "\n"
+            for chunk in chunks
+        )
+        return text.removesuffix("\n")
 
 
 JSON_FIELDS = ("asctime", "levelname", "name", "process", "message")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import service
 from .factories import CannotBuild, Entity, Factory
 
 if TYPE_CHECKING:
@@ -120,8 +121,7 @@ async def serving(client: Redis, settings: Settings) -> AsyncIterator[Client]:
     ``settings.admin_token`` (when set) with every request that sends no Authorization."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from app import create_app
-
+    create_app = service.module("").create_app
     headers = bearer(settings.admin_token) if settings.admin_token else None
     api: Client = TestClient(TestServer(create_app(settings, client=client)), headers=headers)
     await api.start_server()
@@ -216,12 +216,11 @@ def admin_token() -> str:
 @pytest.fixture
 def keyspace_settings(keyspace_system: System, admin_token: str) -> Settings:
     """The ``api`` fixture's settings: the system, ``admin_token``; override the fixture for
-    others (rate limits, body size, TTLs...)."""
-    from app.config import Settings
-
-    return Settings(
+    others (rate limits, body size, TTLs...), e.g. ``dataclasses.replace`` of this one."""
+    settings: Settings = service.module("config").Settings(
         system=keyspace_system.name, namespace=keyspace_system.namespace, admin_token=admin_token
     )
+    return settings
 
 
 @_async_fixture

@@ -169,6 +169,38 @@ def test_the_example_consumer_project_passes_with_the_plugin_its_entry_point_loa
     assert re.search(r"\b7 passed\b", out), out
 
 
+def test_a_consumer_with_an_app_package_of_its_own_uses_the_api_fixture(tmp_path: Path) -> None:
+    # Its own ``app`` first on the path (the project directory, as pytest runs it), as is
+    # common: the kit loads the service's under a private name (keyspace/testing/service.py).
+    project = tmp_path / "project"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "__init__.py").write_text('GREETING = "consumer app"\n')
+    (project / "app" / "config.py").write_text("PORT = 1\n")
+    (project / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (project / "conftest.py").write_text(
+        "import dataclasses\n\nimport pytest\n\n\n"
+        "@pytest.fixture\n"
+        "def keyspace_settings(keyspace_settings):\n"
+        "    return dataclasses.replace(keyspace_settings, max_body=16)\n"
+    )
+    (project / "test_consumer.py").write_text(
+        "import sys\n\nimport app\nfrom app.config import PORT\n\n\n"
+        "async def test_kit_api(api, member):\n"
+        '    big = await api.post("/api/users", json={"username": "x" * 40})\n'
+        "    assert big.status == 413, await big.text()\n"
+        '    mine = await api.get(f"/api/users/{member.id}", headers=member.headers)\n'
+        "    assert mine.status == 200\n"
+        '    assert app.GREETING == "consumer app" and PORT == 1\n'
+        '    assert sys.modules["app"] is app\n'
+        '    assert "_multiframe_service_app.main" in sys.modules\n'
+    )
+    code, out = _pytest(project, "-q", env=_env(_installed(tmp_path)))
+    assert code == 0, out
+    assert re.search(r"\b1 passed\b", out), out
+
+
 def test_readme_shows_the_example_test_exactly() -> None:
     readme = (ROOT / "README.md").read_text()
     example = (EXAMPLE / "tests" / "test_drivers_report.py").read_text()

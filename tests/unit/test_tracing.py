@@ -11,7 +11,14 @@ import pytest
 
 from app.config import Settings
 from app.errors import current, traced
-from app.tracing import RequestIdFilter, TextFormatter, bound, choose, json_formatter
+from app.tracing import (
+    RequestIdFilter,
+    TextFormatter,
+    bound,
+    choose,
+    json_formatter,
+    printable,
+)
 
 
 @pytest.fixture
@@ -62,6 +69,49 @@ def test_text_lines_name_the_request_after_the_message(
         "tests.tracing GET /api/users 200 1.0ms request_id=req-7",
         "tests.tracing no request",
     ]
+
+
+def test_a_text_record_is_one_line_whatever_its_message_holds(
+    logged: tuple[logging.Logger, logging.StreamHandler[io.StringIO]],
+) -> None:
+    logger, handler = logged
+    handler.setFormatter(TextFormatter("%(name)s %(message)s"))
+    with bound("req-8"):
+        logger.warning("redis unavailable during GET %s: %s", "/a\nb", "err\r\x1b[2J\u2028x")
+    assert handler.stream.getvalue() == (
+        "tests.tracing redis unavailable during GET /a\\x0ab: err\\x0d\\x1b[2J\\u2028x"
+        " request_id=req-8\n"
+    )
+
+
+def test_a_text_traceback_keeps_its_frames_and_escapes_its_messages(
+    logged: tuple[logging.Logger, logging.StreamHandler[io.StringIO]],
+) -> None:
+    logger, handler = logged
+    handler.setFormatter(TextFormatter("%(name)s %(message)s"))
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise ValueError("echoed\nFORGED line\x1b") from exc
+    except ValueError:
+        logger.exception("unhandled error in GET /x")
+    lines = handler.stream.getvalue().splitlines()
+    assert lines[0] == "tests.tracing unhandled error in GET /x"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[2].startswith('  File "') and lines[3].strip() == 'raise KeyError("inner")'
+    assert "KeyError: 'inner'" in lines
+    assert "The above exception was the direct cause of the following exception:" in lines
+    assert lines[-1] == "ValueError: echoed\\x0aFORGED line\\x1b"
+    assert not [line for line in lines if line.startswith("FORGED")]
+
+
+def test_printable() -> None:
+    assert printable("GET /api/users 200 1.0ms") == "GET /api/users 200 1.0ms"
+    assert printable("caf\u00e9 \\x0a") == "caf\u00e9 \\x0a"  # printable stays as it is
+    assert printable("\t\x00\x7f\x85\u202e\U000e0001") == (  # controls, C1, bidi, tag
+        "\\x09\\x00\\x7f\\x85\\u202e\\U000e0001"
+    )
 
 
 def test_5xx_details_take_the_request_id_whatever_their_shape() -> None:
