@@ -17,8 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from keyspace import KeyRetired
 from keyspace import errors as ks
-from keyspace.keyring import KeyRetired
 
 log = logging.getLogger("multiframe.api")
 

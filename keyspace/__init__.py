@@ -51,6 +51,7 @@ from .errors import (
     ValidationFailed,
     WrongType,
 )
+from .keyring import KeyRetired
 from .keys import is_lookup_id
 from .listing import Page
 from .locks import Lock, Locked, NotLocked, NotLockHolder, StaleFencingToken
@@ -145,6 +146,7 @@ __all__ = [
     "IndexStats",
     "Indexed",
     "InvalidTransition",
+    "KeyRetired",
     "Keyspace",
     "KeyspaceError",
     "Limits",
