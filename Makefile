@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration soak lint bench bench-quick clean
+.PHONY: install run test test-unit test-integration soak lint bench bench-quick client clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# A typed Python client of SYSTEM's API from its declarations (no server needed): rerun after
+# changing them. README, "Use it from your service".
+SYSTEM ?= multiframe
+client: $(STAMP)
+	mkdir -p var/client
+	$(BIN)/python -m app --openapi --system $(SYSTEM) > var/client/$(SYSTEM).openapi.json
+	PATH="$(BIN):$$PATH" openapi-python-client generate --path var/client/$(SYSTEM).openapi.json \
+		--meta none --output-path var/client/$(SYSTEM)_client --overwrite
 
 # redis-om (the peers extra) pulls types-redis, stubs of redis 4 that would shadow redis-py's
 # own types for mypy: removed again, nothing imports them at run time.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from keyspace import (
 
 from .config import USAGE as USAGE  # the exit status of a malformed setting
 from .config import BadSetting, Settings, check_port, check_workers
-from .main import create_app
+from .main import create_app, openapi_document
 from .server import serve
 from .supervise import Supervisor, write_url_file
 from .tracing import configure_logging
@@ -39,6 +40,11 @@ URL_FILE = "redis.url"  # multiframe-admin finds the running server through it
 
 
 def _arguments(settings: Settings) -> Settings:
+    return _parse(settings)[0]
+
+
+def _parse(settings: Settings) -> tuple[Settings, bool]:
+    """The settings the command line gives, and whether it asks for the OpenAPI document."""
     parser = argparse.ArgumentParser(prog="multiframe", description=__doc__)
     parser.add_argument("--host", default=settings.host, help="listen address (MULTIFRAME_HOST)")
     parser.add_argument(
@@ -56,10 +62,16 @@ def _arguments(settings: Settings) -> Settings:
         choices=systems.names(),
         help="the system to serve (MULTIFRAME_SYSTEM; default multiframe)",
     )
+    parser.add_argument(
+        "--openapi",
+        action="store_true",
+        help="print the system's OpenAPI document (what /openapi.json serves) and exit",
+    )
     args = parser.parse_args()
     workers = check_workers(args.workers, "--workers")
     port = check_port(args.port, "--port")
-    return replace(settings, host=args.host, port=port, system=args.system, workers=workers)
+    chosen = replace(settings, host=args.host, port=port, system=args.system, workers=workers)
+    return chosen, bool(args.openapi)
 
 
 def shown(url: str) -> str:
@@ -143,10 +155,11 @@ def preflight(url: str, probe_key: str, replicas: int = 0, name: str = "REDIS_UR
         )
 
 
-def checked() -> tuple[Settings, System]:
-    """The settings and the system they serve; BadSetting (one line naming the setting) for
-    anything they cannot be: checked before any process is started or forked."""
-    settings = _arguments(Settings.from_env())
+def checked() -> tuple[Settings, System, bool]:
+    """The settings, the system they serve and whether ``--openapi`` asks for its document;
+    BadSetting (one line naming the setting) for anything they cannot be: checked before any
+    process is started or forked."""
+    settings, dump = _parse(Settings.from_env())
     configure_logging(
         os.environ.get("MULTIFRAME_LOG_LEVEL", "INFO"),
         settings.log_format,
@@ -165,15 +178,18 @@ def checked() -> tuple[Settings, System]:
         check_urls(settings)
     except ValueError as exc:
         raise BadSetting(str(exc)) from None
-    return settings, system
+    return settings, system, dump
 
 
 def main() -> None:
     try:
-        settings, system = checked()
+        settings, system, dump = checked()
     except BadSetting as exc:  # exit 2 as a malformed URL, not 1 as a Redis that fails
         print(exc, file=sys.stderr)
         raise SystemExit(USAGE) from None
+    if dump:  # no Redis needed: client generators read it (README, "Use it from your service")
+        print(json.dumps(openapi_document(settings, system), indent=2))
+        return
     if (replica := replica_url(settings)) is not None:
         # As REDIS_URL: a replica that cannot be read stops the start, not every list later.
         preflight(replica, system.schema.names.probe_key(), name="MULTIFRAME_REPLICA_URL")

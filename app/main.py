@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -30,6 +31,7 @@ from .cors import cors_middleware
 from .errors import ApiError, Handler, client_gone, error_middleware, sent_path
 from .metrics import EXPOSITION, METRICS, Exposition, Metrics, RedisState
 from .routes import install, route_table
+from .routing import Route
 from .startup import IndexWork, attach, cancel, keep_prepared, prepare_at_start
 from .state import ATTACHED, KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
@@ -245,12 +247,24 @@ def create_app(
             await replica.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
-    table = route_table(served)
-    if settings.metrics_listen is not None:  # served there, not on this port
-        table = [r for r in table if r.path != "/metrics"]
-        if not worker:  # under --workers, their parent serves it
-            app.cleanup_ctx.append(metrics_listener.listening(app[EXPOSITION], settings))
+    table = served_routes(served, settings)
+    if settings.metrics_listen is not None and not worker:  # under --workers, their parent's
+        app.cleanup_ctx.append(metrics_listener.listening(app[EXPOSITION], settings))
     install(app, table)
     app[SYSTEM] = _endpoint_limits(app, served, settings)
     app[OPENAPI] = openapi.build(table, served)
     return app
+
+
+def served_routes(served: System, settings: Settings) -> list[Route]:
+    """The routes the app serves: ``/metrics`` is on its own listener when
+    MULTIFRAME_METRICS_LISTEN is set."""
+    table = route_table(served)
+    if settings.metrics_listen is not None:
+        table = [r for r in table if r.path != "/metrics"]
+    return table
+
+
+def openapi_document(settings: Settings, served: System) -> dict[str, Any]:
+    """The /openapi.json the app of ``settings`` serves for ``served``, without starting it."""
+    return openapi.build(served_routes(served, settings), served)

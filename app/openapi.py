@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,16 @@ from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
 from . import openapi_aggregate, openapi_views, swagger
 from .openapi_admin import ADMIN_SCHEMAS
+from .openapi_headers import (
+    BODY_HEADERS,
+    CORS_HEADERS,
+    ERROR_HEADERS,
+    IF_NONE_MATCH,
+    RATE_HEADERS,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_PARAM,
+    header,
+)
 from .openapi_lists import list_parameters
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
 from .routing import Route, aggregate_schema, member_body, profile_schema, search_body
@@ -92,12 +103,20 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     out[f"{name}Replace"] = replace
     out[f"{name}Patch"] = _partial(full, _nested(spec.model)) | {"title": f"{name}Patch"}
     out[f"{name}Page"] = {
+        "title": f"{name}Page",
         "type": "object",
         "required": ["items", "total", "next_cursor"],
         "properties": {
             "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
-            "total": {"type": "integer", "minimum": 0},
-            "next_cursor": {"type": ["string", "null"]},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "documents matching the filters, on every page",
+            },
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "send it as cursor for the next page; null on the last",
+            },
         },
     }
 
@@ -290,79 +309,12 @@ def error_statuses(route: Route) -> set[int]:
     return out
 
 
-def _header(description: str, kind: str = "string") -> dict[str, Any]:
-    return {"description": description, "schema": {"type": kind}}
-
-
-RATE_HEADERS = {
-    "RateLimit-Limit": _header("Requests allowed per period (limited roles only)", "integer"),
-    "RateLimit-Remaining": _header("Requests left in the period", "integer"),
-    "RateLimit-Reset": _header("Seconds until the allowance is full again", "integer"),
-}
-RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "integer")}
-ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": _header('Bearer realm="multiframe" (with error="invalid_token")')},
-    405: {"Allow": _header("The methods this path serves")},
-    415: {"Accept-Encoding": _header("With a refused Content-Encoding: the codings accepted")},
-    429: {**RETRY_AFTER, **RATE_HEADERS},
-    503: RETRY_AFTER,
-}
-BODY_HEADERS: list[dict[str, Any]] = [
-    {
-        "name": "Content-Encoding",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "identity, gzip or deflate (one coding); any other is 415, and a body "
-        "that does not decode as announced is 400",
-    },
-    {
-        "name": "Expect",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "enum": ["100-continue"]},
-        "description": "100-continue is answered before the body is read; any other is 417",
-    },
-]
-
-
 def documents(system: System) -> frozenset[str]:
     """Models whose responses are one stored document, sent with its ETag."""
     schema = system.schema
     return frozenset(
         [e.model.__name__ for e in schema.entities] + [s.model.__name__ for s in schema.singletons]
     )
-
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": _header(
-        "The request's Origin, when MULTIFRAME_CORS_ORIGINS allows it"
-    ),
-    "Access-Control-Expose-Headers": _header("With Access-Control-Allow-Origin"),
-    "Vary": _header("Origin, when MULTIFRAME_CORS_ORIGINS is set"),
-}
-REQUEST_ID_TEXT = (
-    "The request's own X-Request-ID when it is 1 to 128 characters of [A-Za-z0-9._:-], else "
-    "one the service made (32 random hex digits); a 5xx error body carries it in "
-    "details.request_id, "
-    "and the request's log lines name it"
-)
-REQUEST_ID_HEADER = {"X-Request-ID": _header(REQUEST_ID_TEXT)}
-REQUEST_ID_PARAM: dict[str, Any] = {
-    "name": "X-Request-ID",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Your id for this request, echoed in the response when valid (1 to 128 "
-    "characters of [A-Za-z0-9._:-]); any other value is replaced by a new one",
-}
-IF_NONE_MATCH: dict[str, Any] = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "ETags from earlier reads (or *): 304 without a body when one is current",
-}
 
 
 def revalidates(route: Route, docs: frozenset[str]) -> bool:
@@ -373,12 +325,28 @@ def revalidates(route: Route, docs: frozenset[str]) -> bool:
 def _success_headers(route: Route, docs: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(CORS_HEADERS)
     if route.returns in docs:
-        out["ETag"] = _header("Strong ETag of the stored document: send it back in If-Match")
+        out["ETag"] = header("Strong ETag of the stored document: send it back in If-Match")
     if route.status == 201 and route.returns in docs:
-        out["Location"] = _header("The created document's URL")
+        out["Location"] = header("The created document's URL")
     if route.path.startswith("/api/"):
         out |= RATE_HEADERS
     return out
+
+
+def _path_schema(route: Route, name: str, system: System) -> dict[str, Any]:
+    """The id's own schema (its pattern and length) when the path parameter names an entity's
+    document: ``{id}`` right after the collection, or a parameter named like an id field."""
+    entities = system.schema.entities
+    parts = route.path.strip("/").split("/")
+    spec = None
+    if name == "id" and len(parts) >= 3 and parts[0] == "api" and parts[2] == "{id}":
+        spec = next((e for e in entities if e.collection == parts[1]), None)
+    elif name != "id":
+        spec = next((e for e in entities if e.id_field == name), None)
+    if spec is None:
+        return {"type": "string"}
+    field = spec.model.model_json_schema()["properties"][spec.id_field]
+    return {k: v for k, v in field.items() if k in ("type", "pattern", "minLength", "maxLength")}
 
 
 def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, Any]:
@@ -390,7 +358,7 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
     params = [
         copy.deepcopy(swagger.NAME_PARAMETER)
         if route.path.startswith(swagger.STATIC)
-        else {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        else {"name": n, "in": "path", "required": True, "schema": _path_schema(route, n, system)}
         for n in re.findall(r"\{([a-z_]+)\}", route.path)
     ]
     if route.lists is not None:
@@ -449,11 +417,13 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         if 200 <= status < 300 and status != route.status:  # another success (an upsert's 201)
             created = copy.deepcopy(ok)
             if route.returns in docs:
-                created.setdefault("headers", {})["Location"] = _header("The document's URL")
+                created.setdefault("headers", {})["Location"] = header("The document's URL")
             responses[str(status)] = {**created, "description": text}
     if revalidates(route, docs):
-        etag = {"ETag": _header("The current ETag, named by If-None-Match")}
-        responses["304"] = {"description": "Not modified: no body", "headers": etag}
+        kept = {"ETag": header("The current ETag, named by If-None-Match")}
+        if route.path.startswith("/api/"):  # counted as any read
+            kept |= copy.deepcopy(RATE_HEADERS)
+        responses["304"] = {"description": "Not modified: no body", "headers": kept}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
     notes = dict(route.notes)
     for status in sorted(error_statuses(route)):
@@ -465,12 +435,28 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         responses[str(status)] = {"description": text, **error}
         if status in ERROR_HEADERS:
             responses[str(status)]["headers"] = copy.deepcopy(ERROR_HEADERS[status])
-    for response in responses.values():  # every response: app/tracing.py
-        response.setdefault("headers", {}).update(copy.deepcopy(REQUEST_ID_HEADER))
+    for response in responses.values():  # every response: app/tracing.py, app/cors.py
+        response.setdefault("headers", {}).update(copy.deepcopy(REQUEST_ID_HEADER | CORS_HEADERS))
     op["responses"] = responses
     if route.path.startswith("/api/"):
         op["security"] = [{"bearer": []}]
     return op
+
+
+_REF = re.compile(r'#/components/schemas/([^"]+)')
+
+
+def _used(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The schemas the operations reach: client generators warn of any other (a singleton's
+    Patch forms where the singleton has no PATCH route)."""
+    seen: set[str] = set()
+    todo = _REF.findall(json.dumps(paths))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _REF.findall(json.dumps(schemas[name]))
+    return {name: schema for name, schema in schemas.items() if name in seen}
 
 
 def build(table: list[Route], system: System) -> dict[str, Any]:
@@ -488,7 +474,7 @@ def build(table: list[Route], system: System) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": components(system),
+            "schemas": _used(paths, components(system)),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

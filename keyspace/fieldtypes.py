@@ -333,7 +333,8 @@ def string_type(
 def json_type(*, model: type[BaseModel] | None, max_bytes: int) -> Any:
     """Free JSON (an object or an array), or the typed ``model``; bounded in size and depth."""
     if model is None:
-        schema = {"anyOf": [{"type": "object"}, {"type": "array"}]}
+        # items: client generators drop a model holding an array of unstated items.
+        schema = {"anyOf": [{"type": "object"}, {"type": "array", "items": {}}]}
         check = _bounded_json(max_bytes, free=True)
         return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
     assert model.model_config.get("extra") == "forbid", f"{model.__name__} must forbid extras"
