@@ -249,7 +249,9 @@ def create_app(
     if settings.metrics_listen is not None:  # served there, not on this port
         table = [r for r in table if r.path != "/metrics"]
         if not worker:  # under --workers, their parent serves it
-            app.cleanup_ctx.append(metrics_listener.listening(app[EXPOSITION], settings))
+            app.cleanup_ctx.append(
+                metrics_listener.listening(app[EXPOSITION], settings, app[METRICS].auth_failures)
+            )
     install(app, table)
     app[SYSTEM] = _endpoint_limits(app, served, settings)
     app[OPENAPI] = openapi.build(table, served)
