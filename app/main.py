@@ -249,7 +249,9 @@ def create_app(
     app.cleanup_ctx.append(redis_ctx)
     table = served_routes(served, settings)
     if settings.metrics_listen is not None and not worker:  # under --workers, their parent's
-        app.cleanup_ctx.append(metrics_listener.listening(app[EXPOSITION], settings))
+        app.cleanup_ctx.append(
+            metrics_listener.listening(app[EXPOSITION], settings, app[METRICS].auth_failures)
+        )
     install(app, table)
     app[SYSTEM] = _endpoint_limits(app, served, settings)
     app[OPENAPI] = openapi.build(table, served)

@@ -35,6 +35,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from redis.exceptions import RedisError
 
 from keyspace import INDEX_STATES, Keyspace, KeyspaceError, ServerStats, System, server_stats
@@ -101,13 +102,7 @@ class Metrics:
             ("route", "method"),
             registry=own,
         )
-        self.auth_failures = Counter(
-            "multiframe_auth_failures",
-            "401 answers: missing_token (no bearer token) or invalid_token (unknown, "
-            "expired or wrong)",
-            ("reason",),
-            registry=own,
-        )
+        self.auth_failures = auth_failures_counter(own)
         self.redis = Histogram(
             "multiframe_redis_round_trip_seconds",
             "Redis round trips of the service's pools: from sending a command, pipeline or "
@@ -146,12 +141,27 @@ class Metrics:
         if status == 429:  # this API's only 429 is the rate limit's (app/auth.py)
             self.rate_limited.labels(route, method).inc()
         elif status == 401:
-            challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "") if response else ""
-            reason = "invalid_token" if "invalid_token" in challenge else "missing_token"
-            self.auth_failures.labels(reason).inc()
+            count_auth_failure(self.auth_failures, response)
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+def auth_failures_counter(registry: CollectorRegistry | None) -> Counter:
+    """``multiframe_auth_failures_total``: the API's and the metrics listener's 401s."""
+    return Counter(
+        "multiframe_auth_failures",
+        "401 answers: missing_token (no bearer token) or invalid_token (unknown, expired or wrong)",
+        ("reason",),
+        registry=registry,
+    )
+
+
+def count_auth_failure(counter: Counter, response: web.StreamResponse | None) -> None:
+    """Count a 401 answer, by the reason its challenge gives."""
+    challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "") if response else ""
+    reason = "invalid_token" if "invalid_token" in challenge else "missing_token"
+    counter.labels(reason).inc()
 
 
 # What Redis holds, at scrape time ---------------------------------------------------------
@@ -242,6 +252,35 @@ class _Both:
     def collect(self) -> Iterable[Metric]:
         for part in self.parts:
             yield from part.collect()
+
+
+@dataclass(frozen=True)
+class Summed:
+    """``parts``' samples as one set: those of the same name and labels added (under
+    ``--workers``, the parent's own counts and every worker's)."""
+
+    parts: tuple[Collector, ...]
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        for part in self.parts:
+            for family in part.collect():
+                into = merged.get(family.name)
+                if into is None:
+                    into = merged[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
+                into.samples.extend(family.samples)
+        for family in merged.values():
+            sums: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                seen = sums.get(key)
+                sums[key] = (
+                    sample if seen is None else seen._replace(value=seen.value + sample.value)
+                )
+            family.samples = list(sums.values())
+            yield family
 
 
 REALM = 'Bearer realm="metrics"'

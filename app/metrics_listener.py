@@ -10,28 +10,45 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from .config import Settings
-from .errors import error_middleware
-from .metrics import EXPOSITION, Exposition, serve_metrics
+from .errors import Handler, error_middleware
+from .metrics import EXPOSITION, Exposition, count_auth_failure, serve_metrics
 from .server import server_options
 from .tracing import install, telemetry
 
+AUTH_FAILURES = web.AppKey("auth_failures", Counter)
 
-def metrics_app(exposition: Exposition) -> web.Application:
-    """The listener's application: ``GET /metrics``, the error format for anything else."""
-    app = web.Application(middlewares=[telemetry, error_middleware])
+
+@web.middleware
+async def _counted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A wrong or missing metrics token is counted here too (``multiframe_auth_failures``);
+    the listener's other requests are scrapes, not the API's, and are not counted."""
+    response = await handler(request)  # error_middleware's answer for a refused token
+    if response.status == 401:
+        count_auth_failure(request.app[AUTH_FAILURES], response)
+    return response
+
+
+def metrics_app(exposition: Exposition, auth_failures: Counter) -> web.Application:
+    """The listener's application: ``GET /metrics``, the error format for anything else;
+    its 401s counted in ``auth_failures``."""
+    app = web.Application(middlewares=[telemetry, _counted, error_middleware])
     app[EXPOSITION] = exposition
+    app[AUTH_FAILURES] = auth_failures
     app.router.add_get("/metrics", serve_metrics)
     install(app)
     return app
 
 
-async def start(exposition: Exposition, settings: Settings) -> web.AppRunner:
+async def start(
+    exposition: Exposition, settings: Settings, auth_failures: Counter
+) -> web.AppRunner:
     """Serve :func:`metrics_app` on ``settings.metrics_listen``; stop with ``cleanup()``."""
     assert settings.metrics_listen is not None
     host, port = settings.metrics_listen
-    runner = web.AppRunner(metrics_app(exposition), **server_options(settings))
+    runner = web.AppRunner(metrics_app(exposition, auth_failures), **server_options(settings))
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -44,12 +61,12 @@ async def start(exposition: Exposition, settings: Settings) -> web.AppRunner:
 
 
 def listening(
-    exposition: Exposition, settings: Settings
+    exposition: Exposition, settings: Settings, auth_failures: Counter
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A ``cleanup_ctx`` serving the listener while its application runs."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
-        runner = await start(exposition, settings)
+        runner = await start(exposition, settings, auth_failures)
         try:
             yield
         finally:

@@ -51,6 +51,7 @@ from typing import Any
 
 import uvloop
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from keyspace import Keyspace, System, connect
@@ -58,7 +59,7 @@ from keyspace import Keyspace, System, connect
 from . import metrics_listener
 from .config import Settings
 from .main import create_app
-from .metrics import MULTIPROC_ENV, Exposition, RedisState
+from .metrics import MULTIPROC_ENV, Exposition, RedisState, Summed, auth_failures_counter
 from .server import STOP_SIGNALS, serve
 from .startup import IndexWork, keep_prepared, prepare_at_start
 from .state import ATTACHED
@@ -381,9 +382,12 @@ async def serve_workers(
         tasks.append(asyncio.create_task(keep_prepared(ks, system, settings, work)))
         if settings.metrics_listen is not None:  # the parent serves it, on its own pool
             every_worker = MultiProcessCollector(None, path=metrics_dir)  # type: ignore[no-untyped-call]
+            # The listener's own 401s, counted here and added to the workers' in a scrape.
+            own = CollectorRegistry()
+            failures = auth_failures_counter(own)
             state = RedisState(lambda: ks, system, settings.redis_timeout)
-            exposition = Exposition(every_worker, state, settings.metrics_token)
-            listener = await metrics_listener.start(exposition, settings)
+            exposition = Exposition(Summed((every_worker, own)), state, settings.metrics_token)
+            listener = await metrics_listener.start(exposition, settings, failures)
         socks = listen(settings.host, settings.port, settings.workers)
         try:
             pool = Workers(settings, socks, metrics_dir)

@@ -18,6 +18,7 @@ The keyring is a hash that holds no key in clear (docs/encryption.md):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 
 from . import crypto, inventory
 from .crypto import BadKey, Cipher, Undecryptable
-from .errors import KeyspaceError
+from .errors import KeyspaceError, Paused
 from .keys import Names
 from .plan import Plan
 from .schema import Schema
@@ -35,6 +36,7 @@ from .sealing import Sealer
 
 ENV_KEY = "MULTIFRAME_ENCRYPTION_KEY"
 ENV_KEY_FILE = "MULTIFRAME_ENCRYPTION_KEY_FILE"
+log = logging.getLogger("multiframe.keyring")
 REFRESH_S = 2.0
 """How often a service re-reads the keyring (a rotation's new key, the end of a conversion);
 ``rotate-key`` waits several times this before it retires the old key."""
@@ -131,7 +133,9 @@ def unlock(
             f"this keyspace stores its sensitive fields encrypted (key id {current}): set "
             f"{ENV_KEY} or {ENV_KEY_FILE} to its key; nothing was written"
         )
-    retired = sorted(k for k in keys if f"retired:{k}" in fields)
+    # The current key is never refused: a keyring that retired it once and was rotated back
+    # to it (before rotations cleared that entry) still starts with it.
+    retired = sorted(k for k in keys if f"retired:{k}" in fields and k != current)
     if starting and retired and len(retired) == len(keys):
         raise KeyringError(
             f"the configured key (key id {', '.join(retired)}) was retired by a rotation to "
@@ -167,7 +171,12 @@ def unlock(
             f"({ENV_KEY}); nothing was written"
         )
     cipher = Cipher(held, current, blind)
-    return Sealer(cipher, plaintext_left=fields.get("plaintext") == "1", keyring_key=keyring_key)
+    return Sealer(
+        cipher,
+        plaintext_left=fields.get("plaintext") == "1",
+        keyring_key=keyring_key,
+        keyring_check=fields.get(f"check:{current}", ""),
+    )
 
 
 def _text(value: bytes | str) -> str:
@@ -179,12 +188,15 @@ async def read(client: Redis, names: Names) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
-def plan_create(names: Names, key: bytes, *, plaintext: bool) -> Plan:
-    """The commit creating a keyring for ``key`` (refused when one exists: ``absent``)."""
+def plan_create(
+    names: Names, key: bytes, *, plaintext: bool, blind_key: bytes | None = None
+) -> Plan:
+    """The commit creating a keyring for ``key`` (refused when one exists: ``absent``),
+    around ``blind_key`` (None: a new one)."""
     plan = Plan(names.pause_key())
     keyring = names.crypto_key()
     plan.check("absent", keyring)
-    check, wrapped = check_entry(key, crypto.new_secret())
+    check, wrapped = check_entry(key, crypto.new_secret() if blind_key is None else blind_key)
     fields = {
         "version": "1",
         "current": crypto.key_id(key),
@@ -241,14 +253,17 @@ class Keys:
         return self.sealer
 
     async def refresh(self) -> None:
-        """Read the keyring again (a rotation's keys, the end of a conversion); keeps what
-        it has when the keyring is gone (a reset: the next set-up makes one). KeyRetired
-        when it no longer serves the keys held (:attr:`stranded` says why until it does)."""
+        """Read the keyring again (a rotation's keys, the end of a conversion). KeyRetired
+        when it no longer serves the keys held (:attr:`stranded` says why until it does).
+        A keyring gone from under a process that holds a key (a ``restore --replace`` of a
+        backup taken before encryption, a flush) is made again, as a start would."""
         if not self.held:
             return
         fields = await read(self.client, self.schema.names)
         if not fields:
-            return
+            fields = await self._remake()
+            if not fields:
+                return  # paused (being rewritten), or stranded: a later read decides
         try:
             self.sealer = unlock(fields, self.held, self.schema.names.crypto_key())
         except KeyringError as exc:
@@ -256,3 +271,29 @@ class Keys:
             raise KeyRetired(self.stranded) from None
         self.held = dict(self.sealer.cipher.keys)
         self.stranded = ""
+
+    async def _remake(self) -> dict[str, str]:
+        """The keyring made again under the current key and the blind-index key this process
+        holds: every process that held the old keyring keeps sealing the same blind tokens,
+        whichever of them makes it. ``plaintext`` as at a start: 1 when documents of a
+        sensitive entity exist (a restored backup's, in clear). {} while paused."""
+        if self.sealer is None or self.stranded:
+            return {}  # a process the keyring no longer served must not impose its key
+        names, cipher = self.schema.names, self.sealer.cipher
+        plaintext = await holds_sensitive(self.client, self.schema)
+        plan = plan_create(
+            names, cipher.keys[cipher.current], plaintext=plaintext, blind_key=cipher.blind_key
+        )
+        try:
+            made = (await self.scripts.commit(plan)).ok  # refused: another process made it
+        except Paused:
+            return {}
+        if made:
+            log.warning(
+                "encryption: the keyring %s was gone (a restore or a flush replaced the "
+                "keyspace); made it again under key id %s%s",
+                names.crypto_key(),
+                cipher.current,
+                "; plaintext left: run `multiframe-admin encrypt`" if plaintext else "",
+            )
+        return await read(self.client, names)

@@ -47,6 +47,10 @@ class Entry:
     entity: str
     sealed_kid: str = ""  # the key id of a sealed record ("": stored unsealed)
     unreadable: str = ""  # why a sealed record does not open (value is empty then)
+    # The hash field holding the record and its bytes as read: a restore's or a drop's
+    # commit checks them (:func:`check_unchanged`), so of a restore and a drop racing on
+    # one entry only the first to commit does anything.
+    stored: tuple[str, bytes] = ("", b"")
 
     @property
     def text(self) -> str:
@@ -124,11 +128,11 @@ def _entry(
     text = {_str(k): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
     kid, unreadable = "", ""
     if "value" in text:
-        value = text["value"]
+        value, field = text["value"], "value"
     elif "value_base64" in text:
-        value = base64.b64decode(text["value_base64"])
+        value, field = base64.b64decode(text["value_base64"]), "value_base64"
     elif "value_sealed" in text:
-        sealed = text["value_sealed"].decode("utf-8", "replace")
+        sealed, field = text["value_sealed"].decode("utf-8", "replace"), "value_sealed"
         kid = sealed_bytes_kid(sealed) or "?"
         value, unreadable = _opened(cipher, entry_key, sealed, kid)
     else:
@@ -141,6 +145,7 @@ def _entry(
         text.get("entity", b"").decode("utf-8", "replace"),
         kid,
         unreadable,
+        (field, text[field]),
     )
 
 
@@ -192,10 +197,24 @@ async def count(client: Redis, names: Names) -> int:
     return len(found)
 
 
-def plan_drop(names: Names, key: str) -> Plan:
-    """Delete the entry of ``key`` (what it held is gone for good)."""
+def check_unchanged(names: Names, plan: Plan, entry: Entry) -> None:
+    """Add to ``plan`` the check that ``entry`` still holds the record as read (refused
+    ``rekeyed`` with the value field as its field otherwise: see :func:`changed`)."""
+    field, stored = entry.stored
+    plan.check("hequals", names.quarantine_key(entry.key), field, stored)
+
+
+def changed(field: str) -> bool:
+    """Whether a commit refused ``rekeyed`` on ``field`` met an entry changed since read
+    (restored, dropped, or sealed again), not the keyring."""
+    return field in VALUES
+
+
+def plan_drop(names: Names, entry: Entry) -> Plan:
+    """Delete ``entry`` (what it held is gone for good), if unchanged since read."""
     plan = Plan(names.pause_key())
-    plan.write("del", names.quarantine_key(key))
+    check_unchanged(names, plan, entry)
+    plan.write("del", names.quarantine_key(entry.key))
     return plan
 
 

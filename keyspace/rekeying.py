@@ -278,12 +278,16 @@ async def _begin(ks: Keyspace, fields: dict[str, str], new_key: bytes) -> None:
     plan.check("hequals", ring, "current", old_kid)
     for name in _routes_from_retired(fields):
         plan.write("hdel", ring, name)  # a key retired by an earlier rotation opens nothing
+    new_kid = crypto.key_id(new_key)
+    for kid in (old_kid, new_kid):  # a key rotated back to is current again, not retired
+        if f"retired:{kid}" in fields:
+            plan.write("hdel", ring, f"retired:{kid}")
     check, wrapped = keyring.check_entry(new_key, sealer.cipher.blind_key)
     entries = {
         check: wrapped,
         **keyring.link_entries(sealer.cipher.keys[old_kid], new_key),
         "rotating_since": f"{time.time():.3f}",
-        "current": crypto.key_id(new_key),
+        "current": new_kid,
     }
     for name, value in entries.items():
         plan.write("hset", ring, name, value)

@@ -43,6 +43,10 @@ class Sealer:
     # its ``current`` still names the key it was sealed under, so no write lands under a key
     # a rotation has retired (keyspace.keyring).
     keyring_key: str = ""
+    # The keyring's ``check:<current>`` as read: it wraps the blind-index key, so a commit
+    # checking it is refused when the keyring was made again around another blind-index key
+    # (a restore, a flush) and this process has not read it yet ("": not checked).
+    keyring_check: str = ""
 
     def token(self, spec: EntitySpec, entry: Sensitive, plaintext: str) -> str:
         return self.cipher.token(_label(spec, entry), entry.normalize(plaintext))
@@ -141,7 +145,14 @@ class Sealer:
         if not spec.sensitive:
             return
         plan.check("hequals", self.keyring_key, "current", self.cipher.current)
+        if self.keyring_check:
+            plan.check(
+                "hequals", self.keyring_key, f"check:{self.cipher.current}", self.keyring_check
+            )
         if not self.plaintext_left:
+            # A keyring made again over restored plaintext says 1 again: a process that has
+            # not read it yet must not skip the plaintext claims below (refused ``rekeyed``).
+            plan.check("hequals", self.keyring_key, "plaintext", "0")
             return
         for unique in spec.uniques:
             value = plain.get(unique.field)

@@ -28,6 +28,7 @@ from .legacy import Importer
 from .progress import Progress
 
 REKEYED_TRIES = 3
+NOT_DONE = "nothing was done; look again (quarantine list / show)"
 HOW = (
     "fix it: multiframe-admin quarantine show {key} --value > record.json; edit record.json; "
     "multiframe-admin quarantine restore {key} --from-file record.json"
@@ -121,11 +122,15 @@ async def _show(ks: Keyspace, key: str, *, value_only: bool) -> int:
 async def _drop(ks: Keyspace, keys: list[str]) -> int:
     code = OK
     for key in keys:
-        if await quarantine.read(ks.client, ks.schema.names, key, _cipher(ks)) is None:
+        entry = await quarantine.read(ks.client, ks.schema.names, key, _cipher(ks))
+        if entry is None:
             print(f"error: no quarantined record {key}", file=sys.stderr)
             code = PROBLEMS
             continue
-        await ks.commit(quarantine.plan_drop(ks.schema.names, key))
+        if not (await ks.commit(quarantine.plan_drop(ks.schema.names, entry))).ok:
+            print(f"error: {key} changed meanwhile (restored?): {NOT_DONE}", file=sys.stderr)
+            code = PROBLEMS
+            continue
         print(f"dropped {key}")
     return code
 
@@ -179,13 +184,16 @@ async def restore(ks: Keyspace, entry: Entry, raw: bytes | None = None) -> str:
         # The create path of imports: sealed and fenced when the keyspace is encrypted, so
         # the document and its unique claims hold blind tokens, never the plaintext.
         plan = ks.documents.plan_stored(spec, doc[spec.id_field], doc, explicit_id=True)
+        quarantine.check_unchanged(ks.schema.names, plan, entry)
         plan.write("del", ks.schema.names.quarantine_key(entry.key))
         result = await ks.commit(plan)
-        if result.error != "rekeyed":
+        if result.error != "rekeyed" or quarantine.changed(result.field):
             break
         await ks.keys.refresh()  # a rotation made another key current: seal under it
     if result.ok:
         return ""
+    if result.error == "rekeyed" and quarantine.changed(result.field):
+        return f"the entry changed meanwhile (dropped, or sealed again): {NOT_DONE}"
     if result.error == "unique_conflict":
         return f"duplicate {result.field}: already used by {result.value}"
     if result.error == "missing_reference":
@@ -213,8 +221,9 @@ async def _restore_single(
     else:
         plan.check("equals", spec.key, current)
     plan.write("jset", spec.key, codec.dumps(doc))
+    quarantine.check_unchanged(ks.schema.names, plan, entry)
     plan.write("del", ks.schema.names.quarantine_key(entry.key))
-    return "" if (await ks.commit(plan)).ok else "changed meanwhile; run restore again"
+    return "" if (await ks.commit(plan)).ok else f"changed meanwhile: {NOT_DONE}"
 
 
 def _cipher(ks: Keyspace) -> Cipher | None:

@@ -21,7 +21,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, search
+from keyspace import Keyspace, keyring, search
 from keyspace.connection import call
 from keyspace.keys import Names
 from keyspace.projection import projected
@@ -165,6 +165,7 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
                 )
             pause.writing = True
             written = await _replace(args, ks, operator_user, progress.done, occupant)
+            unsealed = await _keyring_left_behind(ks)
             # Still paused, so only expiries change the data under the check (settled: what
             # both passes find), and what it finds is the file's.
             with Progress("restore: check"):
@@ -183,7 +184,24 @@ async def restore(args: argparse.Namespace, ks: Keyspace) -> int:
                 ks.client, spec.names.index_alias(spec.prefix), args.index_timeout
             )
     print(f"{written}; indexes ready in {time.perf_counter() - started:.1f}s")
+    if unsealed:
+        print(
+            "restore: the file holds no keyring (a backup taken before encryption): its "
+            "sensitive fields are in clear; services holding the key make the keyring again "
+            "(at their next write, or start) and seal what they write: then run "
+            "`multiframe-admin encrypt`",
+            file=sys.stderr,
+        )
     return _agreement(report)
+
+
+async def _keyring_left_behind(ks: Keyspace) -> bool:
+    """Whether this process held a key and the file brought no keyring: the keyspace is a
+    plaintext one now, checked as such (its values in clear are no disagreement)."""
+    if ks.sealer is None or await keyring.read(ks.client, ks.schema.names):
+        return False
+    await ks.unlock(None, create=False)
+    return True
 
 
 def _agreement(report: Report) -> int:

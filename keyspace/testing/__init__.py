@@ -6,7 +6,8 @@ fixtures are there in every test of a project that depends on ``multiframe-keysp
 - ``keyspace_system``: the :class:`~keyspace.System` served (MultiFrame unless a test says
   ``@pytest.mark.keyspace_system("normaldance")``, or parametrizes the fixture indirectly);
 - ``fake_redis``: an empty fakeredis server of its own for each test;
-- ``ks``: a set-up :class:`~keyspace.Keyspace` of that system on it;
+- ``ks``: a set-up :class:`~keyspace.Keyspace` of that system on it (holding the encryption
+  key of ``keyspace_settings``, if any, as the ``api`` app does);
 - ``factory``: a :class:`Factory` building valid documents from the declarations and creating
   them (and what they refer to) in ``ks``;
 - ``api``: an aiohttp test client over the app serving the system on the same Redis, sending
@@ -105,13 +106,22 @@ def fake_redis_client() -> Redis:
     return client
 
 
-async def keyspace_on(client: Redis, schema: Schema, *, use_search: bool | None = None) -> Keyspace:
+async def keyspace_on(
+    client: Redis,
+    schema: Schema,
+    *,
+    use_search: bool | None = None,
+    encryption_key: bytes | None = None,
+) -> Keyspace:
     """A set-up Keyspace of ``schema`` on ``client`` (``use_search=False``: the scan path even
-    where RediSearch is loaded)."""
+    where RediSearch is loaded), holding ``encryption_key`` as the service does (its keyring
+    made when there is none; docs/encryption.md). KeyringError, as at a service's start, when
+    the key cannot serve the keyspace (missing, wrong, retired)."""
     from ..engine import Keyspace
 
     keyspace = Keyspace(client, schema, use_search=use_search)
     await keyspace.setup()
+    await keyspace.unlock(encryption_key)
     return keyspace
 
 
@@ -196,9 +206,12 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 
 @_async_fixture
-async def ks(fake_redis: Redis, keyspace_system: System) -> Keyspace:
-    """A set-up Keyspace of ``keyspace_system`` on ``fake_redis``."""
-    return await keyspace_on(fake_redis, keyspace_system.schema)
+async def ks(fake_redis: Redis, keyspace_system: System, keyspace_settings: Settings) -> Keyspace:
+    """A set-up Keyspace of ``keyspace_system`` on ``fake_redis``, holding the encryption key
+    of ``keyspace_settings`` (the ``api`` app's), so the two seal alike."""
+    return await keyspace_on(
+        fake_redis, keyspace_system.schema, encryption_key=keyspace_settings.encryption_key
+    )
 
 
 @pytest.fixture

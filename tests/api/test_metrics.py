@@ -211,6 +211,26 @@ async def test_a_listener_of_its_own_serves_the_scrape_instead_of_the_api_port()
     assert value(samples, REQUESTS, route="unmatched", method="GET", status="404") == 1
 
 
+async def test_wrong_metrics_tokens_on_the_listener_are_counted_as_auth_failures() -> None:
+    port, token = free_port(), "metrics-token-0123456789"
+    settings = Settings(
+        admin_token=ADMIN_TOKEN, metrics_listen=("127.0.0.1", port), metrics_token=token
+    )
+    async with serving(settings) as api:
+        assert (await api.get("/api/users", headers={"Authorization": "Bearer nope"})).status == 401
+        async with ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/metrics"
+            for headers in ({}, {}, {"Authorization": "Bearer wrong"}, AUTH):
+                assert (await session.get(url, headers=headers)).status == 401
+            resp = await session.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status == 200
+            samples = parse(await resp.text())
+    assert value(samples, "multiframe_auth_failures_total", reason="missing_token") == 2
+    assert value(samples, "multiframe_auth_failures_total", reason="invalid_token") == 3
+    # The listener's scrapes are not the API's requests.
+    assert total(samples, REQUESTS, route="/metrics") == 0
+
+
 async def test_openapi_documents_metrics_as_text(api: Client) -> None:
     spec = await (await api.get("/openapi.json")).json()
     op = spec["paths"]["/metrics"]["get"]

@@ -110,3 +110,31 @@ async def test_a_sealed_entry_opens_with_the_key_and_only_under_its_own_name(
     late = quarantine.plan_move(names, "user:user_8", RAW, "user", "why", cipher)
     assert (await ks.commit(late)).error == "rekeyed"
     assert await ks.client.get("user:user_8") == RAW
+
+
+async def test_a_restore_and_a_drop_of_one_entry_exclude_each_other(ks: Keyspace) -> None:
+    from scripts.quarantine import restore
+
+    names, fixed = (
+        ks.schema.names,
+        b'{"user_id": "user_4", "username": "u4", "email": "a@b.io", "role": "designer"}',
+    )
+
+    async def quarantined() -> quarantine.Entry:
+        await ks.client.set(KEY, RAW)
+        assert (await ks.commit(quarantine.plan_move(names, KEY, RAW, "user", "email"))).ok
+        entry = await _entry(ks)
+        assert entry is not None
+        return entry
+
+    # The drop commits first: the restore, holding the entry as read before, does nothing.
+    read = await quarantined()
+    assert (await ks.commit(quarantine.plan_drop(names, read))).ok
+    assert "changed meanwhile" in await restore(ks, read, fixed)
+    assert not await ks.client.exists(KEY)
+    # The restore commits first: the drop, holding the entry as read before, does nothing.
+    read = await quarantined()
+    assert await restore(ks, read, fixed) == ""
+    assert not (await ks.commit(quarantine.plan_drop(names, read))).ok
+    assert (await ks.get(ks.schema.users, "user_4")).doc["email"] == "a@b.io"
+    assert await _entry(ks) is None

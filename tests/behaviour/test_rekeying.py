@@ -197,3 +197,67 @@ async def test_a_service_that_missed_the_rotation_catches_up_until_the_route_is_
     assert not report["ready"] and "restart this service" in report["encryption"]
     assert (await keyspace(redis, search, K2)).sealer is not None
     assert (await late.get(USER, "user_1")).doc["role"] == "engineer"  # holds K2 already
+
+
+async def test_rotating_back_to_a_retired_key_makes_it_current_and_startable(
+    client: tuple[Redis, bool],
+) -> None:
+    redis, search = client
+    service = await keyspace(redis, search, K1)
+    await service.create(USER, user(1))
+    assert (await rekeying.rotate(await keyspace(redis, search, K1), K2, settle=0.05)).finished
+    assert (await rekeying.rotate(await keyspace(redis, search, K2), K1, settle=0.05)).finished
+    ring = await keyring.read(redis, service.schema.names)
+    old, back = crypto.key_id(K2), crypto.key_id(K1)
+    assert ring["current"] == back and f"retired:{back}" not in ring and f"retired:{old}" in ring
+    started = await keyspace(redis, search, K1)  # the current key starts
+    assert (await started.get(USER, "user_1")).doc["email"] == "Person1@Example.com"
+    with pytest.raises(keyring.KeyringError, match="retired"):
+        await keyspace(redis, search, K2)
+    # A keyring an earlier version left naming its current key retired still starts with it.
+    await redis.hset(service.schema.names.crypto_key(), f"retired:{back}", "2020-01-01T00:00:00")
+    assert (await keyspace(redis, search, K1)).sealer is not None
+
+
+async def test_a_keyring_gone_under_a_running_service_is_made_again_as_at_a_start(
+    client: tuple[Redis, bool], caplog: pytest.LogCaptureFixture
+) -> None:
+    # `restore --replace` of a backup taken before encryption: the keyring is gone and the
+    # documents are in clear, while services holding the key keep running.
+    redis, search = client
+    first, second = await keyspace(redis, search, K1), await keyspace(redis, search, K1)
+    await first.create(USER, user(1))
+    names = first.schema.names
+    assert (await keyring.read(redis, names))["plaintext"] == "0"
+    await redis.delete(names.crypto_key())
+    restored = await keyspace(redis, search, None)  # no keyring: writes in clear
+    await restored.create(USER, user(2, "Restored@Example.com"))
+    made = await first.create(USER, user(3))  # refused `rekeyed`, keyring made, retried
+    assert crypto.parse_sealed((await stored_emails(redis))[made.doc["user_id"]])
+    ring = await keyring.read(redis, names)
+    assert ring["current"] == crypto.key_id(K1) and ring["plaintext"] == "1"
+    assert "made it again under key id" in caplog.text
+    # The other service has not read it yet: its first write learns plaintext is left.
+    with pytest.raises(UniqueConflict):
+        await second.create(USER, user(4, "RESTORED@example.com"))
+    for service in (first, second):
+        assert (await service.readiness())["ready"]
+        found = await service.list(USER, parse(USER, {"email": ["restored@example.com"]}))
+        assert [d["user_id"] for d in found.items] == ["user_2"]
+        # The blind-index key is the one they held: tokens sealed before still match.
+        found = await service.list(USER, parse(USER, {"email": ["person1@example.com"]}))
+        assert [d["user_id"] for d in found.items] == ["user_1"]
+    assert (await rekeying.encrypt(await keyspace(redis, search, K1))).finished
+    assert all(crypto.parse_sealed(v) for v in (await stored_emails(redis)).values())
+
+
+async def test_a_keyring_made_again_around_another_blind_key_is_learnt_before_a_write(
+    client: tuple[Redis, bool],
+) -> None:
+    redis, search = client
+    running = await keyspace(redis, search, K1)
+    await redis.delete(running.schema.names.crypto_key())  # a flush; nothing sensitive stored
+    started = await keyspace(redis, search, K1)  # makes it, with a blind-index key of its own
+    made = await running.create(USER, user(1))  # refused `rekeyed` until it reads the new one
+    found = await started.list(USER, parse(USER, {"email": ["person1@example.com"]}))
+    assert [d["user_id"] for d in found.items] == [made.doc["user_id"]]

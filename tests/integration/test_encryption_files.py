@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import NFT, USER, Keyspace, connect, crypto, parse
+from keyspace import NFT, USER, Keyspace, connect, crypto, keyring, parse
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts.cli import run_cli
@@ -102,6 +102,46 @@ def test_no_file_holds_a_sensitive_plaintext(
             await restored.aclose()
         finally:
             fresh.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+
+
+def test_restoring_a_backup_from_before_encryption_beside_a_running_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = EmbeddedRedis(tmp_path / "data")
+    server.start()
+
+    async def run() -> None:
+        client = connect(server.admin_url)
+        plain = Keyspace(client)
+        await plain.setup()
+        await plain.create(USER, {"username": "p1", "email": EMAILS[0], "role": "designer"})
+        url = ["--redis-url", server.admin_url]
+        backup = tmp_path / "plain.jsonl.gz"
+        assert await run_cli([*url, "backup", str(backup)]) == OK
+        monkeypatch.setenv("MULTIFRAME_ENCRYPTION_KEY", K1.hex())
+        assert await run_cli([*url, "encrypt"]) == OK
+        service = Keyspace(client)
+        await service.setup()
+        await service.unlock(K1)
+        capsys.readouterr()
+        # The file's values in clear are no disagreement: it says what to do instead.
+        assert await run_cli([*url, "restore", "--replace", str(backup)]) == OK
+        assert "holds no keyring" in capsys.readouterr().err
+        assert not await client.exists("mf:crypto")
+        made = await service.create(
+            USER, {"username": "p2", "email": EMAILS[1], "role": "designer"}
+        )
+        ring = await keyring.read(client, service.schema.names)
+        assert ring["current"] == crypto.key_id(K1) and ring["plaintext"] == "1"
+        assert secrets_in(await call(client, "JSON.GET", f"user:{made.doc['user_id']}", ".")) == []
+        assert await run_cli([*url, "encrypt"]) == OK
+        assert await run_cli([*url, "check"]) == OK
+        await client.aclose()
 
     try:
         asyncio.run(run())

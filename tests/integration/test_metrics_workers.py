@@ -2,7 +2,8 @@
 scrape, whichever worker answers it, adds up both workers' counts; a worker replaced keeps
 its counts in the totals; the run's metrics directory is removed at the stop; with
 ``MULTIFRAME_METRICS_LISTEN`` the parent serves the scrape on its own port, behind
-``MULTIFRAME_METRICS_TOKEN``. ``MULTIFRAME_LOG_FORMAT=json``: every line a JSON object."""
+``MULTIFRAME_METRICS_TOKEN``, its 401s counted with the workers'.
+``MULTIFRAME_LOG_FORMAT=json``: every line a JSON object."""
 
 from __future__ import annotations
 
@@ -142,6 +143,7 @@ def test_the_parent_serves_a_listener_of_its_own_behind_its_token(tmp_path: Path
         assert get(run.port, "/metrics")[0] == 404  # not on the API's port
         assert get(port, "/metrics")[0] == 401
         assert get(port, "/metrics", AUTH)[0] == 401
+        assert status(run.port, "/api/users", "not-a-token") == 401  # a worker's
         auth = {"Authorization": f"Bearer {token}"}
         samples = until(
             lambda: (
@@ -151,6 +153,10 @@ def test_the_parent_serves_a_listener_of_its_own_behind_its_token(tmp_path: Path
             ),
             "both workers' counts in the parent's scrape",
         )
+        # The listener's 401s (the parent's) are added to the workers' in one series each.
+        failures = "multiframe_auth_failures_total"
+        assert value(samples, failures, reason="missing_token") == 1
+        assert value(samples, failures, reason="invalid_token") == 2
         assert value(samples, ROUND_TRIPS, client="primary") >= LOAD
         assert value(samples, "multiframe_redis_up") == 1
         assert value(samples, "multiframe_redis_memory_used_bytes") > 0

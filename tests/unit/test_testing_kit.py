@@ -201,6 +201,48 @@ def test_a_consumer_with_an_app_package_of_its_own_uses_the_api_fixture(tmp_path
     assert re.search(r"\b1 passed\b", out), out
 
 
+def test_a_consumer_configuring_an_encryption_key_gets_fixtures_that_seal_alike(
+    tmp_path: Path,
+) -> None:
+    # ``ks``, ``factory`` and ``member`` hold the key of ``keyspace_settings`` as the ``api``
+    # app does: what the factory stores is sealed, found by ``?email=`` and claimed.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (project / "conftest.py").write_text(
+        "import dataclasses\n\nimport pytest\n\n\n"
+        "@pytest.fixture\n"
+        "def keyspace_settings(keyspace_settings):\n"
+        "    return dataclasses.replace(keyspace_settings, encryption_key=bytes(range(32)))\n"
+    )
+    (project / "test_sealed.py").write_text(
+        "import orjson\n\nfrom keyspace import crypto\n\n\n"
+        "async def test_kit_seals(ks, factory, api, member, fake_redis):\n"
+        '    made = await factory.create("users", email="Kit@Example.com")\n'
+        '    uid = made.doc["user_id"]\n'
+        '    raw = orjson.loads(await fake_redis.execute_command("JSON.GET", f"user:{uid}", "."))\n'
+        '    assert crypto.parse_sealed(raw["email"]), raw\n'
+        '    assert made.doc["email"] == "Kit@Example.com"\n'
+        '    assert (await fake_redis.hget("mf:crypto", "plaintext")) == b"0"\n'
+        '    found = await api.get("/api/users", params={"email": "kit@example.com"})\n'
+        '    assert [u["user_id"] for u in (await found.json())["items"]] == [uid]\n'
+        '    body = {"username": "twin", "email": "KIT@example.com", "role": "designer"}\n'
+        '    assert (await api.post("/api/users", json=body)).status == 409\n'
+        "    mine = orjson.loads(\n"
+        '        await fake_redis.execute_command("JSON.GET", f"user:{member.id}", ".")\n'
+        "    )\n"
+        '    assert crypto.parse_sealed(mine["email"]), mine\n'
+        '    seen = await api.get(f"/api/users/{member.id}", headers=member.headers)\n'
+        '    assert (await seen.json())["email"] == member.doc["email"]\n'
+        '    assert (await ks.get(ks.schema.users, uid)).doc["email"] == "Kit@Example.com"\n'
+    )
+    code, out = _pytest(project, "-q", env=_env(_installed(tmp_path)))
+    assert code == 0, out
+    assert re.search(r"\b1 passed\b", out), out
+
+
 def test_readme_shows_the_example_test_exactly() -> None:
     readme = (ROOT / "README.md").read_text()
     example = (EXAMPLE / "tests" / "test_drivers_report.py").read_text()
