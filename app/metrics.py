@@ -276,11 +276,21 @@ class Summed:
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 seen = sums.get(key)
-                sums[key] = (
-                    sample if seen is None else seen._replace(value=seen.value + sample.value)
-                )
+                sums[key] = sample if seen is None else _added(seen, sample.value)
             family.samples = list(sums.values())
             yield family
+
+
+def _added(sample: Sample, value: float) -> Sample:
+    """``sample`` counting ``value`` more (one series summed over processes)."""
+    return Sample(
+        sample.name,
+        sample.labels,
+        sample.value + value,
+        sample.timestamp,
+        sample.exemplar,
+        sample.native_histogram,
+    )
 
 
 REALM = 'Bearer realm="metrics"'
