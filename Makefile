@@ -39,12 +39,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # A typed Python client of SYSTEM's API from its declarations (no server needed): rerun after
-# changing them. README, "Use it from your service".
+# changing them. README, "Use it from your service". PATH is absolute: the generator runs ruff
+# from inside its output directory.
 SYSTEM ?= multiframe
 client: $(STAMP)
 	mkdir -p var/client
 	$(BIN)/python -m app --openapi --system $(SYSTEM) > var/client/$(SYSTEM).openapi.json
-	PATH="$(BIN):$$PATH" openapi-python-client generate --path var/client/$(SYSTEM).openapi.json \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate \
+		--path var/client/$(SYSTEM).openapi.json \
 		--meta none --output-path var/client/$(SYSTEM)_client --overwrite
 
 # redis-om (the peers extra) pulls types-redis, stubs of redis 4 that would shadow redis-py's
