@@ -63,8 +63,11 @@ def lists_vs_n(
     _save(ctx, report, fig, plt, LISTS_PLOT)
 
 
-def page_cost(ctx: Context, report: Report, walks: dict[int, Walk], what: str) -> None:
-    """Median (bar to p99) of a cursor page against its page number, one line per N."""
+def page_cost(
+    ctx: Context, report: Report, walks: dict[int, Walk], what: str, tolerance: float
+) -> None:
+    """Median (bar to p99) of a cursor page against its page number, one line per N; the
+    target (``tolerance`` times page 1 at the largest N) dashed."""
     plt = _pyplot()
     if plt is None:
         return
@@ -74,7 +77,14 @@ def page_cost(ctx: Context, report: Report, walks: dict[int, Walk], what: str) -
         xs = [p for p, _ in points]
         med = [t.median for _, t in points]
         up = [t.p99 - t.median for _, t in points]
-        ax.errorbar(xs, med, yerr=[[0.0] * len(xs), up], fmt="o-", capsize=3, label=f"N={n:,}")
+        line = ax.errorbar(
+            xs, med, yerr=[[0.0] * len(xs), up], fmt="o-", capsize=3, label=f"N={n:,}"
+        )
+    if walks:  # the last line drawn is the largest N's: its colour marks its target
+        largest = walks[max(walks)].timings
+        limit = tolerance * largest[min(largest)].median
+        ax.axhline(limit, color=line.lines[0].get_color(), linestyle="--", linewidth=1, alpha=0.7)
+        ax.annotate(f"target at N={max(walks):,}: <= {tolerance:g}x page 1", (1, limit), fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("page number (followed by cursor)")
