@@ -41,6 +41,11 @@ def _as_function(name: str, source: str) -> str:
     return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
 
 
+def bulk_commit_source() -> str:
+    """commit.lua as a function, then ``bulk_commit.lua`` calling it for each plan."""
+    return _as_function("commit", _source("commit.lua")) + _source("bulk_commit.lua")
+
+
 def authorized_commit_source() -> str:
     """authorize.lua and commit.lua as functions, then ``authorized_commit.lua`` calling both."""
     return (
@@ -84,6 +89,26 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     if status == "err" and _text(reply[1]) == "paused":
         raise Paused(PAUSED)
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
+
+
+BULK = 250
+"""Plans per ``bulk_commit.lua`` call: long enough that the call's own cost is small per
+plan, short enough that the server is never held for long (a few ms per call)."""
+
+APPLIED = CommitResult()
+
+
+def _bulk_args(plans: Sequence[Plan]) -> list[Arg]:
+    """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
+    keys: list[Arg] = []
+    sizes: list[Arg] = [len(plans)]
+    argv: list[Arg] = []
+    for plan in plans:
+        args = plan.args()
+        sizes += (len(plan.keys), len(args))
+        keys += plan.keys
+        argv += args
+    return [len(keys), *keys, *sizes, *argv]
 
 
 Wait = tuple[str, int, int] | None
@@ -158,6 +183,7 @@ class Scripts:
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
+        self._bulk_commit = client.register_script(bulk_commit_source())
         self._lock = client.register_script(_source("lock.lua"))
         self._oplog = client.register_script(_source("oplog.lua"))
         self._cache = client.register_script(_source("cache.lua"))
@@ -220,21 +246,27 @@ class Scripts:
 
     async def commit_batch(self, plans: Sequence[Plan]) -> list[CommitResult]:
         """Apply each of ``plans`` atomically, all sent in one pipeline (bulk loading); the
-        results in order. Each plan is its own commit: a refused one does not stop the rest.
-        Paused (after the batch) when any met the pause; NotDurable when the replicas did
-        not confirm the batch."""
+        results in order, without documents (``raw`` None). Each plan is its own commit: a
+        refused one does not stop the rest. Paused (after the batch) when any met the pause;
+        NotDurable when the replicas did not confirm the batch."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
-        await self.client.script_load(self._commit.script)
+        await self.client.script_load(self._bulk_commit.script)
         wait = self.durability.wait
         async with self.client.pipeline(transaction=False) as pipe:
-            for plan in plans:
-                pipe.evalsha(self._commit.sha, len(plan.keys), *plan.keys, *plan.args())
+            for first in range(0, len(plans), BULK):
+                pipe.execute_command(
+                    "EVALSHA", self._bulk_commit.sha, *_bulk_args(plans[first : first + BULK])
+                )
             if wait is not None:
                 pipe.execute_command(*wait)
             replies = await pipe.execute()
         sent = Sent(None, replies.pop() if wait is not None else None)
-        results = [_commit_result(reply) for reply in replies]
-        written_ok = sum(result.ok for result in results)
+        results = [APPLIED] * len(plans)
+        for n, reply in enumerate(replies):
+            for at in range(1, len(reply), 4):
+                refused = _commit_result([b"err", *reply[at + 1 : at + 4]])
+                results[n * BULK + int(reply[at]) - 1] = refused
+        written_ok = sum(int(reply[0]) for reply in replies)
         self._confirm(sent, written_ok > 0, lambda: {"commits": written_ok})
         return results
 
