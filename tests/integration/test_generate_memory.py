@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from keyspace import USER, EntitySpec, Keyspace
 from scripts import generate
+from scripts.exits import OK
 
 pytestmark = pytest.mark.redis
 
@@ -41,7 +42,7 @@ async def test_generate_holds_nothing_per_document(
     )  # fmt: skip
     tracemalloc.start()
     try:
-        assert await generate.run(args, ks) == generate.OK
+        assert await generate.run(args, ks) == OK
     finally:
         tracemalloc.stop()
     assert len(traced) == BATCHES
