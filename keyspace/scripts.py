@@ -14,7 +14,7 @@ API answers 503; the write may or may not have happened).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -249,19 +249,65 @@ class Scripts:
         results in order, without documents (``raw`` None). Each plan is its own commit: a
         refused one does not stop the rest. Paused (after the batch) when any met the pause;
         NotDurable when the replicas did not confirm the batch."""
+        return await (await self.send_batch(plans))
+
+    async def send_batch(self, plans: Sequence[Plan]) -> Awaitable[list[CommitResult]]:
+        """:meth:`commit_batch` in two steps: returns once the batch is written to the
+        server, with what reads its results, so that the caller prepares its next batch
+        while the server applies this one. Batches are applied in the order sent."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
         await self.client.script_load(self._bulk_commit.script)
+        sha = self._bulk_commit.sha
+        commands: list[tuple[Arg, ...]] = [
+            ("EVALSHA", sha, *_bulk_args(plans[first : first + BULK]))
+            for first in range(0, len(plans), BULK)
+        ]
         wait = self.durability.wait
-        async with self.client.pipeline(transaction=False) as pipe:
-            for first in range(0, len(plans), BULK):
-                pipe.execute_command(
-                    "EVALSHA", self._bulk_commit.sha, *_bulk_args(plans[first : first + BULK])
-                )
-            if wait is not None:
-                pipe.execute_command(*wait)
-            replies = await pipe.execute()
-        sent = Sent(None, replies.pop() if wait is not None else None)
-        results = [APPLIED] * len(plans)
+        if wait is not None:
+            commands.append(wait)
+        connection = await self._connection()
+        try:
+            # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
+            await connection.send_packed_command(connection.pack_commands(commands))
+        except BaseException:
+            await self._give_back(connection)
+            raise
+        return self._batch_results(connection, len(plans), len(commands), wait is not None)
+
+    async def _connection(self) -> AbstractConnection:
+        pool = self.client.connection_pool
+        if isinstance(pool, Pool):
+            return await pool.lease()
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        return connection
+
+    async def _give_back(self, connection: AbstractConnection) -> None:
+        pool = self.client.connection_pool
+        if isinstance(pool, Pool):
+            await pool.give_back(connection)
+        else:
+            await pool.release(connection)
+
+    async def _batch_results(
+        self, connection: AbstractConnection, n_plans: int, n_replies: int, waited: bool
+    ) -> list[CommitResult]:
+        replies: list[Any] = []
+        try:
+            for _ in range(n_replies):
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:  # read whole: the next replies follow it
+                    replies.append(exc)
+        except BaseException:
+            # Replies left unread must never be read as another command's.
+            await connection.disconnect()
+            raise
+        finally:
+            await self._give_back(connection)
+        if errors := [r for r in replies if isinstance(r, ResponseError)]:
+            raise errors[0]
+        sent = Sent(None, replies.pop() if waited else None)
+        results = [APPLIED] * n_plans
         for n, reply in enumerate(replies):
             for at in range(1, len(reply), 4):
                 refused = _commit_result([b"err", *reply[at + 1 : at + 4]])

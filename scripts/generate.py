@@ -179,12 +179,13 @@ class _InFlight:
     def __init__(self, ks: Keyspace) -> None:
         self.ks = ks
         self.refused = 0
-        self._pending: asyncio.Task[Sequence[CommitResult]] | None = None
+        self._pending: asyncio.Future[Sequence[CommitResult]] | None = None
 
     async def send(self, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> None:
         plans = _plans(self.ks, docs)
         await self.settle()
-        self._pending = asyncio.create_task(self.ks.commit_batch(plans))
+        # Written to the server before this returns: it works while the caller draws on.
+        self._pending = asyncio.ensure_future(await self.ks.send_batch(plans))
 
     async def settle(self) -> None:
         """Wait for the batch in flight and count its refusals (Paused raises here)."""
