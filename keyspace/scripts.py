@@ -24,6 +24,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import Pool
 from .durability import Durability, written
@@ -91,9 +92,13 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
 
 
-BULK = 250
-"""Plans per ``bulk_commit.lua`` call: long enough that the call's own cost is small per
-plan, short enough that the server is never held for long (a few ms per call)."""
+BULK = 100
+"""Plans per ``bulk_commit.lua`` call: enough that the call's own cost (~10 µs) is small per
+plan, few enough that the server is held only a few ms per call."""
+
+BATCH_TIMEOUT = 60.0
+"""Seconds to wait for each reply of a batch, not the client's socket timeout: one reply
+answers for BULK plans, and a loaded host was seen holding one call 2 s (SLOWLOG)."""
 
 APPLIED = CommitResult()
 
@@ -295,9 +300,12 @@ class Scripts:
         try:
             for _ in range(n_replies):
                 try:
-                    replies.append(await connection.read_response())
+                    reply = await connection.read_response(timeout=BATCH_TIMEOUT)
                 except ResponseError as exc:  # read whole: the next replies follow it
-                    replies.append(exc)
+                    reply = exc
+                if reply is None:  # what read_response answers when the timeout passed
+                    raise RedisTimeoutError(f"no reply to a batch in {BATCH_TIMEOUT:.0f} s")
+                replies.append(reply)
         except BaseException:
             # Replies left unread must never be read as another command's.
             await connection.disconnect()
