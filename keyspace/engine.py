@@ -372,7 +372,7 @@ class Keyspace:
 
     async def send_batch(self, plans: Sequence[Plan]) -> Awaitable[Sequence[CommitResult]]:
         """:meth:`commit_batch` in two steps: returns once the batch is sent, with what reads
-        its results; batches are applied in the order sent (generate overlaps with it)."""
+        its results (Scripts.send_batch: which batches may interleave)."""
         return await self.scripts.send_batch(plans)
 
     async def reproject(

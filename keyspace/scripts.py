@@ -259,7 +259,10 @@ class Scripts:
     async def send_batch(self, plans: Sequence[Plan]) -> Awaitable[list[CommitResult]]:
         """:meth:`commit_batch` in two steps: returns once the batch is written to the
         server, with what reads its results, so that the caller prepares its next batch
-        while the server applies this one. Batches are applied in the order sent."""
+        while the server applies this one. Await what it returns: the connection stays
+        leased until its replies are read. A batch sent while another's replies are unread
+        goes on another connection and may interleave with it: send a batch whose plans
+        refer to another's documents once that one's results are read (generate does)."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
         await self.client.script_load(self._bulk_commit.script)
         sha = self._bulk_commit.sha

@@ -172,8 +172,8 @@ def _plans(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> 
 class _InFlight:
     """At most one batch of plans in flight: the next batch is built (documents, plans)
     while the server applies this one, so the generator and the server each keep a core
-    busy (they took turns, the sum of both). Batches are applied in the order sent, each
-    once the one before it is, so every document a plan refers to (its owner, its
+    busy (they took turns, the sum of both). A batch is sent once the one before it is
+    applied and its results read, so every document a plan refers to (its owner, its
     collaborators) is committed before it."""
 
     def __init__(self, ks: Keyspace) -> None:
