@@ -370,6 +370,11 @@ class Keyspace:
         each plan is its own atomic commit."""
         return await self.scripts.commit_batch(plans)
 
+    async def send_batch(self, plans: Sequence[Plan]) -> Awaitable[Sequence[CommitResult]]:
+        """:meth:`commit_batch` in two steps: returns once the batch is sent, with what reads
+        its results (Scripts.send_batch: which batches may interleave)."""
+        return await self.scripts.send_batch(plans)
+
     async def reproject(
         self, spec: EntitySpec, progress: Callable[[int], None] | None = None
     ) -> Reprojected:

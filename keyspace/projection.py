@@ -54,9 +54,20 @@ def folds(field: Indexed) -> bool:
 _CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL, FieldKind.VECTOR)
 
 
+# id(fields) -> (fields, projected): asked for every document written, and fields never
+# change (a tuple of frozen declarations, kept alive here so that its id stays its own).
+_PROJECTED: dict[int, tuple[tuple[Indexed, ...], bool]] = {}
+
+
 def projected(spec: EntitySpec) -> bool:
     """True when ``spec`` is indexed through projections rather than its documents."""
-    return any(folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive for f in spec.fields)
+    fields = spec.fields
+    known = _PROJECTED.get(id(fields))
+    if known is not None and known[0] is fields:
+        return known[1]
+    answer = any(folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive for f in fields)
+    _PROJECTED[id(fields)] = (fields, answer)
+    return answer
 
 
 def _one(field: Indexed, value: Any) -> Any:

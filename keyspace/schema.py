@@ -486,6 +486,8 @@ class Schema:
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path, or None when any step is missing."""
+    if type(doc) is dict and "." not in path:  # the common case, without the ABC check
+        return doc.get(path)
     value: Any = doc
     for part in path.split("."):
         if not isinstance(value, Mapping) or part not in value:

@@ -14,7 +14,7 @@ API answers 503; the write may or may not have happened).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -24,6 +24,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import Pool
 from .durability import Durability, written
@@ -39,6 +40,11 @@ def _source(name: str) -> str:
 def _as_function(name: str, source: str) -> str:
     # A script's KEYS and ARGV become the function's parameters: the file runs unchanged.
     return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
+
+
+def bulk_commit_source() -> str:
+    """commit.lua as a function, then ``bulk_commit.lua`` calling it for each plan."""
+    return _as_function("commit", _source("commit.lua")) + _source("bulk_commit.lua")
 
 
 def authorized_commit_source() -> str:
@@ -84,6 +90,30 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     if status == "err" and _text(reply[1]) == "paused":
         raise Paused(PAUSED)
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
+
+
+BULK = 100
+"""Plans per ``bulk_commit.lua`` call: enough that the call's own cost (~10 µs) is small per
+plan, few enough that the server is held only a few ms per call."""
+
+BATCH_TIMEOUT = 60.0
+"""Seconds to wait for each reply of a batch, not the client's socket timeout: one reply
+answers for BULK plans, and a loaded host was seen holding one call 2 s (SLOWLOG)."""
+
+APPLIED = CommitResult()
+
+
+def _bulk_args(plans: Sequence[Plan]) -> list[Arg]:
+    """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
+    keys: list[Arg] = []
+    sizes: list[Arg] = [len(plans)]
+    argv: list[Arg] = []
+    for plan in plans:
+        args = plan.args()
+        sizes += (len(plan.keys), len(args))
+        keys += plan.keys
+        argv += args
+    return [len(keys), *keys, *sizes, *argv]
 
 
 Wait = tuple[str, int, int] | None
@@ -158,6 +188,7 @@ class Scripts:
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
+        self._bulk_commit = client.register_script(bulk_commit_source())
         self._lock = client.register_script(_source("lock.lua"))
         self._oplog = client.register_script(_source("oplog.lua"))
         self._cache = client.register_script(_source("cache.lua"))
@@ -220,21 +251,79 @@ class Scripts:
 
     async def commit_batch(self, plans: Sequence[Plan]) -> list[CommitResult]:
         """Apply each of ``plans`` atomically, all sent in one pipeline (bulk loading); the
-        results in order. Each plan is its own commit: a refused one does not stop the rest.
-        Paused (after the batch) when any met the pause; NotDurable when the replicas did
-        not confirm the batch."""
+        results in order, without documents (``raw`` None). Each plan is its own commit: a
+        refused one does not stop the rest. Paused (after the batch) when any met the pause;
+        NotDurable when the replicas did not confirm the batch."""
+        return await (await self.send_batch(plans))
+
+    async def send_batch(self, plans: Sequence[Plan]) -> Awaitable[list[CommitResult]]:
+        """:meth:`commit_batch` in two steps: returns once the batch is written to the
+        server, with what reads its results, so that the caller prepares its next batch
+        while the server applies this one. Await what it returns: the connection stays
+        leased until its replies are read. A batch sent while another's replies are unread
+        goes on another connection and may interleave with it: send a batch whose plans
+        refer to another's documents once that one's results are read (generate does)."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
-        await self.client.script_load(self._commit.script)
+        await self.client.script_load(self._bulk_commit.script)
+        sha = self._bulk_commit.sha
+        commands: list[tuple[Arg, ...]] = [
+            ("EVALSHA", sha, *_bulk_args(plans[first : first + BULK]))
+            for first in range(0, len(plans), BULK)
+        ]
         wait = self.durability.wait
-        async with self.client.pipeline(transaction=False) as pipe:
-            for plan in plans:
-                pipe.evalsha(self._commit.sha, len(plan.keys), *plan.keys, *plan.args())
-            if wait is not None:
-                pipe.execute_command(*wait)
-            replies = await pipe.execute()
-        sent = Sent(None, replies.pop() if wait is not None else None)
-        results = [_commit_result(reply) for reply in replies]
-        written_ok = sum(result.ok for result in results)
+        if wait is not None:
+            commands.append(wait)
+        connection = await self._connection()
+        try:
+            # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
+            await connection.send_packed_command(connection.pack_commands(commands))
+        except BaseException:
+            await self._give_back(connection)
+            raise
+        return self._batch_results(connection, len(plans), len(commands), wait is not None)
+
+    async def _connection(self) -> AbstractConnection:
+        pool = self.client.connection_pool
+        if isinstance(pool, Pool):
+            return await pool.lease()
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        return connection
+
+    async def _give_back(self, connection: AbstractConnection) -> None:
+        pool = self.client.connection_pool
+        if isinstance(pool, Pool):
+            await pool.give_back(connection)
+        else:
+            await pool.release(connection)
+
+    async def _batch_results(
+        self, connection: AbstractConnection, n_plans: int, n_replies: int, waited: bool
+    ) -> list[CommitResult]:
+        replies: list[Any] = []
+        try:
+            for _ in range(n_replies):
+                try:
+                    reply = await connection.read_response(timeout=BATCH_TIMEOUT)
+                except ResponseError as exc:  # read whole: the next replies follow it
+                    reply = exc
+                if reply is None:  # what read_response answers when the timeout passed
+                    raise RedisTimeoutError(f"no reply to a batch in {BATCH_TIMEOUT:.0f} s")
+                replies.append(reply)
+        except BaseException:
+            # Replies left unread must never be read as another command's.
+            await connection.disconnect()
+            raise
+        finally:
+            await self._give_back(connection)
+        if errors := [r for r in replies if isinstance(r, ResponseError)]:
+            raise errors[0]
+        sent = Sent(None, replies.pop() if waited else None)
+        results = [APPLIED] * n_plans
+        for n, reply in enumerate(replies):
+            for at in range(1, len(reply), 4):
+                refused = _commit_result([b"err", *reply[at + 1 : at + 4]])
+                results[n * BULK + int(reply[at]) - 1] = refused
+        written_ok = sum(int(reply[0]) for reply in replies)
         self._confirm(sent, written_ok > 0, lambda: {"commits": written_ok})
         return results
 

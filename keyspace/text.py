@@ -88,12 +88,22 @@ def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch) in _WORD_CATEGORIES and ch not in _BLANK_LETTERS
 
 
+# The ASCII word characters, by the same rule: a run of them is a word (bulk loads project
+# millions of ASCII texts, and the per-character category lookup was most of their cost).
+_ASCII_WORD = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in range(128) if _is_word_char(chr(c))) + "]+"
+)
+
+
 def terms(value: str) -> list[str]:
     """The folded words of ``value``, in order (duplicates kept), each cut to at most
     :data:`MAX_TERM_BYTES` bytes of UTF-8."""
+    folded = fold(value)
+    if folded.isascii():
+        return [_bounded(word) for word in _ASCII_WORD.findall(folded)]
     out: list[str] = []
     word: list[str] = []
-    for ch in fold(value):
+    for ch in folded:
         if _is_word_char(ch):
             word.append(ch)
         elif word:

@@ -3,19 +3,25 @@
 Every document goes through the same declarations and ``commit.lua`` plans as
 the API (validation, unique claims, reference checks), so generated data is as
 consistent as hand-made data. Ids are reserved a batch at a time with INCRBY;
-the plans of a batch are sent in one pipeline of EVALSHA calls. Each plan is
-atomic on its own, so Ctrl-C leaves whole documents only.
+the plans of a chunk go out through ``Keyspace.commit_batch`` (bulk_commit.lua,
+many plans a call) while the next chunk is drawn. Each plan is atomic on its own,
+so Ctrl-C leaves whole documents only. Memory stays flat: a chunk at a time, and
+only the latest users kept as collaborators (docs/profiling.md, "Round 2: generate").
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keyspace, keys
 from keyspace.documents import for_create
+from keyspace.plan import Plan
+from keyspace.scripts import CommitResult
 
 from .args import non_negative, positive_int
 from .exits import OK, PROBLEMS, Refused
@@ -43,6 +49,9 @@ WORDS = (
     "latency",
     "throughput",
 )
+COLLABORATORS = 200  # a collab's members are drawn from the latest users made
+CHUNK = 2000  # plans per pipeline
+
 ROLES = ("admin", "designer", "designer", "engineer", "engineer", "engineer")
 
 
@@ -150,11 +159,48 @@ async def _reserve(ks: Keyspace, spec: EntitySpec, n: int) -> Iterator[str]:
 
 async def _commit(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> int:
     """Send one pipeline of commit plans; returns how many were refused."""
-    plans = [  # sealed when the keyspace is encrypted (docs/encryption.md)
+    return sum(not result.ok for result in await ks.commit_batch(_plans(ks, docs)))
+
+
+def _plans(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> list[Plan]:
+    return [  # sealed when the keyspace is encrypted (docs/encryption.md)
         ks.documents.plan_stored(spec, doc_id, doc, explicit_id=not spec.counted)
         for spec, doc_id, doc in docs
     ]
-    return sum(not result.ok for result in await ks.commit_batch(plans))
+
+
+class _InFlight:
+    """At most one batch of plans in flight: the next batch is built (documents, plans)
+    while the server applies this one, so the generator and the server each keep a core
+    busy (they took turns, the sum of both). A batch is sent once the one before it is
+    applied and its results read, so every document a plan refers to (its owner, its
+    collaborators) is committed before it."""
+
+    def __init__(self, ks: Keyspace) -> None:
+        self.ks = ks
+        self.refused = 0
+        self._pending: asyncio.Future[Sequence[CommitResult]] | None = None
+
+    async def send(self, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> None:
+        plans = _plans(self.ks, docs)
+        await self.settle()
+        # Written to the server before this returns: it works while the caller draws on.
+        self._pending = asyncio.ensure_future(await self.ks.send_batch(plans))
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight and count its refusals (Paused raises here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.refused += sum(not result.ok for result in await pending)
+
+    async def cancel(self) -> None:
+        # Ctrl-C or an error: each plan is atomic, so a batch cut short leaves whole
+        # documents only.
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
@@ -165,37 +211,54 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         )
     world = World(args.seed)
     per_user = 1 + args.drivers + args.processes + args.quests + args.collabs + args.nfts
-    refused = 0
-    made: list[str] = []
-    with Progress("generate", total=int(args.users * per_user)) as progress:
-        for start in range(0, args.users, args.batch):
-            size = min(args.batch, args.users - start)
-            users = [
-                (USER, i, for_create(USER, world.user(start + n), i))
-                for n, i in enumerate(await _reserve(ks, USER, size))
-            ]
-            refused += await _commit(ks, users)
-            made += [i for _, i, _ in users]
-            progress.advance(len(users))
-            docs: list[tuple[EntitySpec, str, dict[str, Any]]] = []
-            for spec, mean in (
-                (DRIVER, args.drivers),
-                (PROCESS, args.processes),
-                (QUEST, args.quests),
-                (COLLAB, args.collabs),
-                (NFT, args.nfts),
-            ):
-                counts = [world.count(mean) for _ in users]
-                ids = await _reserve(ks, spec, sum(counts)) if spec.counted else iter(())
-                for (_, owner, _), count in zip(users, counts, strict=True):
-                    for chip_no in range(count):
-                        data = world.owned(spec, owner, made[-200:], chip_no)
-                        doc_id = next(ids) if spec.counted else spec.derive_id(data)  # type: ignore[misc]
-                        docs.append((spec, doc_id, for_create(spec, data, doc_id)))
-            for chunk in range(0, len(docs), 5000):
-                refused += await _commit(ks, docs[chunk : chunk + 5000])
-            progress.advance(len(docs))
-        print(progress.summary("documents"))
-    if refused:
-        print(f"generate: {refused} documents refused by their checks (see `check`)")
-    return OK if not refused else PROBLEMS
+    # Only the latest users are collaborators: memory stays flat whatever the size.
+    recent: list[str] = []
+    flight = _InFlight(ks)
+    try:
+        with Progress("generate", total=int(args.users * per_user)) as progress:
+            for start in range(0, args.users, args.batch):
+                size = min(args.batch, args.users - start)
+                users = [
+                    (USER, i, for_create(USER, world.user(start + n), i))
+                    for n, i in enumerate(await _reserve(ks, USER, size))
+                ]
+                await flight.send(users)
+                recent = (recent + [i for _, i, _ in users])[-COLLABORATORS:]
+                progress.advance(len(users))
+                async for docs in _owned(ks, world, args, [i for _, i, _ in users], recent):
+                    await flight.send(docs)
+                    progress.advance(len(docs))
+            await flight.settle()
+            print(progress.summary("documents"))
+    finally:
+        await flight.cancel()
+    if flight.refused:
+        print(f"generate: {flight.refused} documents refused by their checks (see `check`)")
+    return OK if not flight.refused else PROBLEMS
+
+
+async def _owned(
+    ks: Keyspace, world: World, args: argparse.Namespace, owners: list[str], others: list[str]
+) -> AsyncIterator[list[tuple[EntitySpec, str, dict[str, Any]]]]:
+    """The documents ``owners`` own, kind by kind as World draws them, ``CHUNK`` at a time:
+    each chunk is sent while the next is drawn."""
+    docs: list[tuple[EntitySpec, str, dict[str, Any]]] = []
+    for spec, mean in (
+        (DRIVER, args.drivers),
+        (PROCESS, args.processes),
+        (QUEST, args.quests),
+        (COLLAB, args.collabs),
+        (NFT, args.nfts),
+    ):
+        counts = [world.count(mean) for _ in owners]
+        ids = await _reserve(ks, spec, sum(counts)) if spec.counted else iter(())
+        for owner, count in zip(owners, counts, strict=True):
+            for chip_no in range(count):
+                data = world.owned(spec, owner, others, chip_no)
+                doc_id = next(ids) if spec.counted else spec.derive_id(data)  # type: ignore[misc]
+                docs.append((spec, doc_id, for_create(spec, data, doc_id)))
+                if len(docs) == CHUNK:
+                    yield docs
+                    docs = []
+    if docs:
+        yield docs

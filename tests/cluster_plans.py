@@ -32,7 +32,7 @@ from redis.crc import key_slot
 
 from keyspace import systems
 from keyspace.plan import Arg, Plan
-from keyspace.scripts import Scripts, Sent
+from keyspace.scripts import BULK, Scripts, Sent
 from tests.cluster_drive import drive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,8 @@ class Recorder:
 
 def _install(recorder: Recorder) -> Callable[[], None]:
     """Record every script call Scripts sends (its typed methods all go through ``_run``;
-    ``commit_batch`` pipelines its own), and every key a script touches in the server;
-    returns what puts them back."""
+    ``commit_batch`` pipelines its own bulk_commit.lua calls), and every key a script
+    touches in the server; returns what puts them back."""
     original_run, original_batch = Scripts._run, Scripts.commit_batch
     original_call = ScriptingCommandsMixin._lua_redis_call
 
@@ -151,8 +151,10 @@ def _install(recorder: Recorder) -> Callable[[], None]:
         try:
             return await original_batch(self, plans)
         finally:
-            for plan in plans:
-                recorder.record("commit.lua", plan.keys)
+            # One bulk_commit.lua call per BULK plans, its KEYS theirs one after another.
+            for first in range(0, len(plans), BULK):
+                chunk = plans[first : first + BULK]
+                recorder.record("bulk_commit.lua", [k for plan in chunk for k in plan.keys])
 
     def call(
         self: ScriptingCommandsMixin, lua_runtime: Any, expected: set[Any], op: bytes, *args: Any

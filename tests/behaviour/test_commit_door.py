@@ -5,6 +5,7 @@ owns its script runner, and tooling commits plans through ``Keyspace.commit`` /
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 import pytest
@@ -58,3 +59,21 @@ async def test_generate_stops_at_the_pause_instead_of_counting_refusals(ks: Keys
     with pytest.raises(Paused):
         await generate.run(parser.parse_args(["--users", "3"]), ks)
     assert not await ks.client.exists("user:user_1", "user:user_2", "user:user_3")
+
+
+async def test_a_sent_batch_is_applied_before_its_replies_are_read(ks: Keyspace) -> None:
+    # generate draws its next batch while the server applies this one: send_batch returns
+    # once the batch is written, and the caller reads the results when it needs them.
+    pending = await ks.send_batch([user_plan(ks, f"user_{n}", f"Owner{n}") for n in (1, 2)])
+    for _ in range(200):
+        if await ks.client.exists("user:user_1", "user:user_2") == 2:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the batch was not applied while its replies waited")
+    taken = user_plan(ks, "user_3", "Owner1")  # the username user_1 holds
+    refused = await ks.send_batch([taken, user_plan(ks, "user_4", "Owner4")])
+    assert [r.ok for r in await pending] == [True, True]
+    results = await refused
+    assert [r.ok for r in results] == [False, True]
+    assert results[0].error == "unique_conflict" and results[0].field == "username"

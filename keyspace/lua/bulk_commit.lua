@@ -1,0 +1,40 @@
+-- bulk_commit.lua: many commit.lua plans in one call, each applied on its own (bulk loading).
+--
+-- keyspace/scripts.py loads this as the tail of one script that first defines
+-- commit(KEYS, ARGV) from commit.lua unchanged, so each plan makes exactly the checks and
+-- writes commit.lua makes, while a batch costs the server one script call instead of one per
+-- document, and the client one reply to read (docs/profiling.md, "Round 2: generate").
+--
+-- ARGV[1]:        n, the number of plans
+-- ARGV[2..2n+1]:  for each plan in turn, its number of KEYS and its number of ARGV
+-- KEYS:           the plans' KEYS, one plan after another
+-- ARGV[2n+2..]:   the plans' ARGV (commit.lua's), one plan after another
+-- Each plan runs as commit.lua runs it alone, except that it returns no document (its
+-- ARGV[2] is taken as 0): a refused plan writes nothing and the next one still runs.
+-- Returns: {applied, p1, code1, field1, value1, p2, ...}: how many plans were applied, then
+--          for each refused plan its position (1-based) and commit.lua's error (code, field,
+--          value). A plan refused as 'paused' ends the batch: no later plan ran (the pause
+--          key cannot appear while this script runs, so every one of them would meet it).
+
+local n = tonumber(ARGV[1])
+local out = {0}
+local key_at, arg_at = 0, 2 * n + 1
+for p = 1, n do
+  local n_keys, n_args = tonumber(ARGV[2 * p]), tonumber(ARGV[2 * p + 1])
+  local plan_keys, plan_args = {}, {}
+  for i = 1, n_keys do plan_keys[i] = KEYS[key_at + i] end
+  for i = 1, n_args do plan_args[i] = ARGV[arg_at + i] end
+  key_at, arg_at = key_at + n_keys, arg_at + n_args
+  plan_args[2] = '0'
+  local reply = commit(plan_keys, plan_args)
+  if reply[1] == 'ok' then
+    out[1] = out[1] + 1
+  else
+    out[#out + 1] = p
+    out[#out + 1] = reply[2]
+    out[#out + 1] = reply[3]
+    out[#out + 1] = reply[4]
+    if reply[2] == 'paused' then break end
+  end
+end
+return out
