@@ -4,6 +4,8 @@ table of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import time
+
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -153,6 +155,12 @@ def test_peak_rss_sees_memory_allocated_inside() -> None:
     with bulk.PeakRss() as rss:
         block = bytearray(64 * bulk.MIB)  # zero-filled pages: resident once written
         block[::4096] = b"\x01" * len(block[::4096])
+        # Held until the sampling thread has seen it (a loaded machine delays the thread).
+        deadline = time.monotonic() + 5
+        while (rss.peak or 0) - (rss.start or 0) < 48 * bulk.MIB:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(bulk.SAMPLE_S)
         del block
     assert rss.growth_mb is not None and rss.growth_mb >= 48
 
