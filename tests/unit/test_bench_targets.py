@@ -5,7 +5,6 @@ table of docs/benchmarks.md."""
 from __future__ import annotations
 
 import time
-
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
