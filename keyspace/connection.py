@@ -208,7 +208,9 @@ def connect(
     return client
 
 
-def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
+def connect_replica(
+    url: str, *, max_connections: int = 64, timeout: float = 5.0, pipelining: bool = True
+) -> Redis:
     """A client for the pure reads (``Keyspace(reader=...)``): through Sentinel, one of the
     service's replicas (a connection error while none is up: ``Keyspace`` then reads from
     the primary, counted); otherwise the server ``url`` names
@@ -217,7 +219,7 @@ def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0
 
     if is_sentinel(url):
         return connect_sentinel(url, max_connections=max_connections, timeout=timeout, replica=True)
-    return connect(url, max_connections=max_connections, timeout=timeout)
+    return connect(url, max_connections=max_connections, timeout=timeout, pipelining=pipelining)
 
 
 def check_client(client: Redis) -> None:
