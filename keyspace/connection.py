@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hiredis
@@ -71,6 +71,14 @@ class Pool(BlockingConnectionPool):
     metrics exporter and no credential provider that listens for releases. With no idle
     connection, :meth:`lease` waits in ``get_connection`` as usual.
     """
+
+    on_disconnect: Callable[[], Awaitable[None]] | None = None
+    """Also closed by :meth:`disconnect` (``client.aclose()``): the pipeliner's connections."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        if self.on_disconnect is not None:
+            await self.on_disconnect()
+        await super().disconnect(inuse_connections)
 
     async def lease(self) -> AbstractConnection:
         if not self._available_connections:

@@ -64,8 +64,11 @@ class _Line:
 
 
 class Pipeliner:
-    """Sends single commands of concurrent callers together on one connection of ``pool``.
+    """Sends single commands of concurrent callers together on up to ``width`` connections.
 
+    The connections are made by ``pool`` (its URL, credentials, TLS and handshake) but are
+    the pipeliner's own: they never take a connection the pool's other users need, and
+    :meth:`close` (called by the pool's ``disconnect``, so by ``client.aclose()``) ends them.
     ``execute(*args)`` returns the raw reply (bytes, ints, lists: RESP2 as hiredis parses
     it) or raises the error reply as redis-py would (NoScriptError, ResponseError...).
     ``observe(seconds)`` is told each round trip: from a write to the first reply after it.
@@ -84,6 +87,8 @@ class Pipeliner:
         line = self._collecting
         if line is None or line.closed:
             line = await self._choose()
+            if line.closed:  # closed by the server while it opened: fail now, never hang
+                raise RedisConnectionError("the connection to Redis was closed")
         future: asyncio.Future[Any] = line.loop.create_future()
         line.buffer.append(hiredis.pack_command(args))  # type: ignore[arg-type]
         line.waiting.append(future)
@@ -101,7 +106,11 @@ class Pipeliner:
         best: _Line | None = None
         free = -1
         for slot, line in enumerate(self._lines):
-            if line is None or line.closed or line.loop is not loop:
+            if line is not None and not line.closed and line.loop is not loop:
+                _abandon(line)  # a previous event loop's (a test's): unusable here
+                self._lines[slot] = None
+                line = None
+            if line is None or line.closed:
                 free = slot if free < 0 else free
             elif best is None or len(line.waiting) < len(best.waiting):
                 best = line
@@ -111,20 +120,25 @@ class Pipeliner:
 
     async def _open(self, slot: int) -> _Line:
         # Concurrent callers share one opening: the first caller's, shielded from its cancel.
+        # A finished opening is never reused: its line may have closed since.
         opening = self._opening[slot]
-        if opening is None or opening.get_loop() is not asyncio.get_running_loop():
+        if (
+            opening is None
+            or opening.done()
+            or opening.get_loop() is not asyncio.get_running_loop()
+        ):
             opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
-        try:
-            return await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening[slot] is opening:
-                self._opening[slot] = None
+        return await asyncio.shield(opening)
 
     async def _connect(self, slot: int) -> _Line:
-        connection = await self.pool.lease()  # AUTH, SELECT, TLS: the pool's own handshake
+        connection: AbstractConnection = self.pool.make_connection()  # type: ignore[no-untyped-call]
+        await connection.connect()  # type: ignore[no-untyped-call]  # AUTH, SELECT, TLS: the pool's own handshake
         loop = asyncio.get_running_loop()
         line = _Line(connection, loop)
         line.reader = loop.create_task(self._read(line), name="keyspace-pipeliner-reader")
+        # A client may outlive the event loop that opened its line (a loop per test): the
+        # reader is then let go with its loop (_abandon) and destroyed pending, as intended.
+        line.reader._log_destroy_pending = False  # type: ignore[attr-defined]
         loop.call_later(self.timeout / 2, self._watch, line)
         self._lines[slot] = line
         return line
@@ -153,7 +167,8 @@ class Pipeliner:
             self._fail(line, RedisConnectionError(f"writing to Redis failed: {exc}"))
 
     async def _read(self, line: _Line) -> None:
-        reader = hiredis.Reader(replyError=ResponseError)
+        # Error replies, nested ones included, become redis-py's classes (NoScriptError...).
+        reader = hiredis.Reader(replyError=BaseParser.parse_error)
         stream = line.connection._reader
         try:
             while stream is not None:
@@ -184,7 +199,7 @@ class Pipeliner:
         if future.done():  # its caller was cancelled: the reply is dropped, the order kept
             return
         if isinstance(reply, ResponseError):
-            future.set_exception(BaseParser.parse_error(str(reply)))  # type: ignore[no-untyped-call]
+            future.set_exception(reply)
         else:
             future.set_result(reply)
 
@@ -210,11 +225,44 @@ class Pipeliner:
         line.buffer.clear()
         if line.reader is not None and line.reader is not asyncio.current_task():
             line.reader.cancel()
-        line.loop.create_task(self._retire(line.connection))
+        _abort(line)
 
-    async def _retire(self, connection: AbstractConnection) -> None:
-        await connection.disconnect()
-        await self.pool.give_back(connection)
+    async def close(self) -> None:
+        """Close every line; commands waiting on them fail with ConnectionError."""
+        for slot, line in enumerate(self._lines):
+            self._lines[slot] = None
+            if line is None:
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if line.loop is running:
+                self._fail(line, RedisConnectionError("the client was closed"))
+                if line.reader is not None:
+                    await asyncio.gather(line.reader, return_exceptions=True)
+            else:
+                _abandon(line)
+
+
+def _abort(line: _Line) -> None:
+    # Abort, not close: a server that stalls must not hold the close (or anything) up.
+    writer = line.connection._writer
+    if writer is not None:
+        writer.transport.abort()
+
+
+def _abandon(line: _Line) -> None:
+    """Let go of a line of another (perhaps closed) event loop without touching that loop."""
+    line.closed = True
+    line.waiting.clear()
+    line.buffer.clear()
+    try:
+        _abort(line)
+        if line.reader is not None:
+            line.reader.cancel()
+    except Exception:
+        pass
 
 
 _PIPELINERS: weakref.WeakKeyDictionary[Redis, Pipeliner] = weakref.WeakKeyDictionary()
@@ -226,6 +274,7 @@ def attach(client: Redis, *, timeout: float, width: int = 4) -> Pipeliner:
     pool = client.connection_pool
     assert isinstance(pool, Pool), "automatic pipelining needs keyspace.connect's pool"
     pipeliner = _PIPELINERS[client] = Pipeliner(pool, timeout=timeout, width=width)
+    pool.on_disconnect = pipeliner.close
     return pipeliner
 
 

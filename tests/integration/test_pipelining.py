@@ -158,3 +158,75 @@ async def test_off_sends_through_the_pool(redis_server: EmbeddedRedis) -> None:
     assert pipeliner(client) is None
     assert await single(client, "PING") is True  # redis-py's reply callback: the pool path
     await client.aclose()
+
+
+# Review 19 (review-findings19), each a regression test --------------------------------------
+
+
+async def test_the_pipeline_takes_no_connection_from_a_pool_of_one(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url, max_connections=1, timeout=2)
+    await call(real_client, "SET", "k", "v")
+    piped, pooled = await asyncio.wait_for(
+        asyncio.gather(single(client, "GET", "k"), call(client, "GET", "k")), 1.5
+    )
+    assert piped == pooled == b"v"
+    await client.aclose()
+
+
+def test_a_client_used_from_one_event_loop_after_another_keeps_working(
+    redis_server: EmbeddedRedis,
+) -> None:
+    client = connect(redis_server.url, max_connections=3)
+    for _ in range(6):  # twice the pool: a line left behind per loop would exhaust it
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(single(client, "PING")) == b"PONG"
+        finally:
+            loop.close()
+    assert not client.connection_pool._in_use_connections
+    asyncio.run(client.aclose())
+
+
+async def test_a_caller_cancelled_while_its_line_opens_strands_no_later_caller(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url, timeout=1.0)
+    first = asyncio.ensure_future(lanes(client).execute("PING"))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0.3)  # the shielded opening finishes by itself
+    await call(real_client, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    await asyncio.sleep(0.3)  # its reader saw the end: the line is closed
+    assert await asyncio.wait_for(lanes(client).execute("PING"), 5) == b"PONG"
+    await client.aclose()
+
+
+async def test_a_stall_leaks_no_connection(redis_server: EmbeddedRedis) -> None:
+    client = connect(redis_server.url, timeout=0.5)
+    await single(client, "PING")
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        big = "x" * (1 << 20)  # unsent bytes left in the transport when the line fails
+        outcomes = await asyncio.gather(
+            *(lanes(client).execute("SET", f"big{n}", big) for n in range(4)),
+            return_exceptions=True,
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert all(isinstance(o, RedisTimeoutError) for o in outcomes)
+    assert not client.connection_pool._in_use_connections
+    assert await single(client, "PING") == b"PONG"
+    await client.aclose()
+
+
+async def test_nested_error_replies_get_redis_py_classes(piped: Redis) -> None:
+    script = "return {redis.error_reply('NOSCRIPT z'), redis.error_reply('READONLY y'), 1}"
+    pooled = await call(piped, "EVAL", script, 0)
+    pipelined = await single(piped, "EVAL", script, 0)
+    assert [type(e) for e in pipelined[:2]] == [type(e) for e in pooled[:2]]
+    assert [str(e) for e in pipelined[:2]] == [str(e) for e in pooled[:2]]
+    assert pipelined[2] == pooled[2] == 1
