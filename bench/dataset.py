@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,6 +23,22 @@ from scripts.generate import World, _commit, _reserve
 SEED_PREFIX = "seed:driver:"  # the seed's `driver:<id>` strings, moved aside from the documents
 CHOSEN = "user_1"
 BATCH = 5000
+
+# ``scripts.generate.World.time``: 2025, month 1..9, day 1..28, hour 0..23, minute 0..59, second
+# 00, each drawn uniformly: 362,880 equally likely minutes (days 29..31 never occur).
+MONTHS, DAYS, MINUTES_A_DAY = 9, 28, 24 * 60
+TIME_SLOTS = MONTHS * DAYS * MINUTES_A_DAY
+WINDOW_START = datetime(2025, 5, 10)  # mid-range, with DAYS - 10 + 1 whole days left in May
+
+
+def time_window(share: float, start: datetime = WINDOW_START) -> tuple[str, str, float]:
+    """An inclusive ``(low, high)`` window of ``timestamp`` strings holding ``share`` of the
+    generated timestamps, and the exact share it holds; within one month's generated days."""
+    minutes = max(1, round(share * TIME_SLOTS))
+    last = start + timedelta(minutes=minutes - 1)
+    if last.month != start.month or last.day > DAYS or start.day > DAYS:
+        raise ValueError(f"a {share:.2%} window from {start:%Y-%m-%d} leaves the generated days")
+    return start.isoformat(), last.isoformat(), minutes / TIME_SLOTS
 
 
 @dataclass

@@ -36,12 +36,35 @@ METHOD = """## What is measured
    `execute_command`'s per-call layers and the pool's own: ~18 us less client CPU per call
    (docs/profiling.md). Write scripts go out once, without the client's retry layer (a
    commit must never run twice: docs/reliability.md).
+   Issue 19's targets: HTTP read >= 1.00x the one-`JSON.GET` handler and >= 0.55x the
+   trivial handler (32 concurrent, authenticated and rate-limited); HTTP create >= 0.90x
+   the one-`JSON.SET` handler; keyspace create >= 0.90x unpipelined raw `JSON.SET` at 32
+   concurrent, for users (two uniques) and drivers (one reference), one line each.
 4. **Scale**: indexed-query latency and memory per document as N grows. The two
    selective queries (one user's optimized drivers; one user's drivers, newest first)
-   match a few dozen documents at every N and stay flat. The third matches ~2% of N and
-   sorts them for its top 50 (RediSearch sorts every match for `SORTBY`), so it grows with
-   its matches, as any sorted query over a growing match set does.
-5. **Bulk load**: `generate` throughput, to the largest N.
+   match a few dozen documents at every N. The broad sorted list matches ~2% of N
+   (`chip_type=quantum_processor&architecture=QubitCore&cores_min=256&sort=-cores`, top 50).
+   The time-range list asks `timestamp_min`/`timestamp_max` for a window holding 1% of the
+   generated timestamps (`generate` draws them uniformly over 2025, months 1-9, days 1-28,
+   whole minutes: 362,880 minutes; the window is 3,629 of them from 2025-05-10T00:00:00),
+   `sort=-timestamp`, top 50; the detail gives the matches found. The cursor walk follows
+   `next_cursor` through every driver by cores (`sort=-cores`, 50 a page) to page 100,
+   checking that no driver repeats and the order holds, then times pages 1, 10 and 100
+   fetched with their cursors, interleaved. Targets at the largest N (1M in the full run):
+   broad sorted list median < 15 ms, time-range list median < 10 ms, page 100 <= 1.5x page
+   1 (the slack is the shared machine's noise between interleaved medians). The quick run
+   judges the same thresholds at 10k and says "(quick: 10k)". Lists take no `count`
+   option today; once they do, `bench.lists.COUNT` names what the timed calls send.
+5. **Bulk load**: `generate` throughput, to the largest N; target 1M documents < 60 s
+   (measured in the full run, projected linearly from 10k in the quick run). The generator
+   runs in-process; a thread samples its RSS every 20 ms, and the peak growth of a run at
+   N/10 (first) is compared with the largest at N: flat means <= 1.5x + 32 MiB. It is
+   judged only when N/10 spans two of the generator's batches (2,000 users, ~22,000
+   documents, held whole by design): "NOT RUN" in the quick run, whose 1k and 10k runs
+   each fit one batch.
+
+   **Tail latency**: section 3's HTTP read in open loop at half its peak rate; target: the
+   median run's p99 <= 5x its p50, no errors.
 6. **redis-om peer** (only when redis-om is installed: `make bench` installs the `peers`
    extra, `make bench-quick` does not): the same drivers created through the keyspace and
    through redis-om `JsonModel.save()`, in alternating timed turns at 32 concurrent tasks,
@@ -87,7 +110,7 @@ REPRODUCE = """## How to reproduce
 
 ```sh
 make bench         # the full suite: N = 10k, 100k, 1M (long; needs several GB of RAM)
-make bench-quick   # 10k documents, fewer repeats, under 2 minutes (CI-friendly)
+make bench-quick   # 10k documents, fewer repeats, a few minutes (CI-friendly)
 ```
 
 Both install the `bench` extra (matplotlib) into `.venv` first; `make bench` also installs

@@ -1,24 +1,33 @@
 """Section 4: indexed-query latency and memory per document as N grows.
 
 For each N the server is emptied, N drivers (and N/10 users) are written through the
-generator's commit path, and three representative filtered queries are timed through the
-keyspace API. Memory: the ``INFO memory`` ``used_memory`` delta over the load divided by
-the documents written (so it includes the RediSearch indexes and reference sets), and the
-mean ``MEMORY USAGE`` of 100 sampled driver documents (the JSON value alone).
+generator's commit path, and representative filtered queries are timed through the
+keyspace API: two selective ones, the broad sorted list (~2% match, top 50 by cores), the
+time-range list (a ~1% timestamp window, newest first) and the per-page cost of a cursor
+walk (pages 1, 10 and 100 of every driver by cores; :mod:`bench.lists`). Memory: the
+``INFO memory`` ``used_memory`` delta over the load divided by the documents written (so it
+includes the RediSearch indexes and reference sets), and the mean ``MEMORY USAGE`` of 100
+sampled driver documents (the JSON value alone).
 """
 
 from __future__ import annotations
 
-from functools import partial
+import time
 from typing import Any
 
-from keyspace import DRIVER, Keyspace, keys, parse
+from keyspace import DRIVER, Keyspace, keys
 
-from .common import Context, Report, Result, timed
-from .dataset import CHOSEN, load, reset
+from . import lists, plots
+from .common import Context, Report, Result
+from .dataset import CHOSEN, load, reset, time_window
+from .lists import BROAD, TIME_RANGE, WALK_NAME, WALK_PARAMS, Timing
+from .targets import latency_target, page_cost_target
 
 SECTION = "4. Scale"
 SAMPLE = 100
+BROAD_LIMIT_MS = 15.0
+TIME_RANGE_LIMIT_MS = 10.0
+PAGE_TOLERANCE = 1.5  # page 100 may cost this many times page 1 (noise of a shared host)
 
 QUERIES: dict[str, dict[str, list[str]]] = {
     "one user's optimized drivers": {
@@ -27,12 +36,13 @@ QUERIES: dict[str, dict[str, list[str]]] = {
         "limit": ["1000"],
     },
     "one user's drivers, newest first": {"user_id": ["user_2"], "sort": ["-timestamp"]},
-    "quantum QubitCore drivers with >= 256 cores, top 50 by cores (~2% of N match)": {
+    BROAD: {
         "chip_type": ["quantum_processor"],
         "architecture": ["QubitCore"],
         "cores_min": ["256"],
         "sort": ["-cores"],
     },
+    TIME_RANGE: lists.time_range_params(),
 }
 
 
@@ -49,15 +59,78 @@ async def _sample_usage(ks: Keyspace, drivers: int) -> float:
     return sum(found) / len(found) if found else 0.0
 
 
-async def _list(ks: Keyspace, params: dict[str, list[str]]) -> int:
-    page = await ks.list(DRIVER, parse(DRIVER, params))
-    return page.total
+async def _queries(
+    ctx: Context, report: Report, n: int, medians: dict[str, dict[int, Timing]]
+) -> None:
+    most = max(50, ctx.repeats * 20)
+    budget_ms = 3_000.0 if ctx.quick else 20_000.0
+    for name, params in QUERIES.items():
+        total = await lists.matches(ctx.keyspace, params)
+        timing = await lists.time_list(ctx.keyspace, params, most, budget_ms)
+        timing.matches = total
+        medians[name][n] = timing
+        detail = f"{total:,} matches ({total / n:.2%} of N); {timing.runs} runs"
+        if name == TIME_RANGE:
+            low, high, share = time_window(lists.TIME_SHARE)
+            detail += f"; window {low} .. {high} ({share:.2%} of generated times)"
+        report.results.append(
+            Result(
+                SECTION, f"keyspace list: {name}, N={n}", timing.median, "ms", timing.p99, detail
+            )
+        )
+
+
+async def _walk(ctx: Context, report: Report, n: int, walks: dict[int, lists.Walk]) -> None:
+    most = max(20, ctx.repeats * 4)
+    budget_ms = 3_000.0 if ctx.quick else 30_000.0
+    found = await lists.walk(ctx.keyspace, WALK_PARAMS)
+    await lists.time_pages(ctx.keyspace, WALK_PARAMS, found, most, budget_ms)
+    walks[n] = found
+    per_page = found.walk_ms / found.pages_walked
+    for number, timing in found.timings.items():
+        report.results.append(
+            Result(
+                SECTION,
+                f"cursor walk ({WALK_NAME}): page {number}, N={n}",
+                timing.median,
+                "ms",
+                timing.p99,
+                f"the page fetched with its cursor; {timing.runs} runs, interleaved; "
+                f"the walk to page {found.pages_walked} averaged {per_page:.2f} ms a page",
+            )
+        )
+
+
+def _targets(
+    ctx: Context,
+    report: Report,
+    medians: dict[str, dict[int, Timing]],
+    walks: dict[int, lists.Walk],
+) -> None:
+    largest = max(ctx.sizes)
+    for name, title, limit in (
+        (BROAD, "Broad sorted list at 1M (~2% match, top 50 by cores):", BROAD_LIMIT_MS),
+        (
+            TIME_RANGE,
+            "Time-range list at 1M (~1% window, top 50 by timestamp):",
+            TIME_RANGE_LIMIT_MS,
+        ),
+    ):
+        timing = medians[name][largest]
+        matched = f"{timing.matches:,} matches ({timing.matches / largest:.2%} of N)"
+        report.targets.append(
+            latency_target(title, largest, timing.median, timing.p99, limit, matched)
+        )
+    found = walks[largest]
+    report.targets.append(
+        page_cost_target(largest, {p: t.median for p, t in found.timings.items()}, PAGE_TOLERANCE)
+    )
 
 
 async def run(ctx: Context, report: Report) -> None:
     ks = ctx.keyspace
-    samples = max(50, ctx.repeats * 20)
-    medians: dict[str, dict[int, float]] = {name: {} for name in QUERIES}
+    medians: dict[str, dict[int, Timing]] = {name: {} for name in QUERIES}
+    walks: dict[int, lists.Walk] = {}
     try:
         for n in ctx.sizes:
             await reset(ks)
@@ -85,22 +158,21 @@ async def run(ctx: Context, report: Report) -> None:
                     "the RedisJSON value alone",
                 )
             )
-            for name, params in QUERIES.items():
-                total = await _list(ks, params)
-                median, p99 = await timed(partial(_list, ks, params), samples)
-                medians[name][n] = median
-                report.results.append(
-                    Result(
-                        SECTION,
-                        f"keyspace list: {name}, N={n}",
-                        median,
-                        "ms",
-                        p99,
-                        f"{total:,} matches",
-                    )
-                )
+            started = time.perf_counter()
+            await _queries(ctx, report, n, medians)
+            timed_at = time.perf_counter()
+            await _walk(ctx, report, n, walks)
+            print(
+                f"  N={n:,}: loaded in {loaded.seconds:.1f}s, lists timed in "
+                f"{timed_at - started:.1f}s, cursor walk in {time.perf_counter() - timed_at:.1f}s",
+                flush=True,
+            )
     finally:
         await reset(ks)
+    _targets(ctx, report, medians, walks)
+    limits = {BROAD: BROAD_LIMIT_MS, TIME_RANGE: TIME_RANGE_LIMIT_MS}
+    plots.lists_vs_n(ctx, report, {name: medians[name] for name in limits}, limits)
+    plots.page_cost(ctx, report, walks, WALK_NAME, PAGE_TOLERANCE)
     if len(ctx.sizes) > 1:
         low, high = min(ctx.sizes), max(ctx.sizes)
         for name, by_n in medians.items():
@@ -108,7 +180,7 @@ async def run(ctx: Context, report: Report) -> None:
                 Result(
                     SECTION,
                     f"growth {low:,} -> {high:,} (median ratio): {name}",
-                    by_n[high] / by_n[low],
+                    by_n[high].median / by_n[low].median,
                     "x",
                     None,
                     f"N grew {high / low:.0f}x; ~1x means flat",
