@@ -170,6 +170,15 @@ def _encryption_key(env: Mapping[str, str]) -> bytes | None:
         raise BadSetting(f"cannot start: {exc}") from None
 
 
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise BadSetting(f"cannot start: {name} must be on or off, got {raw!r}")
+    return raw == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, named after its environment variable (see README)."""
@@ -179,6 +188,9 @@ class Settings:
     # views, nearness) from a replica: through Sentinel, or MULTIFRAME_REPLICA_URL's server
     read_from: str = "primary"
     replica_url: str | None = None  # MULTIFRAME_REPLICA_URL: the replica of a plain REDIS_URL
+    # MULTIFRAME_PIPELINING: "on" (concurrent requests' scripts and reads by id share one
+    # connection's writes, keyspace.pipelining) or "off" (one command per pooled connection)
+    pipelining: bool = True
     # MULTIFRAME_MIN_REPLICAS / MULTIFRAME_MIN_REPLICAS_TIMEOUT_MS: replicas that must confirm
     # a write before it is acknowledged, and how long to wait for them (keyspace.durability)
     durability: Durability = field(default_factory=Durability)
@@ -267,6 +279,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             read_from=env.get("MULTIFRAME_READ_FROM") or cls.read_from,
             replica_url=env.get("MULTIFRAME_REPLICA_URL") or None,
+            pipelining=_on_off(env, "MULTIFRAME_PIPELINING", cls.pipelining),
             durability=_durability(env),
             system=env.get("MULTIFRAME_SYSTEM") or cls.system,
             namespace=env.get("MULTIFRAME_NAMESPACE"),

@@ -207,11 +207,15 @@ def create_app(
                 settings.redis_url or "",
                 max_connections=settings.max_connections,
                 timeout=settings.redis_timeout,
+                pipelining=settings.pipelining,
             )
         )
         replica = (
             connect_replica(
-                reader_url, max_connections=settings.max_connections, timeout=settings.redis_timeout
+                reader_url,
+                max_connections=settings.max_connections,
+                timeout=settings.redis_timeout,
+                pipelining=settings.pipelining,
             )
             if reader is None and reader_url is not None
             else None

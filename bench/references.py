@@ -5,8 +5,9 @@ Two references bracket what ``app/`` can reach on this machine:
 * :func:`trivial_app`: GET returns a constant small JSON, POST parses the JSON body
   and echoes it. No Redis: the ceiling of aiohttp itself (server and client).
 * :func:`one_call_app`: GET ``/docs/{id}`` does exactly one ``JSON.GET driver:<id>``,
-  POST ``/docs`` exactly one ``JSON.SET`` of the body, through the same client the
-  service uses (:func:`keyspace.connect`). The floor any Python service over Redis pays.
+  POST ``/docs`` exactly one ``JSON.SET`` of the body, through the service's client
+  (:func:`keyspace.connect`) without its automatic pipelining: one command per request on a
+  pooled connection, as twenty lines of aiohttp and redis-py do.
 
 Every server here gets its own client from :func:`redis_client`, which counts the
 round trips it makes (see :class:`CountingConnection`), so requests can be priced
@@ -32,6 +33,7 @@ from app import create_app
 from app.config import Settings
 from keyspace import DRIVER, USER, Keyspace, connect
 from keyspace.connection import call
+from keyspace.pipelining import Pipeliner, pipeliner
 from keyspace.server import free_port
 
 TOKEN = "mf_bench_" + secrets.token_urlsafe(24)
@@ -62,9 +64,21 @@ class CountingConnection(AbstractConnection):
         await super().send_packed_command(command, check_health)
 
 
-def redis_client(url: str) -> Redis:
-    """``keyspace.connect(url)`` whose plain TCP connections count their round trips."""
-    client = connect(url)
+_PIPELINED: list[Pipeliner] = []
+
+
+def _sent() -> int:
+    """Writes so far: the counting connections' and every pipeliner's (one per round trip)."""
+    return CountingConnection.sends + sum(p.writes for p in _PIPELINED)
+
+
+def redis_client(url: str, *, pipelining: bool = True) -> Redis:
+    """``keyspace.connect(url)`` whose plain TCP connections and pipeliner count their round
+    trips."""
+    client = connect(url, pipelining=pipelining)
+    piped = pipeliner(client)
+    if piped is not None:
+        _PIPELINED.append(piped)
     pool = client.connection_pool
     pool.connection_class = type(
         "Counting" + pool.connection_class.__name__,
@@ -164,7 +178,8 @@ async def serve_trivial() -> Running:
 
 
 async def serve_one_call(url: str) -> Running:
-    client = redis_client(url)
+    # One command per request on a pooled connection: the hand-written service's way.
+    client = redis_client(url, pipelining=False)
     return await serve(one_call_app(client), client)
 
 
@@ -184,11 +199,11 @@ class Trips:
 async def count_trips(admin: Redis, run: Callable[[], Awaitable[int]]) -> Trips:
     """Price ``run`` (which returns how many requests it made) in round trips of the
     counting clients and in server-side ``INFO commandstats`` deltas."""
-    sends = CountingConnection.sends
+    sends = _sent()
     before = await admin.info("commandstats")
     requests = max(1, await run())
     after = await admin.info("commandstats")
-    trips = (CountingConnection.sends - sends) / requests
+    trips = (_sent() - sends) / requests
     commands: dict[str, float] = {}
     for name, stats in after.items():
         calls = stats["calls"] - before.get(name, {}).get("calls", 0)

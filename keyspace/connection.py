@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hiredis
@@ -72,6 +72,14 @@ class Pool(BlockingConnectionPool):
     connection, :meth:`lease` waits in ``get_connection`` as usual.
     """
 
+    on_disconnect: Callable[[], Awaitable[None]] | None = None
+    """Also closed by :meth:`disconnect` (``client.aclose()``): the pipeliner's connections."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        if self.on_disconnect is not None:
+            await self.on_disconnect()
+        await super().disconnect(inuse_connections)
+
     async def lease(self) -> AbstractConnection:
         if not self._available_connections:
             connection: AbstractConnection = await self.get_connection()  # type: ignore[no-untyped-call]
@@ -127,6 +135,11 @@ def observe_round_trips(client: Redis, observe: Callable[[float], None]) -> None
     """Call ``observe(seconds)`` after each round trip of the connections ``client``'s pool
     makes from now on (before its first command: all of them). Calling it again replaces
     ``observe``. ``observe`` runs on the event loop: it must be quick."""
+    from .pipelining import pipeliner
+
+    pipelined = pipeliner(client)
+    if pipelined is not None:
+        pipelined.observe = observe
     pool = client.connection_pool
     base: type[AbstractConnection] = getattr(
         pool.connection_class, "untimed", pool.connection_class
@@ -175,14 +188,20 @@ def check_url(url: str) -> None:
         raise ValueError(f"not a Redis URL ({exc}); use {URL_FORMS}") from None
 
 
-def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
+def connect(
+    url: str, *, max_connections: int = 64, timeout: float = 5.0, pipelining: bool = True
+) -> Redis:
     """A pooled asyncio client for ``url`` (``redis://``, ``rediss://``, ``unix://``, or
     ``redis+sentinel://``: the primary found through Sentinel, :mod:`keyspace.sentinel`).
 
     RESP2 and raw bytes: revisions hash the exact bytes the server stores, and
     replies are parsed in one documented shape. No connection is opened here.
+    ``pipelining``: the keyspace's scripts and reads by id from concurrent callers share one
+    connection's writes and reads (:mod:`keyspace.pipelining`); not through Sentinel, whose
+    connections confirm a reply after a stall with the sentinels one command at a time.
     """
-    from .sentinel import connect_sentinel, is_sentinel  # it builds on this module
+    from .pipelining import attach  # it builds on this module
+    from .sentinel import connect_sentinel, is_sentinel
 
     if is_sentinel(url):
         return connect_sentinel(url, max_connections=max_connections, timeout=timeout)
@@ -191,10 +210,15 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Red
         url, timeout=timeout, max_connections=max_connections, **client_options(timeout)
     )
     pool.connection_class = _FAST.get(pool.connection_class, pool.connection_class)
-    return Redis.from_pool(pool)
+    client = Redis.from_pool(pool)
+    if pipelining:
+        attach(client, timeout=timeout)
+    return client
 
 
-def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
+def connect_replica(
+    url: str, *, max_connections: int = 64, timeout: float = 5.0, pipelining: bool = True
+) -> Redis:
     """A client for the pure reads (``Keyspace(reader=...)``): through Sentinel, one of the
     service's replicas (a connection error while none is up: ``Keyspace`` then reads from
     the primary, counted); otherwise the server ``url`` names
@@ -203,7 +227,7 @@ def connect_replica(url: str, *, max_connections: int = 64, timeout: float = 5.0
 
     if is_sentinel(url):
         return connect_sentinel(url, max_connections=max_connections, timeout=timeout, replica=True)
-    return connect(url, max_connections=max_connections, timeout=timeout)
+    return connect(url, max_connections=max_connections, timeout=timeout, pipelining=pipelining)
 
 
 def check_client(client: Redis) -> None:

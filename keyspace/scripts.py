@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .connection import Pool
 from .durability import Durability, written
 from .errors import Paused
+from .pipelining import pipeliner
 from .plan import Arg, Plan
 from .schema import EntitySpec
 
@@ -184,6 +185,8 @@ class Scripts:
     def __init__(self, client: Redis, durability: Durability | None = None) -> None:
         self.client = client
         self.durability = durability or Durability()
+        # WAIT needs the connection that wrote: durable writes keep to the pool.
+        self._pipeliner = pipeliner(client)
         self._commit = client.register_script(_source("commit.lua"))
         self._authorize = client.register_script(_source("authorize.lua"))
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
@@ -209,6 +212,16 @@ class Scripts:
             return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
 
     async def _send(self, *args: Arg, retry: bool, wait: Wait) -> Sent:
+        if wait is None and self._pipeliner is not None:
+            try:
+                return Sent(await self._pipeliner.execute("EVALSHA", *args))
+            except (RedisConnectionError, RedisTimeoutError):
+                if not retry:
+                    raise  # it may have run: sent once
+            # A script that may run twice gets the pool's retry policy (backoff, reconnect).
+        return await self._send_pooled(*args, retry=retry, wait=wait)
+
+    async def _send_pooled(self, *args: Arg, retry: bool, wait: Wait) -> Sent:
         # One pooled connection, as execute_command uses, without its per-call layers
         # (argument filtering, metrics, option parsing) and, from keyspace.connect's
         # pool, without the pool's own (docs/profiling.md). WAIT needs the connection that

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
-from .connection import call
 from .documents import explicit_id, for_create, for_update
 from .errors import (
     Conflict,
@@ -28,6 +27,7 @@ from .errors import (
 )
 from .ids import new_id
 from .keyring import Keys
+from .pipelining import single
 from .plan import (
     DeleteClosure,
     Loaded,
@@ -105,7 +105,7 @@ class Documents:
         return (await self.opened(spec, doc_id, Stored(doc, ""))).doc
 
     async def _read(self, key: str) -> bytes | None:
-        raw: bytes | None = await call(self.client, "JSON.GET", key, ".")
+        raw: bytes | None = await single(self.client, "JSON.GET", key, ".")
         return raw
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:

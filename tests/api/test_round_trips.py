@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app.state import KEYSPACE
+from keyspace.pipelining import pipeliner
 
 Client = TestClient[web.Request, web.Application]
 USER = {"username": "Trip", "email": "trip@x.io", "role": "engineer"}
@@ -26,6 +27,15 @@ def count_calls(api: Client, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any,
         await original(self, *args, **options)
 
     monkeypatch.setattr(connection_class, "send_command", counted)
+    piped = pipeliner(api.app[KEYSPACE].client)
+    if piped is not None:  # automatic pipelining: each command is its request's one trip
+        execute = piped.execute
+
+        async def pipelined(*args: Any) -> Any:
+            calls.append(args)
+            return await execute(*args)
+
+        monkeypatch.setattr(piped, "execute", pipelined)
     return calls
 
 

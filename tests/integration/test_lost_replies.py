@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from keyspace import USER, Keyspace, connect
+from keyspace.pipelining import pipeliner
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import Limits, TokenKind
 from tests import factories as f
@@ -27,9 +28,7 @@ class Lossy:
     arm: Callable[[], None]
 
 
-@pytest.fixture
-async def losing(redis_server: EmbeddedRedis, real_client: Redis) -> AsyncIterator[Lossy]:
-    client = connect(redis_server.url)
+def _lose_on_the_pool(client: Redis) -> Callable[[], None]:
     fast = client.connection_pool.connection_class
 
     class Losing(fast):  # type: ignore[valid-type,misc]
@@ -44,9 +43,37 @@ async def losing(redis_server: EmbeddedRedis, real_client: Redis) -> AsyncIterat
             return reply
 
     client.connection_pool.connection_class = Losing
+    return lambda: setattr(Losing, "armed", True)
+
+
+def _lose_on_the_pipeline(client: Redis) -> Callable[[], None]:
+    piped = pipeliner(client)
+    assert piped is not None
+    deliver = piped._deliver
+    armed = [False]
+
+    def losing(line: Any, reply: Any) -> None:
+        if armed[0] and isinstance(reply, list):  # a script's reply: the connection drops
+            armed[0] = False
+            piped._fail(line, RedisConnectionError("the reply was lost (test)"))
+            return
+        deliver(line, reply)
+
+    piped._deliver = losing  # type: ignore[method-assign]
+    return lambda: armed.__setitem__(0, True)
+
+
+@pytest.fixture(params=["pool", "pipelined"])
+async def losing(
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, real_client: Redis
+) -> AsyncIterator[Lossy]:
+    """Both transports: one command per pooled connection, and automatic pipelining."""
+    pipelined = request.param == "pipelined"
+    client = connect(redis_server.url, pipelining=pipelined)
+    arm = (_lose_on_the_pipeline if pipelined else _lose_on_the_pool)(client)
     ks = Keyspace(client)
     await ks.setup()
-    yield Lossy(ks, lambda: setattr(Losing, "armed", True))
+    yield Lossy(ks, arm)
     await client.aclose()
 
 

@@ -109,3 +109,13 @@ def test_the_service_exits_2_with_one_line(
         main()
     assert exited.value.code == USAGE == 2
     assert capsys.readouterr().err == line + "\n"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", True), ("on", True), ("OFF", False)])
+def test_pipelining_is_on_unless_turned_off(value: str, expected: bool) -> None:
+    assert Settings.from_env({"MULTIFRAME_PIPELINING": value}).pipelining is expected
+
+
+def test_pipelining_takes_only_on_or_off() -> None:
+    with pytest.raises(BadSetting, match="MULTIFRAME_PIPELINING must be on or off"):
+        Settings.from_env({"MULTIFRAME_PIPELINING": "yes"})

@@ -1,0 +1,232 @@
+"""Automatic pipelining (keyspace.pipelining) on the real server: every reply reaches its own
+caller, one caller's error or cancel answers no other, and a command is sent at most once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from keyspace import USER, Keyspace, connect
+from keyspace.connection import call, observe_round_trips
+from keyspace.pipelining import Pipeliner, attach, pipeliner, single
+from keyspace.server import EmbeddedRedis
+from tests import factories as f
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def piped(redis_server: EmbeddedRedis, real_client: Redis) -> AsyncIterator[Redis]:
+    client = connect(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+def lanes(client: Redis) -> Pipeliner:
+    found = pipeliner(client)
+    assert found is not None
+    return found
+
+
+async def test_concurrent_callers_share_writes_and_each_gets_its_own_reply(piped: Redis) -> None:
+    await call(piped, "MSET", *[x for n in range(200) for x in (f"k{n}", f"v{n}")])
+    before = lanes(piped).writes
+    replies = await asyncio.gather(*(single(piped, "GET", f"k{n}") for n in range(200)))
+    assert replies == [f"v{n}".encode() for n in range(200)]
+    assert lanes(piped).writes - before < 20  # 200 commands, a handful of writes
+
+
+async def test_an_error_reply_answers_only_its_own_caller(piped: Redis) -> None:
+    await call(piped, "SET", "text", "abc")
+    await call(piped, "RPUSH", "list", "x")
+    results = await asyncio.gather(
+        single(piped, "GET", "text"),
+        single(piped, "GET", "list"),  # WRONGTYPE
+        single(piped, "GET", "text"),
+        return_exceptions=True,
+    )
+    assert results[0] == b"abc" and results[2] == b"abc"
+    assert isinstance(results[1], ResponseError) and "WRONGTYPE" in str(results[1])
+
+
+async def test_a_cancelled_caller_leaves_the_order_intact(piped: Redis) -> None:
+    await call(piped, "MSET", *[x for n in range(100) for x in (f"c{n}", str(n))])
+    tasks = [asyncio.ensure_future(single(piped, "GET", f"c{n}")) for n in range(100)]
+    await asyncio.sleep(0)  # queued, maybe written
+    for task in tasks[::3]:
+        task.cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    for n, outcome in enumerate(done):
+        if n % 3:
+            assert outcome == str(n).encode()
+    # The connection is still in step: later replies are their own.
+    assert await asyncio.gather(*(single(piped, "GET", f"c{n}") for n in range(10))) == [
+        str(n).encode() for n in range(10)
+    ]
+
+
+async def test_a_command_is_sent_once_when_the_server_stalls(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url)
+    piped = attach(client, timeout=0.5)
+    await single(client, "PING")  # the line is open
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await piped.execute("INCR", "sent-once")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The stalled INCR ran when the server resumed; nothing sent it again.
+    for _ in range(50):
+        if await call(real_client, "GET", "sent-once") is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert await piped.execute("GET", "sent-once") == b"1"
+    await client.aclose()
+
+
+async def test_a_dropped_connection_fails_what_waits_and_the_next_command_reconnects(
+    piped: Redis, real_client: Redis
+) -> None:
+    await single(piped, "PING")
+    blocked = asyncio.ensure_future(lanes(piped).execute("BLPOP", "never", 5))
+    await asyncio.sleep(0.1)
+    await call(real_client, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    with pytest.raises(RedisConnectionError):
+        await blocked
+    assert await single(piped, "PING") == b"PONG"
+
+
+async def test_a_commit_whose_connection_dropped_is_not_sent_again(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url)
+    ks = Keyspace(client)
+    await ks.setup()
+    piped = lanes(client)
+    original = piped._deliver
+    lost = {"armed": False}
+
+    def losing(line: object, reply: object) -> None:
+        if lost["armed"] and isinstance(reply, list):  # the commit's reply: lose it
+            lost["armed"] = False
+            piped._fail(line, RedisConnectionError("the reply was lost (test)"))  # type: ignore[arg-type]
+            return
+        original(line, reply)  # type: ignore[arg-type]
+
+    piped._deliver = losing  # type: ignore[method-assign]
+    lost["armed"] = True
+    with pytest.raises(RedisConnectionError):
+        await f.user(ks, "Once")
+    users = [k async for k in real_client.scan_iter(match="user:*")]
+    assert users == [b"user:user_1"]
+    assert await call(real_client, "GET", "user_counter") == b"1"
+    await client.aclose()
+
+
+async def test_scripts_reload_after_a_script_flush(piped: Redis, real_client: Redis) -> None:
+    ks = Keyspace(piped)
+    await ks.setup()
+    await f.user(ks, "Before")
+    await call(real_client, "SCRIPT", "FLUSH")
+    created = await ks.create(
+        USER, {"username": "after", "email": "after@example.com", "role": "designer"}
+    )
+    assert created.doc["username"] == "after"
+
+
+async def test_round_trips_are_observed(piped: Redis) -> None:
+    seen: list[float] = []
+    observe_round_trips(piped, seen.append)
+    await asyncio.gather(*(single(piped, "PING") for _ in range(10)))
+    assert seen and all(0 <= s < 5 for s in seen)
+
+
+async def test_off_sends_through_the_pool(redis_server: EmbeddedRedis) -> None:
+    client = connect(redis_server.url, pipelining=False)
+    assert pipeliner(client) is None
+    assert await single(client, "PING") is True  # redis-py's reply callback: the pool path
+    await client.aclose()
+
+
+# Review 19 (review-findings19), each a regression test --------------------------------------
+
+
+async def test_the_pipeline_takes_no_connection_from_a_pool_of_one(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url, max_connections=1, timeout=2)
+    await call(real_client, "SET", "k", "v")
+    piped, pooled = await asyncio.wait_for(
+        asyncio.gather(single(client, "GET", "k"), call(client, "GET", "k")), 1.5
+    )
+    assert piped == pooled == b"v"
+    await client.aclose()
+
+
+def test_a_client_used_from_one_event_loop_after_another_keeps_working(
+    redis_server: EmbeddedRedis,
+) -> None:
+    client = connect(redis_server.url, max_connections=3)
+    for _ in range(6):  # twice the pool: a line left behind per loop would exhaust it
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(single(client, "PING")) == b"PONG"
+        finally:
+            loop.close()
+    assert not client.connection_pool._in_use_connections
+    asyncio.run(client.aclose())
+
+
+async def test_a_caller_cancelled_while_its_line_opens_strands_no_later_caller(
+    redis_server: EmbeddedRedis, real_client: Redis
+) -> None:
+    client = connect(redis_server.url, timeout=1.0)
+    first = asyncio.ensure_future(lanes(client).execute("PING"))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0.3)  # the shielded opening finishes by itself
+    await call(real_client, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    await asyncio.sleep(0.3)  # its reader saw the end: the line is closed
+    assert await asyncio.wait_for(lanes(client).execute("PING"), 5) == b"PONG"
+    await client.aclose()
+
+
+async def test_a_stall_leaks_no_connection(redis_server: EmbeddedRedis) -> None:
+    client = connect(redis_server.url, timeout=0.5)
+    await single(client, "PING")
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        big = "x" * (1 << 20)  # unsent bytes left in the transport when the line fails
+        outcomes = await asyncio.gather(
+            *(lanes(client).execute("SET", f"big{n}", big) for n in range(4)),
+            return_exceptions=True,
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert all(isinstance(o, RedisTimeoutError) for o in outcomes)
+    assert not client.connection_pool._in_use_connections
+    assert await single(client, "PING") == b"PONG"
+    await client.aclose()
+
+
+async def test_nested_error_replies_get_redis_py_classes(piped: Redis) -> None:
+    script = "return {redis.error_reply('NOSCRIPT z'), redis.error_reply('READONLY y'), 1}"
+    pooled = await call(piped, "EVAL", script, 0)
+    pipelined = await single(piped, "EVAL", script, 0)
+    assert [type(e) for e in pipelined[:2]] == [type(e) for e in pooled[:2]]
+    assert [str(e) for e in pipelined[:2]] == [str(e) for e in pooled[:2]]
+    assert pipelined[2] == pooled[2] == 1
