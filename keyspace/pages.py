@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from .projection import ODD, shadow, shadowed
-from .query import Query, Range, Scalar, compile_search, literal, sort_field
+from .query import Query, Range, Scalar, compile_search, literal, number, sort_field
 from .schema import EntitySpec, FieldKind
 
 DIALECT = ["DIALECT", "2"]
@@ -90,14 +90,16 @@ def _narrowed(spec: EntitySpec, query: Query, shadows: bool) -> Query:
 
 
 def _keyset_filter(spec: EntitySpec, query: Query) -> str:
-    """Today's single FILTER selecting the rows after the cursor (ids, tags, odd times)."""
+    """The FILTER selecting the rows after the cursor: past its value, or tied and past its
+    id. On numbers it compares the index's doubles, as the narrowed range does."""
     assert query.after is not None
     field, id_field = sort_field(spec, query), spec.id_index
     op = "<" if query.descending else ">"
     tie = f"@{id_field.name} {op} {literal(query.after.doc_id)}"
     if field is id_field:
         return tie
-    value = literal(query.after.value)
+    numeric = field.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL)
+    value = number(query.after.value) if numeric else literal(query.after.value)
     return f"@{field.name} {op} {value} || (@{field.name} == {value} && {tie})"
 
 
