@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyspace import DRIVER, Keyspace, keys, parse
+from keyspace.connection import call
 from keyspace.listing import Page
 from tests import factories as f
 
@@ -105,7 +106,7 @@ async def test_a_timestamp_written_around_the_service_lists_through_the_fallback
     # Not the stored form (that is 2025-05-02T23:00:00): no shadow but an odd mark, and the
     # index compares its text, as the scan path does.
     key = keys.doc_key(DRIVER.prefix, "driver_2")
-    await ks.client.execute_command("JSON.SET", key, "$.timestamp", '"2025-05-02T23:00:00.000"')
+    await call(ks.client, "JSON.SET", key, "$.timestamp", '"2025-05-02T23:00:00.000"')
     await ks.reproject(DRIVER)  # what repair and every upgrade do for such a document
     window = {"timestamp_min": "2025-05-02T00:00:00", "timestamp_max": "2025-05-03T10:00:00"}
     page = await listed(ks, **window, sort="timestamp")
