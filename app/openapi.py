@@ -109,9 +109,10 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
         "properties": {
             "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
             "total": {
-                "type": "integer",
+                "type": ["integer", "null"],
                 "minimum": 0,
-                "description": "documents matching the filters, on every page",
+                "description": "documents matching the filters, on every page; null when "
+                "the request said count=none",
             },
             "next_cursor": {
                 "type": ["string", "null"],

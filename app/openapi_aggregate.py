@@ -25,7 +25,7 @@ _DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
 def parameters(spec: EntitySpec, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``group_by``, ``metrics``, ``limit`` and ``order``, then the filters of the list's parameters
     ``listed`` (its sort, limit and cursor left out)."""
-    filters = [p for p in listed if p["name"] not in ("sort", "limit", "cursor")]
+    filters = [p for p in listed if p["name"] not in ("sort", "limit", "cursor", "count")]
     groups = [f.name for f in group_fields(spec)]
     numbers = [f.name for f in metric_fields(spec)]
     return [

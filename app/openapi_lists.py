@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind
+from keyspace.query import COUNTS
 
 _KINDS: dict[FieldKind, dict[str, Any]] = {
     FieldKind.NUMERIC: {"type": "number"},
@@ -15,7 +16,8 @@ _KINDS: dict[FieldKind, dict[str, Any]] = {
 
 
 def list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
-    """The query parameters of ``spec``'s list: its filters, q, sort, limit and cursor."""
+    """The query parameters of ``spec``'s list: its filters, q, sort, limit, cursor and
+    count."""
     params: list[dict[str, Any]] = []
     for f in spec.fields:
         if f.kind in (FieldKind.TEXT, FieldKind.VECTOR):  # q; a search's vector
@@ -75,6 +77,14 @@ def list_parameters(spec: EntitySpec) -> list[dict[str, Any]]:
             "required": False,
             "schema": {"type": "string"},
             "description": "next_cursor of the previous page",
+        },
+        {
+            "name": "count",
+            "in": "query",
+            "required": False,
+            "description": "exact: total counts every match (a pass over all of them, on "
+            "every page); none: total is null and the page costs only its own rows",
+            "schema": {"type": "string", "enum": list(COUNTS), "default": "exact"},
         },
     ]
     return params

@@ -57,7 +57,7 @@ MAX_GROUP_DOCUMENTS = 2**26  # what the index path sums exactly (keyspace.aggreg
 OPS = ("sum", "min", "max", "avg")
 GROUP_KINDS = (FieldKind.TAG, FieldKind.BOOL, FieldKind.TIME, FieldKind.NUMERIC, FieldKind.DECIMAL)
 _OWN = ("group_by", "metrics", "limit", "order")
-_REFUSED = ("sort", "cursor")
+_REFUSED = ("sort", "cursor", "count")
 
 Key = tuple[Any, ...]  # a group's values in group_by order: str, bool, int (units) or None
 

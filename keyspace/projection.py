@@ -28,6 +28,16 @@ A sensitive field (keyspace.sealing) is projected too: a sealed value as its bli
 a key, or not yet converted) as any tag of its kind. So every entity with an indexed
 sensitive field is projected, and the index never holds its plaintext once it is sealed.
 
+A time field (one value, not an array) is projected with a numeric shadow beside its text:
+``_us_<name>``, microseconds since 1970-01-01 of the stored naive-UTC timestamp, so a time
+range is a numeric range the index answers from its range tree rather than a string FILTER
+evaluated on every candidate (keyspace.pages). Only a canonical value (exactly what
+:func:`keyspace.codec.normalize_iso` makes of it: what the service stores) within 2^53
+microseconds of 1970 (years 1685 to 2255) has one; for those text order and numeric order
+agree exactly. Any other stored value (written around the service) is marked
+``_odd_<name>: "1"`` instead, and a query that meets such a mark falls back to the string
+FILTER, so it lists exactly as before. So every entity with a time field is projected.
+
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
 from one definition. Entities without such fields index their documents directly.
@@ -36,8 +46,10 @@ from one definition. Entities without such fields index their documents directly
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from .codec import normalize_iso
 from .crypto import parse_sealed
 from .fieldtypes import direction
 from .schema import EntitySpec, FieldKind, Indexed, get_path
@@ -52,6 +64,35 @@ def folds(field: Indexed) -> bool:
 
 
 _CONVERTED = (FieldKind.BOOL, FieldKind.DECIMAL, FieldKind.VECTOR)
+SHADOW = "_us_"  # a time field's numeric shadow; no declared field starts with "_"
+ODD = "_odd_"  # marks a stored time value without a shadow
+_EPOCH = datetime(1970, 1, 1)
+_EXACT = 2**53  # integers a double holds exactly: the index compares shadows as doubles
+
+
+def shadowed(field: Indexed) -> bool:
+    """True when ``field`` has a numeric shadow in the projection (a one-valued time)."""
+    return field.kind is FieldKind.TIME and not field.array
+
+
+def epoch_micros(canonical: str) -> int:
+    """Microseconds since 1970 of a timestamp in the stored naive-UTC form."""
+    delta = datetime.fromisoformat(canonical) - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def shadow(value: Any) -> int | None:
+    """The shadow of a stored time value; None for one that is not canonical or beyond
+    what a double holds exactly (it is marked odd instead)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if normalize_iso(value) != value:
+            return None
+    except ValueError:
+        return None
+    micros = epoch_micros(value)
+    return micros if -_EXACT < micros < _EXACT else None
 
 
 # id(fields) -> (fields, projected): asked for every document written, and fields never
@@ -65,7 +106,9 @@ def projected(spec: EntitySpec) -> bool:
     known = _PROJECTED.get(id(fields))
     if known is not None and known[0] is fields:
         return known[1]
-    answer = any(folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive for f in fields)
+    answer = any(
+        folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive or shadowed(f) for f in fields
+    )
     _PROJECTED[id(fields)] = (fields, answer)
     return answer
 
@@ -118,4 +161,13 @@ def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
         shown = index_value(field, value)
         if shown is not None:
             out[field.name] = shown
+    for field in spec.fields:
+        value = get_path(doc, field.path)
+        if not shadowed(field) or value is None:
+            continue
+        micros = shadow(value)
+        if micros is None:
+            out[ODD + field.name] = "1"
+        else:
+            out[SHADOW + field.name] = micros
     return out

@@ -30,12 +30,14 @@ import orjson
 from . import codec, keys
 from .errors import ValidationFailed
 from .fieldtypes import INDEX_DIGITS, MAX_DIGITS, canonical_decimal
-from .projection import index_value, query_value
+from .projection import SHADOW, epoch_micros, index_value, query_value, shadowed
 from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import terms
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+COUNTS = ("exact", "none")  # the count parameter's values; exact is the default
+PAGING = ("q", "sort", "limit", "cursor", "count")  # list parameters that are not filters
 LITERAL = r"[0-9A-Za-z_.:\-]*"  # what TIME values and ids are validated to: no quoting needed
 MAX_VALUE_LENGTH = 512
 BOOLEANS = ("false", "true")  # a boolean's query values and index tags, in sort order
@@ -71,6 +73,7 @@ class Query:
     descending: bool = False
     limit: int = DEFAULT_LIMIT
     after: Cursor | None = None
+    counted: bool = True  # count=none: the page's total is not computed (null)
 
 
 _ESCAPE = re.compile(r"([^A-Za-z0-9_\x80-\U0010ffff])")
@@ -152,6 +155,12 @@ def _limit(raw: str | None) -> int:
     return min(int(raw), MAX_LIMIT)  # larger asks are capped, not refused
 
 
+def _counted(raw: str | None) -> bool:
+    if raw is not None and raw not in COUNTS:
+        raise _invalid("count", f"must be one of {list(COUNTS)}")
+    return raw != "none"
+
+
 def sensitive_refusal(param: str, name: str) -> ValidationFailed:
     """The 400 for anything but equality over a sensitive field (keyspace.sealing)."""
     return _invalid(
@@ -179,13 +188,14 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
 
     Known parameters: every indexed non-text field (equality, repeatable as
     any-of), ``<numeric, decimal or time field>_min`` / ``_max``, ``q`` (full text),
-    ``sort`` (``field`` or ``-field``), ``limit`` and ``cursor``. Anything
-    else is rejected, so a typo never silently widens a result.
+    ``sort`` (``field`` or ``-field``), ``limit``, ``cursor`` and ``count`` (``exact``,
+    the default, or ``none``: no total). Anything else is rejected, so a typo never
+    silently widens a result.
     """
     equals: list[tuple[Indexed, tuple[Scalar, ...]]] = []
     ranges: dict[str, tuple[Indexed, dict[str, Scalar]]] = {}
     for name, values in params.items():
-        if name in ("q", "sort", "limit", "cursor"):
+        if name in PAGING:
             continue
         if not values:
             raise _invalid(name, "must have a value")
@@ -216,6 +226,7 @@ def parse(spec: EntitySpec, params: Mapping[str, Sequence[str]]) -> Query:
         sort=sort,
         descending=descending,
         limit=_limit(_single(params, "limit")),
+        counted=_counted(_single(params, "count")),
     )
     cursor = _single(params, "cursor")
     return query if cursor is None else _with_cursor(spec, query, cursor)
@@ -268,7 +279,7 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if numeric != (field.kind is FieldKind.NUMERIC) or (numeric and not math.isfinite(value)):
         raise _invalid("cursor", "is not a cursor this service issued")
-    if not numeric and not re.fullmatch(LITERAL, str(value)):  # cf. _literal
+    if not numeric and not re.fullmatch(LITERAL, str(value)):  # cf. literal
         raise _invalid("cursor", "is not a cursor this service issued")
     if field.kind is FieldKind.BOOL and value not in BOOLEANS:
         raise _invalid("cursor", "is not a cursor this service issued")
@@ -280,12 +291,12 @@ def _with_cursor(spec: EntitySpec, query: Query, raw: str) -> Query:
 # --- RediSearch compilation -------------------------------------------------------------
 
 
-def _number(value: Scalar) -> str:
+def number(value: Scalar) -> str:
     number = float(value)
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _literal(value: Scalar) -> str:
+def literal(value: Scalar) -> str:
     # Only TIME values and ids reach FILTER string literals; both are validated to
     # characters that need no quoting ([0-9A-Za-z_.:-]), which this re-checks.
     text = str(value)
@@ -296,7 +307,7 @@ def _literal(value: Scalar) -> str:
 
 def _equality(field: Indexed, values: tuple[Scalar, ...]) -> str:
     if field.kind in _NUMBERS:
-        parts = [f"@{field.name}:[{_number(v)} {_number(v)}]" for v in values]
+        parts = [f"@{field.name}:[{number(v)} {number(v)}]" for v in values]
         return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
     return f"@{field.name}:{{{' | '.join(escape(str(v)) for v in values)}}}"
 
@@ -305,39 +316,47 @@ def _keyset(field: Indexed, id_field: Indexed, query: Query) -> tuple[str | None
     """Query clause and FILTER expression selecting rows after the cursor."""
     assert query.after is not None
     after, op = query.after, "<" if query.descending else ">"
-    tie = f"@{id_field.name} {op} {_literal(after.doc_id)}"
+    tie = f"@{id_field.name} {op} {literal(after.doc_id)}"
     if field.kind in _NUMBERS:
-        bound = _number(after.value)
+        bound = number(after.value)
         clause = (
             f"@{field.name}:[-inf {bound}]" if query.descending else f"@{field.name}:[{bound} +inf]"
         )
         return clause, f"@{field.name} {op} {bound} || {tie}"
     if field is id_field:
         return None, tie
-    value = _literal(after.value)
+    value = literal(after.value)
     return None, f"@{field.name} {op} {value} || (@{field.name} == {value} && {tie})"
 
 
-def compile_search(spec: EntitySpec, query: Query) -> tuple[str, list[str]]:
+def compile_search(
+    spec: EntitySpec, query: Query, *, shadows: bool = False
+) -> tuple[str, list[str]]:
     """The query string and FILTER expressions, with and without the cursor condition.
 
     Returns ``(query_string, filters)`` for the count; :func:`page_args` adds
-    the keyset part for one page.
-    """
+    the keyset part for one page. With ``shadows`` a time range is a numeric range on the
+    field's shadow (keyspace.projection), which only the caller can tell is exact: when no
+    document of the entity is marked odd for it (keyspace.pages)."""
     clauses = [_equality(f, vs) for f, vs in query.equals]
     filters: list[str] = []
     for field, bounds in query.ranges:
         if field.kind in _NUMBERS:
-            low = "-inf" if bounds.low is None else _number(bounds.low)
-            high = "+inf" if bounds.high is None else _number(bounds.high)
+            low = "-inf" if bounds.low is None else number(bounds.low)
+            high = "+inf" if bounds.high is None else number(bounds.high)
             clauses.append(f"@{field.name}:[{low} {high}]")
+        elif shadows and shadowed(field):
+            # Bounds are canonical (parse normalizes them): text order is micros order.
+            low = "-inf" if bounds.low is None else str(epoch_micros(str(bounds.low)))
+            high = "+inf" if bounds.high is None else str(epoch_micros(str(bounds.high)))
+            clauses.append(f"@{SHADOW}{field.name}:[{low} {high}]")
         else:
             # A FILTER on a document without the attribute (a null) is an error, not false.
             has = f"exists(@{field.name}) && " if field.nullable else ""
             if bounds.low is not None:
-                filters.append(f"{has}@{field.name} >= {_literal(bounds.low)}")
+                filters.append(f"{has}@{field.name} >= {literal(bounds.low)}")
             if bounds.high is not None:
-                filters.append(f"{has}@{field.name} <= {_literal(bounds.high)}")
+                filters.append(f"{has}@{field.name} <= {literal(bounds.high)}")
     if query.terms is not None:
         names = "|".join(f.name for f in spec.text_fields)
         # No terms at all (q was only punctuation) must match nothing, not everything.

@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 
 from .connection import call
 from .errors import NotReady
-from .projection import projected
+from .projection import ODD, SHADOW, projected, shadowed
 from .schema import EntitySpec, FieldKind, Indexed
 
 
@@ -67,6 +67,10 @@ def definition(spec: EntitySpec) -> list[str]:
     args = ["ON", "JSON", "PREFIX", "1", prefix, "STOPWORDS", "0", "SCHEMA"]
     for field in spec.fields:
         args += _attribute(field, through_projection=through)
+    for field in spec.fields:
+        if through and shadowed(field):  # keyspace.projection: a time's numeric shadow
+            args += [f"$.{SHADOW}{field.name}", "AS", SHADOW + field.name, "NUMERIC"]
+            args += [f"$.{ODD}{field.name}", "AS", ODD + field.name, "TAG"]
     return args
 
 

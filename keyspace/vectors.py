@@ -42,7 +42,7 @@ the float32 error measured on the embedded server (1e-7 at 8, 384 and 4096 dimen
 MARGIN = 16
 """Candidates past k that a crowded band may add."""
 SCORE = "__score"  # no declared field starts with "_" (keyspace.declare)
-NOT_FILTERS = ("sort", "limit", "cursor")
+NOT_FILTERS = ("sort", "limit", "cursor", "count")
 DIALECT = ("DIALECT", "2")
 
 Scored = tuple[dict[str, Any], float]

@@ -248,3 +248,17 @@ async def test_punctuation_values_match_exactly(api: Client) -> None:
     assert (await listed(api, "/api/drivers", version="x} | @role:{"))["total"] == 0
     assert (await listed(api, "/api/drivers", version="*"))["total"] == 0
     assert (await listed(api, "/api/quests", q="(|){}*"))["total"] == 0
+
+
+async def test_count_none_answers_a_null_total_and_the_same_pages(api: Client) -> None:
+    await drivers(api)
+    exact = await listed(api, "/api/drivers", sort="-timestamp", limit="2")
+    none = await listed(api, "/api/drivers", sort="-timestamp", limit="2", count="none")
+    assert exact["total"] == 5 and none["total"] is None
+    assert (ids(none), none["next_cursor"]) == (ids(exact), exact["next_cursor"])
+    window = {"timestamp_min": "2025-01-02T00:00:00", "timestamp_max": "2025-01-04T12:00:00"}
+    page = await listed(api, "/api/drivers", **window, sort="-timestamp")
+    assert (ids(page), page["total"]) == (["driver_4", "driver_3", "driver_2"], 3)
+    resp = await api.get("/api/drivers", params={"count": "some"})
+    assert resp.status == 400
+    assert "count" in await resp.text()

@@ -80,7 +80,7 @@ async def test_reindex_never_interrupts_queries(
     await cli(redis_server, "generate", "--users", "400")
     before = search.current_name(QUEST)
     expected = (await ks.list(QUEST, parse(QUEST, {"status": ["active"], "limit": ["5"]}))).total
-    assert expected > 0
+    assert expected is not None and expected > 0
     stop = asyncio.Event()
     answers: list[int] = []
 
@@ -90,7 +90,7 @@ async def test_reindex_never_interrupts_queries(
         await reader.setup()
         while not stop.is_set():
             page = await reader.list(QUEST, parse(QUEST, {"status": ["active"], "limit": ["5"]}))
-            assert len(page.items) == 5
+            assert len(page.items) == 5 and page.total is not None
             answers.append(page.total)
         await client.aclose()
 

@@ -78,6 +78,7 @@ async def pexpiretime(client: Redis, *keys: str) -> list[int]:
 async def listed(ks: Keyspace, entity: str, **params: str) -> tuple[list[str], int]:
     spec = ks.entity(entity)
     page = await ks.list(spec, parse(spec, {k: [v] for k, v in params.items()}))
+    assert page.total is not None
     return [d["id"] for d in page.items], page.total
 
 

@@ -330,8 +330,10 @@ def test_booleans_decimals_and_nullables_are_indexed_through_projections() -> No
     assert "$.isActive AS isActive TAG CASESENSITIVE SORTABLE" in schema
     assert "$.price AS price NUMERIC SORTABLE" in schema
     assert "$.fee AS fee NUMERIC" in schema
-    # Time ranges are FILTERs, which need the value in the aggregation: always SORTABLE.
-    assert schema.endswith("$.at AS at TAG CASESENSITIVE SORTABLE")
+    # A time range's fallback is a FILTER, which needs the value in the aggregation: always
+    # SORTABLE. Its numeric shadow and odd mark (keyspace.projection) come last.
+    assert "$.at AS at TAG CASESENSITIVE SORTABLE" in schema
+    assert schema.endswith("$._us_at AS _us_at NUMERIC $._odd_at AS _odd_at TAG")
 
 
 def test_boolean_filters_parse_compile_and_match() -> None:

@@ -243,6 +243,7 @@ def test_update_adds_and_removes_changed_references() -> None:
     ]
     assert writes == [
         ("jset", "collab:collab_1", codec.dumps(new)),
+        ("jset", "mf:proj:collab:collab_1", codec.dumps(project(COLLAB, new))),  # its time
         ("sadd", "mf:ref:user:user_4:collab.collaborators", "collab_1"),
         ("srem", "mf:ref:user:user_2:collab.collaborators", "collab_1"),
     ]
@@ -304,8 +305,10 @@ def test_delete_unlinks_everything_and_pulls_from_surviving_referrers() -> None:
         ("delif", EMAIL_CLAIM, "user_1"),
         ("delif", NAME_CLAIM, "user_1"),
         ("del", "driver:driver_1"),
+        ("del", "mf:proj:driver:driver_1"),
         ("srem", "mf:ref:user:user_1:driver.user_id", "driver_1"),
         ("del", "collab:collab_1"),
+        ("del", "mf:proj:collab:collab_1"),
         ("srem", "mf:ref:user:user_1:collab.user_id", "collab_1"),
         ("srem", "mf:ref:user:user_2:collab.collaborators", "collab_1"),
         ("srem", "mf:ref:user:user_1:collab.collaborators", "collab_1"),
@@ -315,6 +318,7 @@ def test_delete_unlinks_everything_and_pulls_from_surviving_referrers() -> None:
         ("del", "mf:ref:user:user_1:quest.user_id"),
         ("del", "mf:tokens:user_1"),
         ("jset", "collab:collab_2", codec.dumps(pulled)),
+        ("jset", "mf:proj:collab:collab_2", codec.dumps(project(COLLAB, pulled))),
         ("srem", "mf:ref:user:user_1:collab.collaborators", "collab_2"),
     ]
 

@@ -36,14 +36,28 @@ def test_definition_header(spec: EntitySpec) -> None:
     assert head == ["ON", "JSON", "PREFIX", "1", prefix, "STOPWORDS", "0", "SCHEMA"]
 
 
-def test_entities_with_text_or_caseless_fields_are_indexed_through_projections() -> None:
-    assert [s.name for s in MULTIFRAME.entities if projected(s)] == ["user", "nft", "quest"]
+def test_entities_with_text_caseless_or_time_fields_are_indexed_through_projections() -> None:
+    # Every MultiFrame entity: a time field's numeric shadow lives in the projection.
+    assert [s.name for s in MULTIFRAME.entities if projected(s)] == [
+        "user",
+        "driver",
+        "collab",
+        "process",
+        "nft",
+        "quest",
+    ]
+    assert not projected(dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1]))
 
 
 @pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
 def test_every_indexed_field_is_declared_with_its_kind(spec: EntitySpec) -> None:
     attrs = attributes(spec)
-    assert list(attrs) == [f.name for f in spec.fields]
+    times = [f.name for f in spec.fields if f.kind is FieldKind.TIME and not f.array]
+    shadows = [n for t in times for n in (f"_us_{t}", f"_odd_{t}")]
+    assert list(attrs) == [f.name for f in spec.fields] + shadows
+    for name in times:
+        assert attrs[f"_us_{name}"] == [f"$._us_{name}", "NUMERIC"]
+        assert attrs[f"_odd_{name}"] == [f"$._odd_{name}", "TAG"]
     for field in spec.fields:
         path, kind, *options = attrs[field.name]
         where = field.name if projected(spec) else field.path
@@ -67,13 +81,18 @@ def test_user_definition_exactly() -> None:
         "email": ["$.email", "TAG", "CASESENSITIVE"],  # folded by the service
         "role": ["$.role", "TAG", "CASESENSITIVE"],
         "created_at": ["$.created_at", "TAG", "CASESENSITIVE", "SORTABLE"],
+        "_us_created_at": ["$._us_created_at", "NUMERIC"],
+        "_odd_created_at": ["$._odd_created_at", "TAG"],
     }
 
 
 def test_nested_numeric_array_and_case_insensitive_fields() -> None:
-    driver = attributes(DRIVER)
+    driver = attributes(dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1]))  # unprojected
     assert driver["cores"] == ["$.chip_data.cores", "NUMERIC", "SORTABLE"]
     assert driver["chip_type"] == ["$.chip_data.type", "TAG", "CASESENSITIVE"]
+    driver = attributes(DRIVER)  # through its projection: fields by name
+    assert driver["cores"] == ["$.cores", "NUMERIC", "SORTABLE"]
+    assert driver["chip_type"] == ["$.chip_type", "TAG", "CASESENSITIVE"]
     assert driver["timestamp"] == ["$.timestamp", "TAG", "CASESENSITIVE", "SORTABLE"]
     assert attributes(COLLAB)["collaborators"] == ["$.collaborators[*]", "TAG", "CASESENSITIVE"]
     assert attributes(NFT)["owner"] == ["$.owner", "TAG", "CASESENSITIVE"]
@@ -107,14 +126,6 @@ def test_version_is_stable_and_distinct_per_entity() -> None:
             dataclasses.replace(f, sortable=False) if f.name == "cores" else f
             for f in DRIVER.fields
         ),
-        tuple(
-            dataclasses.replace(f, case_sensitive=False) if f.name == "status" else f
-            for f in DRIVER.fields
-        ),
-        tuple(
-            dataclasses.replace(f, path="chip_data.n") if f.name == "cores" else f
-            for f in DRIVER.fields
-        ),
         tuple(reversed(DRIVER.fields)),
     ],
 )
@@ -124,10 +135,36 @@ def test_version_changes_when_the_definition_changes(fields: tuple[Indexed, ...]
     assert search.version(changed) != search.version(DRIVER)
 
 
+PLAIN = dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1])  # no time field: unprojected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        tuple(
+            dataclasses.replace(f, case_sensitive=False) if f.name == "status" else f
+            for f in PLAIN.fields
+        ),
+        tuple(
+            dataclasses.replace(f, path="chip_data.n") if f.name == "cores" else f
+            for f in PLAIN.fields
+        ),
+    ],
+)
+def test_version_of_a_document_index_changes_with_case_and_paths(
+    fields: tuple[Indexed, ...],
+) -> None:
+    # Through a projection these change the projections instead (rewritten on upgrade).
+    changed = dataclasses.replace(PLAIN, fields=fields)
+    assert search.version(changed) != search.version(PLAIN)
+
+
 def test_version_changes_with_the_prefix() -> None:
-    moved = dataclasses.replace(DRIVER, prefix="drv")
+    moved = dataclasses.replace(PLAIN, prefix="drv")
     assert search.definition(moved)[4] == "drv:"
-    assert search.version(moved) != search.version(DRIVER)
+    assert search.version(moved) != search.version(PLAIN)
+    assert search.definition(dataclasses.replace(DRIVER, prefix="drv"))[4] == "mf:proj:drv:"
+    assert search.version(dataclasses.replace(DRIVER, prefix="drv")) != search.version(DRIVER)
 
 
 def test_parse_info_decodes_keys_and_keeps_values() -> None:

@@ -131,7 +131,7 @@ def test_a_vector_is_projected_as_its_unit_vector_and_zero_is_left_out() -> None
 def test_the_index_attribute_is_an_exact_float32_cosine_index_of_the_projection() -> None:
     args = search.definition(PAPER)
     at = args.index("$.embedding")
-    assert " ".join(args[at:]) == (
+    assert " ".join(args[at : args.index("$._us_at")]) == (
         "$.embedding AS embedding VECTOR FLAT 6 TYPE FLOAT32 DIM 4 DISTANCE_METRIC COSINE"
     )
     assert args[4] == "mf:proj:paper:"

@@ -1,0 +1,139 @@
+"""The index commands of one list page (keyspace.pages) and a time's numeric shadow
+(keyspace.projection): pure, no server."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from keyspace import codec
+from keyspace.errors import ValidationFailed
+from keyspace.pages import page_read
+from keyspace.projection import project, shadow
+from keyspace.query import encode_cursor, parse
+from keyspace.systems.multiframe.entities import DRIVER, NFT
+
+TAIL = ["SORTBY", "4", "@cores", "DESC", "@driver_id", "DESC", "MAX", "51", "DIALECT", "2"]
+BROAD = {"chip_type": ["quantum_processor"], "cores_min": ["256"], "sort": ["-cores"]}
+WHERE = "@chip_type:{quantum_processor} @cores:[256 +inf]"
+
+
+def doc(driver_id: str, cores: int, stamp: str = "2025-05-02T10:00:00") -> dict[str, object]:
+    return {
+        "driver_id": driver_id,
+        "user_id": "user_1",
+        "chip_id": "chip_1",
+        "chip_data": {"type": "quantum_processor", "cores": cores, "frequency": "4.5GHz"},
+        "status": "generated",
+        "version": "1.0",
+        "timestamp": stamp,
+    }
+
+
+def test_count_is_exact_by_default_none_on_request_and_nothing_else() -> None:
+    assert parse(DRIVER, {}).counted
+    assert parse(DRIVER, {"count": ["exact"]}).counted
+    assert not parse(DRIVER, {"count": ["none"]}).counted
+    for bad in (["all"], ["none", "exact"], [""]):
+        with pytest.raises(ValidationFailed, match="count"):
+            parse(DRIVER, {"count": bad})
+
+
+def test_a_first_page_without_filter_counts_itself() -> None:
+    read = page_read("idx", DRIVER, parse(DRIVER, BROAD), shadows=True)
+    assert read.page == ["FT.AGGREGATE", "idx", WHERE, "VERBATIM", *TAIL]
+    assert read.total_from_page and read.count is None and read.guard is None
+    none = page_read("idx", DRIVER, parse(DRIVER, {**BROAD, "count": ["none"]}), shadows=True)
+    assert none.page == read.page and not none.total_from_page and none.count is None
+
+
+def test_a_cursor_page_narrows_the_sort_fields_range_and_filters_the_ties() -> None:
+    token = encode_cursor(DRIVER, parse(DRIVER, BROAD), doc("driver_7", 512))
+    read = page_read("idx", DRIVER, parse(DRIVER, {**BROAD, "cursor": [token]}), shadows=True)
+    narrowed = "@chip_type:{quantum_processor} @cores:[256 512]"
+    keyset = "@cores < 512 || (@cores == 512 && @driver_id < 'driver_7')"
+    assert read.page == ["FT.AGGREGATE", "idx", narrowed, "VERBATIM", "FILTER", keyset, *TAIL]
+    # The total is every match's, so it is counted apart, without the cursor.
+    assert read.count is not None and read.count[2] == WHERE and "FILTER" not in read.count
+    unranged = {"sort": ["-cores"]}
+    token = encode_cursor(DRIVER, parse(DRIVER, unranged), doc("driver_7", 512))
+    read = page_read("idx", DRIVER, parse(DRIVER, {**unranged, "cursor": [token]}), shadows=True)
+    assert read.page[2:6] == ["*", "VERBATIM", "FILTER", keyset]  # no range clause added
+
+
+def test_a_stale_cursor_never_widens_the_range() -> None:
+    capped = {**BROAD, "cores_max": ["1024"]}
+    token = encode_cursor(DRIVER, parse(DRIVER, capped), doc("driver_7", 4096))
+    read = page_read("idx", DRIVER, parse(DRIVER, {**capped, "cursor": [token]}), shadows=True)
+    assert read.page[2] == "@chip_type:{quantum_processor} @cores:[256 1024]"
+
+
+def test_a_time_range_is_a_shadow_range_with_a_guard_or_the_string_filters() -> None:
+    params = {"timestamp_min": ["2025-05-01"], "timestamp_max": ["2025-05-03T12:00:00.5"]}
+    q = parse(DRIVER, {**params, "sort": ["-timestamp"]})
+    read = page_read("idx", DRIVER, q, shadows=True)
+    low, high = shadow("2025-05-01T00:00:00"), shadow("2025-05-03T12:00:00.500000")
+    assert read.page[2:4] == [f"@_us_timestamp:[{low} {high}]", "VERBATIM"]
+    assert read.total_from_page
+    assert read.guard == [
+        *["FT.SEARCH", "idx", "@_odd_timestamp:{1}", "NOCONTENT", "LIMIT", "0", "0"],
+        *["DIALECT", "2"],
+    ]
+    plain = page_read("idx", DRIVER, q, shadows=False)
+    assert plain.guard is None and not plain.total_from_page and plain.count is not None
+    assert plain.page[2:8] == [
+        *["*", "VERBATIM", "FILTER", "@timestamp >= '2025-05-01T00:00:00'"],
+        *["FILTER", "@timestamp <= '2025-05-03T12:00:00.500000'"],
+    ]
+    token = encode_cursor(DRIVER, q, doc("driver_3", 64, "2025-05-02T10:00:00"))
+    walked = page_read(
+        "idx",
+        DRIVER,
+        parse(DRIVER, {**params, "sort": ["-timestamp"], "cursor": [token]}),
+        shadows=True,
+    )
+    assert walked.page[2] == f"@_us_timestamp:[{low} {shadow('2025-05-02T10:00:00')}]"
+
+
+def test_the_shadow_orders_exactly_as_the_stored_text() -> None:
+    rng = random.Random(19)
+    start = datetime(1700, 1, 1)
+    stamps = []
+    for _ in range(2000):
+        moment = start + timedelta(microseconds=rng.randrange(0, 550 * 365 * 86400 * 10**6))
+        if rng.random() < 0.5:
+            moment = moment.replace(microsecond=0)
+        stamps.append(codec.normalize_iso(moment.isoformat()))
+    stamps += [stamps[0], "2025-05-01T00:00:00", "2025-05-01T00:00:00.000001"]
+    shadows = [shadow(s) for s in stamps]
+    assert all(isinstance(s, int) for s in shadows)
+    assert sorted(stamps) == [s for _, s in sorted(zip(shadows, stamps, strict=True))]
+    assert shadow("1970-01-01T00:00:01") == 1_000_000
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "2025-05-01T00:00:00.000",  # not what normalize_iso makes of it
+        "2025-05-01 00:00:00",
+        "2025-05-01T00:00:00Z",
+        "2025-05-01",
+        "yesterday",
+        "9999-12-31T23:59:59",  # past 2^53 microseconds: a double would round it
+        17,
+    ],
+)
+def test_a_value_without_a_shadow_is_marked_odd(odd: object) -> None:
+    assert shadow(odd) is None
+    shown = project(DRIVER, {**doc("driver_1", 64), "timestamp": odd})
+    assert shown["_odd_timestamp"] == "1" and "_us_timestamp" not in shown
+    assert shown["timestamp"] == odd  # the text the fallback's FILTER compares
+
+
+def test_a_projection_holds_the_shadow_and_entities_without_time_none() -> None:
+    shown = project(DRIVER, doc("driver_1", 64, "2025-05-02T10:00:00"))
+    assert shown["_us_timestamp"] == shadow("2025-05-02T10:00:00") and "_odd_timestamp" not in shown
+    assert list(shown)[:2] == ["driver_id", "user_id"]
+    assert not any(k.startswith("_") for k in project(NFT, {"nft_id": "n", "user_id": "u"}))
