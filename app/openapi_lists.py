@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyspace import DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind
-from keyspace.query import COUNTS
+from keyspace import COUNTS, DEFAULT_LIMIT, MAX_LIMIT, EntitySpec, FieldKind
 
 _KINDS: dict[FieldKind, dict[str, Any]] = {
     FieldKind.NUMERIC: {"type": "number"},

@@ -56,7 +56,7 @@ from .keys import is_lookup_id
 from .listing import Page
 from .locks import Lock, Locked, NotLocked, NotLockHolder, StaleFencingToken
 from .oplog import Appended, Gone, OpPage, parse_op_query
-from .query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse
+from .query import COUNTS, DEFAULT_LIMIT, MAX_LIMIT, Query, parse
 from .schema import (
     EntitySpec,
     Expiry,
@@ -101,6 +101,7 @@ __all__ = [
     "ADMIN",
     "ANALYTICS",
     "COLLAB",
+    "COUNTS",
     "DEFAULT_LIMIT",
     "DRIVER",
     "INDEX_STATES",

@@ -127,6 +127,7 @@ def test_list_parameters_are_what_the_api_accepts() -> None:
 
 def test_count_is_one_constant(monkeypatch: pytest.MonkeyPatch) -> None:
     params = {"sort": ["-cores"]}
+    monkeypatch.setattr(lists, "COUNT", None)
     assert lists.timed_params(params) == params == lists.counting_params(params)
     monkeypatch.setattr(lists, "COUNT", "none")
     assert lists.timed_params(params) == {"sort": ["-cores"], "count": ["none"]}
