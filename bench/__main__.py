@@ -131,7 +131,7 @@ async def versions(ctx: Context) -> dict[str, str]:
     """Machine, Python packages, and the server's and modules' versions."""
     out = machine()
     server = await ctx.client.info("server")
-    out["redis"] = str(server.get("redis_version", "?"))
+    out["redis-server"] = str(server.get("redis_version", "?"))
     for entry in await call(ctx.client, "MODULE", "LIST"):
         fields = dict(zip(entry[::2], entry[1::2], strict=True))
         name = fields.get(b"name", b"?")
