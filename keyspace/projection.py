@@ -31,12 +31,15 @@ sensitive field is projected, and the index never holds its plaintext once it is
 A time field (one value, not an array) is projected with a numeric shadow beside its text:
 ``_us_<name>``, microseconds since 1970-01-01 of the stored naive-UTC timestamp, so a time
 range is a numeric range the index answers from its range tree rather than a string FILTER
-evaluated on every candidate (keyspace.pages). Only a canonical value (exactly what
-:func:`keyspace.codec.normalize_iso` makes of it: what the service stores) within 2^53
-microseconds of 1970 (years 1685 to 2255) has one; for those text order and numeric order
-agree exactly. Any other stored value (written around the service) is marked
-``_odd_<name>: "1"`` instead, and a query that meets such a mark falls back to the string
-FILTER, so it lists exactly as before. So every entity with a time field is projected.
+evaluated on every candidate (keyspace.pages). Every canonical value (exactly what
+:func:`keyspace.codec.normalize_iso` makes of it: what the service stores) has one. Within
+2^53 microseconds of 1970 (years 1685 to 2255) the index's double holds it exactly, so text
+order and numeric order agree exactly; beyond, the double rounds it by a few microseconds,
+never across 2^53 and never out of order, so a range whose bounds lie within those years
+still selects exactly (a bound outside them is compared as text, keyspace.query). Any
+other stored value (written around the service) is marked ``_odd_<name>: "1"`` instead,
+and a query that meets such a mark falls back to the string FILTER, so it lists exactly as
+before. So every entity with a time field is projected.
 
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
@@ -82,8 +85,9 @@ def epoch_micros(canonical: str) -> int:
 
 
 def shadow(value: Any) -> int | None:
-    """The shadow of a stored time value; None for one that is not canonical or beyond
-    what a double holds exactly (it is marked odd instead)."""
+    """The shadow of a stored time value; None for one that is not canonical (it is marked
+    odd instead). A valid far date (2300) has one too: one such document must not send
+    every time range of its entity to the string FILTERs (review 19b)."""
     if not isinstance(value, str):
         return None
     try:
@@ -91,8 +95,12 @@ def shadow(value: Any) -> int | None:
             return None
     except ValueError:
         return None
-    micros = epoch_micros(value)
-    return micros if -_EXACT < micros < _EXACT else None
+    return epoch_micros(value)
+
+
+def exact(micros: int) -> bool:
+    """True when the index's double holds ``micros`` exactly (years 1685 to 2255)."""
+    return -_EXACT < micros < _EXACT
 
 
 # id(fields) -> (fields, projected): asked for every document written, and fields never

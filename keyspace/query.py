@@ -30,7 +30,7 @@ import orjson
 from . import codec, keys
 from .errors import ValidationFailed
 from .fieldtypes import INDEX_DIGITS, MAX_DIGITS, canonical_decimal
-from .projection import SHADOW, epoch_micros, index_value, query_value, shadowed
+from .projection import SHADOW, epoch_micros, exact, index_value, query_value, shadowed
 from .schema import EntitySpec, FieldKind, Indexed, get_path
 from .text import terms
 
@@ -345,7 +345,7 @@ def compile_search(
             low = "-inf" if bounds.low is None else number(bounds.low)
             high = "+inf" if bounds.high is None else number(bounds.high)
             clauses.append(f"@{field.name}:[{low} {high}]")
-        elif shadows and shadowed(field):
+        elif shadows and shadowed(field) and _exact_bounds(bounds):
             # Bounds are canonical (parse normalizes them): text order is micros order.
             low = "-inf" if bounds.low is None else str(epoch_micros(str(bounds.low)))
             high = "+inf" if bounds.high is None else str(epoch_micros(str(bounds.high)))
@@ -363,6 +363,11 @@ def compile_search(
         words = " ".join(escape(t) for t in query.terms) or "\\-"
         clauses.append(f"@{names}:({words})")
     return " ".join(clauses) or "*", filters
+
+
+def _exact_bounds(bounds: Range) -> bool:
+    # A bound past 2255 (or before 1685) is compared as text: shadows there are rounded.
+    return all(b is None or exact(epoch_micros(str(b))) for b in (bounds.low, bounds.high))
 
 
 def count_args(index: str, spec: EntitySpec, query: Query) -> list[str]:

@@ -116,3 +116,21 @@ async def test_a_timestamp_written_around_the_service_lists_through_the_fallback
     assert got == ["driver_3", "driver_2", "driver_1"]
     got, _ = await walk(ks, timestamp_min="2025-05-01T00:00:00", sort="-timestamp", limit="1")
     assert got == ["driver_3", "driver_2", "driver_1"]
+
+
+async def test_far_dates_list_exactly_and_keep_shadows(ks: Keyspace) -> None:
+    """Review 19b: a valid far date (2300) got an odd mark, and every time range of its
+    entity fell back to the FILTERs; far bounds must still select exactly."""
+    await f.user(ks, "A")
+    stamps = ["2025-05-01T10:00:00", "2300-01-01T00:00:00", "2300-01-01T00:00:00.000001"]
+    for stamp in stamps:
+        await f.driver(ks, "user_1", timestamp=stamp)
+    near = await listed(ks, timestamp_min="2025-01-01T00:00:00", sort="timestamp")
+    assert [d["driver_id"] for d in near.items] == ["driver_1", "driver_2", "driver_3"]
+    far = await listed(ks, timestamp_min="2300-01-01T00:00:00.000001", sort="timestamp")
+    assert [d["driver_id"] for d in far.items] == ["driver_3"]
+    before = await listed(ks, timestamp_max="2300-01-01T00:00:00", sort="-timestamp")
+    assert [d["driver_id"] for d in before.items] == ["driver_2", "driver_1"]
+    # No odd mark: the shadows answer, with no fallback read.
+    shown = await call(ks.client, "JSON.GET", keys.projection_key(DRIVER.prefix, "driver_2"), ".")
+    assert b"_us_timestamp" in shown and b"_odd_" not in shown

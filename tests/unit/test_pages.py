@@ -12,7 +12,7 @@ from keyspace import codec
 from keyspace.errors import ValidationFailed
 from keyspace.pages import page_read
 from keyspace.projection import project, shadow
-from keyspace.query import encode_cursor, parse
+from keyspace.query import compile_search, encode_cursor, parse
 from keyspace.systems.multiframe.entities import DRIVER, NFT
 
 TAIL = ["SORTBY", "4", "@cores", "DESC", "@driver_id", "DESC", "MAX", "51", "DIALECT", "2"]
@@ -121,7 +121,6 @@ def test_the_shadow_orders_exactly_as_the_stored_text() -> None:
         "2025-05-01T00:00:00Z",
         "2025-05-01",
         "yesterday",
-        "9999-12-31T23:59:59",  # past 2^53 microseconds: a double would round it
         17,
     ],
 )
@@ -130,6 +129,23 @@ def test_a_value_without_a_shadow_is_marked_odd(odd: object) -> None:
     shown = project(DRIVER, {**doc("driver_1", 64), "timestamp": odd})
     assert shown["_odd_timestamp"] == "1" and "_us_timestamp" not in shown
     assert shown["timestamp"] == odd  # the text the fallback's FILTER compares
+
+
+@pytest.mark.parametrize(
+    "far", ["2300-01-01T00:00:00", "9999-12-31T23:59:59", "1600-06-01T00:00:00"]
+)
+def test_a_valid_far_date_has_a_shadow_not_an_odd_mark(far: str) -> None:
+    """Review 19b: one such document sent every time range of its entity to the FILTERs."""
+    shown = project(DRIVER, {**doc("driver_1", 64), "timestamp": far})
+    assert "_odd_timestamp" not in shown and shown["_us_timestamp"] == shadow(far)
+
+
+def test_a_bound_past_the_exact_years_is_compared_as_text() -> None:
+    near = parse(DRIVER, {"timestamp_min": ["2025-01-01T00:00:00"]})
+    far = parse(DRIVER, {"timestamp_min": ["2300-01-01T00:00:00.000001"]})
+    assert "_us_timestamp" in compile_search(DRIVER, near, shadows=True)[0]
+    text, filters = compile_search(DRIVER, far, shadows=True)
+    assert "_us_timestamp" not in text and filters
 
 
 def test_a_projection_holds_the_shadow_and_entities_without_time_none() -> None:
