@@ -117,6 +117,8 @@ def _bulk_args(plans: Sequence[Plan]) -> list[Arg]:
     return [len(keys), *keys, *sizes, *argv]
 
 
+NOSCRIPT_TRIES = 5  # sends of a script meeting NOSCRIPT (each reloads it; it did not run)
+
 Wait = tuple[str, int, int] | None
 """``WAIT replicas timeout`` to pipeline after a script (Durability.wait), or None."""
 
@@ -205,11 +207,14 @@ class Scripts:
         when durability is on. A NOSCRIPT reply (the server lost its scripts) loads the
         script and sends it again: it did not run."""
         after = self.durability.wait if wait else None
-        try:
-            return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
-        except NoScriptError:
-            await self.client.script_load(script.script)
-            return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
+        for _ in range(NOSCRIPT_TRIES - 1):
+            try:
+                return await self._send(
+                    script.sha, len(keys), *keys, *args, retry=retry, wait=after
+                )
+            except NoScriptError:  # another SCRIPT FLUSH may come between the load and the send
+                await self.client.script_load(script.script)
+        return await self._send(script.sha, len(keys), *keys, *args, retry=retry, wait=after)
 
     async def _send(self, *args: Arg, retry: bool, wait: Wait) -> Sent:
         if wait is None and self._pipeliner is not None:
@@ -293,7 +298,23 @@ class Scripts:
         except BaseException:
             await self._give_back(connection)
             raise
-        return self._batch_results(connection, len(plans), len(commands), wait is not None)
+        return self._batch_results(connection, len(plans), commands, wait is not None)
+
+    async def _bulk_again(self, command: tuple[Arg, ...]) -> Any:
+        """Send one bulk call again whose first send met NOSCRIPT (it did not run)."""
+        for attempt in range(NOSCRIPT_TRIES):
+            await self.client.script_load(self._bulk_commit.script)
+            try:
+                again = await self._send_pooled(
+                    *command[1:], retry=False, wait=self.durability.wait
+                )
+            except NoScriptError:
+                if attempt == NOSCRIPT_TRIES - 1:
+                    raise
+                continue
+            self._confirm(again, True, lambda: {"commits": "a batch sent again"})
+            return again.reply
+        raise AssertionError("unreachable")
 
     async def _connection(self) -> AbstractConnection:
         pool = self.client.connection_pool
@@ -310,11 +331,15 @@ class Scripts:
             await pool.release(connection)
 
     async def _batch_results(
-        self, connection: AbstractConnection, n_plans: int, n_replies: int, waited: bool
+        self,
+        connection: AbstractConnection,
+        n_plans: int,
+        commands: list[tuple[Arg, ...]],
+        waited: bool,
     ) -> list[CommitResult]:
         replies: list[Any] = []
         try:
-            for _ in range(n_replies):
+            for _ in commands:
                 try:
                     reply = await connection.read_response(timeout=BATCH_TIMEOUT)
                 except ResponseError as exc:  # read whole: the next replies follow it
@@ -328,9 +353,12 @@ class Scripts:
             raise
         finally:
             await self._give_back(connection)
+        sent = Sent(None, replies.pop() if waited else None)
+        for n, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # a SCRIPT FLUSH mid-batch: it did not run
+                replies[n] = await self._bulk_again(commands[n])
         if errors := [r for r in replies if isinstance(r, ResponseError)]:
             raise errors[0]
-        sent = Sent(None, replies.pop() if waited else None)
         results = [APPLIED] * n_plans
         for n, reply in enumerate(replies):
             for at in range(1, len(reply), 4):

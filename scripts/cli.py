@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import BusyLoadingError, NoPermissionError, RedisError
+from redis.exceptions import BusyLoadingError, NoPermissionError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -335,6 +335,14 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return PROBLEMS
+    except ResponseError as exc:  # OOM, a script error: every write sent is whole or absent
+        print(
+            f"error: Redis refused a command ({type(exc).__name__}: {exc}); what was written "
+            "is whole (each write is one atomic commit): fix the cause (for OOM, maxmemory "
+            "or free memory), then run `multiframe-admin check`",
+            file=sys.stderr,
+        )
+        return PROBLEMS
 
 
 RECANCEL_S = 0.05
@@ -386,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(
             "\ninterrupted: every write already sent is a whole atomic commit; "
-            "re-run the command to finish (restore: with --replace)",
+            "re-run the command to finish (restore: with --replace; generate: on an empty "
+            "keyspace, or with another --seed, since the same seed draws the same unique "
+            "values again)",
             file=sys.stderr,
         )
         return INTERRUPTED

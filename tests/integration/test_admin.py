@@ -262,3 +262,19 @@ async def test_the_cli_waits_for_a_supervised_restart_instead_of_starting_a_seco
     finally:
         await restarting
         server.stop()
+
+
+async def test_a_server_out_of_memory_is_a_clear_error_not_a_traceback(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 19c: generate meeting maxmemory (OOM) ended in a traceback."""
+    assert await cli(redis_server, "generate", "--users", "5") == OK
+    used = int((await real_client.info("memory"))["used_memory"])
+    await real_client.config_set("maxmemory", str(used))
+    try:
+        assert await cli(redis_server, "generate", "--users", "3000", "--seed", "9") == 1
+    finally:
+        await real_client.config_set("maxmemory", "0")
+    err = capsys.readouterr().err
+    assert "error: Redis refused a command (OutOfMemoryError" in err
+    assert "Traceback" not in err
