@@ -229,11 +229,16 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
                     await flight.send(docs)
                     progress.advance(len(docs))
             await flight.settle()
-            print(progress.summary("documents"))
+            print(progress.summary("documents sent"))
     finally:
         await flight.cancel()
     if flight.refused:
-        print(f"generate: {flight.refused} documents refused by their checks (see `check`)")
+        written = progress.done - flight.refused
+        print(
+            f"generate: {written:,} documents written, {flight.refused:,} refused by their "
+            "checks (a unique value taken: run it on an empty keyspace or with another --seed; "
+            "see `check`)"
+        )
     return OK if not flight.refused else PROBLEMS
 
 

@@ -56,7 +56,7 @@ async def test_generate_is_deterministic_and_consistent(
     redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli(redis_server, "generate", "--users", "300", "--seed", "5") == OK
-    assert "documents in" in capsys.readouterr().out
+    assert "documents sent in" in capsys.readouterr().out
     first = await snapshot(real_client)
     await real_client.flushall()
     assert await cli(redis_server, "generate", "--users", "300", "--seed", "5") == OK
@@ -278,3 +278,17 @@ async def test_a_server_out_of_memory_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert "error: Redis refused a command (OutOfMemoryError" in err
     assert "Traceback" not in err
+
+
+async def test_a_second_generate_with_the_same_seed_says_what_it_wrote(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 19c: the summary counted documents sent, refused ones included, and said
+    nothing of why a re-run with the same seed is refused."""
+    await real_client.flushall()
+    assert await cli(redis_server, "generate", "--users", "20", "--seed", "4") == OK
+    capsys.readouterr()
+    assert await cli(redis_server, "generate", "--users", "20", "--seed", "4") == 1
+    out = capsys.readouterr().out
+    assert "documents sent in" in out
+    assert "refused by their checks (a unique value taken" in out and "another --seed" in out
