@@ -137,7 +137,7 @@ async def test_authorize_then_try_it_out_shows_the_users(
     assert seen.body["total"] == 1
     assert seen.body["items"] == [user]
     assert f"Authorization: Bearer {minted['token']}" in seen.curl
-    assert f"'{users_url}?limit=50'" in seen.curl  # the page's request, with its default
+    assert f"'{users_url}?limit=50&count=exact'" in seen.curl  # the page's request, its defaults
     assert severe(seen.console) == []
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     if os.environ.get("UPDATE_SCREENSHOTS"):
