@@ -38,7 +38,6 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import Pool
@@ -198,7 +197,9 @@ class Pipeliner:
         future = line.waiting.popleft()
         if future.done():  # its caller was cancelled: the reply is dropped, the order kept
             return
-        if isinstance(reply, ResponseError):
+        # Every error reply, including those redis-py does not class as ResponseError
+        # (LOADING is a BusyLoadingError, a ConnectionError): raised, never returned.
+        if isinstance(reply, Exception):
             future.set_exception(reply)
         else:
             future.set_result(reply)

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import USER, Keyspace, connect
@@ -230,3 +230,13 @@ async def test_nested_error_replies_get_redis_py_classes(piped: Redis) -> None:
     assert [type(e) for e in pipelined[:2]] == [type(e) for e in pooled[:2]]
     assert [str(e) for e in pipelined[:2]] == [str(e) for e in pooled[:2]]
     assert pipelined[2] == pooled[2] == 1
+
+
+async def test_an_error_redis_py_does_not_class_as_a_response_error_is_raised(
+    piped: Redis,
+) -> None:
+    """LOADING is a BusyLoadingError (a ConnectionError in redis-py): it was handed back as
+    a reply, and authorization read it as one (500s while a restarted server loaded)."""
+    with pytest.raises(BusyLoadingError):
+        await lanes(piped).execute("EVAL", "return redis.error_reply('LOADING busy')", 0)
+    assert await lanes(piped).execute("PING") == b"PONG"

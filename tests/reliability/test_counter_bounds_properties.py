@@ -109,6 +109,9 @@ class CounterMachine(RuleBasedStateMachine):
     async def reset(self) -> None:
         redis = self.served.redis
         stale = [k async for k in redis.scan_iter(match="driver:*", count=1000)]
+        # Drivers are projected (time shadows): a projection left behind takes its id.
+        match = keys.projection_key("driver", "*")
+        stale += [k async for k in redis.scan_iter(match=match, count=1000)]
         owner = keys.doc_key("user", self.served.engineer_id)
         await redis.delete(*stale, "driver_counter", keys.ref_key(owner, "driver", "user_id"))
 
