@@ -19,6 +19,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,15 +64,16 @@ class PeakRss:
     """Samples RSS on a thread between ``with`` and its end; ``growth_mb`` is the peak over
     the RSS at the start (the event loop is busy generating, so it cannot sample itself)."""
 
-    def __init__(self) -> None:
-        self.start = rss_bytes()
+    def __init__(self, read: Callable[[], int | None] = rss_bytes) -> None:
+        self._read = read
+        self.start = read()
         self.peak = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            now = rss_bytes()
+            now = self._read()
             if now is not None and self.peak is not None:
                 self.peak = max(self.peak, now)
 
@@ -82,7 +84,7 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        now = rss_bytes()
+        now = self._read()
         if now is not None and self.peak is not None:
             self.peak = max(self.peak, now)
 

@@ -467,7 +467,7 @@ class Budget:
 
 
 BUDGETS = [
-    pytest.param(Budget("ci", examples=40, steps=25), id="ci"),
+    pytest.param(Budget("ci", examples=20, steps=25), id="ci"),
     pytest.param(Budget("soak", examples=400, steps=60), id="soak", marks=pytest.mark.soak),
 ]
 

@@ -234,7 +234,7 @@ class Fuzz:
 
 
 BUDGETS = [
-    pytest.param(Budget("ci", positive=40, negative=20, anonymous=3), id="ci"),
+    pytest.param(Budget("ci", positive=16, negative=8, anonymous=2), id="ci"),
     pytest.param(Budget("soak", 400, 200, 20), id="soak", marks=pytest.mark.soak),
 ]
 
