@@ -176,7 +176,7 @@ def test_peak_rss_sees_memory_allocated_inside() -> None:
     del probe
     if shown < 48 * bulk.MIB:
         # Seen on a CI machine: its kernel's statm did not count 64 MiB just written.
-        pytest.skip(f"this kernel's /proc/self/statm showed {shown / bulk.MIB:.1f} MiB of 64 written")
+        pytest.skip(f"this kernel's statm showed {shown / bulk.MIB:.1f} MiB of 64 written")
     with bulk.PeakRss() as rss:
         block = bytearray(64 * bulk.MIB)  # zero-filled pages: resident once written
         block[::4096] = b"\x01" * len(block[::4096])
