@@ -25,6 +25,8 @@ from .aggregate import (
 )
 from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
+from .batch import MAX_ITEMS as MAX_BATCH
+from .batch import BatchRefused
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
 from .connection import check_url, connect, connect_replica, observe_round_trips
@@ -105,6 +107,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DRIVER",
     "INDEX_STATES",
+    "MAX_BATCH",
     "MAX_COMMANDS",
     "MAX_GROUPS",
     "MAX_GROUP_FIELDS",
@@ -123,6 +126,7 @@ __all__ = [
     "AlreadyExists",
     "AnswerCache",
     "Appended",
+    "BatchRefused",
     "CacheRules",
     "Capabilities",
     "CommitResult",

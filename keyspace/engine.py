@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import aggregating, codec, inventory, keys, listing, search, upgrade, vectors
+from . import aggregating, batch, codec, inventory, keys, listing, search, upgrade, vectors
 from .aggregate import Aggregation, Result
 from .capabilities import Capabilities, probe
 from .connection import call, check_client
@@ -189,6 +189,14 @@ class Keyspace:
                 return AuthorizedCreate(decision, result, ready, holder)
             asked = following  # a rotation, or a counter id taken since it was read
         raise Contention(f"could not find a free {prepared.spec.name} id; retry")
+
+    async def create_many(
+        self, spec: EntitySpec, items: Sequence[Any], *, window: int | None = None
+    ) -> list[Stored]:
+        """Create every one of ``items`` (at most ``batch.MAX_ITEMS``), all or none, in one
+        script call; the documents in order, or BatchRefused naming each refused item's
+        index (keyspace.batch). ``window``: as for :meth:`authorized_create`."""
+        return await batch.create_many(self.documents, spec, items, window=window)
 
     async def get(self, spec: EntitySpec, doc_id: str) -> Stored:
         """The document from the primary, or NotFound (for what a write then depends on)."""

@@ -48,6 +48,11 @@ def bulk_commit_source() -> str:
     return _as_function("commit", _source("commit.lua")) + _source("bulk_commit.lua")
 
 
+def batch_commit_source() -> str:
+    """commit.lua as a function, then ``batch_commit.lua``: every plan or none."""
+    return _as_function("commit", _source("commit.lua")) + _source("batch_commit.lua")
+
+
 def authorized_commit_source() -> str:
     """authorize.lua and commit.lua as functions, then ``authorized_commit.lua`` calling both."""
     return (
@@ -194,6 +199,7 @@ class Scripts:
         self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
         self._bulk_commit = client.register_script(bulk_commit_source())
+        self._batch_commit = client.register_script(batch_commit_source())
         self._lock = client.register_script(_source("lock.lua"))
         self._oplog = client.register_script(_source("oplog.lua"))
         self._cache = client.register_script(_source("cache.lua"))
@@ -366,6 +372,26 @@ class Scripts:
                 results[n * BULK + int(reply[at]) - 1] = refused
         written_ok = sum(int(reply[0]) for reply in replies)
         self._confirm(sent, written_ok > 0, lambda: {"commits": written_ok})
+        return results
+
+    async def batch_commit(self, plans: Sequence[Plan]) -> list[CommitResult]:
+        """Apply all of ``plans`` or none, in one call (``batch_commit.lua``): the results
+        in order, each with its document when all were applied; else each refused plan's
+        error, the others without one (nothing was written). Paused while paused;
+        NotDurable when it wrote and the replicas did not confirm it."""
+        keys = [key for plan in plans for key in plan.keys]
+        args = _bulk_args(plans)[1 + len(keys) :]  # the same ARGV as bulk_commit.lua's
+        sent = await self._run(self._batch_commit, keys, args, retry=False, wait=True)
+        status = _text(sent.reply[0])
+        if status == "broken":
+            raise RuntimeError(f"batch_commit.lua refused a plan after a dry run: {sent.reply!r}")
+        if status == "ok":
+            self._confirm(sent, True, lambda: {"commits": len(plans)})
+            return [CommitResult(raw=raw or None) for raw in sent.reply[1:]]
+        results = [APPLIED] * len(plans)
+        for at in range(1, len(sent.reply), 4):
+            refused = _commit_result([b"err", *sent.reply[at + 1 : at + 4]])
+            results[int(sent.reply[at]) - 1] = refused
         return results
 
     async def authorize(self, keys: list[str], args: list[Arg]) -> AuthReply:

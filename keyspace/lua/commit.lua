@@ -8,7 +8,10 @@
 --         With a generated id, KEYS[ARGV[5]] is the document key's prefix (e.g.
 --         'driver:'): the one key not named in full, since its id is drawn here.
 -- ARGV[1]: number of check ops that follow (they all run before any write).
--- ARGV[2]: index of the key whose document to return after the writes, 0 for none.
+-- ARGV[2]: index of the key whose document to return after the writes, 0 for none;
+--          '-1' for a dry run (batch_commit.lua): every check and type check runs, and a
+--          counter to draw from must hold an integer below MAX_COUNTER, but nothing is
+--          written and no id is drawn; returns {'ok', false} when the plan would commit.
 -- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
 --          every check passed the script INCRs it until ARGV[4]..n names no existing
 --          document nor jsetat key (ids an import took are skipped), then appends that
@@ -272,6 +275,16 @@ for n = 1, n_checks do
 end
 local bad = writable(n_checks + 1)
 if bad then return bad end
+
+if ARGV[2] == '-1' then
+  local counter = tonumber(ARGV[3])
+  if counter > 0 then
+    local n = counter_value(K[counter])
+    if not n then return fail('wrong_type', 'incr', K[counter]) end
+    if n >= MAX_COUNTER then return fail('counter_exhausted', '', K[counter]) end
+  end
+  return {'ok', false}
+end
 
 local counter = tonumber(ARGV[3])
 if counter > 0 then

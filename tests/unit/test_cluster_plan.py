@@ -74,7 +74,13 @@ def test_keys_built_inside_are_measured_where_the_sources_build_them(
     measured: cluster_plans.Recorder, sources: dict[str, str]
 ) -> None:
     building = {name for name, text in sources.items() if cluster_plans.built_in_source(text)}
-    assert building == {"commit.lua", "authorized_commit.lua", "bulk_commit.lua", "cache.lua"}
+    assert building == {
+        "commit.lua",
+        "authorized_commit.lua",
+        "bulk_commit.lua",
+        "batch_commit.lua",
+        "cache.lua",
+    }
     measured_building = {
         s for s, t in cluster_plans.by_script(measured.seen).items() if t.built_inside
     }

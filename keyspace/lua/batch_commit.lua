@@ -1,0 +1,61 @@
+-- batch_commit.lua: many commit.lua plans in one call, all applied or none (a batch create).
+--
+-- keyspace/scripts.py loads this as the tail of one script that first defines
+-- commit(KEYS, ARGV) from commit.lua unchanged, so each plan makes exactly the checks and
+-- writes commit.lua makes alone. First every plan runs as a dry run (its ARGV[2] = '-1':
+-- every check and type check, nothing written, no id drawn) and every refusal is collected;
+-- only when none was refused is each plan applied, in order.
+--
+-- KEYS:           the plans' KEYS, one plan after another (each starts with the pause key)
+-- ARGV[1]:        n, the number of plans
+-- ARGV[2..2n+1]:  for each plan in turn, its number of KEYS and its number of ARGV
+-- ARGV[2n+2..]:   the plans' ARGV (commit.lua's), one plan after another; each plan's
+--                 ARGV[2] names the document it returns once applied
+-- The caller (keyspace.batch) sends no two plans writing the same document or claiming
+-- the same unique value, and plans with an explicit id before those drawing one from a
+-- counter, so no plan can be refused once every dry run passed: an earlier plan of the
+-- batch changes nothing a later one checks.
+-- Returns: {'ok', doc1, doc2, ...}: every plan applied, each one's document in order;
+--          {'err', p1, code1, field1, value1, p2, ...}: nothing written; for each refused
+--          plan its position (1-based) and commit.lua's error (code, field, value). A plan
+--          refused as 'paused' ends the dry run: every later one would meet the pause too;
+--          {'broken', p, code, field, value}: plan p was refused while applying, after the
+--          plans before it were written (a generated id meeting an exhausted counter or 64
+--          taken ids in a row, which the dry run cannot see: it draws no id).
+
+local n = tonumber(ARGV[1])
+local plans = {}
+local key_at, arg_at = 0, 2 * n + 1
+for p = 1, n do
+  local n_keys, n_args = tonumber(ARGV[2 * p]), tonumber(ARGV[2 * p + 1])
+  local plan_keys, plan_args = {}, {}
+  for i = 1, n_keys do plan_keys[i] = KEYS[key_at + i] end
+  for i = 1, n_args do plan_args[i] = ARGV[arg_at + i] end
+  key_at, arg_at = key_at + n_keys, arg_at + n_args
+  plans[p] = {plan_keys, plan_args}
+end
+
+local refused = {'err'}
+for p = 1, n do
+  local plan_keys, plan_args = plans[p][1], plans[p][2]
+  local returning = plan_args[2]
+  plan_args[2] = '-1'
+  local reply = commit(plan_keys, plan_args)
+  plan_args[2] = returning
+  if reply[1] ~= 'ok' then
+    refused[#refused + 1] = p
+    refused[#refused + 1] = reply[2]
+    refused[#refused + 1] = reply[3]
+    refused[#refused + 1] = reply[4]
+    if reply[2] == 'paused' or reply[2] == 'bad_plan' then break end
+  end
+end
+if #refused > 1 then return refused end
+
+local out = {'ok'}
+for p = 1, n do
+  local reply = commit(plans[p][1], plans[p][2])
+  if reply[1] ~= 'ok' then return {'broken', p, reply[2], reply[3], reply[4]} end
+  out[#out + 1] = reply[2]
+end
+return out

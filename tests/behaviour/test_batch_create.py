@@ -1,0 +1,153 @@
+"""Batch creates (keyspace.batch, batch_commit.lua): all or none, asserted against what Redis
+holds, on fakeredis and the real server (RediSearch and scan path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from keyspace import DRIVER, MAX_BATCH, USER, BatchRefused, Keyspace, ValidationFailed
+from keyspace.connection import call
+from tests import factories as f
+
+
+def person(name: str, **extra: Any) -> dict[str, Any]:
+    return {"username": name, "email": f"{name.lower()}@example.com", "role": "designer", **extra}
+
+
+def driver(user_id: str, **extra: Any) -> dict[str, Any]:
+    data = {"user_id": user_id, "chip_id": "chip_quantum_1", "chip_data": f.chip(), "version": "1"}
+    return {**data, **extra}
+
+
+async def keys_of(ks: Keyspace) -> set[bytes]:
+    return {key async for key in ks.client.scan_iter(count=1000)}
+
+
+async def test_creates_every_item_in_order(ks: Keyspace) -> None:
+    made = await ks.create_many(USER, [person("Ann"), person("Bob"), person("Cid")])
+    assert [s.doc["username"] for s in made] == ["Ann", "Bob", "Cid"]
+    assert [s.doc["user_id"] for s in made] == ["user_1", "user_2", "user_3"]
+    for stored in made:
+        raw = await call(ks.client, "JSON.GET", f"user:{stored.doc['user_id']}", ".")
+        assert orjson.loads(raw) == stored.doc
+    assert await ks.client.get("user_counter") == b"3"
+
+
+async def test_mixes_explicit_and_generated_ids(ks: Keyspace) -> None:
+    # The generated item comes first: it must not take the id the explicit one asks for.
+    made = await ks.create_many(
+        USER, [person("Gen"), person("Imp", user_id="user_1"), person("Gen2")]
+    )
+    assert [s.doc["user_id"] for s in made] == ["user_2", "user_1", "user_3"]
+    assert [s.doc["username"] for s in made] == ["Gen", "Imp", "Gen2"]
+    assert await ks.client.get("user_counter") == b"3"
+
+
+async def test_one_bad_item_writes_nothing(ks: Keyspace) -> None:
+    await f.user(ks, "Taken")
+    before = await keys_of(ks)
+    counter = await ks.client.get("user_counter")
+    items = [
+        person("Ann"),
+        person("Bob"),
+        person("Cid"),
+        person("Other", email="taken@example.com"),
+    ]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, items)
+    assert refused.value.code == "unique_conflict"
+    assert [r.index for r in refused.value.refusals] == [3]
+    assert refused.value.details[0]["field"] == "email"
+    assert refused.value.details[0]["index"] == 3
+    assert await keys_of(ks) == before  # no document, no claim, no reference set
+    assert await ks.client.get("user_counter") == counter
+
+
+async def test_every_stored_conflict_is_named(ks: Keyspace) -> None:
+    await f.user(ks, "Ann")
+    await f.user(ks, "Bob")
+    items = [
+        person("Ann", email="new@example.com"),
+        person("Cid"),
+        person("Bob", user_id="user_9", email="b2@example.com"),
+    ]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, items)
+    entries = refused.value.details
+    assert [(e["index"], e["code"], e["field"]) for e in entries] == [
+        (0, "unique_conflict", "username"),
+        (2, "unique_conflict", "username"),
+    ]
+    assert not await ks.client.exists("user:user_9", "user:user_3")
+
+
+async def test_in_batch_unique_conflict_names_both(ks: Keyspace) -> None:
+    before = await keys_of(ks)
+    items = [person("Ann"), person("Bob"), person("Ann", email="ann2@example.com")]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, items)
+    entries = refused.value.details
+    assert [(e["index"], e["with_index"], e["field"]) for e in entries] == [
+        (0, 2, "username"),
+        (2, 0, "username"),
+    ]
+    assert refused.value.code == "unique_conflict"
+    assert await keys_of(ks) == before
+
+
+async def test_same_explicit_id_twice_names_both(ks: Keyspace) -> None:
+    before = await keys_of(ks)
+    items = [person("Ann", user_id="user_5"), person("Bob", user_id="user_5")]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, items)
+    assert [(e["index"], e["code"], e["with_index"]) for e in refused.value.details] == [
+        (0, "already_exists", 1),
+        (1, "already_exists", 0),
+    ]
+    assert await keys_of(ks) == before
+
+
+async def test_invalid_items_are_named_before_any_write(ks: Keyspace) -> None:
+    before = await keys_of(ks)
+    items = [person("Ann"), {"username": "x"}, "not an object", person("Dan")]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, items)
+    assert [e["index"] for e in refused.value.details] == [1, 2]
+    assert {e["code"] for e in refused.value.details} == {"validation_failed"}
+    assert await keys_of(ks) == before
+
+
+async def test_missing_reference_and_reference_inside_the_batch(ks: Keyspace) -> None:
+    await f.user(ks, "Ann")
+    items = [driver("user_1"), driver("user_404")]
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(DRIVER, items)
+    assert [(e["index"], e["code"]) for e in refused.value.details] == [(1, "missing_reference")]
+    assert await ks.client.get("driver_counter") is None
+    assert not await ks.client.exists("driver:driver_1")
+
+
+async def test_reference_sets_and_counters_after_a_batch(ks: Keyspace) -> None:
+    await f.user(ks, "Ann")
+    made = await ks.create_many(DRIVER, [driver("user_1"), driver("user_1", driver_id="driver_10")])
+    assert [s.doc["driver_id"] for s in made] == ["driver_11", "driver_10"]
+    ref_set = ks.schema.names.ref_key("user:user_1", DRIVER.prefix, "user_id")
+    members = await ks.client.smembers(ref_set)
+    assert members == {b"driver_10", b"driver_11"}
+    assert await ks.client.get("driver_counter") == b"11"
+
+
+async def test_thousand_items_and_limit(ks: Keyspace) -> None:
+    items = [person(f"U{n}") for n in range(MAX_BATCH)]
+    made = await ks.create_many(USER, items)
+    assert len(made) == MAX_BATCH
+    assert made[-1].doc["user_id"] == f"user_{MAX_BATCH}"
+    assert await ks.client.get("user_counter") == str(MAX_BATCH).encode()
+    with pytest.raises(ValidationFailed):
+        await ks.create_many(USER, [person(f"V{n}") for n in range(MAX_BATCH + 1)])
+    with pytest.raises(ValidationFailed):
+        await ks.create_many(USER, [])
+    assert await ks.client.get("user_counter") == str(MAX_BATCH).encode()
