@@ -95,6 +95,11 @@ _HTTP_CODES = {
 }
 
 
+def status_of(exc: ks.KeyspaceError) -> int:
+    """The HTTP status a keyspace error is answered with (400 when none is listed)."""
+    return next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
+
+
 def from_keyspace(exc: ks.KeyspaceError) -> web.Response:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
     # A pause lasts a whole restore: asking again every second would only add load. Replicas

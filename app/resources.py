@@ -29,12 +29,13 @@ from keyspace import (
     vectors,
 )
 
-from . import auth, policy
+from . import auth, batch, policy
 from .auth import caller
 from .errors import ApiError
 from .state import PREFETCHED, keyspace, system
 from .wire import (
     JSON,
+    as_object,
     document_response,
     if_match,
     json_response,
@@ -111,15 +112,20 @@ class Collection:
 
     async def create(self, request: web.Request) -> web.Response:
         body: dict[str, Any] | None = None
+        sent: Any = None
         try:
-            body = await read_object(request)
-            prepared = keyspace(request).prepare_create(self.spec, body)
+            sent = await read_json(request)
+            if not isinstance(sent, list):  # an array is a batch create (app.batch)
+                body = as_object(sent)
+                prepared = keyspace(request).prepare_create(self.spec, body)
         except (ApiError, KeyspaceError):
             # Refused before the commit could authorize it: authentication still answers first.
             who = await auth.authorize(request)
             if body is not None:
                 policy.check_create(who, system(request), self.spec, body)
             raise
+        if body is None:
+            return await batch.create_many(request, self.spec, sent)
         # Who owns what the body refers to (no I/O unless it names owned documents).
         owners = await keyspace(request).reference_owners(self.spec, body)
         stored = await auth.authorized_create(request, self.spec, body, prepared, owners)

@@ -174,7 +174,11 @@ async def read_json(request: web.Request) -> Any:
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
-    body = await read_json(request)
+    return as_object(await read_json(request))
+
+
+def as_object(body: Any) -> dict[str, Any]:
+    """``body`` when it is a JSON object; else the 422 of a body that must be one."""
     if not isinstance(body, dict):
         raise ApiError(
             422,
