@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
-from . import openapi_aggregate, openapi_views, swagger
+from . import openapi_aggregate, openapi_batch, openapi_views, swagger
 from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_headers import (
     BODY_HEADERS,
@@ -465,6 +465,8 @@ def build(table: list[Route], system: System) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in table:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, docs, system)
+        if openapi_batch.is_create(system, route.method, route.path):
+            openapi_batch.batched(paths[route.path]["post"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -475,7 +477,7 @@ def build(table: list[Route], system: System) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _used(paths, components(system)),
+            "schemas": _used(paths, openapi_batch.schemas(components(system))),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -136,3 +136,17 @@ async def test_member_may_batch_only_their_own_documents(api: Client) -> None:
     resp = await api.post("/api/users", json=[user("Cy")], headers=ann)
     assert resp.status == 403
     assert await count(api, "users") == 2
+
+
+async def test_openapi_documents_the_array_body(api: Client) -> None:
+    spec = await (await api.get("/openapi.json")).json()
+    create = spec["paths"]["/api/users"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert body[0] == {"$ref": "#/components/schemas/UserCreate"}
+    assert body[1]["type"] == "array"
+    assert (body[1]["minItems"], body[1]["maxItems"]) == (1, MAX_BATCH)
+    answer = create["responses"]["201"]["content"]["application/json"]["schema"]["oneOf"]
+    assert answer[1] == {"type": "array", "items": {"$ref": "#/components/schemas/User"}}
+    refusal = spec["components"]["schemas"]["BatchRefusal"]
+    assert {"index", "status", "code", "message"} <= set(refusal["required"])
+    assert "BatchRefusal" in create["responses"]["409"]["description"]
