@@ -10,6 +10,7 @@ import pytest
 
 from keyspace import DRIVER, MAX_BATCH, USER, BatchRefused, Keyspace, ValidationFailed
 from keyspace.connection import call
+from keyspace.errors import Paused
 from tests import factories as f
 
 
@@ -151,3 +152,24 @@ async def test_thousand_items_and_limit(ks: Keyspace) -> None:
     with pytest.raises(ValidationFailed):
         await ks.create_many(USER, [])
     assert await ks.client.get("user_counter") == str(MAX_BATCH).encode()
+
+
+async def test_dry_run_writes_nothing_and_draws_no_id(ks: Keyspace) -> None:
+    before = await keys_of(ks)
+    prepared = ks.prepare_create(USER, person("Ann"))
+    prepared.plan.returning = -1  # commit.lua's ARGV[2] = '-1'
+    result = await ks.commit(prepared.plan)
+    assert result.ok and result.raw is None
+    assert await keys_of(ks) == before
+    assert await ks.client.get("user_counter") is None
+    await ks.client.set("user_counter", str(2**53 - 1))
+    refused = await ks.commit(prepared.plan)
+    assert refused.error == "counter_exhausted"
+
+
+async def test_a_paused_keyspace_refuses_the_batch(ks: Keyspace) -> None:
+    await ks.client.set(ks.schema.names.pause_key(), "restore")
+    with pytest.raises(Paused):
+        await ks.create_many(USER, [person("Ann"), person("Bob")])
+    await ks.client.delete(ks.schema.names.pause_key())
+    assert [s.doc["user_id"] for s in await ks.create_many(USER, [person("Ann")])] == ["user_1"]
