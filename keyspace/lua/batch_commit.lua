@@ -20,8 +20,10 @@
 --          plan its position (1-based) and commit.lua's error (code, field, value). A plan
 --          refused as 'paused' ends the dry run: every later one would meet the pause too;
 --          {'broken', p, code, field, value}: plan p was refused while applying, after the
---          plans before it were written (a generated id meeting an exhausted counter or 64
---          taken ids in a row, which the dry run cannot see: it draws no id).
+--          plans before it were written: a generated id meeting 64 taken ids in a row (ids
+--          an import took), which the dry run cannot see: it draws no id. A counter without
+--          room for every id the batch draws from it is refused before any write
+--          ('counter_exhausted', as commit.lua names it).
 
 local n = tonumber(ARGV[1])
 local plans = {}
@@ -51,6 +53,22 @@ for p = 1, n do
   end
 end
 if #refused > 1 then return refused end
+
+-- keys.MAX_COUNTER, as in commit.lua: every id the batch draws must fit below it.
+local MAX_COUNTER = 9007199254740991
+local draws = {}
+for p = 1, n do
+  local counter = tonumber(plans[p][2][3])
+  if counter > 0 then
+    local key = plans[p][1][counter]
+    draws[key] = (draws[key] or 0) + 1
+    -- The dry run found the counter an integer (or missing).
+    local at = tonumber(redis.call('GET', key) or '0')
+    if at + draws[key] > MAX_COUNTER then
+      return {'err', p, 'counter_exhausted', '', key}
+    end
+  end
+end
 
 local out = {'ok'}
 for p = 1, n do

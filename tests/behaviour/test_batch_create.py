@@ -173,3 +173,15 @@ async def test_a_paused_keyspace_refuses_the_batch(ks: Keyspace) -> None:
         await ks.create_many(USER, [person("Ann"), person("Bob")])
     await ks.client.delete(ks.schema.names.pause_key())
     assert [s.doc["user_id"] for s in await ks.create_many(USER, [person("Ann")])] == ["user_1"]
+
+
+async def test_a_counter_without_room_for_every_draw_writes_nothing(ks: Keyspace) -> None:
+    # Room for one id: the first draw fits, the second would pass 2^53 - 1. Refused before
+    # the first write, not after it (a half-written batch).
+    await ks.client.set("user_counter", str(2**53 - 2))
+    before = await keys_of(ks)
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, [person("Ann"), person("Bob")])
+    assert refused.value.code == "counter_exhausted"
+    assert await keys_of(ks) == before
+    assert await ks.client.get("user_counter") == str(2**53 - 2).encode()
