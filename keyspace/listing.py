@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import codec, pages, query, search, vectors
+from . import codec, pages, query, search, sparse, vectors
 from .connection import call
 from .errors import NotReady
 from .schema import EntitySpec, FieldKind
@@ -52,7 +52,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _decode(raw: Any) -> dict[str, Any] | None:
+def decode(raw: Any) -> dict[str, Any] | None:
     # fakeredis answers a missing key in JSON.MGET with "[]" rather than nil.
     if raw is None or raw in (b"[]", "[]"):
         return None
@@ -64,7 +64,37 @@ async def _fetch(client: Redis, doc_keys: list[str]) -> list[dict[str, Any] | No
     """The documents under ``doc_keys``, in order; None where one is gone."""
     if not doc_keys:
         return []
-    return [_decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
+    return [decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
+
+
+def _partial(raw: Any, paths: Sequence[str]) -> dict[str, Any] | None:
+    """A JSON.GET of ``$.<path>`` selectors as a document holding only those paths."""
+    if raw is None:
+        return None
+    found = codec.loads(raw)
+    if len(paths) == 1:  # one selector answers its bare array of matches
+        found = {f"$.{paths[0]}": found}
+    doc: dict[str, Any] = {}
+    for path in paths:
+        values = found.get(f"$.{path}") if isinstance(found, dict) else None
+        if values:
+            sparse.put(doc, path.split("."), values[0])
+    return doc
+
+
+async def _fetch_paths(
+    client: Redis, doc_keys: list[str], paths: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """Only ``paths`` of the documents under ``doc_keys`` (one JSON.GET each, pipelined: one
+    round trip), in order; None where one is gone."""
+    if not doc_keys:
+        return []
+    selectors = [f"$.{p}" for p in paths]
+    async with client.pipeline(transaction=False) as pipe:
+        for key in doc_keys:
+            pipe.execute_command("JSON.GET", key, *selectors)
+        replies = await pipe.execute()
+    return [_partial(r, paths) for r in replies]
 
 
 @dataclass(frozen=True)
@@ -139,8 +169,12 @@ async def _read_index(
     raise AssertionError("a read without shadows has no guard")
 
 
-async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
+async def search_page(
+    client: Redis, spec: EntitySpec, q: query.Query, paths: Sequence[str] | None = None
+) -> Page:
     """One page through the entity's index alias, refusing while the index is being built.
+    With ``paths`` (a sparse list, keyspace.sparse) only those paths and the ones the query
+    filters on are read of each document, so the server sends no more than they hold.
 
     Whether there is a next page and where it starts come from the index hits; a document
     deleted, or changed so that it no longer matches, between the index read and the fetch
@@ -149,13 +183,25 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
     rows = _hits(spec, q, found)
     page = rows[: q.limit]
     hits = [h for h in page if h is not None]
-    docs = await _fetch(client, [spec.names.doc_key(spec.prefix, h.doc_id) for h in hits])
+    doc_keys = [spec.names.doc_key(spec.prefix, h.doc_id) for h in hits]
+    if paths is None:
+        docs = await _fetch(client, doc_keys)
+    else:
+        docs = await _fetch_paths(client, doc_keys, sparse.read_paths(paths, q_paths(spec, q)))
     items = [d for d in docs if d is not None and query.matches(spec, q, d)]
     # A page of nothing but malformed rows cannot be continued; `check` reports those documents.
     last = hits[-1] if hits else None
     if len(rows) <= q.limit or last is None:
         return Page(items, total, None)
     return Page(items, total, query.cursor_at(spec, q, last.value, last.doc_id))
+
+
+def q_paths(spec: EntitySpec, q: query.Query) -> list[str]:
+    """The document paths :func:`query.matches` reads to evaluate ``q``."""
+    fields = [f for f, _ in q.equals] + [f for f, _ in q.ranges]
+    if q.terms is not None:
+        fields += spec.text_fields
+    return [f.path for f in fields]
 
 
 async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]]:
