@@ -47,7 +47,7 @@ def selecting(params: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def targets(request: web.Request, shaped: Shape) -> tuple[EntitySpec, ...]:
     schema = keyspace(request).schema
-    return tuple(dict.fromkeys(schema.entity(r.target) for r in shaped.expand))
+    return tuple(schema.entity(name) for name in dict.fromkeys(r.target for r in shaped.expand))
 
 
 async def _expanded(
