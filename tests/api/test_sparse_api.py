@@ -107,7 +107,7 @@ async def test_a_missing_target_is_null(api: Client) -> None:
     await world(api)
     ks = api.app[KEYSPACE]
     # Written around the service (an import, a restore): the referenced user is gone.
-    await ks.client.execute_command("DEL", ks.schema.entity("user").key("user_2"))
+    await ks.client.delete(ks.schema.entity("user").key("user_2"))
     resp = await api.get("/api/collabs/collab_1", params={"expand": "collaborators,user_id"})
     assert resp.status == 200
     expanded = (await resp.json())["_expanded"]
@@ -163,3 +163,22 @@ async def test_a_member_sees_through_fields_and_expand_only_what_a_read_shows(
     assert await mine.json() == {"id": user["id"], "username": "Ada"}
     admin = await api.get(f"/api/sessions/{session['id']}", params={"expand": "userId"})
     assert (await admin.json())["_expanded"] == {"userId": user}
+
+
+async def test_openapi_documents_fields_and_expand_per_collection(api: Client) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+
+    def params(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+
+    for path in ("/api/drivers", "/api/drivers/{id}", "/api/users/{id}/drivers"):
+        found = params(path)
+        assert found["expand"]["schema"]["items"]["enum"] == ["user_id"]
+        paths = found["fields"]["schema"]["items"]["enum"]
+        assert {"status", "chip_data", "chip_data.cores", "driver_id"} <= set(paths)
+    assert params("/api/collabs")["expand"]["schema"]["items"]["enum"] == [
+        "user_id",
+        "collaborators",
+    ]
+    assert "expand" not in params("/api/users") and "fields" in params("/api/users/{id}")
+    assert "fields" not in params("/api/drivers/aggregate")

@@ -55,7 +55,7 @@ async def test_targets_come_by_entity_with_none_for_the_missing(ks: Keyspace) ->
     for name in ("A", "B", "C"):
         await f.user(ks, name)
     await f.collab(ks, "user_1", ["user_3", "user_2"])
-    await ks.client.execute_command("DEL", USER.key("user_2"))  # written around the service
+    await ks.client.delete(USER.key("user_2"))  # written around the service
     collab = (await ks.get(COLLAB, "collab_1")).doc
     shape = Shape(None, parse_expand(COLLAB, ["collaborators,user_id"]))
     wanted = shape.wanted([collab])
