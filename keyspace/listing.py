@@ -67,34 +67,30 @@ async def _fetch(client: Redis, doc_keys: list[str]) -> list[dict[str, Any] | No
     return [decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
 
 
-def _partial(raw: Any, paths: Sequence[str]) -> dict[str, Any] | None:
-    """A JSON.GET of ``$.<path>`` selectors as a document holding only those paths."""
-    if raw is None:
-        return None
-    found = codec.loads(raw)
-    if len(paths) == 1:  # one selector answers its bare array of matches
-        found = {f"$.{paths[0]}": found}
-    doc: dict[str, Any] = {}
-    for path in paths:
-        values = found.get(f"$.{path}") if isinstance(found, dict) else None
-        if values:
-            sparse.put(doc, path.split("."), values[0])
-    return doc
-
-
 async def _fetch_paths(
     client: Redis, doc_keys: list[str], paths: Sequence[str]
 ) -> list[dict[str, Any] | None]:
-    """Only ``paths`` of the documents under ``doc_keys`` (one JSON.GET each, pipelined: one
-    round trip), in order; None where one is gone."""
+    """Only ``paths`` of the documents under ``doc_keys``, in order; None where one is gone.
+    One JSON.MGET per path (a page asks for a few paths of many documents), in one MULTI so
+    every path is read of one state of each document."""
     if not doc_keys:
         return []
-    selectors = [f"$.{p}" for p in paths]
-    async with client.pipeline(transaction=False) as pipe:
-        for key in doc_keys:
-            pipe.execute_command("JSON.GET", key, *selectors)
+    async with client.pipeline(transaction=True) as pipe:
+        for path in paths:
+            pipe.execute_command("JSON.MGET", *doc_keys, f"$.{path}")
         replies = await pipe.execute()
-    return [_partial(r, paths) for r in replies]
+    docs: list[dict[str, Any] | None] = []
+    for i in range(len(doc_keys)):
+        if all(reply[i] is None for reply in replies):
+            docs.append(None)
+            continue
+        doc: dict[str, Any] = {}
+        for path, reply in zip(paths, replies, strict=True):
+            values = None if reply[i] is None else codec.loads(reply[i])
+            if values:  # $-paths answer an array of matches: empty where it is absent
+                sparse.put(doc, path.split("."), values[0])
+        docs.append(doc)
+    return docs
 
 
 @dataclass(frozen=True)
