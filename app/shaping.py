@@ -93,7 +93,7 @@ async def read_response(request: web.Request, shaped: Shape, stored: Stored) -> 
     """A read's shaped answer: the document's own ETag (a partial read names the revision it
     was cut from, so If-Match on a write works), If-None-Match evaluated unless it embeds
     other documents (their changes do not change that ETag)."""
-    found = await _expanded(request, shaped, [stored.doc], fresh=False)
+    found = await _expanded(request, shaped, [stored.doc], fresh=True)  # as reads by id
     body = orjson.dumps(shaped.apply(stored.doc, found))
     response = web.Response(body=body, content_type=JSON, headers={"ETag": etag(stored.revision)})
     return response if shaped.expand else none_match(request, response)

@@ -182,3 +182,29 @@ async def test_openapi_documents_fields_and_expand_per_collection(api: Client) -
     ]
     assert "expand" not in params("/api/users") and "fields" in params("/api/users/{id}")
     assert "fields" not in params("/api/drivers/aggregate")
+
+
+async def test_a_cached_list_that_expands_follows_writes_to_its_targets(
+    serve: Serve,  # noqa: F811
+) -> None:
+    api = await serve("neuraforge")  # caches project and document lists, not users
+    user = await post(api, "/api/users", {"email": "ada@x.dev", "name": "Ada"})
+    project = await post(api, "/api/projects", {"name": "Trees", "owner_id": user["id"]})
+    await post(api, "/api/documents", {"title": "Draft", "project_id": project["id"]})
+
+    async def embedded(path: str, field: str) -> Any:
+        response = await api.get(path, params={"expand": field, "fields": "id"})
+        assert response.status == 200, await response.text()
+        (item,) = (await response.json())["items"]
+        assert set(item) == {"id", field, "_expanded"}
+        return item["_expanded"][field]
+
+    for _ in range(2):  # the second answer may come from the cache
+        assert (await embedded("/api/projects", "owner_id"))["name"] == "Ada"
+        assert (await embedded("/api/documents", "project_id"))["name"] == "Trees"
+    renamed = await api.patch(f"/api/users/{user['id']}", json={"name": "Ada L."})
+    assert renamed.status == 200
+    assert (await embedded("/api/projects", "owner_id"))["name"] == "Ada L."
+    moved = await api.patch(f"/api/projects/{project['id']}", json={"name": "Forest"})
+    assert moved.status == 200
+    assert (await embedded("/api/documents", "project_id"))["name"] == "Forest"
