@@ -57,11 +57,14 @@ def model_tree(model: type[BaseModel]) -> dict[str, Tree | None]:
 
 
 def _invalid(param: str, message: str, names: Sequence[str] = ()) -> ValidationFailed:
-    details = [{"field": param, "message": message}]
-    details += [
-        {"field": n, "message": f"unknown {param[:-1] if param == FIELDS else param}"}
-        for n in names
-    ]
+    """The refusal of ``param``; ``details`` holds one entry per name refused (each naming
+    the parameter, as a list filter's refusal does), or one for the whole parameter."""
+    if not names:
+        return ValidationFailed(
+            f"{param}: {message}", details=[{"field": param, "message": message}]
+        )
+    what = "path" if param == FIELDS else "reference"
+    details = [{"field": param, "message": f"{n}: unknown {what}", "value": n} for n in names]
     return ValidationFailed(f"{param}: {message}", details=details)
 
 

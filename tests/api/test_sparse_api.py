@@ -76,6 +76,7 @@ async def test_unknown_paths_and_references_are_400_naming_them(api: Client) -> 
         body = await error(api, path, {"fields": "status,colour,chip_data.x"}, 400)
         assert body["code"] == "invalid_parameter"
         assert "colour" in body["message"] and "chip_data.x" in body["message"]
+        assert [d["value"] for d in body["details"]] == ["colour", "chip_data.x"]
         body = await error(api, path, {"expand": "chip_id"}, 400)
         assert body["code"] == "invalid_parameter" and "chip_id" in body["message"]
         assert (await error(api, path, {"fields": ""}, 400))["code"] == "invalid_parameter"
