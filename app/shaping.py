@@ -46,6 +46,7 @@ def selecting(params: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def targets(request: web.Request, shaped: Shape) -> tuple[EntitySpec, ...]:
+    """The entities whose documents the answer embeds, each once."""
     schema = keyspace(request).schema
     return tuple(schema.entity(name) for name in dict.fromkeys(r.target for r in shaped.expand))
 

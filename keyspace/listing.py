@@ -77,7 +77,7 @@ async def _fetch_paths(
         return []
     async with client.pipeline(transaction=True) as pipe:
         for path in paths:
-            pipe.execute_command("JSON.MGET", *doc_keys, f"$.{path}")
+            pipe.execute_command("JSON.MGET", *doc_keys, sparse.json_path(path))
         replies = await pipe.execute()
     docs: list[dict[str, Any] | None] = []
     for i in range(len(doc_keys)):

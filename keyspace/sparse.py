@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+import orjson
 from pydantic import BaseModel
 
 from .errors import ValidationFailed
@@ -125,6 +126,11 @@ def parse_expand(spec: EntitySpec, values: Sequence[str] | None) -> tuple[Refere
             unknown,
         )
     return tuple(declared[n] for n in names)
+
+
+def json_path(path: str) -> str:
+    """A dotted path as a JSONPath in bracket notation (any declared name, alias included)."""
+    return "$" + "".join(f"[{orjson.dumps(part).decode()}]" for part in path.split("."))
 
 
 def put(out: dict[str, Any], parts: list[str], value: Any) -> None:

@@ -10,6 +10,7 @@ from keyspace import COLLAB, DRIVER, USER, ValidationFailed
 from keyspace.sparse import (
     EXPANDED,
     Shape,
+    json_path,
     minimal,
     model_tree,
     parse_expand,
@@ -146,3 +147,8 @@ def test_a_shape_embeds_targets_beside_the_fields_in_array_order() -> None:
     assert whole.apply({**collab, "user_id": None}, found)[EXPANDED] == {"user_id": None}
     assert Shape().plain and not whole.plain
     assert Shape().apply(collab) == collab
+
+
+def test_json_paths_are_bracketed() -> None:
+    assert json_path("chip_data.cores") == '$["chip_data"]["cores"]'
+    assert json_path("isAdmin") == '$["isAdmin"]'
