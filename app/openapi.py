@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
-from . import openapi_aggregate, openapi_batch, openapi_views, swagger
+from . import openapi_aggregate, openapi_batch, openapi_sparse, openapi_views, swagger
 from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_headers import (
     BODY_HEADERS,
@@ -364,6 +364,9 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
     ]
     if route.lists is not None:
         params += list_parameters(route.lists)
+    shaped = route.lists or route.prefetch
+    if shaped is not None:
+        params += openapi_sparse.parameters(system.schema, shaped)
     if route.aggregates is not None:
         params += openapi_aggregate.parameters(route.aggregates, list_parameters(route.aggregates))
     if route.view is not None:

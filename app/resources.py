@@ -32,6 +32,7 @@ from keyspace import (
 from . import auth, batch, policy
 from .auth import caller
 from .errors import ApiError
+from .shaping import page_of, read_response, read_stored, selecting, shape, targets
 from .state import PREFETCHED, keyspace, system
 from .wire import (
     JSON,
@@ -62,6 +63,7 @@ async def _listed(
     endpoint: str,
     params: dict[str, list[str]],
     compute: Callable[[bool], Awaitable[Page]],
+    also: tuple[EntitySpec, ...] = (),
 ) -> web.Response:
     """A list answer of ``spec``: from the cache when the system caches its lists
     (keyspace.cache), else computed (and then stored exactly as served). ``compute(fresh)``
@@ -69,7 +71,8 @@ async def _listed(
     miss a write whose cache version it would be stored under."""
 
     rules = system(request).cache
-    cached = rules is not None and spec.cached
+    # Expanded documents (``also``) are part of the answer: cached only if theirs are too.
+    cached = rules is not None and spec.cached and all(s.cached for s in also)
 
     async def body() -> bytes:
         return orjson.dumps((await compute(cached)).body())
@@ -77,7 +80,7 @@ async def _listed(
     if rules is None or not cached:
         return web.Response(body=await body(), content_type=JSON)
     ks = keyspace(request)
-    cache = AnswerCache(ks.scripts, ks.schema.names, endpoint, (spec,), rules.ttl_seconds)
+    cache = AnswerCache(ks.scripts, ks.schema.names, endpoint, (spec, *also), rules.ttl_seconds)
     answer, _ = await cache.answer(params_hash(params), body)
     return web.Response(body=answer, content_type=JSON)
 
@@ -100,14 +103,20 @@ class Collection:
     async def list(self, request: web.Request) -> web.Response:
         readable(request, self.spec)
         params = query_params(request)
-        query = _query(self.spec, params)  # a bad query is refused before any lookup
+        query = _query(self.spec, selecting(params))  # a bad query is refused before any lookup
+        shaped = shape(request, self.spec, params)
         ks = keyspace(request)
         return await _listed(
             request,
             self.spec,
             self.spec.collection,
             params,
-            lambda fresh: ks.list(self.spec, query, fresh=fresh),
+            page_of(
+                request,
+                shaped,
+                lambda fresh: ks.list(self.spec, query, fresh=fresh, paths=shaped.kept),
+            ),
+            targets(request, shaped),
         )
 
     async def create(self, request: web.Request) -> web.Response:
@@ -135,6 +144,9 @@ class Collection:
 
     async def get(self, request: web.Request) -> web.Response:
         readable(request, self.spec)
+        shaped = shape(request, self.spec, query_params(request))
+        if not shaped.plain:
+            return await read_response(request, shaped, await read_stored(request, self.spec))
         prefetched = request.get(PREFETCHED)
         if prefetched is None:  # not read during authorization
             stored = await keyspace(request).read(self.spec, request.match_info["id"])
@@ -219,14 +231,20 @@ class Relation:
         if self.field in params:
             raise ApiError(400, "invalid_parameter", f"{self.field} is fixed by the URL")
         fixed = {**params, self.field: [target_id]}
-        query = _query(self.spec, fixed)
+        query = _query(self.spec, selecting(fixed))
+        shaped = shape(request, self.spec, params)
         endpoint = f"{self.spec.collection}.{self.field}"  # its params hold the target's id
         return await _listed(
             request,
             self.spec,
             endpoint,
             fixed,
-            lambda fresh: ks.list(self.spec, query, fresh=fresh),
+            page_of(
+                request,
+                shaped,
+                lambda fresh: ks.list(self.spec, query, fresh=fresh, paths=shaped.kept),
+            ),
+            targets(request, shaped),
         )
 
 

@@ -63,12 +63,23 @@ async def keyspace_list(ks: Keyspace, user_id: str) -> list[str]:
     return [str(doc["driver_id"]) for doc in page.items]
 
 
-async def http_list(session: ClientSession, url: str, user_id: str) -> list[str]:
-    async with session.get(url, params=_params(user_id)) as response:
+async def http_list(
+    session: ClientSession, url: str, user_id: str, fields: str | None = None
+) -> list[str]:
+    params = _params(user_id) if fields is None else {**_params(user_id), "fields": [fields]}
+    async with session.get(url, params=params) as response:
         response.raise_for_status()
         body: dict[str, Any] = await response.json(loads=orjson.loads)
     assert body["next_cursor"] is None, "the filtered list must fit one page"
     return [str(doc["driver_id"]) for doc in body["items"]]
+
+
+async def page_bytes(session: ClientSession, url: str, user_id: str, fields: str | None) -> int:
+    """The size of the list's answer body, whole or sparse (``fields=``)."""
+    params = _params(user_id) if fields is None else {**_params(user_id), "fields": [fields]}
+    async with session.get(url, params=params) as response:
+        response.raise_for_status()
+        return len(await response.read())
 
 
 @dataclass
@@ -129,6 +140,10 @@ async def run(ctx: Context, report: Report) -> None:
                     rows["http"][n], found["http"] = await _measure(
                         partial(http_list, session, url, user), fast
                     )
+                    rows["http-sparse"][n], found["http-sparse"] = await _measure(
+                        partial(http_list, session, url, user, SPARSE), fast
+                    )
+                    sizes = [await page_bytes(session, url, user, f) for f in (None, SPARSE)]
 
             for path, ids in found.items():
                 if set(ids) != expected or len(ids) != len(expected):
@@ -137,6 +152,7 @@ async def run(ctx: Context, report: Report) -> None:
                         f"{len(expected)} (the result sets differ)"
                     )
             _results(report, n, rows, len(expected))
+            report.results.append(_saved(n, sizes[0], sizes[1]))
     finally:
         await reset(ks)  # drop the seed strings and documents for the next sections
     _targets(ctx, report, rows)
@@ -148,7 +164,22 @@ _LABELS = {
     "seed-unpipelined": "seed path, unpipelined GET per key",
     "keyspace": "keyspace API (ks.list, indexed)",
     "http": "HTTP GET /api/drivers?user_id=..&status=optimized",
+    "http-sparse": "HTTP, the same list with fields=driver_id,status,chip_data.cores",
 }
+SPARSE = "driver_id,status,chip_data.cores"  # the index reads only these paths
+
+
+def _saved(n: int, full: int, sparse: int) -> Result:
+    """The bytes a sparse answer saves (fields=, keyspace.sparse) on the HTTP list."""
+    detail = f"{full:,} bytes whole, {sparse:,} with fields={SPARSE}"
+    return Result(
+        SECTION,
+        f"HTTP list bytes saved by fields=, N={n}",
+        100 * (1 - sparse / full),
+        "%",
+        None,
+        detail,
+    )
 
 
 def _results(report: Report, n: int, rows: dict[str, dict[int, Row]], matches: int) -> None:
@@ -196,7 +227,13 @@ def _plot(ctx: Context, report: Report, rows: dict[str, dict[int, Row]]) -> None
         print("  plot skipped: matplotlib is not installed (pip install -e '.[bench]')")
         return
     fig, ax = plt.subplots(figsize=(8, 5.6))
-    styles = {"seed": "o-", "seed-unpipelined": "s", "keyspace": "^-", "http": "D-"}
+    styles = {
+        "seed": "o-",
+        "seed-unpipelined": "s",
+        "keyspace": "^-",
+        "http": "D-",
+        "http-sparse": "v-",
+    }
     for path, label in _LABELS.items():
         points = sorted(rows[path].items())
         if not points:

@@ -268,9 +268,18 @@ class Keyspace:
     ) -> int:
         return await self.documents.delete(spec, doc_id, if_revision=if_revision, guard=guard)
 
-    async def list(self, spec: EntitySpec, query: Query, *, fresh: bool = False) -> Page:
+    async def list(
+        self,
+        spec: EntitySpec,
+        query: Query,
+        *,
+        fresh: bool = False,
+        paths: Sequence[str] | None = None,
+    ) -> Page:
         """One page of documents matching ``query`` (see :mod:`keyspace.query`), from the
-        reader unless ``fresh`` (then from the primary: an answer that will be cached)."""
+        reader unless ``fresh`` (then from the primary: an answer that will be cached).
+        ``paths``: the index path reads only those (and what the query needs) of each
+        document; items may then hold more than ``paths`` (keyspace.sparse projects them)."""
         sealer = self.documents.sealing(spec)
         if sealer is not None:
             query = sealer.query(spec, query)  # equality on blind tokens, never plaintext
@@ -279,7 +288,7 @@ class Keyspace:
             if not self.capabilities.search:
                 return await listing.scan_page(client, spec, query)
             return await self._through_index(
-                spec, client, lambda: listing.search_page(client, spec, query)
+                spec, client, lambda: listing.search_page(client, spec, query, paths)
             )
 
         found = await self.replica.run(page, fresh=fresh)

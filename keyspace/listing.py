@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import codec, pages, query, search, vectors
+from . import codec, pages, query, search, sparse, vectors
 from .connection import call
 from .errors import NotReady
 from .schema import EntitySpec, FieldKind
@@ -52,7 +52,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _decode(raw: Any) -> dict[str, Any] | None:
+def decode(raw: Any) -> dict[str, Any] | None:
     # fakeredis answers a missing key in JSON.MGET with "[]" rather than nil.
     if raw is None or raw in (b"[]", "[]"):
         return None
@@ -64,7 +64,33 @@ async def _fetch(client: Redis, doc_keys: list[str]) -> list[dict[str, Any] | No
     """The documents under ``doc_keys``, in order; None where one is gone."""
     if not doc_keys:
         return []
-    return [_decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
+    return [decode(r) for r in await call(client, "JSON.MGET", *doc_keys, ".")]
+
+
+async def _fetch_paths(
+    client: Redis, doc_keys: list[str], paths: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """Only ``paths`` of the documents under ``doc_keys``, in order; None where one is gone.
+    One JSON.MGET per path (a page asks for a few paths of many documents), in one MULTI so
+    every path is read of one state of each document."""
+    if not doc_keys:
+        return []
+    async with client.pipeline(transaction=True) as pipe:
+        for path in paths:
+            pipe.execute_command("JSON.MGET", *doc_keys, sparse.json_path(path))
+        replies = await pipe.execute()
+    docs: list[dict[str, Any] | None] = []
+    for i in range(len(doc_keys)):
+        if all(reply[i] is None for reply in replies):
+            docs.append(None)
+            continue
+        doc: dict[str, Any] = {}
+        for path, reply in zip(paths, replies, strict=True):
+            values = None if reply[i] is None else codec.loads(reply[i])
+            if values:  # $-paths answer an array of matches: empty where it is absent
+                sparse.put(doc, path.split("."), values[0])
+        docs.append(doc)
+    return docs
 
 
 @dataclass(frozen=True)
@@ -139,8 +165,12 @@ async def _read_index(
     raise AssertionError("a read without shadows has no guard")
 
 
-async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
+async def search_page(
+    client: Redis, spec: EntitySpec, q: query.Query, paths: Sequence[str] | None = None
+) -> Page:
     """One page through the entity's index alias, refusing while the index is being built.
+    With ``paths`` (a sparse list, keyspace.sparse) only those paths and the ones the query
+    filters on are read of each document, so the server sends no more than they hold.
 
     Whether there is a next page and where it starts come from the index hits; a document
     deleted, or changed so that it no longer matches, between the index read and the fetch
@@ -149,13 +179,25 @@ async def search_page(client: Redis, spec: EntitySpec, q: query.Query) -> Page:
     rows = _hits(spec, q, found)
     page = rows[: q.limit]
     hits = [h for h in page if h is not None]
-    docs = await _fetch(client, [spec.names.doc_key(spec.prefix, h.doc_id) for h in hits])
+    doc_keys = [spec.names.doc_key(spec.prefix, h.doc_id) for h in hits]
+    if paths is None:
+        docs = await _fetch(client, doc_keys)
+    else:
+        docs = await _fetch_paths(client, doc_keys, sparse.read_paths(paths, q_paths(spec, q)))
     items = [d for d in docs if d is not None and query.matches(spec, q, d)]
     # A page of nothing but malformed rows cannot be continued; `check` reports those documents.
     last = hits[-1] if hits else None
     if len(rows) <= q.limit or last is None:
         return Page(items, total, None)
     return Page(items, total, query.cursor_at(spec, q, last.value, last.doc_id))
+
+
+def q_paths(spec: EntitySpec, q: query.Query) -> list[str]:
+    """The document paths :func:`query.matches` reads to evaluate ``q``."""
+    fields = [f for f, _ in q.equals] + [f for f, _ in q.ranges]
+    if q.terms is not None:
+        fields += spec.text_fields
+    return [f.path for f in fields]
 
 
 async def scan_documents(client: Redis, spec: EntitySpec) -> list[dict[str, Any]]:

@@ -1,0 +1,100 @@
+"""``fields=`` and ``expand=`` on reads by id and lists (keyspace.sparse): parsing them from
+a request, and shaping a read's or a page's documents.
+
+A read by id reads the whole document (its ETag is the hash of its stored bytes) and
+projects it here; a list through the index reads only the paths asked for (and those its
+filters need) of each document, the scan path reads everything: both project here, so they
+answer alike. Expanded targets come in one pipeline after the document or the page."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from keyspace import EntitySpec, NotFound, Page, Stored, ValidationFailed
+from keyspace.embedding import Found, fetch
+from keyspace.sparse import EXPAND, FIELDS, PARAMS, Shape, parse_expand, parse_fields
+
+from . import policy
+from .auth import caller
+from .errors import ApiError
+from .state import PREFETCHED, keyspace
+from .wire import JSON, etag, none_match
+
+
+def shape(request: web.Request, spec: EntitySpec, params: dict[str, list[str]]) -> Shape:
+    """The request's shape; 400 ``invalid_parameter`` naming an unknown path or reference,
+    and the refusal a read of an expanded target's entity would get (admin-only entities)."""
+    try:
+        paths = parse_fields(spec, params.get(FIELDS))
+        refs = parse_expand(spec, params.get(EXPAND))
+    except ValidationFailed as exc:
+        raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
+    schema = keyspace(request).schema
+    for ref in refs:
+        target = schema.entity(ref.target)
+        if target.admin_read:  # nothing seen through expand that a read would not show
+            policy.require_admin(caller(request), f"read {target.collection}")
+    return Shape(paths, refs)
+
+
+def selecting(params: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``params`` without the shaping ones: what selects the documents."""
+    return {k: v for k, v in params.items() if k not in PARAMS}
+
+
+def targets(request: web.Request, shaped: Shape) -> tuple[EntitySpec, ...]:
+    """The entities whose documents the answer embeds, each once."""
+    schema = keyspace(request).schema
+    return tuple(schema.entity(name) for name in dict.fromkeys(r.target for r in shaped.expand))
+
+
+async def _expanded(
+    request: web.Request, shaped: Shape, docs: list[dict[str, object]], fresh: bool
+) -> Found:
+    if not shaped.expand:
+        return {}
+    ks = keyspace(request)
+    wanted = shaped.wanted(docs)
+    return await ks.replica.run(
+        lambda client: fetch(client, ks.schema, wanted, ks.documents.open_doc), fresh=fresh
+    )
+
+
+def page_of(
+    request: web.Request, shaped: Shape, compute: Callable[[bool], Awaitable[Page]]
+) -> Callable[[bool], Awaitable[Page]]:
+    """``compute`` with its items shaped."""
+    if shaped.plain:
+        return compute
+
+    async def shaped_page(fresh: bool) -> Page:
+        page = await compute(fresh)
+        found = await _expanded(request, shaped, page.items, fresh)
+        items = [shaped.apply(d, found) for d in page.items]
+        return Page(items, page.total, page.next_cursor)
+
+    return shaped_page
+
+
+async def read_stored(request: web.Request, spec: EntitySpec) -> Stored:
+    """The document read (opened), or the one read during authorization (NotFound)."""
+    prefetched, doc_id = request.get(PREFETCHED), request.match_info["id"]
+    ks = keyspace(request)
+    if prefetched is None:
+        return await ks.read(spec, doc_id)
+    if prefetched.raw is None:
+        raise NotFound(f"{spec.name} {doc_id!r} does not exist")
+    return await ks.documents.opened(spec, doc_id, Stored.from_raw(prefetched.raw))
+
+
+async def read_response(request: web.Request, shaped: Shape, stored: Stored) -> web.Response:
+    """A read's shaped answer: the document's own ETag (a partial read names the revision it
+    was cut from, so If-Match on a write works), If-None-Match evaluated unless it embeds
+    other documents (their changes do not change that ETag)."""
+    found = await _expanded(request, shaped, [stored.doc], fresh=True)  # as reads by id
+    body = orjson.dumps(shaped.apply(stored.doc, found))
+    response = web.Response(body=body, content_type=JSON, headers={"ETag": etag(stored.revision)})
+    return response if shaped.expand else none_match(request, response)
