@@ -292,3 +292,22 @@ async def test_a_write_refused_by_a_failure_gives_the_key_back(
         assert retried.status == 201 and "Idempotent-Replayed" not in retried.headers
         assert await _drivers(api) == [b"driver:driver_1"]
     await client.aclose()
+
+
+async def test_openapi_documents_the_key_on_every_document_write(api: Client) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+    item = "/api/drivers/{id}"
+    writes = [("/api/drivers", "post"), (item, "put"), (item, "patch"), (item, "delete")]
+    writes.append(("/api/collabs/{id}/collaborators", "post"))
+    for path, method in writes:
+        op = doc["paths"][path][method]
+        names = [p["name"] for p in op["parameters"]]
+        assert "Idempotency-Key" in names, (path, method)
+        assert {"400", "409", "422"} <= set(op["responses"]), (path, method)
+        assert "idempotency_key_reused" in op["responses"]["422"]["description"]
+        assert "idempotency_key_in_flight" in op["responses"]["409"]["description"]
+        success = next(r for s, r in op["responses"].items() if s.startswith("2"))
+        assert "Idempotent-Replayed" in success["headers"], (path, method)
+    reads = [doc["paths"][item]["get"], doc["paths"]["/api/drivers"]["get"]]
+    for op in reads:
+        assert "Idempotency-Key" not in [p["name"] for p in op["parameters"]]
