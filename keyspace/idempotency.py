@@ -89,9 +89,10 @@ class Record:
     body: bytes = b""
 
 
-def parse(raw: bytes) -> Record | None:
-    """The record ``raw`` encodes, or None for anything else (the key is then treated as
+def parse(value: bytes | str) -> Record | None:
+    """The record ``value`` encodes, or None for anything else (the key is then treated as
     free once it expires: never replayed)."""
+    raw = value.encode() if isinstance(value, str) else value
     state, _, rest = raw.partition(b"\n")
     if state == b"pending":
         fp, _, token = rest.partition(b"\n")
@@ -214,7 +215,7 @@ async def claim(
         raw = await client.get(key)
         if raw is None:
             continue  # expired between the two: claim again
-        record = parse(raw if isinstance(raw, bytes) else raw.encode())
+        record = parse(raw)
         if record is not None:
             return record
         return Record("pending", "")  # unreadable: as a request in flight until it expires
