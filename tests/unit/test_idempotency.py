@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from app.config import BadSetting, Settings
 from keyspace import idempotency as idem
 from keyspace import keys
 from keyspace.documents import for_create
@@ -103,3 +106,20 @@ def test_a_request_without_a_claim_commits_its_plan_as_built() -> None:
         assert idem.attach(plan) is plan  # a later commit of the request carries nothing
     finally:
         idem.current.reset(token)
+
+
+def test_the_windows_are_settings_with_bounds() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.idempotency_ttl_seconds, defaults.idempotency_in_flight_seconds) == (
+        86_400,
+        60,
+    )
+    env = {
+        "MULTIFRAME_IDEMPOTENCY_TTL_SECONDS": "5",
+        "MULTIFRAME_IDEMPOTENCY_IN_FLIGHT_SECONDS": "2",
+    }
+    chosen = Settings.from_env(env)
+    assert (chosen.idempotency_ttl_seconds, chosen.idempotency_in_flight_seconds) == (5, 2)
+    for name in ("MULTIFRAME_IDEMPOTENCY_TTL_SECONDS", "MULTIFRAME_IDEMPOTENCY_IN_FLIGHT_SECONDS"):
+        with pytest.raises(BadSetting, match=name):
+            Settings.from_env({name: "0"})
