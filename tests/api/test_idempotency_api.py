@@ -22,7 +22,7 @@ from keyspace.pipelining import pipeliner
 from keyspace.server import EmbeddedRedis
 from keyspace.testing import fake_redis_client, serving
 from tests.api.conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
-from tests.api.test_collections import driver_body, user_body
+from tests.api.test_collections import collab_body, driver_body, user_body
 
 Client = TestClient[web.Request, web.Application]
 KEY = {"Idempotency-Key": "order-7f3a"}
@@ -311,3 +311,19 @@ async def test_openapi_documents_the_key_on_every_document_write(api: Client) ->
     reads = [doc["paths"][item]["get"], doc["paths"]["/api/drivers"]["get"]]
     for op in reads:
         assert "Idempotency-Key" not in [p["name"] for p in op["parameters"]]
+
+
+async def test_adding_a_member_replays_what_it_answered(api: Client) -> None:
+    for name in ("One", "Two", "Three"):
+        await _user(api, name)
+    made = await api.post("/api/collabs", json=collab_body("user_1", ["user_2"]))
+    assert made.status == 201
+    url = "/api/collabs/collab_1/collaborators"
+    first = await api.post(url, json={"user_id": "user_3"}, headers=KEY)
+    assert (await first.json())["collaborators"] == ["user_2", "user_3"]
+    assert (await api.delete(f"{url}/user_3")).status == 200
+    again = await api.post(url, json={"user_id": "user_3"}, headers=KEY)
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert await again.read() == await first.read()
+    stored = await api.get("/api/collabs/collab_1")
+    assert (await stored.json())["collaborators"] == ["user_2"]

@@ -4,7 +4,7 @@ the request's own; fakeredis and the real server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -13,8 +13,25 @@ from keyspace import USER, Keyspace
 from keyspace import idempotency as idem
 from keyspace.plan import Plan
 from tests import factories as f
+from tests.behaviour.test_upsert import SPEC as UPSERTED
+from tests.behaviour.test_upsert import SYSTEM as UPSERTS
+from tests.behaviour.test_upsert import A
+from tests.conftest import BACKENDS, client_for
 
 FP = "f" * 64
+
+
+@pytest.fixture(params=BACKENDS)
+async def uks(request: pytest.FixtureRequest) -> AsyncIterator[Keyspace]:
+    """A keyspace of tests/behaviour/test_upsert.py's system (an entity declaring upsert)."""
+    backend: str = request.param
+    client = await client_for(request, backend)
+    keyspace = Keyspace(
+        client, UPSERTS.schema, use_search=None if backend != "real-scan" else False
+    )
+    await keyspace.setup()
+    yield keyspace
+    await client.aclose()
 
 
 async def _claimed(ks: Keyspace, status: int | None, fp: str = FP) -> idem.Claim:
@@ -116,3 +133,20 @@ async def test_an_outcome_ttl_that_is_no_positive_integer_is_a_bad_plan(ks: Keys
     with pytest.raises(RuntimeError, match="malformed plan"):
         await ks.commit(plan)
     assert idem.parse(await ks.client.get(key) or b"") == idem.Record("pending", FP)
+
+
+async def test_an_upsert_records_201_when_it_creates_and_200_when_it_replaces(
+    uks: Keyspace,
+) -> None:
+    names = uks.schema.names
+    first = idem.Claim(names.idempotency_key("u", "1"), FP, "t1", None)
+    second = idem.Claim(names.idempotency_key("u", "2"), FP, "t2", None)
+    for claim in (first, second):
+        await uks.client.set(claim.key, claim.held())
+    with holding(first):
+        made = await uks.upsert(UPSERTED, A, {"state": "on"})
+    with holding(second):
+        replaced = await uks.upsert(UPSERTED, A, {"state": "off"})
+    assert made.created and not replaced.created
+    assert await _record(uks, first) == idem.Record("done", FP, 201, "doc", made.stored.raw)
+    assert await _record(uks, second) == idem.Record("done", FP, 200, "doc", replaced.stored.raw)
