@@ -226,8 +226,9 @@ def _lose_the_commit_on_the_pipeline(client: Redis) -> Callable[[], None]:
 
 
 def _commit_reply(reply: Any) -> bool:
-    """authorized_commit.lua's reply: {authorization, commit}."""
-    return isinstance(reply, list) and bool(reply) and isinstance(reply[0], list)
+    """commit.lua's reply to a create: {'ok', document} (authorization's has 7 or 8 items; a
+    keyed create commits after it)."""
+    return isinstance(reply, list) and len(reply) == 2 and reply[0] == b"ok"
 
 
 @pytest.mark.redis
@@ -275,7 +276,7 @@ async def test_a_write_refused_by_a_failure_gives_the_key_back(
     async with serving(client, settings) as api:
         user_id = await _user(api)
         scripts = api.app[KEYSPACE].scripts
-        send = scripts.authorized_commit
+        send = scripts.commit
         calls = [0]
 
         async def failing(*args: Any, **kwargs: Any) -> Any:
@@ -284,7 +285,7 @@ async def test_a_write_refused_by_a_failure_gives_the_key_back(
                 raise RedisConnectionError("down before the commit was sent (test)")
             return await send(*args, **kwargs)
 
-        scripts.authorized_commit = failing  # type: ignore[method-assign]
+        scripts.commit = failing  # type: ignore[method-assign]
         first = await api.post("/api/drivers", json=driver_body(user_id), headers=KEY)
         assert first.status == 503
         assert await _idem_keys(api) == []
@@ -327,3 +328,29 @@ async def test_adding_a_member_replays_what_it_answered(api: Client) -> None:
     assert await again.read() == await first.read()
     stored = await api.get("/api/collabs/collab_1")
     assert (await stored.json())["collaborators"] == ["user_2"]
+
+
+async def test_a_keyed_create_is_counted_once_and_keeps_the_creators_rules(api: Client) -> None:
+    user_id = await _user(api)
+    await _user(api, "Bob")
+    minted = await api.post(f"/api/users/{user_id}/tokens", json={})
+    member = {"Authorization": f"Bearer {(await minted.json())['token']}"}
+    plain = await api.post("/api/drivers", json=driver_body(user_id), headers=member)
+    keyed = await api.post("/api/drivers", json=driver_body(user_id), headers={**member, **KEY})
+    assert (plain.status, keyed.status) == (201, 201)
+    left = int(plain.headers["RateLimit-Remaining"])
+    assert int(keyed.headers["RateLimit-Remaining"]) == left - 1
+    # The rules of a member's create hold with a key: its own documents only, and an
+    # explicit id no further than the import window past the counter.
+    other = {**member, "Idempotency-Key": "for-bob"}
+    bobs = await api.post("/api/drivers", json=driver_body("user_2"), headers=other)
+    assert (await bobs.json())["error"]["details"]["rule"] == "own-documents-only"
+    far = {**member, "Idempotency-Key": "far"}
+    resp = await api.post(
+        "/api/drivers", json=driver_body(user_id, driver_id="driver_999999"), headers=far
+    )
+    assert resp.status == 403
+    assert (await resp.json())["error"]["details"]["rule"] == "import-window"
+    assert await _drivers(api) == [b"driver:driver_1", b"driver:driver_2"]
+    replayed = await api.post("/api/drivers", json=driver_body("user_2"), headers=other)
+    assert (replayed.status, replayed.headers["Idempotent-Replayed"]) == (403, "true")
