@@ -198,7 +198,8 @@ def carried(ok: bool, error: str | None, key: str) -> None:
         claim.committed = True
     elif error == LOST:
         raise KeyInFlight(
-            "another request with this Idempotency-Key took it over; nothing was written",
+            "this request's claim of its Idempotency-Key expired (or another request took "
+            "the key over); nothing was written",
             details={"key": key},
         )
 
