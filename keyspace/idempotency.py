@@ -135,8 +135,9 @@ def status_of(plan: Plan, claim: Claim) -> int:
 
 def remember(plan: Plan, claim: Claim) -> Plan:
     """``plan`` with the claim checked and its outcome written last (a copy: ``plan`` may be
-    committed again on its own). A batch script passes each plan it dry-runs through here
-    with ``plan.returning`` 0 and writes the array it answers itself (see README)."""
+    committed again on its own). A script applying several plans at once checks
+    :meth:`Claim.held` before its first write and stores ``done_head(...)`` and its answer
+    after its last, as ``outcome`` does here."""
     out = replace(
         plan,
         keys=list(plan.keys),
