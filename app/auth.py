@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from keyspace import (
+    Contention,
     Decision,
     EntitySpec,
     Limits,
@@ -202,7 +203,11 @@ async def authorized_create(
     owners: policy.Owners,
 ) -> Stored:
     """Authorize the request and commit ``prepared`` in one round trip (a route that
-    authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409."""
+    authorizes itself); refusals come in the usual order: 401/503/429, 403, then 409. A
+    request authorized already (an Idempotency-Key is claimed for its caller: app/idempotency)
+    commits with that caller's rights instead, counted once."""
+    if CALLER in request:
+        return await _create_as(request, request[CALLER], spec, body, prepared, owners)
     limits = _limits(request)
     outcome = await keyspace(request).authorized_create(
         prepared,
@@ -218,6 +223,35 @@ async def authorized_create(
         return outcome.stored()
     except OutsideImportWindow as exc:
         raise policy.outside_import_window(spec, exc) from None
+
+
+CREATE_ATTEMPTS = 64  # as keyspace.store.MAX_ATTEMPTS: a rotation, or a taken counter id
+
+
+async def _create_as(
+    request: web.Request,
+    who: Caller,
+    spec: EntitySpec,
+    body: Mapping[str, Any],
+    prepared: PreparedCreate,
+    owners: policy.Owners,
+) -> Stored:
+    """``authorized_create``'s commit for a caller authorized already: the same rule (its
+    403), and a non-admin's explicit id within the import window."""
+    policy.check_create(who, system(request), spec, body, owners)
+    ks, asked = keyspace(request), prepared
+    for _ in range(CREATE_ATTEMPTS):
+        ready = await ks.documents.ready(asked)
+        ready.plan.window = None if who.admin else policy.IMPORT_WINDOW
+        result = await ks.scripts.commit(ready.plan, spec=spec, doc_id=ready.doc_id)
+        following = await ks.documents.again(asked, ready, result)
+        if following is None:
+            try:
+                return ready.stored(result, await ks.documents.holder(ready, result))
+            except OutsideImportWindow as exc:
+                raise policy.outside_import_window(spec, exc) from None
+        asked = following
+    raise Contention(f"could not find a free {spec.name} id; retry")
 
 
 def caller(request: web.Request) -> Caller:

@@ -231,6 +231,11 @@ class Settings:
     # window, over the system's declared ones (System.rate_limits); only systems declaring
     # them have any.
     endpoint_limits: Mapping[str, int] = field(default_factory=dict)
+    # MULTIFRAME_IDEMPOTENCY_TTL_SECONDS: how long a write's outcome is replayed to a retry
+    # with its Idempotency-Key; MULTIFRAME_IDEMPOTENCY_IN_FLIGHT_SECONDS: how long a claim
+    # of a request in flight holds the key (a process that died mid-request frees it then)
+    idempotency_ttl_seconds: int = 86_400
+    idempotency_in_flight_seconds: int = 60
 
     def reader_url(self) -> str | None:
         """The URL pure reads go to (``keyspace.connect_replica``), or None: the primary.
@@ -318,4 +323,10 @@ class Settings:
             ttls=_ttls(env),
             cache_ttl=_cache_ttl(env),
             endpoint_limits=_endpoint_limits(env),
+            idempotency_ttl_seconds=_int(
+                env, "MULTIFRAME_IDEMPOTENCY_TTL_SECONDS", 86_400, 1, 7 * SECONDS_MAX, "seconds"
+            ),
+            idempotency_in_flight_seconds=_int(
+                env, "MULTIFRAME_IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, 1, SECONDS_MAX, "seconds"
+            ),
         )

@@ -16,11 +16,12 @@ from .state import SETTINGS
 # What a browser client sends and needs to read; the bearer token is a header, not a cookie,
 # so no Access-Control-Allow-Credentials.
 ALLOW_HEADERS = (
-    "Authorization, Content-Type, Content-Encoding, If-Match, If-None-Match, X-Request-ID"
+    "Authorization, Content-Type, Content-Encoding, If-Match, If-None-Match, X-Request-ID, "
+    "Idempotency-Key"
 )
 EXPOSE_HEADERS = (
     "ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
-    "WWW-Authenticate, Allow, X-Cache, X-Request-ID"
+    "WWW-Authenticate, Allow, X-Cache, X-Request-ID, Idempotent-Replayed"
 )
 MAX_AGE = "600"  # seconds a browser may reuse a preflight answer
 

@@ -17,6 +17,9 @@ from .openapi_headers import (
     BODY_HEADERS,
     CORS_HEADERS,
     ERROR_HEADERS,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENCY_TEXT,
+    IDEMPOTENT_REPLAYED,
     IF_NONE_MATCH,
     RATE_HEADERS,
     REQUEST_ID_HEADER,
@@ -306,6 +309,8 @@ def error_statuses(route: Route) -> set[int]:
         out |= {400, 408, 413, 415, 422}  # reading and parsing the JSON body
     if route.conditional:
         out |= {400, 412}  # a malformed or stale If-Match
+    if route.idempotent:
+        out |= {400, 409, 422}  # a malformed, in-flight or reused Idempotency-Key
     out.add(417)  # an Expect other than 100-continue (app/routes.py expect_continue)
     return out
 
@@ -331,6 +336,8 @@ def _success_headers(route: Route, docs: frozenset[str]) -> dict[str, Any]:
         out["Location"] = header("The created document's URL")
     if route.path.startswith("/api/"):
         out |= RATE_HEADERS
+    if route.idempotent:
+        out |= IDEMPOTENT_REPLAYED
     return out
 
 
@@ -395,6 +402,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
                 "description": "ETag from a read; a stale one gets 412 and nothing is written",
             }
         )
+    if route.idempotent:
+        params.append(dict(IDEMPOTENCY_KEY))
     params.append(dict(REQUEST_ID_PARAM))
     op["parameters"] = params
     if route.body:
@@ -434,6 +443,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
         text = ERROR_TEXT.get(status, "Error")
         if status in notes:
             text = f"{text}; {notes[status]}"
+        if route.idempotent and status in IDEMPOTENCY_TEXT:
+            text = f"{text}; {IDEMPOTENCY_TEXT[status]}"
         if status == 503 and writes(route):
             text = f"{text}; {NOT_DURABLE}"
         responses[str(status)] = {"description": text, **error}

@@ -70,3 +70,28 @@ IF_NONE_MATCH: dict[str, Any] = {
     "schema": {"type": "string"},
     "description": "ETags from earlier reads (or *): 304 without a body when one is current",
 }
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Your key for this write (1 to 255 printable ASCII characters; any other "
+    "is 400 `invalid_header`): its first outcome (status, body, ETag, Location) is stored "
+    "with the write and answered again, with Idempotent-Replayed: true, to the same caller "
+    "sending the same request (method, path and body) with the same key for 24 hours "
+    "(MULTIFRAME_IDEMPOTENCY_TTL_SECONDS); another request with the key is 422 "
+    "`idempotency_key_reused`, and one while the first is in flight 409 "
+    "`idempotency_key_in_flight`. A write answered 5xx is not stored: retry it with the key",
+}
+IDEMPOTENT_REPLAYED = {
+    "Idempotent-Replayed": header(
+        "true: this is the stored outcome of an earlier request with the same Idempotency-Key "
+        "(nothing was written now)"
+    )
+}
+IDEMPOTENCY_TEXT = {
+    409: "or `idempotency_key_in_flight`: a request with this Idempotency-Key is still in "
+    "flight (retry after Retry-After seconds)",
+    422: "or `idempotency_key_reused`: this Idempotency-Key was sent with another request "
+    "(method, path or body) by the same caller within its window",
+}

@@ -19,6 +19,7 @@ from .feature_routes import (
     settings_routes,
     singleton_routes,
 )
+from .idempotency import idempotent
 from .metrics import serve_metrics
 from .policy import IMPORT_WINDOW
 from .resources import (
@@ -300,6 +301,7 @@ def route_table(system: System) -> list[Route]:
     table += [r for spec in system.schema.entities for r in search_routes(spec)]
     table += [r for spec in system.schema.entities for r in profile_routes(spec)]
     table += relation_routes(system) + singles + admin_routes() + service_routes()
+    table = idempotent(table)
     seen: set[tuple[str, str]] = set()
     for route in table:
         if (route.method, route.path) in seen:

@@ -35,6 +35,7 @@ class Route:
     notes: tuple[tuple[int, str], ...] = ()  # (status, what the route adds to its description)
     body_required: bool = True  # False: the body may be left out (its fields are optional)
     query: tuple[Param, ...] = ()  # query parameters besides a list's (``lists``)
+    idempotent: bool = False  # honours Idempotency-Key (app/idempotency.py)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,12 @@ def lock_key(name: str) -> str:
     return f"{RESERVED}lock:{name}"
 
 
+def idempotency_key(user_id: str, key_digest: str) -> str:
+    """One caller's Idempotency-Key (keyspace.idempotency): its claim while the request is
+    in flight, then its outcome; ``key_digest`` is the client's key hashed."""
+    return f"{RESERVED}idem:{user_id}:{key_digest}"
+
+
 def lock_key_of(prefix: str, doc_id: str) -> str:
     """The lock of one document of a lockable entity (keyspace.locks), e.g.
     ``doc:lock:<document_id>``: a string holding the seed's JSON (``user_id``, ``locked_at``,
@@ -432,6 +438,9 @@ class Names:
 
     def index_name(self, prefix: str, version: str) -> str:
         return self.namespace + index_name(prefix, version)
+
+    def idempotency_key(self, user_id: str, key_digest: str) -> str:
+        return self.namespace + idempotency_key(user_id, key_digest)
 
 
 SEED_NAMES = Names()

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import idempotency
 from .connection import Pool
 from .durability import Durability, written
 from .errors import Paused
@@ -267,9 +268,13 @@ class Scripts:
         """Apply ``plan`` atomically (``commit.lua``); Paused while the keyspace is paused.
         NotDurable (naming ``spec``'s document ``doc_id``, else the one returned) when it wrote
         and the replicas did not confirm it; ``durable=False`` for bookkeeping no client is
-        told about (a delete's fence)."""
+        told about (a delete's fence). A durable commit carries the Idempotency-Key claim of
+        the request making it, if any (keyspace.idempotency)."""
+        plan = idempotency.attach(plan) if durable else plan
         sent = await self._run(self._commit, plan.keys, plan.args(), retry=False, wait=durable)
         result = _commit_result(sent.reply)
+        if durable:
+            idempotency.carried(result.ok, result.error, result.value)
         self._confirm(sent, result.ok, lambda: written(result.raw, spec, doc_id))
         return result
 
@@ -416,7 +421,8 @@ class Scripts:
         ``allowed``, ``commit`` in one trip (``authorized_commit.lua``). The result is
         None when the plan did not run; its error is ``forbidden`` for another caller.
         For a non-admin the plan runs with ``window`` as its import window. NotDurable as
-        :meth:`commit`."""
+        :meth:`commit`, whose Idempotency-Key claim it carries too."""
+        plan = idempotency.attach(plan)
         sent = await self._run(
             self._authorized_commit,
             [*keys, *plan.keys],
@@ -426,6 +432,8 @@ class Scripts:
         )
         decision: AuthReply = sent.reply[0]
         result = _commit_result(sent.reply[1]) if sent.reply[1] else None
+        if result is not None:
+            idempotency.carried(result.ok, result.error, result.value)
         wrote = result is not None and result.ok
         self._confirm(sent, wrote, lambda: written(result.raw if result else None, spec, doc_id))
         return decision, result

@@ -39,6 +39,9 @@
 --            hequals k field value     -> error 'rekeyed' (value: what the field holds) unless
 --                                         the hash KEYS[k] holds value in field (the keyring's
 --                                         current key, for a write of sealed values)
+--            claimed k raw             -> error 'idempotency_lost' unless KEYS[k] is a string
+--                                         equal to raw (an Idempotency-Key's claim, still
+--                                         this request's: keyspace.idempotency)
 --   writes:  jset k json | del k | set k value | delif k value | sadd k member
 --            srem k member | floor k n | incr k | hset k field value | hdel k field
 --            bump k n (INCR, or SET n when KEYS[k] is absent: a cache version, keyspace.cache,
@@ -52,6 +55,9 @@
 --            ttlof k s (KEYS[k] expires when KEYS[s] does, PEXPIREAT PEXPIRETIME: the same
 --                       millisecond; PERSIST when KEYS[s] has no TTL) | ttlat k s (the
 --                       same for KEYS[k]..id, a key jsetat completed)
+--            outcome k head ms (SET KEYS[k] head..document PX ms: the document is what
+--                              ARGV[2] returns, '' for none; the outcome a retry with the
+--                              same Idempotency-Key replays. Plans write it last)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
 --          jset, so a plan never leaves an expiring document's keys without their TTL.
@@ -67,6 +73,8 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
                string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, bump = 2, hset = 3, hdel = 2, hsetx = 3, pexpire = 2, jsetid = 3,
                setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
+arity.claimed = 2
+arity.outcome = 3
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
 local PAUSE = 'mf:pause'  -- with the system's namespace, if any, before it
@@ -113,6 +121,8 @@ local function check(op, a)
     if held ~= a[3] then
       return fail('rekeyed', a[2], type(held) == 'string' and held or '')
     end
+  elseif op == 'claimed' then
+    if redis.pcall('GET', key) ~= a[2] then return fail('idempotency_lost', '', key) end
   elseif op == 'card' then
     if redis.call('SCARD', key) ~= tonumber(a[2]) then return fail('stale', a[3], key) end
   elseif op == 'gone' then
@@ -158,6 +168,10 @@ local function write(op, a)
     if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, a[2]) end
   elseif op == 'ttlof' then expire_as(key, K[tonumber(a[2])])
   elseif op == 'ttlat' then expire_as(key .. id, K[tonumber(a[2])])
+  elseif op == 'outcome' then
+    local ret = tonumber(ARGV[2])
+    local doc = ret > 0 and redis.call('JSON.GET', K[ret], '.') or ''
+    redis.call('SET', key, a[2] .. doc, 'PX', a[3])
   end
 end
 
@@ -241,6 +255,9 @@ local function writable(n_first)
     local numeric = op == 'floor' or op == 'pexpire' or op == 'keepttl' or op == 'bump'
     if numeric and not string.match(a[2], '^%d+$') then
       return fail('bad_plan', op, a[2])
+    end
+    if op == 'outcome' and not string.match(a[3], '^[1-9]%d*$') then
+      return fail('bad_plan', op, a[3])
     end
     if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then
       return fail('bad_plan', op, a[2])

@@ -173,3 +173,21 @@ async def test_a_service_whose_key_opens_nothing_any_more_is_a_clear_503(
     ready = await stale.get("/ready")
     why = (await ready.json())["error"]["message"]
     assert ready.status == 503 and "restart this service" in why
+
+
+async def test_a_replayed_create_opens_its_sealed_values_as_the_first_answer_did(
+    start: Start, redis: Redis
+) -> None:
+    api = await start()
+    body = {"username": "Holo", "email": EMAIL, "role": "designer"}
+    key = {**AUTH, "Idempotency-Key": "sealed-1"}
+    first = await api.post("/api/users", json=body, headers=key)
+    again = await api.post("/api/users", json=body, headers=key)
+    assert (first.status, again.status, again.headers["Idempotent-Replayed"]) == (201, 201, "true")
+    assert await again.read() == await first.read()
+    assert (await again.json())["email"] == EMAIL
+    assert again.headers["ETag"] == first.headers["ETag"]
+    [record] = [k async for k in redis.scan_iter(match="mf:idem:*")]
+    held = await redis.get(record)
+    assert isinstance(held, bytes) and held.startswith(b"done\n")
+    assert EMAIL.encode() not in held  # the outcome keeps it sealed

@@ -153,8 +153,10 @@ async def test_cors_preflight_from_an_allowed_origin_is_204_without_a_token(serv
     assert methods == {"GET", "HEAD", "PUT", "PATCH", "DELETE"}
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"authorization", "if-match", "if-none-match", "content-type"} <= allowed
+    assert "idempotency-key" in allowed
     exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
     assert {"ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining"} <= exposed
+    assert "Idempotent-Replayed" in exposed
     assert "Origin" in resp.headers["Vary"]
     assert int(resp.headers["Access-Control-Max-Age"]) > 0
     assert "Access-Control-Allow-Credentials" not in resp.headers
