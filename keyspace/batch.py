@@ -197,7 +197,7 @@ async def create_many(
             raise BatchRefused(spec, refusals)
         # Explicit ids first: a generated id drawn later skips them (commit.lua's draw).
         order = sorted(range(len(ready)), key=lambda n: ready[n].doc_id is None)
-        results = await documents.scripts.batch_commit([ready[n].plan for n in order])
+        results = await documents.scripts.batch_commit([ready[n].plan for n in order], order)
         by_index: dict[int, CommitResult] = dict(zip(order, results, strict=True))
         if any(r.error == "rekeyed" for r in results) and documents.keys is not None:
             await documents.keys.refresh()  # a rotation began: plan again under the new key

@@ -12,8 +12,9 @@ Records are strings, one field per line, the body last (it may hold anything)::
     pending\\n<fingerprint>\\n<claim token>
     done\\n<fingerprint>\\n<status>\\n<kind>\\n<body>
 
-``kind`` is ``doc`` (the body is the stored document, as the commit returned it), ``none``
-(no body: a 204) or ``body`` (the body as answered: a refusal after the claim).
+``kind`` is ``doc`` (the body is the stored document, as the commit returned it), ``docs``
+(one per line, in the answer's order: a batch create, batch_commit.lua), ``none`` (no
+body: a 204) or ``body`` (the body as answered: a refusal after the claim).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ DONE_MS = 24 * 3600 * 1000
 MAX_KEY = 255
 LOST = "idempotency_lost"  # commit.lua's refusal when the claim is no longer ours
 
-KINDS = ("doc", "none", "body")
+KINDS = ("doc", "none", "body", "docs")
 
 
 class KeyInFlight(Conflict):

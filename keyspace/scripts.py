@@ -379,15 +379,30 @@ class Scripts:
         self._confirm(sent, written_ok > 0, lambda: {"commits": written_ok})
         return results
 
-    async def batch_commit(self, plans: Sequence[Plan]) -> list[CommitResult]:
+    async def batch_commit(
+        self, plans: Sequence[Plan], positions: Sequence[int] | None = None
+    ) -> list[CommitResult]:
         """Apply all of ``plans`` or none, in one call (``batch_commit.lua``): the results
         in order, each with its document when all were applied; else each refused plan's
         error, the others without one (nothing was written). Paused while paused;
-        NotDurable when it wrote and the replicas did not confirm it."""
-        keys = [key for plan in plans for key in plan.keys]
+        NotDurable when it wrote and the replicas did not confirm it. ``positions``: where
+        each plan's document stands in the request's answer (default: in order), for the
+        outcome an Idempotency-Key claim of the request stores; KeyInFlight when the claim
+        was lost."""
+        keys: list[str] = [key for plan in plans for key in plan.keys]
         args = _bulk_args(plans)[1 + len(keys) :]  # the same ARGV as bulk_commit.lua's
+        claim = idempotency.current.get()
+        if claim is not None and not claim.committed:
+            keys.append(claim.key)
+            head = idempotency.done_head(claim.fingerprint, 201, "docs")
+            args += [claim.held(), head, claim.done_ms]
+            args += [n + 1 for n in positions] if positions else range(1, len(plans) + 1)
         sent = await self._run(self._batch_commit, keys, args, retry=False, wait=True)
         status = _text(sent.reply[0])
+        if status == "lost":
+            idempotency.carried(False, idempotency.LOST, claim.key if claim else "")
+        if status == "ok":
+            idempotency.carried(True, None, "")
         if status == "broken":
             raise RuntimeError(f"batch_commit.lua refused a plan after a dry run: {sent.reply!r}")
         if status == "ok":

@@ -11,11 +11,18 @@
 -- ARGV[2..2n+1]:  for each plan in turn, its number of KEYS and its number of ARGV
 -- ARGV[2n+2..]:   the plans' ARGV (commit.lua's), one plan after another; each plan's
 --                 ARGV[2] names the document it returns once applied
+-- Optionally, an Idempotency-Key claim (keyspace.idempotency): one more KEY after the plans'
+-- (the claim key) and, after the plans' ARGV, its held value, the outcome's head, its TTL in
+-- ms, then for each plan the 1-based position of its document in the answer. The claim must
+-- still hold the held value before anything is written ('lost' otherwise); once every plan
+-- was applied, the key is SET to head .. the documents in answer order, one per line, PX ms
+-- (compact JSON holds no raw newline).
 -- The caller (keyspace.batch) sends no two plans writing the same document or claiming
 -- the same unique value, and plans with an explicit id before those drawing one from a
 -- counter, so no plan can be refused once every dry run passed: an earlier plan of the
 -- batch changes nothing a later one checks.
 -- Returns: {'ok', doc1, doc2, ...}: every plan applied, each one's document in order;
+--          {'lost'}: the claim is no longer this request's; nothing written;
 --          {'err', p1, code1, field1, value1, p2, ...}: nothing written; for each refused
 --          plan its position (1-based) and commit.lua's error (code, field, value). A plan
 --          refused as 'paused' ends the dry run: every later one would meet the pause too;
@@ -36,6 +43,9 @@ for p = 1, n do
   key_at, arg_at = key_at + n_keys, arg_at + n_args
   plans[p] = {plan_keys, plan_args}
 end
+
+local claim = KEYS[key_at + 1]
+if claim and redis.pcall('GET', claim) ~= ARGV[arg_at + 1] then return {'lost'} end
 
 local refused = {'err'}
 for p = 1, n do
@@ -75,5 +85,10 @@ for p = 1, n do
   local reply = commit(plans[p][1], plans[p][2])
   if reply[1] ~= 'ok' then return {'broken', p, reply[2], reply[3], reply[4]} end
   out[#out + 1] = reply[2]
+end
+if claim then
+  local answer = {}
+  for p = 1, n do answer[tonumber(ARGV[arg_at + 3 + p])] = out[p + 1] end
+  redis.call('SET', claim, ARGV[arg_at + 2] .. table.concat(answer, '\n'), 'PX', ARGV[arg_at + 3])
 end
 return out

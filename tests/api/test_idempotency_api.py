@@ -354,3 +354,35 @@ async def test_a_keyed_create_is_counted_once_and_keeps_the_creators_rules(api: 
     assert await _drivers(api) == [b"driver:driver_1", b"driver:driver_2"]
     replayed = await api.post("/api/drivers", json=driver_body("user_2"), headers=other)
     assert (replayed.status, replayed.headers["Idempotent-Replayed"]) == (403, "true")
+
+
+async def test_a_retried_batch_is_answered_its_documents_in_order_and_writes_nothing(
+    api: Client,
+) -> None:
+    # Explicit ids commit before generated ones: the stored answer keeps the request's order.
+    batch = [user_body("Gen"), {**user_body("Imp"), "user_id": "user_40"}, user_body("Gen2")]
+    first = await api.post("/api/users", json=batch, headers=KEY)
+    assert first.status == 201, await first.text()
+    assert [d["username"] for d in await first.json()] == ["Gen", "Imp", "Gen2"]
+    counter = await _redis(api).get("user_counter")
+    users = sorted([k async for k in _redis(api).scan_iter(match="user:*")])
+    again = await api.post("/api/users", json=batch, headers=KEY)
+    assert again.status == 201, await again.text()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    assert sorted([k async for k in _redis(api).scan_iter(match="user:*")]) == users
+    assert await _redis(api).get("user_counter") == counter
+    other = await api.post("/api/users", json=batch[:2], headers=KEY)
+    assert other.status == 422
+    assert (await other.json())["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_refused_batch_is_replayed_refused(api: Client) -> None:
+    batch = [user_body("Twin"), {**user_body("Twin2"), "email": user_body("Twin")["email"]}]
+    first = await api.post("/api/users", json=batch, headers=KEY)
+    assert first.status == 409, await first.text()
+    again = await api.post("/api/users", json=batch, headers=KEY)
+    assert again.status == 409
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    assert [k async for k in _redis(api).scan_iter(match="user:*")] == []
