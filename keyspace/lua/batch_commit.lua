@@ -48,13 +48,18 @@ local claim = KEYS[key_at + 1]
 if claim and redis.pcall('GET', claim) ~= ARGV[arg_at + 1] then return {'lost'} end
 
 local refused = {'err'}
+local floors = {}  -- counter key -> the highest value a plan's floor op raises it to
 for p = 1, n do
   local plan_keys, plan_args = plans[p][1], plans[p][2]
   local returning = plan_args[2]
   plan_args[2] = '-1'
   local reply = commit(plan_keys, plan_args)
   plan_args[2] = returning
-  if reply[1] ~= 'ok' then
+  if reply[1] == 'ok' then
+    for i = 3, #reply, 2 do
+      floors[reply[i]] = math.max(floors[reply[i]] or 0, tonumber(reply[i + 1]))
+    end
+  else
     refused[#refused + 1] = p
     refused[#refused + 1] = reply[2]
     refused[#refused + 1] = reply[3]
@@ -72,8 +77,9 @@ for p = 1, n do
   if counter > 0 then
     local key = plans[p][1][counter]
     draws[key] = (draws[key] or 0) + 1
-    -- The dry run found the counter an integer (or missing).
-    local at = tonumber(redis.call('GET', key) or '0')
+    -- The dry run found the counter an integer (or missing); explicit ids, applied first,
+    -- may raise it before the draws.
+    local at = math.max(tonumber(redis.call('GET', key) or '0'), floors[key] or 0)
     if at + draws[key] > MAX_COUNTER then
       return {'err', p, 'counter_exhausted', '', key}
     end

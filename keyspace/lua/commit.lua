@@ -11,7 +11,8 @@
 -- ARGV[2]: index of the key whose document to return after the writes, 0 for none;
 --          '-1' for a dry run (batch_commit.lua): every check and type check runs, and a
 --          counter to draw from must hold an integer below MAX_COUNTER, but nothing is
---          written and no id is drawn; returns {'ok', false} when the plan would commit.
+--          written and no id is drawn; returns {'ok', false, key1, n1, ...} when the plan
+--          would commit: each counter key a floor op of the plan would raise, and to what.
 -- ARGV[3]: index of a counter key to draw the document's id from, 0 for none. After
 --          every check passed the script INCRs it until ARGV[4]..n names no existing
 --          document nor jsetat key (ids an import took are skipped), then appends that
@@ -300,7 +301,14 @@ if ARGV[2] == '-1' then
     if not n then return fail('wrong_type', 'incr', K[counter]) end
     if n >= MAX_COUNTER then return fail('counter_exhausted', '', K[counter]) end
   end
-  return {'ok', false}
+  local dry = {'ok', false}
+  for n = n_checks + 1, #plan do
+    if plan[n][1] == 'floor' then
+      dry[#dry + 1] = K[tonumber(plan[n][2][1])]
+      dry[#dry + 1] = plan[n][2][2]
+    end
+  end
+  return dry
 end
 
 local counter = tonumber(ARGV[3])

@@ -185,3 +185,14 @@ async def test_a_counter_without_room_for_every_draw_writes_nothing(ks: Keyspace
     assert refused.value.code == "counter_exhausted"
     assert await keys_of(ks) == before
     assert await ks.client.get("user_counter") == str(2**53 - 2).encode()
+
+
+async def test_an_explicit_id_raising_the_counter_leaves_the_draws_no_room(ks: Keyspace) -> None:
+    # Review 20a: explicit ids are applied first and move the counter to their end; the
+    # generated item after them then had no id left, after the explicit one was written.
+    before = await keys_of(ks)
+    top = person("Top", user_id=f"user_{2**53 - 1}")
+    with pytest.raises(BatchRefused) as refused:
+        await ks.create_many(USER, [top, person("Gen")])
+    assert refused.value.code == "counter_exhausted"
+    assert await keys_of(ks) == before
