@@ -65,10 +65,13 @@ async def _batch_body(request: web.Request, spec: EntitySpec, raw: bytes) -> byt
 
 
 async def _replay(
-    request: web.Request, spec: EntitySpec, url: Callable[[str], str] | None, record: idem.Record
+    request: web.Request,
+    spec: EntitySpec | None,
+    url: Callable[[str], str] | None,
+    record: idem.Record,
 ) -> web.Response:
     """The stored outcome, answered as the first request was."""
-    if record.kind == "doc":
+    if record.kind == "doc" and spec is not None:
         stored = Stored.from_raw(record.body)
         doc_id = str(stored.doc.get(spec.id_field, ""))
         documents = keyspace(request).documents
@@ -76,7 +79,7 @@ async def _replay(
             stored = await documents.opened(spec, doc_id, stored)
         location = url(doc_id) if url is not None and record.status == 201 else None
         response = stored_response(stored, status=record.status, location=location)
-    elif record.kind == "docs":  # a batch create: each document served as at first
+    elif record.kind == "docs" and spec is not None:  # a batch: each served as at first
         response = web.Response(
             body=await _batch_body(request, spec, record.body),
             status=record.status,
@@ -109,7 +112,7 @@ async def _settle(request: web.Request, claim: idem.Claim, answer: web.Response 
 async def _guarded(
     request: web.Request,
     handler: Handler,
-    spec: EntitySpec,
+    spec: EntitySpec | None,
     status: int | None,
     url: Callable[[str], str] | None,
     client_key: str,
@@ -156,14 +159,26 @@ async def _guarded(
         raise
     finally:
         idem.current.reset(token)
-    if not held.committed:  # answered without a commit (nothing changed): run it again
-        await _settle(request, held, None)
+    if not held.committed:
+        # A document write answered without its commit changed nothing: run it again. A
+        # route writing through another script (spec None) stores its answer now, after
+        # the write (not in the write's script: README "Retrying writes safely").
+        await _settle(request, held, _answered(response) if spec is None else None)
     return response
 
 
-def guard(handler: Handler, spec: EntitySpec, status: int | None, url: Any = None) -> Handler:
+def _answered(response: web.StreamResponse) -> web.Response | None:
+    if isinstance(response, web.Response) and response.status < 500:
+        return response
+    return None
+
+
+def guard(
+    handler: Handler, spec: EntitySpec | None, status: int | None, url: Any = None
+) -> Handler:
     """``handler`` honouring ``Idempotency-Key``; ``status``: its success status (None: an
-    upsert's, 200 or 201), ``url(doc_id)``: the Location of a 201."""
+    upsert's, 200 or 201), ``url(doc_id)``: the Location of a 201. ``spec`` None: a write
+    through a script other than commit.lua, whose answer is stored right after it."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         client_key = request.headers.get(HEADER)
@@ -182,16 +197,47 @@ def _status(owner: Collection | Members, name: str) -> int | None:
     )
 
 
+READS = frozenset({"search"})  # POST routes that write nothing (nearness searches)
+# A replay of a mint would have to keep the token's plaintext, which is never stored.
+REFUSED = frozenset({"mint_token"})
+
+
+async def _no_key(request: web.Request) -> None:
+    if HEADER in request.headers:
+        raise ApiError(
+            400,
+            "invalid_header",
+            f"{HEADER} is not taken by this route: a replay would keep the new token's "
+            "plaintext, which is never stored; mint again instead (tokens are revocable)",
+        )
+
+
+def _refusing(handler: Handler) -> Handler:
+    async def refusing(request: web.Request) -> web.StreamResponse:
+        await _no_key(request)
+        return await handler(request)
+
+    return refusing
+
+
 def idempotent(table: list[Route]) -> list[Route]:
-    """``table`` with its document writes (create, replace, patch, delete, members added
-    and removed) honouring ``Idempotency-Key``, marked for the OpenAPI document."""
+    """``table`` with its writes honouring ``Idempotency-Key``, marked for the OpenAPI
+    document: document writes (create, replace, patch, delete, members added and removed)
+    store their outcome in their commit; the other writes (settings, locks, op logs,
+    analytics, token revocation) right after it. Admin routes are operators' tools: no key."""
     out = []
     for route in table:
         owner = getattr(route.handler, "__self__", None)
         name = getattr(route.handler, "__name__", "")
-        if route.method != "GET" and isinstance(owner, Collection | Members):
+        if route.method in ("GET", "HEAD", "OPTIONS") or route.tag == "admin" or name in READS:
+            pass
+        elif name in REFUSED:
+            route = replace(route, handler=_refusing(route.handler))
+        elif isinstance(owner, Collection | Members):
             url = owner.url if isinstance(owner, Collection) else None
             handler = guard(route.handler, owner.spec, _status(owner, name), url)
             route = replace(route, handler=handler, idempotent=True)
+        else:
+            route = replace(route, handler=guard(route.handler, None, None), idempotent=True)
         out.append(route)
     return out

@@ -264,3 +264,42 @@ def test_systems_without_locks_or_logs_have_none_of_their_routes() -> None:
         table = route_table(system)
         assert not [r.path for r in table if r.path.endswith(("/lock", "/refresh", "/ops"))]
         assert "Lock" not in openapi.build(table, system)["components"]["schemas"]
+
+
+async def test_an_op_append_with_an_idempotency_key_is_replayed_not_appended_twice(
+    api: Client,
+) -> None:
+    # Review 20a: the key was ignored on writes outside the document routes.
+    ada = await member(api)
+    doc = await document(api)
+    path = f"/api/documents/{doc}/ops"
+    op = {"operation": "insert", "position": 0, "content": "Hi"}
+    key = {**auth(ada), "Idempotency-Key": "op-1"}
+    first = await api.post(path, json=op, headers=key)
+    assert first.status == 201, await first.text()
+    again = await api.post(path, json=op, headers=key)
+    assert again.status == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    page = await (await api.get(path)).json()
+    assert [i["seq"] for i in page["items"]] == [1]
+    other = await api.post(path, json={**op, "content": "Ho"}, headers=key)
+    await error(other, 422, "idempotency_key_reused")
+
+
+async def test_a_lock_acquire_with_an_idempotency_key_is_replayed(api: Client) -> None:
+    doc = await document(api)
+    key = {"Idempotency-Key": "lock-1"}
+    first = await api.post(f"/api/documents/{doc}/lock", json={}, headers=key)
+    assert first.status in (200, 201), await first.text()
+    again = await api.post(f"/api/documents/{doc}/lock", json={}, headers=key)
+    assert again.status == first.status  # not 409 locked: the same acquire, answered again
+    assert await again.read() == await first.read()
+
+
+async def test_minting_refuses_an_idempotency_key(api: Client) -> None:
+    account = await created(api, "/api/accounts", {})
+    refused = await api.post(
+        f"/api/accounts/{account['id']}/tokens", json={}, headers={"Idempotency-Key": "m-1"}
+    )
+    await error(refused, 400, "invalid_header")
