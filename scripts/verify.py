@@ -119,11 +119,13 @@ def endpoint_windows(names: Names) -> str:
 
 def momentary(names: Names, key: str) -> bool:
     """Keys a backup leaves out as state of the moment: rate-limit state, locks and cached
-    answers, and a running migration's resume point (a SCAN cursor means nothing on another
+    answers, a running migration's resume point (a SCAN cursor means nothing on another
     server; the restored registry says the migration is pending, and it runs again, changing
-    only documents not yet converted)."""
+    only documents not yet converted), and Idempotency-Key claims and outcomes (answers of
+    the source deployment's requests: a retry against restored data runs again)."""
     return (
         fnmatchcase(key, transient(names))
+        or fnmatchcase(key, names.idempotency_key("*", "*"))
         or fnmatchcase(key, endpoint_windows(names))
         or fnmatchcase(key, locks(names))
         or fnmatchcase(key, names.migration_progress_match())

@@ -241,3 +241,19 @@ async def test_admin_command_locks_are_left_out_of_backups_and_restores(
     assert not [line for line in read_lines(file) if b'"mf:lock:' in line]
     assert await cli(redis_server, "restore", str(file), "--replace") == OK
     assert not await real_client.exists(lock)
+
+
+async def test_idempotency_records_are_left_out_and_the_backup_restores(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    tmp_path: Path,
+) -> None:
+    # Review 20a: one keyed write made every backup of the next 24 h unrestorable.
+    await populate(real_client)
+    record = keys.idempotency_key("user_1", "ab" * 32)
+    await real_client.set(record, b"done\nfp\n201\nnone\n", px=60_000)
+    file = tmp_path / "b"
+    assert await cli(redis_server, "backup", str(file)) == OK
+    assert not [line for line in read_lines(file) if b"mf:idem:" in line]
+    assert await cli(redis_server, "restore", str(file), "--replace") == OK
+    assert not await real_client.exists(record)
