@@ -144,6 +144,11 @@ def idempotency_key(user_id: str, key_digest: str) -> str:
     return f"{RESERVED}idem:{user_id}:{key_digest}"
 
 
+def idempotency_match() -> str:
+    """Every :func:`idempotency_key` (``rotate-key`` re-seals the outcomes they hold)."""
+    return f"{RESERVED}idem:*"
+
+
 def lock_key_of(prefix: str, doc_id: str) -> str:
     """The lock of one document of a lockable entity (keyspace.locks), e.g.
     ``doc:lock:<document_id>``: a string holding the seed's JSON (``user_id``, ``locked_at``,
@@ -441,6 +446,9 @@ class Names:
 
     def idempotency_key(self, user_id: str, key_digest: str) -> str:
         return self.namespace + idempotency_key(user_id, key_digest)
+
+    def idempotency_match(self) -> str:
+        return self.namespace + idempotency_match()
 
 
 SEED_NAMES = Names()

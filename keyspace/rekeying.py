@@ -7,8 +7,10 @@ checks every document is still the bytes read, writes each with its values seale
 current key (plaintext sealed, other keys' values opened and sealed again; blind tokens never
 change, so claims and projections stay as they are except for plaintext's), checks the
 keyring still names that key, and records the next resume point. A document a client wrote
-meanwhile is read again. After the passes a check pass over everything must find nothing
-left; only then does the keyring say so (``plaintext`` 0, or the old key retired).
+meanwhile is read again. The quarantine's entries and the Idempotency-Key outcome records
+(keyspace.resealing) are sealed again one commit each. After the passes a check pass over
+everything must find nothing left; only then does the keyring say so (``plaintext`` 0, or
+the old key retired).
 One run at a time: the admin lock ``mf:lock:encrypt``.
 """
 
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from . import crypto, keyring, quarantine
 from .codec import now_iso
 from .crypto import Undecryptable
@@ -28,6 +32,7 @@ from .errors import Contention, Unreadable
 from .migrating import BATCH, STALE_TRIES, _read, _text, holding
 from .migrations import Progress, parse_progress, plan_batch
 from .plan import Loaded, Plan
+from .resealing import plan_rewrite, resealed_record
 from .schema import EntitySpec
 from .sealing import Sealer
 
@@ -172,19 +177,69 @@ async def _quarantine_pass(ks: Keyspace, summary: Summary) -> int:
     return done
 
 
+OUTCOMES = "idempotency"  # the summary's name for the Idempotency-Key outcome records
+
+
+async def _outcomes_pass(ks: Keyspace, summary: Summary) -> int:
+    """Seal the documents the Idempotency-Key outcome records hold under the current key
+    (keyspace.resealing), so a retry replays them after the old key is gone; how many
+    records were rewritten. A record rewritten or expired meanwhile is read again."""
+    names, sealer = ks.schema.names, _sealer(ks)
+    specs = [spec for spec in ks.schema.entities if spec.sensitive]
+    done = 0
+    async for found in ks.client.scan_iter(match=names.idempotency_match(), count=BATCH):
+        try:
+            key = _text(found)
+        except UnicodeDecodeError:
+            continue  # no name the service makes, nor one a commit can address
+        for _ in range(STALE_TRIES):
+            try:
+                held: bytes | str | None = await ks.client.get(key)
+            except ResponseError:
+                break  # not a string: no record (a replay treats it as in flight)
+            raw = held.encode() if isinstance(held, str) else held
+            ttl = int(await ks.client.pttl(key))  # read after: as new as the value, or newer
+            if raw is None or ttl == -2:
+                break
+            try:
+                new = resealed_record(sealer, specs, raw)
+            except Unreadable:
+                summary.unreadable.append(key)
+                break
+            if new is None:
+                break
+            result = await ks.commit(plan_rewrite(names, key, raw, new, ttl, sealer.cipher.current))
+            if result.ok:
+                done += 1
+                break
+            if result.error == "rekeyed":
+                raise RekeyFailed(
+                    f"the keyring now names key id {result.value}, not "
+                    f"{sealer.cipher.current}: another rotation ran"
+                )
+        else:
+            raise Contention(f"{key} kept changing; run the command again")
+    if done:
+        summary.examined[OUTCOMES] = summary.examined.get(OUTCOMES, 0) + done
+        summary.rewritten[OUTCOMES] = summary.rewritten.get(OUTCOMES, 0) + done
+    return done
+
+
 async def _converge(ks: Keyspace, summary: Summary, batches: Batches | None) -> None:
-    """Resumable passes over every sensitive entity and the quarantine, then check passes
-    until one rewrites nothing (services that wrote meanwhile under a key they had not yet
-    dropped)."""
+    """Resumable passes over every sensitive entity, then the quarantine and the outcome
+    records, then check passes until one rewrites nothing (services that wrote meanwhile
+    under a key they had not yet dropped)."""
     sensitive = [s for s in ks.schema.entities if s.sensitive]
     for spec in sensitive:
         await _pass(ks, spec, summary, batches, resume=True)
     await _quarantine_pass(ks, summary)
+    await _outcomes_pass(ks, summary)
     while True:
         rewritten = 0
         for spec in sensitive:
             rewritten += await _pass(ks, spec, summary, batches, resume=False)
         rewritten += await _quarantine_pass(ks, summary)
+        rewritten += await _outcomes_pass(ks, summary)
         if not rewritten:
             return
 

@@ -191,3 +191,39 @@ async def test_a_replayed_create_opens_its_sealed_values_as_the_first_answer_did
     held = await redis.get(record)
     assert isinstance(held, bytes) and held.startswith(b"done\n")
     assert EMAIL.encode() not in held  # the outcome keeps it sealed
+
+
+async def test_replays_outlive_a_rotation_and_the_old_keys_forgetting(
+    start: Start, redis: Redis
+) -> None:
+    from keyspace import Keyspace, rekeying
+
+    api = await start()
+    one = {"username": "Holo", "email": EMAIL, "role": "designer"}
+    batch = [{"username": f"B{n}", "email": f"b{n}@x.com", "role": "designer"} for n in (1, 2)]
+    sent = [("/api/users", one, "rot-1"), ("/api/users", batch, "rot-2")]
+    firsts = []
+    for path, body, name in sent:
+        answer = await api.post(path, json=body, headers={**AUTH, "Idempotency-Key": name})
+        assert answer.status == 201, await answer.text()
+        firsts.append(await answer.read())
+    records = [k async for k in redis.scan_iter(match="mf:idem:*")]
+    before = {k: await redis.pttl(k) for k in records}
+    admin = Keyspace(redis)
+    await admin.unlock(KEY)
+    summary = await rekeying.rotate(admin, OTHER, settle=0)
+    assert summary.finished and summary.rewritten["idempotency"] == 2
+    after = Keyspace(redis)
+    await after.unlock(OTHER)
+    assert await rekeying.forget_retired(after) == [crypto.key_id(KEY)]
+    new = crypto.key_id(OTHER)
+    for record in records:
+        held = await redis.get(record)
+        assert isinstance(held, bytes) and crypto.key_id(KEY).encode() not in held
+        assert f":{new}:".encode() in held and EMAIL.encode() not in held
+        assert 0 < await redis.pttl(record) <= before[record]  # the window it had left
+    restarted = await start(key=OTHER)
+    for (path, body, name), first in zip(sent, firsts, strict=True):
+        again = await restarted.post(path, json=body, headers={**AUTH, "Idempotency-Key": name})
+        assert (again.status, again.headers.get("Idempotent-Replayed")) == (201, "true")
+        assert await again.read() == first
