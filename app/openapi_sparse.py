@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyspace import EntitySpec, Schema
-from keyspace.sparse import EXPAND, EXPANDED, FIELDS, MAX_PATHS, model_tree
+from keyspace import EntitySpec, Schema, sparse
 
 
 def _paths(tree: Any, prefix: str = "") -> list[str]:
@@ -33,18 +32,18 @@ def parameters(schema: Schema, spec: EntitySpec) -> list[dict[str, Any]]:
     references, ``expand`` (its reference fields)."""
     params: list[dict[str, Any]] = [
         {
-            "name": FIELDS,
+            "name": sparse.FIELDS,
             "in": "query",
             "required": False,
             "description": (
                 "comma-separated paths to return, nested ones keeping their nesting "
                 f'(chip_data.cores -> {{"chip_data": {{"cores": ...}}}}); {spec.id_field} '
-                f"is always returned; at most {MAX_PATHS}; an unknown path is 400. A read's "
+                f"is always returned; at most {sparse.MAX_PATHS}; an unknown path is 400. A read's "
                 "ETag stays the document's, so If-Match on a later write works"
             ),
             "schema": {
                 "type": "array",
-                "items": {"type": "string", "enum": _paths(model_tree(spec.model))},
+                "items": {"type": "string", "enum": _paths(sparse.model_tree(spec.model))},
             },
             "style": "form",
             "explode": False,
@@ -53,12 +52,13 @@ def parameters(schema: Schema, spec: EntitySpec) -> list[dict[str, Any]]:
     if spec.references:
         params.append(
             {
-                "name": EXPAND,
+                "name": sparse.EXPAND,
                 "in": "query",
                 "required": False,
                 "description": (
-                    "comma-separated references whose documents are embedded beside the ids, "
-                    f"under {EXPANDED} (fetched in one round trip after the page or document; "
+                    "comma-separated references whose documents are embedded beside the "
+                    f"ids, under {sparse.EXPANDED} (fetched in one round trip after the page "
+                    "or document; "
                     f"a missing one is null): {_embedded(schema, spec)}. An expanded field is "
                     "returned with fields too. A read that expands answers no 304"
                 ),

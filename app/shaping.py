@@ -13,9 +13,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from keyspace import EntitySpec, NotFound, Page, Stored, ValidationFailed
-from keyspace.embedding import Found, fetch
-from keyspace.sparse import EXPAND, FIELDS, PARAMS, Shape, parse_expand, parse_fields
+from keyspace import EntitySpec, NotFound, Page, Stored, ValidationFailed, embedding, sparse
 
 from . import policy
 from .auth import caller
@@ -24,12 +22,12 @@ from .state import PREFETCHED, keyspace
 from .wire import JSON, etag, none_match
 
 
-def shape(request: web.Request, spec: EntitySpec, params: dict[str, list[str]]) -> Shape:
+def shape(request: web.Request, spec: EntitySpec, params: dict[str, list[str]]) -> sparse.Shape:
     """The request's shape; 400 ``invalid_parameter`` naming an unknown path or reference,
     and the refusal a read of an expanded target's entity would get (admin-only entities)."""
     try:
-        paths = parse_fields(spec, params.get(FIELDS))
-        refs = parse_expand(spec, params.get(EXPAND))
+        paths = sparse.parse_fields(spec, params.get(sparse.FIELDS))
+        refs = sparse.parse_expand(spec, params.get(sparse.EXPAND))
     except ValidationFailed as exc:
         raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
     schema = keyspace(request).schema
@@ -37,34 +35,35 @@ def shape(request: web.Request, spec: EntitySpec, params: dict[str, list[str]]) 
         target = schema.entity(ref.target)
         if target.admin_read:  # nothing seen through expand that a read would not show
             policy.require_admin(caller(request), f"read {target.collection}")
-    return Shape(paths, refs)
+    return sparse.Shape(paths, refs)
 
 
 def selecting(params: dict[str, list[str]]) -> dict[str, list[str]]:
     """``params`` without the shaping ones: what selects the documents."""
-    return {k: v for k, v in params.items() if k not in PARAMS}
+    return {k: v for k, v in params.items() if k not in sparse.PARAMS}
 
 
-def targets(request: web.Request, shaped: Shape) -> tuple[EntitySpec, ...]:
+def targets(request: web.Request, shaped: sparse.Shape) -> tuple[EntitySpec, ...]:
     """The entities whose documents the answer embeds, each once."""
     schema = keyspace(request).schema
     return tuple(schema.entity(name) for name in dict.fromkeys(r.target for r in shaped.expand))
 
 
 async def _expanded(
-    request: web.Request, shaped: Shape, docs: list[dict[str, object]], fresh: bool
-) -> Found:
+    request: web.Request, shaped: sparse.Shape, docs: list[dict[str, object]], fresh: bool
+) -> embedding.Found:
     if not shaped.expand:
         return {}
     ks = keyspace(request)
     wanted = shaped.wanted(docs)
     return await ks.replica.run(
-        lambda client: fetch(client, ks.schema, wanted, ks.documents.open_doc), fresh=fresh
+        lambda client: embedding.fetch(client, ks.schema, wanted, ks.documents.open_doc),
+        fresh=fresh,
     )
 
 
 def page_of(
-    request: web.Request, shaped: Shape, compute: Callable[[bool], Awaitable[Page]]
+    request: web.Request, shaped: sparse.Shape, compute: Callable[[bool], Awaitable[Page]]
 ) -> Callable[[bool], Awaitable[Page]]:
     """``compute`` with its items shaped."""
     if shaped.plain:
@@ -90,7 +89,7 @@ async def read_stored(request: web.Request, spec: EntitySpec) -> Stored:
     return await ks.documents.opened(spec, doc_id, Stored.from_raw(prefetched.raw))
 
 
-async def read_response(request: web.Request, shaped: Shape, stored: Stored) -> web.Response:
+async def read_response(request: web.Request, shaped: sparse.Shape, stored: Stored) -> web.Response:
     """A read's shaped answer: the document's own ETag (a partial read names the revision it
     was cut from, so If-Match on a write works), If-None-Match evaluated unless it embeds
     other documents (their changes do not change that ETag)."""

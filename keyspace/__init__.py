@@ -10,7 +10,19 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import crypto, demo, keyring, migrating, migrations, rekeying, systems, vectors, viewing
+from . import (
+    crypto,
+    demo,
+    embedding,
+    keyring,
+    migrating,
+    migrations,
+    rekeying,
+    sparse,
+    systems,
+    vectors,
+    viewing,
+)
 from .acl import SERVICE_USER
 from .aggregate import (
     MAX_COMMANDS,
@@ -192,6 +204,7 @@ __all__ = [
     "connect_replica",
     "crypto",
     "demo",
+    "embedding",
     "endpoint_name",
     "group_fields",
     "is_lookup_id",
@@ -210,6 +223,7 @@ __all__ = [
     "rekeying",
     "run_declared",
     "server_stats",
+    "sparse",
     "sync_primary_client",
     "systems",
     "vectors",
