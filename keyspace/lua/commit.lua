@@ -49,6 +49,13 @@
 --            ttlof k s (KEYS[k] expires when KEYS[s] does, PEXPIREAT PEXPIRETIME: the same
 --                       millisecond; PERSIST when KEYS[s] has no TTL) | ttlat k s (the
 --                       same for KEYS[k]..id, a key jsetat completed)
+--            event s k op collection doc_id (XADD KEYS[s] * one change-feed entry: op
+--                  'create', 'update' or 'delete', the collection, the document id, rev the
+--                  sha1 of JSON.GET KEYS[k] '.' as written, '' for a delete: the ETag a
+--                  read answers, and at the server's TIME in ms; after the document's writes)
+--            eventid s k op collection (the same for the generated id: KEYS[k] is completed)
+--            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID ~ TIME - age_ms:
+--                  the feed's cap, in the commit that grows it; docs/changes.md)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
 --          jset, so a plan never leaves an expiring document's keys without their TTL.
@@ -63,7 +70,8 @@
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, bump = 2, hset = 3, hdel = 2, hsetx = 3, pexpire = 2, jsetid = 3,
-               setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
+               setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2,
+               event = 5, eventid = 4, trim = 3}
 
 -- keys.pause_key(): held by a command rewriting the keyspace wholesale (restore, reset).
 local PAUSE = 'mf:pause'  -- with the system's namespace, if any, before it
@@ -127,6 +135,23 @@ local function expire_as(key, src)
   if at > 0 then redis.call('PEXPIREAT', key, at) else redis.call('PERSIST', key) end
 end
 
+-- The server's clock in ms (TIME: seconds, microseconds), for the feed's 'at' and its age cap.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- One change-feed entry; rev is the ETag of the document as this plan left it.
+local function append_event(stream, key, op, collection, doc_id)
+  local rev = ''
+  if op ~= 'delete' then
+    local raw = redis.call('JSON.GET', key, '.')
+    if raw then rev = redis.sha1hex(raw) end
+  end
+  redis.call('XADD', stream, '*', 'op', op, 'collection', collection, 'id', doc_id,
+             'rev', rev, 'at', string.format('%d', now_ms()))
+end
+
 local function write(op, a)
   local key = K[tonumber(a[1])]
   if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
@@ -155,6 +180,12 @@ local function write(op, a)
     if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, a[2]) end
   elseif op == 'ttlof' then expire_as(key, K[tonumber(a[2])])
   elseif op == 'ttlat' then expire_as(key .. id, K[tonumber(a[2])])
+  elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
+  elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
+  elseif op == 'trim' then
+    redis.call('XTRIM', key, 'MAXLEN', '~', a[2])
+    local oldest = now_ms() - tonumber(a[3])
+    if oldest > 0 then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', oldest)) end
   end
 end
 
@@ -177,13 +208,13 @@ end
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
                hset = 'hash', hdel = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
-               bump = 'integer'}
+               bump = 'integer', event = 'stream', eventid = 'stream', trim = 'stream'}
 -- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of
 -- the plan is checked against what the plan itself leaves there.
 local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
                 saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer',
-                bump = 'integer'}
+                bump = 'integer', event = 'stream', eventid = 'stream'}
 
 -- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
 local function incrementable(raw)
@@ -237,6 +268,12 @@ local function writable(n_first)
     local key = K[tonumber(a[1])]
     local numeric = op == 'floor' or op == 'pexpire' or op == 'keepttl' or op == 'bump'
     if numeric and not string.match(a[2], '^%d+$') then
+      return fail('bad_plan', op, a[2])
+    end
+    if op == 'trim' and not (string.match(a[2], '^%d+$') and string.match(a[3], '^%d+$')) then
+      return fail('bad_plan', op, a[2] .. ' ' .. a[3])
+    end
+    if (op == 'event' or op == 'eventid') and not K[tonumber(a[2]) or 0] then
       return fail('bad_plan', op, a[2])
     end
     if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then
