@@ -25,6 +25,7 @@ log = logging.getLogger("multiframe.changes")
 
 BLOCK_MS = 500  # below the smallest client socket timeout (1 s): a block is no timeout
 RETRY_S = 0.5  # after the reader met an unreachable Redis
+BATCH = 100  # events per XREAD at most
 
 
 class Subscriber:
@@ -60,6 +61,9 @@ class Hub:
         self.position: EventId = (0, 0)
         self.dropped = 0  # subscribers dropped for a full queue, for the logs and tests
         self._task: asyncio.Task[None] | None = None
+        # Events per read: at most half a queue, so that a burst of writes alone never fills
+        # the queue of a subscriber that keeps up.
+        self.batch = max(1, min(BATCH, queue_size // 2))
 
     async def start(self) -> None:
         self.position = await self._newest()
@@ -95,7 +99,9 @@ class Hub:
     async def _run(self) -> None:
         while True:
             try:
-                events = await feed.read_new(self.client, self.key, self.position, BLOCK_MS)
+                events = await feed.read_new(
+                    self.client, self.key, self.position, BLOCK_MS, self.batch
+                )
             except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
                 # Nothing is lost: the position stays, and the next read starts there.
                 log.warning("change feed: reading the stream failed (%s); retrying", exc)
@@ -104,6 +110,8 @@ class Hub:
             for event in events:
                 self.position = parse_id(event["id"])
                 self.publish(event)
+            # Let the subscribers take what was queued before the next batch comes.
+            await asyncio.sleep(0)
 
     def publish(self, event: dict[str, Any]) -> None:
         for sub in list(self.subscribers):
