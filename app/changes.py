@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
+from keyspace import changes as feed_events
 from keyspace import feed
-from keyspace.changes import HEARTBEAT, EventId, format_id, oldest_id, parse_id, sse, trimmed_past
 
 from .auth import caller
 from .cors import EXPOSE_HEADERS, allowed_origin
@@ -64,7 +64,7 @@ def collections(request: web.Request) -> frozenset[str]:
     return frozenset(asked)
 
 
-def since(request: web.Request) -> EventId | None:
+def since(request: web.Request) -> feed_events.EventId | None:
     """Where to resume: after ``Last-Event-ID``, else after ``since``; None for neither."""
     for name, text in (
         ("Last-Event-ID", request.headers.get("Last-Event-ID")),
@@ -72,7 +72,7 @@ def since(request: web.Request) -> EventId | None:
     ):
         if text is not None and text.strip():
             try:
-                return parse_id(text)
+                return feed_events.parse_id(text)
             except ValueError as exc:
                 raise _bad(name, f"{name}: {exc}") from None
     return None
@@ -97,18 +97,18 @@ def wants_json(request: web.Request) -> bool:
     return JSON in accept and EVENT_STREAM not in accept
 
 
-async def _check_kept(request: web.Request, after: EventId | None) -> None:
+async def _check_kept(request: web.Request, after: feed_events.EventId | None) -> None:
     if after is None:
         return
     state = await feed.info(keyspace(request).client, _key(request))
-    if trimmed_past(after, state):
-        oldest = oldest_id(state)
+    if feed_events.trimmed_past(after, state):
+        oldest = feed_events.oldest_id(state)
         raise ApiError(
             410,
             "gone",
             "events after this id were trimmed from the feed (its cap: MULTIFRAME_CHANGES_"
             "MAXLEN, MULTIFRAME_CHANGES_MAX_AGE); start again from the oldest kept",
-            details={"since": format_id(after), "oldest_id": oldest},
+            details={"since": feed_events.format_id(after), "oldest_id": oldest},
         )
 
 
@@ -117,8 +117,8 @@ def _key(request: web.Request) -> str:
 
 
 async def _page(
-    request: web.Request, wanted: frozenset[str], after: EventId | None, limit: int
-) -> tuple[list[dict[str, Any]], EventId | None]:
+    request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None, limit: int
+) -> tuple[list[dict[str, Any]], feed_events.EventId | None]:
     """Up to ``limit`` events of ``wanted`` after ``after``, and the id read up to (past
     events of other collections too, so that the next page does not read them again)."""
     client, key = keyspace(request).client, _key(request)
@@ -129,7 +129,7 @@ async def _page(
         for event in events:
             if event["collection"] in wanted:
                 out.append(event)
-            position = parse_id(event["id"])
+            position = feed_events.parse_id(event["id"])
             if len(out) == limit:
                 return out, position
         if len(events) < feed.PAGE:
@@ -137,7 +137,9 @@ async def _page(
     return out, position
 
 
-async def _json_page(request: web.Request, wanted: frozenset[str], after: EventId | None) -> bytes:
+async def _json_page(
+    request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None
+) -> bytes:
     limit = _bounded(request, "limit", DEFAULT_LIMIT, MAX_LIMIT, 1)
     wait = _bounded(request, "wait", 0, MAX_WAIT, 0)
     hub = request.app[HUB]
@@ -152,7 +154,7 @@ async def _json_page(request: web.Request, wanted: frozenset[str], after: EventI
     finally:
         if sub is not None:
             hub.unsubscribe(sub)
-    last = format_id(position) if position is not None else None
+    last = feed_events.format_id(position) if position is not None else None
     return orjson.dumps({"events": events, "last_id": last})
 
 
@@ -173,7 +175,7 @@ def _stream_headers(request: web.Request) -> dict[str, str]:
 
 
 async def _stream(
-    request: web.Request, wanted: frozenset[str], after: EventId | None
+    request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None
 ) -> web.StreamResponse:
     hub = request.app[HUB]
     heartbeat = request.app[SETTINGS].changes_heartbeat
@@ -184,12 +186,12 @@ async def _stream(
     response = web.StreamResponse(headers=_stream_headers(request))
     try:
         await response.prepare(request)
-        await response.write(HEARTBEAT)  # the client knows at once that it is following
+        await response.write(feed_events.HEARTBEAT)  # the client knows at once that it is following
         sent = after
         while sent is not None:  # history first; then the live queue, without repeats
             events, position = await _page(request, wanted, sent, MAX_LIMIT)
             for old in events:
-                await response.write(sse(old))
+                await response.write(feed_events.sse(old))
             if position == sent:
                 break
             sent = position
@@ -198,14 +200,14 @@ async def _stream(
                 async with asyncio.timeout(heartbeat):
                     live = await sub.queue.get()
             except TimeoutError:
-                await response.write(HEARTBEAT)
+                await response.write(feed_events.HEARTBEAT)
                 continue
             if live is None:  # dropped
                 break
-            if sent is not None and parse_id(live["id"]) <= sent:
+            if sent is not None and feed_events.parse_id(live["id"]) <= sent:
                 continue
-            await response.write(sse(live))
-            sent = parse_id(live["id"])
+            await response.write(feed_events.sse(live))
+            sent = feed_events.parse_id(live["id"])
     except ConnectionError:
         if not sub.dropped.is_set():
             raise

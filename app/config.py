@@ -8,8 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Durability, Limits, is_sentinel, keyring, parse_endpoint_limits, parse_ttls
-from keyspace.changes import ChangeCap
+from keyspace import (
+    ChangeCap,
+    Durability,
+    Limits,
+    is_sentinel,
+    keyring,
+    parse_endpoint_limits,
+    parse_ttls,
+)
 
 READ_FROM = ("primary", "replica")
 

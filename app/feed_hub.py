@@ -18,8 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from keyspace import feed
-from keyspace.changes import EventId, parse_id
+from keyspace import changes, feed
 
 log = logging.getLogger("multiframe.changes")
 
@@ -58,7 +57,7 @@ class Hub:
     def __init__(self, client: Redis, key: str, queue_size: int) -> None:
         self.client, self.key, self.queue_size = client, key, queue_size
         self.subscribers: set[Subscriber] = set()
-        self.position: EventId = (0, 0)
+        self.position: changes.EventId = (0, 0)
         self.dropped = 0  # subscribers dropped for a full queue, for the logs and tests
         self._task: asyncio.Task[None] | None = None
         # Events per read: at most half a queue, so that a burst of writes alone never fills
@@ -88,7 +87,7 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    async def _newest(self) -> EventId:
+    async def _newest(self) -> changes.EventId:
         while True:
             try:
                 return feed.last_id(await feed.info(self.client, self.key))
@@ -108,7 +107,7 @@ class Hub:
                 await asyncio.sleep(RETRY_S)
                 continue
             for event in events:
-                self.position = parse_id(event["id"])
+                self.position = changes.parse_id(event["id"])
                 self.publish(event)
             # Let the subscribers take what was queued before the next batch comes.
             await asyncio.sleep(0)

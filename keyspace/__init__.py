@@ -10,7 +10,19 @@ Typical use::
     page = await ks.list(DRIVER, parse(DRIVER, {"user_id": ["user_1"], "sort": ["-cores"]}))
 """
 
-from . import crypto, demo, keyring, migrating, migrations, rekeying, systems, vectors, viewing
+from . import (
+    changes,
+    crypto,
+    demo,
+    feed,
+    keyring,
+    migrating,
+    migrations,
+    rekeying,
+    systems,
+    vectors,
+    viewing,
+)
 from .acl import SERVICE_USER
 from .aggregate import (
     MAX_COMMANDS,
@@ -27,6 +39,7 @@ from .aggregate import Result as AggregateResult
 from .aggregating import run_declared
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
+from .changes import ChangeCap
 from .connection import check_url, connect, connect_replica, observe_round_trips
 from .durability import Durability
 from .engine import Keyspace
@@ -125,6 +138,7 @@ __all__ = [
     "Appended",
     "CacheRules",
     "Capabilities",
+    "ChangeCap",
     "CommitResult",
     "Conflict",
     "Contention",
@@ -183,12 +197,14 @@ __all__ = [
     "ValidationFailed",
     "View",
     "WrongType",
+    "changes",
     "check_url",
     "connect",
     "connect_replica",
     "crypto",
     "demo",
     "endpoint_name",
+    "feed",
     "group_fields",
     "is_lookup_id",
     "is_sentinel",

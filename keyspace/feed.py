@@ -11,15 +11,8 @@ from redis.exceptions import ResponseError
 
 from .changes import EventId, event_of, format_id, parse_id
 from .connection import call
-from .errors import KeyspaceError
 
 PAGE = 500  # entries per XRANGE while paging through history
-
-
-class Gone(KeyspaceError):
-    """Events after the id a consumer resumes from were trimmed from the feed."""
-
-    code = "gone"
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,6 @@ from redis.exceptions import ResponseError
 
 from keyspace.connection import call
 
-
 FEED = b"mf:changes"
 """The change feed (keyspace.changes), any system's: left out of snapshots. A backup leaves it
 out and a restore's wipe deletes it (docs/changes.md); its own tests assert what it holds."""

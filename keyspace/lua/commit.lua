@@ -145,8 +145,9 @@ end
 local function append_event(stream, key, op, collection, doc_id)
   local rev = ''
   if op ~= 'delete' then
-    local raw = redis.call('JSON.GET', key, '.')
-    if raw then rev = redis.sha1hex(raw) end
+    -- pcall: a script cannot undo the writes before it, so nothing here may raise.
+    local raw = redis.pcall('JSON.GET', key, '.')
+    if type(raw) == 'string' then rev = redis.sha1hex(raw) end
   end
   redis.call('XADD', stream, '*', 'op', op, 'collection', collection, 'id', doc_id,
              'rev', rev, 'at', string.format('%d', now_ms()))
