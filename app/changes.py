@@ -34,6 +34,7 @@ JSON = "application/json"
 MAX_WAIT = 60  # seconds a JSON page may wait for an event
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+READY_S = 5.0  # the reader's first read of the stream; TimeoutError (503) past it
 SCAN_PAGES = 20  # XRANGE pages one JSON page reads at most, past events of other collections
 
 
@@ -112,6 +113,12 @@ async def _check_kept(request: web.Request, after: feed_events.EventId | None) -
         )
 
 
+async def _ready(hub: Hub) -> None:
+    """Wait (briefly: it needs one read of Redis) for the reader to know where it starts."""
+    async with asyncio.timeout(READY_S):
+        await hub.ready.wait()
+
+
 def _key(request: web.Request) -> str:
     return system(request).schema.names.changes_key()
 
@@ -143,6 +150,8 @@ async def _json_page(
     limit = _bounded(request, "limit", DEFAULT_LIMIT, MAX_LIMIT, 1)
     wait = _bounded(request, "wait", 0, MAX_WAIT, 0)
     hub = request.app[HUB]
+    if wait:
+        await _ready(hub)
     sub = hub.subscribe(wanted) if wait else None  # before reading: nothing falls between
     try:
         events, position = await _page(request, wanted, after, limit)
@@ -179,6 +188,7 @@ async def _stream(
 ) -> web.StreamResponse:
     hub = request.app[HUB]
     heartbeat = request.app[SETTINGS].changes_heartbeat
+    await _ready(hub)
     sub = hub.subscribe(wanted)
     transport = request.transport
     if transport is not None:

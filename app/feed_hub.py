@@ -25,6 +25,7 @@ log = logging.getLogger("multiframe.changes")
 BLOCK_MS = 500  # below the smallest client socket timeout (1 s): a block is no timeout
 RETRY_S = 0.5  # after the reader met an unreachable Redis
 BATCH = 100  # events per XREAD at most
+STOP_S = 2.0  # how long a stop waits for the reader (its read ends within BLOCK_MS)
 
 
 class Subscriber:
@@ -60,22 +61,35 @@ class Hub:
         self.position: changes.EventId = (0, 0)
         self.dropped = 0  # subscribers dropped for a full queue, for the logs and tests
         self._task: asyncio.Task[None] | None = None
+        # Set once the position is known: a subscriber registered before could miss the
+        # events between its history read and the position the reader starts from.
+        self.ready = asyncio.Event()
+        self._stopping = False
         # Events per read: at most half a queue, so that a burst of writes alone never fills
         # the queue of a subscriber that keeps up.
         self.batch = max(1, min(BATCH, queue_size // 2))
 
     async def start(self) -> None:
-        self.position = await self._newest()
+        """Start reading; the app starts serving meanwhile (a worker whose Redis is not there
+        yet must still answer), and subscribers wait for :attr:`ready`."""
         self._task = asyncio.create_task(self._run(), name="change-feed reader")
 
     async def stop(self) -> None:
         for sub in list(self.subscribers):
             sub.drop()
         self.subscribers.clear()
-        if self._task is not None:
+        self._stopping = True
+        if self._task is None:
+            return
+        # The read in progress ends within BLOCK_MS: the reader stops by itself, never
+        # cancelled inside the client's command (a cancelled one was seen to hang a shutdown).
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_S)
+        if not done:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=STOP_S)
+        if self._task.done() and not self._task.cancelled():
+            with contextlib.suppress(Exception):
+                self._task.result()
 
     def subscribe(self, collections: frozenset[str]) -> Subscriber:
         """A consumer of every event read from now on (register before reading history:
@@ -88,15 +102,18 @@ class Hub:
         self.subscribers.discard(sub)
 
     async def _newest(self) -> changes.EventId:
-        while True:
+        while not self._stopping:
             try:
                 return feed.last_id(await feed.info(self.client, self.key))
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("change feed: cannot read the stream yet (%s)", exc)
                 await asyncio.sleep(RETRY_S)
+        return (0, 0)
 
     async def _run(self) -> None:
-        while True:
+        self.position = await self._newest()
+        self.ready.set()
+        while not self._stopping:
             try:
                 events = await feed.read_new(
                     self.client, self.key, self.position, BLOCK_MS, self.batch
