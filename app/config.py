@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyspace import Durability, Limits, is_sentinel, keyring, parse_endpoint_limits, parse_ttls
+from keyspace import (
+    ChangeCap,
+    Durability,
+    Limits,
+    is_sentinel,
+    keyring,
+    parse_endpoint_limits,
+    parse_ttls,
+)
 
 READ_FROM = ("primary", "replica")
 
@@ -17,6 +25,8 @@ USAGE = 2  # a malformed setting: as a malformed REDIS_URL, and multiframe-admin
 SECONDS_MAX = 86_400  # a day: more than any of these waits needs, and within what a socket takes
 PORT_MAX = 65_535
 MAX_CONNECTIONS = 10_000  # Redis's default maxclients
+MAX_FEED = 100_000_000  # change-feed events kept or queued: a bound on a typo's memory
+MAX_FEED_AGE = 366 * SECONDS_MAX  # a year
 
 
 class BadSetting(SystemExit):
@@ -236,6 +246,17 @@ class Settings:
     # of a request in flight holds the key (a process that died mid-request frees it then)
     idempotency_ttl_seconds: int = 86_400
     idempotency_in_flight_seconds: int = 60
+    # The change feed (docs/changes.md): MULTIFRAME_CHANGES_MAXLEN events at most (about),
+    # none older than MULTIFRAME_CHANGES_MAX_AGE seconds; a stream's heartbeat every
+    # MULTIFRAME_CHANGES_HEARTBEAT_SECONDS while idle; MULTIFRAME_CHANGES_QUEUE events a
+    # subscriber may fall behind before it is dropped (it resumes with Last-Event-ID).
+    changes_maxlen: int = 100_000
+    changes_max_age: int = 86_400
+    changes_heartbeat: float = 15.0
+    changes_queue: int = 1000
+
+    def changes_cap(self) -> ChangeCap:
+        return ChangeCap(self.changes_maxlen, self.changes_max_age)
 
     def reader_url(self) -> str | None:
         """The URL pure reads go to (``keyspace.connect_replica``), or None: the primary.
@@ -329,4 +350,12 @@ class Settings:
             idempotency_in_flight_seconds=_int(
                 env, "MULTIFRAME_IDEMPOTENCY_IN_FLIGHT_SECONDS", 60, 1, SECONDS_MAX, "seconds"
             ),
+            changes_maxlen=_int(env, "MULTIFRAME_CHANGES_MAXLEN", 100_000, 1, MAX_FEED, "events"),
+            changes_max_age=_int(
+                env, "MULTIFRAME_CHANGES_MAX_AGE", 86_400, 1, MAX_FEED_AGE, "seconds"
+            ),
+            changes_heartbeat=_seconds(
+                env, "MULTIFRAME_CHANGES_HEARTBEAT_SECONDS", cls.changes_heartbeat
+            ),
+            changes_queue=_int(env, "MULTIFRAME_CHANGES_QUEUE", 1000, 1, MAX_FEED, "events"),
         )

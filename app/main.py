@@ -26,6 +26,7 @@ from keyspace import (
 from . import metrics_listener, openapi, tracing
 from .admin_routes import RUNS, Runs
 from .auth import auth_middleware
+from .changes import install_feed
 from .config import Settings
 from .cors import cors_middleware
 from .errors import ApiError, Handler, client_gone, error_middleware, sent_path
@@ -225,7 +226,11 @@ def create_app(
         if replica is not None:
             observe_round_trips(replica, app[METRICS].round_trips("replica"))
         ks = Keyspace(
-            redis, app[SYSTEM].schema, reader=reader or replica, durability=settings.durability
+            redis,
+            app[SYSTEM].schema,
+            reader=reader or replica,
+            durability=settings.durability,
+            changes_cap=settings.changes_cap(),
         )
         # The operator's token lives here, never in Redis: valid exactly while configured.
         ks.tokens.configure_operator(settings.admin_token)
@@ -251,6 +256,7 @@ def create_app(
             await replica.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
+    install_feed(app)  # its reader needs the keyspace redis_ctx makes
     table = served_routes(served, settings)
     if settings.metrics_listen is not None and not worker:  # under --workers, their parent's
         app.cleanup_ctx.append(

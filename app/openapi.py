@@ -11,7 +11,14 @@ from pydantic import BaseModel
 
 from keyspace import EntitySpec, FieldKind, Schema, System, vectors
 
-from . import openapi_aggregate, openapi_batch, openapi_sparse, openapi_views, swagger
+from . import (
+    openapi_aggregate,
+    openapi_batch,
+    openapi_changes,
+    openapi_sparse,
+    openapi_views,
+    swagger,
+)
 from .openapi_admin import ADMIN_SCHEMAS
 from .openapi_headers import (
     BODY_HEADERS,
@@ -227,6 +234,7 @@ def components(system: System) -> dict[str, Any]:
         _profile_schemas(schema, spec, out)
         out[aggregate_schema(spec)] = openapi_aggregate.component(spec)
     openapi_views.components(system, out)
+    openapi_changes.components(out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
         for model in single.entry_models:
             _schemas(model, out)
@@ -455,6 +463,8 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
     op["responses"] = responses
     if route.path.startswith("/api/"):
         op["security"] = [{"bearer": []}]
+    if route.path == openapi_changes.PATH:
+        openapi_changes.amend(op)
     return op
 
 

@@ -10,6 +10,7 @@ from keyspace import EntitySpec, Reference, Schema, System
 from . import health, swagger
 from .admin_routes import admin_routes
 from .aggregates import Aggregated
+from .changes import changes_route
 from .errors import error_response
 from .feature_routes import (
     lock_routes,
@@ -301,6 +302,7 @@ def route_table(system: System) -> list[Route]:
     table += [r for spec in system.schema.entities for r in search_routes(spec)]
     table += [r for spec in system.schema.entities for r in profile_routes(spec)]
     table += relation_routes(system) + singles + admin_routes() + service_routes()
+    table.append(changes_route())
     table = idempotent(table)
     seen: set[tuple[str, str]] = set()
     for route in table:

@@ -11,9 +11,11 @@ Typical use::
 """
 
 from . import (
+    changes,
     crypto,
     demo,
     embedding,
+    feed,
     keyring,
     migrating,
     migrations,
@@ -41,6 +43,7 @@ from .batch import MAX_ITEMS as MAX_BATCH
 from .batch import BatchRefused
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
+from .changes import ChangeCap
 from .connection import check_url, connect, connect_replica, observe_round_trips
 from .durability import Durability
 from .engine import Keyspace
@@ -141,6 +144,7 @@ __all__ = [
     "BatchRefused",
     "CacheRules",
     "Capabilities",
+    "ChangeCap",
     "CommitResult",
     "Conflict",
     "Contention",
@@ -199,6 +203,7 @@ __all__ = [
     "ValidationFailed",
     "View",
     "WrongType",
+    "changes",
     "check_url",
     "connect",
     "connect_replica",
@@ -206,6 +211,7 @@ __all__ = [
     "demo",
     "embedding",
     "endpoint_name",
+    "feed",
     "group_fields",
     "is_lookup_id",
     "is_sentinel",

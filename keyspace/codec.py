@@ -20,8 +20,11 @@ def loads(raw: bytes | str) -> Any:
 
 
 def revision(raw: bytes) -> str:
-    """The revision tag of a stored document: a hash of its bytes as the server returns them."""
-    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+    """The revision tag of a stored document: a hash of its bytes as the server returns them.
+
+    SHA-1 because commit.lua computes the same tag (``redis.sha1hex``) for the change feed's
+    events; it names a revision, it guards nothing against an adversary."""
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
 _clock: tuple[int, str] = (0, "")

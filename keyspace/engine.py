@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 from . import aggregating, batch, codec, inventory, keys, listing, search, upgrade, vectors
 from .aggregate import Aggregation, Result
 from .capabilities import Capabilities, probe
+from .changes import ChangeCap
 from .connection import call, check_client
 from .documents import validate
 from .durability import Durability
@@ -64,6 +65,7 @@ class Keyspace:
         use_search: bool | None = None,
         reader: Redis | None = None,
         durability: Durability | None = None,
+        changes_cap: ChangeCap | None = None,
     ) -> None:
         check_client(client)
         self.client = client
@@ -71,7 +73,8 @@ class Keyspace:
         check_client(self.reader)
         self.replica = ReplicaReads(client, self.reader)  # with its fallback to the primary
         self.schema = schema
-        self.scripts = Scripts(client, durability)  # the one runner of its scripts, shared
+        # The one runner of its scripts, shared; commits trim the change feed to changes_cap.
+        self.scripts = Scripts(client, durability, changes_cap)
         # The keys of sensitive fields (keyspace.keyring); no sealer until :meth:`unlock`.
         self.keys = Keys(self.scripts, schema)
         self.documents = Documents(client, self.scripts, schema, self.keys)

@@ -241,6 +241,12 @@ def collection_version_key(prefix: str) -> str:
     return f"{RESERVED}cachever:{prefix}"
 
 
+def changes_key() -> str:
+    """The change feed (``mf:changes``): a capped stream that every commit writing or deleting
+    documents appends one entry per document to, in the same script (docs/changes.md)."""
+    return f"{RESERVED}changes"
+
+
 def pause_key() -> str:
     """The exclusive pause (``mf:pause``): while it exists every API request and every write
     script is refused (``multiframe-admin restore`` and ``reset`` hold it while they rewrite
@@ -395,6 +401,9 @@ class Names:
 
     def pause_key(self) -> str:
         return self.namespace + pause_key()
+
+    def changes_key(self) -> str:
+        return self.namespace + changes_key()
 
     def cache_key(self, endpoint: str, params_hash: str, versions: Iterable[str | int]) -> str:
         return self.namespace + cache_key(endpoint, params_hash, versions)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import claims, codec, keys, profiles
+from .changes import DEFAULT_CAP, ChangeCap
 from .errors import HasDependents
 from .keys import Names
 from .projection import project, projected
@@ -46,6 +47,9 @@ class Plan:
     # How far a floor op may raise its counter past the counter's value (None: no limit);
     # authorized_commit.lua sets it for non-admins.
     window: int | None = None
+    # The change feed's entries, written after every other op (each names its document's
+    # revision as the plan leaves it): [op, stream, key, change, collection(, doc id)].
+    events: list[list[Arg]] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict)
     _bumped: set[str] = field(default_factory=set)
 
@@ -73,6 +77,15 @@ class Plan:
             self._bumped.add(key)
             self.write("bump", key, secrets.randbelow(VERSION_START))
 
+    def event(self, stream: str, key: str, change: str, collection: str, doc_id: str) -> None:
+        """Append one change-feed entry for the document at ``key`` (docs/changes.md)."""
+        self.events.append(["event", self.key(stream), self.key(key), change, collection, doc_id])
+
+    def event_drawn(self, stream: str, key_prefix: str, collection: str) -> None:
+        """:meth:`event` for a create whose id the script draws (see :meth:`generates`)."""
+        drawn: list[Arg] = ["eventid", self.key(stream), self.key(key_prefix), "create", collection]
+        self.events.append(drawn)
+
     def returns(self, key: str) -> None:
         self.returning = self.key(key)
 
@@ -83,13 +96,16 @@ class Plan:
         self.id_prefix = id_prefix
         self.id_key = self.key(key_prefix)
 
-    def args(self) -> list[Arg]:
-        """ARGV for ``commit.lua``."""
+    def args(self, cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
+        """ARGV for ``commit.lua``; a plan with change-feed entries trims the feed to ``cap``
+        in the same commit."""
         flat: list[Arg] = [len(self.checks), self.returning]
         flat += [self.counter, self.id_prefix, self.id_key]
         flat.append("" if self.window is None else self.window)
-        for op in (*self.checks, *self.writes):
+        for op in (*self.checks, *self.writes, *self.events):
             flat.extend(op)
+        if self.events:
+            flat.extend(["trim", self.events[0][1], *cap.args()])
         return flat
 
 
@@ -147,6 +163,8 @@ def put_document(
     _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
     _unprofile(schema, plan, spec, doc_id, old, doc)
     _expire(names, plan, spec, doc_id, _uniques(names, spec, doc), refresh=False)
+    key = names.doc_key(spec.prefix, doc_id)
+    plan.event(names.changes_key(), key, "update", spec.collection, doc_id)
 
 
 def _unprofile(
@@ -285,6 +303,7 @@ def plan_create(
     if replacing_legacy is None or spec.counted:
         # A legacy NFT was already counted by the legacy nft_counter.
         _counter_ops(names, plan, spec, doc_id, explicit_id)
+    plan.event(names.changes_key(), key, "create", spec.collection, doc_id)
     plan.returns(key)
     return plan
 
@@ -322,6 +341,7 @@ def plan_create_generated(
     for ref_set in refs:
         plan.write("saddid", ref_set)
     _expire(names, plan, spec, "", held, refresh=True, drawn=True)
+    plan.event_drawn(names.changes_key(), key_prefix, spec.collection)
     plan.returns(key_prefix)
     return plan
 
@@ -377,6 +397,7 @@ def plan_update(
         plan.write("srem", ref_set, doc_id)
     refresh = spec.expiry is not None and spec.expiry.refresh_on_write
     _expire(names, plan, spec, doc_id, new_claims, refresh=refresh)
+    plan.event(names.changes_key(), old.key, "update", spec.collection, doc_id)
     plan.returns(old.key)
     return plan
 
@@ -472,6 +493,11 @@ def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
             - _uniques(names, loaded.spec, new).keys()
         ):
             plan.write("delif", claim, loaded.doc_id)
+    feed = names.changes_key()
+    for loaded in closure.deleted:
+        plan.event(feed, loaded.key, "delete", loaded.spec.collection, loaded.doc_id)
+    for loaded, _ in edits.values():
+        plan.event(feed, loaded.key, "update", loaded.spec.collection, loaded.doc_id)
     return plan
 
 

@@ -27,6 +27,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import idempotency
+from .changes import DEFAULT_CAP, ChangeCap
 from .connection import Pool
 from .durability import Durability, written
 from .errors import Paused
@@ -110,13 +111,13 @@ answers for BULK plans, and a loaded host was seen holding one call 2 s (SLOWLOG
 APPLIED = CommitResult()
 
 
-def _bulk_args(plans: Sequence[Plan]) -> list[Arg]:
+def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
     """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
     keys: list[Arg] = []
     sizes: list[Arg] = [len(plans)]
     argv: list[Arg] = []
     for plan in plans:
-        args = plan.args()
+        args = plan.args(cap)
         sizes += (len(plan.keys), len(args))
         keys += plan.keys
         argv += args
@@ -190,9 +191,16 @@ class Scripts:
     operation logs, chip metrics) are followed by WAIT on their connection, and a write the
     replicas did not confirm raises NotDurable (keyspace.durability)."""
 
-    def __init__(self, client: Redis, durability: Durability | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        durability: Durability | None = None,
+        changes_cap: ChangeCap | None = None,
+    ) -> None:
         self.client = client
         self.durability = durability or Durability()
+        # What every commit that appends to the change feed trims it to (keyspace.changes).
+        self.changes_cap = changes_cap or ChangeCap()
         # WAIT needs the connection that wrote: durable writes keep to the pool.
         self._pipeliner = pipeliner(client)
         self._commit = client.register_script(_source("commit.lua"))
@@ -271,7 +279,8 @@ class Scripts:
         told about (a delete's fence). A durable commit carries the Idempotency-Key claim of
         the request making it, if any (keyspace.idempotency)."""
         plan = idempotency.attach(plan) if durable else plan
-        sent = await self._run(self._commit, plan.keys, plan.args(), retry=False, wait=durable)
+        args = plan.args(self.changes_cap)
+        sent = await self._run(self._commit, plan.keys, args, retry=False, wait=durable)
         result = _commit_result(sent.reply)
         if durable:
             idempotency.carried(result.ok, result.error, result.value)
@@ -296,7 +305,7 @@ class Scripts:
         await self.client.script_load(self._bulk_commit.script)
         sha = self._bulk_commit.sha
         commands: list[tuple[Arg, ...]] = [
-            ("EVALSHA", sha, *_bulk_args(plans[first : first + BULK]))
+            ("EVALSHA", sha, *_bulk_args(plans[first : first + BULK], self.changes_cap))
             for first in range(0, len(plans), BULK)
         ]
         wait = self.durability.wait
@@ -390,7 +399,7 @@ class Scripts:
         outcome an Idempotency-Key claim of the request stores; KeyInFlight when the claim
         was lost."""
         keys: list[str] = [key for plan in plans for key in plan.keys]
-        args = _bulk_args(plans)[1 + len(keys) :]  # the same ARGV as bulk_commit.lua's
+        args = _bulk_args(plans, self.changes_cap)[1 + len(keys) :]  # as bulk_commit.lua's
         claim = idempotency.current.get()
         if claim is not None and not claim.committed:
             keys.append(claim.key)
@@ -441,7 +450,7 @@ class Scripts:
         sent = await self._run(
             self._authorized_commit,
             [*keys, *plan.keys],
-            [len(args), *args, allowed, window, *plan.args()],
+            [len(args), *args, allowed, window, *plan.args(self.changes_cap)],
             retry=False,
             wait=True,
         )

@@ -266,6 +266,8 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
         with Progress("backup") as progress:
             undecodable: list[bytes] = []
             async for found in key_batches(ks.client, ks.schema, undecodable):
+                # The change feed records this deployment's commits: never backed up.
+                found = [key for key in found if key != names.changes_key()]
                 kept = [key for key in found if not fnmatchcase(key, derived(names))]
                 projections += len(found) - len(kept)
                 batch = [

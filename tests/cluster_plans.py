@@ -33,6 +33,7 @@ from redis.crc import key_slot
 from keyspace import systems
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import BULK, Scripts, Sent
+from keyspace.testing.fakes import give_sha1hex
 from tests.cluster_drive import drive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +49,8 @@ FIRST_KEY = frozenset(
         "DEL", "EXISTS", "GET", "HDEL", "HGET", "HMGET", "HSET", "INCR", "JSON.GET", "JSON.SET",
         "JSON.TYPE",
         "LLEN", "LRANGE", "LTRIM", "PERSIST", "PEXPIRE", "PEXPIREAT", "PEXPIRETIME", "PTTL",
-        "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "ZADD", "ZCARD",
-        "ZPOPMIN", "ZRANGE", "ZREMRANGEBYSCORE",
+        "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "XADD", "XTRIM", "ZADD",
+        "ZCARD", "ZPOPMIN", "ZRANGE", "ZREMRANGEBYSCORE",
     }
 )  # fmt: skip
 
@@ -177,6 +178,7 @@ def _install(recorder: Recorder) -> Callable[[], None]:
 
 
 def measure() -> Recorder:
+    give_sha1hex()  # commit.lua names revisions with it (run outside pytest too)
     recorder = Recorder()
 
     def mark(operation: str) -> None:

@@ -14,6 +14,10 @@ from redis.asyncio import Redis
 from keyspace import MULTIFRAME, Keyspace, connect
 from keyspace.server import EmbeddedRedis
 from keyspace.testing import fake_redis_client, keyspace_on
+from keyspace.testing.fakes import give_sha1hex
+
+# Tests that build fakeredis clients themselves run commit.lua too, which calls redis.sha1hex.
+give_sha1hex()
 
 
 class OperatorServer(EmbeddedRedis):

@@ -7,12 +7,18 @@ from redis.exceptions import ResponseError
 
 from keyspace.connection import call
 
+FEED = b"mf:changes"
+"""The change feed (keyspace.changes), any system's: left out of snapshots. A backup leaves it
+out and a restore's wipe deletes it (docs/changes.md); its own tests assert what it holds."""
+
 
 async def snapshot(client: Redis) -> dict[bytes, object]:
-    """Every key with its raw value: JSON.GET bytes, string bytes, sorted set members,
-    a hash as a dict; other types by their type name."""
+    """Every key but the change feed with its raw value: JSON.GET bytes, string bytes, sorted
+    set members, a hash as a dict; other types by their type name."""
     out: dict[bytes, object] = {}
     async for key in client.scan_iter(count=1000):
+        if key.endswith(FEED):
+            continue
         kind = await client.type(key)
         if kind == b"ReJSON-RL":
             out[key] = await call(client, "JSON.GET", key, ".")

@@ -59,6 +59,13 @@
 --            outcome k head ms (SET KEYS[k] head..document PX ms: the document is what
 --                              ARGV[2] returns, '' for none; the outcome a retry with the
 --                              same Idempotency-Key replays. Plans write it last)
+--            event s k op collection doc_id (XADD KEYS[s] * one change-feed entry: op
+--                  'create', 'update' or 'delete', the collection, the document id, rev the
+--                  sha1 of JSON.GET KEYS[k] '.' as written, '' for a delete: the ETag a
+--                  read answers, and at the server's TIME in ms; after the document's writes)
+--            eventid s k op collection (the same for the generated id: KEYS[k] is completed)
+--            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID ~ TIME - age_ms:
+--                  the feed's cap, in the commit that grows it; docs/changes.md)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
 --          jset, so a plan never leaves an expiring document's keys without their TTL.
@@ -73,7 +80,8 @@
 local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, unclaimed = 2, card = 3,
                string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, bump = 2, hset = 3, hdel = 2, hsetx = 3, pexpire = 2, jsetid = 3,
-               setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2}
+               setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2,
+               event = 5, eventid = 4, trim = 3}
 arity.claimed = 2
 arity.outcome = 3
 
@@ -141,6 +149,24 @@ local function expire_as(key, src)
   if at > 0 then redis.call('PEXPIREAT', key, at) else redis.call('PERSIST', key) end
 end
 
+-- The server's clock in ms (TIME: seconds, microseconds), for the feed's 'at' and its age cap.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- One change-feed entry; rev is the ETag of the document as this plan left it.
+local function append_event(stream, key, op, collection, doc_id)
+  local rev = ''
+  if op ~= 'delete' then
+    -- pcall: a script cannot undo the writes before it, so nothing here may raise.
+    local raw = redis.pcall('JSON.GET', key, '.')
+    if type(raw) == 'string' then rev = redis.sha1hex(raw) end
+  end
+  redis.call('XADD', stream, '*', 'op', op, 'collection', collection, 'id', doc_id,
+             'rev', rev, 'at', string.format('%d', now_ms()))
+end
+
 local function write(op, a)
   local key = K[tonumber(a[1])]
   if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
@@ -173,6 +199,12 @@ local function write(op, a)
     local ret = tonumber(ARGV[2])
     local doc = ret > 0 and redis.call('JSON.GET', K[ret], '.') or ''
     redis.call('SET', key, a[2] .. doc, 'PX', a[3])
+  elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
+  elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
+  elseif op == 'trim' then
+    redis.call('XTRIM', key, 'MAXLEN', '~', a[2])
+    local oldest = now_ms() - tonumber(a[3])
+    if oldest > 0 then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', oldest)) end
   end
 end
 
@@ -195,13 +227,13 @@ end
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
                hset = 'hash', hdel = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
-               bump = 'integer'}
+               bump = 'integer', event = 'stream', eventid = 'stream', trim = 'stream'}
 -- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of
 -- the plan is checked against what the plan itself leaves there.
 local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
                 saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer',
-                bump = 'integer'}
+                bump = 'integer', event = 'stream', eventid = 'stream'}
 
 -- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
 local function incrementable(raw)
@@ -259,6 +291,12 @@ local function writable(n_first)
     end
     if op == 'outcome' and not string.match(a[3], '^[1-9]%d*$') then
       return fail('bad_plan', op, a[3])
+    end
+    if op == 'trim' and not (string.match(a[2], '^%d+$') and string.match(a[3], '^%d+$')) then
+      return fail('bad_plan', op, a[2] .. ' ' .. a[3])
+    end
+    if (op == 'event' or op == 'eventid') and not K[tonumber(a[2]) or 0] then
+      return fail('bad_plan', op, a[2])
     end
     if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then
       return fail('bad_plan', op, a[2])

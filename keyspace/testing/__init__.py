@@ -102,6 +102,9 @@ def fake_redis_client() -> Redis:
         import fakeredis  # only when a test asks for it (module docstring)
     except ImportError:
         pytest.fail(f"the keyspace.testing fixtures need fakeredis: {EXTRA}", pytrace=False)
+    from .fakes import give_sha1hex
+
+    give_sha1hex()
     client: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
     return client
 

@@ -76,6 +76,7 @@ KINDS: dict[str, Plant | None] = {
     "list": lambda c, k: c.rpush(k, "x"),
     "zset": lambda c, k: c.zadd(k, {"m": 1}),
     "json": lambda c, k: call(c, "JSON.SET", k, "$", '{"a":1}'),
+    "stream": lambda c, k: c.xadd(k, {"f": "v"}),
 }
 STRINGS = {"text", "integer", "negative", "decimal", "exponent", "padded", "spaced"}
 STRINGS |= {"minus-zero", "int64-max"}
@@ -104,6 +105,9 @@ ACCEPTS: dict[str, set[str]] = {
     "keepttl": EVERY,  # TTLs only: a key of any type has one
     "ttlof": EVERY,
     "ttlat": EVERY,
+    "event": {"none", "stream"},  # the change feed (keyspace.changes)
+    "eventid": {"none", "stream"},
+    "trim": {"none", "stream"},
 }
 
 # Arguments after the key index, and whether the op needs a drawn id.
@@ -128,8 +132,11 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "keepttl": (60_000,),
     "ttlof": (2,),  # KEYS[2]: SENTINEL, whose expiry (none) it copies
     "ttlat": (2,),
+    "event": (2, "delete", "drivers", "driver_9"),  # KEYS[2]: the document it names
+    "eventid": (4, "create", "drivers"),  # KEYS[4]: the document key the draw completes
+    "trim": (10, 60_000),
 }
-DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat"}
+DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat", "eventid"}
 SHOWN_PREFIX = "mf:proj:driver:"
 
 
@@ -170,6 +177,8 @@ async def _value(client: Redis, key: bytes) -> object:
         return await client.lrange(key, 0, -1)
     if kind == "zset":
         return await client.zrange(key, 0, -1, withscores=True)
+    if kind == "stream":
+        return await client.xrange(key)
     assert kind == "json", kind
     return await call(client, "JSON.GET", key, ".")
 

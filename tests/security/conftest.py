@@ -179,6 +179,7 @@ async def value_of(redis: Redis, key: bytes) -> bytes:
         "set": ("SMEMBERS", key),
         "zset": ("ZRANGE", key, 0, -1, "WITHSCORES"),
         "list": ("LRANGE", key, 0, -1),
+        "stream": ("XRANGE", key, "-", "+"),  # the change feed: a refused write appends nothing
         "ReJSON-RL": ("JSON.GET", key, "."),
     }
     assert kind in reads, f"unexpected type {kind} of {key!r}"

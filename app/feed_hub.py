@@ -1,0 +1,158 @@
+"""The change feed's fan-out: one reader task per app process follows the stream (XREAD BLOCK
+on a pooled connection of its own) and hands each event to the subscribers that want it,
+through a bounded queue each. A subscriber whose queue is full is dropped (its connection
+closed): it holds at most ``queue_size`` events, however slowly its client reads, and
+resumes with Last-Event-ID. No subscriber costs a Redis connection of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from keyspace import changes, feed
+
+log = logging.getLogger("multiframe.changes")
+
+BLOCK_MS = 500  # below the smallest client socket timeout (1 s): a block is no timeout
+RETRY_S = 0.5  # after the reader met an unreachable Redis
+BATCH = 100  # events per XREAD at most
+STOP_S = 2.0  # how long a stop waits for the reader (its read ends within BLOCK_MS)
+
+
+class Subscriber:
+    """One consumer's queue of events, of the collections in ``collections`` only."""
+
+    def __init__(self, collections: frozenset[str], size: int) -> None:
+        self.collections = collections
+        # An event, or None once dropped (the one entry then: what was queued is let go).
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(size)
+        self.dropped = asyncio.Event()
+        self.on_drop: Callable[[], None] = lambda: None
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        return event["collection"] in self.collections
+
+    def drop(self) -> None:
+        """Forget what is queued and end the consumer (its handler closes the connection)."""
+        if self.dropped.is_set():
+            return
+        self.dropped.set()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+        self.on_drop()
+
+
+class Hub:
+    """The process's one reader of the feed ``key`` on ``client``."""
+
+    def __init__(self, client: Redis, key: str, queue_size: int) -> None:
+        self.client, self.key, self.queue_size = client, key, queue_size
+        self.subscribers: set[Subscriber] = set()
+        self.position: changes.EventId = (0, 0)
+        self.dropped = 0  # subscribers dropped for a full queue, for the logs and tests
+        self._task: asyncio.Task[None] | None = None
+        # Set once the position is known: a subscriber registered before could miss the
+        # events between its history read and the position the reader starts from.
+        self.ready = asyncio.Event()
+        self._stopping = False
+        # Events per read: at most half a queue, so that a burst of writes alone never fills
+        # the queue of a subscriber that keeps up.
+        self.batch = max(1, min(BATCH, queue_size // 2))
+
+    async def start(self) -> None:
+        """Start reading; the app starts serving meanwhile (a worker whose Redis is not there
+        yet must still answer), and subscribers wait for :attr:`ready`."""
+        self._task = asyncio.create_task(self._run(), name="change-feed reader")
+
+    async def stop(self) -> None:
+        for sub in list(self.subscribers):
+            sub.drop()
+        self.subscribers.clear()
+        self._stopping = True
+        if self._task is None:
+            return
+        # The read in progress ends within BLOCK_MS: the reader stops by itself, never
+        # cancelled inside the client's command (a cancelled one was seen to hang a shutdown).
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_S)
+        if not done:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=STOP_S)
+        if self._task.done() and not self._task.cancelled():
+            with contextlib.suppress(Exception):
+                self._task.result()
+
+    def subscribe(self, collections: frozenset[str]) -> Subscriber:
+        """A consumer of every event read from now on (register before reading history:
+        then nothing falls between the two)."""
+        sub = Subscriber(collections, self.queue_size)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    async def _newest(self) -> changes.EventId:
+        while not self._stopping:
+            try:
+                return feed.last_id(await feed.info(self.client, self.key))
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("change feed: cannot read the stream yet (%s)", exc)
+                await asyncio.sleep(RETRY_S)
+        return (0, 0)
+
+    async def _run(self) -> None:
+        self.position = await self._newest()
+        self.ready.set()
+        while not self._stopping:
+            try:
+                events = await feed.read_new(
+                    self.client, self.key, self.position, BLOCK_MS, self.batch
+                )
+            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                # Nothing is lost: the position stays, and the next read starts there.
+                log.warning("change feed: reading the stream failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            for event in events:
+                self.position = changes.parse_id(event["id"])
+                self.publish(event)
+            # Let the subscribers take what was queued before the next batch comes.
+            await asyncio.sleep(0)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for sub in list(self.subscribers):
+            if not sub.wants(event):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.subscribers.discard(sub)
+                self.dropped += 1
+                behind = sub.queue.maxsize
+                log.info("change feed: a subscriber fell %d events behind; dropped", behind)
+                sub.drop()
+
+
+def hub_context(
+    hub_key: web.AppKey[Hub], make: Callable[[web.Application], Hub]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` running the app's hub (made once its keyspace is there)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        hub = make(app)
+        await hub.start()
+        app[hub_key] = hub
+        yield
+        await hub.stop()
+
+    return run

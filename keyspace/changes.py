@@ -1,0 +1,113 @@
+"""The change feed's pure half: event ids, entries as read from the stream, SSE framing and
+the cap. commit.lua appends the entries (``event``/``eventid``/``trim`` ops, added by
+keyspace.plan); app/changes.py serves them. docs/changes.md describes the format."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+OPS = ("create", "update", "delete")
+
+MAX_PART = 2**64 - 1  # both halves of a stream id are unsigned 64-bit integers
+
+_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+EventId = tuple[int, int]
+
+HEARTBEAT = b": keep-alive\n\n"
+
+
+@dataclass(frozen=True)
+class ChangeCap:
+    """How much of the feed the stream keeps: at most ``maxlen`` events (approximately, as
+    ``XTRIM MAXLEN ~`` trims whole nodes) and none older than ``max_age`` seconds."""
+
+    maxlen: int = 100_000
+    max_age: int = 86_400
+
+    def args(self) -> tuple[int, int]:
+        """The ``trim`` op's arguments: the length and the age in milliseconds."""
+        return self.maxlen, self.max_age * 1000
+
+
+DEFAULT_CAP = ChangeCap()
+
+
+def parse_id(text: str) -> EventId:
+    """``<ms>-<seq>`` as a pair of integers, ValueError for anything else."""
+    found = _ID_RE.fullmatch(text.strip())
+    if found is None:
+        raise ValueError("an event id is <milliseconds>-<sequence>, e.g. 1700000000000-0")
+    ms, seq = int(found.group(1)), int(found.group(2))
+    if ms > MAX_PART or seq > MAX_PART:
+        raise ValueError("an event id's parts are 64-bit unsigned integers")
+    return ms, seq
+
+
+def format_id(event_id: EventId) -> str:
+    return f"{event_id[0]}-{event_id[1]}"
+
+
+def iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ISO-8601 UTC with milliseconds: ``...T10:30:00.123Z``."""
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def event_of(entry_id: bytes | str, fields: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
+    """One stream entry (its id and fields, as a mapping or the flat list RESP2 gives) as the
+    feed's event ``{id, op, collection, doc_id, revision, at}``."""
+    if not isinstance(fields, Mapping):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    got = {_text(k): _text(v) for k, v in fields.items()}
+    return {
+        "id": _text(entry_id),
+        "op": got["op"],
+        "collection": got["collection"],
+        "doc_id": got["id"],
+        "revision": got.get("rev") or None,
+        "at": iso_ms(int(got["at"])),
+    }
+
+
+def sse(event: Mapping[str, Any]) -> bytes:
+    """One Server-Sent Event: its id (what ``Last-Event-ID`` resumes from), type and data."""
+    data = orjson.dumps(event).decode()
+    return f"id: {event['id']}\nevent: change\ndata: {data}\n\n".encode()
+
+
+def trimmed_past(since: EventId, info: Mapping[str, Any]) -> bool:
+    """True when events after ``since`` were trimmed from the stream ``info`` describes
+    (XINFO STREAM as a mapping of text keys). ``max-deleted-entry-id`` (Redis 7) says it
+    exactly; where it reads 0-0 although entries were removed (fakeredis does not keep it), an
+    id before the first entry still kept counts as trimmed past, which may refuse a consumer
+    that had read the very last trimmed event: a 410 too many, never a silent gap."""
+    deleted = parse_id(_text(info.get("max-deleted-entry-id") or "0-0"))
+    if deleted != (0, 0):
+        return since < deleted
+    added = int(info.get("entries-added") or 0)
+    length = int(info.get("length") or 0)
+    first = info.get("first-entry")
+    if added <= length or not first:
+        return False
+    return since < parse_id(_text(first[0]))
+
+
+def oldest_id(info: Mapping[str, Any]) -> str | None:
+    """The id of the oldest event the stream still keeps, None when it keeps none."""
+    first = info.get("first-entry")
+    return _text(first[0]) if first else None
+
+
+def wanted(event: Mapping[str, Any], collections: frozenset[str]) -> bool:
+    return event["collection"] in collections

@@ -1,0 +1,228 @@
+"""GET /api/changes over HTTP: the JSON page and its long poll, the event stream and its
+resume, who may follow what, 400 and 410 (docs/changes.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from app.config import Settings
+from keyspace import connect
+from keyspace.server import EmbeddedRedis
+from keyspace.testing import bearer, fake_redis_client, serving
+
+from .test_collections import created, driver_body, user_body
+
+Client = TestClient[web.Request, web.Application]
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake", id="fakeredis"),
+        pytest.param("real", id="redis", marks=pytest.mark.redis),
+    ]
+)
+async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    if request.param == "fake":
+        client = fake_redis_client()
+    else:
+        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+        client = connect(server.url)
+        await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def settings(**over: Any) -> Settings:
+    base: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "changes_heartbeat": 0.2}
+    return Settings(**(base | over))
+
+
+@pytest.fixture
+async def api(redis: Redis) -> AsyncIterator[Client]:
+    async with serving(redis, settings()) as client:
+        yield client
+
+
+async def page(api: Client, query: str = "", **headers: str) -> dict[str, Any]:
+    resp = await api.get(f"/api/changes{query}", headers=JSON | headers)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type == "application/json"
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def next_events(resp: Any, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The next ``count`` events of an open event stream (comments skipped)."""
+    out: list[dict[str, Any]] = []
+    frame: dict[str, str] = {}
+    async with asyncio.timeout(timeout):
+        while len(out) < count:
+            line = (await resp.content.readline()).decode()
+            if not line:
+                raise AssertionError(f"the stream ended after {out}")
+            line = line.rstrip("\n")
+            if line == "":
+                if "data" in frame:
+                    event = orjson.loads(frame["data"])
+                    assert frame["id"] == event["id"]
+                    assert frame.get("event", "change") == "change"
+                    out.append(event)
+                frame = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                frame[name] = value
+    return out
+
+
+async def test_every_write_kind_is_on_the_page_with_the_etag_it_left(api: Client) -> None:
+    user = await created(api, "users", user_body("Ada"))
+    resp = await api.post("/api/drivers", json=driver_body(user["user_id"]))
+    driver, created_etag = await resp.json(), resp.headers["ETag"]
+    resp = await api.patch(f"/api/drivers/{driver['driver_id']}", json={"version": "3.0.0"})
+    patched_etag = resp.headers["ETag"]
+    assert (await api.delete(f"/api/drivers/{driver['driver_id']}")).status == 204
+    body = await page(api, "?collections=drivers")
+    got = [(e["op"], e["collection"], e["doc_id"], e["revision"]) for e in body["events"]]
+    assert got == [
+        ("create", "drivers", driver["driver_id"], created_etag.strip('"')),
+        ("update", "drivers", driver["driver_id"], patched_etag.strip('"')),
+        ("delete", "drivers", driver["driver_id"], None),
+    ]
+    assert body["last_id"] == body["events"][-1]["id"]
+    assert all(e["at"].endswith("Z") and len(e["at"]) == 24 for e in body["events"])
+    everything = await page(api)
+    assert [e["collection"] for e in everything["events"]] == ["users", *["drivers"] * 3]
+    after = await page(api, f"?since={body['events'][0]['id']}&collections=drivers")
+    assert [e["op"] for e in after["events"]] == ["update", "delete"]
+
+
+async def test_a_long_poll_returns_when_an_event_arrives(api: Client) -> None:
+    empty = await page(api, "?wait=0")
+    assert empty == {"events": [], "last_id": None}
+
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        await created(api, "users", user_body("Late"))
+
+    writer = asyncio.create_task(later())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    body = await page(api, "?wait=20")
+    await writer
+    assert [e["op"] for e in body["events"]] == ["create"]
+    assert loop.time() - started < 10
+
+
+async def test_a_long_poll_without_news_answers_empty_after_the_wait(api: Client) -> None:
+    user = await created(api, "users", user_body("Quiet"))
+    first = await page(api)
+    body = await page(api, f"?since={first['last_id']}&wait=1")
+    assert body == {"events": [], "last_id": first["last_id"]}
+    assert user["user_id"] == first["events"][0]["doc_id"]
+
+
+async def test_the_stream_follows_new_writes_and_resumes_with_last_event_id(api: Client) -> None:
+    await created(api, "users", user_body("Before"))  # before the stream: not sent
+    resp = await api.get("/api/changes?collections=users")
+    assert resp.status == 200
+    assert resp.content_type == "text/event-stream"
+    names = ["Una", "Duo", "Tres"]
+    for name in names:
+        await created(api, "users", user_body(name))
+    events = await next_events(resp, 3)
+    assert [e["op"] for e in events] == ["create"] * 3
+    resp.close()
+    for name in ("Quat", "Cinq"):
+        await created(api, "users", user_body(name))
+    again = await api.get(
+        "/api/changes?collections=users&since=0-1", headers={"Last-Event-ID": events[0]["id"]}
+    )
+    resumed = await next_events(again, 4)
+    assert [e["id"] for e in resumed[:2]] == [e["id"] for e in events[1:]]
+    assert len({e["id"] for e in resumed}) == 4
+    again.close()
+
+
+async def test_heartbeats_while_idle(api: Client) -> None:
+    resp = await api.get("/api/changes")
+    async with asyncio.timeout(5):
+        lines = [await resp.content.readline() for _ in range(4)]
+    assert lines.count(b": keep-alive\n") == 2
+    resp.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "parameter"),
+    [
+        ("?collections=nope", {}, "collections"),
+        ("?since=banana", {}, "since"),
+        ("?since=1-2-3", {}, "since"),
+        ("", {"Last-Event-ID": "x"}, "Last-Event-ID"),
+        ("?wait=61", JSON, "wait"),
+        ("?wait=abc", JSON, "wait"),
+        ("?limit=0", JSON, "limit"),
+    ],
+)
+async def test_bad_parameters_are_400(
+    api: Client, query: str, headers: dict[str, str], parameter: str
+) -> None:
+    resp = await api.get(f"/api/changes{query}", headers=headers)
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_parameter"
+    assert error["details"]["parameter"] == parameter
+
+
+async def test_resuming_past_the_trimmed_events_is_410_with_the_oldest_kept(redis: Redis) -> None:
+    async with serving(redis, settings(changes_maxlen=10)) as api:
+        first = await created(api, "users", user_body("First"))
+        for n in range(260):  # XTRIM MAXLEN ~ trims whole nodes of 100 entries
+            await created(api, "users", user_body(f"U{n}"))
+        body = await page(api, "?limit=1")  # no since: the oldest kept
+        oldest = body["events"][0]["id"]
+        assert body["events"][0]["doc_id"] != first["user_id"]
+        stale = "1-0"
+        resp = await api.get(f"/api/changes?since={stale}", headers=JSON)
+        assert resp.status == 410
+        error = (await resp.json())["error"]
+        assert error["code"] == "gone"
+        assert error["details"] == {"since": stale, "oldest_id": oldest}
+        resp = await api.get("/api/changes", headers={"Last-Event-ID": stale})
+        assert resp.status == 410
+        kept = await page(api, f"?since={oldest}&limit=2")
+        assert len(kept["events"]) == 2
+
+
+async def test_members_follow_only_what_they_may_read(redis: Redis) -> None:
+    async with serving(redis, settings(system="normaldance")) as api:
+        user = await created(api, "users", {"email": "m@example.com", "username": "member"})
+        resp = await api.post(f"/api/users/{user['id']}/tokens", json={})
+        member = bearer((await resp.json())["token"])
+        resp = await api.get("/api/changes?collections=sessions", headers=JSON | member)
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "forbidden"
+        body = await page(api, "", **member)
+        assert [e["collection"] for e in body["events"]] == ["users"]
+        resp = await api.get("/api/changes?collections=sessions", headers=JSON)  # admin
+        assert resp.status == 200
+
+
+async def test_events_of_sealed_documents_carry_no_field(redis: Redis) -> None:
+    key = bytes(range(32))
+    async with serving(redis, settings(encryption_key=key)) as api:
+        await created(api, "users", user_body("Secret"))
+        resp = await api.get("/api/changes", headers=JSON)
+        raw = await resp.read()
+        assert b"secret@example.com" not in raw.lower()
+        (event,) = orjson.loads(raw)["events"]
+        assert set(event) == {"id", "op", "collection", "doc_id", "revision", "at"}

@@ -1,0 +1,154 @@
+"""The change feed as commits write it (keyspace.changes): one event per document a commit
+writes or deletes, cascades and set-null edits included, none for a refused write, in commit
+order, each naming the revision (ETag) the document was left with. On fakeredis and on the
+real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyspace import (
+    COLLAB,
+    DRIVER,
+    USER,
+    Keyspace,
+    MissingReference,
+    StaleRevision,
+    UniqueConflict,
+    codec,
+    feed,
+    systems,
+)
+from keyspace.changes import parse_id
+from keyspace.connection import call
+from tests import factories as f
+
+ND = systems.load("normaldance")
+
+
+async def events(ks: Keyspace) -> list[dict[str, Any]]:
+    return await feed.after(ks.client, ks.schema.names.changes_key(), None, 10_000)
+
+
+async def since(ks: Keyspace, mark: int) -> list[tuple[str, str, str]]:
+    return [(e["op"], e["collection"], e["doc_id"]) for e in (await events(ks))[mark:]]
+
+
+async def revision_of(ks: Keyspace, key: str) -> str:
+    raw: bytes = await call(ks.client, "JSON.GET", key, ".")
+    return codec.revision(raw)
+
+
+async def test_creates_with_generated_and_explicit_ids_carry_the_stored_revision(
+    ks: Keyspace,
+) -> None:
+    generated = await f.user(ks, "Ada")
+    explicit = await ks.create(
+        USER,
+        {"user_id": "user_77", "username": "Bo", "email": "bo@example.com", "role": "designer"},
+    )
+    got = await events(ks)
+    assert [(e["op"], e["collection"], e["doc_id"]) for e in got] == [
+        ("create", "users", generated.doc["user_id"]),
+        ("create", "users", "user_77"),
+    ]
+    assert got[0]["revision"] == generated.revision == await revision_of(ks, "user:user_1")
+    assert got[1]["revision"] == explicit.revision
+    assert parse_id(got[0]["id"]) < parse_id(got[1]["id"])
+
+
+async def test_updates_and_member_changes_are_updates_with_the_new_revision(ks: Keyspace) -> None:
+    owner = await f.user(ks, "Ada")
+    other = await f.user(ks, "Bo")
+    made = await f.collab(ks, owner.doc["user_id"], [])
+    doc_id = made.doc["collab_id"]
+    mark = len(await events(ks))
+    patched = await ks.patch(COLLAB, doc_id, {"status": "active"})
+    added = await ks.add_member(COLLAB, doc_id, "collaborators", other.doc["user_id"])
+    removed = await ks.remove_member(COLLAB, doc_id, "collaborators", other.doc["user_id"])
+    got = (await events(ks))[mark:]
+    assert [(e["op"], e["doc_id"]) for e in got] == [("update", doc_id)] * 3
+    assert [e["revision"] for e in got] == [s.revision for s in (patched, added, removed)]
+
+
+async def test_a_delete_names_every_document_its_cascade_deleted_and_pulled(ks: Keyspace) -> None:
+    ada = (await f.user(ks, "Ada")).doc["user_id"]
+    bo = (await f.user(ks, "Bo")).doc["user_id"]
+    driver = (await f.driver(ks, ada)).doc["driver_id"]
+    owned = (await f.collab(ks, ada, [])).doc["collab_id"]
+    shared = (await f.collab(ks, bo, [ada])).doc["collab_id"]
+    mark = len(await events(ks))
+    await ks.delete(USER, ada)
+    got = (await events(ks))[mark:]
+    assert sorted((e["op"], e["collection"], e["doc_id"]) for e in got) == sorted(
+        [
+            ("delete", "users", ada),
+            ("delete", "drivers", driver),
+            ("delete", "collabs", owned),
+            ("update", "collabs", shared),
+        ]
+    )
+    assert all(e["revision"] is None for e in got if e["op"] == "delete")
+    (pulled,) = [e for e in got if e["op"] == "update"]
+    assert pulled["revision"] == await revision_of(ks, f"collab:{shared}")
+
+
+async def test_set_null_edits_are_updates_of_the_referrers(ks: Keyspace) -> None:
+    nd = Keyspace(ks.client, ND.schema, use_search=False)
+    await nd.setup()
+    user = (await nd.create(ND.schema.entity("user"), {"username": "Ada"})).doc["id"]
+    collection = await nd.create(
+        ND.schema.entity("nft_collection"),
+        {"name": "Waves", "creatorId": user, "contractAddress": "0xC0"},
+    )
+    nfts = [
+        (
+            await nd.create(
+                ND.schema.entity("nft"),
+                {
+                    "tokenId": str(n),
+                    "contractAddress": "0xC0",
+                    "name": f"#{n}",
+                    "owner": user,
+                    "creatorId": user,
+                    "collectionId": collection.doc["id"],
+                },
+            )
+        ).doc["id"]
+        for n in range(2)
+    ]
+    mark = len(await events(nd))
+    await nd.delete(ND.schema.entity("nft_collection"), collection.doc["id"])
+    assert sorted(await since(nd, mark)) == sorted(
+        [("delete", "nft_collections", collection.doc["id"])]
+        + [("update", "nfts", n) for n in nfts]
+    )
+
+
+async def test_refused_writes_append_nothing(ks: Keyspace) -> None:
+    ada = await f.user(ks, "Ada")
+    mark = len(await events(ks))
+    with pytest.raises(UniqueConflict):
+        await f.user(ks, "Ada")
+    with pytest.raises(MissingReference):
+        await f.driver(ks, "user_404")
+    with pytest.raises(StaleRevision):
+        await ks.patch(USER, ada.doc["user_id"], {"role": "admin"}, if_revision="0" * 40)
+    assert await since(ks, mark) == []
+
+
+async def test_events_are_in_commit_order(ks: Keyspace) -> None:
+    ada = (await f.user(ks, "Ada")).doc["user_id"]
+    drivers = [(await f.driver(ks, ada, cores=n + 1)).doc["driver_id"] for n in range(5)]
+    for doc_id in reversed(drivers):
+        await ks.delete(DRIVER, doc_id)
+    got = await events(ks)
+    ids = [parse_id(e["id"]) for e in got]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [(e["op"], e["doc_id"]) for e in got] == [
+        ("create", ada),
+        *[("create", d) for d in drivers],
+        *[("delete", d) for d in reversed(drivers)],
+    ]
