@@ -185,6 +185,15 @@ AuthReply = list[bytes | int]
 """authorize.lua's reply: status, user id, role, limit, remaining, reset and retry-after."""
 
 
+def _lua_of(client: Redis) -> None:
+    """fakeredis's Lua lacks ``redis.sha1hex``, with which commit.lua names revisions in the
+    change feed: a team's own fakeredis client (not only the testing kit's) is given it."""
+    if type(client).__module__.partition(".")[0] == "fakeredis":
+        from .testing.fakes import give_sha1hex
+
+        give_sha1hex()
+
+
 class Scripts:
     """Typed wrappers around ``lua/*.lua`` for one client. With ``durability`` on, the
     scripts that write what a client is told about (documents, singletons, tokens, locks,
@@ -197,6 +206,7 @@ class Scripts:
         durability: Durability | None = None,
         changes_cap: ChangeCap | None = None,
     ) -> None:
+        _lua_of(client)
         self.client = client
         self.durability = durability or Durability()
         # What every commit that appends to the change feed trims it to (keyspace.changes).

@@ -286,3 +286,24 @@ def test_the_plugin_loads_and_leaves_other_tests_alone_without_its_extra(
     assert code == 1, out
     assert re.search(r"\b1 passed\b", out) and re.search(r"\b1 error\b", out), out
     assert "pip install 'multiframe-keyspace[testing]'" in out, out
+
+
+def test_a_bare_fakeredis_client_commits_without_the_kit(tmp_path: Path) -> None:
+    # commit.lua names revisions with redis.sha1hex, which fakeredis's Lua lacks: a team's
+    # own fakeredis client (no kit, no conftest patch) must still commit.
+    script = tmp_path / "bare.py"
+    script.write_text(
+        "import asyncio, fakeredis\n"
+        "from keyspace import Keyspace, USER\n"
+        "async def main():\n"
+        "    ks = Keyspace(fakeredis.FakeAsyncRedis(protocol=2))\n"
+        "    await ks.setup()\n"
+        "    body = {'username': 'ann', 'email': 'ann@example.com', 'role': 'designer'}\n"
+        "    print((await ks.create(USER, body)).doc['user_id'])\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "user_1"
