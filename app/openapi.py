@@ -117,7 +117,7 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
         "type": "object",
         "required": ["items", "total", "next_cursor"],
         "properties": {
-            "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
+            "items": {"type": "array", "items": openapi_sparse.answer(spec)},
             "total": {
                 "type": ["integer", "null"],
                 "minimum": 0,
@@ -233,6 +233,7 @@ def components(system: System) -> dict[str, Any]:
         _search_schemas(spec, out)
         _profile_schemas(schema, spec, out)
         out[aggregate_schema(spec)] = openapi_aggregate.component(spec)
+    openapi_sparse.components(schema, out)
     openapi_views.components(system, out)
     openapi_changes.components(out)
     for single in schema.singletons:  # MultiFrame's config:system and analytics:metrics
@@ -420,7 +421,9 @@ def _operation(route: Route, docs: frozenset[str], system: System) -> dict[str, 
             "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body)}}},
         }
     ok: dict[str, Any] = {"description": "Success"}
-    if route.returns:
+    if route.prefetch is not None:  # a read by id: fields= and expand= shape it
+        ok["content"] = {"application/json": {"schema": openapi_sparse.answer(route.prefetch)}}
+    elif route.returns:
         ok["content"] = {"application/json": {"schema": {"$ref": REF.format(model=route.returns)}}}
     elif route.path in swagger.RESPONSES:
         ok |= copy.deepcopy(swagger.RESPONSES[route.path])

@@ -118,7 +118,8 @@ def entity_routes(spec: EntitySpec) -> list[Route]:
             f"Get one {spec.name}",
             tag,
             returns=name,
-            errors=(403, 404) if spec.admin_read else (404,),
+            # 400: an unknown path in fields= or reference in expand=
+            errors=(400, 403, 404) if spec.admin_read else (400, 404),
             prefetch=spec,
         ),
         Route(

@@ -205,6 +205,20 @@ async def test_the_multiframe_client_drives_the_service(
             assert isinstance(read.parsed, m.Driver)
             assert read.parsed.chip_data.cores == 64
             etag = read.headers["ETag"]
+            # Shaped reads parse as the schema that fits: not the model, which would refuse a
+            # sparse answer and drop _expanded.
+            fields = [m.GetApiDriversIdFieldsItem("status")]
+            sparse = await call("GET", "/api/drivers/{id}", first, client=me, fields=fields)
+            assert isinstance(sparse.parsed, m.DriverPartial), sparse.content
+            assert (sparse.parsed.driver_id, sparse.parsed.status) == (
+                first,
+                m.DriverPartialStatus("generated"),
+            )
+            expand = [m.GetApiDriversIdExpandItem("user_id")]
+            expanded = await call("GET", "/api/drivers/{id}", first, client=me, expand=expand)
+            assert isinstance(expanded.parsed, m.DriverExpanded), expanded.content
+            assert expanded.parsed.chip_data.cores == 64
+            assert expanded.parsed.field_expanded.user_id.user_id == user_id
             same = await call("GET", "/api/drivers/{id}", first, client=me, if_none_match=etag)
             assert (same.status_code, same.parsed) == (304, None)
 

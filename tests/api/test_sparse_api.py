@@ -183,6 +183,8 @@ async def test_openapi_documents_fields_and_expand_per_collection(api: Client) -
     ]
     assert "expand" not in params("/api/users") and "fields" in params("/api/users/{id}")
     assert "fields" not in params("/api/drivers/aggregate")
+    for path in ("/api/drivers", "/api/drivers/{id}", "/api/users/{id}/drivers"):
+        assert "400" in doc["paths"][path]["get"]["responses"], path  # an unknown name
 
 
 async def test_a_cached_list_that_expands_follows_writes_to_its_targets(
