@@ -125,10 +125,10 @@ def components(schema: Schema, out: dict[str, Any]) -> None:
         out[partial_name(spec)] = partial
         if spec.references:
             expanded = copy.deepcopy(partial)
-            expanded["properties"][EXPANDED] = _expanded(schema, spec)
+            expanded["properties"][sparse.EXPANDED] = _expanded(schema, spec)
             expanded |= {
                 "title": expanded_name(spec),
-                "required": [spec.id_field, EXPANDED],
+                "required": [spec.id_field, sparse.EXPANDED],
                 "description": f"A {spec.name} read with expand (and with fields, only the "
                 "paths asked for): the referenced documents under _expanded",
             }
