@@ -150,7 +150,9 @@ async def _guarded(
                 headers={"Retry-After": "1"},
             )
         return await _replay(request, spec, url, held)
-    token = idem.current.set(held)
+    # Only a document write's commit carries the claim (its outcome is the document); a
+    # route writing otherwise (tokens, locks) stores its answer after it, below.
+    token = idem.current.set(held if spec is not None else None)
     try:
         response = await handler(request)
     except BaseException as exc:

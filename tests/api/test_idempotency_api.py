@@ -386,3 +386,19 @@ async def test_a_refused_batch_is_replayed_refused(api: Client) -> None:
     assert again.headers["Idempotent-Replayed"] == "true"
     assert await again.read() == await first.read()
     assert [k async for k in _redis(api).scan_iter(match="user:*")] == []
+
+
+async def test_a_revocation_with_a_key_answers_204_and_its_retry_401(api: Client) -> None:
+    # The fuzz found 200: the revocation's own commit carried the claim, storing a 200 for
+    # a route answering 204. A retry cannot be authenticated (the token is gone): 401.
+    user_id = await _user(api, "Rev")
+    minted = await api.post(f"/api/users/{user_id}/tokens", json={})
+    token = (await minted.json())["token"]
+    headers = {"Authorization": f"Bearer {token}", **KEY}
+    first = await api.delete("/api/tokens/current", headers=headers)
+    assert first.status == 204
+    (key,) = await _idem_keys(api)
+    record = idem.parse(await _redis(api).get(key) or b"")
+    assert record is not None and (record.state, record.status) == ("done", 204)
+    again = await api.delete("/api/tokens/current", headers=headers)
+    assert again.status == 401
