@@ -3,13 +3,14 @@ blocking read the API's fan-out runs. Reads go to the primary, which the commits
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .changes import EventId, event_of, format_id, parse_id
+from .changes import MAX_PART, EventId, event_of, format_id, parse_id
 from .connection import call
 
 PAGE = 500  # entries per XRANGE while paging through history
@@ -49,6 +50,8 @@ async def after(
     client: Redis, key: str, since: EventId | None, count: int = PAGE
 ) -> list[dict[str, Any]]:
     """Up to ``count`` events after ``since`` (None: from the oldest kept), oldest first."""
+    if since == (MAX_PART, MAX_PART):
+        return []  # no id follows it (and Redis refuses an exclusive range from it)
     start = "-" if since is None else "(" + format_id(since)
     return _events(await call(client, "XRANGE", key, start, "+", "COUNT", count))
 
@@ -65,3 +68,29 @@ async def read_new(
         return []
     streams = reply.items() if isinstance(reply, Mapping) else reply
     return [event for _, entries in streams for event in _events(entries)]
+
+
+async def restart(client: Redis, key: str) -> None:
+    """Begin the feed anew after a command rewrote the data it describes (reset, restore):
+    one entry appended and trimmed in one transaction leaves the stream empty with its
+    ``max-deleted-entry-id`` past every id from before, so a consumer resuming from one is
+    answered 410 ``gone`` (re-read everything), never a silent gap. The entry is shaped as
+    an event of no collection, so nothing that meets it can mistake it for a change."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.execute_command(
+            "XADD",
+            key,
+            "*",
+            "op",
+            "restart",
+            "collection",
+            "",
+            "id",
+            "",
+            "rev",
+            "",
+            "at",
+            str(int(time.time() * 1000)),
+        )
+        pipe.execute_command("XTRIM", key, "MAXLEN", "0")
+        await pipe.execute()

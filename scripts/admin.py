@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, NotFound, demo, search
+from keyspace import Keyspace, NotFound, demo, feed, search
 from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.inventory import service_keys
@@ -165,6 +165,7 @@ async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
             )
         pause.writing = True
         deleted = await _wipe(ks)
+        await feed.restart(ks.client, ks.schema.names.changes_key())
     await ks.setup()
     print(f"reset: deleted {deleted} keys; defaults and indexes recreated")
     return OK

@@ -21,7 +21,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, keyring, search
+from keyspace import Keyspace, feed, keyring, search
 from keyspace.connection import call
 from keyspace.keys import Names
 from keyspace.projection import projected
@@ -77,6 +77,8 @@ async def _occupant(ks: Keyspace) -> str | None:
         if undecodable:
             return repr(undecodable[0])
         for key in found:
+            if key == ks.schema.names.changes_key():
+                continue  # begun anew by a reset or restore: no data of its own
             if key not in singles:
                 return key
             try:
@@ -238,6 +240,8 @@ async def _replace(
                     progress.advance(await ks.client.unlink(*found))
             if undecodable:
                 progress.advance(await ks.client.unlink(*set(undecodable)))
+    # The data the feed described is gone or replaced: consumers resuming must re-read.
+    await feed.restart(ks.client, ks.schema.names.changes_key())
     with Progress("restore", total=total) as progress:
         batch: list[Record] = []
         size = 0

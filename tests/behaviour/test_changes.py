@@ -152,3 +152,10 @@ async def test_events_are_in_commit_order(ks: Keyspace) -> None:
         *[("create", d) for d in drivers],
         *[("delete", d) for d in reversed(drivers)],
     ]
+
+
+async def test_nothing_follows_the_largest_id(ks: Keyspace) -> None:
+    # Review 20b: an exclusive range from the largest id is refused by Redis (it was a 500).
+    await f.user(ks, "Ada")
+    largest = (2**64 - 1, 2**64 - 1)
+    assert await feed.after(ks.client, ks.schema.names.changes_key(), largest) == []

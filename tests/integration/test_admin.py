@@ -12,7 +12,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import DRIVER, QUEST, USER, Keyspace, connect, parse, search
+from keyspace import DRIVER, QUEST, USER, Keyspace, changes, connect, feed, parse, search
 from keyspace.server import EmbeddedRedis, free_port
 from scripts.cli import run_cli
 from scripts.exits import OK, REFUSED
@@ -116,11 +116,17 @@ async def test_reset_refuses_production_and_wipes_development(
     assert await cli(redis_server, "reset", "--yes-really") == REFUSED
     assert await real_client.exists("user:user_1") == 1
     await ks.patch_config({"system": {"mode": "development"}})
+    stream = ks.schema.names.changes_key()
+    before = await feed.after(real_client, stream, None, 10_000)
     assert await cli(redis_server, "reset", "--yes-really") == OK
     left = sorted([k async for k in real_client.scan_iter()])
-    assert left == [b"analytics:metrics", b"config:system"]
+    assert left == [b"analytics:metrics", b"config:system", stream.encode()]
     assert (await ks.get_config()).doc["system"]["mode"] == "production"
     assert (await f.user(ks, "B")).doc["user_id"] == "user_1"
+    # Review 20b: a consumer resuming from before the reset is told the feed began anew
+    # (410 gone), not handed the new user_1 as if its old mirror were still right.
+    info = await feed.info(real_client, stream)
+    assert changes.trimmed_past(changes.parse_id(before[-1]["id"]), info)
 
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
