@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import hdrs, web
+from redis.exceptions import RedisError
 
 from keyspace import changes as feed_events
 from keyspace import feed
@@ -183,6 +185,16 @@ def _stream_headers(request: web.Request) -> dict[str, str]:
     return headers
 
 
+async def _still_allowed(request: web.Request) -> bool:
+    """Whether the stream's token still acts as it did when the stream began: checked once
+    per heartbeat period, so a revoked token or a changed role stops following within it."""
+    who = caller(request)
+    try:
+        return await keyspace(request).tokens.role_of(who.token_hash) == who.role
+    except RedisError:
+        return False  # cannot tell: end the stream; the client resumes with Last-Event-ID
+
+
 async def _stream(
     request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None
 ) -> web.StreamResponse:
@@ -205,7 +217,12 @@ async def _stream(
             if position == sent:
                 break
             sent = position
+        checked = time.monotonic()
         while True:
+            if time.monotonic() - checked >= heartbeat:
+                if not await _still_allowed(request):
+                    break  # revoked, or its role changed: the client reconnects and is told
+                checked = time.monotonic()
             try:
                 async with asyncio.timeout(heartbeat):
                     live = await sub.queue.get()

@@ -367,6 +367,14 @@ class Tokens:
             del self._owners[next(iter(self._owners))]  # the oldest hint
         self._owners[digest] = user_id
 
+    async def role_of(self, digest: str) -> str | None:
+        """The role a token acts with now (None: revoked, expired or its user deleted),
+        without a rate-limit decision: for a long-lived request re-checking its caller."""
+        if self.is_operator(digest):
+            return "admin"  # the operator acts as an admin (authorize.lua)
+        role = await self.scripts.client.hget(self.names.token_key(digest), "role")
+        return None if role is None else _text(role)
+
     async def owner(self, digest: str) -> str:
         user_id = await self.scripts.client.hget(self.names.token_key(digest), "user_id")
         if user_id is None:

@@ -226,3 +226,19 @@ async def test_events_of_sealed_documents_carry_no_field(redis: Redis) -> None:
         assert b"secret@example.com" not in raw.lower()
         (event,) = orjson.loads(raw)["events"]
         assert set(event) == {"id", "op", "collection", "doc_id", "revision", "at"}
+
+
+async def test_a_revoked_tokens_stream_ends_within_a_heartbeat(redis: Redis) -> None:
+    # Review 20b: the caller was checked once, at connect; a revoked token kept following.
+    async with serving(redis, settings(system="normaldance")) as api:
+        user = await created(api, "users", {"email": "r@example.com", "username": "revoked"})
+        resp = await api.post(f"/api/users/{user['id']}/tokens", json={})
+        member = bearer((await resp.json())["token"])
+        stream = await api.get("/api/changes?collections=users", headers=member)
+        assert stream.status == 200
+        assert (await api.delete("/api/tokens/current", headers=member)).status == 204
+        async with asyncio.timeout(5):  # heartbeats every 0.2 s; the end comes after one
+            while await stream.content.readline():
+                pass
+        again = await api.get("/api/changes?collections=users", headers=JSON | member)
+        assert again.status == 401
