@@ -26,6 +26,7 @@ from tests.api.test_collections import collab_body, driver_body, user_body
 
 Client = TestClient[web.Request, web.Application]
 KEY = {"Idempotency-Key": "order-7f3a"}
+JSON_TYPE = "application/json"
 
 
 def _redis(api: Client) -> Redis:
@@ -237,7 +238,7 @@ async def test_a_create_whose_reply_was_lost_is_answered_by_its_retry(
     redis_server: EmbeddedRedis, transport: str
 ) -> None:
     """The connection drops after the commit ran: the client hears 503, retries with its
-    key, and meets the document it created: one document, one counter increment."""
+    key, and meets the document it created: one document, one event, one counter increment."""
     pipelined = transport == "pipelined"
     client = connect(redis_server.url, pipelining=pipelined)
     lose = (_lose_the_commit_on_the_pipeline if pipelined else _lose_the_commit_on_the_pool)(client)
@@ -261,6 +262,11 @@ async def test_a_create_whose_reply_was_lost_is_answered_by_its_retry(
         assert await client.get("driver_counter") == b"1"
         twice = await api.post("/api/drivers", json=driver_body(user_id), headers=KEY)
         assert await twice.read() == await retried.read()
+        feed = await api.get("/api/changes?collections=drivers", headers={"Accept": JSON_TYPE})
+        events = (await feed.json())["events"]
+        assert [(e["op"], e["doc_id"], e["revision"]) for e in events] == [
+            ("create", "driver_1", stored.headers["ETag"].strip('"'))
+        ]
     await client.aclose()
 
 
