@@ -9,7 +9,7 @@ from .changes import DEFAULT_LIMIT, EVENT_STREAM, JSON, MAX_LIMIT, MAX_WAIT, eve
 
 PATH = "/api/changes"
 
-EVENT_ID = {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"}
+EVENT_ID = {"type": "string", "pattern": r"^[0-9]{1,20}(-[0-9]{1,20})?$"}  # <ms> alone: <ms>-0
 
 
 def components(out: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ OPS = ("create", "update", "delete")
 
 MAX_PART = 2**64 - 1  # both halves of a stream id are unsigned 64-bit integers
 
-_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_ID_RE = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")  # <ms> alone: <ms>-0, as Redis reads it
 
 EventId = tuple[int, int]
 
@@ -40,11 +40,12 @@ DEFAULT_CAP = ChangeCap()
 
 
 def parse_id(text: str) -> EventId:
-    """``<ms>-<seq>`` as a pair of integers, ValueError for anything else."""
+    """``<ms>-<seq>`` (or ``<ms>``, read as ``<ms>-0`` like Redis does: ``since=0`` is from the
+    start) as a pair of integers, ValueError for anything else."""
     found = _ID_RE.fullmatch(text.strip())
     if found is None:
         raise ValueError("an event id is <milliseconds>-<sequence>, e.g. 1700000000000-0")
-    ms, seq = int(found.group(1)), int(found.group(2))
+    ms, seq = int(found.group(1)), int(found.group(2) or 0)
     if ms > MAX_PART or seq > MAX_PART:
         raise ValueError("an event id's parts are 64-bit unsigned integers")
     return ms, seq

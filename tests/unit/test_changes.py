@@ -38,8 +38,13 @@ def test_event_ids_parse_and_format(text: str, parsed: tuple[int, int]) -> None:
     assert format_id(parsed) == text.strip()
 
 
+def test_a_milliseconds_only_id_is_its_first_sequence_as_redis_reads_it() -> None:
+    assert parse_id("0") == (0, 0)
+    assert parse_id("1700000000000") == (1700000000000, 0)
+
+
 @pytest.mark.parametrize(
-    "text", ["", "5", "5-", "-5", "a-1", "1-2-3", "1.5-0", f"{2**64}-0", "1-" + "9" * 21]
+    "text", ["", "5-", "-5", "a-1", "1-2-3", "1.5-0", f"{2**64}-0", "1-" + "9" * 21]
 )
 def test_malformed_event_ids_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="event id"):
