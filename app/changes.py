@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ from keyspace import feed
 from .auth import caller
 from .cors import EXPOSE_HEADERS, allowed_origin
 from .errors import ApiError
-from .feed_hub import Hub, hub_context
+from .feed_hub import Hub, Subscriber, hub_context
 from .policy import require_admin
 from .routing import Route
 from .state import KEYSPACE, RATE_HEADERS, SETTINGS, keyspace, system
@@ -186,8 +185,8 @@ def _stream_headers(request: web.Request) -> dict[str, str]:
 
 
 async def _still_allowed(request: web.Request) -> bool:
-    """Whether the stream's token still acts as it did when the stream began: checked once
-    per heartbeat period, so a revoked token or a changed role stops following within it."""
+    """Whether the stream's token still acts as it did when the stream began (a revoked
+    token, a deleted user or a changed role ends the stream)."""
     who = caller(request)
     try:
         return await keyspace(request).tokens.role_of(who.token_hash) == who.role
@@ -195,11 +194,42 @@ async def _still_allowed(request: web.Request) -> bool:
         return False  # cannot tell: end the stream; the client resumes with Last-Event-ID
 
 
+async def _follow(
+    request: web.Request,
+    response: web.StreamResponse,
+    sub: Subscriber,
+    sent: feed_events.EventId | None,
+) -> None:
+    """Send the live queue until the subscriber is dropped or its token no longer acts as it
+    did: checked before each batch of events is sent and at each heartbeat (one lookup per
+    batch, however many events it holds)."""
+    heartbeat = request.app[SETTINGS].changes_heartbeat
+    while True:
+        try:
+            async with asyncio.timeout(heartbeat):
+                batch = [await sub.queue.get()]
+        except TimeoutError:
+            if not await _still_allowed(request):
+                return
+            await response.write(feed_events.HEARTBEAT)
+            continue
+        while not sub.queue.empty():
+            batch.append(sub.queue.get_nowait())
+        if not await _still_allowed(request):
+            return  # revoked, or its role changed: the client reconnects and is told
+        for live in batch:
+            if live is None:  # dropped
+                return
+            at = feed_events.parse_id(live["id"])
+            if sent is None or at > sent:
+                await response.write(feed_events.sse(live))
+                sent = at
+
+
 async def _stream(
     request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None
 ) -> web.StreamResponse:
     hub = request.app[HUB]
-    heartbeat = request.app[SETTINGS].changes_heartbeat
     await _ready(hub)
     sub = hub.subscribe(wanted)
     transport = request.transport
@@ -217,24 +247,7 @@ async def _stream(
             if position == sent:
                 break
             sent = position
-        checked = time.monotonic()
-        while True:
-            if time.monotonic() - checked >= heartbeat:
-                if not await _still_allowed(request):
-                    break  # revoked, or its role changed: the client reconnects and is told
-                checked = time.monotonic()
-            try:
-                async with asyncio.timeout(heartbeat):
-                    live = await sub.queue.get()
-            except TimeoutError:
-                await response.write(feed_events.HEARTBEAT)
-                continue
-            if live is None:  # dropped
-                break
-            if sent is not None and feed_events.parse_id(live["id"]) <= sent:
-                continue
-            await response.write(feed_events.sse(live))
-            sent = feed_events.parse_id(live["id"])
+        await _follow(request, response, sub, sent)
     except ConnectionError:
         if not sub.dropped.is_set():
             raise
