@@ -52,6 +52,9 @@ class Subscriber:
         self.on_drop()
 
 
+READER_TASK = "change-feed reader"
+
+
 class Hub:
     """The process's one reader of the feed ``key`` on ``client``."""
 
@@ -72,7 +75,7 @@ class Hub:
     async def start(self) -> None:
         """Start reading; the app starts serving meanwhile (a worker whose Redis is not there
         yet must still answer), and subscribers wait for :attr:`ready`."""
-        self._task = asyncio.create_task(self._run(), name="change-feed reader")
+        self._task = asyncio.create_task(self._run(), name=READER_TASK)
 
     async def stop(self) -> None:
         for sub in list(self.subscribers):
