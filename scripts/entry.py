@@ -3,6 +3,7 @@ they import (seconds on a loaded machine) exits 130 with a message, never a trac
 
 from __future__ import annotations
 
+import os
 import sys
 
 INTERRUPTED = 130
@@ -13,5 +14,9 @@ def main() -> int:
         from .cli import main as run
     except KeyboardInterrupt:  # nothing written yet
         print("\ninterrupted before any write", file=sys.stderr)
-        return INTERRUPTED
+        sys.stderr.flush()
+        # An interrupt met inside a module's import-time C code can leave CPython's
+        # "unhandled KeyboardInterrupt" mark set although it was handled here: a normal exit
+        # then kills the process with SIGINT (-2, seen on a loaded machine). Nothing is open.
+        os._exit(INTERRUPTED)
     return run()
