@@ -10,6 +10,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from keyspace import MAX_BATCH
+
 from .conftest import (
     BODY_LIMIT,
     COLLECTIONS,
@@ -123,7 +125,7 @@ def bodies(collection: str, valid: dict[str, Any]) -> list[bytes | dict[str, Any
         {**valid, "user_id": 5},
         {**valid, "user_id": ["user_1"]},
         {f"k{n}": n for n in range(4000)},
-        [valid] * 500,
+        [valid] * (MAX_BATCH + 1),  # one past a batch create's limit (413); no array updates
     ]
 
 
