@@ -88,7 +88,17 @@ def amend(op: dict[str, Any]) -> None:
         "': keep-alive' comments while idle), or a JSON page when asked for"
     )
     ok["content"] = {
-        EVENT_STREAM: {"schema": {"type": "string"}},
+        # Each server-sent event as its fields (``data``: one event of ChangePage, as JSON).
+        EVENT_STREAM: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": EVENT_ID,
+                    "event": {"type": "string", "enum": ["change"]},
+                    "data": {"type": "string", "contentMediaType": JSON},
+                },
+            }
+        },
         JSON: {"schema": {"$ref": "#/components/schemas/ChangePage"}},
     }
     op["responses"]["410"]["description"] = (
