@@ -19,9 +19,12 @@ docs/scaling.md between its markers (tests/unit/test_cluster_plan.py checks they
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import re
+import uuid
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from fakeredis.commands_mixins.scripting_mixin import ScriptingCommandsMixin
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from keyspace import systems
+from keyspace import ids, systems
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import BULK, Scripts, Sent
 from keyspace.testing.fakes import give_sha1hex
@@ -177,6 +180,25 @@ def _install(recorder: Recorder) -> Callable[[], None]:
     return restore
 
 
+@contextlib.contextmanager
+def _deterministic_ids() -> Iterator[None]:
+    """Generated ids from a fixed sequence: a cuid holds the clock, the host and the pid, so
+    the slots a batch's fresh documents hash to (and the table's counts) would vary from run
+    to run and machine to machine."""
+    step = itertools.count(1)
+    clock = type("Clock", (), {"time_ns": staticmethod(lambda: next(step) * 1_000_000)})
+    draws = type("Draws", (), {"randbelow": staticmethod(lambda n: next(step) % n)})
+    uuids = type("Uuids", (), {"uuid4": staticmethod(lambda: uuid.UUID(int=next(step)))})
+    fixed = {"time": clock, "secrets": draws, "uuid": uuids}
+    fixed |= {"_fingerprint": lambda: "0000", "_next_count": lambda: next(step)}
+    saved = {name: getattr(ids, name) for name in fixed}
+    vars(ids).update(fixed)
+    try:
+        yield
+    finally:
+        vars(ids).update(saved)
+
+
 def measure() -> Recorder:
     give_sha1hex()  # commit.lua names revisions with it (run outside pytest too)
     recorder = Recorder()
@@ -186,11 +208,12 @@ def measure() -> Recorder:
 
     restore = _install(recorder)
     try:
-        for name in systems.names():
-            asyncio.run(drive(name, mark))
+        with _deterministic_ids():
+            for name in systems.names():
+                asyncio.run(drive(name, mark))
+        return recorder
     finally:
         restore()
-    return recorder
 
 
 def by_script(seen: dict[tuple[str, str], Tally]) -> dict[str, Tally]:
