@@ -22,8 +22,8 @@ import asyncio
 import contextlib
 import itertools
 import re
-import uuid
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
