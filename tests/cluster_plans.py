@@ -189,7 +189,7 @@ def _deterministic_ids() -> Iterator[None]:
     clock = type("Clock", (), {"time_ns": staticmethod(lambda: next(step) * 1_000_000)})
     draws = type("Draws", (), {"randbelow": staticmethod(lambda n: next(step) % n)})
     uuids = type("Uuids", (), {"uuid4": staticmethod(lambda: uuid.UUID(int=next(step)))})
-    fixed = {"time": clock, "secrets": draws, "uuid": uuids}
+    fixed: dict[str, object] = {"time": clock, "secrets": draws, "uuid": uuids}
     fixed |= {"_fingerprint": lambda: "0000", "_next_count": lambda: next(step)}
     saved = {name: getattr(ids, name) for name in fixed}
     vars(ids).update(fixed)
