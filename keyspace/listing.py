@@ -151,17 +151,25 @@ async def _read_index(
     client: Redis, spec: EntitySpec, q: query.Query
 ) -> tuple[int | None, list[Any]]:
     """The match count (None when not asked) and the rows of one page, read in one MULTI so
-    both see one state; again without shadows when the guard finds odd-marked documents."""
+    both see one state; again without shadows when the guard finds odd-marked documents.
+    A page that :func:`pages.windows` applies to is tried in its windows first."""
     alias = spec.names.index_alias(spec.prefix)
     for shadows in (True, False):
-        read = pages.page_read(alias, spec, q, shadows=shadows)
-        extra = [c for c in (read.count, read.guard) if c is not None]
-        found, *replies = await ask_index(client, spec, read.page, *extra)
-        if read.guard is not None and int(replies[-1][0]) > 0:
-            continue  # a time the shadows cannot answer for: the string FILTERs do
-        if read.total_from_page:
-            return int(found[0]), found[1:]
-        return (None if read.count is None else _count(replies[0])), found[1:]
+        full = pages.page_read(alias, spec, q, shadows=shadows)
+        reads = [
+            pages.page_read(alias, spec, w, shadows=shadows)
+            for w in pages.windows(spec, q, shadows=shadows)
+        ]
+        for read in [*reads, full]:
+            extra = [c for c in (read.count, read.guard) if c is not None]
+            found, *replies = await ask_index(client, spec, read.page, *extra)
+            if read.guard is not None and int(replies[-1][0]) > 0:
+                break  # a time the shadows cannot answer for: the string FILTERs do
+            if read is not full and len(found) - 1 <= q.limit:
+                continue  # the window does not fill the page: a wider one might
+            if read.total_from_page:
+                return int(found[0]), found[1:]
+            return (None if read.count is None else _count(replies[0])), found[1:]
     raise AssertionError("a read without shadows has no guard")
 
 

@@ -49,7 +49,7 @@ from one definition. Entities without such fields index their documents directly
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .codec import normalize_iso
@@ -82,6 +82,12 @@ def epoch_micros(canonical: str) -> int:
     """Microseconds since 1970 of a timestamp in the stored naive-UTC form."""
     delta = datetime.fromisoformat(canonical) - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def micros_time(micros: int) -> str:
+    """The canonical timestamp ``micros`` microseconds after 1970 (:func:`epoch_micros`'s
+    inverse)."""
+    return normalize_iso((_EPOCH + timedelta(microseconds=micros)).isoformat())
 
 
 def shadow(value: Any) -> int | None:

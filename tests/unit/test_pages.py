@@ -10,7 +10,7 @@ import pytest
 
 from keyspace import codec
 from keyspace.errors import ValidationFailed
-from keyspace.pages import page_read
+from keyspace.pages import page_read, windows
 from keyspace.projection import project, shadow
 from keyspace.query import compile_search, encode_cursor, parse
 from keyspace.systems.multiframe.entities import DRIVER, NFT
@@ -153,3 +153,62 @@ def test_a_projection_holds_the_shadow_and_entities_without_time_none() -> None:
     assert shown["_us_timestamp"] == shadow("2025-05-02T10:00:00") and "_odd_timestamp" not in shown
     assert list(shown)[:2] == ["driver_id", "user_id"]
     assert not any(k.startswith("_") for k in project(NFT, {"nft_id": "n", "user_id": "u"}))
+
+
+def _window_ranges(
+    params: dict[str, list[str]], shadows: bool = True
+) -> list[tuple[object, object]]:
+    query = parse(DRIVER, {**params, "count": ["none"]})
+    return [
+        (w.ranges[0][1].low, w.ranges[0][1].high) for w in windows(DRIVER, query, shadows=shadows)
+    ]
+
+
+def test_windows_are_the_top_of_a_bounded_sort_range_newest_first_and_oldest_first() -> None:
+    day = {"timestamp_min": ["2025-05-01T00:00:00"], "timestamp_max": ["2025-05-01T08:00:00"]}
+    assert _window_ranges({**day, "sort": ["-timestamp"]}) == [
+        ("2025-05-01T07:45:00", "2025-05-01T08:00:00"),
+        ("2025-05-01T06:00:00", "2025-05-01T08:00:00"),
+    ]
+    assert _window_ranges({**day, "sort": ["timestamp"]}) == [
+        ("2025-05-01T00:00:00", "2025-05-01T00:15:00"),
+        ("2025-05-01T00:00:00", "2025-05-01T02:00:00"),
+    ]
+    cores = {"cores_min": ["0"], "cores_max": ["3200"], "sort": ["-cores"]}
+    assert _window_ranges(cores) == [(3100.0, 3200), (2400.0, 3200)]
+
+
+def test_a_window_cut_is_whole_microseconds_inside_the_range() -> None:
+    tiny = {
+        "timestamp_min": ["2025-05-01T00:00:00"],
+        "timestamp_max": ["2025-05-01T00:00:00.000003"],
+    }
+    for low, high in _window_ranges({**tiny, "sort": ["-timestamp"]}):
+        assert "2025-05-01T00:00:00" <= str(low) <= str(high) == "2025-05-01T00:00:00.000003"
+        assert codec.normalize_iso(str(low)) == low
+
+
+def test_windows_follow_a_cursor_and_keep_it() -> None:
+    params = {"cores_min": ["0"], "cores_max": ["3200"], "sort": ["-cores"], "count": ["none"]}
+    token = encode_cursor(DRIVER, parse(DRIVER, params), doc("driver_7", 1600))
+    query = parse(DRIVER, {**params, "cursor": [token]})
+    found = windows(DRIVER, query, shadows=True)
+    assert [(w.ranges[0][1].low, w.ranges[0][1].high) for w in found] == [
+        (1550.0, 1600),
+        (1200.0, 1600),
+    ]
+    assert all(w.after == query.after for w in found)
+
+
+def test_no_windows_where_they_could_cost_more_than_they_save() -> None:
+    ranged = {"cores_min": ["0"], "cores_max": ["3200"], "sort": ["-cores"]}
+    assert windows(DRIVER, parse(DRIVER, ranged), shadows=True) == []  # a total is asked
+    assert _window_ranges({**ranged, "status": ["optimized"]}) == []  # another condition
+    assert _window_ranges({**ranged, "version": ["2.1.0"]}) == []  # an equality
+    assert _window_ranges({"cores_min": ["0"], "sort": ["-cores"]}) == []  # unbounded
+    assert _window_ranges({**ranged, "sort": ["-timestamp"]}) == []  # not the sort field
+    assert _window_ranges({"cores_min": ["5"], "cores_max": ["5"], "sort": ["cores"]}) == []
+    times = {"timestamp_min": ["2025-05-01T00:00:00"], "timestamp_max": ["2025-05-02T00:00:00"]}
+    assert _window_ranges({**times, "sort": ["-timestamp"]}, shadows=False) == []  # FILTERs
+    far = {"timestamp_min": ["2025-05-01T00:00:00"], "timestamp_max": ["2300-01-01T00:00:00"]}
+    assert _window_ranges({**far, "sort": ["-timestamp"]}) == []  # past the exact shadows
