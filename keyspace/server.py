@@ -9,8 +9,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Self
@@ -157,6 +158,32 @@ def _take_over(data_dir: Path, wait: float) -> int:
     with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
         os.kill(orphan, signal.SIGTERM)
     return _claim(data_dir, _ORPHAN_WAIT)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Stop signals arriving inside the block take effect at its end. A Ctrl-C raised inside
+    ``subprocess.Popen`` after its fork leaves a child nobody knows the pid of: an embedded
+    server that outlived its launcher and held the data directory (seen in CI). Only the main
+    thread can set handlers; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {
+        held: signal.signal(held, lambda signum, _: caught.append(signum)) for held in _HELD
+    }
+    try:
+        yield
+    finally:
+        for held, handler in previous.items():
+            if handler is not None:  # None: set outside Python, which cannot restore it
+                signal.signal(held, handler)
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 class EmbeddedRedis:
@@ -325,7 +352,7 @@ class EmbeddedRedis:
         self.stop()
 
     def _spawn(self, cmd: list[str], lock: int) -> subprocess.Popen[bytes]:
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, _signals_held():
             self._log_offset = log.tell()
             try:
                 self._proc = subprocess.Popen(
