@@ -43,7 +43,7 @@ def test_a_ctrl_c_right_after_the_fork_leaves_no_child_behind(
         time.sleep(0.05)
         return child
 
-    monkeypatch.setattr(server.subprocess, "Popen", interrupted)
+    monkeypatch.setattr(subprocess, "Popen", interrupted)  # the module keyspace.server calls
     embedded = EmbeddedRedis(tmp_path / "data", port=free_port())
     with pytest.raises(KeyboardInterrupt):
         embedded.start(timeout=5)
