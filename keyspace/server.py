@@ -169,7 +169,9 @@ def _signals_held() -> Iterator[None]:
     ``subprocess.Popen`` after its fork leaves a child nobody knows the pid of: an embedded
     server that outlived its launcher and held the data directory (seen in CI). Only the main
     thread can set handlers; elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    # A handler set outside Python reads as None and could not be put back: no hold then.
+    if not main or any(signal.getsignal(held) is None for held in _HELD):
         yield
         return
     caught: list[int] = []
@@ -180,8 +182,7 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         for held, handler in previous.items():
-            if handler is not None:  # None: set outside Python, which cannot restore it
-                signal.signal(held, handler)
+            signal.signal(held, handler)
         for signum in caught:
             signal.raise_signal(signum)
 
