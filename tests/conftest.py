@@ -5,6 +5,7 @@ every fakeredis client and Keyspace here, so the kit is exercised by the whole s
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from keyspace.testing.fakes import give_sha1hex
 
 # Tests that build fakeredis clients themselves run commit.lua too, which calls redis.sha1hex.
 give_sha1hex()
+
+# A suite started in the background by a shell without job control (`make test &`, nohup)
+# inherits an ignored SIGINT, and so would every service and CLI the tests start and then
+# stop with Ctrl-C: they would never see it. Handled here, the children start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class OperatorServer(EmbeddedRedis):
