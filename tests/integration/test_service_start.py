@@ -261,9 +261,12 @@ def test_a_signal_while_the_embedded_redis_starts_leaves_no_server_behind(
         assert not children(proc.pid)
         _wait("the data directory is free again", 10, lambda: _lock_is_free(data_dir))
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # the signal did not stop it: no server may outlive the test
+            orphans = children(proc.pid)
             proc.kill()
             proc.wait()
+            for pid in orphans:
+                os.kill(pid, signal.SIGKILL)
     with service(data_dir, free_port()):  # the next start is not refused
         pass
 
