@@ -10,14 +10,13 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import aggregating, batch, codec, inventory, keys, listing, search, upgrade, vectors
+from . import aggregating, batch, inventory, listing, members, search, upgrade, vectors
 from .aggregate import Aggregation, Result
 from .capabilities import Capabilities, probe
 from .changes import ChangeCap
 from .connection import call, check_client
-from .documents import validate
 from .durability import Durability
-from .errors import Contention, NotFound, ValidationFailed
+from .errors import Contention
 from .keyring import Keys
 from .listing import Page
 from .locks import Locks
@@ -408,15 +407,6 @@ class Keyspace:
 
     # Array membership (collab collaborators) ----------------------------------------------
 
-    def _many(self, spec: EntitySpec, field: str, member: str) -> None:
-        if not any(r.field == field and r.many for r in spec.references):
-            raise ValueError(f"{spec.name}.{field} is not a list of references")
-        if not isinstance(member, str) or not member:
-            raise ValidationFailed(
-                f"{field}: member must be an id",
-                details=[{"field": field, "message": "must be an id"}],
-            )
-
     async def add_member(
         self,
         spec: EntitySpec,
@@ -428,14 +418,8 @@ class Keyspace:
         guard: Guard | None = None,
     ) -> Stored:
         """Add ``member`` to the array ``field`` once; adding a present member changes nothing."""
-        self._many(spec, field, member)
-
-        def add(old: dict[str, Any]) -> dict[str, Any]:
-            current = list(old.get(field, []))
-            new = {**old, field: current if member in current else [*current, member]}
-            return validate(spec.model, new)
-
-        return await self.documents.update(spec, doc_id, add, if_revision, guard)
+        edit = members.adding(spec, field, member)
+        return await self.documents.update(spec, doc_id, edit, if_revision, guard)
 
     async def remove_member(
         self,
@@ -448,17 +432,8 @@ class Keyspace:
         guard: Guard | None = None,
     ) -> Stored:
         """Remove ``member`` from the array ``field``; NotFound when it is not there."""
-        self._many(spec, field, member)
-
-        def remove(old: dict[str, Any]) -> dict[str, Any]:
-            current = list(old.get(field, []))
-            if member not in current:
-                raise NotFound(f"{member!r} is not in {spec.name} {doc_id} {field}")
-            return {**old, field: [m for m in current if m != member]}
-
-        return await self.documents.update(spec, doc_id, remove, if_revision, guard)
-
-    # Singletons -----------------------------------------------------------------------------
+        edit = members.removing(spec, doc_id, field, member)
+        return await self.documents.update(spec, doc_id, edit, if_revision, guard)
 
     async def reference_owners(
         self, spec: EntitySpec, doc: Mapping[str, Any]
@@ -466,25 +441,9 @@ class Keyspace:
         """For each single reference of ``doc`` to an entity that has owners (other than the
         users themselves), the owner of the document it names (None: missing or ownerless),
         in one pipelined read; no I/O when there is none."""
-        asked: list[tuple[str, str, str]] = []  # field, target key, owner path
-        for ref in spec.references:
-            target = self.schema.entity(ref.target)
-            value = doc.get(ref.field) if isinstance(doc, Mapping) else None
-            if ref.many or target.owner is None or target.satellites is not None:
-                continue
-            if isinstance(value, str) and keys.is_lookup_id(value):
-                asked.append((ref.field, target.key(value), "$." + target.owner))
-        if not asked:
-            return {}
-        async with self.client.pipeline(transaction=False) as pipe:
-            for _, key, path in asked:
-                pipe.execute_command("JSON.GET", key, path)
-            replies = await pipe.execute(raise_on_error=False)
-        out: dict[str, str | None] = {}
-        for (field, _, _), reply in zip(asked, replies, strict=True):
-            found = codec.loads(reply) if isinstance(reply, bytes) else None
-            out[field] = found[0] if isinstance(found, list) and found else None
-        return out
+        return await members.reference_owners(self.client, self.schema, spec, doc)
+
+    # Singletons -----------------------------------------------------------------------------
 
     @property
     def settings_spec(self) -> SingletonSpec:
