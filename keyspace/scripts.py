@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
@@ -31,37 +30,15 @@ from .changes import DEFAULT_CAP, ChangeCap
 from .connection import Pool
 from .durability import Durability, written
 from .errors import Paused
+from .lua_sources import (
+    authorized_commit_source,
+    batch_commit_source,
+    bulk_commit_source,
+    source,
+)
 from .pipelining import pipeliner
 from .plan import Arg, Plan
 from .schema import EntitySpec
-
-
-def _source(name: str) -> str:
-    return resources.files("keyspace").joinpath("lua", name).read_text(encoding="utf-8")
-
-
-def _as_function(name: str, source: str) -> str:
-    # A script's KEYS and ARGV become the function's parameters: the file runs unchanged.
-    return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
-
-
-def bulk_commit_source() -> str:
-    """commit.lua as a function, then ``bulk_commit.lua`` calling it for each plan."""
-    return _as_function("commit", _source("commit.lua")) + _source("bulk_commit.lua")
-
-
-def batch_commit_source() -> str:
-    """commit.lua as a function, then ``batch_commit.lua``: every plan or none."""
-    return _as_function("commit", _source("commit.lua")) + _source("batch_commit.lua")
-
-
-def authorized_commit_source() -> str:
-    """authorize.lua and commit.lua as functions, then ``authorized_commit.lua`` calling both."""
-    return (
-        _as_function("authorize", _source("authorize.lua"))
-        + _as_function("commit", _source("commit.lua"))
-        + _source("authorized_commit.lua")
-    )
 
 
 @dataclass(frozen=True)
@@ -213,16 +190,16 @@ class Scripts:
         self.changes_cap = changes_cap or ChangeCap()
         # WAIT needs the connection that wrote: durable writes keep to the pool.
         self._pipeliner = pipeliner(client)
-        self._commit = client.register_script(_source("commit.lua"))
-        self._authorize = client.register_script(_source("authorize.lua"))
-        self._chip_metrics = client.register_script(_source("chip_metrics.lua"))
+        self._commit = client.register_script(source("commit.lua"))
+        self._authorize = client.register_script(source("authorize.lua"))
+        self._chip_metrics = client.register_script(source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
         self._bulk_commit = client.register_script(bulk_commit_source())
         self._batch_commit = client.register_script(batch_commit_source())
-        self._lock = client.register_script(_source("lock.lua"))
-        self._oplog = client.register_script(_source("oplog.lua"))
-        self._cache = client.register_script(_source("cache.lua"))
-        self._profile = client.register_script(_source("profile.lua"))
+        self._lock = client.register_script(source("lock.lua"))
+        self._oplog = client.register_script(source("oplog.lua"))
+        self._cache = client.register_script(source("cache.lua"))
+        self._profile = client.register_script(source("profile.lua"))
 
     async def _run(
         self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool, wait: bool

@@ -35,7 +35,7 @@ from app import startup as app_startup
 from keyspace import DRIVER, Keyspace, NotReady, codec, connect, parse, search
 from keyspace.connection import call
 from keyspace.engine import UNAVAILABLE_BACKOFF_S
-from keyspace.scripts import authorized_commit_source
+from keyspace.lua_sources import authorized_commit_source
 from keyspace.server import EmbeddedRedis
 from scripts import generate
 from scripts.check import inspect

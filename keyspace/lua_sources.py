@@ -1,0 +1,36 @@
+"""The Lua each registered script runs: a file of ``keyspace/lua``, or several composed, a
+file becoming a local function of the next (so ``commit.lua`` runs unchanged inside the
+scripts that call it)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def source(name: str) -> str:
+    """The text of ``keyspace/lua/<name>``."""
+    return resources.files("keyspace").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+def _as_function(name: str, source: str) -> str:
+    # A script's KEYS and ARGV become the function's parameters: the file runs unchanged.
+    return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
+
+
+def bulk_commit_source() -> str:
+    """commit.lua as a function, then ``bulk_commit.lua`` calling it for each plan."""
+    return _as_function("commit", source("commit.lua")) + source("bulk_commit.lua")
+
+
+def batch_commit_source() -> str:
+    """commit.lua as a function, then ``batch_commit.lua``: every plan or none."""
+    return _as_function("commit", source("commit.lua")) + source("batch_commit.lua")
+
+
+def authorized_commit_source() -> str:
+    """authorize.lua and commit.lua as functions, then ``authorized_commit.lua`` calling both."""
+    return (
+        _as_function("authorize", source("authorize.lua"))
+        + _as_function("commit", source("commit.lua"))
+        + source("authorized_commit.lua")
+    )
