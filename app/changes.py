@@ -151,10 +151,10 @@ async def _json_page(
     limit = _bounded(request, "limit", DEFAULT_LIMIT, MAX_LIMIT, 1)
     wait = _bounded(request, "wait", 0, MAX_WAIT, 0)
     hub = request.app[HUB]
-    if wait:
-        await _ready(hub)
     sub = hub.subscribe(wanted) if wait else None  # before reading: nothing falls between
     try:
+        if sub is not None:
+            await _ready(hub)
         events, position = await _page(request, wanted, after, limit)
         if not events and sub is not None:
             with contextlib.suppress(TimeoutError):
@@ -230,8 +230,12 @@ async def _stream(
     request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None
 ) -> web.StreamResponse:
     hub = request.app[HUB]
-    await _ready(hub)
     sub = hub.subscribe(wanted)
+    try:
+        await _ready(hub)
+    except BaseException:
+        hub.unsubscribe(sub)
+        raise
     transport = request.transport
     if transport is not None:
         sub.on_drop = transport.abort  # a writer blocked on a full socket ends at once

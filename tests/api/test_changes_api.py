@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from app.changes import HUB
 from app.config import Settings
 from keyspace import connect
 from keyspace.server import EmbeddedRedis
@@ -151,6 +152,31 @@ async def test_the_stream_follows_new_writes_and_resumes_with_last_event_id(api:
     assert [e["id"] for e in resumed[:2]] == [e["id"] for e in events[1:]]
     assert len({e["id"] for e in resumed}) == 4
     again.close()
+
+
+async def test_the_reader_reads_only_while_someone_follows(api: Client) -> None:
+    hub = api.app[HUB]
+    ids = [(await created(api, "users", user_body("Unfollowed")))["user_id"]]
+    await asyncio.sleep(0.1)
+    assert not hub.ready.is_set() and hub.position == (0, 0)  # no read without a subscriber
+    first = await api.get("/api/changes?collections=users&since=0")
+    second = await api.get("/api/changes?collections=users")
+    ids.append((await created(api, "users", user_body("Followed")))["user_id"])
+    assert [e["doc_id"] for e in await next_events(first, 2)] == ids
+    assert [e["doc_id"] for e in await next_events(second, 1)] == ids[1:]
+    first.close()
+    second.close()
+    async with asyncio.timeout(5):
+        while hub.subscribers or hub.ready.is_set():  # idle again once both left
+            await asyncio.sleep(0.05)
+    # Written while idle: the next subscriber reads them as history, then the live one, once.
+    for name in ("Idle1", "Idle2"):
+        ids.append((await created(api, "users", user_body(name)))["user_id"])
+    resp = await api.get("/api/changes?collections=users&since=0")
+    assert [e["doc_id"] for e in await next_events(resp, 4)] == ids
+    ids.append((await created(api, "users", user_body("Live")))["user_id"])
+    assert [e["doc_id"] for e in await next_events(resp, 1)] == ids[-1:]
+    resp.close()
 
 
 async def test_heartbeats_while_idle(api: Client) -> None:
