@@ -166,8 +166,10 @@ def query_value(field: Indexed, value: str) -> str:
 
 
 def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The projection of ``doc``: indexed fields by name, the id field first."""
+    """The projection of ``doc``: indexed fields by name, the id field first, then the time
+    shadows and odd marks."""
     out: dict[str, Any] = {}
+    marks: dict[str, Any] = {}
     for field in (spec.id_index, *spec.fields):
         value = get_path(doc, field.path)
         if value is None or field.name in out:
@@ -175,13 +177,12 @@ def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
         shown = index_value(field, value)
         if shown is not None:
             out[field.name] = shown
-    for field in spec.fields:
-        value = get_path(doc, field.path)
-        if not shadowed(field) or value is None:
-            continue
-        micros = shadow(value)
-        if micros is None:
-            out[ODD + field.name] = "1"
-        else:
-            out[SHADOW + field.name] = micros
+        if field.kind is FieldKind.TIME and not field.array:  # shadowed(field), inline: hot
+            micros = shadow(value)
+            if micros is None:
+                marks[ODD + field.name] = "1"
+            else:
+                marks[SHADOW + field.name] = micros
+    if marks:
+        out.update(marks)
     return out

@@ -490,9 +490,12 @@ def get_path(doc: Mapping[str, Any], path: str) -> Any:
         return doc.get(path)
     value: Any = doc
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if type(value) is dict:  # a missing step gives None, which ends the walk below
+            value = value.get(part)
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
             return None
-        value = value[part]
     return value
 
 
