@@ -13,6 +13,7 @@ import enum
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -337,19 +338,28 @@ class EntitySpec:
         """True when ids come from the entity's INCR counter."""
         return self.id_strategy is IdStrategy.COUNTER
 
-    def indexed(self, name: str) -> Indexed | None:
-        return next((f for f in self.fields if f.name == name), None)
+    # Derived from the frozen fields once per spec (cached_property writes the instance's
+    # __dict__, which a frozen dataclass allows): every write and list asks for them.
+    @cached_property
+    def _by_name(self) -> dict[str, Indexed]:
+        out: dict[str, Indexed] = {}
+        for f in self.fields:
+            out.setdefault(f.name, f)  # the first of a name, as a linear search finds it
+        return out
 
-    @property
+    def indexed(self, name: str) -> Indexed | None:
+        return self._by_name.get(name)
+
+    @cached_property
     def text_fields(self) -> tuple[Indexed, ...]:
         return tuple(f for f in self.fields if f.kind is FieldKind.TEXT)
 
-    @property
+    @cached_property
     def vector_field(self) -> Indexed | None:
         """The attribute nearness searches compare (keyspace.vectors), if the entity has one."""
         return next((f for f in self.fields if f.kind is FieldKind.VECTOR), None)
 
-    @property
+    @cached_property
     def id_index(self) -> Indexed:
         found = self.indexed(self.id_field)
         assert found is not None, f"{self.name} must index its id field"
