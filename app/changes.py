@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -124,11 +125,22 @@ def _key(request: web.Request) -> str:
     return system(request).schema.names.changes_key()
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What :func:`_page` read: the events, the id read up to (past events of other
+    collections too, so that the next page does not read them again), and whether it read
+    to the stream's end (else it stopped at ``limit`` events or at its scan bound)."""
+
+    events: list[dict[str, Any]]
+    position: feed_events.EventId | None
+    at_end: bool
+
+
 async def _page(
     request: web.Request, wanted: frozenset[str], after: feed_events.EventId | None, limit: int
-) -> tuple[list[dict[str, Any]], feed_events.EventId | None]:
-    """Up to ``limit`` events of ``wanted`` after ``after``, and the id read up to (past
-    events of other collections too, so that the next page does not read them again)."""
+) -> _Read:
+    """Up to ``limit`` events of ``wanted`` after ``after``, reading at most SCAN_PAGES
+    pages of the stream."""
     client, key = keyspace(request).client, _key(request)
     out: list[dict[str, Any]] = []
     position = after
@@ -139,10 +151,10 @@ async def _page(
                 out.append(event)
             position = feed_events.parse_id(event["id"])
             if len(out) == limit:
-                return out, position
+                return _Read(out, position, at_end=False)
         if len(events) < feed.PAGE:
-            break
-    return out, position
+            return _Read(out, position, at_end=True)
+    return _Read(out, position, at_end=False)
 
 
 async def _json_page(
@@ -155,12 +167,15 @@ async def _json_page(
     try:
         if sub is not None:
             await _ready(hub)
-        events, position = await _page(request, wanted, after, limit)
-        if not events and sub is not None:
+        read = await _page(request, wanted, after, limit)
+        # Nothing wanted in what the scan bound let it read, but more to read: answer at once
+        # (last_id advanced) rather than wait for news while older events wait unread.
+        if not read.events and read.at_end and sub is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await sub.queue.get()  # any event: the page reads them
-            events, position = await _page(request, wanted, position, limit)
+            read = await _page(request, wanted, read.position, limit)
+        events, position = read.events, read.position
     finally:
         if sub is not None:
             hub.unsubscribe(sub)
@@ -245,12 +260,12 @@ async def _stream(
         await response.write(feed_events.HEARTBEAT)  # the client knows at once that it is following
         sent = after
         while sent is not None:  # history first; then the live queue, without repeats
-            events, position = await _page(request, wanted, sent, MAX_LIMIT)
-            for old in events:
+            read = await _page(request, wanted, sent, MAX_LIMIT)
+            for old in read.events:
                 await response.write(feed_events.sse(old))
-            if position == sent:
+            if read.position == sent:
                 break
-            sent = position
+            sent = read.position
         await _follow(request, response, sub, sent)
     except ConnectionError:
         if not sub.dropped.is_set():

@@ -13,9 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+import app.changes as changes_api
 from app.changes import HUB
 from app.config import Settings
-from keyspace import connect
+from keyspace import connect, feed
 from keyspace.server import EmbeddedRedis
 from keyspace.testing import bearer, fake_redis_client, serving
 
@@ -130,6 +131,27 @@ async def test_a_long_poll_without_news_answers_empty_after_the_wait(api: Client
     body = await page(api, f"?since={first['last_id']}&wait=1")
     assert body == {"events": [], "last_id": first["last_id"]}
     assert user["user_id"] == first["events"][0]["doc_id"]
+
+
+async def test_a_long_poll_past_its_scan_bound_answers_at_once(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await created(api, "users", user_body("Owner"))
+    start = (await page(api, "?collections=users"))["last_id"]
+    for _ in range(12):
+        await created(api, "drivers", driver_body(user["user_id"]))
+    everything = (await page(api, f"?since={start}&limit=100"))["events"]
+    assert len(everything) == 12
+    monkeypatch.setattr(feed, "PAGE", 5)
+    monkeypatch.setattr(changes_api, "SCAN_PAGES", 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    body = await page(api, f"?since={start}&collections=users&wait=20")
+    # Ten drivers' events read (two pages of five), none wanted, two left unread: no wait.
+    assert body == {"events": [], "last_id": everything[9]["id"]}
+    assert loop.time() - started < 10
+    rest = await page(api, f"?since={body['last_id']}&collections=users&wait=1")
+    assert rest == {"events": [], "last_id": everything[11]["id"]}
 
 
 async def test_the_stream_follows_new_writes_and_resumes_with_last_event_id(api: Client) -> None:
