@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -29,7 +28,7 @@ from .auth import auth_middleware
 from .changes import install_feed
 from .config import Settings
 from .cors import cors_middleware
-from .errors import ApiError, Handler, client_gone, error_middleware, sent_path
+from .errors import ApiError, Handler, error_middleware, sent_path
 from .metrics import EXPOSITION, METRICS, Exposition, Metrics, RedisState
 from .routes import install, route_table
 from .routing import Route
@@ -37,26 +36,6 @@ from .startup import IndexWork, attach, cancel, keep_prepared, prepare_at_start
 from .state import ATTACHED, KEYSPACE, LIMITS, OPENAPI, SETTINGS, SYSTEM
 
 log = logging.getLogger("multiframe.api")
-
-
-@web.middleware
-async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path (as sent), status, duration."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except ConnectionError:
-        status = 499 if client_gone(request) else 500  # 499: nginx's "client closed request"
-        raise
-    finally:
-        elapsed = (time.perf_counter() - started) * 1000
-        log.info("%s %s %d %.1fms", request.method, sent_path(request), status, elapsed)
 
 
 ATTACH_WAIT_SECONDS = 1.0
@@ -169,10 +148,10 @@ def create_app(
     if client is None:
         settings.check_durability()
     # deliver sits outside error_middleware so error responses are sent under its timeout too.
-    # telemetry outermost: the request id is known to every log line, then the request counted.
+    # telemetry outermost: the request id is known to every log line, then the request logged
+    # and counted.
     middlewares = [
         tracing.telemetry,
-        access_log,
         deliver,
         cors_middleware,
         error_middleware,

@@ -22,8 +22,10 @@ from typing import Any
 from aiohttp import web
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from .errors import Handler, client_gone, current
+from .errors import Handler, client_gone, current, sent_path
 from .metrics import METRICS
+
+access = logging.getLogger("multiframe.api")  # one line per request (telemetry)
 
 HEADER = "X-Request-ID"
 VALID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -51,7 +53,8 @@ def bound(request_id: str) -> Iterator[None]:
 @web.middleware
 async def telemetry(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The outermost middleware: the request id for everything inside (logs, error bodies),
-    then the request's metrics (app/metrics.py) once its response is sent."""
+    then, once its response is sent, the access log line (method, path as sent, status,
+    duration) and the request's metrics (app/metrics.py)."""
     rid = choose(request.headers)
     request[REQUEST_ID] = rid
     token = current.set(rid)
@@ -68,13 +71,15 @@ async def telemetry(request: web.Request, handler: Handler) -> web.StreamRespons
         status = exc.status
         raise
     except ConnectionError:
-        status = 499 if client_gone(request) else 500  # as app/main.py's access log
+        status = 499 if client_gone(request) else 500  # 499: nginx's "client closed request"
         raise
     finally:
-        current.reset(token)
+        elapsed = time.perf_counter() - started
+        access.info("%s %s %d %.1fms", request.method, sent_path(request), status, elapsed * 1000)
+        current.reset(token)  # after the line: it carries the request id
         if metrics is not None:
             metrics.in_progress.dec()
-            metrics.finished(request, status, time.perf_counter() - started, response)
+            metrics.finished(request, status, elapsed, response)
 
 
 async def stamp(request: web.Request, response: web.StreamResponse) -> None:
