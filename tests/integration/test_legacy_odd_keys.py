@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 from keyspace import USER, Keyspace, connect
 from keyspace.server import EmbeddedRedis
 from scripts import legacy
-from scripts.check import inspect
 from scripts.cli import run_cli
 from scripts.exits import PROBLEMS
+from scripts.inspection import inspect
 from tests.integration.test_legacy import DUMP, GOOD, db1, imported
 
 pytestmark = pytest.mark.redis

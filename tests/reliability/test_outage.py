@@ -38,7 +38,7 @@ from keyspace.lua_sources import authorized_commit_source
 from keyspace.querying import UNAVAILABLE_BACKOFF_S
 from keyspace.server import EmbeddedRedis
 from scripts import generate
-from scripts.check import inspect
+from scripts.inspection import inspect
 
 from .conftest import AUTH, Figures, LiveApp, ServerFactory, reliability_settings
 
