@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -38,8 +37,7 @@ from redis.exceptions import ResponseError
 
 from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys, quarantine
 from keyspace.connection import call
-from keyspace.documents import for_create, validate
-from keyspace.errors import ValidationFailed
+from keyspace.documents import validate
 from keyspace.keyring import KeyringError
 from keyspace.keys import Names
 from keyspace.plan import Plan
@@ -48,6 +46,7 @@ from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 from . import counters
 from .args import positive_int
 from .exits import OK, PROBLEMS, Refused
+from .legacy_conversion import convert, convert_single
 from .legacy_summary import summary, write_report
 from .progress import Progress
 
@@ -59,7 +58,6 @@ RETRY = "changed while importing; re-run to retry"
 CONCURRENCY = 200  # commits in flight at once
 BATCH_BYTES = 16 * 2**20  # default budget of legacy values held at once
 MAX_VALUE = 64 * 2**20  # larger values are skipped unread: a valid record is under 1 MiB
-FAST_PARSE = 2**20  # orjson needs ~15 times a value's size while parsing it; json 2 to 5
 TOO_LARGE = b"\0too large"  # TYPE stand-in of a value skipped unread (its GET is its length)
 Record = tuple[str, bytes, dict[str, Any]]  # key, legacy string, converted document
 Read = tuple[str, bytes, Any]  # key, TYPE, GET reply (bytes, None, or an error for a non-string)
@@ -80,11 +78,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(setup=False)  # JSON.SET NX fails on legacy strings: run() sets up
 
 
-def _invalid(exc: ValidationFailed) -> str:
-    first = exc.details[0] if isinstance(exc.details, list) and exc.details else None
-    return f"{first['field']}: {first['message']}" if first else exc.message
-
-
 def _existing(kind: bytes, current: bytes | None, doc: Any) -> str:
     if current is None:
         return f"target key exists as a {kind.decode()} value"
@@ -95,17 +88,6 @@ def _rank(names: Names, prefix: str, key: str) -> tuple[int, str]:
     """Order of keys: seed-style numbers numerically (``user_2`` < ``user_10``), then ids."""
     doc_id = names.id_from_key(prefix, key)
     return keys.counter_value_of(prefix, doc_id) or sys.maxsize, doc_id
-
-
-def _loads(raw: bytes) -> Any:
-    """A legacy value's JSON; ValueError (or RecursionError) when it is none."""
-    if len(raw) <= FAST_PARSE:
-        return codec.loads(raw)
-    return json.loads(raw, parse_constant=_no_constant)  # less memory for large values
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _unread(kind: bytes) -> str:
@@ -235,7 +217,7 @@ class Importer:
             return ALREADY
         if kind != b"string":
             return _unread(kind)
-        doc = self.convert_single(spec, raw)
+        doc = convert_single(spec, raw)
         if isinstance(doc, str):
             return await self.quarantine(spec.name, spec.key, raw, doc)
         plan = Plan(self.ks.schema.names.pause_key())
@@ -254,34 +236,6 @@ class Importer:
         ok = self.dry_run or (await self.ks.commit(plan)).ok
         return "" if ok else RETRY
 
-    @staticmethod
-    def convert_single(spec: SingletonSpec, raw: bytes) -> dict[str, Any] | str:
-        """The singleton document for a legacy value, or why it cannot be imported."""
-        try:
-            return validate(spec.model, _loads(raw))
-        except (ValueError, RecursionError):
-            return "not valid JSON"
-        except ValidationFailed as exc:
-            return _invalid(exc)
-
-    def convert(self, spec: EntitySpec, key: str, raw: bytes) -> dict[str, Any] | str:
-        """The document for one legacy record, or why it cannot be imported."""
-        doc_id = self.ks.schema.names.id_from_key(spec.prefix, key)
-        try:
-            record = _loads(raw)
-        except (ValueError, RecursionError):
-            return "not valid JSON"
-        if not isinstance(record, dict):
-            return "not a JSON object"
-        if (stated := record.get(spec.id_field, doc_id)) != doc_id:
-            return f"{spec.id_field} {stated!r} does not match the key"
-        if spec.derive_id is not None and spec.derive_id(record) != doc_id:
-            return f"{spec.id_field} must be {spec.derive_id(record)!r} (nft_<user_id>_<chip_id>)"
-        try:
-            return for_create(spec, record, doc_id)
-        except ValidationFailed as exc:
-            return _invalid(exc)
-
     async def elect(self, spec: EntitySpec) -> None:
         """Pass 1: of valid legacy records sharing a unique value, the lowest id keeps it."""
         self.owners = {}
@@ -290,7 +244,7 @@ class Importer:
         async for batch in self.scan(spec, mark=False):
             async for group in self.read(batch):
                 for key, kind, raw in group:
-                    doc = self.convert(spec, key, raw) if kind == b"string" else ""
+                    doc = convert(self.ks.schema.names, spec, key, raw) if kind == b"string" else ""
                     if isinstance(doc, str):
                         continue
                     for u in spec.uniques:
@@ -420,7 +374,7 @@ class Importer:
                 tally["already"] += 1
                 top = max(top, keys.counter_value_of(spec.prefix, key.split(":", 1)[1]) or 0)
             elif kind == b"string":
-                doc = self.convert(spec, key, raw)
+                doc = convert(self.ks.schema.names, spec, key, raw)
                 if isinstance(doc, str):
                     faults.append((key, raw, doc))
                 else:
