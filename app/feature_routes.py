@@ -6,7 +6,8 @@ from __future__ import annotations
 from keyspace import EntitySpec
 
 from . import singletons
-from .resources import Locking, Nearest, Operations, Profiled
+from .locks import Locking, Operations
+from .resources import Nearest, Profiled
 from .routing import Param, Route, model_name, profile_schema, search_body
 
 

@@ -9,12 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keyspace import EntitySpec, FieldKind, Schema, System, vectors
+from keyspace import EntitySpec, Schema, System
 
 from . import (
     openapi_aggregate,
     openapi_batch,
     openapi_changes,
+    openapi_search,
     openapi_sparse,
     openapi_views,
     swagger,
@@ -35,7 +36,7 @@ from .openapi_headers import (
 )
 from .openapi_lists import list_parameters
 from .openapi_locks import LOCK_SCHEMAS, OP_SCHEMAS, integer
-from .routing import Route, aggregate_schema, member_body, profile_schema, search_body
+from .routing import Route, aggregate_schema, member_body, profile_schema
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -132,74 +133,6 @@ def _entity_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
     }
 
 
-_FILTER_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
-
-
-def _search_schemas(spec: EntitySpec, out: dict[str, Any]) -> None:
-    """The request and response of ``spec``'s nearness search (app.resources.Nearest)."""
-    field = spec.vector_field
-    if field is None:
-        return
-    name = spec.model.__name__
-    filters: dict[str, Any] = {}
-    for f in spec.fields:
-        if f.kind in (FieldKind.TEXT, FieldKind.VECTOR):
-            continue
-        filters[f.name] = {
-            "anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE, "minItems": 1}],
-            "description": "equals (an array: any of)",
-        }
-        if f.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL):
-            for bound in ("min", "max"):
-                filters[f"{f.name}_{bound}"] = {
-                    **_FILTER_VALUE,
-                    "description": f"inclusive {bound}imum",
-                }
-    if spec.text_fields:
-        filters["q"] = {"type": "string", "description": "full-text terms, all required"}
-    out[search_body(spec)] = {
-        "type": "object",
-        "required": ["vector"],
-        "additionalProperties": False,
-        "properties": {
-            "vector": {
-                "type": "array",
-                "items": {"type": "number"},
-                "minItems": field.dim,
-                "maxItems": field.dim,
-                "description": f"{field.dim} finite numbers, not all zero, compared with "
-                f"{field.name} by cosine distance",
-            },
-            "k": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": vectors.MAX_K,
-                "default": vectors.DEFAULT_K,
-            },
-            "filter": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": filters,
-                "description": "the list's filters (the same names, values and validation), "
-                "applied before the nearest are chosen; time ranges are refused",
-            },
-        },
-    }
-    out[f"{name}Neighbours"] = {
-        "type": "object",
-        "required": ["items", "scores"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": REF.format(model=name)}},
-            "scores": {
-                "type": "array",
-                "items": {"type": "number", "minimum": 0, "maximum": 2},
-                "description": f"scores[i] is the cosine distance (1 - cos) of items[i], rounded "
-                f"to {vectors.DIGITS} decimal places; nearest first, ties by id",
-            },
-        },
-    }
-
-
 def _profile_schemas(schema: Schema, spec: EntitySpec, out: dict[str, Any]) -> None:
     """The answer of ``GET /api/<collection>/{id}/profile`` (keyspace.profiles)."""
     profile = spec.profile
@@ -230,7 +163,7 @@ def components(system: System) -> dict[str, Any]:
         out[f"{name}Patch"] = _partial(out[name], nested) | {"title": f"{name}Patch"}
     for spec in schema.entities:
         _entity_schemas(spec, out)
-        _search_schemas(spec, out)
+        openapi_search.components(spec, out)
         _profile_schemas(schema, spec, out)
         out[aggregate_schema(spec)] = openapi_aggregate.component(spec)
     openapi_sparse.components(schema, out)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import aggregating, batch, inventory, listing, members, search, upgrade, vectors
+from . import batch, inventory, members, search, upgrade, vectors
 from .aggregate import Aggregation, Result
 from .capabilities import Capabilities, probe
 from .changes import ChangeCap
@@ -25,6 +23,7 @@ from .plan import Plan
 from .prepared import AuthorizedCreate
 from .profiles import Profiles
 from .query import Query
+from .querying import Queries
 from .replica import ReplicaReads
 from .reproject import Reprojected, reproject
 from .schema import EntitySpec, Schema, SingletonSpec
@@ -34,13 +33,6 @@ from .singletons import Singletons
 from .store import MAX_ATTEMPTS, Documents, Guard, PreparedCreate, Stored, Upserted
 from .systems.multiframe.entities import ANALYTICS, MULTIFRAME, SYSTEM_CONFIG
 from .tokens import Authorization, Limits, Tokens
-
-T = TypeVar("T")
-
-UNAVAILABLE_BACKOFF_S = 0.25
-"""After an entity's index was found missing or building, its lists are refused for this long
-without asking Redis: the refused queries would otherwise compete with the server's own
-indexing (a rebuild under list traffic took minutes instead of a second)."""
 
 
 class Keyspace:
@@ -85,9 +77,11 @@ class Keyspace:
         self.profiles = Profiles(client, self.scripts, schema)  # entities declaring profile
         self._use_search = use_search
         self.capabilities = Capabilities(json=True, search=False)
-        # (entity prefix, read from the reader) -> monotonic time
-        self._unavailable_until: dict[tuple[str, bool], float] = {}
         self._pending: dict[str, EntitySpec] = {}  # entity prefix -> spec; see setup_basics
+        # Lists, aggregations and nearness searches; they refuse the indexes in _pending.
+        self.queries = Queries(
+            client, self.replica, self.documents, self._pending, lambda: self.capabilities.search
+        )
 
     async def setup(self, *, index_timeout: float | None = 60.0) -> Capabilities:
         """Detect modules, create the singletons' defaults and build or keep the indexes;
@@ -282,40 +276,14 @@ class Keyspace:
         reader unless ``fresh`` (then from the primary: an answer that will be cached).
         ``paths``: the index path reads only those (and what the query needs) of each
         document; items may then hold more than ``paths`` (keyspace.sparse projects them)."""
-        sealer = self.documents.sealing(spec)
-        if sealer is not None:
-            query = sealer.query(spec, query)  # equality on blind tokens, never plaintext
-
-        async def page(client: Redis) -> Page:
-            if not self.capabilities.search:
-                return await listing.scan_page(client, spec, query)
-            return await self._through_index(
-                spec, client, lambda: listing.search_page(client, spec, query, paths)
-            )
-
-        found = await self.replica.run(page, fresh=fresh)
-        if sealer is None:
-            return found
-        items = [await self.documents.open_doc(spec, item) for item in found.items]
-        return Page(items, found.total, found.next_cursor)
+        return await self.queries.list(spec, query, fresh=fresh, paths=paths)
 
     async def aggregate(
         self, spec: EntitySpec, aggregation: Aggregation, *, fresh: bool = False
     ) -> Result:
         """The groups and metrics of ``aggregation`` over ``spec`` (keyspace.aggregate), from
         the reader unless ``fresh``."""
-        sealer = self.documents.sealing(spec)
-        if sealer is not None:  # its filters compare blind tokens
-            aggregation = replace(aggregation, query=sealer.query(spec, aggregation.query))
-
-        async def result(client: Redis) -> Result:
-            if not self.capabilities.search:
-                return await aggregating.scan_aggregate(client, spec, aggregation)
-            return await self._through_index(
-                spec, client, lambda: aggregating.search_aggregate(client, spec, aggregation)
-            )
-
-        return await self.replica.run(result, fresh=fresh)
+        return await self.queries.aggregate(spec, aggregation, fresh=fresh)
 
     async def nearest(
         self,
@@ -331,50 +299,7 @@ class Keyspace:
         vector is null or all zeros left out (:mod:`keyspace.vectors`). ValidationFailed for
         a vector of another length, with non-finite members or all zeros, ``k`` outside 1 to
         :data:`keyspace.vectors.MAX_K`, or a time range in ``filter``."""
-        field = spec.vector_field
-        if field is None:
-            raise ValueError(f"{spec.name} has no indexed vector field")
-        unit = vectors.query_direction(vector, field.dim)
-        count, query = vectors.parse_k(k), filter or Query()
-        vectors.check_filter(query)
-        sealer = self.documents.sealing(spec)
-        if sealer is not None:
-            query = sealer.query(spec, query)
-
-        async def nearest(client: Redis) -> Sequence[vectors.Scored]:
-            if not self.capabilities.search:
-                return await listing.scan_nearest(client, spec, unit, count, query)
-            return await self._through_index(
-                spec, client, lambda: listing.search_nearest(client, spec, unit, count, query)
-            )
-
-        found = await self.replica.run(nearest)
-        if sealer is None:
-            return found
-        return [(await self.documents.open_doc(spec, doc), score) for doc, score in found]
-
-    async def _through_index(
-        self, spec: EntitySpec, client: Redis, read: Callable[[], Awaitable[T]]
-    ) -> T:
-        """``read()`` (a query of ``spec``'s index on ``client``), unless its index is known
-        to be pending or was found unavailable there less than :data:`UNAVAILABLE_BACKOFF_S`
-        ago. A replica's index is asked as the primary's (``listing.ask_index``): one still
-        loading or indexing what it replicated refuses the query, never answers in part."""
-        unavailable = (spec.prefix, client is not self.client)
-        if spec.prefix in self._pending:  # the alias may point at an older definition
-            raise listing.IndexUnavailable(
-                f"the {spec.collection} index is being built for a new version; retry shortly"
-            )
-        now = time.monotonic()
-        if self._unavailable_until.get(unavailable, 0.0) > now:
-            raise listing.IndexUnavailable(
-                f"the {spec.collection} index is not ready yet; retry shortly"
-            )
-        try:
-            return await read()
-        except listing.IndexUnavailable:
-            self._unavailable_until[unavailable] = now + UNAVAILABLE_BACKOFF_S
-            raise
+        return await self.queries.nearest(spec, vector, k, filter)
 
     # Prepared plans (operations tooling) ---------------------------------------------------
 
@@ -515,8 +440,8 @@ class Keyspace:
                         await call(self.client, "FT.INFO", spec.names.index_alias(spec.prefix))
                     )
                     indexes[spec.collection] = not search.is_building(info)
-                    if indexes[spec.collection]:  # fresher than the last refused list
-                        self._unavailable_until.pop((spec.prefix, False), None)
+                    if indexes[spec.collection]:
+                        self.queries.index_ready(spec)
                 except ResponseError:
                     indexes[spec.collection] = False
         ready = (

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -38,16 +37,17 @@ from redis.exceptions import ResponseError
 
 from keyspace import MULTIFRAME, Keyspace, claims, codec, connect, keys, quarantine
 from keyspace.connection import call
-from keyspace.documents import for_create, validate
-from keyspace.errors import ValidationFailed
+from keyspace.documents import validate
 from keyspace.keyring import KeyringError
 from keyspace.keys import Names
 from keyspace.plan import Plan
 from keyspace.schema import EntitySpec, SingletonSpec, ref_ids
 
-from . import counters
+from . import counters, legacy_source
 from .args import positive_int
 from .exits import OK, PROBLEMS, Refused
+from .legacy_conversion import convert, convert_single
+from .legacy_source import Read, shown, unread
 from .legacy_summary import summary, write_report
 from .progress import Progress
 
@@ -58,11 +58,7 @@ MOVED = "\0moved"  # outcome marker: the record is quarantined (counted already)
 RETRY = "changed while importing; re-run to retry"
 CONCURRENCY = 200  # commits in flight at once
 BATCH_BYTES = 16 * 2**20  # default budget of legacy values held at once
-MAX_VALUE = 64 * 2**20  # larger values are skipped unread: a valid record is under 1 MiB
-FAST_PARSE = 2**20  # orjson needs ~15 times a value's size while parsing it; json 2 to 5
-TOO_LARGE = b"\0too large"  # TYPE stand-in of a value skipped unread (its GET is its length)
 Record = tuple[str, bytes, dict[str, Any]]  # key, legacy string, converted document
-Read = tuple[str, bytes, Any]  # key, TYPE, GET reply (bytes, None, or an error for a non-string)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -80,11 +76,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(setup=False)  # JSON.SET NX fails on legacy strings: run() sets up
 
 
-def _invalid(exc: ValidationFailed) -> str:
-    first = exc.details[0] if isinstance(exc.details, list) and exc.details else None
-    return f"{first['field']}: {first['message']}" if first else exc.message
-
-
 def _existing(kind: bytes, current: bytes | None, doc: Any) -> str:
     if current is None:
         return f"target key exists as a {kind.decode()} value"
@@ -95,29 +86,6 @@ def _rank(names: Names, prefix: str, key: str) -> tuple[int, str]:
     """Order of keys: seed-style numbers numerically (``user_2`` < ``user_10``), then ids."""
     doc_id = names.id_from_key(prefix, key)
     return keys.counter_value_of(prefix, doc_id) or sys.maxsize, doc_id
-
-
-def _loads(raw: bytes) -> Any:
-    """A legacy value's JSON; ValueError (or RecursionError) when it is none."""
-    if len(raw) <= FAST_PARSE:
-        return codec.loads(raw)
-    return json.loads(raw, parse_constant=_no_constant)  # less memory for large values
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _unread(kind: bytes) -> str:
-    """Why a key that is not a legacy string, or one too large to read, is skipped."""
-    if kind == TOO_LARGE:
-        return f"value over {MAX_VALUE} bytes, far more than a valid record; not read"
-    return f"not a legacy string value ({_shown(kind)})"
-
-
-def _shown(name: bytes) -> str:
-    """A key name for a reason or the report, also when it is not UTF-8 (``\\xff``)."""
-    return name.decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -145,46 +113,6 @@ class Importer:
     def skip(self, name: str, key: str, reason: str) -> None:
         self.tally(name)["skipped"] += 1
         self.skips.append({"entity": name, "key": key, "reason": reason})
-
-    async def read(self, names: list[str]) -> AsyncIterator[list[Read]]:
-        """(key, TYPE, GET) of each source key, in groups whose string values total at most
-        ``budget`` bytes (STRLEN first; a larger value comes alone), so only one group's
-        values are held at once. Other types are never fetched (their GET is None)."""
-        async with self.source.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.type(name)
-                pipe.strlen(name)
-            replies = await pipe.execute(raise_on_error=False)
-        group: list[tuple[str, bytes]] = []
-        size = 0
-        for name, kind, length in zip(names, replies[::2], replies[1::2], strict=True):
-            length = length if kind == b"string" and isinstance(length, int) else 0
-            if length > MAX_VALUE:
-                group.append((name, TOO_LARGE))
-                continue
-            if group and size + length > self.budget:
-                yield await self.fetch(group)
-                group, size = [], 0
-            group.append((name, kind))
-            size += length
-        if group:
-            yield await self.fetch(group)
-
-    async def fetch(self, group: list[tuple[str, bytes]]) -> list[Read]:
-        strings = [name for name, kind in group if kind == b"string"]
-        async with self.source.pipeline(transaction=False) as pipe:
-            for name in strings:
-                pipe.get(name)
-            values = dict(zip(strings, await pipe.execute(raise_on_error=False), strict=True))
-        # A string gone since its TYPE reads as a key that is not there.
-        gone = {name for name in strings if values[name] is None}
-        return [(name, b"none" if name in gone else kind, values.get(name)) for name, kind in group]
-
-    async def one(self, name: str) -> tuple[bytes, Any]:
-        """(TYPE, GET) of one source key, read as :meth:`read` reads a group."""
-        async for group in self.read([name]):
-            return group[0][1:]
-        raise AssertionError("read() yields every key")
 
     async def target(self, key: str) -> tuple[bytes, bytes | None]:
         """TYPE of a target key and its JSON text when it is a document."""
@@ -228,14 +156,14 @@ class Importer:
 
     async def singleton(self, spec: SingletonSpec) -> str | None:
         """Convert ``config:system`` or ``analytics:metrics``; None when there is none."""
-        kind, raw = await self.one(spec.key)
+        kind, raw = await legacy_source.one(self.source, spec.key, self.budget)
         if kind == b"none":
             return None
         if kind == JSON_TYPE and self.in_place:
             return ALREADY
         if kind != b"string":
-            return _unread(kind)
-        doc = self.convert_single(spec, raw)
+            return unread(kind)
+        doc = convert_single(spec, raw)
         if isinstance(doc, str):
             return await self.quarantine(spec.name, spec.key, raw, doc)
         plan = Plan(self.ks.schema.names.pause_key())
@@ -254,43 +182,15 @@ class Importer:
         ok = self.dry_run or (await self.ks.commit(plan)).ok
         return "" if ok else RETRY
 
-    @staticmethod
-    def convert_single(spec: SingletonSpec, raw: bytes) -> dict[str, Any] | str:
-        """The singleton document for a legacy value, or why it cannot be imported."""
-        try:
-            return validate(spec.model, _loads(raw))
-        except (ValueError, RecursionError):
-            return "not valid JSON"
-        except ValidationFailed as exc:
-            return _invalid(exc)
-
-    def convert(self, spec: EntitySpec, key: str, raw: bytes) -> dict[str, Any] | str:
-        """The document for one legacy record, or why it cannot be imported."""
-        doc_id = self.ks.schema.names.id_from_key(spec.prefix, key)
-        try:
-            record = _loads(raw)
-        except (ValueError, RecursionError):
-            return "not valid JSON"
-        if not isinstance(record, dict):
-            return "not a JSON object"
-        if (stated := record.get(spec.id_field, doc_id)) != doc_id:
-            return f"{spec.id_field} {stated!r} does not match the key"
-        if spec.derive_id is not None and spec.derive_id(record) != doc_id:
-            return f"{spec.id_field} must be {spec.derive_id(record)!r} (nft_<user_id>_<chip_id>)"
-        try:
-            return for_create(spec, record, doc_id)
-        except ValidationFailed as exc:
-            return _invalid(exc)
-
     async def elect(self, spec: EntitySpec) -> None:
         """Pass 1: of valid legacy records sharing a unique value, the lowest id keeps it."""
         self.owners = {}
         if not spec.uniques:
             return
         async for batch in self.scan(spec, mark=False):
-            async for group in self.read(batch):
+            async for group in legacy_source.read(self.source, batch, self.budget):
                 for key, kind, raw in group:
-                    doc = self.convert(spec, key, raw) if kind == b"string" else ""
+                    doc = convert(self.ks.schema.names, spec, key, raw) if kind == b"string" else ""
                     if isinstance(doc, str):
                         continue
                     for u in spec.uniques:
@@ -401,7 +301,7 @@ class Importer:
             except UnicodeDecodeError:
                 if mark:
                     reason = "key name is not UTF-8; RENAME it to a valid id, then re-run"
-                    self.skip(spec.name, _shown(name), reason)
+                    self.skip(spec.name, shown(name), reason)
             if len(batch) >= self.batch:
                 yield batch
                 batch = []
@@ -420,13 +320,13 @@ class Importer:
                 tally["already"] += 1
                 top = max(top, keys.counter_value_of(spec.prefix, key.split(":", 1)[1]) or 0)
             elif kind == b"string":
-                doc = self.convert(spec, key, raw)
+                doc = convert(self.ks.schema.names, spec, key, raw)
                 if isinstance(doc, str):
                     faults.append((key, raw, doc))
                 else:
                     todo.append((key, raw, doc))
             elif kind != b"none":
-                self.skip(spec.name, key, _unread(kind))
+                self.skip(spec.name, key, unread(kind))
         todo, lost = self.dedupe(spec, todo)
         faults += lost
         for start in range(0, len(todo), CONCURRENCY):
@@ -454,7 +354,7 @@ class Importer:
         top = 0
         with Progress(f"import {spec.collection}", stream=sys.stderr) as progress:
             async for batch in self.scan(spec):
-                async for group in self.read(sorted(batch)):
+                async for group in legacy_source.read(self.source, sorted(batch), self.budget):
                     top = max(top, await self.group(spec, group))
                 progress.advance(len(batch))
         print(progress.summary("keys"), file=sys.stderr)

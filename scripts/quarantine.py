@@ -25,6 +25,7 @@ from keyspace.schema import EntitySpec, SingletonSpec
 
 from .exits import OK, PROBLEMS
 from .legacy import Importer
+from .legacy_conversion import convert, convert_single
 from .progress import Progress
 
 REKEYED_TRIES = 3
@@ -177,7 +178,7 @@ async def restore(ks: Keyspace, entry: Entry, raw: bytes | None = None) -> str:
     spec = _entity(ks, entry)
     if spec is None:
         return f"{entry.key} is no key of an entity of {ks.schema.names.namespace or 'MultiFrame'}"
-    doc = importer.convert(spec, entry.key, raw)
+    doc = convert(ks.schema.names, spec, entry.key, raw)
     if isinstance(doc, str):
         return doc
     for _ in range(REKEYED_TRIES):
@@ -209,7 +210,7 @@ async def _restore_single(
 ) -> str:
     """A singleton replaces the document there (the default ``setup`` wrote, or an edited
     one: the person restoring it asked for this record), if unchanged since read."""
-    doc = importer.convert_single(spec, raw)
+    doc = convert_single(spec, raw)
     if isinstance(doc, str):
         return doc
     kind, current = await importer.target(spec.key)

@@ -31,8 +31,8 @@ from keyspace.tokens import OPERATOR
 
 from .args import positive_seconds
 from .backup import backup_source, key_batches, kinds_of
-from .check import inspect_settled
 from .exits import OK, PROBLEMS, Refused
+from .inspection import inspect_settled
 from .pause import paused
 from .progress import Progress
 from .report import Report

@@ -34,6 +34,7 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from keyspace import ids, systems
+from keyspace.lua_sources import PRELUDES
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import BULK, Scripts, Sent
 from keyspace.testing.fakes import give_sha1hex
@@ -69,7 +70,8 @@ def script_names(scripts: Scripts) -> dict[int, str]:
 
 
 def lua_files() -> list[str]:
-    return sorted(p.name for p in LUA.glob("*.lua"))
+    """The Lua scripts: every file of keyspace/lua but the preludes composed into them."""
+    return sorted(p.name for p in LUA.glob("*.lua") if p.name not in PRELUDES)
 
 
 _CALL = re.compile(r"redis\.p?call\(\s*'([A-Z.]+)'(?:\s*,\s*([^,)]+))?")

@@ -1,8 +1,8 @@
 -- batch_commit.lua: many commit.lua plans in one call, all applied or none (a batch create).
 --
--- keyspace/scripts.py loads this as the tail of one script that first defines
+-- keyspace/lua_sources.py composes this as the tail of one script that first defines
 -- commit(KEYS, ARGV) from commit.lua unchanged, so each plan makes exactly the checks and
--- writes commit.lua makes alone. First every plan runs as a dry run (its ARGV[2] = '-1':
+-- writes commit.lua makes alone, and split_plans(KEYS, ARGV) from plans.lua. First every plan runs as a dry run (its ARGV[2] = '-1':
 -- every check and type check, nothing written, no id drawn) and every refusal is collected;
 -- only when none was refused is each plan applied, in order.
 --
@@ -32,17 +32,8 @@
 --          room for every id the batch draws from it is refused before any write
 --          ('counter_exhausted', as commit.lua names it).
 
-local n = tonumber(ARGV[1])
-local plans = {}
-local key_at, arg_at = 0, 2 * n + 1
-for p = 1, n do
-  local n_keys, n_args = tonumber(ARGV[2 * p]), tonumber(ARGV[2 * p + 1])
-  local plan_keys, plan_args = {}, {}
-  for i = 1, n_keys do plan_keys[i] = KEYS[key_at + i] end
-  for i = 1, n_args do plan_args[i] = ARGV[arg_at + i] end
-  key_at, arg_at = key_at + n_keys, arg_at + n_args
-  plans[p] = {plan_keys, plan_args}
-end
+local plans, key_at, arg_at = split_plans(KEYS, ARGV)
+local n = #plans
 
 local claim = KEYS[key_at + 1]
 if claim and redis.pcall('GET', claim) ~= ARGV[arg_at + 1] then return {'lost'} end

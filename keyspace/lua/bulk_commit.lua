@@ -1,9 +1,10 @@
 -- bulk_commit.lua: many commit.lua plans in one call, each applied on its own (bulk loading).
 --
--- keyspace/scripts.py loads this as the tail of one script that first defines
+-- keyspace/lua_sources.py composes this as the tail of one script that first defines
 -- commit(KEYS, ARGV) from commit.lua unchanged, so each plan makes exactly the checks and
 -- writes commit.lua makes, while a batch costs the server one script call instead of one per
--- document, and the client one reply to read (docs/profiling.md, "Round 2: generate").
+-- document, and the client one reply to read (docs/profiling.md, "Round 2: generate"); and
+-- split_plans(KEYS, ARGV) from plans.lua, which reads the layout below.
 --
 -- ARGV[1]:        n, the number of plans
 -- ARGV[2..2n+1]:  for each plan in turn, its number of KEYS and its number of ARGV
@@ -16,15 +17,10 @@
 --          value). A plan refused as 'paused' ends the batch: no later plan ran (the pause
 --          key cannot appear while this script runs, so every one of them would meet it).
 
-local n = tonumber(ARGV[1])
+local plans = split_plans(KEYS, ARGV)
 local out = {0}
-local key_at, arg_at = 0, 2 * n + 1
-for p = 1, n do
-  local n_keys, n_args = tonumber(ARGV[2 * p]), tonumber(ARGV[2 * p + 1])
-  local plan_keys, plan_args = {}, {}
-  for i = 1, n_keys do plan_keys[i] = KEYS[key_at + i] end
-  for i = 1, n_args do plan_args[i] = ARGV[arg_at + i] end
-  key_at, arg_at = key_at + n_keys, arg_at + n_args
+for p = 1, #plans do
+  local plan_keys, plan_args = plans[p][1], plans[p][2]
   plan_args[2] = '0'
   local reply = commit(plan_keys, plan_args)
   if reply[1] == 'ok' then

@@ -65,7 +65,7 @@ async def test_generate_is_deterministic_and_consistent(
     users = [k for k in first if k.startswith(b"user:")]
     assert len(users) == 300
     assert len([k for k in first if k.startswith(b"driver:")]) > 900
-    from scripts.check import inspect
+    from scripts.inspection import inspect
 
     ks = Keyspace(real_client)
     await ks.setup()

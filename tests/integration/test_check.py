@@ -16,9 +16,9 @@ from keyspace.projection import project
 from keyspace.server import EmbeddedRedis
 from keyspace.store import Stored
 from keyspace.tokens import token_hash
-from scripts.check import inspect
 from scripts.cli import run_cli
 from scripts.exits import OK, PROBLEMS
+from scripts.inspection import inspect
 from scripts.repair import repair
 from scripts.report import Problem, Report
 from tests import factories as f

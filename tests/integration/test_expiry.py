@@ -26,8 +26,8 @@ from keyspace.plan import Plan
 from keyspace.server import EmbeddedRedis
 from keyspace.system import System
 from scripts.backup import backup
-from scripts.check import inspect
 from scripts.exits import OK
+from scripts.inspection import inspect
 from scripts.repair import prune
 from scripts.restore import restore
 from tests.unit.test_expiry_plan import SYSTEM

@@ -56,10 +56,10 @@ def reasons(out: str) -> None:
 
 
 async def assert_check_clean(ks: Keyspace, *, left: frozenset[str] = frozenset()) -> None:
-    """When scripts/check.py offers ``inspect(ks)``, its only findings on the imported
+    """When scripts/inspection.py offers ``inspect(ks)``, its only findings on the imported
     keyspace are the ``left`` keys: skipped records still holding their legacy string (in
     place, none: what cannot be converted is quarantined)."""
-    inspect = getattr(importlib.import_module("scripts.check"), "inspect", None)
+    inspect = getattr(importlib.import_module("scripts.inspection"), "inspect", None)
     if inspect is None:
         return
     report = inspect(ks)

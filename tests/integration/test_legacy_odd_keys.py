@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 
 from keyspace import USER, Keyspace, connect
 from keyspace.server import EmbeddedRedis
-from scripts import legacy
-from scripts.check import inspect
+from scripts import legacy_source
 from scripts.cli import run_cli
 from scripts.exits import PROBLEMS
+from scripts.inspection import inspect
 from tests.integration.test_legacy import DUMP, GOOD, db1, imported
 
 pytestmark = pytest.mark.redis
@@ -150,7 +150,7 @@ async def test_large_values_are_read_within_the_byte_budget(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(legacy, "MAX_VALUE", 4 * LARGE, raising=False)
+    monkeypatch.setattr(legacy_source, "MAX_VALUE", 4 * LARGE)
     await load_good(real_client)
     for n in range(16):  # 24 MiB of legacy values (a user whose username is 1.5 MiB is refused)
         big = {"user_id": f"user_{20 + n}", "username": "x" * LARGE, "email": f"{n}@x.io"}

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from keyspace import Keyspace, codec
 from keyspace.connection import call
-from scripts.check import inspect
+from scripts.inspection import inspect
 from scripts.report import Report
 
 from .conftest import AUTH

@@ -3,7 +3,7 @@
 Users are deleted while, at the same moment, documents of every kind are created for them,
 they are added as collaborators, documents are reassigned to them and tokens are minted for
 them, through two app instances. Whatever the interleaving, no reference may dangle: the
-integrity checker (``scripts.check.inspect``) must report a clean keyspace, and the reference
+integrity checker (``scripts.inspection.inspect``) must report a clean keyspace, and the reference
 sets, claims and tokens read from Redis must match the surviving documents exactly."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ restart the state of every key is read from Redis directly and placed in that hi
 
 * ``appendfsync always``: every key holds its last acknowledged state (or the outcome of the
   one write that was in flight when the server died), nothing else exists, and
-  ``scripts/check.py inspect`` finds nothing wrong.
+  ``scripts/inspection.py inspect`` finds nothing wrong.
 * ``appendfsync everysec``: a key may fall back to an earlier acknowledged state, but only by
   writes acknowledged within the loss window Redis allows; the window is reported.
 """
@@ -26,7 +26,7 @@ import pytest
 from keyspace import Keyspace, codec, connect
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
-from scripts.check import inspect
+from scripts.inspection import inspect
 
 from .conftest import AUTH, Figures, LiveApp, ServerFactory
 

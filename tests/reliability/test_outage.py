@@ -34,11 +34,11 @@ from redis.asyncio import Redis
 from app import startup as app_startup
 from keyspace import DRIVER, Keyspace, NotReady, codec, connect, parse, search
 from keyspace.connection import call
-from keyspace.engine import UNAVAILABLE_BACKOFF_S
 from keyspace.lua_sources import authorized_commit_source
+from keyspace.querying import UNAVAILABLE_BACKOFF_S
 from keyspace.server import EmbeddedRedis
 from scripts import generate
-from scripts.check import inspect
+from scripts.inspection import inspect
 
 from .conftest import AUTH, Figures, LiveApp, ServerFactory, reliability_settings
 

@@ -7,7 +7,7 @@ forbidden transitions, stale revisions and cascading deletes. After every step:
   (which call succeeds, which error a refused one raises, what a cascade deletes and pulls),
   so a refused write provably wrote nothing;
 - every token hash belongs to an existing user and carries that user's current role;
-- ``scripts/check.py inspect`` finds nothing: unique claims, reference sets, counters and
+- ``scripts/inspection.py inspect`` finds nothing: unique claims, reference sets, counters and
   (on the real server) index counts all agree with the documents.
 
 It runs on fakeredis (the scan path) and on the embedded server (RediSearch). Hypothesis'
@@ -60,7 +60,7 @@ from keyspace import (
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import token_hash
-from scripts.check import inspect
+from scripts.inspection import inspect
 from tests import factories as f
 
 from .conftest import Figures

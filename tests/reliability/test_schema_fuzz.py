@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, Keyspace, KeyspaceError, connect
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import TokenKind
-from scripts.check import inspect
+from scripts.inspection import inspect
 from tests import factories as f
 
 from .conftest import AUTH, Figures
