@@ -144,6 +144,13 @@ def failing_over(exc: ResponseError) -> bool:
 FAILING_OVER = ("READONLY", "MASTERDOWN", "NOREPLICAS")
 
 
+def busy(exc: ResponseError) -> bool:
+    """The server is running a script or module command past its busy-reply threshold
+    (``BUSY``, not ``BUSYGROUP``): it ran nothing of this command, and answers again once that
+    script ends or is killed."""
+    return str(exc).startswith("BUSY ")
+
+
 def unavailable(request: web.Request, exc: Exception) -> web.Response:
     """503 ``redis_unavailable`` with Retry-After: the server is down, loading, or being
     replaced by a failover; nothing about the request was wrong."""
@@ -186,7 +193,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return from_http(exc)
     except ResponseError as exc:
-        if failing_over(exc):
+        if failing_over(exc) or busy(exc):
             return unavailable(request, exc)
         if not wrong_type(exc):
             raise

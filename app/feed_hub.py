@@ -118,8 +118,10 @@ class Hub:
         while not self._stopping:
             try:
                 return feed.last_id(await feed.info(self.client, self.key))
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("change feed: cannot read the stream yet (%s)", exc)
+            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                # An error reply too (BUSY while a long script runs, a failover's MASTERDOWN):
+                # every wake asks, so giving up here would end the feed until a restart.
+                log.warning("change feed: cannot read the stream yet (%s); retrying", exc)
                 await asyncio.sleep(RETRY_S)
         return (0, 0)
 
@@ -133,6 +135,16 @@ class Hub:
         self.ready.set()
 
     async def _run(self) -> None:
+        # A reader that died would leave every stream of the process waiting until a restart:
+        # whatever ends a pass is logged, and the reader goes on from its position.
+        while not self._stopping:
+            try:
+                await self._follow()
+            except Exception:
+                log.exception("change feed: the reader failed; going on in %.1f s", RETRY_S)
+                await asyncio.sleep(RETRY_S)
+
+    async def _follow(self) -> None:
         while not self._stopping:
             if not self.subscribers:
                 await self._wake()

@@ -170,19 +170,23 @@ def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
     shadows and odd marks."""
     out: dict[str, Any] = {}
     marks: dict[str, Any] = {}
-    for field in (spec.id_index, *spec.fields):
+    for at, field in enumerate((spec.id_index, *spec.fields)):
         value = get_path(doc, field.path)
-        if value is None or field.name in out:
+        if value is None:
             continue
-        shown = index_value(field, value)
-        if shown is not None:
-            out[field.name] = shown
-        if field.kind is FieldKind.TIME and not field.array:  # shadowed(field), inline: hot
+        # Shadows of the declared fields in their order (not of the id entry first), each
+        # one's however its name repeats: shadowed(field), inline because every write projects.
+        if at and field.kind is FieldKind.TIME and not field.array:
             micros = shadow(value)
             if micros is None:
                 marks[ODD + field.name] = "1"
             else:
                 marks[SHADOW + field.name] = micros
+        if field.name in out:
+            continue
+        shown = index_value(field, value)
+        if shown is not None:
+            out[field.name] = shown
     if marks:
         out.update(marks)
     return out

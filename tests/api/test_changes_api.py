@@ -12,10 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 import app.changes as changes_api
 from app.changes import HUB
 from app.config import Settings
+from app.feed_hub import READER_TASK
 from keyspace import connect, feed
 from keyspace.server import EmbeddedRedis
 from keyspace.testing import bearer, fake_redis_client, serving
@@ -201,6 +203,30 @@ async def test_the_reader_reads_only_while_someone_follows(api: Client) -> None:
     ids.append((await created(api, "users", user_body("Live")))["user_id"])
     assert [e["doc_id"] for e in await next_events(resp, 1)] == ids[-1:]
     resp.close()
+
+
+async def test_an_error_reply_while_the_reader_wakes_does_not_end_the_feed(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, refusals = feed.info, list[str]()
+
+    async def busy_once(client: Redis, key: str) -> Any:
+        task = asyncio.current_task()
+        if not refusals and task is not None and task.get_name() == READER_TASK:
+            refusals.append(key)
+            raise ResponseError("BUSY Redis is busy running a script")
+        return await real(client, key)
+
+    monkeypatch.setattr(feed, "info", busy_once)
+    user = await created(api, "users", user_body("Before"))
+    first = await page(api)
+    for name in ("Later", "Latest"):  # the reader wakes twice: both long polls are answered
+        writer = asyncio.create_task(created(api, "users", user_body(name)))
+        body = await page(api, f"?since={first['last_id']}&wait=20")
+        await writer
+        assert [e["op"] for e in body["events"]] == ["create"]
+        first = body
+    assert refusals and user["user_id"]
 
 
 async def test_heartbeats_while_idle(api: Client) -> None:

@@ -88,6 +88,10 @@ FAILOVER_ERRORS = {
         "READONLY You can't write against a read only replica. script: abc, on @user_script:7."
     ),
     "masterdown": ResponseError("MASTERDOWN Link with MASTER is down"),
+    # Not a failover, but as transient: a long script holds the server (review 22).
+    "busy": ResponseError(
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or FUNCTION KILL."
+    ),
 }
 
 
@@ -100,7 +104,12 @@ async def test_failover_errors_answer_503_with_retry_after() -> None:
 
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/fail/{kind}", fail)
+
+    async def busygroup(request: web.Request) -> web.Response:
+        raise ResponseError("BUSYGROUP Consumer Group name already exists")
+
     app.router.add_get("/other", other)
+    app.router.add_get("/busygroup", busygroup)
     async with TestClient(TestServer(app)) as client:
         for kind in FAILOVER_ERRORS:
             resp = await client.get(f"/fail/{kind}")
@@ -108,6 +117,8 @@ async def test_failover_errors_answer_503_with_retry_after() -> None:
             assert (resp.status, body["error"]["code"]) == (503, "redis_unavailable"), kind
             assert resp.headers["Retry-After"] == "2"
         resp = await client.get("/other")  # any other Redis error stays a logged 500
+        assert resp.status == 500
+        resp = await client.get("/busygroup")  # a consumer group's name taken: no busy server
         assert resp.status == 500
 
 
