@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
+from .deletes import DeleteClosure, inbound_sets, plan_delete, plan_fence
 from .documents import explicit_id, for_create, for_update
 from .errors import (
     Conflict,
@@ -29,15 +30,11 @@ from .ids import new_id
 from .keyring import Keys
 from .pipelining import single
 from .plan import (
-    DeleteClosure,
     Loaded,
     Plan,
-    inbound_sets,
     mirrored_change,
     plan_create,
     plan_create_generated,
-    plan_delete,
-    plan_fence,
     plan_update,
 )
 

@@ -13,14 +13,13 @@ from app.config import Settings
 from keyspace import codec
 from keyspace.claims import parse as parse_claim
 from keyspace.declare import enum, ref, string, table
+from keyspace.deletes import DeleteClosure, plan_delete
 from keyspace.plan import (
     Arg,
-    DeleteClosure,
     Loaded,
     Plan,
     plan_create,
     plan_create_generated,
-    plan_delete,
     plan_update,
 )
 from keyspace.schema import EntitySpec, Expiry, IdStrategy, OnDelete, Schema
