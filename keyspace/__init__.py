@@ -68,6 +68,7 @@ from .errors import (
     ValidationFailed,
     WrongType,
 )
+from .features import Expiry, Lockable, OpLog, Profile
 from .keyring import KeyRetired
 from .keys import is_lookup_id
 from .listing import Page
@@ -76,12 +77,8 @@ from .oplog import Appended, Gone, OpPage, parse_op_query
 from .query import COUNTS, DEFAULT_LIMIT, MAX_LIMIT, Query, parse
 from .schema import (
     EntitySpec,
-    Expiry,
     FieldKind,
     Indexed,
-    Lockable,
-    OpLog,
-    Profile,
     Reference,
     Schema,
     SingletonSpec,

@@ -61,6 +61,7 @@ from .columns import (
     timestamp,
     vector,
 )
+from .features import Expiry, Lockable, OpLog, Profile
 from .fieldtypes import Timestamp
 from .ids import id_pattern, new_id
 from .keys import ID_PATTERN
@@ -69,13 +70,9 @@ from .schema import (
     Default,
     DeriveId,
     EntitySpec,
-    Expiry,
     FieldKind,
     IdStrategy,
     Indexed,
-    Lockable,
-    OpLog,
-    Profile,
     Reference,
     Satellites,
     Transitions,

@@ -10,7 +10,7 @@ service's least-privilege user, and ``multiframe-admin``; the default user off);
 sentinels let ``multiframe`` only discover the primary and replicas and ``multiframe-admin``
 do anything. The replica authenticates to the primary, and the sentinels to the data nodes
 and to each other, as ``multiframe-admin``: its password is in the nodes' ``node.conf`` and
-the sentinels' ``sentinel.conf``, both mode 0600 (dev only).
+the sentinels' ``sentinel.conf``, both mode 0600 (dev only; keyspace.ha_config writes them).
 
 ``ha.json`` in the cluster's directory records the ports, the passwords and every process id:
 :func:`down` stops exactly those processes (after checking that each still is a redis-server
@@ -25,7 +25,6 @@ import os
 import random
 import signal
 import socket
-import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -35,10 +34,10 @@ from typing import Any
 
 import redis
 
-from .acl import ADMIN_USER, SERVICE_USER, AclUsers, password_hash
+from .acl import ADMIN_USER, AclUsers
+from .ha_config import SERVICE, lock_down, node_conf, private, private_dir, sentinel_conf
 from .schema import Schema
 from .server import (
-    _DEFAULT_CONF,
     UMASK,
     EmbeddedRedis,
     EmbeddedRedisError,
@@ -46,19 +45,9 @@ from .server import (
     free_port,
 )
 
-SERVICE = "multiframe"  # the Sentinel master name
 STATE_FILE = "ha.json"
-QUORUM = 2
-# Small for development: a dead primary is replaced about 2 s after it stops answering.
-DOWN_AFTER_MS = 1000
-FAILOVER_TIMEOUT_MS = 5000
 NODES = ("redis-1", "redis-2")  # redis-1 starts as the primary, redis-2 as its replica
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
-SENTINEL_RIGHTS = (
-    "-@all +ping +hello +auth +client|setinfo +client|setname +sentinel|masters "
-    "+sentinel|master +sentinel|slaves +sentinel|replicas +sentinel|sentinels "
-    "+sentinel|get-master-addr-by-name"
-)
 
 
 class HaError(RuntimeError):
@@ -160,72 +149,6 @@ class Cluster:
             raise HaError(f"{directory / STATE_FILE} is unreadable: {exc}") from None
 
 
-def _private(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-
-
-def _private_dir(path: Path) -> None:
-    """``path`` made (or kept) 0700: the node and sentinel configs Redis rewrites inside it
-    hold the admin password, and a rewrite gets a new file (of the server's umask)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-
-
-def _lock_down(directory: Path) -> None:
-    """Strip group and other bits from every file under ``directory``: the servers run with
-    umask 077 (keyspace.server.UMASK), this also covers files left by an older version."""
-    for found in directory.rglob("*"):
-        with contextlib.suppress(OSError):  # a file a server replaced meanwhile
-            mode = stat.S_IMODE(found.lstat().st_mode)
-            if not found.is_symlink() and mode & 0o077:
-                found.chmod(mode & ~0o077)
-
-
-def _node_conf(directory: Path, acl: AclUsers, extra: Sequence[str] = ()) -> Path:
-    """``node.conf``: the project's redis.conf, then what a node of a replicated pair needs,
-    then ``extra`` settings (one a line, e.g. ``min-replicas-to-write 1``). Sentinel rewrites
-    this file (CONFIG REWRITE) on a failover, never redis.conf."""
-    lines = [
-        f"include {_DEFAULT_CONF}",
-        # Both nodes: after a failover either one replicates from the other.
-        f"masteruser {ADMIN_USER}",
-        f"masterauth {acl.admin_password}",
-        # A replica cut off from its primary (or still syncing) refuses reads (MASTERDOWN,
-        # answered 503) instead of serving data of unknown age: replica reads stay within
-        # the replication lag (docs/scaling.md).
-        "replica-serve-stale-data no",
-        *extra,
-    ]
-    path = directory / "node.conf"
-    _private(path, "\n".join(lines) + "\n")
-    return path
-
-
-def _sentinel_conf(directory: Path, acl: AclUsers, port: int, primary: int) -> Path:
-    lines = [
-        f"port {port}",
-        "bind 127.0.0.1",
-        f'dir "{directory}"',
-        f'pidfile "{directory / "sentinel.pid"}"',
-        f"sentinel monitor {SERVICE} 127.0.0.1 {primary} {QUORUM}",
-        f"sentinel auth-user {SERVICE} {ADMIN_USER}",
-        f"sentinel auth-pass {SERVICE} {acl.admin_password}",
-        f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
-        f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}",
-        f"sentinel parallel-syncs {SERVICE} 1",
-        f"sentinel sentinel-user {ADMIN_USER}",
-        f"sentinel sentinel-pass {acl.admin_password}",
-        "user default off",
-        f"user {ADMIN_USER} on #{password_hash(acl.admin_password)} ~* &* +@all",
-        f"user {SERVICE_USER} on #{password_hash(acl.service_password)} {SENTINEL_RIGHTS}",
-    ]
-    path = directory / "sentinel.conf"
-    _private(path, "\n".join(lines) + "\n")
-    return path
-
-
 def _spawn_sentinel(directory: Path, conf: Path) -> int:
     with (directory / "sentinel.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -280,11 +203,11 @@ def _start_node(
     Started on its own first: a syncing replica refuses even MODULE LIST (MASTERDOWN), which
     the start checks."""
     node_dir = cluster.directory / name
-    _private_dir(node_dir)
+    private_dir(node_dir)
     node = EmbeddedRedis(
         node_dir,
         port=cluster.ports.nodes[NODES.index(name)],
-        conf=_node_conf(node_dir, cluster.acl, extra),
+        conf=node_conf(node_dir, cluster.acl, extra),
         acl=cluster.acl,
         schema=schema,
     )
@@ -320,7 +243,7 @@ def up(
     HaError when a cluster recorded there still runs; whatever was started is stopped again
     when a step fails."""
     directory = directory.resolve()
-    _private_dir(directory)
+    private_dir(directory)
     try:
         running = _running(Cluster.load(directory))
     except HaError:  # none recorded, or a record left unreadable: start afresh
@@ -342,17 +265,17 @@ def up(
         )
         for name, port in zip(SENTINELS, ports.sentinels, strict=True):
             sentinel_dir = directory / name
-            _private_dir(sentinel_dir)
-            conf = _sentinel_conf(sentinel_dir, acl, port, ports.nodes[0])
+            private_dir(sentinel_dir)
+            conf = sentinel_conf(sentinel_dir, acl, port, ports.nodes[0])
             pids[name] = _spawn_sentinel(sentinel_dir, conf)
-        _private(directory / STATE_FILE, cluster.to_json())
+        private(directory / STATE_FILE, cluster.to_json())
         for port in ports.sentinels:
             _wait(
                 f"the sentinel on port {port} did not see the replica and two sentinels",
                 lambda p=port: _sentinel_sees_all(p, acl),
                 timeout,
             )
-        _lock_down(directory)
+        lock_down(directory)
     except BaseException:
         _stop(cluster, timeout=10.0)
         (directory / STATE_FILE).unlink(missing_ok=True)
@@ -440,9 +363,9 @@ def restart(
         raise HaError(f"the sentinels still name {name} the primary: wait for the failover")
     extra = cluster.node_settings
     cluster.pids[name] = _start_node(cluster, name, primary, schema, timeout, extra)
-    _private(cluster.directory / STATE_FILE, cluster.to_json())
+    private(cluster.directory / STATE_FILE, cluster.to_json())
     _wait(f"{name} did not sync", lambda: _replica_linked(cluster.node_url(name)), timeout)
-    _lock_down(cluster.directory)
+    lock_down(cluster.directory)
     return cluster.pids[name]
 
 

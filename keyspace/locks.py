@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from .errors import Conflict, KeyspaceError, NotFound, ValidationFailed
+from .features import Lockable
 from .keys import is_lookup_id
 from .plan import Arg
-from .schema import EntitySpec, Lockable
+from .schema import EntitySpec
 from .scripts import Scripts
 
 DEFAULT_OPERATION = "editing"

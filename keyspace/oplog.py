@@ -26,10 +26,11 @@ from typing import Any
 import orjson
 
 from .errors import KeyspaceError, NotFound, ValidationFailed
+from .features import OpLog
 from .keys import is_lookup_id
 from .locks import fencing_token_of, held_by, now_ms, parse_lock, stale_token
 from .plan import Arg
-from .schema import EntitySpec, OpLog
+from .schema import EntitySpec
 from .scripts import Scripts
 
 OPERATIONS = ("insert", "delete", "retain")

@@ -2,9 +2,10 @@
 
 A :class:`Plan` is the list of keys and ops that ``lua/commit.lua`` applies
 atomically. The functions here decide, from the declarations and the documents
-as read, which unique values to claim and release, which references to check
-and record, and what a delete does to dependents. They do no I/O, so every rule
-is unit-tested without Redis; the store only reads, plans and commits.
+as read, which unique values to claim and release and which references to check
+and record. They do no I/O, so every rule is unit-tested without Redis; the store
+only reads, plans and commits. What a delete does to dependents is planned in
+keyspace.deletes, from the same per-document ops.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 
 from . import claims, codec, keys, profiles
 from .changes import DEFAULT_CAP, ChangeCap
-from .errors import HasDependents
 from .keys import Names
 from .projection import project, projected
-from .schema import EntitySpec, IdStrategy, OnDelete, Reference, Schema, ref_ids
+from .schema import EntitySpec, IdStrategy, Reference, Schema, ref_ids
 
 Arg = str | bytes | int
 
@@ -120,7 +120,11 @@ class Loaded:
     key: str  # the document's key (Names.doc_key)
 
 
-def _uniques(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
+# uniques, ref_sets, put, drop, unprofile and expire are the per-document ops every plan is
+# built from: public because keyspace.deletes builds delete plans from them too.
+
+
+def uniques(names: Names, spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, str]:
     """Unique claim key -> field name, for the values this document holds (the tuple a
     derived id is built from included)."""
     return claims.held(names, spec, doc)
@@ -130,7 +134,7 @@ def _target_key(schema: Schema, ref: Reference, target_id: str) -> str:
     return schema.names.doc_key(schema.entity(ref.target).prefix, target_id)
 
 
-def _refs(
+def ref_sets(
     schema: Schema, spec: EntitySpec, doc: Mapping[str, Any]
 ) -> dict[str, tuple[str, str, str]]:
     """Reference set key -> (target doc key, field, target id) for every id the doc points at."""
@@ -160,14 +164,14 @@ def put_document(
     """Write ``doc`` over ``old`` and, for a projected entity, its search projection; an
     expiring document keeps the time it has left (a repair is no write of its owner's)."""
     names = schema.names
-    _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
-    _unprofile(schema, plan, spec, doc_id, old, doc)
-    _expire(names, plan, spec, doc_id, _uniques(names, spec, doc), refresh=False)
+    put(names, plan, spec, doc_id, codec.dumps(doc), doc)
+    unprofile(schema, plan, spec, doc_id, old, doc)
+    expire(names, plan, spec, doc_id, uniques(names, spec, doc), refresh=False)
     key = names.doc_key(spec.prefix, doc_id)
     plan.event(names.changes_key(), key, "update", spec.collection, doc_id)
 
 
-def _unprofile(
+def unprofile(
     schema: Schema, plan: Plan, spec: EntitySpec, doc_id: str | None, *docs: Mapping[str, Any]
 ) -> None:
     """Delete the cached profiles that ``docs`` (the states of one document before and after
@@ -185,7 +189,7 @@ def _cached(names: Names, plan: Plan, spec: EntitySpec) -> None:
         plan.bump(names.collection_version_key(spec.prefix))
 
 
-def _put(
+def put(
     names: Names, plan: Plan, spec: EntitySpec, doc_id: str, raw: bytes, doc: Mapping[str, Any]
 ) -> None:
     _cached(names, plan, spec)
@@ -195,7 +199,7 @@ def _put(
         plan.write("jset", names.projection_key(spec.prefix, doc_id), shown)
 
 
-def _expire(
+def expire(
     names: Names,
     plan: Plan,
     spec: EntitySpec,
@@ -222,7 +226,7 @@ def _expire(
         plan.write("ttlof", claim, source)
 
 
-def _drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
+def drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
     """Delete a document and its projection."""
     _cached(names, plan, spec)
     plan.write("del", names.doc_key(spec.prefix, doc_id))
@@ -237,20 +241,6 @@ def _split_at_id(spec: EntitySpec, raw: bytes, stand_in: str) -> tuple[bytes, by
     if not raw.startswith(head + stand_in.encode()) or not tail.startswith(b'"'):
         raise ValueError(f"{spec.name} documents must serialize {spec.id_field} first")
     return head, tail
-
-
-def plan_fence(names: Names, keys_: Sequence[str], ttl_ms: int, *, up: bool) -> Plan:
-    """Raise (``up``) or lower the delete fences of ``keys_`` in one commit; raised fences
-    expire after ``ttl_ms`` so a crashed deleter cannot block references for long."""
-    plan = Plan(names.pause_key())
-    for key in keys_:
-        fence = names.delete_fence(key)
-        if up:
-            plan.write("set", fence, "1")
-            plan.write("pexpire", fence, ttl_ms)
-        else:
-            plan.write("del", fence)
-    return plan
 
 
 def _counter_ops(names: Names, plan: Plan, spec: EntitySpec, doc_id: str, explicit: bool) -> None:
@@ -287,19 +277,19 @@ def plan_create(
     else:
         plan.check("string", key, replacing_legacy)
         plan.write("del", key)
-    held = _uniques(names, spec, doc)
+    held = uniques(names, spec, doc)
     for claim, name in held.items():
         plan.check("free", claim, doc_id, name)
-    refs = _refs(schema, spec, doc)
+    refs = ref_sets(schema, spec, doc)
     for target, name, target_id in refs.values():
         _check_target(names, plan, target, name, target_id)
-    _put(names, plan, spec, doc_id, codec.dumps(doc), doc)
-    _unprofile(schema, plan, spec, None, doc)
+    put(names, plan, spec, doc_id, codec.dumps(doc), doc)
+    unprofile(schema, plan, spec, None, doc)
     for claim in held:
         plan.write("set", claim, doc_id)
     for ref_set in refs:
         plan.write("sadd", ref_set, doc_id)
-    _expire(names, plan, spec, doc_id, held, refresh=True)
+    expire(names, plan, spec, doc_id, held, refresh=True)
     if replacing_legacy is None or spec.counted:
         # A legacy NFT was already counted by the legacy nft_counter.
         _counter_ops(names, plan, spec, doc_id, explicit_id)
@@ -321,15 +311,15 @@ def plan_create_generated(
     plan = Plan(names.pause_key())
     head, tail = _split_at_id(spec, codec.dumps(doc), stand_in)
     key_prefix = names.doc_key(spec.prefix, "")
-    held = _uniques(names, spec, doc)
+    held = uniques(names, spec, doc)
     for claim, name in held.items():
         plan.check("unclaimed", claim, name)
-    refs = _refs(schema, spec, doc)
+    refs = ref_sets(schema, spec, doc)
     for target, name, target_id in refs.values():
         _check_target(names, plan, target, name, target_id)
     plan.generates(names.counter_key(spec.prefix), keys.generated_prefix(spec.prefix), key_prefix)
     _cached(names, plan, spec)
-    _unprofile(schema, plan, spec, None, doc)
+    unprofile(schema, plan, spec, None, doc)
     plan.write("jsetid", key_prefix, head, tail)
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
@@ -340,7 +330,7 @@ def plan_create_generated(
         plan.write("setid", claim)
     for ref_set in refs:
         plan.write("saddid", ref_set)
-    _expire(names, plan, spec, "", held, refresh=True, drawn=True)
+    expire(names, plan, spec, "", held, refresh=True, drawn=True)
     plan.event_drawn(names.changes_key(), key_prefix, spec.collection)
     plan.returns(key_prefix)
     return plan
@@ -377,16 +367,16 @@ def plan_update(
         for member in satellites:
             for name, value in owned.derive(new).items():
                 plan.write("hsetx", names.token_key(member), name, value)
-    old_claims, new_claims = _uniques(names, spec, old.doc), _uniques(names, spec, new)
+    old_claims, new_claims = uniques(names, spec, old.doc), uniques(names, spec, new)
     for claim, name in new_claims.items():
         if claim not in old_claims:
             plan.check("free", claim, doc_id, name)
-    old_refs, new_refs = _refs(schema, spec, old.doc), _refs(schema, spec, new)
+    old_refs, new_refs = ref_sets(schema, spec, old.doc), ref_sets(schema, spec, new)
     for ref_set, (target, name, target_id) in new_refs.items():
         if ref_set not in old_refs:
             _check_target(names, plan, target, name, target_id)
-    _put(names, plan, spec, doc_id, codec.dumps(new), new)
-    _unprofile(schema, plan, spec, doc_id, old.doc, new)
+    put(names, plan, spec, doc_id, codec.dumps(new), new)
+    unprofile(schema, plan, spec, doc_id, old.doc, new)
     for claim in new_claims.keys() - old_claims.keys():
         plan.write("set", claim, doc_id)
     for claim in old_claims.keys() - new_claims.keys():
@@ -396,118 +386,7 @@ def plan_update(
     for ref_set in old_refs.keys() - new_refs.keys():
         plan.write("srem", ref_set, doc_id)
     refresh = spec.expiry is not None and spec.expiry.refresh_on_write
-    _expire(names, plan, spec, doc_id, new_claims, refresh=refresh)
+    expire(names, plan, spec, doc_id, new_claims, refresh=refresh)
     plan.event(names.changes_key(), old.key, "update", spec.collection, doc_id)
     plan.returns(old.key)
     return plan
-
-
-@dataclass
-class DeleteClosure:
-    """Everything a delete touches, as read: the documents to delete and those to edit.
-
-    ``inbound`` maps each reference set pointing at a deleted document to the
-    ids it held when read; the commit checks the set's size so a referrer
-    created meanwhile makes the plan stale instead of dangling. ``gone`` lists the
-    members read whose documents did not exist (an expired referrer leaves its id behind):
-    (reference set, member, member's key). They neither restrict nor cascade, and the
-    commit checks that each is still absent and still a member, so a set whose size is
-    unchanged is the set the plan read.
-    """
-
-    deleted: list[Loaded]
-    inbound: dict[str, list[str]] = field(default_factory=dict)
-    gone: list[tuple[str, str, str]] = field(default_factory=list)
-    pulls: list[tuple[Loaded, Reference, str]] = field(default_factory=list)
-    restricted: list[tuple[str, int]] = field(default_factory=list)
-    satellites: dict[str, list[str]] = field(default_factory=dict)
-
-
-def pulled(doc: Mapping[str, Any], ref: Reference, removed: Sequence[str]) -> dict[str, Any]:
-    """``doc`` with ``removed`` ids taken out of the array field of ``ref`` (``pull``), or
-    its scalar field set to null when it holds one of them (``set null``)."""
-    out = dict(doc)
-    if ref.many:
-        out[ref.field] = [v for v in doc.get(ref.field, []) if v not in removed]
-    elif doc.get(ref.field) in removed:
-        out[ref.field] = None
-    return out
-
-
-def plan_delete(schema: Schema, closure: DeleteClosure) -> Plan:
-    """Delete every document of the closure and unlink it everywhere, in one commit."""
-    if closure.restricted:
-        name, count = closure.restricted[0]
-        raise HasDependents(
-            f"{count} document(s) still refer to it through {name}",
-            details={"field": name, "count": count},
-        )
-    names = schema.names
-    plan = Plan(names.pause_key())
-    deleted_keys = {d.key for d in closure.deleted}
-    for loaded in closure.deleted:
-        plan.check("equals", loaded.key, loaded.raw)
-    for ref_set, members in closure.inbound.items():
-        plan.check("card", ref_set, len(members), ref_set)
-    for ref_set, member, key in closure.gone:
-        plan.check("gone", key, plan.key(ref_set), member)
-    edits: dict[str, tuple[Loaded, dict[str, Any]]] = {}
-    for loaded, ref, removed_id in closure.pulls:
-        if loaded.key in deleted_keys:
-            continue
-        _, current = edits.get(loaded.key, (loaded, dict(loaded.doc)))
-        edits[loaded.key] = (loaded, pulled(current, ref, [removed_id]))
-    for loaded, _ in edits.values():
-        plan.check("equals", loaded.key, loaded.raw)
-    for loaded in closure.deleted:
-        _drop(names, plan, loaded.spec, loaded.doc_id)
-        _unprofile(schema, plan, loaded.spec, loaded.doc_id, loaded.doc)
-        for claim in _uniques(names, loaded.spec, loaded.doc):
-            plan.write("delif", claim, loaded.doc_id)
-        for ref_set in _refs(schema, loaded.spec, loaded.doc):
-            plan.write("srem", ref_set, loaded.doc_id)
-    for ref_set in closure.inbound:
-        plan.write("del", ref_set)
-    for loaded in closure.deleted:
-        owned = loaded.spec.satellites
-        if owned is None:
-            continue
-        index = names.user_tokens_key(loaded.doc_id)
-        members = closure.satellites.get(index, [])
-        plan.check("card", index, len(members), index)
-        for member in members:
-            plan.write("del", names.token_key(member))
-        plan.write("del", index)
-    for loaded, new in edits.values():
-        _put(names, plan, loaded.spec, loaded.doc_id, codec.dumps(new), new)
-        _unprofile(schema, plan, loaded.spec, loaded.doc_id, loaded.doc, new)
-        # Not a write of its owner's: an expiring referrer keeps the time it has left.
-        _expire(names, plan, loaded.spec, loaded.doc_id, (), refresh=False)
-        for ref_set in (
-            _refs(schema, loaded.spec, loaded.doc).keys() - _refs(schema, loaded.spec, new).keys()
-        ):
-            plan.write("srem", ref_set, loaded.doc_id)
-        # A field set to null may be part of a composite unique, which then holds no claim.
-        for claim in (
-            _uniques(names, loaded.spec, loaded.doc).keys()
-            - _uniques(names, loaded.spec, new).keys()
-        ):
-            plan.write("delif", claim, loaded.doc_id)
-    feed = names.changes_key()
-    for loaded in closure.deleted:
-        plan.event(feed, loaded.key, "delete", loaded.spec.collection, loaded.doc_id)
-    for loaded, _ in edits.values():
-        plan.event(feed, loaded.key, "update", loaded.spec.collection, loaded.doc_id)
-    return plan
-
-
-def inbound_sets(schema: Schema, loaded: Loaded) -> list[tuple[str, EntitySpec, Reference]]:
-    """The reference sets that hold referrers of ``loaded``, with who refers and how."""
-    return [
-        (schema.names.ref_key(loaded.key, src.prefix, ref.field), src, ref)
-        for src, ref in schema.inbound(loaded.spec.name)
-    ]
-
-
-def cascades(ref: Reference) -> bool:
-    return ref.on_delete is OnDelete.CASCADE

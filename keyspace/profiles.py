@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from . import codec, keys
 from .connection import call
 from .errors import NotFound
-from .schema import EntitySpec, Profile, Schema
+from .features import Profile
+from .schema import EntitySpec, Schema
 
 if TYPE_CHECKING:  # scripts imports plan, which imports stale_keys from here
     from .scripts import Scripts

@@ -4,7 +4,8 @@ Each is registered with redis-py's ``register_script``; a server that restarted
 empty (or ran SCRIPT FLUSH) needs nothing from us, since a NOSCRIPT reply loads the
 script and runs it again (it did not run). redis-py's own script call path adds
 ~14 µs of client CPU to every call and its pool ~18 µs more (docs/profiling.md), so
-EVALSHA goes out directly, on a connection leased from ``keyspace.connect``'s pool.
+EVALSHA goes out directly, on a connection leased from ``keyspace.connect``'s pool
+(keyspace.evalsha).
 
 Scripts that write documents are sent once. The client retries a command after a
 timeout or a dropped connection, and a commit whose reply was lost may have run: run
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -27,9 +28,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import idempotency
 from .changes import DEFAULT_CAP, ChangeCap
-from .connection import Pool
 from .durability import Durability, written
 from .errors import Paused
+from .evalsha import Sent, Wait, give_back, lease, send_pooled
 from .lua_sources import (
     authorized_commit_source,
     batch_commit_source,
@@ -103,61 +104,6 @@ def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]
 
 NOSCRIPT_TRIES = 5  # sends of a script meeting NOSCRIPT (each reloads it; it did not run)
 
-Wait = tuple[str, int, int] | None
-"""``WAIT replicas timeout`` to pipeline after a script (Durability.wait), or None."""
-
-
-class Sent(NamedTuple):  # a tuple: made on every script call, at a fraction of a dataclass's cost
-    """A script's reply, and how many replicas confirmed it (None: no WAIT was sent)."""
-
-    reply: Any
-    confirmed: int | None = None
-
-
-async def _round_trip(connection: AbstractConnection, args: tuple[Arg, ...], wait: Wait) -> Sent:
-    if wait is None:
-        await connection.send_command("EVALSHA", *args)
-        return Sent(await connection.read_response())
-    # One write of both commands: the WAIT costs no round trip of its own, only the time the
-    # replicas take to confirm. WAIT counts what this connection wrote, the script included.
-    await connection.send_packed_command(connection.pack_commands([("EVALSHA", *args), wait]))
-    try:
-        reply = await connection.read_response()
-    except ResponseError:
-        # The script failed (NOSCRIPT: it did not run): nothing to confirm. Dropping the
-        # connection discards WAIT's reply, which, without replicas, comes only after the
-        # timeout; no later command can read it as its own.
-        await connection.disconnect()
-        raise
-    return Sent(reply, await _wait_reply(connection))
-
-
-async def _wait_reply(connection: AbstractConnection) -> int:
-    try:
-        confirmed: int = await connection.read_response()
-    except ResponseError as exc:
-        if "replica" not in str(exc):
-            raise
-        # A refused script (it wrote nothing) on a primary that a failover demoted: as
-        # READONLY would, reconnect, so that the next connection finds the new primary.
-        await connection.disconnect()
-        raise RedisConnectionError(f"the server is no longer the primary: {exc}") from None
-    return confirmed
-
-
-async def _exchange(
-    connection: AbstractConnection, args: tuple[Arg, ...], retry: bool, wait: Wait
-) -> Sent:
-    """EVALSHA (then ``wait``) on ``connection``; ``retry`` applies the client's retry policy."""
-    if not retry:
-        # An error or a cancel while sending or reading disconnects the connection
-        # (redis-py), so a late reply can never be read as another command's.
-        return await _round_trip(connection, args, wait)
-    return await connection.retry.call_with_retry(
-        lambda: _round_trip(connection, args, wait), lambda _: connection.disconnect()
-    )
-
-
 AuthReply = list[bytes | int]
 """authorize.lua's reply: status, user id, role, limit, remaining, reset and retry-after."""
 
@@ -226,25 +172,7 @@ class Scripts:
                 if not retry:
                     raise  # it may have run: sent once
             # A script that may run twice gets the pool's retry policy (backoff, reconnect).
-        return await self._send_pooled(*args, retry=retry, wait=wait)
-
-    async def _send_pooled(self, *args: Arg, retry: bool, wait: Wait) -> Sent:
-        # One pooled connection, as execute_command uses, without its per-call layers
-        # (argument filtering, metrics, option parsing) and, from keyspace.connect's
-        # pool, without the pool's own (docs/profiling.md). WAIT needs the connection that
-        # wrote, so it goes on this one.
-        pool = self.client.connection_pool
-        if isinstance(pool, Pool):
-            leased = await pool.lease()
-            try:
-                return await _exchange(leased, args, retry, wait)
-            finally:
-                await pool.give_back(leased)
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            return await _exchange(connection, args, retry, wait)
-        finally:
-            await pool.release(connection)
+        return await send_pooled(self.client, *args, retry=retry, wait=wait)
 
     def _confirm(self, sent: Sent, wrote: bool, about: Callable[[], Mapping[str, Any]]) -> None:
         """NotDurable when the script ``wrote`` and fewer replicas than required confirmed
@@ -298,12 +226,12 @@ class Scripts:
         wait = self.durability.wait
         if wait is not None:
             commands.append(wait)
-        connection = await self._connection()
+        connection = await lease(self.client)
         try:
             # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
             await connection.send_packed_command(connection.pack_commands(commands))
         except BaseException:
-            await self._give_back(connection)
+            await give_back(self.client, connection)
             raise
         return self._batch_results(connection, len(plans), commands, wait is not None)
 
@@ -312,8 +240,8 @@ class Scripts:
         for attempt in range(NOSCRIPT_TRIES):
             await self.client.script_load(self._bulk_commit.script)
             try:
-                again = await self._send_pooled(
-                    *command[1:], retry=False, wait=self.durability.wait
+                again = await send_pooled(
+                    self.client, *command[1:], retry=False, wait=self.durability.wait
                 )
             except NoScriptError:
                 if attempt == NOSCRIPT_TRIES - 1:
@@ -322,20 +250,6 @@ class Scripts:
             self._confirm(again, True, lambda: {"commits": "a batch sent again"})
             return again.reply
         raise AssertionError("unreachable")
-
-    async def _connection(self) -> AbstractConnection:
-        pool = self.client.connection_pool
-        if isinstance(pool, Pool):
-            return await pool.lease()
-        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        return connection
-
-    async def _give_back(self, connection: AbstractConnection) -> None:
-        pool = self.client.connection_pool
-        if isinstance(pool, Pool):
-            await pool.give_back(connection)
-        else:
-            await pool.release(connection)
 
     async def _batch_results(
         self,
@@ -359,7 +273,7 @@ class Scripts:
             await connection.disconnect()
             raise
         finally:
-            await self._give_back(connection)
+            await give_back(self.client, connection)
         sent = Sent(None, replies.pop() if waited else None)
         for n, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):  # a SCRIPT FLUSH mid-batch: it did not run

@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
+from .closures import read_closure
+from .deletes import plan_delete, plan_fence
 from .documents import explicit_id, for_create, for_update
 from .errors import (
-    Conflict,
     Contention,
     CounterExhausted,
     NotFound,
@@ -29,15 +30,11 @@ from .ids import new_id
 from .keyring import Keys
 from .pipelining import single
 from .plan import (
-    DeleteClosure,
     Loaded,
     Plan,
-    inbound_sets,
     mirrored_change,
     plan_create,
     plan_create_generated,
-    plan_delete,
-    plan_fence,
     plan_update,
 )
 
@@ -46,7 +43,7 @@ from .prepared import PreparedCreate as PreparedCreate
 from .prepared import Stored as Stored
 from .prepared import Upserted as Upserted
 from .prepared import raise_for
-from .schema import EntitySpec, IdStrategy, OnDelete, Schema
+from .schema import EntitySpec, IdStrategy, Schema
 from .scripts import CommitResult, Scripts
 from .sealing import Sealer, refuse_reserved
 from .systems.multiframe.entities import MULTIFRAME
@@ -58,7 +55,6 @@ STAND_IN = "pending"
 
 Guard = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 """Sees (stored, proposed) documents before a write and raises to refuse it."""
-MAX_CASCADE = 10_000
 FENCE_MS = 30_000
 """How long a delete fence outlives a deleter that died before lowering it."""
 
@@ -393,7 +389,7 @@ class Documents:
         fenced: list[str] = []
         try:
             for _ in range(MAX_ATTEMPTS):
-                closure = await self._closure(spec, doc_id, if_revision)
+                closure = await read_closure(self.client, self.schema, spec, doc_id, if_revision)
                 if guard is not None:
                     root = closure.deleted[0]
                     guard(await self.open_doc(spec, dict(root.doc)))
@@ -422,81 +418,3 @@ class Documents:
                 # Not waited for: a fence a failover restores expires by itself (FENCE_MS).
                 fence = plan_fence(self.names, fenced, FENCE_MS, up=False)
                 await self.scripts.commit(fence, durable=False)
-
-    async def _load_many(self, spec: EntitySpec, ids: list[str]) -> list[Loaded]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for doc_id in ids:
-                pipe.execute_command("JSON.GET", self.names.doc_key(spec.prefix, doc_id), ".")
-            raws = await pipe.execute()
-        return [
-            Loaded(spec, i, r, codec.loads(r), self.names.doc_key(spec.prefix, i))
-            for i, r in zip(ids, raws, strict=True)
-            if r
-        ]
-
-    async def _closure(
-        self, spec: EntitySpec, doc_id: str, if_revision: str | None
-    ) -> DeleteClosure:
-        """Read everything a delete of ``doc_id`` touches, following cascades."""
-        found = await self._load_many(spec, [doc_id]) if keys.is_lookup_id(doc_id) else []
-        if not found:
-            raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-        root = found[0]
-        if if_revision is not None and codec.revision(root.raw) != if_revision:
-            raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
-        closure = DeleteClosure(deleted=[root])
-        seen, queue = {root.key}, [root]
-        restricting: list[tuple[str, str, EntitySpec, list[str]]] = []
-        while queue:
-            loaded = queue.pop()
-            sets = inbound_sets(self.schema, loaded)
-            async with self.client.pipeline(transaction=False) as pipe:
-                for ref_set, _, _ in sets:
-                    pipe.smembers(ref_set)
-                members = await pipe.execute()
-            for (ref_set, src, ref), raw_ids in zip(sets, members, strict=True):
-                ids = sorted(m.decode() for m in raw_ids)
-                closure.inbound[ref_set] = ids
-                if not ids:
-                    continue
-                if ref.on_delete is OnDelete.RESTRICT:
-                    restricting.append((f"{src.name}.{ref.field}", ref_set, src, ids))
-                    continue
-                found = await self._load_many(src, ids)
-                self._gone(closure, ref_set, src, ids, {dep.doc_id for dep in found})
-                for dep in found:
-                    if ref.on_delete in (OnDelete.PULL, OnDelete.SET_NULL):
-                        closure.pulls.append((dep, ref, loaded.doc_id))
-                    elif dep.key not in seen:
-                        seen.add(dep.key)
-                        closure.deleted.append(dep)
-                        queue.append(dep)
-            # Edits (set null, pull) are written by the same script as deletes: both count, so
-            # no delete blocks a shared Redis for long (an event log's set-null included).
-            if len(closure.deleted) + len(closure.pulls) > MAX_CASCADE:
-                raise Conflict(
-                    f"deleting {spec.name} {doc_id} would delete or change more than "
-                    f"{MAX_CASCADE} documents in one commit; delete or detach its referrers "
-                    "in smaller steps first",
-                    details={"limit": MAX_CASCADE},
-                )
-        # A referrer the same delete removes does not hold it back (SQL checks at the end),
-        # nor does one that no longer exists (it expired, leaving its id in the set).
-        for label, ref_set, src, ids in restricting:
-            left = [i for i in ids if self.names.doc_key(src.prefix, i) not in seen]
-            async with self.client.pipeline(transaction=False) as pipe:
-                for member in left:
-                    pipe.exists(self.names.doc_key(src.prefix, member))
-                present = {m for m, n in zip(left, await pipe.execute(), strict=True) if n}
-            self._gone(closure, ref_set, src, left, present)
-            if present:
-                closure.restricted.append((label, len(present)))
-        return closure
-
-    def _gone(
-        self, closure: DeleteClosure, ref_set: str, src: EntitySpec, ids: list[str], found: set[str]
-    ) -> None:
-        """Record the members of ``ref_set`` read without a document (an expired referrer)."""
-        for member in ids:
-            if member not in found:
-                closure.gone.append((ref_set, member, self.names.doc_key(src.prefix, member)))

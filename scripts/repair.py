@@ -10,8 +10,9 @@ from redis.exceptions import ResponseError, WatchError
 
 from keyspace import Keyspace, claims, codec, search
 from keyspace.connection import call
+from keyspace.deletes import pulled
 from keyspace.errors import ValidationFailed
-from keyspace.plan import Plan, pulled, put_document
+from keyspace.plan import Plan, put_document
 from keyspace.schema import ref_ids
 from keyspace.sealing import validate_stored
 

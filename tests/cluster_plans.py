@@ -34,9 +34,10 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from keyspace import ids, systems
+from keyspace.evalsha import Sent
 from keyspace.lua_sources import PRELUDES
 from keyspace.plan import Arg, Plan
-from keyspace.scripts import BULK, Scripts, Sent
+from keyspace.scripts import BULK, Scripts
 from keyspace.testing.fakes import give_sha1hex
 from tests.cluster_drive import drive
 

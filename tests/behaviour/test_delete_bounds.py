@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyspace import Conflict, Keyspace, systems
-from keyspace import store as store_module
+from keyspace import Conflict, Keyspace, closures, systems
 from tests.redis_state import snapshot_by_reads
 
 ND = systems.load("normaldance")
@@ -35,10 +34,10 @@ async def test_set_null_edits_count_toward_the_delete_bound(
                 "collectionId": collection.doc["id"],
             },
         )
-    monkeypatch.setattr(store_module, "MAX_CASCADE", 3)
+    monkeypatch.setattr(closures, "MAX_CASCADE", 3)
     before = await snapshot_by_reads(ks.client)
     with pytest.raises(Conflict, match="more than 3 documents"):
         await nd.delete(ND.schema.entity("nft_collection"), collection.doc["id"])
     assert await snapshot_by_reads(ks.client) == before
-    monkeypatch.setattr(store_module, "MAX_CASCADE", 5)
+    monkeypatch.setattr(closures, "MAX_CASCADE", 5)
     assert await nd.delete(ND.schema.entity("nft_collection"), collection.doc["id"]) == 1

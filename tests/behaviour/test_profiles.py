@@ -15,8 +15,9 @@ import pytest
 from keyspace import Keyspace, NotFound
 from keyspace.connection import call
 from keyspace.declare import json, ref, string, table
+from keyspace.features import Profile
 from keyspace.profiles import stale_keys
-from keyspace.schema import IdStrategy, OnDelete, Profile, Schema, Unique
+from keyspace.schema import IdStrategy, OnDelete, Schema, Unique
 from keyspace.system import System
 from tests.conftest import BACKENDS, client_for
 

@@ -16,8 +16,8 @@ from keyspace import (
     NotFound,
     keys,
 )
+from keyspace.deletes import plan_fence
 from keyspace.keys import SEED_NAMES
-from keyspace.plan import plan_fence
 from tests import factories as f
 
 

@@ -14,8 +14,9 @@ from app.config import Settings
 from keyspace import AnswerCache, CacheRules, Keyspace, params_hash, systems
 from keyspace.connection import call
 from keyspace.declare import integer, ref, string, table
+from keyspace.deletes import DeleteClosure, plan_delete
 from keyspace.keys import Names
-from keyspace.plan import DeleteClosure, Loaded, Plan, plan_create, plan_delete, plan_update
+from keyspace.plan import Loaded, Plan, plan_create, plan_update
 from keyspace.schema import IdStrategy, OnDelete, Schema
 from keyspace.system import System
 

@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from keyspace import claims, keys
+from keyspace.deletes import DeleteClosure, plan_delete
 from keyspace.keys import SEED_NAMES
-from keyspace.plan import DeleteClosure, plan_create, plan_delete, plan_update
+from keyspace.plan import plan_create, plan_update
 from keyspace.systems.multiframe.entities import MULTIFRAME, NFT, USER
 from tests.unit.test_plan import decode, loaded
 

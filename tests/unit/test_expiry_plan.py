@@ -13,17 +13,17 @@ from app.config import Settings
 from keyspace import codec
 from keyspace.claims import parse as parse_claim
 from keyspace.declare import enum, ref, string, table
+from keyspace.deletes import DeleteClosure, plan_delete
+from keyspace.features import Expiry
 from keyspace.plan import (
     Arg,
-    DeleteClosure,
     Loaded,
     Plan,
     plan_create,
     plan_create_generated,
-    plan_delete,
     plan_update,
 )
-from keyspace.schema import EntitySpec, Expiry, IdStrategy, OnDelete, Schema
+from keyspace.schema import EntitySpec, IdStrategy, OnDelete, Schema
 from keyspace.system import System, parse_ttls
 from keyspace.systems.multiframe.entities import MULTIFRAME, USER
 from scripts.report import parse_ref_set

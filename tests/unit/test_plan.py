@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 
 from keyspace import codec, keys
+from keyspace.deletes import DeleteClosure, plan_delete
 from keyspace.errors import HasDependents
 from keyspace.plan import (
     Arg,
-    DeleteClosure,
     Loaded,
     Plan,
     plan_create,
     plan_create_generated,
-    plan_delete,
     plan_update,
 )
 from keyspace.projection import project

@@ -35,7 +35,8 @@ from ...declare import (
     timestamp,
     vector,
 )
-from ...schema import IdStrategy, Lockable, OnDelete, OpLog, Profile, Schema, Unique
+from ...features import Lockable, OpLog, Profile
+from ...schema import IdStrategy, OnDelete, Schema, Unique
 from ...system import System
 from ...tokens import EndpointLimits
 
