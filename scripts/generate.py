@@ -2,11 +2,12 @@
 
 Every document goes through the same declarations and ``commit.lua`` plans as
 the API (validation, unique claims, reference checks), so generated data is as
-consistent as hand-made data. Ids are reserved a batch at a time with INCRBY;
-the plans of a chunk go out through ``Keyspace.commit_batch`` (bulk_commit.lua,
-many plans a call) while the next chunk is drawn. Each plan is atomic on its own,
-so Ctrl-C leaves whole documents only. Memory stays flat: a chunk at a time, and
-only the latest users kept as collaborators (docs/profiling.md, "Round 2: generate").
+consistent as hand-made data. Ids are reserved a group at a time with INCRBY; the
+documents, in commit order, are cut into batches of ``CHUNK`` plans that go out through
+``Keyspace.send_batch`` (bulk_commit.lua, many plans a call) while the next batch is
+drawn. Each plan is atomic on its own, so Ctrl-C leaves whole documents only. Memory
+stays flat: a batch at a time, and only the latest users kept as collaborators
+(docs/profiling.md, "Round 2: generate" and "Round 3").
 """
 
 from __future__ import annotations
