@@ -69,8 +69,9 @@ def flat_memory_target(
 
     ``small`` and ``large`` are (documents, peak growth in MiB). A generator holding every
     document it wrote grows with N: ten times the documents, about ten times the growth.
-    It holds one batch (``batch_docs``) by design, so the comparison is judged only when
-    the smaller run spans at least two batches; below that both runs grow with N."""
+    It holds ``batch_docs`` documents by design (a group of users, the batch it makes and the
+    one in flight), so the comparison is judged only when the smaller run spans at least
+    twice that; below it both runs grow with N."""
     (n_small, mb_small), (n_large, mb_large) = small, large
     allowed = tolerance * mb_small + slack_mb
     name = (
@@ -79,7 +80,7 @@ def flat_memory_target(
     )
     figures = f"{mb_large:.1f} MiB at {n_large:,} vs {mb_small:.1f} MiB at {n_small:,}"
     if n_small < 2 * batch_docs:
-        why = f"n/a below N/10 = {2 * batch_docs:,}: one batch of ~{batch_docs:,} documents"
+        why = f"n/a below N/10 = {2 * batch_docs:,}: the ~{batch_docs:,} documents it holds"
         return Target(name, False, f"{why} holds both runs; {figures}", judged=False)
     return Target(
         name,
