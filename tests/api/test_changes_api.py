@@ -279,6 +279,20 @@ async def test_resuming_past_the_trimmed_events_is_410_with_the_oldest_kept(redi
         assert len(kept["events"]) == 2
 
 
+async def test_events_older_than_the_age_cap_are_gone_with_the_next_write(redis: Redis) -> None:
+    async with serving(redis, settings(changes_max_age=1)) as api:
+        aged = await created(api, "users", user_body("Aged"))
+        assert aged["user_id"] in [e["doc_id"] for e in (await page(api))["events"]]
+        await asyncio.sleep(1.2)
+        fresh = await created(api, "users", user_body("Fresh"))  # its commit trims the aged
+        body = await page(api)
+        assert [e["doc_id"] for e in body["events"]] == [fresh["user_id"]]
+        stale = "1-0"
+        resp = await api.get(f"/api/changes?since={stale}", headers=JSON)
+        assert resp.status == 410, await resp.text()
+        assert (await resp.json())["error"]["details"]["oldest_id"] == body["events"][0]["id"]
+
+
 async def test_members_follow_only_what_they_may_read(redis: Redis) -> None:
     async with serving(redis, settings(system="normaldance")) as api:
         user = await created(api, "users", {"email": "m@example.com", "username": "member"})
