@@ -420,6 +420,13 @@ def _used(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     return {name: schema for name, schema in schemas.items() if name in seen}
 
 
+def _titled(schemas: dict[str, Any]) -> dict[str, Any]:
+    """Every schema with a title, its component name where it has none: generators name a
+    model by its title, else by that name, so this names nothing anew, and every schema of
+    the document carries the unique title issue 22 asks for."""
+    return {name: {"title": name, **schema} for name, schema in schemas.items()}
+
+
 def build(table: list[Route], system: System) -> dict[str, Any]:
     docs = documents(system)
     paths: dict[str, Any] = {}
@@ -437,7 +444,7 @@ def build(table: list[Route], system: System) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _used(paths, openapi_batch.schemas(components(system))),
+            "schemas": _titled(_used(paths, openapi_batch.schemas(components(system)))),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

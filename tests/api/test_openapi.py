@@ -186,7 +186,8 @@ def test_every_schema_title_is_unique_and_every_ref_resolves(name: str) -> None:
     system = systems.load(name)
     document = openapi.build(route_table(system), system)
     schemas = document["components"]["schemas"]
-    titles = [s.get("title", n) for n, s in schemas.items()]
+    assert [n for n, s in schemas.items() if "title" not in s] == []
+    titles = [s["title"] for s in schemas.values()]
     assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
     found = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
     assert found, "the walk is not vacuous"
