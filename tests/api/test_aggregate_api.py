@@ -4,51 +4,13 @@ only admins), HEAD, its place before ``/api/<collection>/{id}``, and its OpenAPI
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from redis.asyncio import Redis
-
-from app import create_app
-from app.config import Settings
-from keyspace import connect
-from keyspace.server import EmbeddedRedis
-
-from .conftest import ADMIN_TOKEN, AUTH
+from aiohttp.test_utils import TestClient
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("fake", id="fakeredis"),
-        pytest.param("real", id="redis", marks=pytest.mark.redis),
-    ]
-)
-async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
-    clients: list[Client] = []
-
-    async def start(system: str) -> Client:
-        app = create_app(Settings(admin_token=ADMIN_TOKEN, system=system), client=redis)
-        client: Client = TestClient(TestServer(app), headers=AUTH)
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
-    await redis.aclose()
 
 
 async def post(api: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import fakeredis
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from redis.asyncio import Redis
 
-from app import create_app
 from app.config import Settings
 from app.openapi import documents
 from app.routes import route_table
 from app.routing import Route
 from app.state import KEYSPACE
-from keyspace import USER, Keyspace, connect, keys, systems
+from keyspace import USER, Keyspace, keys, systems
 from keyspace.server import EmbeddedRedis
 from keyspace.tokens import Minted
-from tests.api.conftest import ADMIN_TOKEN, AUTH, SMALL_BODY_LIMIT
+from tests.api.conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
 from tests.api.test_collections import Client, created, user_body
 from tests.api.test_errors import error_of
 from tests.api.test_openapi import spec_of
@@ -37,36 +33,6 @@ MF = systems.load()
 ALLOWED = "https://app.example"
 ELSEWHERE = "https://evil.example"
 Serve = Callable[..., Awaitable[Client]]
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("fake", id="fakeredis"),
-        pytest.param("real", id="redis", marks=pytest.mark.redis),
-    ]
-)
-async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
-    """Start the app with extra settings (e.g. CORS origins) on an empty Redis."""
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
-    clients: list[Client] = []
-
-    async def start(**settings: Any) -> Client:
-        base = Settings(max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN)
-        app = create_app(Settings(**{**base.__dict__, **settings}), client=redis)
-        client: Client = TestClient(TestServer(app), headers=AUTH)
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
-    await redis.aclose()
 
 
 def concrete(route: Route) -> str:
@@ -141,7 +107,7 @@ async def test_options_without_cors_is_405_with_allow_not_401(api: Client) -> No
 
 
 async def test_cors_preflight_from_an_allowed_origin_is_204_without_a_token(serve: Serve) -> None:
-    api = await serve(cors_origins=(ALLOWED,))
+    api = await serve(max_body=SMALL_BODY_LIMIT, cors_origins=(ALLOWED,))
     resp = await api.options(
         "/api/users/user_1",
         headers={
@@ -168,7 +134,7 @@ async def test_cors_preflight_from_an_allowed_origin_is_204_without_a_token(serv
 
 
 async def test_cors_refuses_other_origins_and_decorates_allowed_responses(serve: Serve) -> None:
-    api = await serve(cors_origins=(ALLOWED, "http://localhost:3000"))
+    api = await serve(max_body=SMALL_BODY_LIMIT, cors_origins=(ALLOWED, "http://localhost:3000"))
     preflight = {"Authorization": "", "Access-Control-Request-Method": "GET"}
     resp = await api.options("/api/users", headers={**preflight, "Origin": ELSEWHERE})
     await error_of(resp, 405)
@@ -193,7 +159,7 @@ async def test_cors_refuses_other_origins_and_decorates_allowed_responses(serve:
 
 
 async def test_cors_wildcard_allows_every_origin(serve: Serve) -> None:
-    api = await serve(cors_origins=("*",))
+    api = await serve(max_body=SMALL_BODY_LIMIT, cors_origins=("*",))
     preflight = {"Authorization": "", "Origin": ELSEWHERE, "Access-Control-Request-Method": "GET"}
     resp = await api.options("/api/users", headers=preflight)
     assert resp.status == 204

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from app.state import KEYSPACE
+from tests.api.conftest import Serve
 from tests.api.test_collections import (
     Client,
     collab_body,
@@ -16,7 +17,7 @@ from tests.api.test_collections import (
     make_users,
 )
 from tests.api.test_lists import listed
-from tests.api.test_systems_api import Serve, member_token, post, serve  # noqa: F401 (fixture)
+from tests.api.test_systems_api import member_token, post
 
 
 async def world(api: Client) -> None:
@@ -143,7 +144,7 @@ async def test_if_none_match_on_a_sparse_read_and_if_match_after_it(api: Client)
 
 
 async def test_a_member_sees_through_fields_and_expand_only_what_a_read_shows(
-    serve: Serve,  # noqa: F811
+    serve: Serve,
 ) -> None:
     api = await serve("normaldance")
     user = await post(api, "/api/users", {"username": "Ada"})
@@ -188,7 +189,7 @@ async def test_openapi_documents_fields_and_expand_per_collection(api: Client) -
 
 
 async def test_a_cached_list_that_expands_follows_writes_to_its_targets(
-    serve: Serve,  # noqa: F811
+    serve: Serve,
 ) -> None:
     api = await serve("neuraforge")  # caches project and document lists, not users
     user = await post(api, "/api/users", {"email": "ada@x.dev", "name": "Ada"})

@@ -17,7 +17,7 @@ from app.state import KEYSPACE
 from keyspace import EntitySpec, System, demo, systems
 from keyspace.sparse import EXPANDED, model_tree
 from keyspace.testing import Factory
-from tests.api.test_systems_api import Client, Serve, serve  # noqa: F401 (fixture)
+from tests.api.conftest import Client, Serve
 
 Shapes = list[dict[str, str]]
 
@@ -84,7 +84,7 @@ def relation_paths(system: System, ids: dict[str, str]) -> list[tuple[str, str, 
 
 @pytest.mark.parametrize("name", systems.names())
 async def test_sparse_and_expanded_answers_match_the_documented_schemas(
-    serve: Serve,  # noqa: F811
+    serve: Serve,
     name: str,
 ) -> None:
     api, system = await serve(name), systems.load(name)
