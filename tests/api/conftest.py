@@ -30,17 +30,23 @@ BACKENDS = [
 ]
 
 
+async def backend(request: pytest.FixtureRequest) -> Redis:
+    """A client of an empty Redis for a fixture parametrised over :data:`BACKENDS`:
+    fakeredis, or the session's embedded server flushed."""
+    if request.param == "fake":
+        return fake_redis_client()
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    redis = connect(server.url)
+    await redis.flushall()
+    return redis
+
+
 @pytest.fixture(params=BACKENDS)
 async def api(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A running app; the Redis behind it is empty at the start of each test."""
-    if request.param == "fake":
-        redis: Redis = fake_redis_client()
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     settings = Settings(max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN)
     async with serving(redis, settings) as client:
         yield client
@@ -52,12 +58,7 @@ async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
     """``await serve(system="multiframe", **settings)``: the app of ``system`` with the test
     admin token and ``settings`` (e.g. ``cors_origins``), on one Redis shared by every app
     the test starts, empty at its start."""
-    if request.param == "fake":
-        redis: Redis = fake_redis_client()
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     clients: list[Client] = []
 
     async def start(system: str = "multiframe", **settings: Any) -> Client:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import orjson
 import pytest
 from aiohttp import web
@@ -19,12 +18,11 @@ from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import Keyspace, connect, demo
+from keyspace import Keyspace, demo
 from keyspace.exclusive import AdminLock
-from keyspace.server import EmbeddedRedis
 from tests.migration_world import book_id, register, shelve_old_books, world
 
-from .conftest import ADMIN_TOKEN, AUTH
+from .conftest import ADMIN_TOKEN, AUTH, backend
 
 Client = TestClient[web.Request, web.Application]
 SYSTEM = world(2)
@@ -39,12 +37,7 @@ SYSTEM = world(2)
 async def shelf(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Client, Redis]]:
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     await shelve_old_books(redis, 250)
     register(monkeypatch, SYSTEM)
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="shelf"), client=redis)

@@ -18,9 +18,9 @@ import app.changes as changes_api
 from app.changes import HUB
 from app.config import Settings
 from app.feed_hub import READER_TASK
-from keyspace import connect, feed
-from keyspace.server import EmbeddedRedis
-from keyspace.testing import bearer, fake_redis_client, serving
+from keyspace import feed
+from keyspace.testing import bearer, serving
+from tests.api.conftest import backend
 
 from .test_collections import created, driver_body, user_body
 
@@ -36,12 +36,7 @@ JSON = {"Accept": "application/json"}
     ]
 )
 async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
-    if request.param == "fake":
-        client = fake_redis_client()
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        client = connect(server.url)
-        await client.flushall()
+    client = await backend(request)
     yield client
     await client.aclose()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import fakeredis
 import orjson
 import pytest
 from aiohttp import web
@@ -15,11 +14,10 @@ from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import connect, crypto
+from keyspace import crypto
 from keyspace.connection import call
-from keyspace.server import EmbeddedRedis
 
-from .conftest import ADMIN_TOKEN, AUTH
+from .conftest import ADMIN_TOKEN, AUTH, backend
 
 Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]
@@ -35,12 +33,7 @@ OWNER = "0x" + "Ab" * 20
     ]
 )
 async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
-    if request.param == "fake":
-        client: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        client = connect(server.url)
-        await client.flushall()
+    client = await backend(request)
     yield client
     await client.aclose()
 

@@ -20,8 +20,8 @@ from keyspace import connect
 from keyspace import idempotency as idem
 from keyspace.pipelining import pipeliner
 from keyspace.server import EmbeddedRedis
-from keyspace.testing import fake_redis_client, serving
-from tests.api.conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT
+from keyspace.testing import serving
+from tests.api.conftest import ADMIN_TOKEN, SMALL_BODY_LIMIT, backend
 from tests.api.test_collections import collab_body, driver_body, user_body
 
 Client = TestClient[web.Request, web.Application]
@@ -166,12 +166,7 @@ async def test_a_key_that_is_no_printable_ascii_is_refused(api: Client) -> None:
 )
 async def brief(request: pytest.FixtureRequest) -> AsyncIterator[Client]:
     """The app replaying outcomes for one second only."""
-    if request.param == "fake":
-        redis: Redis = fake_redis_client()
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     settings = Settings(
         max_body=SMALL_BODY_LIMIT, admin_token=ADMIN_TOKEN, idempotency_ttl_seconds=1
     )

@@ -8,23 +8,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
-from redis.asyncio import Redis
 
 from app import create_app, openapi
 from app.config import Settings
 from app.routes import route_table
-from keyspace import connect, systems
+from keyspace import systems
 from keyspace.declare import Lockable, OpLog, ref, string, table
 from keyspace.schema import IdStrategy, Schema
-from keyspace.server import EmbeddedRedis
 from keyspace.system import System
 
-from .conftest import ADMIN_TOKEN, AUTH
+from .conftest import ADMIN_TOKEN, AUTH, backend
 
 Client = TestClient[web.Request, web.Application]
 
@@ -57,12 +54,7 @@ async def api(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Client]:
     """The test system's API on an empty Redis, with the admin token."""
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     # Served like a registered system: create_app asks the registry for it by name.
     monkeypatch.setattr(systems, "load", lambda name, *_, **__: SYSTEM)
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="locking"), client=redis)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -16,10 +15,8 @@ from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import connect
-from keyspace.server import EmbeddedRedis
 
-from .conftest import ADMIN_TOKEN, AUTH
+from .conftest import ADMIN_TOKEN, AUTH, backend
 
 Client = TestClient[web.Request, web.Application]
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -33,12 +30,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 )
 async def nf(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, Redis]]:
     """NeuraForge's API on an empty Redis, with the client to look at its keys."""
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     app = create_app(Settings(admin_token=ADMIN_TOKEN, system="neuraforge"), client=redis)
     client: Client = TestClient(TestServer(app), headers=AUTH)
     await client.start_server()

@@ -13,17 +13,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
-from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import connect, systems
+from keyspace import systems
 from keyspace.declare import enum, integer, table, text, timestamp, vector
 from keyspace.schema import IdStrategy, Schema
-from keyspace.server import EmbeddedRedis
 from keyspace.system import System
 
-from .conftest import ADMIN_TOKEN, AUTH
+from .conftest import ADMIN_TOKEN, AUTH, backend
 
 Client = TestClient[web.Request, web.Application]
 
@@ -61,12 +59,7 @@ async def api(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Client]:
     """The test system served on an empty Redis (systems.load finds only declared packages)."""
-    if request.param == "fake":
-        redis: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    else:
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
-        redis = connect(server.url)
-        await redis.flushall()
+    redis = await backend(request)
     monkeypatch.setattr(
         systems, "load", lambda name, namespace=None, *_, **__: SYSTEM.served(namespace)
     )
