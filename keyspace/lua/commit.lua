@@ -64,7 +64,7 @@
 --                  sha1 of JSON.GET KEYS[k] '.' as written, '' for a delete: the ETag a
 --                  read answers, and at the server's TIME in ms; after the document's writes)
 --            eventid s k op collection (the same for the generated id: KEYS[k] is completed)
---            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID TIME - age_ms, exact:
+--            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID ~ TIME - age_ms:
 --                  the feed's cap, in the commit that grows it; docs/changes.md)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
@@ -203,10 +203,11 @@ local function write(op, a)
   elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
   elseif op == 'trim' then
     redis.call('XTRIM', key, 'MAXLEN', '~', a[2])
-    -- Exact, not '~': that form drops whole radix-tree nodes only, so a feed of fewer than
-    -- ~100 events would keep them for ever. Each commit drops what aged since the last one.
+    -- '~' (whole radix-tree nodes of ~100 events), as for the length: an exact trim after a
+    -- quiet spell would drop the newest event too, and every consumer caught up with it would
+    -- be answered 410, as its successor can no longer be told from a trimmed one.
     local oldest = now_ms() - tonumber(a[3])
-    if oldest > 0 then redis.call('XTRIM', key, 'MINID', string.format('%d', oldest)) end
+    if oldest > 0 then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', oldest)) end
   end
 end
 
