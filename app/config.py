@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyspace import (
+    MAX_FEED,
+    MAX_FEED_AGE,
     ChangeCap,
     Durability,
     Limits,
@@ -25,8 +27,6 @@ USAGE = 2  # a malformed setting: as a malformed REDIS_URL, and multiframe-admin
 SECONDS_MAX = 86_400  # a day: more than any of these waits needs, and within what a socket takes
 PORT_MAX = 65_535
 MAX_CONNECTIONS = 10_000  # Redis's default maxclients
-MAX_FEED = 100_000_000  # change-feed events kept or queued: a bound on a typo's memory
-MAX_FEED_AGE = 366 * SECONDS_MAX  # a year
 
 
 class BadSetting(SystemExit):

@@ -43,7 +43,7 @@ from .batch import MAX_ITEMS as MAX_BATCH
 from .batch import BatchRefused
 from .cache import AnswerCache, CacheRules, params_hash
 from .capabilities import Capabilities
-from .changes import ChangeCap
+from .changes import MAX_FEED, MAX_FEED_AGE, ChangeCap
 from .connection import check_url, connect, connect_replica, observe_round_trips
 from .durability import Durability
 from .engine import Keyspace
@@ -121,6 +121,8 @@ __all__ = [
     "INDEX_STATES",
     "MAX_BATCH",
     "MAX_COMMANDS",
+    "MAX_FEED",
+    "MAX_FEED_AGE",
     "MAX_GROUPS",
     "MAX_GROUP_FIELDS",
     "MAX_LIMIT",

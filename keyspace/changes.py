@@ -31,12 +31,41 @@ class ChangeCap:
     maxlen: int = 100_000
     max_age: int = 86_400
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ChangeCap:
+        """From ``MULTIFRAME_CHANGES_MAXLEN`` (1 to 10^8 events) and
+        ``MULTIFRAME_CHANGES_MAX_AGE`` (1 s to a year), as the service reads them, so every
+        process that commits (the API, the admin CLI) trims the feed alike; ValueError naming
+        a value that is not a whole number in range."""
+        return cls(
+            _bounded(env, MAXLEN_ENV, cls.maxlen, MAX_FEED, "events"),
+            _bounded(env, MAX_AGE_ENV, cls.max_age, MAX_FEED_AGE, "seconds"),
+        )
+
     def args(self) -> tuple[int, int]:
         """The ``trim`` op's arguments: the length and the age in milliseconds."""
         return self.maxlen, self.max_age * 1000
 
 
 DEFAULT_CAP = ChangeCap()
+
+MAXLEN_ENV = "MULTIFRAME_CHANGES_MAXLEN"
+MAX_AGE_ENV = "MULTIFRAME_CHANGES_MAX_AGE"
+MAX_FEED = 100_000_000  # events kept: a bound on a typo's memory
+MAX_FEED_AGE = 366 * 86_400  # a year
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, high: int, unit: str) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of {unit}, got {raw!r}") from None
+    if not 1 <= value <= high:
+        raise ValueError(f"{name} must be 1 to {high} {unit}, got {value}")
+    return value
 
 
 def parse_id(text: str) -> EventId:

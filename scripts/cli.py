@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import Durability, Keyspace, connect, systems
 from keyspace.capabilities import probe
+from keyspace.changes import ChangeCap
 from keyspace.errors import Contention, Held, NoAccess, NotDurable, Paused
 from keyspace.keyring import KeyringError, configured
 from keyspace.server import EmbeddedRedis, EmbeddedRedisError
@@ -92,10 +93,12 @@ async def open_keyspace(
     system: System | None = None,
     durability: Durability | None = None,
     key: bytes | None = None,
+    changes_cap: ChangeCap | None = None,
 ) -> AsyncIterator[Keyspace]:
     """The keyspace of ``system`` (default MultiFrame) on ``url``; else on the running
     ``make run`` server; else on an embedded server started here on ``data_dir`` (stopped
-    again afterwards). ``durability``: its commits wait for replicas as the service's do."""
+    again afterwards). ``durability``: its commits wait for replicas as the service's do;
+    ``changes_cap``: they trim the change feed as the service's do."""
     system = system or systems.load()
     embedded: EmbeddedRedis | None = None
     recorded = data_dir / URL_FILE
@@ -109,7 +112,7 @@ async def open_keyspace(
         url = embedded.start()
     client = connect(url)
     try:
-        ks = Keyspace(client, system.schema, durability=durability)
+        ks = Keyspace(client, system.schema, durability=durability, changes_cap=changes_cap)
         if setup:
             await ks.setup(index_timeout=600)
         # Sensitive fields (docs/encryption.md): what a command writes is sealed, and a missing
@@ -262,6 +265,8 @@ def _prepare(argv: list[str]) -> argparse.Namespace | int:
     try:
         # The service's durability: a commit of a command is confirmed as the API's are.
         args.durability = Durability.from_env(os.environ)
+        # The service's feed cap: a command's commits trim the change feed as the API's do.
+        args.changes_cap = ChangeCap.from_env(os.environ)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE
@@ -300,6 +305,7 @@ async def _run(args: argparse.Namespace) -> int:
             system=args.system,
             durability=args.durability,
             key=args.encryption_key,
+            changes_cap=args.changes_cap,
         ) as ks:
             code: int = await args.func(args, ks)
             return code

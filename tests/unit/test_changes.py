@@ -162,3 +162,34 @@ def test_a_plan_without_events_does_not_trim() -> None:
     plan = Plan(keys.pause_key())
     plan.write("set", "a", "1")
     assert "trim" not in plan.args()
+
+
+def test_the_cap_reads_the_services_variables() -> None:
+    assert ChangeCap.from_env({}) == ChangeCap()
+    env = {"MULTIFRAME_CHANGES_MAXLEN": "500", "MULTIFRAME_CHANGES_MAX_AGE": " 31536000 "}
+    assert ChangeCap.from_env(env) == ChangeCap(500, 31_536_000)
+    for name, raw in (
+        ("MULTIFRAME_CHANGES_MAXLEN", "0"),
+        ("MULTIFRAME_CHANGES_MAXLEN", "1e3"),
+        ("MULTIFRAME_CHANGES_MAX_AGE", "31622401"),
+        ("MULTIFRAME_CHANGES_MAX_AGE", "-5"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            ChangeCap.from_env({name: raw})
+
+
+def test_the_admin_cli_trims_the_feed_as_the_service_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command's commits trim with the service's cap (review 24: `generate` trimmed a feed
+    kept for a year to the default day)."""
+    from scripts import cli
+    from scripts.exits import USAGE
+
+    monkeypatch.setenv("MULTIFRAME_CHANGES_MAX_AGE", "31536000")
+    monkeypatch.setenv("MULTIFRAME_CHANGES_MAXLEN", "100000000")
+    args = cli._prepare(["generate", "--users", "1"])
+    assert not isinstance(args, int)
+    assert args.changes_cap == ChangeCap(100_000_000, 31_536_000)
+    monkeypatch.setenv("MULTIFRAME_CHANGES_MAX_AGE", "forever")
+    assert cli._prepare(["generate", "--users", "1"]) == USAGE
