@@ -37,7 +37,11 @@ async def probe(client: Redis, probe_key: str) -> Capabilities:
                 "system's keys; connect as a user whose key patterns do (e.g. the embedded "
                 "server's admin user, --redis-url)"
             ) from None
-        except ResponseError:
+        except ResponseError as exc:
+            if str(exc).startswith("BUSY "):
+                # A script holds the server: no answer about its modules. Raised, so a start
+                # retries and a command says so, rather than "the module is missing".
+                raise
             return False
 
     return Capabilities(json=await works("JSON.TYPE", probe_key), search=await works("FT._LIST"))
