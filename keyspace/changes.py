@@ -118,19 +118,26 @@ def sse(event: Mapping[str, Any]) -> bytes:
 
 def trimmed_past(since: EventId, info: Mapping[str, Any]) -> bool:
     """True when events after ``since`` were trimmed from the stream ``info`` describes
-    (XINFO STREAM as a mapping of text keys). ``max-deleted-entry-id`` (Redis 7) says it
-    exactly; where it reads 0-0 although entries were removed (fakeredis does not keep it), an
-    id before the first entry still kept counts as trimmed past, which may refuse a consumer
-    that had read the very last trimmed event: a 410 too many, never a silent gap."""
-    deleted = parse_id(_text(info.get("max-deleted-entry-id") or "0-0"))
-    if deleted != (0, 0):
-        return since < deleted
+    (XINFO STREAM as a mapping of text keys).
+
+    ``max-deleted-entry-id`` says it exactly: XTRIM leaves it alone, so every trim of the
+    feed records the newest id it removed with XSETID (commit.lua's ``trim``, feed.restart).
+    Where it reads 0-0 although entries were removed (a stream trimmed before that, a server
+    without XSETID's MAXDELETEDID: fakeredis), an id before the first entry still kept counts
+    as trimmed past, which may refuse a consumer that had read the very last trimmed event:
+    a 410 too many, never a silent gap; and an emptied stream was trimmed up to its
+    ``last-generated-id``."""
     added = int(info.get("entries-added") or 0)
     length = int(info.get("length") or 0)
+    if added <= length:
+        return False  # nothing was ever removed (or no stream yet)
+    deleted = parse_id(_text(info.get("max-deleted-entry-id") or "0-0"))
     first = info.get("first-entry")
-    if added <= length or not first:
-        return False
-    return since < parse_id(_text(first[0]))
+    if first:
+        bound = parse_id(_text(first[0])) if deleted == (0, 0) else deleted
+        return since < bound
+    last = parse_id(_text(info.get("last-generated-id") or "0-0"))
+    return since < max(deleted, last)
 
 
 def oldest_id(info: Mapping[str, Any]) -> str | None:

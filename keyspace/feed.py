@@ -3,6 +3,7 @@ blocking read the API's fan-out runs. Reads go to the primary, which the commits
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,25 +73,15 @@ async def read_new(
 
 async def restart(client: Redis, key: str) -> None:
     """Begin the feed anew after a command rewrote the data it describes (reset, restore):
-    one entry appended and trimmed in one transaction leaves the stream empty with its
-    ``max-deleted-entry-id`` past every id from before, so a consumer resuming from one is
-    answered 410 ``gone`` (re-read everything), never a silent gap. The entry is shaped as
-    an event of no collection, so nothing that meets it can mistake it for a change."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.execute_command(
-            "XADD",
-            key,
-            "*",
-            "op",
-            "restart",
-            "collection",
-            "",
-            "id",
-            "",
-            "rev",
-            "",
-            "at",
-            str(int(time.time() * 1000)),
-        )
-        pipe.execute_command("XTRIM", key, "MAXLEN", "0")
-        await pipe.execute()
+    one entry appended, then the stream trimmed to nothing with its ``max-deleted-entry-id``
+    set to that entry (XTRIM leaves it alone), so a consumer resuming from any id before is
+    answered 410 ``gone`` (re-read everything), never a silent gap; keyspace.changes reads an
+    emptied stream as trimmed up to its last id where the server cannot record it. The entry
+    is shaped as an event of no collection, so nothing that meets it can mistake it for a
+    change. The command holds the pause meanwhile: no commit appends between the steps."""
+    fields = {"op": "restart", "collection": "", "id": "", "rev": "", "at": ""}
+    fields["at"] = str(int(time.time() * 1000))
+    added = await client.xadd(key, fields)  # type: ignore[arg-type]
+    await call(client, "XTRIM", key, "MAXLEN", "0")
+    with contextlib.suppress(ResponseError):  # no MAXDELETEDID (fakeredis): the fallback rule
+        await call(client, "XSETID", key, added, "MAXDELETEDID", added)

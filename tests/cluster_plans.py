@@ -54,7 +54,8 @@ FIRST_KEY = frozenset(
         "DEL", "EXISTS", "GET", "HDEL", "HGET", "HMGET", "HSET", "INCR", "JSON.GET", "JSON.SET",
         "JSON.TYPE",
         "LLEN", "LRANGE", "LTRIM", "PERSIST", "PEXPIRE", "PEXPIREAT", "PEXPIRETIME", "PTTL",
-        "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "XADD", "XTRIM", "ZADD",
+        "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "XADD", "XLEN", "XRANGE",
+        "XREVRANGE", "XSETID", "XTRIM", "ZADD",
         "ZCARD", "ZPOPMIN", "ZRANGE", "ZREMRANGEBYSCORE",
     }
 )  # fmt: skip

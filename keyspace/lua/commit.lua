@@ -64,7 +64,7 @@
 --                  sha1 of JSON.GET KEYS[k] '.' as written, '' for a delete: the ETag a
 --                  read answers, and at the server's TIME in ms; after the document's writes)
 --            eventid s k op collection (the same for the generated id: KEYS[k] is completed)
---            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID ~ TIME - age_ms:
+--            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID TIME - age_ms:
 --                  the feed's cap, in the commit that grows it; docs/changes.md)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
@@ -167,6 +167,41 @@ local function append_event(stream, key, op, collection, doc_id)
              'rev', rev, 'at', string.format('%d', now_ms()))
 end
 
+-- The largest stream id below id ('<ms>-<seq>'), written as Redis reads it.
+local function before_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if seq ~= '0' then return ms .. '-' .. string.format('%d', tonumber(seq) - 1) end
+  return string.format('%d', tonumber(ms) - 1) .. '-18446744073709551615'
+end
+
+-- The feed's cap: about maxlen events ('~': whole radix-tree nodes), none older than age_ms
+-- (exact). XTRIM leaves the stream's max-deleted-entry-id alone, so it is set here (XSETID)
+-- to the newest id removed (for the length, the one just below the first kept: only a
+-- consumer that far behind can meet the difference), which is what tells a consumer resuming
+-- from the newest removed event, even after a quiet spell took every event, from one that
+-- missed some (keyspace.changes.trimmed_past). pcall: a server without MAXDELETEDID (fakeredis)
+-- keeps the old rule, and nothing here may raise after the writes.
+local function trim_feed(stream, maxlen, age_ms)
+  local removed = nil
+  if redis.call('XLEN', stream) > tonumber(maxlen) then
+    local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+    redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+    local kept = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+    if first and kept and kept[1] ~= first[1] then removed = before_id(kept[1]) end
+  end
+  local oldest = now_ms() - age_ms
+  if oldest > 0 then
+    local cut = string.format('%d', oldest)
+    local aged = redis.call('XREVRANGE', stream, '(' .. cut .. '-0', '-', 'COUNT', 1)[1]
+    if aged then
+      removed = aged[1]  -- newer than anything the length trim removed
+      redis.call('XTRIM', stream, 'MINID', cut)
+    end
+  end
+  local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if removed and top then redis.pcall('XSETID', stream, top[1], 'MAXDELETEDID', removed) end
+end
+
 local function write(op, a)
   local key = K[tonumber(a[1])]
   if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
@@ -201,13 +236,7 @@ local function write(op, a)
     redis.call('SET', key, a[2] .. doc, 'PX', a[3])
   elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
   elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
-  elseif op == 'trim' then
-    redis.call('XTRIM', key, 'MAXLEN', '~', a[2])
-    -- '~' (whole radix-tree nodes of ~100 events), as for the length: an exact trim after a
-    -- quiet spell would drop the newest event too, and every consumer caught up with it would
-    -- be answered 410, as its successor can no longer be told from a trimmed one.
-    local oldest = now_ms() - tonumber(a[3])
-    if oldest > 0 then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', oldest)) end
+  elseif op == 'trim' then trim_feed(key, a[2], tonumber(a[3]))
   end
 end
 

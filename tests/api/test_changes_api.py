@@ -11,6 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from fakeredis import FakeAsyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -18,6 +19,7 @@ import app.changes as changes_api
 from app.changes import HUB
 from app.config import Settings
 from app.feed_hub import READER_TASK
+from app.state import KEYSPACE
 from keyspace import feed
 from keyspace.testing import bearer, serving
 from tests.api.conftest import backend
@@ -274,21 +276,34 @@ async def test_resuming_past_the_trimmed_events_is_410_with_the_oldest_kept(redi
         assert len(kept["events"]) == 2
 
 
-async def test_events_past_the_age_cap_go_in_whole_nodes_with_the_next_write(
-    redis: Redis,
-) -> None:
+async def test_events_past_the_age_cap_are_gone_with_the_next_write(redis: Redis) -> None:
     async with serving(redis, settings(changes_max_age=1)) as api:
-        for n in range(250):
-            await created(api, "users", user_body(f"Aged{n}"))
+        aged = [await created(api, "users", user_body(f"Aged{n}")) for n in range(3)]
+        ids = [e["id"] for e in (await page(api))["events"]]
+        assert len(ids) == 3
         await asyncio.sleep(1.2)
-        fresh = await created(api, "users", user_body("Fresh"))  # its commit trims
-        events = (await page(api, "?limit=1000"))["events"]
-        # XTRIM MINID ~ drops the full nodes (of 100) of aged events: at most one node's
-        # worth of them stays, and the newest event is never dropped with them.
-        assert len(events) <= 101 and events[-1]["doc_id"] == fresh["user_id"]
-        resp = await api.get("/api/changes?since=1-0", headers=JSON)
-        assert resp.status == 410, await resp.text()
-        assert (await resp.json())["error"]["details"]["oldest_id"] == events[0]["id"]
+        fresh = await created(api, "users", user_body("Fresh"))  # its commit trims the aged
+        body = await page(api)
+        assert [e["doc_id"] for e in body["events"]] == [fresh["user_id"]]
+        assert aged  # their events are gone, not their documents
+        for stale in ("1-0", ids[0], ids[1]):  # missed an aged event: told so
+            resp = await api.get(f"/api/changes?since={stale}", headers=JSON)
+            assert resp.status == 410, (stale, await resp.text())
+            assert (await resp.json())["error"]["details"]["oldest_id"] == body["events"][0]["id"]
+        if not isinstance(redis, FakeAsyncRedis):  # the server records the newest trimmed id
+            # Caught up with the last aged event, it missed nothing: no 410 (review 24).
+            caught_up = await page(api, f"?since={ids[2]}")
+            assert [e["doc_id"] for e in caught_up["events"]] == [fresh["user_id"]]
+
+
+async def test_a_consumer_from_before_a_reset_is_told_before_any_new_write(redis: Redis) -> None:
+    async with serving(redis, settings()) as api:
+        await created(api, "users", user_body("Before"))
+        last = (await page(api))["last_id"]
+        stream = api.app[KEYSPACE].schema.names.changes_key()
+        await feed.restart(redis, stream)  # what reset and restore do, under their pause
+        resp = await api.get(f"/api/changes?since={last}", headers=JSON)
+        assert resp.status == 410, await resp.text()  # was 200 and empty: a silent gap
 
 
 async def test_members_follow_only_what_they_may_read(redis: Redis) -> None:

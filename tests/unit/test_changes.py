@@ -109,6 +109,16 @@ def test_trimmed_past_uses_the_max_deleted_id_where_the_server_keeps_it() -> Non
     assert oldest_id(info) == "100-0"
 
 
+def test_an_emptied_stream_was_trimmed_up_to_its_last_id() -> None:
+    """reset/restore empty the feed (feed.restart): a consumer from before is told so even
+    before the first new write, whether or not the server recorded the deleted id."""
+    for deleted in ("0-0", "120-0"):
+        info = _info(None, deleted, 7, 0) | {"last-generated-id": b"120-0"}
+        assert trimmed_past((119, 9), info)
+        assert not trimmed_past((120, 0), info)
+    assert not trimmed_past((1, 0), _info(None, "0-0", 0, 0))  # a new, empty feed
+
+
 def test_trimmed_past_falls_back_to_the_first_entry_without_it() -> None:
     assert trimmed_past((99, 0), _info("100-0", "0-0", 10, 5))
     assert not trimmed_past((100, 0), _info("100-0", "0-0", 10, 5))
