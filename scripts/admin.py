@@ -172,12 +172,14 @@ async def reset(args: argparse.Namespace, ks: Keyspace) -> int:
 
 
 async def _wipe(ks: Keyspace) -> int:
-    """Unlink every service key but the pause, and drop every index of the service."""
+    """Unlink every service key but the pause and the change feed (feed.restart begins it
+    anew, past every id it gave), and drop every index of the service."""
     deleted = 0
+    kept = {ks.schema.names.pause_key().encode(), ks.schema.names.changes_key().encode()}
     with Progress("reset") as progress:
         batch: list[bytes] = []
         async for key in service_keys(ks.client, ks.schema):
-            if key == ks.schema.names.pause_key().encode():
+            if key in kept:
                 continue
             batch.append(key)
             if len(batch) >= 500:

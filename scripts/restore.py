@@ -235,7 +235,9 @@ async def _replace(
     if occupant is not None:
         with Progress("replace: delete") as progress:
             undecodable: list[bytes] = []
+            feed_key = ks.schema.names.changes_key()  # feed.restart begins it anew below
             async for found in key_batches(ks.client, ks.schema, undecodable):
+                found = [key for key in found if key != feed_key]
                 if found:
                     progress.advance(await ks.client.unlink(*found))
             if undecodable:

@@ -4,6 +4,7 @@ resume, who may follow what, 400 and 410 (docs/changes.md)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -304,6 +305,22 @@ async def test_a_consumer_from_before_a_reset_is_told_before_any_new_write(redis
         await feed.restart(redis, stream)  # what reset and restore do, under their pause
         resp = await api.get(f"/api/changes?since={last}", headers=JSON)
         assert resp.status == 410, await resp.text()  # was 200 and empty: a silent gap
+        assert (await page(api))["events"] == []  # the restart entry is never seen
+        await created(api, "users", user_body("After"))
+        resp = await api.get(f"/api/changes?since={last}", headers=JSON)
+        assert resp.status == 410, await resp.text()
+
+
+async def test_a_restart_gets_past_ids_from_a_clock_that_ran_ahead(redis: Redis) -> None:
+    """Ids from a primary whose clock ran ahead (or before an NTP step back): the restart's
+    entry still lands past them, so their consumers are told (review 25)."""
+    async with serving(redis, settings()) as api:
+        stream = api.app[KEYSPACE].schema.names.changes_key()
+        ahead = f"{int(time.time() * 1000) + 600_000}-0"
+        await redis.xadd(stream, {"op": "create"}, id=ahead)
+        await feed.restart(redis, stream)
+        resp = await api.get(f"/api/changes?since={ahead}", headers=JSON)
+        assert resp.status == 410, await resp.text()
 
 
 async def test_members_follow_only_what_they_may_read(redis: Redis) -> None:
