@@ -191,6 +191,8 @@ def as_object(body: Any) -> dict[str, Any]:
 
 def query_params(request: web.Request) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
+    if not request.rel_url.raw_query_string:  # most reads: no query to parse (yarl's MultiDict)
+        return params
     for name, value in request.query.items():
         params.setdefault(name, []).append(value)
     return params
