@@ -14,9 +14,8 @@ from redis.asyncio import Redis
 
 from app import create_app
 from app.config import Settings
-from keyspace import connect
-from keyspace.server import EmbeddedRedis
-from keyspace.testing import fake_redis_client, serving
+from keyspace.testing import serving
+from tests.conftest import client_for
 
 SMALL_BODY_LIMIT = 64 * 1024
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -32,13 +31,8 @@ BACKENDS = [
 
 async def backend(request: pytest.FixtureRequest) -> Redis:
     """A client of an empty Redis for a fixture parametrised over :data:`BACKENDS`:
-    fakeredis, or the session's embedded server flushed."""
-    if request.param == "fake":
-        return fake_redis_client()
-    server: EmbeddedRedis = request.getfixturevalue("redis_server")
-    redis = connect(server.url)
-    await redis.flushall()
-    return redis
+    fakeredis, or the session's embedded server flushed (tests.conftest.client_for)."""
+    return await client_for(request, request.param)
 
 
 @pytest.fixture(params=BACKENDS)
