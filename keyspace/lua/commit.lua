@@ -190,7 +190,10 @@ local function trim_feed(stream, maxlen, age_ms)
     if first and kept and kept[1] ~= first[1] then removed = before_id(kept[1]) end
   end
   local oldest = now_ms() - age_ms
-  if oldest > 0 then
+  -- The first entry says whether anything is older than the cut: a reverse range that
+  -- finds nothing below it visits the whole stream (measured: 10 ms at 77k entries).
+  local first = oldest > 0 and redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if first and tonumber(string.match(first[1], '^%d+')) < oldest then
     local cut = string.format('%d', oldest)
     local aged = redis.call('XREVRANGE', stream, '(' .. cut .. '-0', '-', 'COUNT', 1)[1]
     if aged then
@@ -198,8 +201,8 @@ local function trim_feed(stream, maxlen, age_ms)
       redis.call('XTRIM', stream, 'MINID', cut)
     end
   end
-  local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  if removed and top then redis.pcall('XSETID', stream, top[1], 'MAXDELETEDID', removed) end
+  local top = removed and redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if top then redis.pcall('XSETID', stream, top[1], 'MAXDELETEDID', removed) end
 end
 
 local function write(op, a)
