@@ -102,7 +102,9 @@ class Keyspace:
         for single in self.schema.singletons:
             await self.singletons.ensure(single)
         if use:
-            await search.fail_on_timeout(self.client)
+            # A server that fails a timed-out query lets a list try the index for a moment
+            # before reading a ranking (keyspace.ranking); one that returns part of it cannot.
+            self.queries.bounded = await search.fail_on_timeout(self.client)
             for spec in self.schema.entities:
                 if await upgrade.needs_upgrade(self.client, spec):
                     self._pending[spec.prefix] = spec

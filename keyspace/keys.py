@@ -53,6 +53,17 @@ def projection_match(prefix: str) -> str:
     return f"{RESERVED}proj:{prefix}:*"
 
 
+def rank_key(prefix: str, field: str) -> str:
+    """The sorted set of one ranked field (keyspace.ranks): score the field's value, member
+    the document id, e.g. ``mf:rank:driver:cores``."""
+    return f"{RESERVED}rank:{prefix}:{field}"
+
+
+def rank_match() -> str:
+    """SCAN pattern matching every ranked field's sorted set."""
+    return f"{RESERVED}rank:*"
+
+
 def id_from_key(prefix: str, key: str) -> str:
     """Inverse of :func:`doc_key`."""
     return key[len(prefix) + 1 :]
@@ -348,6 +359,12 @@ class Names:
 
     def projection_match(self, prefix: str) -> str:
         return self.namespace + projection_match(prefix)
+
+    def rank_key(self, prefix: str, field: str) -> str:
+        return self.namespace + rank_key(prefix, field)
+
+    def rank_match(self) -> str:
+        return self.namespace + rank_match()
 
     def unique_key(self, prefix: str, field: str, normalized_value: str) -> str:
         return self.namespace + unique_key(prefix, field, normalized_value)

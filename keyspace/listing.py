@@ -21,12 +21,16 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import codec, pages, query, search, sparse, vectors
+from . import codec, pages, query, ranking, search, sparse, vectors
 from .connection import call
 from .errors import NotReady
 from .schema import EntitySpec, FieldKind
 
 SCAN_BATCH = 500
+
+
+class TimedOut(NotReady):
+    """The index took longer than the query's TIMEOUT (a server that fails such a query)."""
 
 
 class IndexUnavailable(NotReady):
@@ -140,7 +144,7 @@ async def ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> li
         if "no such index" in message or "unknown index" in message:
             raise IndexUnavailable(f"{spec.collection} index unavailable: {exc}") from None
         if "timeout" in message:
-            raise NotReady(f"{spec.collection} query timed out: {exc}") from None
+            raise TimedOut(f"{spec.collection} query timed out: {exc}") from None
         raise
     if search.is_building(search.parse_info(info)):
         raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
@@ -148,12 +152,25 @@ async def ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> li
 
 
 async def _read_index(
-    client: Redis, spec: EntitySpec, q: query.Query
+    client: Redis, spec: EntitySpec, q: query.Query, bounded: bool
 ) -> tuple[int | None, list[Any]]:
     """The match count (None when not asked) and the rows of one page, read in one MULTI so
     both see one state; again without shadows when the guard finds odd-marked documents.
-    A page that :func:`pages.windows` applies to is tried in its windows first."""
+    A page that :func:`pages.windows` applies to is tried in its windows first; one sorted by
+    a ranked field, from the top of its set (keyspace.ranking), after a read of the index
+    bounded by :data:`ranking.PROBE_MS` when the server is ``bounded`` (fails a query past
+    its TIMEOUT)."""
     alias = spec.names.index_alias(spec.prefix)
+    if ranking.applies(spec, q):
+        if bounded:  # a selective query is answered within the probe, a broad one is not
+            read = pages.page_read(alias, spec, q, shadows=False)
+            try:
+                return None, (await ask_index(client, spec, ranking.probe(read.page)))[0][1:]
+            except TimedOut:
+                pass
+        found = await ranking.rows(client, spec, q, ask_index)
+        if found is not None:
+            return None, found
     for shadows in (True, False):
         full = pages.page_read(alias, spec, q, shadows=shadows)
         reads = [
@@ -174,7 +191,12 @@ async def _read_index(
 
 
 async def search_page(
-    client: Redis, spec: EntitySpec, q: query.Query, paths: Sequence[str] | None = None
+    client: Redis,
+    spec: EntitySpec,
+    q: query.Query,
+    paths: Sequence[str] | None = None,
+    *,
+    bounded: bool = False,
 ) -> Page:
     """One page through the entity's index alias, refusing while the index is being built.
     With ``paths`` (a sparse list, keyspace.sparse) only those paths and the ones the query
@@ -183,7 +205,7 @@ async def search_page(
     Whether there is a next page and where it starts come from the index hits; a document
     deleted, or changed so that it no longer matches, between the index read and the fetch
     is left out, so a page may hold fewer than ``limit`` items and still have a next one."""
-    total, found = await _read_index(client, spec, q)
+    total, found = await _read_index(client, spec, q, bounded)
     rows = _hits(spec, q, found)
     page = rows[: q.limit]
     hits = [h for h in page if h is not None]

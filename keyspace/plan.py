@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import claims, codec, keys, profiles
+from . import claims, codec, keys, profiles, ranks
 from .changes import DEFAULT_CAP, ChangeCap
 from .keys import Names
 from .projection import project, projected
@@ -197,6 +197,7 @@ def put(
     if projected(spec):
         shown = codec.dumps(project(spec, doc))
         plan.write("jset", names.projection_key(spec.prefix, doc_id), shown)
+    ranks.rank(names, plan, spec, doc_id, doc)
 
 
 def expire(
@@ -232,6 +233,7 @@ def drop(names: Names, plan: Plan, spec: EntitySpec, doc_id: str) -> None:
     plan.write("del", names.doc_key(spec.prefix, doc_id))
     if projected(spec):
         plan.write("del", names.projection_key(spec.prefix, doc_id))
+    ranks.unrank(names, plan, spec, doc_id)
 
 
 def _split_at_id(spec: EntitySpec, raw: bytes, stand_in: str) -> tuple[bytes, bytes]:
@@ -326,6 +328,7 @@ def plan_create_generated(
         plan.write(
             "jsetat", names.projection_key(spec.prefix, ""), *_split_at_id(spec, shown, stand_in)
         )
+    ranks.rank_drawn(names, plan, spec, doc)
     for claim in held:
         plan.write("setid", claim)
     for ref_set in refs:

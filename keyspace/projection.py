@@ -41,6 +41,9 @@ other stored value (written around the service) is marked ``_odd_<name>: "1"`` i
 and a query that meets such a mark falls back to the string FILTER, so it lists exactly as
 before. So every entity with a time field is projected.
 
+An entity with a ranked field (keyspace.ranks) is projected too, so the reprojection that
+an upgrade and ``check --repair`` run brings its rankings in line as well.
+
 The projection is written in the same commit as its document and deleted with it.
 The scan path evaluates queries on :func:`index_value` too, so both paths answer
 from one definition. Entities without such fields index their documents directly.
@@ -121,7 +124,8 @@ def projected(spec: EntitySpec) -> bool:
     if known is not None and known[0] is fields:
         return known[1]
     answer = any(
-        folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive or shadowed(f) for f in fields
+        folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive or shadowed(f) or f.ranked
+        for f in fields
     )
     _PROJECTED[id(fields)] = (fields, answer)
     return answer

@@ -53,6 +53,9 @@ class Queries:
         self.searching = searching
         # (entity prefix, read from the reader) -> monotonic time
         self.unavailable_until: dict[tuple[str, bool], float] = {}
+        # Whether the server fails a query past its TIMEOUT (search.fail_on_timeout), rather
+        # than answering part of it: set by setup.
+        self.bounded = False
 
     async def list(
         self,
@@ -71,7 +74,9 @@ class Queries:
             if not self.searching():
                 return await listing.scan_page(client, spec, query)
             return await self.through_index(
-                spec, client, lambda: listing.search_page(client, spec, query, paths)
+                spec,
+                client,
+                lambda: listing.search_page(client, spec, query, paths, bounded=self.bounded),
             )
 
         found = await self.replica.run(page, fresh=fresh)

@@ -75,7 +75,11 @@ def definition(spec: EntitySpec) -> list[str]:
 
 
 def version(spec: EntitySpec) -> str:
-    return hashlib.sha1(" ".join(definition(spec)).encode()).hexdigest()[:10]
+    """The definition's digest, and the ranked fields' (keyspace.ranks): a new ranked field
+    makes a new version, so the upgrade that builds it fills the field's set first, and no
+    list reads the set before."""
+    ranked = [f"RANKED {f.name}" for f in spec.ranked_fields]
+    return hashlib.sha1(" ".join([*definition(spec), *ranked]).encode()).hexdigest()[:10]
 
 
 def current_name(spec: EntitySpec) -> str:

@@ -268,7 +268,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
             async for found in key_batches(ks.client, ks.schema, undecodable):
                 # The change feed records this deployment's commits: never backed up.
                 found = [key for key in found if key != names.changes_key()]
-                kept = [key for key in found if not fnmatchcase(key, derived(names))]
+                kept = [key for key in found if not derived(names, key)]
                 projections += len(found) - len(kept)
                 batch = [
                     key
@@ -303,7 +303,7 @@ async def backup(args: argparse.Namespace, ks: Keyspace) -> int:
     size = args.file.stat().st_size
     left_out = (
         f"{skipped} skipped, {transient} rate-limit and lock keys left out, "
-        f"{projections} search projections left out (rebuilt on restore)"
+        f"{projections} search projections and rankings left out (rebuilt on restore)"
     )
     print(f"{progress.summary('keys')} ({kinds_of(counts)}; {left_out}); {size:,} bytes")
     return PROBLEMS if skipped else OK

@@ -15,12 +15,12 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, claims, codec, crypto, keys, quarantine, search
+from keyspace import Keyspace, claims, codec, crypto, keys, quarantine, ranks, search
 from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import Unreadable, ValidationFailed
 from keyspace.projection import projected
-from keyspace.reproject import expected
+from keyspace.reproject import document, expected
 from keyspace.schema import EntitySpec, OnDelete, ref_ids
 from keyspace.sealing import validate_stored
 
@@ -90,6 +90,8 @@ class _Inspection:
                     self.add("invalid_document", key, f"holds a {kind}, not JSON", False)
             if projected(spec):
                 await self.projections(spec, batch, raws)
+            if spec.ranked_fields:
+                await self.ranks(spec, batch, raws)
 
     async def projections(self, spec: EntitySpec, batch: list[str], raws: list[Any]) -> None:
         """Each document's search projection must be what its bytes call for."""
@@ -104,6 +106,27 @@ class _Inspection:
                 self.add(
                     "projection", shown_key, f"{state} search projection", True, entity=spec.name
                 )
+
+    async def ranks(self, spec: EntitySpec, batch: list[str], raws: list[Any]) -> None:
+        """Each document's member in each ranked field's set (keyspace.ranks) must hold the
+        score its bytes call for; reported as a projection problem (reprojection fixes it)."""
+        ids = [self.names.id_from_key(spec.prefix, key) for key in batch]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for field in spec.ranked_fields:
+                for doc_id in ids:
+                    pipe.zscore(self.names.rank_key(spec.prefix, field.name), doc_id)
+            scores = iter(await pipe.execute(raise_on_error=False))
+        for field in spec.ranked_fields:
+            rank_key = self.names.rank_key(spec.prefix, field.name)
+            for doc_id, raw in zip(ids, raws, strict=True):
+                have = next(scores)
+                doc = document(spec, raw)
+                want = None if doc is None else ranks.score(field, doc)
+                if have is None and want is None:
+                    continue
+                if want is None or not isinstance(have, float) or have != float(want):
+                    detail = f"{doc_id}: stale member of the {field.name} ranking"
+                    self.add("projection", rank_key, detail, True, entity=spec.name)
 
     def projection_problems(self, spec: EntitySpec) -> bool:
         return any(
@@ -121,6 +144,13 @@ class _Inspection:
                     if doc_id not in self.ids[spec.prefix]:
                         detail = "search projection of no document"
                         self.add("projection", shown_key, detail, True, entity=spec.name)
+            for field in spec.ranked_fields:
+                rank_key = self.names.rank_key(spec.prefix, field.name)
+                async for member, _ in self.client.zscan_iter(rank_key, count=BATCH):
+                    doc_id = _text(member)
+                    if doc_id not in self.ids[spec.prefix]:
+                        detail = f"{doc_id}: member of the {field.name} ranking, of no document"
+                        self.add("projection", rank_key, detail, True, entity=spec.name)
 
     def opened(self, spec: EntitySpec, key: str, doc_id: str, doc: Any) -> Any:
         """``doc`` with its sealed values opened, for validation (docs/encryption.md); a

@@ -21,11 +21,11 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, feed, keyring, search
+from keyspace import Keyspace, feed, keyring, ranks, search
 from keyspace.connection import call
 from keyspace.keys import Names
 from keyspace.projection import projected
-from keyspace.reproject import expected
+from keyspace.reproject import document, expected
 from keyspace.schema import Schema
 from keyspace.tokens import OPERATOR
 
@@ -101,6 +101,17 @@ def _shown(schema: Schema, key: str, raw: str) -> tuple[str, bytes] | None:
     return None
 
 
+def _ranked(schema: Schema, key: str, raw: str) -> list[tuple[str, str, str]]:
+    """(set key, score, id) of each ranked field's member a restored document calls for."""
+    for spec in schema.entities:
+        names = spec.names
+        if spec.ranked_fields and fnmatchcase(key, names.doc_match(spec.prefix)):
+            doc = document(spec, raw.encode())
+            doc_id = names.id_from_key(spec.prefix, key)
+            return [] if doc is None else [(k, s, doc_id) for k, s in ranks.members(spec, doc)]
+    return []
+
+
 async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
     """One pipelined batch, documents with their search projections (so the keyspace is
     whole when the pause ends); every command overwrites, so a batch can be sent again."""
@@ -113,6 +124,8 @@ async def _write(client: Redis, schema: Schema, batch: list[Record]) -> None:
                     pipe.execute_command("JSON.SET", shown[0], "$", shown[1])
                     if "pxat" in record:  # an expiring document's projection expires with it
                         pipe.pexpireat(shown[0], record["pxat"])
+                for rank_key, score, doc_id in _ranked(schema, key, value):
+                    pipe.zadd(rank_key, {doc_id: float(score)})
             elif kind == "string":
                 pipe.set(key, value)
             elif kind == "set":

@@ -76,10 +76,10 @@ def profiles(schema: Schema) -> list[str]:
     return [names.profile_key(s.profile.key, "*") for s in schema.entities if s.profile]
 
 
-def derived(names: Names) -> str:
-    """Search projections are derived from the documents, like indexes: restore writes them
-    anew."""
-    return names.projection_match("*")
+def derived(names: Names, key: str) -> bool:
+    """Search projections and ranked fields' sets (keyspace.ranks) are derived from the
+    documents, like indexes: restore writes them anew."""
+    return fnmatchcase(key, names.projection_match("*")) or fnmatchcase(key, names.rank_match())
 
 
 def ttl_lost_in_v1(names: Names) -> tuple[str, str]:
@@ -96,10 +96,11 @@ class BadBackup(Exception):
 
 def never_restored(names: Names, key: str) -> bool:
     """Keys a backup never carries and restore skips if a file has them: search projections
-    (restore derives them from the documents), the pause and admin commands' locks."""
+    and ranked fields' sets (restore derives them from the documents), the pause and admin
+    commands' locks."""
     return (
         key == names.pause_key()
-        or fnmatchcase(key, derived(names))
+        or derived(names, key)
         or fnmatchcase(key, locks(names))
         or fnmatchcase(key, names.migration_progress_match())
     )

@@ -14,7 +14,8 @@ out and a restore's wipe deletes it (docs/changes.md); its own tests assert what
 
 async def snapshot(client: Redis) -> dict[bytes, object]:
     """Every key but the change feed with its raw value: JSON.GET bytes, string bytes, sorted
-    set members, a hash as a dict; other types by their type name."""
+    set members, a hash as a dict, a sorted set's members with scores; other types by their
+    type name."""
     out: dict[bytes, object] = {}
     async for key in client.scan_iter(count=1000):
         if key.endswith(FEED):
@@ -28,6 +29,8 @@ async def snapshot(client: Redis) -> dict[bytes, object]:
             out[key] = sorted(await client.smembers(key))
         elif kind == b"hash":
             out[key] = await client.hgetall(key)
+        elif kind == b"zset":
+            out[key] = await client.zrange(key, 0, -1, withscores=True)
         else:
             out[key] = kind
     return out

@@ -66,6 +66,8 @@
 --            eventid s k op collection (the same for the generated id: KEYS[k] is completed)
 --            trim s maxlen age_ms (XTRIM KEYS[s] MAXLEN ~ maxlen, then MINID TIME - age_ms:
 --                  the feed's cap, in the commit that grows it; docs/changes.md)
+--            zadd k score member | zaddid k score (member: the generated id) | zrem k member
+--                  (a ranked field's sorted set, keyspace.ranks; score a decimal number)
 --          SET clears a key's TTL, so an expiring document's claims get theirs by ttlof
 --          after their set/setid; pexpire, keepttl and ttlof run on the document after its
 --          jset, so a plan never leaves an expiring document's keys without their TTL.
@@ -81,7 +83,7 @@ local arity = {absent = 1, equals = 2, exists = 3, unfenced = 3, free = 3, uncla
                string = 2, hequals = 3, jset = 2, del = 1, set = 2, delif = 2, sadd = 2, srem = 2,
                floor = 2, incr = 1, bump = 2, hset = 3, hdel = 2, hsetx = 3, pexpire = 2, jsetid = 3,
                setid = 1, saddid = 1, jsetat = 3, gone = 3, keepttl = 2, ttlof = 2, ttlat = 2,
-               event = 5, eventid = 4, trim = 3}
+               event = 5, eventid = 4, trim = 3, zadd = 3, zaddid = 2, zrem = 2}
 arity.claimed = 2
 arity.outcome = 3
 
@@ -240,6 +242,9 @@ local function write(op, a)
   elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
   elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
   elseif op == 'trim' then trim_feed(key, a[2], tonumber(a[3]))
+  elseif op == 'zadd' then redis.call('ZADD', key, a[2], a[3])
+  elseif op == 'zaddid' then redis.call('ZADD', key, a[2], id)
+  elseif op == 'zrem' then redis.call('ZREM', key, a[2])
   end
 end
 
@@ -262,13 +267,15 @@ end
 -- draw found free).
 local needs = {jset = 'json', delif = 'string', sadd = 'set', srem = 'set', saddid = 'set',
                hset = 'hash', hdel = 'hash', hsetx = 'hash', floor = 'integer', incr = 'integer',
-               bump = 'integer', event = 'stream', eventid = 'stream', trim = 'stream'}
+               bump = 'integer', event = 'stream', eventid = 'stream', trim = 'stream',
+               zadd = 'zset', zaddid = 'zset', zrem = 'zset'}
 -- The other ops work on a key of any type too: keepttl, ttlof and ttlat only set its TTL.
 -- What a key holds after a write op (none listed: as before, or deleted), so a later op of
 -- the plan is checked against what the plan itself leaves there.
 local leaves = {del = 'none', jset = 'json', set = 'string', setid = 'string', sadd = 'set',
                 saddid = 'set', hset = 'hash', floor = 'integer', incr = 'integer',
-                bump = 'integer', event = 'stream', eventid = 'stream'}
+                bump = 'integer', event = 'stream', eventid = 'stream', zadd = 'zset',
+                zaddid = 'zset'}
 
 -- '0' or -?[1-9][0-9]* within int64 and below its maximum: what INCR takes and increments.
 local function incrementable(raw)
@@ -295,6 +302,13 @@ local function kind_of(key, want)
   local json = redis.pcall('JSON.TYPE', key, '$')
   if type(json) == 'table' and not json.err and json[1] then return 'json' end
   return name
+end
+
+-- A score ZADD takes, as Python writes a float: no hex, inf or nan (which ZADD refuses or
+-- Lua reads otherwise).
+local function is_score(raw)
+  return string.match(raw, '^%-?%d+%.?%d*$') ~= nil
+      or string.match(raw, '^%-?%d+%.?%d*[eE][%+%-]?%d+$') ~= nil
 end
 
 local function fits(have, want)
@@ -334,6 +348,9 @@ local function writable(n_first)
       return fail('bad_plan', op, a[2])
     end
     if (op == 'ttlof' or op == 'ttlat') and not K[tonumber(a[2]) or 0] then
+      return fail('bad_plan', op, a[2])
+    end
+    if (op == 'zadd' or op == 'zaddid') and not is_score(a[2]) then
       return fail('bad_plan', op, a[2])
     end
     local want = needs[op]

@@ -108,6 +108,9 @@ ACCEPTS: dict[str, set[str]] = {
     "event": {"none", "stream"},  # the change feed (keyspace.changes)
     "eventid": {"none", "stream"},
     "trim": {"none", "stream"},
+    "zadd": {"none", "zset"},  # a ranked field's sorted set (keyspace.ranks)
+    "zaddid": {"none", "zset"},
+    "zrem": {"none", "zset"},
 }
 
 # Arguments after the key index, and whether the op needs a drawn id.
@@ -135,8 +138,11 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "event": (2, "delete", "drivers", "driver_9"),  # KEYS[2]: the document it names
     "eventid": (4, "create", "drivers"),  # KEYS[4]: the document key the draw completes
     "trim": (10, 60_000),
+    "zadd": ("512.0", "driver_9"),
+    "zaddid": ("1e+22",),
+    "zrem": ("driver_9",),
 }
-DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat", "eventid"}
+DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat", "eventid", "zaddid"}
 SHOWN_PREFIX = "mf:proj:driver:"
 
 

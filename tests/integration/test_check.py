@@ -116,6 +116,8 @@ REPAIRABLE |= {
     ("projection", "mf:proj:collab:collab_1", True),
     ("projection", "mf:proj:driver:drv-old", True),
     ("projection", "mf:proj:process:process_1", True),
+    # drv-old has no member in the cores ranking; driver_gone is of no document
+    ("projection", "mf:rank:driver:cores", True),
 }
 UNTOUCHED = [
     "process:process_1",
@@ -153,6 +155,7 @@ async def plant(ks: Keyspace, made: dict[str, Stored]) -> None:
     # a stale search projection and one of no document
     await call(c, "JSON.SET", "mf:proj:user:user_3", "$.role", '"admin"')
     await call(c, "JSON.SET", "mf:proj:quest:quest_ghost", "$", '{"quest_id": "quest_ghost"}')
+    await c.zadd("mf:rank:driver:cores", {"driver_gone": 3.0})  # keyspace.ranks
     # a counter behind an imported id
     await ks.create(
         PROCESS, {"process_id": "process_7", "user_id": "user_2", "chip_data": f.chip()}
@@ -196,14 +199,14 @@ async def test_planted_problems_are_found_and_repaired(
     assert await check(redis_server) == PROBLEMS
     out = capsys.readouterr().out
     assert "dangling_reference: 2 (1 repairable)" in out
-    assert "check: 14 documents: 21 problems, 15 repairable" in out
+    assert "check: 14 documents: 23 problems, 17 repairable" in out
     assert await snapshot(c) == before
     assert await alias_target(c, "mf:idx:nft") == STALE_INDEX
     untouched = {k: before[k.encode()] for k in UNTOUCHED}
 
     assert await check(redis_server, "--repair") == PROBLEMS
     out = capsys.readouterr().out
-    assert "repair: fixed 15 of 15 repairable problems" in out
+    assert "repair: fixed 17 of 17 repairable problems" in out
     assert "after repair: 14 documents: 6 problems, 0 repairable" in out
 
     # exactly the repairs, and nothing else
@@ -222,6 +225,8 @@ async def test_planted_problems_are_found_and_repaired(
     assert not await c.exists("mf:proj:quest:quest_ghost")
     assert await doc(c, "mf:proj:user:user_3") == project(USER, await doc(c, "user:user_3"))
     assert await doc(c, "mf:proj:user:user_dup") == project(USER, await doc(c, "user:user_dup"))
+    ranked: list[Any] = await c.zrange("mf:rank:driver:cores", 0, -1, withscores=True)
+    assert ranked == [(b"driver_1", 128.0), (b"drv-old", 128.0)]
     after = await snapshot(c)
     assert {k: after[k.encode()] for k in UNTOUCHED} == untouched
 

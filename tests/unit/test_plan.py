@@ -311,6 +311,7 @@ def test_delete_unlinks_everything_and_pulls_from_surviving_referrers() -> None:
         ("delif", NAME_CLAIM, "user_1"),
         ("del", "driver:driver_1"),
         ("del", "mf:proj:driver:driver_1"),
+        ("zrem", "mf:rank:driver:cores", "driver_1"),  # a ranked field (keyspace.ranks)
         ("srem", "mf:ref:user:user_1:driver.user_id", "driver_1"),
         ("del", "collab:collab_1"),
         ("del", "mf:proj:collab:collab_1"),

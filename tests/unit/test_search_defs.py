@@ -15,6 +15,10 @@ from keyspace.systems.multiframe.entities import COLLAB, DRIVER, MULTIFRAME, NFT
 
 HEAD_LEN = 8
 
+# Drivers without their time field and with cores unranked: indexed as documents, not
+# through projections.
+UNTIMED = tuple(dataclasses.replace(f, ranked=False) for f in DRIVER.fields[:-1])
+
 
 def attributes(spec: EntitySpec) -> dict[str, list[str]]:
     """Attribute name -> its SCHEMA arguments (path first), split on the '$.' paths."""
@@ -46,7 +50,7 @@ def test_entities_with_text_caseless_or_time_fields_are_indexed_through_projecti
         "nft",
         "quest",
     ]
-    assert not projected(dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1]))
+    assert not projected(dataclasses.replace(DRIVER, fields=UNTIMED))
 
 
 @pytest.mark.parametrize("spec", MULTIFRAME.entities, ids=lambda s: s.name)
@@ -87,7 +91,7 @@ def test_user_definition_exactly() -> None:
 
 
 def test_nested_numeric_array_and_case_insensitive_fields() -> None:
-    driver = attributes(dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1]))  # unprojected
+    driver = attributes(dataclasses.replace(DRIVER, fields=UNTIMED))  # unprojected
     assert driver["cores"] == ["$.chip_data.cores", "NUMERIC", "SORTABLE"]
     assert driver["chip_type"] == ["$.chip_data.type", "TAG", "CASESENSITIVE"]
     driver = attributes(DRIVER)  # through its projection: fields by name
@@ -120,10 +124,10 @@ def test_version_is_stable_and_distinct_per_entity() -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        DRIVER.fields[:-1],
+        UNTIMED,
         (*DRIVER.fields, Indexed("extra", "extra", FieldKind.TAG)),
         tuple(
-            dataclasses.replace(f, sortable=False) if f.name == "cores" else f
+            dataclasses.replace(f, sortable=False, ranked=False) if f.name == "cores" else f
             for f in DRIVER.fields
         ),
         tuple(reversed(DRIVER.fields)),
@@ -135,7 +139,15 @@ def test_version_changes_when_the_definition_changes(fields: tuple[Indexed, ...]
     assert search.version(changed) != search.version(DRIVER)
 
 
-PLAIN = dataclasses.replace(DRIVER, fields=DRIVER.fields[:-1])  # no time field: unprojected
+def test_version_changes_when_a_field_is_ranked() -> None:
+    # The upgrade to it fills the set (keyspace.reproject) before any list reads it.
+    fields = tuple(dataclasses.replace(f, ranked=False) for f in DRIVER.fields)
+    unranked = dataclasses.replace(DRIVER, fields=fields)
+    assert search.definition(unranked) == search.definition(DRIVER)
+    assert search.version(unranked) != search.version(DRIVER)
+
+
+PLAIN = dataclasses.replace(DRIVER, fields=UNTIMED)  # no time field: unprojected
 
 
 @pytest.mark.parametrize(

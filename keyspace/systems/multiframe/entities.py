@@ -36,12 +36,15 @@ def _time(name: str) -> Indexed:
     return Indexed(name, name, FieldKind.TIME, sortable=True)
 
 
-_CHIP_DATA = (
-    _tag("chip_type", "chip_data.type"),
-    Indexed("cores", "chip_data.cores", FieldKind.NUMERIC, sortable=True),
-    _tag("frequency", "chip_data.frequency"),
-    _tag("architecture", "chip_data.architecture"),
-)
+def _chip_data(*, ranked: bool = False) -> tuple[Indexed, ...]:
+    """The chip's indexed fields; ``ranked``: cores kept in a sorted set (keyspace.ranks),
+    for the broad lists of drivers by cores."""
+    return (
+        _tag("chip_type", "chip_data.type"),
+        Indexed("cores", "chip_data.cores", FieldKind.NUMERIC, sortable=True, ranked=ranked),
+        _tag("frequency", "chip_data.frequency"),
+        _tag("architecture", "chip_data.architecture"),
+    )
 
 
 def _active_to_completed(field: str = "status") -> Transitions:
@@ -92,7 +95,7 @@ DRIVER = EntitySpec(
         _id("driver_id"),
         _tag("user_id"),
         _tag("chip_id"),
-        *_CHIP_DATA,
+        *_chip_data(ranked=True),
         _tag("status"),
         _tag("version"),
         _time("timestamp"),
@@ -114,7 +117,7 @@ COLLAB = EntitySpec(
         _id("collab_id"),
         _tag("user_id"),
         _tag("chip_id"),
-        *_CHIP_DATA,
+        *_chip_data(),
         Indexed("collaborators", "collaborators", FieldKind.TAG, array=True),
         _tag("status"),
         _time("timestamp"),
@@ -138,7 +141,7 @@ PROCESS = EntitySpec(
     collection="processes",
     id_field="process_id",
     model=models.Process,
-    fields=(_id("process_id"), _tag("user_id"), *_CHIP_DATA, _tag("status"), _time("timestamp")),
+    fields=(_id("process_id"), _tag("user_id"), *_chip_data(), _tag("status"), _time("timestamp")),
     references=(_OWNER,),
     transitions=Transitions("status", {"running": frozenset({"completed"})}),
     defaults={"timestamp": _now, "status": lambda doc, _id: "running"},
