@@ -132,13 +132,20 @@ def _count(reply: list[Any]) -> int:
 async def ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> list[Any]:
     """The replies to ``commands`` on the entity's index, in one MULTI with its FT.INFO, so
     they are refused while the index is missing or still being built."""
+    return (await ask_with_info(client, spec, *commands))[1]
+
+
+async def ask_with_info(
+    client: Redis, spec: EntitySpec, *commands: list[Any]
+) -> tuple[dict[str, Any], list[Any]]:
+    """:func:`ask_index`, and the index's FT.INFO read in the same MULTI."""
     alias = spec.names.index_alias(spec.prefix)
     try:
         async with client.pipeline(transaction=True) as pipe:
             pipe.execute_command("FT.INFO", alias)
             for command in commands:
                 pipe.execute_command(*command)
-            info, *replies = await pipe.execute()
+            raw, *replies = await pipe.execute()
     except ResponseError as exc:
         message = str(exc).lower()
         if "no such index" in message or "unknown index" in message:
@@ -146,29 +153,30 @@ async def ask_index(client: Redis, spec: EntitySpec, *commands: list[Any]) -> li
         if "timeout" in message:
             raise TimedOut(f"{spec.collection} query timed out: {exc}") from None
         raise
-    if search.is_building(search.parse_info(info)):
+    info = search.parse_info(raw)
+    if search.is_building(info):
         raise IndexUnavailable(f"the {spec.collection} index is still being built; retry shortly")
-    return replies
+    return info, replies
 
 
 async def _read_index(
-    client: Redis, spec: EntitySpec, q: query.Query, bounded: bool
+    client: Redis, spec: EntitySpec, q: query.Query, bounded: bool, walk: ranking.Walk | None
 ) -> tuple[int | None, list[Any]]:
     """The match count (None when not asked) and the rows of one page, read in one MULTI so
     both see one state; again without shadows when the guard finds odd-marked documents.
     A page that :func:`pages.windows` applies to is tried in its windows first; one sorted by
-    a ranked field, from the top of its set (keyspace.ranking), after a read of the index
-    bounded by :data:`ranking.PROBE_MS` when the server is ``bounded`` (fails a query past
-    its TIMEOUT)."""
+    a ranked field, from the top of its set (keyspace.ranking) through ``walk``
+    (Scripts.rank_walk), after a read of the index bounded by :data:`ranking.PROBE_MS` when
+    the server is ``bounded`` (fails a query past its TIMEOUT)."""
     alias = spec.names.index_alias(spec.prefix)
-    if ranking.applies(spec, q):
+    if ranking.applies(spec, q) and walk is not None:
         if bounded:  # a selective query is answered within the probe, a broad one is not
             read = pages.page_read(alias, spec, q, shadows=False)
             try:
                 return None, (await ask_index(client, spec, ranking.probe(read.page)))[0][1:]
             except TimedOut:
                 pass
-        found = await ranking.rows(client, spec, q, ask_index)
+        found = await ranking.rows(client, spec, q, ask_with_info, walk)
         if found is not None:
             return None, found
     for shadows in (True, False):
@@ -197,6 +205,7 @@ async def search_page(
     paths: Sequence[str] | None = None,
     *,
     bounded: bool = False,
+    walk: ranking.Walk | None = None,
 ) -> Page:
     """One page through the entity's index alias, refusing while the index is being built.
     With ``paths`` (a sparse list, keyspace.sparse) only those paths and the ones the query
@@ -205,7 +214,7 @@ async def search_page(
     Whether there is a next page and where it starts come from the index hits; a document
     deleted, or changed so that it no longer matches, between the index read and the fetch
     is left out, so a page may hold fewer than ``limit`` items and still have a next one."""
-    total, found = await _read_index(client, spec, q, bounded)
+    total, found = await _read_index(client, spec, q, bounded, walk)
     rows = _hits(spec, q, found)
     page = rows[: q.limit]
     hits = [h for h in page if h is not None]

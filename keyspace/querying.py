@@ -76,7 +76,14 @@ class Queries:
             return await self.through_index(
                 spec,
                 client,
-                lambda: listing.search_page(client, spec, query, paths, bounded=self.bounded),
+                lambda: listing.search_page(
+                    client,
+                    spec,
+                    query,
+                    paths,
+                    bounded=self.bounded,
+                    walk=self.documents.scripts.rank_walk,
+                ),
             )
 
         found = await self.replica.run(page, fresh=fresh)

@@ -11,18 +11,24 @@ On a server that fails a query past its TIMEOUT the index is asked first, for
 :data:`PROBE_MS`: a selective query is answered within it, as cheaply as ever, and only a
 broad one, which fails it, reads the set.
 
-The set is written in the commits that write the index's documents, but read here a moment
+Each chunk is read from one state of the set (rank_walk.lua) and continues strictly after
+the previous chunk's last member (score and id), or after the page's cursor: a member
+written, moved or deleted meanwhile shifts nothing, so an unchanged member is met once.
+The set is written in the commits that write the index's documents, but read a moment
 before the index is: a row whose sort value is not the score it was a candidate with was
-written in between, and the page is read the usual way instead. So is a page the walk gives
-up on: no match among the first chunk (a selective query, which the index answers cheaply),
-a density of matches so low that the index would visit fewer rows than the walk still has
-to, or more than :data:`MOST` candidates visited. Past the set's end a page without a range
-over the field is read the usual way too, for the documents without a value in it.
+written in between, and the page is read the usual way instead. So is a page whose index
+holds a different number of documents than the set members, read in the same MULTI (a set
+that lost members, or never had them), and a page the walk gives up on: no match among the
+first chunk, a density of matches so low that the index would visit fewer rows than the walk
+still has to, or more than :data:`MOST` candidates visited. Past the set's end a page
+without a range over the field is read the usual way too, for the documents without a value
+in it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +43,12 @@ PER_ROW = 20  # candidates of the first chunk per row the page asks (limit + 1),
 MOST = 8_192  # candidates visited at most: where the usual read costs less at 1M and 2% density
 SPARE = 1.5  # the next chunk holds this much more than the density seen so far asks
 PROBE_MS = 1  # the index's own read first, this long at most (on a server that fails it)
+
+
+# Scripts.rank_walk: (client, ranking key, rank_walk.lua's ARGV) -> its reply.
+Walk = Callable[[Redis, str, list[Any]], Awaitable[list[Any]]]
+# keyspace.listing.ask_with_info: (client, spec, *commands) -> (FT.INFO, replies).
+Ask = Callable[..., Awaitable[tuple[dict[str, Any], list[Any]]]]
 
 
 @dataclass(frozen=True)
@@ -82,37 +94,16 @@ def _score(value: float) -> str:
     return "+inf" if value == math.inf else "-inf" if value == -math.inf else repr(value)
 
 
-async def _start(client: Redis, key: str, q: Query) -> tuple[int, int]:
-    """The set's size, and how many members from the walk's first score precede the
-    cursor's row: those tied with its value and ordered before it, and the row itself when
-    it is still there (one round trip)."""
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zcard(key)
-        if q.after is not None:
-            value, doc_id = float(q.after.value), q.after.doc_id
-            pipe.zscore(key, doc_id)
-            if q.descending:
-                pipe.zrevrank(key, doc_id)
-                pipe.zcount(key, f"({_score(value)}", "+inf")
-            else:
-                pipe.zrank(key, doc_id)
-                pipe.zcount(key, "-inf", f"({_score(value)}")
-        card, *cursor = await pipe.execute()
-    if not cursor:
-        return int(card), 0
-    score, rank, before = cursor
-    if score is None or float(score) != value or rank is None:
-        return int(card), 0  # the row moved or went: the keyset FILTER skips what precedes it
-    return int(card), int(rank) - int(before) + 1
-
-
 async def _chunk(
-    client: Redis, key: str, q: Query, b: Bounds, offset: int, size: int
-) -> list[tuple[str, float]]:
-    first, last = _score(b.first), _score(b.last)
-    walk = client.zrevrangebyscore if q.descending else client.zrangebyscore
-    found: list[Any] = await walk(key, first, last, start=offset, num=size, withscores=True)
-    return [(m.decode() if isinstance(m, bytes) else str(m), float(s)) for m, s in found]
+    client: Redis, walk: Walk, key: str, q: Query, b: Bounds, after: tuple[str, str], size: int
+) -> tuple[list[tuple[str, float]], bool]:
+    """The next ``size`` members of the walk strictly after ``after`` (score, id; empty for
+    none), from one state of the set (rank_walk.lua); and whether the walk ended."""
+    order = "desc" if q.descending else "asc"
+    args: list[Any] = [order, _score(b.first), _score(b.last), *after, size]
+    ended, *flat = await walk(client, key, args)
+    ids = [m.decode() if isinstance(m, bytes) else str(m) for m in flat[::2]]
+    return list(zip(ids, (float(v) for v in flat[1::2]), strict=True)), bool(int(ended))
 
 
 def _next_size(limit: int, matched: int, visited: int, card: int) -> int:
@@ -138,10 +129,11 @@ def _consistent(spec: EntitySpec, q: Query, rows: list[Any], scores: dict[str, f
     return True
 
 
-async def rows(client: Redis, spec: EntitySpec, q: Query, ask: Any) -> list[Any] | None:
+async def rows(client: Redis, spec: EntitySpec, q: Query, ask: Ask, walk: Walk) -> list[Any] | None:
     """The first ``q.limit + 1`` rows of ``q`` (rows as :func:`pages.page_read`'s page
-    command answers them), or None when the page is to be read the usual way. ``ask`` sends
-    commands to the entity's index (keyspace.listing.ask_index)."""
+    command answers them), or None when the page is to be read the usual way. ``ask``
+    sends commands to the entity's index with its FT.INFO (keyspace.listing.ask_with_info),
+    ``walk`` runs rank_walk.lua (Scripts.rank_walk)."""
     field = sort_field(spec, q)
     assert field.kind is FieldKind.NUMERIC
     key = spec.names.rank_key(spec.prefix, field.name)
@@ -149,26 +141,31 @@ async def rows(client: Redis, spec: EntitySpec, q: Query, ask: Any) -> list[Any]
     b = bounds(spec, q)
     if (b.first > b.last) if not q.descending else (b.first < b.last):
         return []
-    card, offset = await _start(client, key, q)
+    after = ("", "") if q.after is None else (_score(float(q.after.value)), q.after.doc_id)
     found: list[Any] = []
     visited, size = 0, min(MOST // 2, max(FIRST, PER_ROW * (q.limit + 1)))
     while True:
-        candidates = await _chunk(client, key, q, b, offset, size)
+        candidates, ended = await _chunk(client, walk, key, q, b, after, size)
         if not candidates:
-            return found if b.closed else None
+            return found if ended and b.closed else None
         scores = dict(candidates)
         chunk = replace(q, equals=(*q.equals, (spec.id_index, tuple(scores))))
         read = pages.page_read(alias, spec, chunk, shadows=False)
-        (reply,) = await ask(client, spec, read.page)
+        info, (reply, members) = await ask(client, spec, read.page, ["ZCARD", key])
+        # One state of the index and the set: every document the index holds has its member
+        # (a commit writes both), unless the set lost some (then the usual read answers).
+        if int(float(info.get("num_docs", -1))) != members:
+            return None
         if not _consistent(spec, q, reply[1:], scores):
             return None
         found += reply[1:]
         if len(found) > q.limit:
             return found[: q.limit + 1]
         visited += len(candidates)
-        if len(candidates) < size:
+        if ended:
             return found if b.closed else None
-        size = _next_size(q.limit, len(found), visited, card) if found else 0
+        size = _next_size(q.limit, len(found), visited, members) if found else 0
         if not size:
             return None
-        offset += len(candidates)
+        last_id, last_score = candidates[-1]
+        after = (_score(last_score), last_id)

@@ -146,6 +146,7 @@ class Scripts:
         self._oplog = client.register_script(source("oplog.lua"))
         self._cache = client.register_script(source("cache.lua"))
         self._profile = client.register_script(source("profile.lua"))
+        self._rank_walk = client.register_script(source("rank_walk.lua"))
 
     async def _run(
         self, script: AsyncScript, keys: list[str], args: list[Arg], *, retry: bool, wait: bool
@@ -430,6 +431,17 @@ class Scripts:
         Paused while paused."""
         sent = await self._run(self._profile, keys, args, retry=True, wait=False)
         return _unpaused(sent.reply)
+
+    async def rank_walk(self, client: Redis, key: str, args: list[Arg]) -> list[Any]:
+        """One call of ``rank_walk.lua`` (keyspace.ranking builds the arguments) on
+        ``client``, the primary (through the keyspace's runner) or a replica: a read, so it
+        keeps the client's retries, and is loaded where the server answers NOSCRIPT."""
+        if client is self.client:
+            return list(
+                (await self._run(self._rank_walk, [key], args, retry=True, wait=False)).reply
+            )
+        reply: list[Any] = await self._rank_walk(keys=[key], args=args, client=client)
+        return reply
 
 
 def _unpaused(reply: list[Any]) -> list[Any]:

@@ -241,6 +241,15 @@ async def _documents_extras(ks: Keyspace, world: World, mark: Mark, name: str) -
             await ks.oplogs.read(spec, doc_id)
 
 
+async def _ranked_pages(ks: Keyspace, mark: Mark, name: str) -> None:
+    """A page read from each ranking (keyspace.ranking): its script reads one key."""
+    for spec in ks.schema.entities:
+        for field in spec.ranked_fields:
+            mark(f"{name}: ranked page ({spec.name}.{field.name})")
+            key = ks.schema.names.rank_key(spec.prefix, field.name)
+            await ks.scripts.rank_walk(ks.client, key, ["desc", "+inf", "-inf", "", "", 50])
+
+
 async def _singletons(ks: Keyspace, mark: Mark, name: str) -> None:
     names = {s.name for s in ks.schema.singletons}
     mark(f"{name}: singleton update")
@@ -319,6 +328,7 @@ async def drive(name: str, mark: Mark) -> None:
     await _authorize_routes(ks, served, world, mark)
     await _cached_reads(ks, served, world, mark)
     await _documents_extras(ks, world, mark, name)
+    await _ranked_pages(ks, mark, name)
     await _singletons(ks, mark, name)
     await _operations(ks, world, mark, name)
     await _update_all(ks, world, mark, name)

@@ -56,7 +56,7 @@ FIRST_KEY = frozenset(
         "LLEN", "LRANGE", "LTRIM", "PERSIST", "PEXPIRE", "PEXPIREAT", "PEXPIRETIME", "PTTL",
         "RPUSH", "SADD", "SCARD", "SET", "SISMEMBER", "SREM", "TYPE", "XADD", "XLEN", "XRANGE",
         "XREVRANGE", "XSETID", "XTRIM", "ZADD",
-        "ZCARD", "ZPOPMIN", "ZRANGE", "ZREM", "ZREMRANGEBYSCORE",
+        "ZCARD", "ZCOUNT", "ZPOPMIN", "ZRANGE", "ZREM", "ZREMRANGEBYSCORE", "ZREVRANGE",
     }
 )  # fmt: skip
 

@@ -10,11 +10,12 @@ import random
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
-from keyspace import DRIVER, USER, Keyspace, listing, ranking
+from keyspace import DRIVER, USER, Keyspace, listing, parse, ranking
 from keyspace.connection import call
 from tests import factories as f
-from tests.behaviour.test_list_shapes import walk
+from tests.behaviour.test_list_shapes import listed, walk
 
 CORES = [1, 2, 2, 64, 512, 512, 512, 512, 128, 256]
 CHIPS = ["quantum_processor", "neural_processor", "crypto_processor"]
@@ -198,3 +199,82 @@ async def test_a_document_without_a_number_has_no_member(ks: Keyspace) -> None:
         found, _ = await walk(ks, sort="-cores", limit="50", count="none")
         exact, _ = await walk(ks, sort="-cores", limit="50")
         assert found == exact
+
+
+async def test_a_cursor_of_another_query_skips_nothing(ks: Keyspace) -> None:
+    """Review 26: a cursor at (512, x) on a list whose range ends at 100 counted its offset
+    among the 512s, and skipped the first rows at 100 and below."""
+    await f.user(ks, "A")
+    for i in range(6):
+        await f.driver(ks, "user_1", cores=512, driver_id=f"big_{i}")
+    for i in range(6):
+        await f.driver(ks, "user_1", cores=64, driver_id=f"small_{i}", status="optimized")
+    first, _ = await walk(ks, sort="-cores", limit="3", count="none")
+    page = await listed(ks, sort="-cores", limit="3", count="none")
+    assert page.next_cursor is not None and first[:3] == [d["driver_id"] for d in page.items]
+    params = {"sort": "-cores", "limit": "10", "cores_max": "100", "user_id": "user_1"}
+    none = await listed(ks, **params, count="none", cursor=page.next_cursor)
+    exact = await listed(ks, **params, count="exact", cursor=page.next_cursor)
+    assert [d["driver_id"] for d in none.items] == [d["driver_id"] for d in exact.items]
+    assert len(none.items) == 6
+
+
+@pytest.mark.parametrize("write", ["delete an earlier non-match", "create a tied non-match"])
+async def test_a_write_between_chunks_moves_no_unchanged_row(
+    ks: Keyspace, write: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 26: chunks were read by position, so a write between two of them shifted the
+    walk: an unchanged match was skipped, or another returned twice."""
+    if not ks.capabilities.search:
+        pytest.skip("the scan path reads no set")
+    for name in ("A", "B"):
+        await f.user(ks, name)
+    for i in range(12):
+        owner = "user_2" if i in (9, 10) else "user_1"
+        await f.driver(ks, owner, cores=512, driver_id=f"d{i:02d}")
+    want = [f"d{i:02d}" for i in reversed(range(12)) if i not in (9, 10)]
+    calls = 0
+    rank_walk = ks.scripts.rank_walk
+
+    async def racing(*args: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # another client's commit, between the walk's chunks
+            if write.startswith("delete"):
+                await ks.delete(DRIVER, "d10")
+            else:
+                await f.driver(ks, "user_2", cores=512, driver_id="d99")
+        return await rank_walk(*args)
+
+    monkeypatch.setattr(ks.scripts, "rank_walk", racing)
+    seen, _ = await walk(ks, sort="-cores", limit="4", user_id="user_1", count="none")
+    assert calls > 2 and seen == want
+
+
+async def test_a_set_that_lost_members_is_not_trusted(ks: Keyspace, walked: list[bool]) -> None:
+    """Review 26: a member deleted by hand (or a set never filled) made its document vanish
+    from every count=none list until `check --repair`."""
+    docs = await world(ks, n=20)
+    await ks.client.zrem(SET, docs[0]["driver_id"])
+    found, _ = await walk(ks, sort="-cores", limit="4", count="none")
+    assert found == expected(docs, True)
+    await ks.client.delete(SET)
+    found, _ = await walk(ks, sort="-cores", limit="4", chip_type=CHIPS[0], count="none")
+    assert found == expected(docs, True, chip_type=CHIPS[0])
+    if ks.capabilities.search:
+        assert walked and not any(walked)  # the set answered none of them
+
+
+async def test_a_walk_on_another_client_loads_its_script_after_a_flush(
+    ks: Keyspace, walked: list[bool]
+) -> None:
+    """A replica read (MULTIFRAME_READ_FROM=replica) walks on the reader's client, not the
+    keyspace's runner: a server that lost its scripts (NOSCRIPT) is given it again."""
+    if not ks.capabilities.search:
+        pytest.skip("the scan path reads no set")
+    docs = await world(ks)
+    reader = Redis(connection_pool=ks.client.connection_pool)  # another client object
+    await ks.client.script_flush()
+    q = parse(DRIVER, {"sort": ["-cores"], "limit": ["5"], "count": ["none"]})
+    page = await listing.search_page(reader, DRIVER, q, walk=ks.scripts.rank_walk)
+    assert [d["driver_id"] for d in page.items] == expected(docs, True)[:5] and walked == [True]
