@@ -3,7 +3,6 @@ blocking read the API's fan-out runs. Reads go to the primary, which the commits
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,16 +71,29 @@ async def read_new(
 
 
 async def restart(client: Redis, key: str) -> None:
-    """Begin the feed anew after a command rewrote the data it describes (reset, restore):
-    one entry appended, then the stream trimmed to nothing with its ``max-deleted-entry-id``
-    set to that entry (XTRIM leaves it alone), so a consumer resuming from any id before is
-    answered 410 ``gone`` (re-read everything), never a silent gap; keyspace.changes reads an
-    emptied stream as trimmed up to its last id where the server cannot record it. The entry
-    is shaped as an event of no collection, so nothing that meets it can mistake it for a
-    change. The command holds the pause meanwhile: no commit appends between the steps."""
-    fields = {"op": "restart", "collection": "", "id": "", "rev": "", "at": ""}
-    fields["at"] = str(int(time.time() * 1000))
-    added = await client.xadd(key, fields)  # type: ignore[arg-type]
-    await call(client, "XTRIM", key, "MAXLEN", "0")
-    with contextlib.suppress(ResponseError):  # no MAXDELETEDID (fakeredis): the fallback rule
-        await call(client, "XSETID", key, added, "MAXDELETEDID", added)
+    """Begin the feed anew after a command rewrote the data it describes (reset, restore;
+    they keep the stream itself): in one transaction, one entry appended past every id the
+    stream ever gave, the stream trimmed to nothing, and its ``max-deleted-entry-id`` set to
+    that entry (XTRIM leaves it alone). A consumer resuming from any id before is answered 410
+    ``gone`` (re-read everything), never a silent gap, and no reader can see the entry (nor
+    take its id as a position). Where the server cannot record it (fakeredis),
+    keyspace.changes reads an emptied stream as trimmed up to its last id. The entry is shaped
+    as an event of no collection. The command holds the pause: nothing appends meanwhile."""
+    ms = int(time.time() * 1000)
+    last = last_id(await info(client, key))
+    # Past the last id even when the clock is behind it (an NTP step, a failover's primary
+    # whose clock ran ahead): a consumer holding that id must still be told.
+    entry = format_id((ms, 0) if (ms, 0) > last else (last[0], last[1] + 1))
+    fields = ["op", "restart", "collection", "", "id", "", "rev", "", "at", str(ms)]
+    for record in (True, False):
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.execute_command("XADD", key, entry, *fields)
+                pipe.execute_command("XTRIM", key, "MAXLEN", "0")
+                if record:
+                    pipe.execute_command("XSETID", key, entry, "MAXDELETEDID", entry)
+                await pipe.execute()
+            return
+        except ResponseError as exc:  # a server without XSETID refuses the whole transaction
+            if not record or "xsetid" not in str(exc).lower():
+                raise

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import fakeredis
 import orjson
 import pytest
 
-from keyspace import codec, keys
+from keyspace import codec, feed, keys
 from keyspace.changes import (
     ChangeCap,
     event_of,
@@ -20,6 +22,7 @@ from keyspace.changes import (
 )
 from keyspace.keys import Names
 from keyspace.plan import Loaded, Plan, plan_create, plan_create_generated, plan_update
+from keyspace.scripts import _bulk_args
 from keyspace.systems.multiframe.entities import MULTIFRAME, USER
 
 
@@ -174,6 +177,19 @@ def test_a_plan_without_events_does_not_trim() -> None:
     assert "trim" not in plan.args()
 
 
+def test_a_bulk_call_trims_once_after_its_last_event() -> None:
+    def user(n: int) -> Plan:
+        doc = {"user_id": f"user_{n}", "username": f"u{n}", "email": f"{n}@x.io", "role": "admin"}
+        return plan_create(MULTIFRAME, USER, f"user_{n}", doc, explicit_id=True)
+
+    quiet = Plan(keys.pause_key())
+    quiet.write("set", "a", "1")
+    args = _bulk_args([user(1), user(2), user(3), quiet])
+    assert args.count("trim") == 1
+    assert args.index("trim") > args.index("user_3")  # the last plan with an event trims
+    assert _bulk_args([quiet]).count("trim") == 0
+
+
 def test_the_cap_reads_the_services_variables() -> None:
     assert ChangeCap.from_env({}) == ChangeCap()
     env = {"MULTIFRAME_CHANGES_MAXLEN": "500", "MULTIFRAME_CHANGES_MAX_AGE": " 31536000 "}
@@ -203,3 +219,22 @@ def test_the_admin_cli_trims_the_feed_as_the_service_does(
     assert args.changes_cap == ChangeCap(100_000_000, 31_536_000)
     monkeypatch.setenv("MULTIFRAME_CHANGES_MAX_AGE", "forever")
     assert cli._prepare(["generate", "--users", "1"]) == USAGE
+
+
+async def test_a_restart_is_one_transaction() -> None:
+    """Review 25 (and 27, which found it undone): sent step by step, a page read between the
+    steps, or a restart cut short, left a consumer a silent gap."""
+    client = fakeredis.FakeAsyncRedis(protocol=2)
+    await client.xadd("mf:changes", {"op": "create"}, id="5-0")
+    alone: list[str] = []
+    send = client.execute_command
+
+    async def recorded(*args: Any, **options: Any) -> Any:
+        alone.append(str(args[0]).upper())
+        return await send(*args, **options)  # type: ignore[no-untyped-call]
+
+    client.execute_command = recorded  # type: ignore[method-assign]
+    await feed.restart(client, "mf:changes")
+    assert not {"XADD", "XTRIM", "XSETID"} & set(alone), alone
+    assert await client.xlen("mf:changes") == 0
+    await client.aclose()
