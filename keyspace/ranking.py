@@ -147,7 +147,9 @@ async def rows(client: Redis, spec: EntitySpec, q: Query, ask: Ask, walk: Walk) 
     while True:
         candidates, ended = await _chunk(client, walk, key, q, b, after, size)
         if not candidates:
-            return found if ended and b.closed else None
+            # An end is trusted once a chunk's read found the set whole: a set that lost
+            # the members of the range would otherwise answer an empty page (review 27).
+            return found if ended and b.closed and visited else None
         scores = dict(candidates)
         chunk = replace(q, equals=(*q.equals, (spec.id_index, tuple(scores))))
         read = pages.page_read(alias, spec, chunk, shadows=False)

@@ -278,3 +278,16 @@ async def test_a_walk_on_another_client_loads_its_script_after_a_flush(
     q = parse(DRIVER, {"sort": ["-cores"], "limit": ["5"], "count": ["none"]})
     page = await listing.search_page(reader, DRIVER, q, walk=ks.scripts.rank_walk)
     assert [d["driver_id"] for d in page.items] == expected(docs, True)[:5] and walked == [True]
+
+
+async def test_a_range_the_set_lost_is_read_the_usual_way(ks: Keyspace) -> None:
+    """Review 27: a walk that met no member at all in the query's range answered an empty
+    page before any check, though the index had the documents."""
+    docs = await world(ks, n=20)
+    in_range = [d["driver_id"] for d in docs if d["chip_data"]["cores"] >= 256]
+    await ks.client.zrem(SET, *in_range)
+    found, _ = await walk(ks, sort="-cores", cores_min="256", chip_type=CHIPS[0], count="none")
+    assert found == expected(docs, True, low=256, chip_type=CHIPS[0]) != []
+    await ks.client.delete(SET)
+    found, _ = await walk(ks, sort="cores", cores_max="64", chip_type=CHIPS[1], count="none")
+    assert found == expected(docs, False, high=64, chip_type=CHIPS[1]) != []
