@@ -78,6 +78,7 @@ def _column(
     case_sensitive: bool = True,
     array: bool = False,
     places: int | None = None,
+    ranked: bool = False,
     **extra: Any,
 ) -> Column:
     """A column, indexed as ``kind`` when ``index`` or ``sortable`` (a sort field is one)."""
@@ -86,7 +87,15 @@ def _column(
         assert kind is not None, f"{name}: this kind cannot be indexed"
         assert not (sortable and null), f"{name}: a nullable field cannot be a sort field"
         field = Indexed(
-            name, name, kind, sortable, case_sensitive, array, nullable=null, places=places
+            name,
+            name,
+            kind,
+            sortable,
+            case_sensitive,
+            array,
+            nullable=null,
+            places=places,
+            ranked=ranked,
         )
         indexed = (field,)
     return Column(name, annotation, null=null, default=default, indexed=indexed, **extra)
@@ -161,9 +170,12 @@ def integer(
     le: int | None = None,
     index: bool = False,
     sortable: bool = False,
+    ranked: bool = False,
 ) -> Column:
     """A JSON integer (never a boolean or a float). Within int64; within 2^53 when indexed,
-    since the index holds numbers as doubles."""
+    since the index holds numbers as doubles. ``ranked``: sortable, and kept in a sorted set
+    by every write (keyspace.ranks), for lists sorted by it that match many documents."""
+    sortable = sortable or ranked
     bound = ft.SAFE_INTEGER if index or sortable else ft.INT64_MAX
     low = -bound if ge is None else ge
     high = bound if le is None else le
@@ -177,6 +189,7 @@ def integer(
         kind=FieldKind.NUMERIC,
         index=index,
         sortable=sortable,
+        ranked=ranked,
     )
 
 

@@ -413,3 +413,10 @@ def test_nullable_tag_filter_never_matches_null() -> None:
     ]
     with pytest.raises(ValidationFailed, match="sort"):
         q(sort="fee")  # nullable fields are not sort fields
+
+
+def test_a_ranked_integer_is_sortable_and_kept_in_a_sorted_set() -> None:
+    spec = table("n", collection="ns", fields=(integer("v", ranked=True),))
+    (field,) = [f for f in spec.fields if f.name == "v"]
+    assert field.sortable and field.ranked and spec.ranked_fields == (field,)
+    assert projected(spec)  # reprojection keeps its ranking in line
