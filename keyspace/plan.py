@@ -96,16 +96,15 @@ class Plan:
         self.id_prefix = id_prefix
         self.id_key = self.key(key_prefix)
 
-    def args(self, cap: ChangeCap = DEFAULT_CAP, *, trim: bool = True) -> list[Arg]:
+    def args(self, cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
         """ARGV for ``commit.lua``; a plan with change-feed entries trims the feed to ``cap``
-        in the same commit (unless not ``trim``: a plan of a bulk call that another plan of
-        the call, later, trims for)."""
+        in the same commit."""
         flat: list[Arg] = [len(self.checks), self.returning]
         flat += [self.counter, self.id_prefix, self.id_key]
         flat.append("" if self.window is None else self.window)
         for op in (*self.checks, *self.writes, *self.events):
             flat.extend(op)
-        if self.events and trim:
+        if self.events:
             flat.extend(["trim", self.events[0][1], *cap.args()])
         return flat
 

@@ -94,11 +94,11 @@ def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]
     keys: list[Arg] = []
     sizes: list[Arg] = [len(plans)]
     argv: list[Arg] = []
-    # One trim a call, by its last plan appending to the feed: a trim per plan cost a
-    # tenth of a generated document's time in Redis, and a call adds at most BULK events.
-    last = max((n for n, plan in enumerate(plans) if plan.events), default=-1)
-    for n, plan in enumerate(plans):
-        args = plan.args(cap, trim=n == last)
+    # Every plan trims the feed after its own events: a call's plans apply one by one, and
+    # any may be refused, its trim with it (review 28: trimming by the last plan only let
+    # a call whose last plan was refused leave the feed past both caps).
+    for plan in plans:
+        args = plan.args(cap)
         sizes += (len(plan.keys), len(args))
         keys += plan.keys
         argv += args

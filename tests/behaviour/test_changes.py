@@ -21,8 +21,9 @@ from keyspace import (
     feed,
     systems,
 )
-from keyspace.changes import parse_id
+from keyspace.changes import ChangeCap, parse_id
 from keyspace.connection import call
+from keyspace.plan import Plan, plan_create
 from tests import factories as f
 
 ND = systems.load("normaldance")
@@ -159,3 +160,23 @@ async def test_nothing_follows_the_largest_id(ks: Keyspace) -> None:
     await f.user(ks, "Ada")
     largest = (2**64 - 1, 2**64 - 1)
     assert await feed.after(ks.client, ks.schema.names.changes_key(), largest) == []
+
+
+async def test_a_bulk_call_ending_on_a_refused_plan_still_trims(ks: Keyspace) -> None:
+    """Review 28: a bulk call trimmed only by its last plan; when that one was refused the
+    call trimmed nothing, and calls that all ended so grew the feed past both caps."""
+    capped = Keyspace(ks.client, changes_cap=ChangeCap(maxlen=10, max_age=86_400))
+    await capped.setup_basics()
+
+    def user(name: str) -> Plan:
+        doc = {"user_id": name, "username": name, "email": f"{name}@x.io", "role": "admin"}
+        return plan_create(capped.schema, USER, name, doc, explicit_id=True)
+
+    await capped.commit_batch([user("taken")])
+    for turn in range(20):
+        results = await capped.commit_batch(
+            [*(user(f"u{turn}x{n}") for n in range(50)), user("taken")]
+        )
+        assert [r.ok for r in results] == [True] * 50 + [False]
+    # XTRIM MAXLEN ~ trims whole stream nodes (100 entries): past the cap by less than one.
+    assert await ks.client.xlen(capped.schema.names.changes_key()) < 10 + 100
