@@ -112,8 +112,7 @@ def _hits(spec: EntitySpec, q: query.Query, rows: list[Any]) -> list[Hit | None]
     field = query.sort_field(spec, q)
     out: list[Hit | None] = []
     for row in rows:
-        fields = [_text(v) for v in row]
-        found = dict(zip(fields[::2], fields[1::2], strict=True))
+        found = pages.row_values(row)
         doc_id, value = found.get(spec.id_index.name), found.get(field.name)
         if doc_id is None or value is None:
             out.append(None)

@@ -52,6 +52,12 @@ class PageRead:
     guard: list[str] | None
 
 
+def row_values(row: Any) -> dict[str, str]:
+    """One row of a page command's reply (attribute, value, ...) as text by attribute."""
+    text = [v.decode() if isinstance(v, bytes) else str(v) for v in row]
+    return dict(zip(text[::2], text[1::2], strict=True))
+
+
 def _command(index: str, text: str, filters: list[str], tail: list[str]) -> list[str]:
     args = ["FT.AGGREGATE", index, text, "VERBATIM"]
     for expr in filters:

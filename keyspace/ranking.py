@@ -121,8 +121,7 @@ def _consistent(spec: EntitySpec, q: Query, rows: list[Any], scores: dict[str, f
     """Whether every row's sort value is the score it was a candidate with."""
     field, id_name = sort_field(spec, q), spec.id_index.name
     for row in rows:
-        text = [v.decode() if isinstance(v, bytes) else str(v) for v in row]
-        found = dict(zip(text[::2], text[1::2], strict=True))
+        found = pages.row_values(row)
         doc_id, value = found.get(id_name), found.get(field.name)
         if doc_id is None or value is None or scores.get(doc_id) != float(value):
             return False
