@@ -96,17 +96,22 @@ class Plan:
         self.id_prefix = id_prefix
         self.id_key = self.key(key_prefix)
 
-    def args(self, cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
+    def args(self, cap: ChangeCap | None = DEFAULT_CAP) -> list[Arg]:
         """ARGV for ``commit.lua``; a plan with change-feed entries trims the feed to ``cap``
-        in the same commit."""
+        in the same commit (``None``: no trim, for a caller that trims once after many
+        plans in the same script call, as ``bulk_commit.lua`` does)."""
         flat: list[Arg] = [len(self.checks), self.returning]
         flat += [self.counter, self.id_prefix, self.id_key]
         flat.append("" if self.window is None else self.window)
         for op in (*self.checks, *self.writes, *self.events):
             flat.extend(op)
-        if self.events:
+        if self.events and cap is not None:
             flat.extend(["trim", self.events[0][1], *cap.args()])
         return flat
+
+    def feed(self) -> str | None:
+        """The change feed this plan's events go to, None without events."""
+        return self.keys[int(self.events[0][1]) - 1] if self.events else None
 
 
 @dataclass(frozen=True)

@@ -89,20 +89,30 @@ answers for BULK plans, and a loaded host was seen holding one call 2 s (SLOWLOG
 APPLIED = CommitResult()
 
 
-def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
-    """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
-    keys: list[Arg] = []
+def _layout(plans: Sequence[Plan], cap: ChangeCap | None) -> tuple[list[str], list[Arg]]:
+    """KEYS and ARGV of ``plans`` as plans.lua reads them (each plan trimming the feed to
+    ``cap`` after its events, or none when ``cap`` is None)."""
+    keys: list[str] = []
     sizes: list[Arg] = [len(plans)]
     argv: list[Arg] = []
-    # Every plan trims the feed after its own events: a call's plans apply one by one, and
-    # any may be refused, its trim with it (review 28: trimming by the last plan only let
-    # a call whose last plan was refused leave the feed past both caps).
     for plan in plans:
         args = plan.args(cap)
         sizes += (len(plan.keys), len(args))
         keys += plan.keys
         argv += args
-    return [len(keys), *keys, *sizes, *argv]
+    return keys, [*sizes, *argv]
+
+
+def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
+    """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
+    keys, argv = _layout(plans, None)
+    feeds = dict.fromkeys(stream for plan in plans if (stream := plan.feed()) is not None)
+    if feeds:
+        # The script trims each feed once, after every plan, whichever were refused (review
+        # 28: a trim carried by the call's last plan was lost when that plan was refused).
+        keys += [plans[0].pause, *feeds]
+        argv += cap.args()
+    return [len(keys), *keys, *argv]
 
 
 NOSCRIPT_TRIES = 5  # sends of a script meeting NOSCRIPT (each reloads it; it did not run)
@@ -303,8 +313,7 @@ class Scripts:
         each plan's document stands in the request's answer (default: in order), for the
         outcome an Idempotency-Key claim of the request stores; KeyInFlight when the claim
         was lost."""
-        keys: list[str] = [key for plan in plans for key in plan.keys]
-        args = _bulk_args(plans, self.changes_cap)[1 + len(keys) :]  # as bulk_commit.lua's
+        keys, args = _layout(plans, self.changes_cap)
         claim = idempotency.current.get()
         if claim is not None and not claim.committed:
             keys.append(claim.key)

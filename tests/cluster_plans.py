@@ -37,7 +37,7 @@ from keyspace import ids, systems
 from keyspace.evalsha import Sent
 from keyspace.lua_sources import PRELUDES
 from keyspace.plan import Arg, Plan
-from keyspace.scripts import BULK, Scripts
+from keyspace.scripts import BULK, Scripts, _bulk_args
 from keyspace.testing.fakes import give_sha1hex
 from tests.cluster_drive import drive
 
@@ -159,10 +159,11 @@ def _install(recorder: Recorder) -> Callable[[], None]:
         try:
             return await original_batch(self, plans)
         finally:
-            # One bulk_commit.lua call per BULK plans, its KEYS theirs one after another.
+            # One bulk_commit.lua call per BULK plans: their KEYS, then the feed's trim.
             for first in range(0, len(plans), BULK):
                 chunk = plans[first : first + BULK]
-                recorder.record("bulk_commit.lua", [k for plan in chunk for k in plan.keys])
+                args = _bulk_args(chunk)
+                recorder.record("bulk_commit.lua", [str(k) for k in args[1 : 1 + int(args[0])]])
 
     def call(
         self: ScriptingCommandsMixin, lua_runtime: Any, expected: set[Any], op: bytes, *args: Any

@@ -10,6 +10,13 @@
 -- ARGV[2..2n+1]:  for each plan in turn, its number of KEYS and its number of ARGV
 -- KEYS:           the plans' KEYS, one plan after another
 -- ARGV[2n+2..]:   the plans' ARGV (commit.lua's), one plan after another
+-- KEYS after the plans' (none when no plan has a change-feed event): the pause key, then
+--                 each change feed the plans append to; ARGV after the plans': that feed's
+--                 cap, maxlen and age in ms (commit.lua's trim op). The plans carry no trim
+--                 of their own: once every plan ran, when any was applied, one commit.lua
+--                 plan of a single trim op caps each feed. The script is atomic, so nobody
+--                 sees the feed between the plans, and the cap holds after the call whichever
+--                 plans were refused (docs/changes.md); a trim a plan costs ~5 us of server.
 -- Each plan runs as commit.lua runs it alone, except that it returns no document (its
 -- ARGV[2] is taken as 0): a refused plan writes nothing and the next one still runs.
 -- Returns: {applied, p1, code1, field1, value1, p2, ...}: how many plans were applied, then
@@ -17,7 +24,7 @@
 --          value). A plan refused as 'paused' ends the batch: no later plan ran (the pause
 --          key cannot appear while this script runs, so every one of them would meet it).
 
-local plans = split_plans(KEYS, ARGV)
+local plans, key_at, arg_at = split_plans(KEYS, ARGV)
 local out = {0}
 for p = 1, #plans do
   local plan_keys, plan_args = plans[p][1], plans[p][2]
@@ -31,6 +38,14 @@ for p = 1, #plans do
     out[#out + 1] = reply[3]
     out[#out + 1] = reply[4]
     if reply[2] == 'paused' then break end
+  end
+end
+if out[1] > 0 then
+  for k = key_at + 2, #KEYS do
+    -- A trim alone cannot be refused here: the pause was absent for the applied plans, and
+    -- their events were appended to this stream.
+    commit({KEYS[key_at + 1], KEYS[k]},
+           {'0', '0', '0', '', '0', '', 'trim', '2', ARGV[arg_at + 1], ARGV[arg_at + 2]})
   end
 end
 return out

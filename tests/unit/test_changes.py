@@ -177,9 +177,10 @@ def test_a_plan_without_events_does_not_trim() -> None:
     assert "trim" not in plan.args()
 
 
-def test_every_plan_of_a_bulk_call_trims_after_its_own_events() -> None:
-    """Review 28: with one trim a call, carried by its last plan, a refused last plan left
-    the feed untrimmed (past both caps, for as long as calls ended so)."""
+def test_a_bulk_call_trims_its_feed_once_after_every_plan() -> None:
+    """The plans of a bulk call carry no trim: bulk_commit.lua trims each feed they append
+    to once they all ran (review 28: a trim carried by the last plan was lost when that plan
+    was refused; tests/behaviour/test_changes.py holds the outcome)."""
 
     def user(n: int) -> Plan:
         doc = {"user_id": f"user_{n}", "username": f"u{n}", "email": f"{n}@x.io", "role": "admin"}
@@ -187,8 +188,14 @@ def test_every_plan_of_a_bulk_call_trims_after_its_own_events() -> None:
 
     quiet = Plan(keys.pause_key())
     quiet.write("set", "a", "1")
-    assert _bulk_args([user(1), user(2), user(3), quiet]).count("trim") == 3
-    assert _bulk_args([quiet]).count("trim") == 0
+    plans = [user(1), user(2), user(3), quiet]
+    args = _bulk_args(plans, ChangeCap(7, 9))
+    n_keys = int(args[0])
+    assert "trim" not in args
+    assert args[1 : 1 + n_keys] == [*(k for p in plans for k in p.keys), "mf:pause", "mf:changes"]
+    assert args[-2:] == [7, 9000]
+    alone = quiet.args()
+    assert _bulk_args([quiet]) == [len(quiet.keys), *quiet.keys, 1, len(quiet.keys), len(alone), *alone]
 
 
 def test_the_cap_reads_the_services_variables() -> None:
