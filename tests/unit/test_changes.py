@@ -195,7 +195,8 @@ def test_a_bulk_call_trims_its_feed_once_after_every_plan() -> None:
     assert args[1 : 1 + n_keys] == [*(k for p in plans for k in p.keys), "mf:pause", "mf:changes"]
     assert args[-2:] == [7, 9000]
     alone = quiet.args()
-    assert _bulk_args([quiet]) == [len(quiet.keys), *quiet.keys, 1, len(quiet.keys), len(alone), *alone]
+    n = len(quiet.keys)
+    assert _bulk_args([quiet]) == [n, *quiet.keys, 1, n, len(alone), *alone]
 
 
 def test_the_cap_reads_the_services_variables() -> None:
