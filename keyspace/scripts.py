@@ -16,7 +16,8 @@ API answers 503; the write may or may not have happened).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import idempotency
-from .changes import DEFAULT_CAP, ChangeCap
+from .bulk import BULK, PackedBatch, bulk_args, layout
+from .changes import ChangeCap
 from .durability import Durability, written
 from .errors import Paused
 from .evalsha import Sent, Wait, give_back, lease, send_pooled
@@ -41,16 +43,6 @@ from .lua_sources import (
 from .pipelining import pipeliner
 from .plan import Arg, Plan
 from .schema import EntitySpec
-
-
-@dataclass(frozen=True)
-class PackedBatch:
-    """A batch of plans as ``Scripts.send_packed`` writes it: its bulk calls (and WAIT)."""
-
-    commands: list[tuple[Arg, ...]]
-    packed: list[bytes]
-    n_plans: int
-    waited: bool
 
 
 @dataclass(frozen=True)
@@ -89,41 +81,11 @@ def _commit_result(reply: list[bytes]) -> CommitResult:
     return CommitResult(error=_text(reply[1]), field=_text(reply[2]), value=_text(reply[3]))
 
 
-BULK = 100
-"""Plans per ``bulk_commit.lua`` call: enough that the call's own cost (~10 µs) is small per
-plan, few enough that the server is held only a few ms per call."""
-
 BATCH_TIMEOUT = 60.0
 """Seconds to wait for each reply of a batch, not the client's socket timeout: one reply
 answers for BULK plans, and a loaded host was seen holding one call 2 s (SLOWLOG)."""
 
 APPLIED = CommitResult()
-
-
-def _layout(plans: Sequence[Plan], cap: ChangeCap | None) -> tuple[list[str], list[Arg]]:
-    """KEYS and ARGV of ``plans`` as plans.lua reads them (each plan trimming the feed to
-    ``cap`` after its events, or none when ``cap`` is None)."""
-    keys: list[str] = []
-    sizes: list[Arg] = [len(plans)]
-    argv: list[Arg] = []
-    for plan in plans:
-        args = plan.args(cap)
-        sizes += (len(plan.keys), len(args))
-        keys += plan.keys
-        argv += args
-    return keys, [*sizes, *argv]
-
-
-def _bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
-    """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
-    keys, argv = _layout(plans, None)
-    feeds = dict.fromkeys(stream for plan in plans if (stream := plan.feed()) is not None)
-    if feeds:
-        # The script trims each feed once, after every plan, whichever were refused (review
-        # 28: a trim carried by the call's last plan was lost when that plan was refused).
-        keys += [plans[0].pause, *feeds]
-        argv += cap.args()
-    return [len(keys), *keys, *argv]
 
 
 NOSCRIPT_TRIES = 5  # sends of a script meeting NOSCRIPT (each reloads it; it did not run)
@@ -253,7 +215,7 @@ class Scripts:
         packed: list[bytes] = []
         sha = self._bulk_commit.sha
         for first in range(0, len(plans), BULK):
-            command = ("EVALSHA", sha, *_bulk_args(plans[first : first + BULK], self.changes_cap))
+            command = ("EVALSHA", sha, *bulk_args(plans[first : first + BULK], self.changes_cap))
             commands.append(command)
             packed += self._packer().pack_command(*command)
             await asyncio.sleep(0)
@@ -263,19 +225,38 @@ class Scripts:
             packed += self._packer().pack_command(*wait)
         return PackedBatch(commands, packed, len(plans), wait is not None)
 
-    async def send_packed(self, batch: PackedBatch) -> Awaitable[list[CommitResult]]:
-        """Write ``batch`` (:meth:`pack_batch`) on a leased connection; returns what reads
-        its results, as :meth:`send_batch` does."""
+    async def send_packed(
+        self, batch: PackedBatch, line: AbstractConnection | None = None
+    ) -> Awaitable[list[CommitResult]]:
+        """Write ``batch`` (:meth:`pack_batch`); returns what reads its results, as
+        :meth:`send_batch` does. On a leased connection of its own, or on ``line``
+        (:meth:`bulk_line`), where batches written back to back run in that order: await
+        each one's results in the order they were written."""
         # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
         await self.client.script_load(self._bulk_commit.script)
-        connection = await lease(self.client)
+        connection = line or await lease(self.client)
         try:
             # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
             await connection.send_packed_command(batch.packed)
         except BaseException:
-            await give_back(self.client, connection)
+            if line is None:
+                await give_back(self.client, connection)
             raise
-        return self._batch_results(connection, batch.n_plans, batch.commands, batch.waited)
+        return self._batch_results(connection, batch, owned=line is None)
+
+    @asynccontextmanager
+    async def bulk_line(self) -> AsyncIterator[AbstractConnection]:
+        """A connection leased for :meth:`send_packed`'s ``line``, given back on exit. Leave
+        normally only once every batch's results were read: on an error or a cancel it is
+        disconnected first, so no reply left unread is read as another command's."""
+        connection = await lease(self.client)
+        try:
+            yield connection
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await give_back(self.client, connection)
 
     def _packer(self) -> AbstractConnection:
         # A connection object never connected: it only encodes, as the pool's connections
@@ -301,12 +282,9 @@ class Scripts:
         raise AssertionError("unreachable")
 
     async def _batch_results(
-        self,
-        connection: AbstractConnection,
-        n_plans: int,
-        commands: list[tuple[Arg, ...]],
-        waited: bool,
+        self, connection: AbstractConnection, batch: PackedBatch, *, owned: bool
     ) -> list[CommitResult]:
+        n_plans, commands, waited = batch.n_plans, batch.commands, batch.waited
         replies: list[Any] = []
         try:
             for _ in commands:
@@ -322,7 +300,8 @@ class Scripts:
             await connection.disconnect()
             raise
         finally:
-            await give_back(self.client, connection)
+            if owned:
+                await give_back(self.client, connection)
         sent = Sent(None, replies.pop() if waited else None)
         for n, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):  # a SCRIPT FLUSH mid-batch: it did not run
@@ -348,7 +327,7 @@ class Scripts:
         each plan's document stands in the request's answer (default: in order), for the
         outcome an Idempotency-Key claim of the request stores; KeyInFlight when the claim
         was lost."""
-        keys, args = _layout(plans, self.changes_cap)
+        keys, args = layout(plans, self.changes_cap)
         claim = idempotency.current.get()
         if claim is not None and not claim.committed:
             keys.append(claim.key)

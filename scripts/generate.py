@@ -15,14 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any
 
+from redis.asyncio.connection import AbstractConnection
+
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keyspace, keys
+from keyspace.bulk import PackedBatch
 from keyspace.documents import for_create
 from keyspace.plan import Plan
-from keyspace.scripts import CommitResult, PackedBatch
+from keyspace.scripts import CommitResult
 
 from .args import non_negative, positive_int
 from .exits import OK, PROBLEMS, Refused
@@ -56,6 +61,7 @@ CHUNK = 2000  # plans per pipeline
 # flight move on from the process's buffer to the socket, so the server never runs dry while
 # the next batch is made (~1 ms of drawing; a turn costs a few microseconds).
 TURN_EVERY = 50
+DEPTH = 2  # batches written ahead of their results: the server never waits for the next
 
 ROLES = ("admin", "designer", "designer", "engineer", "engineer", "engineer")
 
@@ -178,49 +184,64 @@ async def _plans(ks: Keyspace, docs: list[tuple[EntitySpec, str, dict[str, Any]]
 
 
 class _InFlight:
-    """At most one batch of plans in flight: the next batch is built (documents, plans)
-    while the server applies this one, so the generator and the server each keep a core
-    busy (they took turns, the sum of both). A batch is sent once the one before it is
-    applied and its results read, so every document a plan refers to (its owner, its
-    collaborators) is committed before it.
+    """Up to ``DEPTH`` batches written ahead of their results, on one connection (the
+    line). Redis runs a connection's commands in the order written, so every document a
+    plan refers to (its owner, its collaborators, drawn in earlier batches) is committed
+    before it; and the server finds the next batch waiting whenever it finishes one, while
+    the generator draws, plans and packs the one after (with one batch in flight each
+    waited for the other between batches: docs/profiling.md, Rounds 2, 3 and 5).
 
-    The batch is written by a task of its own: writing waits for the server to read it,
-    which it does as it applies it, so a send awaited here held the generator for most of
-    the server's work. Drawing and planning turn the event loop every ``TURN_EVERY``
-    documents, so the task keeps the socket full meanwhile."""
+    Each batch is written by a task of its own, after the one before it: writing waits for
+    the server to read it, which it does as it applies it. Drawing and planning turn the
+    event loop every ``TURN_EVERY`` documents, so the task keeps the socket full meanwhile.
+    Results are read in the order written."""
 
-    def __init__(self, ks: Keyspace) -> None:
+    def __init__(self, ks: Keyspace, line: AbstractConnection) -> None:
         self.ks = ks
+        self.line = line
         self.refused = 0
-        self._pending: asyncio.Future[Sequence[CommitResult]] | None = None
+        self._unread: deque[asyncio.Future[Awaitable[Sequence[CommitResult]]]] = deque()
 
     async def send(self, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> None:
-        # Planned and packed before the batch in flight is done: between two batches the
-        # server only waits for the write (packing after it left the server idle ~10 us a
-        # document, docs/profiling.md "Round 5").
         batch = await self.ks.scripts.pack_batch(await _plans(self.ks, docs))
-        await self.settle()
-        self._pending = asyncio.ensure_future(self._apply(batch))
+        while len(self._unread) >= DEPTH:
+            await self._settle_one()
+        before = self._unread[-1] if self._unread else None
+        self._unread.append(asyncio.ensure_future(self._write(batch, before)))
         await asyncio.sleep(0)  # the task starts writing before the caller draws on
 
-    async def _apply(self, batch: PackedBatch) -> Sequence[CommitResult]:
-        results = await self.ks.scripts.send_packed(batch)
-        return await results
+    async def _write(
+        self, batch: PackedBatch, before: asyncio.Future[Any] | None
+    ) -> Awaitable[Sequence[CommitResult]]:
+        if before is not None:
+            await before  # in order; a write that failed ends the run
+        return await self.ks.scripts.send_packed(batch, self.line)
+
+    async def _settle_one(self) -> None:
+        # Left in the deque until its reader is in hand: a cancel that comes meanwhile finds
+        # it there, and closes the reader that was never awaited.
+        reader = await self._unread[0]
+        self._unread.popleft()
+        results = await reader
+        self.refused += sum(not result.ok for result in results)
 
     async def settle(self) -> None:
-        """Wait for the batch in flight and count its refusals (Paused raises here)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self.refused += sum(not result.ok for result in await pending)
+        """Wait for every batch written and count their refusals (Paused raises here)."""
+        while self._unread:
+            await self._settle_one()
 
     async def cancel(self) -> None:
         # Ctrl-C or an error: each plan is atomic, so a batch cut short leaves whole
-        # documents only.
-        pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            pending.cancel()
+        # documents only; the line is disconnected after (Scripts.bulk_line), so no reply
+        # left unread is read as another command's.
+        pending, self._unread = list(self._unread), deque()
+        for task in pending:
+            task.cancel()
+        for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending
+                reader = await task
+                if inspect.iscoroutine(reader):
+                    reader.close()  # never to be awaited
 
 
 async def run(args: argparse.Namespace, ks: Keyspace) -> int:
@@ -231,7 +252,18 @@ async def run(args: argparse.Namespace, ks: Keyspace) -> int:
         )
     world = World(args.seed)
     per_user = 1 + args.drivers + args.processes + args.quests + args.collabs + args.nfts
-    flight = _InFlight(ks)
+    async with ks.scripts.bulk_line() as line:
+        return await _generate(args, ks, world, per_user, line)
+
+
+async def _generate(
+    args: argparse.Namespace,
+    ks: Keyspace,
+    world: World,
+    per_user: float,
+    line: AbstractConnection,
+) -> int:
+    flight = _InFlight(ks, line)
     try:
         with Progress("generate", total=int(args.users * per_user)) as progress:
             # Batches of one size whatever kind they hold: a small batch (a group's users)

@@ -34,10 +34,11 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from keyspace import ids, systems
+from keyspace.bulk import BULK, bulk_args
 from keyspace.evalsha import Sent
 from keyspace.lua_sources import PRELUDES
 from keyspace.plan import Arg, Plan
-from keyspace.scripts import BULK, Scripts, _bulk_args
+from keyspace.scripts import Scripts
 from keyspace.testing.fakes import give_sha1hex
 from tests.cluster_drive import drive
 
@@ -162,7 +163,7 @@ def _install(recorder: Recorder) -> Callable[[], None]:
             # One bulk_commit.lua call per BULK plans: their KEYS, then the feed's trim.
             for first in range(0, len(plans), BULK):
                 chunk = plans[first : first + BULK]
-                args = _bulk_args(chunk)
+                args = bulk_args(chunk)
                 recorder.record("bulk_commit.lua", [str(k) for k in args[1 : 1 + int(args[0])]])
 
     def call(

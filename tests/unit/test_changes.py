@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from keyspace import codec, feed, keys
+from keyspace.bulk import bulk_args
 from keyspace.changes import (
     ChangeCap,
     event_of,
@@ -22,7 +23,6 @@ from keyspace.changes import (
 )
 from keyspace.keys import Names
 from keyspace.plan import Loaded, Plan, plan_create, plan_create_generated, plan_update
-from keyspace.scripts import _bulk_args
 from keyspace.systems.multiframe.entities import MULTIFRAME, USER
 
 
@@ -189,14 +189,14 @@ def test_a_bulk_call_trims_its_feed_once_after_every_plan() -> None:
     quiet = Plan(keys.pause_key())
     quiet.write("set", "a", "1")
     plans = [user(1), user(2), user(3), quiet]
-    args = _bulk_args(plans, ChangeCap(7, 9))
+    args = bulk_args(plans, ChangeCap(7, 9))
     n_keys = int(args[0])
     assert "trim" not in args
     assert args[1 : 1 + n_keys] == [*(k for p in plans for k in p.keys), "mf:pause", "mf:changes"]
     assert args[-2:] == [7, 9000]
     alone = quiet.args()
     n = len(quiet.keys)
-    assert _bulk_args([quiet]) == [n, *quiet.keys, 1, n, len(alone), *alone]
+    assert bulk_args([quiet]) == [n, *quiet.keys, 1, n, len(alone), *alone]
 
 
 def test_the_cap_reads_the_services_variables() -> None:
