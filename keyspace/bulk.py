@@ -42,10 +42,13 @@ def layout(plans: Sequence[Plan], cap: ChangeCap | None) -> tuple[list[str], lis
 def bulk_args(plans: Sequence[Plan], cap: ChangeCap = DEFAULT_CAP) -> list[Arg]:
     """numkeys, KEYS and ARGV of one ``bulk_commit.lua`` call applying ``plans``."""
     keys, argv = layout(plans, None)
-    feeds = dict.fromkeys(stream for plan in plans if (stream := plan.feed()) is not None)
-    if feeds:
-        # The script trims each feed once, after every plan, whichever were refused (review
-        # 28: a trim carried by the call's last plan was lost when that plan was refused).
-        keys += [plans[0].pause, *feeds]
-        argv += cap.args()
+    feeds = [plan.feed() for plan in plans]
+    at = {stream: n for n, stream in enumerate(dict.fromkeys(f for f in feeds if f), 1)}
+    if at:
+        # The script trims each feed an applied plan appended to, once, after every plan,
+        # whichever were refused (review 28: a trim carried by the call's last plan was lost
+        # when that plan was refused; review 29: a feed no applied plan appended to must be
+        # left alone).
+        keys += [plans[0].pause, *at]
+        argv += [*cap.args(), *(at[f] if f else 0 for f in feeds)]
     return [len(keys), *keys, *argv]

@@ -5,6 +5,7 @@ real server."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from keyspace import (
     feed,
     systems,
 )
-from keyspace.changes import ChangeCap, parse_id
+from keyspace.changes import ChangeCap, parse_id, trimmed_past
 from keyspace.connection import call
 from keyspace.plan import Plan, plan_create
 from tests import factories as f
@@ -180,3 +181,38 @@ async def test_a_bulk_call_ending_on_a_refused_plan_still_trims(ks: Keyspace) ->
         assert [r.ok for r in results] == [True] * 50 + [False]
     # XTRIM MAXLEN ~ trims whole stream nodes (100 entries): past the cap by less than one.
     assert await ks.client.xlen(capped.schema.names.changes_key()) < 10 + 100
+
+
+async def test_a_bulk_call_whose_applied_plans_append_nothing_leaves_the_feed_alone(
+    ks: Keyspace,
+) -> None:
+    """Review 29: the bulk call trimmed the feed once any plan was applied, even one without
+    an event. After a quiet spell past the age cap that trim emptied the stream, left no
+    entry to record the newest removed id on, and the next event let a consumer that had
+    missed trimmed events resume past them with 200 (a silent gap) instead of 410."""
+    capped = Keyspace(ks.client, changes_cap=ChangeCap(maxlen=2, max_age=1))
+    await capped.setup_basics()
+    names = capped.schema.names
+    stream = names.changes_key()
+
+    def user(name: str) -> Plan:
+        doc = {"user_id": name, "username": name, "email": f"{name}@x.io", "role": "admin"}
+        return plan_create(capped.schema, USER, name, doc, explicit_id=True)
+
+    # 150 events in one call: the length cap trims a whole node and records the newest id
+    # it removed; then three more, of which the consumer read the first.
+    assert all(r.ok for r in await capped.commit_batch([user(f"a{n}") for n in range(150)]))
+    for n in range(3):
+        assert all(r.ok for r in await capped.commit_batch([user(f"b{n}")]))
+    kept = [e["id"] for e in await feed.after(ks.client, stream, None, 10_000)]
+    consumer_at = parse_id(kept[-3])
+
+    await asyncio.sleep(1.2)  # a quiet spell past the age cap
+    quiet = Plan(names.pause_key())
+    quiet.write("set", "quiet", "1")  # applied, appends no event
+    results = await capped.commit_batch([user("a0"), quiet])  # a0 is refused: it exists
+    assert [r.ok for r in results] == [False, True]
+    assert [e["id"] for e in await feed.after(ks.client, stream, None, 10_000)] == kept
+
+    assert all(r.ok for r in await capped.commit_batch([user("c0")]))  # the next event
+    assert trimmed_past(consumer_at, await feed.info(ks.client, stream))  # 410, not a gap

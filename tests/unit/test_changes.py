@@ -193,7 +193,7 @@ def test_a_bulk_call_trims_its_feed_once_after_every_plan() -> None:
     n_keys = int(args[0])
     assert "trim" not in args
     assert args[1 : 1 + n_keys] == [*(k for p in plans for k in p.keys), "mf:pause", "mf:changes"]
-    assert args[-2:] == [7, 9000]
+    assert args[-6:] == [7, 9000, 1, 1, 1, 0]  # the cap, then each plan's feed (0: none)
     alone = quiet.args()
     n = len(quiet.keys)
     assert bulk_args([quiet]) == [n, *quiet.keys, 1, n, len(alone), *alone]
