@@ -114,7 +114,10 @@ def _keyset_filter(spec: EntitySpec, query: Query) -> str:
         return tie
     numeric = field.kind in (FieldKind.NUMERIC, FieldKind.DECIMAL)
     value = number(query.after.value) if numeric else literal(query.after.value)
-    return f"@{field.name} {op} {value} || (@{field.name} == {value} && {tie})"
+    after = f"@{field.name} {op} {value} || (@{field.name} == {value} && {tie})"
+    # A row without the value (a document changed outside the service: `check` names it)
+    # would fail the whole FILTER ("has no value"), a 500 for every page after the first.
+    return f"exists(@{field.name}) && ({after})"
 
 
 def _guard(index: str, query: Query) -> list[str] | None:
