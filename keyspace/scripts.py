@@ -237,7 +237,8 @@ class Scripts:
         connection = line or await lease(self.client)
         try:
             # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
-            await connection.send_packed_command(batch.packed)
+            # No health check on a line: its PING would read an earlier batch's reply.
+            await connection.send_packed_command(batch.packed, check_health=line is None)
         except BaseException:
             if line is None:
                 await give_back(self.client, connection)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import Keyspace
+from keyspace import USER, Keyspace
 from keyspace.bulk import PackedBatch
+from keyspace.documents import for_create
+from keyspace.plan import Plan, plan_create
 from keyspace.scripts import Scripts
 from scripts import generate
 from scripts.exits import OK, PROBLEMS
@@ -116,3 +118,29 @@ async def test_a_line_left_with_unread_replies_is_disconnected(real_client: Redi
         await stop_before_reading()
     assert not held[0].is_connected
     assert await real_client.ping()
+
+
+async def test_a_line_is_not_health_checked_while_replies_are_unread(real_client: Redis) -> None:
+    """redis-py PINGs a connection idle past its health-check interval before a write and
+    reads the reply: on a line, the next reply is an earlier batch's, not the PONG."""
+    ks = Keyspace(real_client)
+    await ks.setup()
+
+    def users(first: int) -> list[Plan]:
+        return [
+            plan_create(ks.schema, USER, f"user_{n}", for_create(USER, _user(n), f"user_{n}"),
+                        explicit_id=True)
+            for n in range(first, first + 150)
+        ]  # fmt: skip
+
+    async with ks.scripts.bulk_line() as line:
+        first = await ks.scripts.send_packed(await ks.scripts.pack_batch(users(1)), line)
+        line.health_check_interval, line.next_health_check = 15, 0  # due, as after 15 s
+        second = await ks.scripts.send_packed(await ks.scripts.pack_batch(users(151)), line)
+        assert [r.ok for r in await first] == [True] * 150
+        assert [r.ok for r in await second] == [True] * 150
+    assert await _keys(real_client, "user:") == 300
+
+
+def _user(n: int) -> dict[str, Any]:
+    return {"username": f"u{n}", "email": f"u{n}@example.com", "role": "engineer"}
