@@ -5,7 +5,8 @@ empty (or ran SCRIPT FLUSH) needs nothing from us, since a NOSCRIPT reply loads 
 script and runs it again (it did not run). redis-py's own script call path adds
 ~14 µs of client CPU to every call and its pool ~18 µs more (docs/profiling.md), so
 EVALSHA goes out directly, on a connection leased from ``keyspace.connect``'s pool
-(keyspace.evalsha).
+(keyspace.evalsha). The one exception is ``bulk_commit.lua``, whose batches are pipelined
+and sent by EVAL: a batch whose calls met NOSCRIPT could not be sent again in its place.
 
 Scripts that write documents are sent once. The client retries a command after a
 timeout or a dropped connection, and a commit whose reply was lost may have run: run
@@ -126,7 +127,9 @@ class Scripts:
         self._authorize = client.register_script(source("authorize.lua"))
         self._chip_metrics = client.register_script(source("chip_metrics.lua"))
         self._authorized_commit = client.register_script(authorized_commit_source())
-        self._bulk_commit = client.register_script(bulk_commit_source())
+        # Sent by EVAL, body and all, never by EVALSHA (pack_batch says why).
+        self._bulk_body = bulk_commit_source()
+        self._bulk_commit = client.register_script(self._bulk_body)
         self._batch_commit = client.register_script(batch_commit_source())
         self._lock = client.register_script(source("lock.lua"))
         self._oplog = client.register_script(source("oplog.lua"))
@@ -213,9 +216,13 @@ class Scripts:
         a batch being written meanwhile keeps moving to the socket."""
         commands: list[tuple[Arg, ...]] = []
         packed: list[bytes] = []
-        sha = self._bulk_commit.sha
+        # EVAL, not EVALSHA: a SCRIPT FLUSH between a batch's send and its reply left some
+        # calls refused NOSCRIPT, to be sent again after the next batch already ran on the
+        # line, whose documents referring to theirs were then refused (review 30). The
+        # body (~28 kB a call of 100 plans) costs the server well under 1 us a plan.
+        body = self._bulk_body
         for first in range(0, len(plans), BULK):
-            command = ("EVALSHA", sha, *bulk_args(plans[first : first + BULK], self.changes_cap))
+            command = ("EVAL", body, *bulk_args(plans[first : first + BULK], self.changes_cap))
             commands.append(command)
             packed += self._packer().pack_command(*command)
             await asyncio.sleep(0)
@@ -232,8 +239,10 @@ class Scripts:
         :meth:`send_batch` does. On a leased connection of its own, or on ``line``
         (:meth:`bulk_line`), where batches written back to back run in that order: await
         each one's results in the order they were written."""
-        # EVALSHA in a pipeline cannot recover from NOSCRIPT: load the script first.
-        await self.client.script_load(self._bulk_commit.script)
+        if line is not None and not line.is_connected:
+            # redis-py would connect it again, silently: a batch written there would be read
+            # as the reply of one written before the loss.
+            raise RedisConnectionError("the bulk line was lost; its batches were not all read")
         connection = line or await lease(self.client)
         try:
             # A failed or cancelled send disconnects it (redis-py): nothing half-sent stays.
@@ -247,17 +256,15 @@ class Scripts:
 
     @asynccontextmanager
     async def bulk_line(self) -> AsyncIterator[AbstractConnection]:
-        """A connection leased for :meth:`send_packed`'s ``line``, given back on exit. Leave
-        normally only once every batch's results were read: on an error or a cancel it is
-        disconnected first, so no reply left unread is read as another command's."""
-        connection = await lease(self.client)
+        """A connection of its own (outside the pool, whose connections the caller may still
+        need, a pool of one included) for :meth:`send_packed`'s ``line``; disconnected on
+        exit, so no reply left unread by an error or a cancel is read by anyone."""
+        connection: AbstractConnection = self.client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
+            await connection.connect()  # type: ignore[no-untyped-call]
             yield connection
-        except BaseException:
-            await connection.disconnect()
-            raise
         finally:
-            await give_back(self.client, connection)
+            await connection.disconnect()
 
     def _packer(self) -> AbstractConnection:
         # A connection object never connected: it only encodes, as the pool's connections
@@ -265,22 +272,6 @@ class Scripts:
         if self._packing is None:
             self._packing = self.client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         return self._packing
-
-    async def _bulk_again(self, command: tuple[Arg, ...]) -> Any:
-        """Send one bulk call again whose first send met NOSCRIPT (it did not run)."""
-        for attempt in range(NOSCRIPT_TRIES):
-            await self.client.script_load(self._bulk_commit.script)
-            try:
-                again = await send_pooled(
-                    self.client, *command[1:], retry=False, wait=self.durability.wait
-                )
-            except NoScriptError:
-                if attempt == NOSCRIPT_TRIES - 1:
-                    raise
-                continue
-            self._confirm(again, True, lambda: {"commits": "a batch sent again"})
-            return again.reply
-        raise AssertionError("unreachable")
 
     async def _batch_results(
         self, connection: AbstractConnection, batch: PackedBatch, *, owned: bool
@@ -304,9 +295,6 @@ class Scripts:
             if owned:
                 await give_back(self.client, connection)
         sent = Sent(None, replies.pop() if waited else None)
-        for n, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):  # a SCRIPT FLUSH mid-batch: it did not run
-                replies[n] = await self._bulk_again(commands[n])
         if errors := [r for r in replies if isinstance(r, ResponseError)]:
             raise errors[0]
         results = [APPLIED] * n_plans

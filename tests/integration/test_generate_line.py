@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import USER, Keyspace
+from keyspace import USER, Keyspace, connect
+from keyspace import scripts as scripts_module
 from keyspace.bulk import PackedBatch
 from keyspace.documents import for_create
 from keyspace.plan import Plan, plan_create
 from keyspace.scripts import Scripts
+from keyspace.server import EmbeddedRedis
 from scripts import generate
 from scripts.exits import OK, PROBLEMS
 from scripts.inspection import inspect
@@ -144,3 +147,116 @@ async def test_a_line_is_not_health_checked_while_replies_are_unread(real_client
 
 def _user(n: int) -> dict[str, Any]:
     return {"username": f"u{n}", "email": f"u{n}@example.com", "role": "engineer"}
+
+
+KINDS = ("user:", "driver:", "process:", "quest:", "collab:", "nft:")
+
+
+def _review_args(users: int, batch: int) -> argparse.Namespace:
+    return argparse.Namespace(
+        users=users, drivers=4.0, processes=2.0, quests=2.0, collabs=1.0, nfts=1.0,
+        seed=5, batch=batch,
+    )  # fmt: skip
+
+
+async def _count(client: Redis) -> dict[str, int]:
+    return {p: len([k async for k in client.scan_iter(match=p + "*", count=5000)]) for p in KINDS}
+
+
+async def test_a_script_flush_mid_run_refuses_no_document(
+    real_client: Redis, redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 30, finding 1: SCRIPT FLUSH (another client) mid-run. Batch N's NOSCRIPT calls
+    were resent (Scripts._bulk_again) only when N's replies were read, after batch N+1 had
+    run on the line (its own SCRIPT LOAD brought the script back): N+1's documents referring
+    to N's were refused missing_reference. Batches now go by EVAL."""
+    ks = Keyspace(real_client)
+    await ks.setup()
+    refused: list[str] = []
+    results = scripts_module.Scripts._batch_results
+
+    async def counted(self: Any, *a: Any, **k: Any) -> Any:
+        out = await results(self, *a, **k)
+        refused.extend(f"{r.error}:{r.field}" for r in out if not r.ok)
+        return out
+
+    flushing = True
+
+    async def flusher() -> None:
+        other = connect(redis_server.url)
+        try:
+            while flushing:
+                await other.script_flush()
+                await asyncio.sleep(0.05)
+        finally:
+            await other.aclose()
+
+    monkeypatch.setattr(scripts_module.Scripts, "_batch_results", counted)
+    task = asyncio.ensure_future(flusher())
+    try:
+        rc = await generate.run(_review_args(2000, 50), ks)
+    finally:
+        flushing = False
+        await task
+    assert (await inspect(ks)).clean
+    counts = await _count(real_client)
+    assert (rc, refused[:3], counts["driver:"]) == (OK, [], 8000), (len(refused), counts)
+
+
+async def test_the_line_survives_its_health_check(
+    redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 30, finding 2: the line's redis-py health check (health_check_interval, 15 s in
+    keyspace.connect) runs on a write made that long after the line's last read. With a
+    batch's replies unread, its PING reads a batch reply ("Bad response from PING health
+    check"), redis-py reconnects, and the next batch goes out on a NEW socket: the earlier
+    batch's reader reads the later one's replies, the last reader times out. Shown here with
+    a 1 s interval and a 1.5 s stop of the process (time.sleep: a Ctrl-Z, VM pause) while
+    batch 2 is drawn; health_check_stall.py shows it with the shipped 15 s and a real
+    SIGSTOP. A line now skips it."""
+    client = connect(redis_server.url)
+    client.connection_pool.connection_kwargs["health_check_interval"] = 1
+    monkeypatch.setattr(scripts_module, "BATCH_TIMEOUT", 5.0)
+    await client.flushall()
+    ks = Keyspace(client)
+    await ks.setup()
+    written: list[int] = []
+    send = scripts_module.Scripts.send_packed
+
+    async def send_packed(self: Any, batch: Any, *line: Any) -> Any:
+        reader = await send(self, batch, *line)
+        written.append(1)
+        return reader
+
+    monkeypatch.setattr(scripts_module.Scripts, "send_packed", send_packed)
+    owned = generate.World.owned
+    stopped: list[int] = []
+
+    def stop_once(self: Any, *a: Any, **k: Any) -> Any:
+        if written and not stopped:  # batch 1 written, its replies unread
+            stopped.append(1)
+            time.sleep(1.5)  # the process stopped (Ctrl-Z ... fg), longer than the interval
+        return owned(self, *a, **k)
+
+    monkeypatch.setattr(generate.World, "owned", stop_once)
+    try:
+        rc = await generate.run(_review_args(2000, 2000), ks)
+        assert rc == OK
+        assert (await _count(client))["driver:"] == 8000
+    finally:
+        await client.aclose()
+
+
+async def test_generate_on_a_one_connection_pool(redis_server: EmbeddedRedis) -> None:
+    """Review 30, finding 3: keyspace.connect(url, max_connections=1): the line held the only
+    connection, and the id reservations (INCRBY) waited for another until the pool's timeout
+    ("No connection available.") before the first write. The line is now a connection of its
+    own, outside the pool."""
+    client = connect(redis_server.url, max_connections=1)
+    try:
+        await client.flushall()
+        ks = Keyspace(client)
+        await ks.setup()
+        assert await generate.run(_review_args(300, 2000), ks) == OK
+    finally:
+        await client.aclose()
