@@ -196,3 +196,15 @@ async def test_an_explicit_id_raising_the_counter_leaves_the_draws_no_room(ks: K
         await ks.create_many(USER, [top, person("Gen")])
     assert refused.value.code == "counter_exhausted"
     assert await keys_of(ks) == before
+
+
+async def test_a_run_of_taken_ids_longer_than_one_draw_never_halves_a_batch(ks: Keyspace) -> None:
+    # Ids an import took above the counter (legacy data written beside it): more than the 64
+    # commit.lua draws before answering 'contention'. The batch used to fail there after its
+    # first items were written (a 500); the plan now draws again past them.
+    taken = [person(f"Taken{n}", user_id=f"user_{n}") for n in range(1, 151)]
+    await ks.create_many(USER, taken)
+    await ks.client.set("user_counter", "1")  # user_1 drawn; user_2..user_150 taken beside it
+    made = await ks.create_many(USER, [person("Ann"), person("Bob"), person("Cid")])
+    assert [s.doc["user_id"] for s in made] == ["user_151", "user_152", "user_153"]
+    assert await ks.client.get("user_counter") == b"153"
