@@ -351,8 +351,9 @@ def compile_search(
             high = "+inf" if bounds.high is None else str(epoch_micros(str(bounds.high)))
             clauses.append(f"@{SHADOW}{field.name}:[{low} {high}]")
         else:
-            # A FILTER on a document without the attribute (a null) is an error, not false.
-            has = f"exists(@{field.name}) && " if field.nullable else ""
+            # A FILTER on a document without the attribute (a null, or a value a projection
+            # lost outside the service) is an error for the whole read, not false (review 31).
+            has = f"exists(@{field.name}) && "
             if bounds.low is not None:
                 filters.append(f"{has}@{field.name} >= {literal(bounds.low)}")
             if bounds.high is not None:

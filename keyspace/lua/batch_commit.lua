@@ -27,8 +27,9 @@
 --          plan its position (1-based) and commit.lua's error (code, field, value). A plan
 --          refused as 'paused' ends the dry run: every later one would meet the pause too;
 --          {'broken', p, code, field, value}: plan p was refused while applying, after the
---          plans before it were written: a generated id meeting 65,536 taken ids in a row
---          (ids an import took), which the dry run cannot see: it draws no id. A counter without
+--          plans before it were written: a generated id meeting 65,600 taken ids in a row
+--          (ids an import took), or taken ids up to the end of the counter's range, which the
+--          dry run cannot see: it draws no id. A counter without
 --          room for every id the batch draws from it is refused before any write
 --          ('counter_exhausted', as commit.lua names it).
 
@@ -80,8 +81,8 @@ end
 -- A generated id meeting 64 taken ids in a row (ids an import took above the counter) is
 -- refused 'contention' by commit.lua, nothing written but the INCRs past those ids: the plan
 -- is applied again, drawing from there, so such a run never leaves the batch half written.
--- The bound (65,536 taken ids in a row) only keeps a corrupt keyspace from holding the
--- server.
+-- The bound (64 x 1,025 = 65,600 taken ids in a row) only keeps a corrupt keyspace from
+-- holding the server.
 local MAX_REDRAWS = 1024
 local out = {'ok'}
 for p = 1, n do

@@ -84,8 +84,8 @@ def test_a_time_range_is_a_shadow_range_with_a_guard_or_the_string_filters() -> 
     plain = page_read("idx", DRIVER, q, shadows=False)
     assert plain.guard is None and not plain.total_from_page and plain.count is not None
     assert plain.page[2:8] == [
-        *["*", "VERBATIM", "FILTER", "@timestamp >= '2025-05-01T00:00:00'"],
-        *["FILTER", "@timestamp <= '2025-05-03T12:00:00.500000'"],
+        *["*", "VERBATIM", "FILTER", "exists(@timestamp) && @timestamp >= '2025-05-01T00:00:00'"],
+        *["FILTER", "exists(@timestamp) && @timestamp <= '2025-05-03T12:00:00.500000'"],
     ]
     token = encode_cursor(DRIVER, q, doc("driver_3", 64, "2025-05-02T10:00:00"))
     walked = page_read(

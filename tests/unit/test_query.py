@@ -223,7 +223,10 @@ def test_compile_simple_queries() -> None:
     )
     assert compile_search(DRIVER, q) == (
         "*",
-        ["@timestamp >= '2025-09-29T10:30:00'", "@timestamp <= '2025-10-01T00:00:00'"],
+        [
+            "exists(@timestamp) && @timestamp >= '2025-09-29T10:30:00'",
+            "exists(@timestamp) && @timestamp <= '2025-10-01T00:00:00'",
+        ],
     )
     q = parse(QUEST, {"q": ["Quantum chip-design"]})
     assert compile_search(QUEST, q) == ("@title|description:(quantum chip design)", [])
@@ -247,7 +250,7 @@ def test_punctuation_only_q_compiles_to_a_clause_matching_nothing() -> None:
 def test_count_and_page_args() -> None:
     q = parse(DRIVER, {"status": ["generated"], "timestamp_min": ["2025-09-29"], "limit": ["10"]})
     where = ["FT.AGGREGATE", "idx", "@status:{generated}", "VERBATIM"]
-    where += ["FILTER", "@timestamp >= '2025-09-29T00:00:00'"]
+    where += ["FILTER", "exists(@timestamp) && @timestamp >= '2025-09-29T00:00:00'"]
     assert count_args("idx", DRIVER, q) == [*where, *TAIL]
     assert page_args("idx", DRIVER, q) == [
         *where,
