@@ -104,6 +104,22 @@ async def _check_kept(request: web.Request, after: feed_events.EventId | None) -
     if after is None:
         return
     state = await feed.info(keyspace(request).client, _key(request))
+    newest = feed.last_id(state)
+    if after > newest:
+        # No id this feed gave: another server's, or from before the data was replaced or
+        # lost outside the service (a failover that lost writes, a FLUSHALL). Waiting for
+        # ids past it would skip every event until then: a silent gap.
+        raise ApiError(
+            410,
+            "gone",
+            "this id is past the newest event this feed ever had: it comes from another "
+            "feed, or events were lost outside the service; start again from the oldest kept",
+            details={
+                "since": feed_events.format_id(after),
+                "oldest_id": feed_events.oldest_id(state),
+                "newest_id": feed_events.format_id(newest),
+            },
+        )
     if feed_events.trimmed_past(after, state):
         oldest = feed_events.oldest_id(state)
         raise ApiError(

@@ -43,7 +43,8 @@ PARAMETERS: list[dict[str, Any]] = [
         "required": False,
         "description": "an event id: the events after it (Last-Event-ID wins when both are "
         "sent). Without either, a stream starts with new events and a JSON page with the "
-        "oldest kept. 410 gone when events after it were trimmed",
+        "oldest kept. 410 gone when events after it were trimmed, or when it is past the "
+        "newest event the feed ever had (an id of another feed)",
         "schema": EVENT_ID,
     },
     {
@@ -102,6 +103,8 @@ def amend(op: dict[str, Any]) -> None:
         JSON: {"schema": {"$ref": "#/components/schemas/ChangePage"}},
     }
     op["responses"]["410"]["description"] = (
-        "Gone (code gone): events after since / Last-Event-ID were trimmed from the feed; "
-        "details.oldest_id is the oldest still kept"
+        "Gone (code gone): events after since / Last-Event-ID were trimmed from the feed, or "
+        "the id is past the newest event the feed ever had (details.newest_id: an id of "
+        "another feed, or events lost outside the service); details.oldest_id is the oldest "
+        "still kept: start again from it"
     )

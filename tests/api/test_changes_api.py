@@ -363,3 +363,27 @@ async def test_a_revoked_tokens_stream_ends_within_a_heartbeat(redis: Redis) -> 
                 assert not line.startswith(b"data:"), line
         again = await api.get("/api/changes?collections=users", headers=JSON | member)
         assert again.status == 401
+
+
+async def test_an_id_past_the_newest_event_is_gone_not_waited_for(redis: Redis) -> None:
+    """An id this feed never gave (another server's, or from before events were lost outside
+    the service): waiting for ids past it skipped every event until then, a silent gap."""
+    async with serving(redis, settings()) as api:
+        await created(api, "users", user_body("Only"))
+        body = await page(api)
+        newest = body["last_id"]
+        assert (await page(api, f"?since={newest}"))["events"] == []  # caught up: 200
+        ms, seq = (int(part) for part in newest.split("-"))
+        for ahead in (f"{ms}-{seq + 1}", f"{ms + 60_000}-0"):
+            resp = await api.get(f"/api/changes?since={ahead}&wait=5", headers=JSON)
+            assert resp.status == 410, await resp.text()
+            error = (await resp.json())["error"]
+            assert error["code"] == "gone"
+            oldest = body["events"][0]["id"]
+            assert error["details"] == {"since": ahead, "oldest_id": oldest, "newest_id": newest}
+            resp = await api.get("/api/changes", headers={"Last-Event-ID": ahead})
+            assert resp.status == 410  # the event stream too
+        # A feed that never had an event: any id but 0-0 is past it.
+        await redis.delete(api.app[KEYSPACE].schema.names.changes_key())
+        assert (await api.get("/api/changes?since=5-0", headers=JSON)).status == 410
+        assert (await api.get("/api/changes?since=0", headers=JSON)).status == 200
