@@ -112,8 +112,9 @@ async def _check_kept(request: web.Request, after: feed_events.EventId | None) -
         raise ApiError(
             410,
             "gone",
-            "this id is past the newest event this feed ever had: it comes from another "
-            "feed, or events were lost outside the service; start again from the oldest kept",
+            "this id is past the newest event this feed ever had: the feed never gave it "
+            "(another feed's, or events lost outside the service); re-read what you mirror, "
+            "then follow without since (a page then starts with the oldest event kept)",
             details={
                 "since": feed_events.format_id(after),
                 "oldest_id": feed_events.oldest_id(state),

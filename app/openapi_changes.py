@@ -44,7 +44,7 @@ PARAMETERS: list[dict[str, Any]] = [
         "description": "an event id: the events after it (Last-Event-ID wins when both are "
         "sent). Without either, a stream starts with new events and a JSON page with the "
         "oldest kept. 410 gone when events after it were trimmed, or when it is past the "
-        "newest event the feed ever had (an id of another feed)",
+        "newest event the feed ever had (an id it never gave)",
         "schema": EVENT_ID,
     },
     {
@@ -104,7 +104,7 @@ def amend(op: dict[str, Any]) -> None:
     }
     op["responses"]["410"]["description"] = (
         "Gone (code gone): events after since / Last-Event-ID were trimmed from the feed, or "
-        "the id is past the newest event the feed ever had (details.newest_id: an id of "
-        "another feed, or events lost outside the service); details.oldest_id is the oldest "
-        "still kept: start again from it"
+        "the id is past the newest event the feed ever had (details.newest_id: an id this "
+        "feed never gave). Re-read what you mirror, then follow without since: a JSON page "
+        "then starts with the oldest event kept (details.oldest_id, null when none is)"
     )
