@@ -109,27 +109,30 @@ async def _check_kept(request: web.Request, after: feed_events.EventId | None) -
         # No id this feed gave: another server's, or from before the data was replaced or
         # lost outside the service (a failover that lost writes, a FLUSHALL). Waiting for
         # ids past it would skip every event until then: a silent gap.
-        raise ApiError(
-            410,
-            "gone",
+        raise _gone(
+            after,
+            state,
             "this id is past the newest event this feed ever had: the feed never gave it "
             "(another feed's, or events lost outside the service); re-read what you mirror, "
             "then follow without since (a page then starts with the oldest event kept)",
-            details={
-                "since": feed_events.format_id(after),
-                "oldest_id": feed_events.oldest_id(state),
-                "newest_id": feed_events.format_id(newest),
-            },
+            newest_id=feed_events.format_id(newest),
         )
     if feed_events.trimmed_past(after, state):
-        oldest = feed_events.oldest_id(state)
-        raise ApiError(
-            410,
-            "gone",
+        raise _gone(
+            after,
+            state,
             "events after this id were trimmed from the feed (its cap: MULTIFRAME_CHANGES_"
             "MAXLEN, MULTIFRAME_CHANGES_MAX_AGE); start again from the oldest kept",
-            details={"since": feed_events.format_id(after), "oldest_id": oldest},
         )
+
+
+def _gone(
+    after: feed_events.EventId, state: Mapping[str, Any], message: str, **more: str
+) -> ApiError:
+    """410 ``gone``: the consumer re-reads what it mirrors; ``details.oldest_id`` is the
+    oldest event kept (None when none is)."""
+    details = {"since": feed_events.format_id(after), "oldest_id": feed_events.oldest_id(state)}
+    return ApiError(410, "gone", message, details={**details, **more})
 
 
 async def _ready(hub: Hub) -> None:

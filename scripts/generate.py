@@ -3,11 +3,12 @@
 Every document goes through the same declarations and ``commit.lua`` plans as
 the API (validation, unique claims, reference checks), so generated data is as
 consistent as hand-made data. Ids are reserved a group at a time with INCRBY; the
-documents, in commit order, are cut into batches of ``CHUNK`` plans that go out through
-``Keyspace.send_batch`` (bulk_commit.lua, many plans a call) while the next batch is
-drawn. Each plan is atomic on its own, so Ctrl-C leaves whole documents only. Memory
-stays flat: a batch at a time, and only the latest users kept as collaborators
-(docs/profiling.md, "Round 2: generate" and "Round 3").
+documents, in commit order, are cut into batches of ``CHUNK`` plans, each packed while the
+one before is applied (``Scripts.pack_batch``) and written up to ``DEPTH`` ahead of its
+results on one connection of generate's own (``Scripts.bulk_line``: bulk_commit.lua, many
+plans a call, run in the order written). Each plan is atomic on its own, so Ctrl-C leaves
+whole documents only. Memory stays flat: a few batches at a time, and only the latest users
+kept as collaborators (docs/profiling.md, "Round 2: generate", "Round 3" and "Round 5").
 """
 
 from __future__ import annotations
