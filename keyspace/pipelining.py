@@ -4,10 +4,10 @@ A request-per-connection client pays, for every command, a connection lease, a w
 system call, an event-loop wake-up for the reply and a read system call, and Redis pays a
 read and a write per command too. Under concurrency that is most of what a one-command
 request costs the process (docs/profiling.md, "Round 2"). A :class:`Pipeliner` keeps one
-connection and queues each command's bytes; every command queued during one turn of the
-event loop goes out in one write, and one reader task hands the replies back, in order, to
-the futures that wait for them. Redis answers the commands of one connection in the order it
-received them, so matching replies to requests is a queue.
+connection and queues each command's bytes; the commands queued during one turn of the
+event loop go out together, in writes of up to 16, and one reader task hands the replies
+back, in order, to the futures that wait for them. Redis answers the commands of one
+connection in the order it received them, so matching replies to requests is a queue.
 
 Properties the keyspace relies on:
 
@@ -45,6 +45,11 @@ from .connection import Pool
 Arg = str | bytes | int | float
 
 _READ_SIZE = 1 << 16
+# The most commands one write carries. Without a bound, 32 requests in step send 32 scripts
+# in one write and the process idles while Redis runs them all (~9% of the time at 32
+# concurrent reads); written 16 at a time, Redis runs the first while the process prepares
+# the rest (docs/profiling.md, "Round 6").
+_MOST_PER_WRITE = 16
 
 
 class _Line:
@@ -91,7 +96,9 @@ class Pipeliner:
         future: asyncio.Future[Any] = line.loop.create_future()
         line.buffer.append(hiredis.pack_command(args))  # type: ignore[arg-type]
         line.waiting.append(future)
-        if not line.flush_due:
+        if len(line.buffer) >= _MOST_PER_WRITE:
+            self._flush(line)
+        elif not line.flush_due:
             line.flush_due = True
             self._collecting = line
             line.loop.call_soon(self._flush, line)
@@ -143,6 +150,8 @@ class Pipeliner:
         return line
 
     def _flush(self, line: _Line) -> None:
+        # Also called early by execute (a full write); the turn's scheduled call then
+        # finds an empty buffer, or the commands queued since.
         line.flush_due = False
         if self._collecting is line:
             self._collecting = None

@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import USER, Keyspace, connect
 from keyspace.connection import call, observe_round_trips
-from keyspace.pipelining import Pipeliner, attach, pipeliner, single
+from keyspace.pipelining import Pipeliner, _Line, attach, pipeliner, single
 from keyspace.server import EmbeddedRedis
 from tests import factories as f
 
@@ -42,6 +42,28 @@ async def test_concurrent_callers_share_writes_and_each_gets_its_own_reply(piped
     replies = await asyncio.gather(*(single(piped, "GET", f"k{n}") for n in range(200)))
     assert replies == [f"v{n}".encode() for n in range(200)]
     assert lanes(piped).writes - before < 20  # 200 commands, a handful of writes
+
+
+async def test_a_write_carries_at_most_sixteen_commands(
+    piped: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis starts on the first 16 while the process queues the rest (docs/profiling.md,
+    # Round 6): one write of 40 would leave the process idle while Redis runs them all.
+    lines = lanes(piped)
+    await single(piped, "PING")  # an open, idle line: the 40 below queue in one turn
+    sizes: list[int] = []
+    flush = lines._flush
+
+    def spy(line: _Line) -> None:
+        if line.buffer:
+            sizes.append(len(line.buffer))
+        flush(line)
+
+    monkeypatch.setattr(lines, "_flush", spy)
+    replies = await asyncio.gather(*(single(piped, "ECHO", f"m{n}") for n in range(40)))
+    assert replies == [f"m{n}".encode() for n in range(40)]
+    assert sum(sizes) == 40
+    assert max(sizes) == 16
 
 
 async def test_an_error_reply_answers_only_its_own_caller(piped: Redis) -> None:
