@@ -48,7 +48,7 @@ from . import (
     restore,
 )
 from .args import default_data_dir, redis_url
-from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused
+from .exits import BUSY, INTERRUPTED, PROBLEMS, REFUSED, USAGE, Busy, Refused, Stopped
 
 URL_FILE = "redis.url"
 
@@ -318,7 +318,7 @@ async def _run(args: argparse.Namespace) -> int:
     except Paused as exc:  # a write of this command met another command's pause
         print(f"busy: {exc}", file=sys.stderr)
         return BUSY
-    except Contention as exc:
+    except (Contention, Stopped) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return PROBLEMS
     except NotDurable as exc:  # MULTIFRAME_MIN_REPLICAS: the replicas did not confirm a commit

@@ -1,4 +1,4 @@
-"""Exit codes of ``multiframe-admin`` and the exceptions commands raise for two of them.
+"""Exit codes of ``multiframe-admin`` and the exceptions commands raise for three of them.
 
 Kept apart from the entry point (scripts/cli.py, which imports every command) so a command
 module needs nothing from cli.py. What each code means is in cli.py's docstring (`--help`).
@@ -19,3 +19,7 @@ class Busy(Exception):
     """Another command holds the pause (scripts/pause.py); the message names it. An admin
     command's lock held elsewhere is keyspace's ``Held`` (keyspace/exclusive.py), the same
     exit code."""
+
+
+class Stopped(Exception):
+    """The command stopped part-way (exit 1); the message says what was done and what to do."""

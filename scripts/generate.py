@@ -23,15 +23,18 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from keyspace import COLLAB, DRIVER, NFT, PROCESS, QUEST, USER, EntitySpec, Keyspace, keys
 from keyspace.bulk import PackedBatch
 from keyspace.documents import for_create
+from keyspace.errors import Paused
 from keyspace.plan import Plan
 from keyspace.scripts import CommitResult
 
 from .args import non_negative, positive_int
-from .exits import OK, PROBLEMS, Refused
+from .exits import OK, PROBLEMS, Refused, Stopped
 from .progress import Progress
 
 CHIP_TYPES = ("quantum_processor", "neural_processor", "crypto_processor")
@@ -201,6 +204,7 @@ class _InFlight:
         self.ks = ks
         self.line = line
         self.refused = 0
+        self.settled = 0  # documents of the batches whose results were read
         self._unread: deque[asyncio.Future[Awaitable[Sequence[CommitResult]]]] = deque()
 
     async def send(self, docs: list[tuple[EntitySpec, str, dict[str, Any]]]) -> None:
@@ -224,6 +228,7 @@ class _InFlight:
         reader = await self._unread[0]
         self._unread.popleft()
         results = await reader
+        self.settled += len(results)
         self.refused += sum(not result.ok for result in results)
 
     async def settle(self) -> None:
@@ -282,6 +287,23 @@ async def _generate(
                 progress.advance(len(chunk))
             await flight.settle()
             print(progress.summary("documents sent"))
+    except Paused:
+        # Earlier batches were written: Paused's own text says nothing was.
+        written = flight.settled - flight.refused
+        raise Paused(
+            f"the keyspace was paused (restore, reset) while generate ran: the {written:,} "
+            "documents of the batches read before the pause were written, and perhaps part "
+            "of the batch that met it, nothing after it; once the command that paused it is "
+            "done, run `check`, then generate again with another --seed"
+        ) from None
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        written = flight.settled - flight.refused
+        raise Stopped(
+            f"the connection generate wrote on was lost ({exc}): a restart, a failover or a "
+            f"CLIENT KILL. The {written:,} documents of the batches read before were written, "
+            "and perhaps part of those in flight, each whole; run `check`, then generate "
+            "again with another --seed"
+        ) from None
     finally:
         await flight.cancel()
     if flight.refused:

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import USER, Keyspace, connect
+from keyspace import USER, Keyspace, connect, keys
 from keyspace import scripts as scripts_module
 from keyspace.bulk import PackedBatch
 from keyspace.documents import for_create
+from keyspace.errors import Paused
 from keyspace.plan import Plan, plan_create
 from keyspace.scripts import Scripts
 from keyspace.server import EmbeddedRedis
 from scripts import generate
-from scripts.exits import OK, PROBLEMS
+from scripts.exits import OK, PROBLEMS, Stopped
 from scripts.inspection import inspect
 
 pytestmark = pytest.mark.redis
@@ -105,6 +107,63 @@ async def test_a_cancelled_run_leaves_whole_documents_and_a_clean_pool(
     assert await real_client.ping()
     assert 0 < await _keys(real_client, "user:") < 5000
     assert (await inspect(ks)).clean  # each plan is atomic: no document half written
+
+
+async def test_a_pause_mid_run_says_how_many_documents_were_written(
+    real_client: Redis, ahead: list[int]
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    task = asyncio.ensure_future(generate.run(_args(5000, 8), ks))
+    for _ in range(2000):  # until several batches were written
+        if len(ahead) >= 6:
+            break
+        await asyncio.sleep(0.005)
+    await real_client.set(keys.pause_key(), "restore")  # as restore and reset set it
+    with pytest.raises(Paused) as raised:
+        await asyncio.wait_for(task, 30)
+    await real_client.delete(keys.pause_key())
+    text = str(raised.value)
+    assert "nothing was written" not in text
+    reported = int(re.search(r"the ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
+    stored = 0
+    for spec in ks.schema.entities:
+        stored += await _keys(real_client, f"{spec.prefix}:")
+    assert reported >= CHUNK  # batches were read before the pause
+    assert reported <= stored <= reported + CHUNK  # at most part of the batch that met it
+    assert (await inspect(ks)).clean
+
+
+async def test_a_killed_line_says_how_many_documents_were_written(
+    real_client: Redis, ahead: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[Any] = []
+    init = generate._InFlight.__init__
+
+    def kept(flight: generate._InFlight, ks: Keyspace, line: Any) -> None:
+        lines.append(line)
+        init(flight, ks, line)
+
+    monkeypatch.setattr(generate._InFlight, "__init__", kept)
+    ks = Keyspace(real_client)
+    await ks.setup()
+    task = asyncio.ensure_future(generate.run(_args(5000, 9), ks))
+    for _ in range(2000):
+        if len(ahead) >= 6:
+            break
+        await asyncio.sleep(0.005)
+    host, port = lines[0]._writer.get_extra_info("sockname")[:2]
+    assert await real_client.client_kill_filter(_type=None, addr=f"{host}:{port}") == 1
+    with pytest.raises(Stopped) as raised:
+        await asyncio.wait_for(task, 30)
+    text = str(raised.value)
+    assert "connection generate wrote on was lost" in text
+    reported = int(re.search(r"The ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
+    stored = 0
+    for spec in ks.schema.entities:
+        stored += await _keys(real_client, f"{spec.prefix}:")
+    assert CHUNK <= reported <= stored
+    assert (await inspect(ks)).clean
 
 
 async def test_a_line_left_with_unread_replies_is_disconnected(real_client: Redis) -> None:
