@@ -3,10 +3,11 @@
 A request-per-connection client pays, for every command, a connection lease, a write
 system call, an event-loop wake-up for the reply and a read system call, and Redis pays a
 read and a write per command too. Under concurrency that is most of what a one-command
-request costs the process (docs/profiling.md, "Round 2"). A :class:`Pipeliner` keeps one
-connection and queues each command's bytes; the commands queued during one turn of the
-event loop go out together, in writes of up to 16, and one reader task hands the replies
-back, in order, to the futures that wait for them. Redis answers the commands of one
+request costs the process (docs/profiling.md, "Round 2"). A :class:`Pipeliner` keeps a few
+connections and queues each command's bytes; the commands queued during one turn of the
+event loop go out on one of them, in writes of up to 16 (Redis starts on the first while
+the process queues the rest), and one reader task a connection hands the replies back, in
+order, to the futures that wait for them. Redis answers the commands of one
 connection in the order it received them, so matching replies to requests is a queue.
 
 Properties the keyspace relies on:
@@ -48,7 +49,7 @@ _READ_SIZE = 1 << 16
 # The most commands one write carries. Without a bound, 32 requests in step send 32 scripts
 # in one write and the process idles while Redis runs them all (~9% of the time at 32
 # concurrent reads); written 16 at a time, Redis runs the first while the process prepares
-# the rest (docs/profiling.md, "Round 6").
+# the rest (docs/profiling.md, "Round 6"). The turn's later commands stay on the same line.
 _MOST_PER_WRITE = 16
 
 
@@ -97,7 +98,7 @@ class Pipeliner:
         line.buffer.append(hiredis.pack_command(args))  # type: ignore[arg-type]
         line.waiting.append(future)
         if len(line.buffer) >= _MOST_PER_WRITE:
-            self._flush(line)
+            self._write(line)  # the line still collects the rest of this turn's commands
         elif not line.flush_due:
             line.flush_due = True
             self._collecting = line
@@ -122,7 +123,12 @@ class Pipeliner:
                 best = line
         if best is not None and (not best.waiting or free < 0):
             return best
-        return await self._open(free)
+        try:
+            return await self._open(free)
+        except (RedisConnectionError, RedisTimeoutError):
+            if best is None or best.closed:
+                raise
+            return best  # another line could not be opened (maxclients...): share this one
 
     async def _open(self, slot: int) -> _Line:
         # Concurrent callers share one opening: the first caller's, shielded from its cancel.
@@ -150,11 +156,14 @@ class Pipeliner:
         return line
 
     def _flush(self, line: _Line) -> None:
-        # Also called early by execute (a full write); the turn's scheduled call then
-        # finds an empty buffer, or the commands queued since.
+        # The end of the turn: what the line collected goes out, and the next command
+        # chooses a line again.
         line.flush_due = False
         if self._collecting is line:
             self._collecting = None
+        self._write(line)
+
+    def _write(self, line: _Line) -> None:
         if line.closed or not line.buffer:
             return
         writer = line.connection._writer

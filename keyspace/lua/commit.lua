@@ -151,11 +151,21 @@ local function expire_as(key, src)
   if at > 0 then redis.call('PEXPIREAT', key, at) else redis.call('PERSIST', key) end
 end
 
--- The server's clock in ms (TIME: seconds, microseconds), for the feed's 'at' and its age cap.
+-- The server's clock in ms (TIME: seconds, microseconds), for the feed's 'at' and its age cap;
+-- read once a plan (the event and the trim agree on it).
+local clock = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
+
+-- The document the event just read (its key and JSON.GET reply): what the plan returns and
+-- its outcome records, read once. Every write op but these forgets it (write below), so it
+-- is never a stale copy.
+local read_key, read_raw = nil, nil
 
 -- One change-feed entry; rev is the ETag of the document as this plan left it.
 local function append_event(stream, key, op, collection, doc_id)
@@ -163,7 +173,10 @@ local function append_event(stream, key, op, collection, doc_id)
   if op ~= 'delete' then
     -- pcall: a script cannot undo the writes before it, so nothing here may raise.
     local raw = redis.pcall('JSON.GET', key, '.')
-    if type(raw) == 'string' then rev = redis.sha1hex(raw) end
+    if type(raw) == 'string' then
+      rev = redis.sha1hex(raw)
+      read_key, read_raw = key, raw
+    end
   end
   redis.call('XADD', stream, '*', 'op', op, 'collection', collection, 'id', doc_id,
              'rev', rev, 'at', string.format('%d', now_ms()))
@@ -209,6 +222,9 @@ end
 
 local function write(op, a)
   local key = K[tonumber(a[1])]
+  if op ~= 'event' and op ~= 'eventid' and op ~= 'trim' and op ~= 'outcome' then
+    read_key = nil
+  end
   if op == 'jset' then redis.call('JSON.SET', key, '$', a[2])
   elseif op == 'del' then redis.call('DEL', key)
   elseif op == 'set' then redis.call('SET', key, a[2])
@@ -237,7 +253,8 @@ local function write(op, a)
   elseif op == 'ttlat' then expire_as(key .. id, K[tonumber(a[2])])
   elseif op == 'outcome' then
     local ret = tonumber(ARGV[2])
-    local doc = ret > 0 and redis.call('JSON.GET', K[ret], '.') or ''
+    local doc = ''
+    if ret > 0 then doc = read_key == K[ret] and read_raw or redis.call('JSON.GET', K[ret], '.') end
     redis.call('SET', key, a[2] .. doc, 'PX', a[3])
   elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
   elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
@@ -432,5 +449,6 @@ for n = n_checks + 1, #plan do
 end
 
 local ret = tonumber(ARGV[2])
+if ret > 0 and read_key == K[ret] then return {'ok', read_raw} end
 if ret > 0 then return {'ok', redis.call('JSON.GET', K[ret], '.')} end
 return {'ok', false}

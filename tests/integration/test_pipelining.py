@@ -52,18 +52,60 @@ async def test_a_write_carries_at_most_sixteen_commands(
     lines = lanes(piped)
     await single(piped, "PING")  # an open, idle line: the 40 below queue in one turn
     sizes: list[int] = []
-    flush = lines._flush
+    write = lines._write
 
     def spy(line: _Line) -> None:
         if line.buffer:
             sizes.append(len(line.buffer))
-        flush(line)
+        write(line)
 
-    monkeypatch.setattr(lines, "_flush", spy)
+    monkeypatch.setattr(lines, "_write", spy)
     replies = await asyncio.gather(*(single(piped, "ECHO", f"m{n}") for n in range(40)))
     assert replies == [f"m{n}".encode() for n in range(40)]
     assert sum(sizes) == 40
     assert max(sizes) == 16
+
+
+async def test_a_turn_s_commands_stay_on_the_line_that_collects_them(piped: Redis) -> None:
+    # Written 16 at a time, but on the one idle line: no other line is opened for the rest
+    # (which would cost a connection, and fail the rest where Redis accepts no more: review 33).
+    lines = lanes(piped)
+    await single(piped, "PING")
+    replies = await asyncio.gather(*(single(piped, "ECHO", f"m{n}") for n in range(40)))
+    assert replies == [f"m{n}".encode() for n in range(40)]
+    assert len([line for line in lines._lines if line is not None]) == 1
+
+
+BUSY_SCRIPT = "local i = 0 while i < tonumber(ARGV[1]) do i = i + 1 end return 1"
+
+
+async def test_a_line_that_cannot_be_opened_leaves_the_command_on_an_open_one(
+    piped: Redis, real_client: Redis
+) -> None:
+    lines = lanes(piped)
+    await single(piped, "PING")
+    connected = int((await real_client.info("clients"))["connected_clients"])
+    limit = str((await real_client.config_get("maxclients"))["maxclients"])
+    opened = 0
+    connect = lines._connect
+
+    async def counted(slot: int) -> _Line:
+        nonlocal opened
+        opened += 1
+        return await connect(slot)
+
+    await real_client.config_set("maxclients", connected)  # Redis accepts no other connection
+    try:
+        lines._connect = counted  # type: ignore[method-assign]
+        busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 10_000_000))
+        await asyncio.sleep(0.01)  # written: the one line now has a reply outstanding
+        # The line is busy and a slot is free, so another line is tried first.
+        assert await asyncio.wait_for(single(piped, "ECHO", "after"), 10) == b"after"
+        assert await busy == 1
+        assert opened == 1  # another line was tried, and refused
+    finally:
+        await real_client.config_set("maxclients", limit)
+    assert len([line for line in lines._lines if line is not None and not line.closed]) == 1
 
 
 async def test_an_error_reply_answers_only_its_own_caller(piped: Redis) -> None:
