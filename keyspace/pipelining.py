@@ -46,6 +46,7 @@ from .connection import Pool
 Arg = str | bytes | int | float
 
 _READ_SIZE = 1 << 16
+OPEN_BACKOFF = 1.0  # seconds after a failed opening before another is tried behind a command
 # The most commands one write carries. Without a bound, 32 requests in step send 32 scripts
 # in one write and the process idles while Redis runs them all (~9% of the time at 32
 # concurrent reads); written 16 at a time, Redis runs the first while the process prepares
@@ -87,6 +88,8 @@ class Pipeliner:
         self._lines: list[_Line | None] = [None] * width
         self._opening: list[asyncio.Future[_Line] | None] = [None] * width
         self._collecting: _Line | None = None  # the line whose write this loop turn fills
+        self._open_again_at = 0.0  # no line is opened behind a command before then
+        self._closes = 0
 
     async def execute(self, *args: Arg) -> Any:
         line = self._collecting
@@ -121,14 +124,29 @@ class Pipeliner:
                 free = slot if free < 0 else free
             elif best is None or len(line.waiting) < len(best.waiting):
                 best = line
-        if best is not None and (not best.waiting or free < 0):
-            return best
-        try:
+        if best is None:
             return await self._open(free)
-        except (RedisConnectionError, RedisTimeoutError):
-            if best is None or best.closed:
-                raise
-            return best  # another line could not be opened (maxclients...): share this one
+        if best.waiting and free >= 0:
+            # Opened behind the command, which takes the open line now: a caller never waits
+            # for an opening that may fail slowly (maxclients: ~0.5 s of the pool's retries,
+            # review 34) while a line is there to carry it.
+            self._open_behind(free, loop)
+        return best
+
+    def _open_behind(self, slot: int, loop: asyncio.AbstractEventLoop) -> None:
+        opening = self._opening[slot]
+        if opening is not None and not opening.done() and opening.get_loop() is loop:
+            return  # already on its way
+        if time.monotonic() < self._open_again_at:
+            return  # the last opening failed a moment ago: no storm of refused connections
+        opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
+        opening.add_done_callback(self._opened)
+
+    def _opened(self, opening: asyncio.Future[_Line]) -> None:
+        if opening.cancelled():
+            return
+        if opening.exception() is not None:  # retrieved here: the open lines carry on
+            self._open_again_at = time.monotonic() + OPEN_BACKOFF
 
     async def _open(self, slot: int) -> _Line:
         # Concurrent callers share one opening: the first caller's, shielded from its cancel.
@@ -144,7 +162,15 @@ class Pipeliner:
 
     async def _connect(self, slot: int) -> _Line:
         connection: AbstractConnection = self.pool.make_connection()  # type: ignore[no-untyped-call]
-        await connection.connect()  # type: ignore[no-untyped-call]  # AUTH, SELECT, TLS: the pool's own handshake
+        closes = self._closes
+        try:
+            await connection.connect()  # type: ignore[no-untyped-call]  # AUTH, SELECT, TLS: the pool's own handshake
+        except BaseException:  # refused or cancelled: no socket left behind
+            await connection.disconnect(nowait=True)
+            raise
+        if closes != self._closes:  # close() ran meanwhile: this line would outlive it
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError("the client was closed")
         loop = asyncio.get_running_loop()
         line = _Line(connection, loop)
         line.reader = loop.create_task(self._read(line), name="keyspace-pipeliner-reader")
@@ -248,6 +274,8 @@ class Pipeliner:
 
     async def close(self) -> None:
         """Close every line; commands waiting on them fail with ConnectionError."""
+        self._closes += 1  # a line opening now is closed as it opens (_connect)
+        self._opening = [None] * len(self._opening)
         for slot, line in enumerate(self._lines):
             self._lines[slot] = None
             if line is None:

@@ -291,18 +291,20 @@ async def _generate(
         # Earlier batches were written: Paused's own text says nothing was.
         written = flight.settled - flight.refused
         raise Paused(
-            f"the keyspace was paused (restore, reset) while generate ran: the {written:,} "
-            "documents of the batches read before the pause were written, and perhaps part "
-            "of the batch that met it, nothing after it; once the command that paused it is "
-            "done, run `check`, then generate again with another --seed"
+            f"the keyspace was paused (restore, reset) while generate ran: the server had "
+            f"acknowledged the {written:,} documents of the batches read before the pause, "
+            "perhaps also part of the batch that met it, each whole, and nothing after it "
+            "(what the pausing command keeps of them is its own); once it is done, run "
+            "`check`, then generate again with another --seed"
         ) from None
     except (RedisConnectionError, RedisTimeoutError) as exc:
         written = flight.settled - flight.refused
         raise Stopped(
             f"the connection generate wrote on was lost ({exc}): a restart, a failover or a "
-            f"CLIENT KILL. The {written:,} documents of the batches read before were written, "
-            "and perhaps part of those in flight, each whole; run `check`, then generate "
-            "again with another --seed"
+            f"CLIENT KILL. The server had acknowledged the {written:,} documents of the "
+            "batches read before, perhaps also part of those in flight, each whole (after a "
+            "restart without persistence or a failover, fewer may be stored); run `check`, "
+            "then generate again with another --seed"
         ) from None
     finally:
         await flight.cancel()

@@ -125,7 +125,7 @@ async def test_a_pause_mid_run_says_how_many_documents_were_written(
     await real_client.delete(keys.pause_key())
     text = str(raised.value)
     assert "nothing was written" not in text
-    reported = int(re.search(r"the ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
+    reported = int(re.search(r"acknowledged the ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
     stored = 0
     for spec in ks.schema.entities:
         stored += await _keys(real_client, f"{spec.prefix}:")
@@ -158,7 +158,7 @@ async def test_a_killed_line_says_how_many_documents_were_written(
         await asyncio.wait_for(task, 30)
     text = str(raised.value)
     assert "connection generate wrote on was lost" in text
-    reported = int(re.search(r"The ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
+    reported = int(re.search(r"acknowledged the ([\d,]+) documents", text)[1].replace(",", ""))  # type: ignore[index]
     stored = 0
     for spec in ks.schema.entities:
         stored += await _keys(real_client, f"{spec.prefix}:")

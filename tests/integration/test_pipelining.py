@@ -97,12 +97,24 @@ async def test_a_line_that_cannot_be_opened_leaves_the_command_on_an_open_one(
     await real_client.config_set("maxclients", connected)  # Redis accepts no other connection
     try:
         lines._connect = counted  # type: ignore[method-assign]
-        busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 10_000_000))
-        await asyncio.sleep(0.01)  # written: the one line now has a reply outstanding
-        # The line is busy and a slot is free, so another line is tried first.
-        assert await asyncio.wait_for(single(piped, "ECHO", "after"), 10) == b"after"
+        for _ in range(3):  # busy turns, one after another
+            busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 2_000_000))
+            await asyncio.sleep(0.005)  # written: the one line now has a reply outstanding
+            # The line is busy and a slot is free: another line is opened behind the command,
+            # which goes on the open line without waiting for that opening (review 34: a
+            # refused opening takes ~0.5 s of retries).
+            echo = asyncio.ensure_future(single(piped, "ECHO", "after"))
+            assert await asyncio.wait_for(busy, 10) == 1
+            assert await asyncio.wait_for(echo, 10) == b"after"
+        assert opened == 1  # one opening at a time, and none again soon after it failed
+        pending = [o for o in lines._opening if o is not None and not o.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)  # the refused opening has ended
+        busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 1_000_000))
+        await asyncio.sleep(0.005)
+        assert await asyncio.wait_for(single(piped, "ECHO", "again"), 10) == b"again"
         assert await busy == 1
-        assert opened == 1  # another line was tried, and refused
+        assert opened == 1  # within OPEN_BACKOFF of the refusal: not tried again
     finally:
         await real_client.config_set("maxclients", limit)
     assert len([line for line in lines._lines if line is not None and not line.closed]) == 1
