@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -316,3 +317,39 @@ async def test_an_error_redis_py_does_not_class_as_a_response_error_is_raised(
     with pytest.raises(BusyLoadingError):
         await lanes(piped).execute("EVAL", "return redis.error_reply('LOADING busy')", 0)
     assert await lanes(piped).execute("PING") == b"PONG"
+
+
+async def test_a_line_opening_while_the_client_closes_does_not_outlive_it(
+    redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = connect(redis_server.url)
+    lines = lanes(client)
+    await single(client, "PING")
+    gate = asyncio.Event()
+    make = lines.pool.make_connection
+
+    def held() -> Any:
+        connection = make()  # type: ignore[no-untyped-call]
+        opened = connection.connect
+
+        async def later() -> None:
+            await gate.wait()
+            await opened()
+
+        connection.connect = later
+        return connection
+
+    monkeypatch.setattr(lines.pool, "make_connection", held)
+    busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 1_000_000))
+    await asyncio.sleep(0.005)
+    echo = asyncio.ensure_future(single(client, "ECHO", "x"))  # opens a line behind it
+    await asyncio.sleep(0.01)
+    opening = [o for o in lines._opening if o is not None and not o.done()]
+    assert len(opening) == 1
+    assert await busy == 1 and await echo == b"x"
+    await lines.close()
+    gate.set()
+    with pytest.raises(RedisConnectionError):
+        await opening[0]
+    assert all(line is None for line in lines._lines)
+    await client.aclose()
