@@ -46,7 +46,8 @@ from .connection import Pool
 Arg = str | bytes | int | float
 
 _READ_SIZE = 1 << 16
-OPEN_BACKOFF = 1.0  # seconds after a failed opening before another is tried behind a command
+# Seconds after a refused opening before a caller waits for another, doubling per refusal.
+OPEN_BACKOFF, OPEN_BACKOFF_MOST = 1.0, 30.0
 # The most commands one write carries. Without a bound, 32 requests in step send 32 scripts
 # in one write and the process idles while Redis runs them all (~9% of the time at 32
 # concurrent reads); written 16 at a time, Redis runs the first while the process prepares
@@ -88,7 +89,8 @@ class Pipeliner:
         self._lines: list[_Line | None] = [None] * width
         self._opening: list[asyncio.Future[_Line] | None] = [None] * width
         self._collecting: _Line | None = None  # the line whose write this loop turn fills
-        self._open_again_at = 0.0  # no line is opened behind a command before then
+        self._open_again_at = 0.0  # no caller waits for another opening before then
+        self._refusals = 0  # openings refused in a row
         self._closes = 0
 
     async def execute(self, *args: Arg) -> Any:
@@ -124,29 +126,19 @@ class Pipeliner:
                 free = slot if free < 0 else free
             elif best is None or len(line.waiting) < len(best.waiting):
                 best = line
-        if best is None:
+        if best is not None and (
+            not best.waiting or free < 0 or time.monotonic() < self._open_again_at
+        ):
+            return best
+        try:
             return await self._open(free)
-        if best.waiting and free >= 0:
-            # Opened behind the command, which takes the open line now: a caller never waits
-            # for an opening that may fail slowly (maxclients: ~0.5 s of the pool's retries,
-            # review 34) while a line is there to carry it.
-            self._open_behind(free, loop)
-        return best
-
-    def _open_behind(self, slot: int, loop: asyncio.AbstractEventLoop) -> None:
-        opening = self._opening[slot]
-        if opening is not None and not opening.done() and opening.get_loop() is loop:
-            return  # already on its way
-        if time.monotonic() < self._open_again_at:
-            return  # the last opening failed a moment ago: no storm of refused connections
-        opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
-        opening.add_done_callback(self._opened)
-
-    def _opened(self, opening: asyncio.Future[_Line]) -> None:
-        if opening.cancelled():
-            return
-        if opening.exception() is not None:  # retrieved here: the open lines carry on
-            self._open_again_at = time.monotonic() + OPEN_BACKOFF
+        except (RedisConnectionError, RedisTimeoutError):
+            if best is None or best.closed:
+                raise
+            # Refused (maxclients...): the open line carries it, and no caller waits for
+            # another opening until the backoff has passed (review 34: a refused opening takes
+            # ~0.5 s of the pool's retries, and every busy turn waited for one).
+            return best
 
     async def _open(self, slot: int) -> _Line:
         # Concurrent callers share one opening: the first caller's, shielded from its cancel.
@@ -157,20 +149,36 @@ class Pipeliner:
             or opening.done()
             or opening.get_loop() is not asyncio.get_running_loop()
         ):
-            opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
+            opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot, self._closes))
+            opening.add_done_callback(self._opened)
         return await asyncio.shield(opening)
 
-    async def _connect(self, slot: int) -> _Line:
+    def _opened(self, opening: asyncio.Future[_Line]) -> None:
+        # Once per opening, however many callers shared it: each refusal in a row doubles the
+        # wait before the next try (OPEN_BACKOFF up to OPEN_BACKOFF_MOST); a success resets it.
+        if opening.cancelled():
+            return
+        error = opening.exception()
+        if error is None:
+            self._refusals = 0
+        elif not isinstance(error, _Closed):
+            wait = min(OPEN_BACKOFF * 2**self._refusals, OPEN_BACKOFF_MOST)
+            self._refusals += 1
+            self._open_again_at = time.monotonic() + wait
+
+    async def _connect(self, slot: int, closes: int) -> _Line:
+        # closes: the count of close() calls when the opening was asked for, taken then (not
+        # at this coroutine's first step, which a close can precede: review 35).
         connection: AbstractConnection = self.pool.make_connection()  # type: ignore[no-untyped-call]
-        closes = self._closes
         try:
             await connection.connect()  # type: ignore[no-untyped-call]  # AUTH, SELECT, TLS: the pool's own handshake
-        except BaseException:  # refused or cancelled: no socket left behind
+        except (Exception, asyncio.CancelledError):  # refused or cancelled: no socket left
+            # Not GeneratorExit (a loop that ended with this pending): nothing may be awaited.
             await connection.disconnect(nowait=True)
             raise
         if closes != self._closes:  # close() ran meanwhile: this line would outlive it
             await connection.disconnect(nowait=True)
-            raise RedisConnectionError("the client was closed")
+            raise _Closed("the client was closed")
         loop = asyncio.get_running_loop()
         line = _Line(connection, loop)
         line.reader = loop.create_task(self._read(line), name="keyspace-pipeliner-reader")
@@ -290,6 +298,11 @@ class Pipeliner:
                     await asyncio.gather(line.reader, return_exceptions=True)
             else:
                 _abandon(line)
+
+
+class _Closed(RedisConnectionError):
+    """An opening that finished after :meth:`Pipeliner.close`: no reason to wait before the
+    next one."""
 
 
 def _abort(line: _Line) -> None:

@@ -4,6 +4,8 @@ caller, one caller's error or cancel answers no other, and a command is sent at 
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from keyspace import USER, Keyspace, connect
+from keyspace import USER, Keyspace, connect, pipelining
 from keyspace.connection import call, observe_round_trips
 from keyspace.pipelining import Pipeliner, _Line, attach, pipeliner, single
 from keyspace.server import EmbeddedRedis
@@ -81,8 +83,9 @@ BUSY_SCRIPT = "local i = 0 while i < tonumber(ARGV[1]) do i = i + 1 end return 1
 
 
 async def test_a_line_that_cannot_be_opened_leaves_the_command_on_an_open_one(
-    piped: Redis, real_client: Redis
+    piped: Redis, real_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pipelining, "OPEN_BACKOFF", 30.0)  # however slow this host is today
     lines = lanes(piped)
     await single(piped, "PING")
     connected = int((await real_client.info("clients"))["connected_clients"])
@@ -90,20 +93,20 @@ async def test_a_line_that_cannot_be_opened_leaves_the_command_on_an_open_one(
     opened = 0
     connect = lines._connect
 
-    async def counted(slot: int) -> _Line:
+    async def counted(slot: int, closes: int) -> _Line:
         nonlocal opened
         opened += 1
-        return await connect(slot)
+        return await connect(slot, closes)
 
     await real_client.config_set("maxclients", connected)  # Redis accepts no other connection
     try:
-        lines._connect = counted  # type: ignore[method-assign]
+        monkeypatch.setattr(lines, "_connect", counted)
         for _ in range(3):  # busy turns, one after another
             busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 2_000_000))
             await asyncio.sleep(0.005)  # written: the one line now has a reply outstanding
-            # The line is busy and a slot is free: another line is opened behind the command,
-            # which goes on the open line without waiting for that opening (review 34: a
-            # refused opening takes ~0.5 s of retries).
+            # The line is busy and a slot is free: the first turn tries another line, is
+            # refused and goes on the open one; the next turns go there at once (review 34:
+            # a refused opening takes ~0.5 s of retries, and every busy turn waited for one).
             echo = asyncio.ensure_future(single(piped, "ECHO", "after"))
             assert await asyncio.wait_for(busy, 10) == 1
             assert await asyncio.wait_for(echo, 10) == b"after"
@@ -115,7 +118,7 @@ async def test_a_line_that_cannot_be_opened_leaves_the_command_on_an_open_one(
         await asyncio.sleep(0.005)
         assert await asyncio.wait_for(single(piped, "ECHO", "again"), 10) == b"again"
         assert await busy == 1
-        assert opened == 1  # within OPEN_BACKOFF of the refusal: not tried again
+        assert opened == 1  # within the backoff after the refusal: not tried again
     finally:
         await real_client.config_set("maxclients", limit)
     assert len([line for line in lines._lines if line is not None and not line.closed]) == 1
@@ -342,14 +345,64 @@ async def test_a_line_opening_while_the_client_closes_does_not_outlive_it(
     monkeypatch.setattr(lines.pool, "make_connection", held)
     busy = asyncio.ensure_future(lines.execute("EVAL", BUSY_SCRIPT, 0, 1_000_000))
     await asyncio.sleep(0.005)
-    echo = asyncio.ensure_future(single(client, "ECHO", "x"))  # opens a line behind it
+    echo = asyncio.ensure_future(lines.execute("ECHO", "x"))  # waits for another line
     await asyncio.sleep(0.01)
     opening = [o for o in lines._opening if o is not None and not o.done()]
     assert len(opening) == 1
-    assert await busy == 1 and await echo == b"x"
+    assert await busy == 1
     await lines.close()
     gate.set()
     with pytest.raises(RedisConnectionError):
         await opening[0]
+    with pytest.raises(RedisConnectionError):
+        await echo
     assert all(line is None for line in lines._lines)
     await client.aclose()
+
+
+async def test_a_line_asked_for_just_before_aclose_does_not_outlive_it(
+    redis_server: EmbeddedRedis,
+) -> None:
+    # Review 35: the close came before the opening's first step, which took the count then.
+    client = connect(redis_server.url)
+    lines = lanes(client)
+    await lines.execute("PING")
+    a = asyncio.ensure_future(lines.execute("ECHO", "a"))
+    for _ in range(3):
+        await asyncio.sleep(0)  # "a" is written: the line is busy
+    b = asyncio.ensure_future(lines.execute("ECHO", "b"))
+    await asyncio.sleep(0)  # b found the line busy: another is asked for
+    opening = [o for o in lines._opening if o is not None and not o.done()]
+    assert len(opening) == 1
+    await client.aclose()
+    for outcome in await asyncio.gather(a, b, return_exceptions=True):
+        assert isinstance(outcome, RedisConnectionError)
+    with pytest.raises(RedisConnectionError):
+        await opening[0]
+    assert all(line is None or line.closed for line in lines._lines)
+
+
+def test_a_line_opening_when_its_loop_ends_is_dropped_quietly(
+    redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Review 35: with the loop-per-call pattern, an opening nobody awaited was left pending.
+    client = connect(redis_server.url, max_connections=3)
+
+    async def request() -> None:
+        await single(client, "PING")
+        first = asyncio.ensure_future(single(client, "ECHO", "a"))
+        for _ in range(3):
+            await asyncio.sleep(0)  # "a" is written: the line is busy
+        assert await single(client, "ECHO", "b") == b"b"  # another line opens for it
+        assert await first == b"a"
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for _ in range(6):
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(request())
+            finally:
+                loop.close()
+        gc.collect()
+    asyncio.run(client.aclose())
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
