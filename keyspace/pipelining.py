@@ -95,7 +95,8 @@ class Pipeliner:
 
     async def execute(self, *args: Arg) -> Any:
         line = self._collecting
-        if line is None or line.closed:
+        if line is None or line.closed or line.loop is not asyncio.get_running_loop():
+            # (A loop that ended before its turn's flush left its line collecting: review 36.)
             line = await self._choose()
             if line.closed:  # closed by the server while it opened: fail now, never hang
                 raise RedisConnectionError("the connection to Redis was closed")
@@ -159,8 +160,8 @@ class Pipeliner:
         if opening.cancelled():
             return
         error = opening.exception()
-        if error is None:
-            self._refusals = 0
+        if error is None:  # the server takes connections again: lines may grow at once
+            self._refusals, self._open_again_at = 0, 0.0
         elif not isinstance(error, _Closed):
             wait = min(OPEN_BACKOFF * 2**self._refusals, OPEN_BACKOFF_MOST)
             self._refusals += 1
@@ -283,6 +284,7 @@ class Pipeliner:
     async def close(self) -> None:
         """Close every line; commands waiting on them fail with ConnectionError."""
         self._closes += 1  # a line opening now is closed as it opens (_connect)
+        self._refusals, self._open_again_at = 0, 0.0  # a client used again starts afresh
         self._opening = [None] * len(self._opening)
         for slot, line in enumerate(self._lines):
             self._lines[slot] = None

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from keyspace import USER, Keyspace, connect, pipelining
 from keyspace.connection import call, observe_round_trips
 from keyspace.pipelining import Pipeliner, _Line, attach, pipeliner, single
-from keyspace.server import EmbeddedRedis
+from keyspace.server import EmbeddedRedis, free_port
 from tests import factories as f
 
 pytestmark = pytest.mark.redis
@@ -406,3 +407,64 @@ def test_a_line_opening_when_its_loop_ends_is_dropped_quietly(
         gc.collect()
     asyncio.run(client.aclose())
     assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+
+
+def _open_lines(lines: Pipeliner) -> int:
+    return sum(1 for line in lines._lines if line is not None and not line.closed)
+
+
+async def test_lines_grow_again_soon_after_a_short_outage(redis_server: EmbeddedRedis) -> None:
+    # Review 36: refusals while no line was open had pushed the backoff to 16-30 s, which the
+    # first successful opening did not clear: one line for half a minute after the outage.
+    client = connect(redis_server.url, timeout=2.0, max_connections=8)
+    lines = lanes(client)
+    assert await single(client, "PING") == b"PONG"
+    kwargs = client.connection_pool.connection_kwargs
+    port = kwargs["port"]
+    lines._fail(lines._lines[0], RedisConnectionError("server restarted"))  # type: ignore[arg-type]
+    kwargs["port"] = free_port()  # nothing listens: every opening is refused, as in a restart
+    try:
+        for _ in range(5):  # requests during the outage, while no line is open
+            await asyncio.gather(single(client, "PING"), return_exceptions=True)
+    finally:
+        kwargs["port"] = port  # the server is back
+    most = 0
+
+    async def worker(k: int) -> None:
+        nonlocal most
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and most < 2:
+            await single(client, "SET", f"grow:{k}", "x" * 2000)
+            most = max(most, _open_lines(lines))
+
+    await asyncio.gather(*(worker(k) for k in range(32)))
+    await client.aclose()
+    assert most > 1
+
+
+def test_a_loop_that_ends_with_a_command_queued_leaves_the_next_loop_working(
+    redis_server: EmbeddedRedis,
+) -> None:
+    # Review 36: the ended loop's line stayed the collecting one, and every later command
+    # failed with "got Future attached to a different loop".
+    client = connect(redis_server.url, timeout=2.0)
+
+    left: list[asyncio.Future[Any]] = []
+
+    async def fire_and_return() -> None:
+        task = asyncio.ensure_future(single(client, "PING"))
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # left with its loop on purpose
+        left.append(task)
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(single(client, "PING")) == b"PONG"
+        loop.run_until_complete(fire_and_return())  # its command is queued as the loop stops
+    finally:
+        loop.close()
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(asyncio.wait_for(single(client, "PING"), 3)) == b"PONG"
+        loop.run_until_complete(client.aclose())
+    finally:
+        loop.close()
