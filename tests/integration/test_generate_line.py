@@ -55,6 +55,25 @@ def ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
+async def _until_written(ahead: list[int], batches: int) -> None:
+    """Until ``batches`` batches were written (some still unread), at most 10 s."""
+    for _ in range(2000):
+        if len(ahead) >= batches:
+            return
+        await asyncio.sleep(0.005)
+
+
+async def _started(
+    client: Redis, ahead: list[int], *, seed: int
+) -> tuple[Keyspace, asyncio.Future[int]]:
+    """A run of 5,000 users under way, six batches written."""
+    ks = Keyspace(client)
+    await ks.setup()
+    task = asyncio.ensure_future(generate.run(_args(5000, seed), ks))
+    await _until_written(ahead, 6)
+    return ks, task
+
+
 async def _keys(client: Redis, prefix: str) -> int:
     return len([k async for k in client.scan_iter(match=f"{prefix}*", count=1000)])
 
@@ -89,13 +108,7 @@ async def test_every_batch_written_ahead_counts_its_refusals(
 async def test_a_cancelled_run_leaves_whole_documents_and_a_clean_pool(
     real_client: Redis, ahead: list[int]
 ) -> None:
-    ks = Keyspace(real_client)
-    await ks.setup()
-    task = asyncio.ensure_future(generate.run(_args(5000, 7), ks))
-    for _ in range(2000):  # until several batches were written, some still unread
-        if len(ahead) >= 6:
-            break
-        await asyncio.sleep(0.005)
+    ks, task = await _started(real_client, ahead, seed=7)
     # Cancelled until done, as the CLI's Ctrl-C does (scripts/cli.py): on Python 3.11
     # redis-py can swallow a cancel that meets a reply completed in the same loop turn.
     while not task.done():
@@ -112,13 +125,7 @@ async def test_a_cancelled_run_leaves_whole_documents_and_a_clean_pool(
 async def test_a_pause_mid_run_says_how_many_documents_were_written(
     real_client: Redis, ahead: list[int]
 ) -> None:
-    ks = Keyspace(real_client)
-    await ks.setup()
-    task = asyncio.ensure_future(generate.run(_args(5000, 8), ks))
-    for _ in range(2000):  # until several batches were written
-        if len(ahead) >= 6:
-            break
-        await asyncio.sleep(0.005)
+    ks, task = await _started(real_client, ahead, seed=8)
     await real_client.set(keys.pause_key(), "restore")  # as restore and reset set it
     with pytest.raises(Paused) as raised:
         await asyncio.wait_for(task, 30)
@@ -145,13 +152,7 @@ async def test_a_killed_line_says_how_many_documents_were_written(
         init(flight, ks, line)
 
     monkeypatch.setattr(generate._InFlight, "__init__", kept)
-    ks = Keyspace(real_client)
-    await ks.setup()
-    task = asyncio.ensure_future(generate.run(_args(5000, 9), ks))
-    for _ in range(2000):
-        if len(ahead) >= 6:
-            break
-        await asyncio.sleep(0.005)
+    ks, task = await _started(real_client, ahead, seed=9)
     host, port = lines[0]._writer.get_extra_info("sockname")[:2]
     assert await real_client.client_kill_filter(_type=None, addr=f"{host}:{port}") == 1
     with pytest.raises(Stopped) as raised:
