@@ -231,6 +231,11 @@ class _InFlight:
         self.settled += len(results)
         self.refused += sum(not result.ok for result in results)
 
+    @property
+    def acknowledged(self) -> int:
+        """Documents the server applied, of the batches whose results were read."""
+        return self.settled - self.refused
+
     async def settle(self) -> None:
         """Wait for every batch written and count their refusals (Paused raises here)."""
         while self._unread:
@@ -289,20 +294,18 @@ async def _generate(
             print(progress.summary("documents sent"))
     except Paused:
         # Earlier batches were written: Paused's own text says nothing was.
-        written = flight.settled - flight.refused
         raise Paused(
             f"the keyspace was paused (restore, reset) while generate ran: the server had "
-            f"acknowledged the {written:,} documents of the batches read before the pause, "
-            "perhaps also part of the batch that met it, each whole, and nothing after it "
+            f"acknowledged the {flight.acknowledged:,} documents of the batches read before the "
+            "pause, perhaps also part of the batch that met it, each whole, and nothing after it "
             "(what the pausing command keeps of them is its own); once it is done, run "
             "`check`, then generate again with another --seed"
         ) from None
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        written = flight.settled - flight.refused
         raise Stopped(
             f"the connection generate wrote on was lost ({exc}): a restart, a failover or a "
-            f"CLIENT KILL. The server had acknowledged the {written:,} documents of the "
-            "batches read before, perhaps also part of those in flight, each whole (after a "
+            f"CLIENT KILL. The server had acknowledged the {flight.acknowledged:,} documents of "
+            "the batches read before, perhaps also part of those in flight, each whole (after a "
             "restart without persistence or a failover, fewer may be stored); run `check`, "
             "then generate again with another --seed"
         ) from None

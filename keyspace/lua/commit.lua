@@ -167,6 +167,12 @@ end
 -- is never a stale copy.
 local read_key, read_raw = nil, nil
 
+-- The document the plan returns (KEYS[ARGV[2]]) as it stands now.
+local function returned(ret)
+  if read_key == K[ret] then return read_raw end
+  return redis.call('JSON.GET', K[ret], '.')
+end
+
 -- One change-feed entry; rev is the ETag of the document as this plan left it.
 local function append_event(stream, key, op, collection, doc_id)
   local rev = ''
@@ -253,8 +259,7 @@ local function write(op, a)
   elseif op == 'ttlat' then expire_as(key .. id, K[tonumber(a[2])])
   elseif op == 'outcome' then
     local ret = tonumber(ARGV[2])
-    local doc = ''
-    if ret > 0 then doc = read_key == K[ret] and read_raw or redis.call('JSON.GET', K[ret], '.') end
+    local doc = ret > 0 and returned(ret) or ''
     redis.call('SET', key, a[2] .. doc, 'PX', a[3])
   elseif op == 'event' then append_event(key, K[tonumber(a[2])], a[3], a[4], a[5])
   elseif op == 'eventid' then append_event(key, K[tonumber(a[2])], a[3], a[4], id)
@@ -449,6 +454,5 @@ for n = n_checks + 1, #plan do
 end
 
 local ret = tonumber(ARGV[2])
-if ret > 0 and read_key == K[ret] then return {'ok', read_raw} end
-if ret > 0 then return {'ok', redis.call('JSON.GET', K[ret], '.')} end
+if ret > 0 then return {'ok', returned(ret)} end
 return {'ok', false}
