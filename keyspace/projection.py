@@ -169,28 +169,64 @@ def query_value(field: Indexed, value: str) -> str:
     return fold(value) if field.kind is FieldKind.TAG and not field.case_sensitive else nfc(value)
 
 
+def _kept(field: Indexed) -> bool:
+    """True when :func:`index_value` holds every value of ``field`` as stored (a list as a
+    copy): the case-sensitive tags, numbers and times that most fields are."""
+    if field.sensitive:
+        return False
+    kind = field.kind
+    return (
+        kind is FieldKind.NUMERIC
+        or kind is FieldKind.TIME
+        or (kind is FieldKind.TAG and field.case_sensitive)
+    )
+
+
+# One step of a projection: the field's name, its path, whether the path has a dot, the field
+# when its value needs index_value (None: kept as stored) and whether it has a time shadow.
+_Step = tuple[str, str, bool, Indexed | None, bool]
+
+# id(spec) -> (spec, steps): every write projects, and a declaration never changes (kept
+# alive here, as in _PROJECTED, so that its id stays its own).
+_STEPS: dict[int, tuple[EntitySpec, tuple[_Step, ...]]] = {}
+
+
+def _steps(spec: EntitySpec) -> tuple[_Step, ...]:
+    known = _STEPS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    # Shadows of the declared fields (not of the id entry first), each one's however its
+    # name repeats.
+    steps = tuple(
+        (f.name, f.path, "." in f.path, None if _kept(f) else f, bool(at) and shadowed(f))
+        for at, f in enumerate((spec.id_index, *spec.fields))
+    )
+    _STEPS[id(spec)] = (spec, steps)
+    return steps
+
+
 def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
     """The projection of ``doc``: indexed fields by name, the id field first, then the time
     shadows and odd marks."""
     out: dict[str, Any] = {}
     marks: dict[str, Any] = {}
-    for at, field in enumerate((spec.id_index, *spec.fields)):
-        value = get_path(doc, field.path)
+    plain = type(doc) is dict
+    for name, path, dotted, converted, shadows in _steps(spec):
+        value = doc.get(path) if plain and not dotted else get_path(doc, path)
         if value is None:
             continue
-        # Shadows of the declared fields in their order (not of the id entry first), each
-        # one's however its name repeats: shadowed(field), inline because every write projects.
-        if at and field.kind is FieldKind.TIME and not field.array:
+        if shadows:
             micros = shadow(value)
             if micros is None:
-                marks[ODD + field.name] = "1"
+                marks[ODD + name] = "1"
             else:
-                marks[SHADOW + field.name] = micros
-        if field.name in out:
+                marks[SHADOW + name] = micros
+        if name in out:
             continue
-        shown = index_value(field, value)
-        if shown is not None:
-            out[field.name] = shown
+        if converted is None:
+            out[name] = list(value) if isinstance(value, list) else value
+        elif (shown := index_value(converted, value)) is not None:
+            out[name] = shown
     if marks:
         out.update(marks)
     return out
