@@ -8,9 +8,7 @@ commit.lua itself: a new write op fails here until it is covered."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 
 import fakeredis
 import orjson
@@ -23,6 +21,7 @@ from keyspace.connection import call
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import Scripts
 from keyspace.server import EmbeddedRedis
+from tests.lua_ops import commit_arity
 
 CHECK_OPS = {
     "absent",
@@ -35,20 +34,14 @@ CHECK_OPS = {
     "string",
     "gone",
     "hequals",
+    "claimed",
 }
 SENTINEL = "mf:test:sentinel"  # written by the plan before the op under test
 VICTIM = "mf:test:victim"  # the key the op under test writes, planted with every kind
 COUNTER, ID_PREFIX, KEY_PREFIX = "driver_counter", "driver_", "driver:"
 
 
-def _write_ops() -> list[str]:
-    source = resources.files("keyspace").joinpath("lua/commit.lua").read_text()
-    table = re.search(r"local arity = \{(.*?)\}", source, re.S)
-    assert table is not None
-    return [name for name in re.findall(r"(\w+) = \d+", table.group(1)) if name not in CHECK_OPS]
-
-
-WRITE_OPS = _write_ops()
+WRITE_OPS = [name for name in commit_arity() if name not in CHECK_OPS]
 
 Plant = Callable[[Redis, str], Awaitable[object]]
 
@@ -111,6 +104,7 @@ ACCEPTS: dict[str, set[str]] = {
     "zadd": {"none", "zset"},  # a ranked field's sorted set (keyspace.ranks)
     "zaddid": {"none", "zset"},
     "zrem": {"none", "zset"},
+    "outcome": EVERY,  # an Idempotency-Key's outcome: SET, on a key of any type
 }
 
 # Arguments after the key index, and whether the op needs a drawn id.
@@ -141,6 +135,7 @@ ARGS: dict[str, tuple[Arg, ...]] = {
     "zadd": ("512.0", "driver_9"),
     "zaddid": ("1e+22",),
     "zrem": ("driver_9",),
+    "outcome": ("replayed:", 60_000),
 }
 DRAWS_ID = {"jsetid", "setid", "saddid", "jsetat", "ttlat", "eventid", "zaddid"}
 SHOWN_PREFIX = "mf:proj:driver:"

@@ -3,8 +3,6 @@ plans that give a document, its claims and its projection one expiry in the same
 
 from __future__ import annotations
 
-import re
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from keyspace.schema import EntitySpec, IdStrategy, OnDelete, Schema
 from keyspace.system import System, parse_ttls
 from keyspace.systems.multiframe.entities import MULTIFRAME, USER
 from scripts.report import parse_ref_set
+from tests.lua_ops import commit_arity
 
 ACCOUNT = table(
     "account",
@@ -77,14 +76,7 @@ A1 = "c" + "1" * 24
 UUID1 = "00000000-0000-4000-8000-000000000001"
 
 
-def _arity() -> dict[str, int]:
-    source = resources.files("keyspace").joinpath("lua/commit.lua").read_text()
-    found = re.search(r"local arity = \{(.*?)\}", source, re.S)
-    assert found is not None
-    return {name: int(n) for name, n in re.findall(r"(\w+) = (\d+)", found.group(1))}
-
-
-ARITY = _arity()
+ARITY = commit_arity()
 SECOND_KEY = {"ttlof", "ttlat", "gone"}  # ops whose second argument is a KEYS index too
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from keyspace.plan import (
 from keyspace.projection import project
 from keyspace.schema import EntitySpec
 from keyspace.systems.multiframe.entities import COLLAB, DRIVER, MULTIFRAME, NFT, USER
+from tests.lua_ops import commit_arity
 
 CHIP = {"type": "quantum_processor", "cores": 128, "frequency": "4.5GHz", "architecture": "Q"}
 EMAIL_CLAIM = "mf:uniq:user:email:holo@misha.com"
@@ -29,14 +28,7 @@ NAME_CLAIM = "mf:uniq:user:username:holomisha"
 CHECK_OPS = {"absent", "equals", "exists", "unfenced", "free", "unclaimed", "card"}
 
 
-def _lua_arity() -> dict[str, int]:
-    source = resources.files("keyspace").joinpath("lua/commit.lua").read_text()
-    table = re.search(r"local arity = \{(.*?)\}", source, re.S)
-    assert table is not None
-    return {name: int(n) for name, n in re.findall(r"(\w+) = (\d+)", table.group(1))}
-
-
-ARITY = _lua_arity()
+ARITY = commit_arity()
 
 
 def user(user_id: str = "user_1", email: str = "Holo@Misha.com") -> dict[str, Any]:
