@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from datetime import UTC, datetime
@@ -40,6 +41,9 @@ def now_iso() -> str:
     return _clock[1]
 
 
+# A create normalizes the same text twice (validation, then the projection's time shadow),
+# and the server's own time (now_iso) is the same text for a second's creates.
+@functools.lru_cache(maxsize=1024)
 def normalize_iso(value: str) -> str:
     """Parse an ISO-8601 timestamp and return it in the seed's naive-UTC format.
 

@@ -29,7 +29,7 @@ and in a lookup alike: a version that a restore or reset deleted never counts fr
 so an answer computed before cannot be met again by chance."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """Keys and ops for one atomic commit; build with the methods, send with :meth:`args`.
     KEYS[1] is always ``pause``, the system's pause key (``Names.pause_key``): commit.lua
