@@ -51,9 +51,10 @@ from one definition. Entities without such fields index their documents directly
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from .codec import normalize_iso
 from .crypto import parse_sealed
@@ -112,23 +113,35 @@ def exact(micros: int) -> bool:
     return -_EXACT < micros < _EXACT
 
 
-# id(fields) -> (fields, projected): asked for every document written, and fields never
-# change (a tuple of frozen declarations, kept alive here so that its id stays its own).
-_PROJECTED: dict[int, tuple[tuple[Indexed, ...], bool]] = {}
+_T = TypeVar("_T")
+_PerSpec = dict[int, tuple[weakref.ref[EntitySpec], _T]]
+
+
+def _per_spec(cache: _PerSpec[_T], spec: EntitySpec, make: Callable[[EntitySpec], _T]) -> _T:
+    """``make(spec)``, kept while ``spec`` lives: every write asks, and a declaration never
+    changes. Entries go with their specs (one built at run time, a test's), review 37."""
+    known = cache.get(id(spec))
+    if known is not None and known[0]() is spec:
+        return known[1]
+    value = make(spec)
+    cache[id(spec)] = (weakref.ref(spec), value)
+    weakref.finalize(spec, cache.pop, id(spec), None)
+    return value
+
+
+def _projected(spec: EntitySpec) -> bool:
+    return any(
+        folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive or shadowed(f) or f.ranked
+        for f in spec.fields
+    )
+
+
+_PROJECTED: _PerSpec[bool] = {}
 
 
 def projected(spec: EntitySpec) -> bool:
     """True when ``spec`` is indexed through projections rather than its documents."""
-    fields = spec.fields
-    known = _PROJECTED.get(id(fields))
-    if known is not None and known[0] is fields:
-        return known[1]
-    answer = any(
-        folds(f) or f.kind in _CONVERTED or f.nullable or f.sensitive or shadowed(f) or f.ranked
-        for f in fields
-    )
-    _PROJECTED[id(fields)] = (fields, answer)
-    return answer
+    return _per_spec(_PROJECTED, spec, _projected)
 
 
 def _one(field: Indexed, value: Any) -> Any:
@@ -186,23 +199,17 @@ def _kept(field: Indexed) -> bool:
 # when its value needs index_value (None: kept as stored) and whether it has a time shadow.
 _Step = tuple[str, str, bool, Indexed | None, bool]
 
-# id(spec) -> (spec, steps): every write projects, and a declaration never changes (kept
-# alive here, as in _PROJECTED, so that its id stays its own).
-_STEPS: dict[int, tuple[EntitySpec, tuple[_Step, ...]]] = {}
 
-
-def _steps(spec: EntitySpec) -> tuple[_Step, ...]:
-    known = _STEPS.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
+def _compile(spec: EntitySpec) -> tuple[_Step, ...]:
     # Shadows of the declared fields (not of the id entry first), each one's however its
     # name repeats.
-    steps = tuple(
+    return tuple(
         (f.name, f.path, "." in f.path, None if _kept(f) else f, bool(at) and shadowed(f))
         for at, f in enumerate((spec.id_index, *spec.fields))
     )
-    _STEPS[id(spec)] = (spec, steps)
-    return steps
+
+
+_STEPS: _PerSpec[tuple[_Step, ...]] = {}
 
 
 def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +218,7 @@ def project(spec: EntitySpec, doc: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     marks: dict[str, Any] = {}
     plain = type(doc) is dict
-    for name, path, dotted, converted, shadows in _steps(spec):
+    for name, path, dotted, converted, shadows in _per_spec(_STEPS, spec, _compile):
         value = doc.get(path) if plain and not dotted else get_path(doc, path)
         if value is None:
             continue

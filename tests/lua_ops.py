@@ -18,3 +18,11 @@ def commit_arity() -> dict[str, int]:
             out[name] = int(width)
     assert len(out) > 30, out  # the parse found the chain
     return out
+
+
+def commit_uses_id() -> set[str]:
+    """The ops commit.lua's ``uses_id`` names: those writing under the id the script draws."""
+    source = resources.files("keyspace").joinpath("lua/commit.lua").read_text()
+    body = re.search(r"local function uses_id\(op\)\n(.*?)\nend\n", source, re.S)
+    assert body is not None
+    return set(re.findall(r"op == '(\w+)'", body.group(1)))

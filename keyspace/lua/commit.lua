@@ -286,6 +286,14 @@ local function write(op, a)
   end
 end
 
+-- The ops that write under the id the script draws (ARGV[3]).
+local function uses_id(op)
+  return op == 'jsetid' or op == 'setid' or op == 'saddid' or op == 'jsetat' or op == 'ttlat'
+      or op == 'eventid' or op == 'zaddid'
+end
+local drawing = (tonumber(ARGV[3]) or 0) > 0
+if drawing and not K[tonumber(ARGV[5])] then return fail('bad_plan', 'draw', ARGV[5]) end
+
 -- Parse every op before running any, so a malformed plan writes nothing.
 local ops, args = {}, {}  -- each op's name, and its arguments
 local i = 7
@@ -298,6 +306,9 @@ while i <= #ARGV do
   -- Every op's first argument is a KEYS index: a number once here, since tonumber is a
   -- strtod (the most of the script's own time of any library call, measured with perf).
   a[1] = tonumber(a[1])
+  -- A key index outside KEYS, or an op of the drawn id where none is drawn, would raise
+  -- after the plan's earlier writes (review 37).
+  if not K[a[1]] or (uses_id(op) and not drawing) then return fail('bad_plan', op, tostring(i)) end
   args[#ops] = a
   i = i + width + 1
 end

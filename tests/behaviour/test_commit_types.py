@@ -16,12 +16,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from keyspace import connect, keys
+from keyspace import connect, keys, lua_sources
 from keyspace.connection import call
 from keyspace.plan import Arg, Plan
 from keyspace.scripts import Scripts
 from keyspace.server import EmbeddedRedis
-from tests.lua_ops import commit_arity
+from tests.lua_ops import commit_arity, commit_uses_id
 
 CHECK_OPS = {
     "absent",
@@ -261,3 +261,64 @@ async def test_a_taken_projection_key_makes_the_draw_skip_that_id(client: Redis)
     assert await client.get(planted) == b"planted"
     for key in (f"{KEY_PREFIX}{ID_PREFIX}2", f"{SHOWN_PREFIX}{ID_PREFIX}2"):
         assert orjson.loads(await call(client, "JSON.GET", key, ".")) == {"driver_id": "driver_2"}
+
+
+# Plans the service never builds, sent as they are: commit.lua's last line of defence. A key
+# index outside KEYS, or an op of the drawn id in a plan that draws none, used to raise after
+# the plan's earlier writes (review 37); every such plan is now refused whole.
+COMMIT_ARITY = commit_arity()
+NO_DRAW = ["0", "0", "0", "", "0", ""]  # ARGV[1..6]: no check, no return, no counter
+
+
+async def _raw_commit(client: Redis, keys_: list[str], argv: list[str]) -> object:
+    return await client.eval(lua_sources.source("commit.lua"), len(keys_), *keys_, *argv)
+
+
+async def _planted(client: Redis) -> dict[bytes, tuple[str, object, bool]]:
+    await client.flushall()
+    await call(client, "JSON.SET", "doc:1", "$", '{"a":1}')
+    await client.set(COUNTER, "5")
+    return await dump(client)
+
+
+@pytest.mark.parametrize("op", sorted(COMMIT_ARITY))
+@pytest.mark.parametrize("index", ["9", "0", "x"])
+async def test_an_op_naming_no_key_is_refused_before_any_write(
+    client: Redis, op: str, index: str
+) -> None:
+    before = await _planted(client)
+    rest = ["1"] * (COMMIT_ARITY[op] - 1)
+    if op in CHECK_OPS:  # ARGV[7]: checks come first
+        argv, at = ["1", *NO_DRAW[1:], op, index, *rest, "jset", "2", '{"a":2}'], b"7"
+    else:  # ARGV[10], after a write
+        argv = [*NO_DRAW[:2], "3", ID_PREFIX, "4", "", "jset", "2", '{"a":2}', op, index, *rest]
+        at = b"10"
+    reply = await _raw_commit(client, [keys.pause_key(), "doc:1", COUNTER, KEY_PREFIX], argv)
+    assert reply == [b"err", b"bad_plan", op.encode(), at]
+    assert await dump(client) == before
+
+
+def test_the_ops_of_the_drawn_id_are_the_ones_commit_lua_checks() -> None:
+    assert commit_uses_id() == DRAWS_ID
+
+
+@pytest.mark.parametrize("op", sorted(DRAWS_ID))
+async def test_an_op_of_the_drawn_id_in_a_plan_drawing_none_is_refused(
+    client: Redis, op: str
+) -> None:
+    before = await _planted(client)
+    rest = ["2"] * (COMMIT_ARITY[op] - 1)
+    argv = [*NO_DRAW, "jset", "2", '{"a":2}', op, "2", *rest]
+    reply = await _raw_commit(client, [keys.pause_key(), "doc:1"], argv)
+    assert reply == [b"err", b"bad_plan", op.encode(), b"10"]
+    assert await dump(client) == before
+
+
+async def test_a_draw_completing_no_key_is_refused_before_the_counter_moves(
+    client: Redis,
+) -> None:
+    before = await _planted(client)
+    argv = ["0", "0", "3", ID_PREFIX, "9", "", "jsetid", "2", '{"driver_id":"', '"}']
+    reply = await _raw_commit(client, [keys.pause_key(), "doc:1", COUNTER], argv)
+    assert reply == [b"err", b"bad_plan", b"draw", b"9"]
+    assert await dump(client) == before
