@@ -41,9 +41,11 @@ def now_iso() -> str:
     return _clock[1]
 
 
-# A create normalizes the same text twice (validation, then the projection's time shadow),
-# and the server's own time (now_iso) is the same text for a second's creates.
-@functools.lru_cache(maxsize=1024)
+# A create normalizes the same text twice in a row (validation, then the projection's time
+# shadow), and the server's own time (now_iso) is the same text for a second's creates. A few
+# answers are enough: more would hold memory for texts never asked again (generate's flat
+# memory, tests/integration/test_generate_memory.py).
+@functools.lru_cache(maxsize=16)
 def normalize_iso(value: str) -> str:
     """Parse an ISO-8601 timestamp and return it in the seed's naive-UTC format.
 
