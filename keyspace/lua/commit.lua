@@ -220,11 +220,12 @@ end
 -- keeps the old rule, and nothing here may raise after the writes.
 local function trim_feed(stream, maxlen, age_ms)
   local removed = nil
-  if redis.call('XLEN', stream) > tonumber(maxlen) then
-    local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-    redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+  -- XTRIM's count says whether it removed anything: at the cap, nearly every commit trims
+  -- nothing ('~' waits for a whole node), and reads nothing more.
+  if redis.call('XLEN', stream) > tonumber(maxlen)
+      and redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen) > 0 then
     local kept = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-    if first and kept and kept[1] ~= first[1] then removed = before_id(kept[1]) end
+    if kept then removed = before_id(kept[1]) end
   end
   local oldest = now_ms() - age_ms
   local cut = string.format('%d', oldest)

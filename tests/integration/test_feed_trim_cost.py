@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from keyspace import Keyspace
+from keyspace.changes import ChangeCap
 from keyspace.connection import call
 from tests import factories as f
 
@@ -45,3 +46,25 @@ async def test_an_old_event_is_still_trimmed_and_recorded(real_client: Redis) ->
     fields = dict(zip(info[::2], info[1::2], strict=True))
     assert fields[b"max-deleted-entry-id"] == b"1-1"
     assert owner.doc["user_id"]
+
+
+async def test_a_feed_at_its_cap_reads_no_entry_when_the_trim_removes_none(
+    real_client: Redis,
+) -> None:
+    # At the cap nearly every commit trims nothing ('~' waits for a whole node): XTRIM's count
+    # says so, and no entry is read (before: two more XRANGEs a commit, ~5 us of Redis).
+    ks = Keyspace(real_client, changes_cap=ChangeCap(maxlen=5, max_age=86_400))
+    await ks.setup()
+    stream = ks.schema.names.changes_key()
+    owner = await f.user(ks, "trimmer")
+    for n in range(10):
+        await f.driver(ks, owner.doc["user_id"], cores=n + 1)
+    length = await real_client.xlen(stream)
+    assert length > 5  # over the cap: no whole node can go yet
+    before = await calls(real_client, "xrange"), await calls(real_client, "xtrim")
+    for n in range(10):
+        await f.driver(ks, owner.doc["user_id"], cores=n + 1)
+    assert await calls(real_client, "xtrim") - before[1] == 10  # each commit asked
+    # The age probe's alone (one a commit): the length trim read no entry.
+    assert await calls(real_client, "xrange") - before[0] == 10
+    assert await real_client.xlen(stream) == length + 10
