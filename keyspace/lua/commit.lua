@@ -294,6 +294,11 @@ local function uses_id(op)
 end
 local drawing = (tonumber(ARGV[3]) or 0) > 0
 if drawing and not K[tonumber(ARGV[5])] then return fail('bad_plan', 'draw', ARGV[5]) end
+-- ARGV[2]: a dry run, nothing to return, or a key's index (anything else raised after the
+-- writes, review 38).
+if ARGV[2] ~= '-1' and ARGV[2] ~= '0' and not K[tonumber(ARGV[2])] then
+  return fail('bad_plan', 'return', ARGV[2] or '')
+end
 
 -- Parse every op before running any, so a malformed plan writes nothing.
 local ops, args = {}, {}  -- each op's name, and its arguments
@@ -406,7 +411,12 @@ local function writable(n_first)
     if numeric and not string.match(a[2], '^%d+$') then
       return fail('bad_plan', op, a[2])
     end
-    if op == 'outcome' and not string.match(a[3], '^[1-9]%d*$') then
+    -- A time in ms that PEXPIRE and SET PX take: at most 15 digits (~31,000 years; a longer
+    -- one was refused by Redis after the plan's earlier writes, review 38).
+    if (op == 'pexpire' or op == 'keepttl') and #a[2] > 15 then
+      return fail('bad_plan', op, a[2])
+    end
+    if op == 'outcome' and not (string.match(a[3], '^[1-9]%d*$') and #a[3] <= 15) then
       return fail('bad_plan', op, a[3])
     end
     if op == 'trim' and not (string.match(a[2], '^%d+$') and string.match(a[3], '^%d+$')) then

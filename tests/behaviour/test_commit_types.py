@@ -322,3 +322,34 @@ async def test_a_draw_completing_no_key_is_refused_before_the_counter_moves(
     reply = await _raw_commit(client, [keys.pause_key(), "doc:1", COUNTER], argv)
     assert reply == [b"err", b"bad_plan", b"draw", b"9"]
     assert await dump(client) == before
+
+
+@pytest.mark.parametrize("returning", ["9", "x", "-2", ""])
+async def test_a_plan_returning_no_key_is_refused_before_any_write(
+    client: Redis, returning: str
+) -> None:
+    before = await _planted(client)
+    argv = ["0", returning, *NO_DRAW[2:], "jset", "2", '{"a":2}']
+    reply = await _raw_commit(client, [keys.pause_key(), "doc:1"], argv)
+    assert reply == [b"err", b"bad_plan", b"return", returning.encode()]
+    assert await dump(client) == before
+
+
+# Redis takes a TTL up to ~2^63 ms past now; at most 15 digits are accepted (review 38: a
+# longer one was refused by PEXPIRE or SET PX after the plan's earlier writes).
+@pytest.mark.parametrize(
+    ("op", "args_", "ms"),
+    [("pexpire", ["2"], "9" * 20), ("keepttl", ["2"], "9" * 16), ("outcome", ["3", "h"], "9" * 16)],
+)
+async def test_a_time_redis_cannot_take_is_refused_before_any_write(
+    client: Redis, op: str, args_: list[str], ms: str
+) -> None:
+    before = await _planted(client)
+    argv = [*NO_DRAW, "jset", "2", '{"a":2}', op, *args_, ms]
+    reply = await _raw_commit(client, [keys.pause_key(), "doc:1", "mf:test:outcome"], argv)
+    assert reply == [b"err", b"bad_plan", op.encode(), ms.encode()]
+    assert await dump(client) == before
+    argv[-1] = "9" * 15  # the longest taken: the plan applies
+    assert (await _raw_commit(client, [keys.pause_key(), "doc:1", "mf:test:outcome"], argv))[
+        0
+    ] == b"ok"
