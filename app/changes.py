@@ -118,20 +118,22 @@ async def _check_kept(request: web.Request, after: feed_events.EventId | None) -
             newest_id=feed_events.format_id(newest),
         )
     if feed_events.trimmed_past(after, state):
-        raise _gone(
-            after,
-            state,
-            "events after this id were trimmed from the feed (its cap: MULTIFRAME_CHANGES_"
-            "MAXLEN, MULTIFRAME_CHANGES_MAX_AGE); start again from the oldest kept",
-        )
+        raise _gone(after, state, TRIMMED)
+
+
+TRIMMED = (
+    "events after this id were trimmed from the feed (its cap: MULTIFRAME_CHANGES_MAXLEN, "
+    "MULTIFRAME_CHANGES_MAX_AGE); start again from the oldest kept"
+)
 
 
 def _gone(
-    after: feed_events.EventId, state: Mapping[str, Any], message: str, **more: str
+    after: feed_events.EventId | None, state: Mapping[str, Any], message: str, **more: str
 ) -> ApiError:
     """410 ``gone``: the consumer re-reads what it mirrors; ``details.oldest_id`` is the
     oldest event kept (None when none is)."""
-    details = {"since": feed_events.format_id(after), "oldest_id": feed_events.oldest_id(state)}
+    since = feed_events.format_id(after) if after is not None else None
+    details = {"since": since, "oldest_id": feed_events.oldest_id(state)}
     return ApiError(410, "gone", message, details={**details, **more})
 
 
@@ -287,6 +289,8 @@ async def _stream(
                 break
             sent = read.position
         await _follow(request, response, sub, sent)
+    except feed.Trimmed:
+        pass  # trimmed while it read (review 38): the stream ends, Last-Event-ID meets a 410
     except ConnectionError:
         if not sub.dropped.is_set():
             raise
@@ -306,7 +310,11 @@ async def changes(request: web.Request) -> web.StreamResponse:
         _bounded(request, "wait", 0, MAX_WAIT, 0)
     await _check_kept(request, after)
     if as_json:
-        body = await _json_page(request, wanted, after)
+        try:
+            body = await _json_page(request, wanted, after)
+        except feed.Trimmed:  # trimmed while it read (review 38): never a page with a gap
+            state = await feed.info(keyspace(request).client, _key(request))
+            raise _gone(after, state, TRIMMED) from None
         return web.Response(body=body, content_type=JSON)
     if request.method == hdrs.METH_HEAD:
         return web.Response(headers={hdrs.CONTENT_TYPE: EVENT_STREAM})

@@ -153,6 +153,10 @@ class Hub:
                 events = await feed.read_new(
                     self.client, self.key, self.position, BLOCK_MS, self.batch
                 )
+            except feed.Trimmed:
+                self._overrun()
+                self.position = await self._newest()
+                continue
             except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
                 # Nothing is lost: the position stays, and the next read starts there.
                 log.warning("change feed: reading the stream failed (%s); retrying", exc)
@@ -163,6 +167,21 @@ class Hub:
                 self.publish(event)
             # Let the subscribers take what was queued before the next batch comes.
             await asyncio.sleep(0)
+
+    def _overrun(self) -> None:
+        """Events after the position were trimmed before the reader read them (a burst past
+        the feed's cap between two reads, review 38): every subscriber would miss them, so
+        each is dropped, and resumes with Last-Event-ID (a 410 when it had not read them)."""
+        dropping = list(self.subscribers)
+        self.subscribers.clear()
+        self.dropped += len(dropping)
+        log.warning(
+            "change feed: events were trimmed before the reader read them (a burst past "
+            "MULTIFRAME_CHANGES_MAXLEN); %d subscribers dropped to resume from their ids",
+            len(dropping),
+        )
+        for sub in dropping:
+            sub.drop()
 
     def publish(self, event: dict[str, Any]) -> None:
         for sub in list(self.subscribers):

@@ -10,10 +10,15 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .changes import MAX_PART, EventId, event_of, format_id, parse_id
+from .changes import MAX_PART, EventId, event_of, format_id, parse_id, trimmed_past
 from .connection import call
 
 PAGE = 500  # entries per XRANGE while paging through history
+
+
+class Trimmed(Exception):
+    """Events after the id a read started from were trimmed before it could read them: what
+    it read does not follow on from there (the consumer is told 410, never given a gap)."""
 
 
 def _text(value: Any) -> str:
@@ -46,24 +51,40 @@ def _events(entries: Sequence[Any]) -> list[dict[str, Any]]:
     return [event_of(entry[0], entry[1]) for entry in entries]
 
 
+async def _followed_on(client: Redis, key: str, since: EventId) -> None:
+    """Trimmed when events after ``since`` are trimmed by now. Asked after a read from
+    ``since``: a trim only ever removes more, so when none after ``since`` is gone now, none
+    was when the read ran, and the read followed on (review 38: a trim between a check and
+    the read let a page start past removed events and answer 200). A trim after the read
+    makes a 410 its consumer might have done without: never a silent gap."""
+    if trimmed_past(since, await info(client, key)):
+        raise Trimmed(format_id(since))
+
+
 async def after(
     client: Redis, key: str, since: EventId | None, count: int = PAGE
 ) -> list[dict[str, Any]]:
-    """Up to ``count`` events after ``since`` (None: from the oldest kept), oldest first."""
+    """Up to ``count`` events after ``since`` (None: from the oldest kept), oldest first;
+    Trimmed when events after ``since`` were trimmed."""
     if since == (MAX_PART, MAX_PART):
         return []  # no id follows it (and Redis refuses an exclusive range from it)
     start = "-" if since is None else "(" + format_id(since)
-    return _events(await call(client, "XRANGE", key, start, "+", "COUNT", count))
+    events = _events(await call(client, "XRANGE", key, start, "+", "COUNT", count))
+    if since is not None:
+        await _followed_on(client, key, since)
+    return events
 
 
 async def read_new(
     client: Redis, key: str, since: EventId, block_ms: int, count: int = 1000
 ) -> list[dict[str, Any]]:
     """The events after ``since``, waiting up to ``block_ms`` for one to arrive (XREAD BLOCK:
-    a pooled connection of its own for that long, never the pipelined one)."""
+    a pooled connection of its own for that long, never the pipelined one); Trimmed when
+    events after ``since`` were trimmed (a burst past the feed's cap between two reads)."""
     reply = await call(
         client, "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", key, format_id(since)
     )
+    await _followed_on(client, key, since)
     if not reply:
         return []
     streams = reply.items() if isinstance(reply, Mapping) else reply

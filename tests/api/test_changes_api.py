@@ -4,13 +4,14 @@ resume, who may follow what, 400 and 410 (docs/changes.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.test_utils import TestClient
 from fakeredis import FakeAsyncRedis
 from redis.asyncio import Redis
@@ -387,3 +388,61 @@ async def test_an_id_past_the_newest_event_is_gone_not_waited_for(redis: Redis) 
         await redis.delete(api.app[KEYSPACE].schema.names.changes_key())
         assert (await api.get("/api/changes?since=5-0", headers=JSON)).status == 410
         assert (await api.get("/api/changes?since=0", headers=JSON)).status == 200
+
+
+async def test_a_burst_past_the_cap_between_two_reads_ends_the_stream(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 38: the one reader read on from its position although the events after it had
+    # been trimmed unread (one batch create past the cap): live consumers missed them with
+    # the stream open and no 410. Now every consumer's stream ends, and resuming is a 410.
+    async with serving(redis, settings(changes_maxlen=10)) as api:
+        await created(api, "users", user_body("First"))
+        resp = await api.get("/api/changes?collections=users")
+        assert resp.status == 200
+        await created(api, "users", user_body("Seen"))
+        seen = await next_events(resp, 1)
+        hub = api.app[HUB]
+        read = feed.read_new
+
+        async def slow_read(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            await burst.wait()  # the whole burst lands (and is trimmed) before this read
+            return await read(*args, **kwargs)
+
+        burst = asyncio.Event()
+        monkeypatch.setattr(feed, "read_new", slow_read)  # the hub looks it up at each read
+        await asyncio.sleep(0.7)  # the read in progress ends (BLOCK_MS) and the next waits
+        batch = [user_body(f"B{n}") for n in range(300)]
+        answer = await api.post("/api/users", json=batch, headers=bearer(ADMIN_TOKEN))
+        assert answer.status in (200, 201), await answer.text()
+        burst.set()
+        async with asyncio.timeout(10):
+            # The stream ends (its connection is cut): nothing it sent would follow on.
+            with contextlib.suppress(ClientPayloadError):
+                while (await resp.content.readline()) != b"":
+                    pass
+        assert hub.dropped >= 1
+        again = await api.get("/api/changes", headers=JSON | {"Last-Event-ID": seen[0]["id"]})
+        assert again.status == 410
+
+
+async def test_a_page_whose_events_were_trimmed_while_it_read_is_410(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 38: the page checked the trim, then read: a trim between the two made it start
+    # at the oldest kept event and answer 200, skipping the events trimmed in between.
+    async with serving(redis, settings(changes_maxlen=10)) as api:
+        await created(api, "users", user_body("First"))
+        since = (await page(api))["events"][0]["id"]
+        check = changes_api._check_kept
+
+        async def then_burst(request: web.Request, after: Any) -> None:
+            await check(request, after)  # kept when checked; then 300 writes trim past it
+            batch = [user_body(f"B{n}") for n in range(300)]
+            answer = await api.post("/api/users", json=batch, headers=bearer(ADMIN_TOKEN))
+            assert answer.status in (200, 201), await answer.text()
+
+        monkeypatch.setattr(changes_api, "_check_kept", then_burst)
+        resp = await api.get(f"/api/changes?since={since}", headers=JSON)
+        assert resp.status == 410, await resp.text()
+        assert (await resp.json())["error"]["details"]["since"] == since
