@@ -154,8 +154,13 @@ class Hub:
                     self.client, self.key, self.position, BLOCK_MS, self.batch
                 )
             except feed.Trimmed:
+                # As after an idle spell: a subscriber coming while the new position is looked
+                # up waits for it, or could read its history before that position and miss
+                # what falls between (review 39).
+                self.ready.clear()
                 self._overrun()
                 self.position = await self._newest()
+                self.ready.set()
                 continue
             except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
                 # Nothing is lost: the position stays, and the next read starts there.

@@ -446,3 +446,49 @@ async def test_a_page_whose_events_were_trimmed_while_it_read_is_410(
         resp = await api.get(f"/api/changes?since={since}", headers=JSON)
         assert resp.status == 410, await resp.text()
         assert (await resp.json())["error"]["details"]["since"] == since
+
+
+async def test_a_stream_opened_while_the_reader_recovers_from_a_trim_misses_nothing(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 39: after a trim past its position the reader looked up its new position with
+    # `ready` still set; a stream opened meanwhile read its history at once, and the reader's
+    # new position jumped past what was written in between: a silent gap.
+    async with serving(redis, settings()) as api:
+        await created(api, "users", user_body("First"))
+        follower = await api.get("/api/changes?collections=users")  # the reader runs
+        assert follower.status == 200
+        hub = api.app[HUB]
+        read, newest = feed.read_new, hub._newest
+        tripped, release = asyncio.Event(), asyncio.Event()
+
+        async def trimmed_once(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            if not tripped.is_set():
+                tripped.set()
+                raise feed.Trimmed("as if a burst had passed the cap")
+            return await read(*args, **kwargs)
+
+        async def slow_newest() -> Any:
+            await release.wait()  # a slow lookup (a BUSY reply retried, review 39)
+            return await newest()
+
+        monkeypatch.setattr(hub, "_newest", slow_newest)
+        monkeypatch.setattr(feed, "read_new", trimmed_once)
+        async with asyncio.timeout(5):
+            await tripped.wait()
+        last = (await page(api))["last_id"]
+        opening = asyncio.ensure_future(
+            api.get("/api/changes?collections=users", headers={"Last-Event-ID": last})
+        )
+        await asyncio.sleep(0.1)
+        names = ["Una", "Duo", "Tres"]
+        for name in names:
+            await created(api, "users", user_body(name))
+        release.set()
+        await created(api, "users", user_body("Quat"))
+        resp = await opening
+        assert resp.status == 200
+        events = await next_events(resp, 4)
+        assert len({e["doc_id"] for e in events}) == 4
+        resp.close()
+        follower.close()
