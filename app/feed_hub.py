@@ -85,10 +85,16 @@ class Hub:
         :attr:`ready`."""
         self._task = asyncio.create_task(self._run(), name=READER_TASK)
 
-    async def stop(self) -> None:
-        for sub in list(self.subscribers):
-            sub.drop()
+    def _drop_all(self) -> int:
+        """Drop every subscriber (each stream ends); how many there were."""
+        dropping = list(self.subscribers)
         self.subscribers.clear()
+        for sub in dropping:
+            sub.drop()
+        return len(dropping)
+
+    async def stop(self) -> None:
+        self._drop_all()
         self._stopping = True
         self._wanted.set()  # an idle reader wakes, sees the stop and ends
         if self._task is None:
@@ -177,16 +183,13 @@ class Hub:
         """Events after the position were trimmed before the reader read them (a burst past
         the feed's cap between two reads, review 38): every subscriber would miss them, so
         each is dropped, and resumes with Last-Event-ID (a 410 when it had not read them)."""
-        dropping = list(self.subscribers)
-        self.subscribers.clear()
-        self.dropped += len(dropping)
+        dropped = self._drop_all()
+        self.dropped += dropped
         log.warning(
             "change feed: events were trimmed before the reader read them (a burst past "
             "MULTIFRAME_CHANGES_MAXLEN); %d subscribers dropped to resume from their ids",
-            len(dropping),
+            dropped,
         )
-        for sub in dropping:
-            sub.drop()
 
     def publish(self, event: dict[str, Any]) -> None:
         for sub in list(self.subscribers):

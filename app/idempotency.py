@@ -20,10 +20,11 @@ from keyspace import idempotency as idem
 
 from . import auth
 from .errors import ApiError, Handler, error_response, from_keyspace
+from .privacy import stored_answer
 from .resources import Collection, Members
 from .routing import Route
 from .state import SETTINGS, keyspace
-from .wire import JSON, read_json, stored_response
+from .wire import JSON, read_json
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -78,7 +79,7 @@ async def _replay(
         if documents.sealing(spec) is not None:  # sealed values served opened, as at first
             stored = await documents.opened(spec, doc_id, stored)
         location = url(doc_id) if url is not None and record.status == 201 else None
-        response = stored_response(stored, status=record.status, location=location)
+        response = stored_answer(request, spec, stored, status=record.status, location=location)
     elif record.kind == "docs" and spec is not None:  # a batch: each served as at first
         response = web.Response(
             body=await _batch_body(request, spec, record.body),

@@ -28,6 +28,7 @@ from keyspace import (
 from . import auth, batch, policy
 from .auth import caller
 from .errors import ApiError
+from .privacy import Withholding, stored_answer, withholding
 from .shaping import page_of, read_response, read_stored, selecting, shape, targets
 from .state import PREFETCHED, keyspace, system
 from .wire import (
@@ -60,18 +61,23 @@ async def _listed(
     params: dict[str, list[str]],
     compute: Callable[[bool], Awaitable[Page]],
     also: tuple[EntitySpec, ...] = (),
+    withholds: Withholding | None = None,
 ) -> web.Response:
     """A list answer of ``spec``: from the cache when the system caches its lists
     (keyspace.cache), else computed (and then stored exactly as served). ``compute(fresh)``
     reads the primary when ``fresh``: an answer to be cached is never a replica's, which may
-    miss a write whose cache version it would be stored under."""
+    miss a write whose cache version it would be stored under. ``withholds``: what the
+    caller may not read (app.privacy)."""
 
     rules = system(request).cache
-    # Expanded documents (``also``) are part of the answer: cached only if theirs are too.
+    # Expanded documents (``also``) are part of the answer: cached only if theirs are too. An
+    # answer withholding private fields is one caller's (never cached: keyspace.privacy).
     cached = rules is not None and spec.cached and all(s.cached for s in also)
+    cached = cached and withholds is None
 
     async def body() -> bytes:
-        return orjson.dumps((await compute(cached)).body())
+        page = (await compute(cached)).body()
+        return orjson.dumps(page if withholds is None else withholds.page(page))
 
     if rules is None or not cached:
         return web.Response(body=await body(), content_type=JSON)
@@ -113,6 +119,7 @@ class Collection:
                 lambda fresh: ks.list(self.spec, query, fresh=fresh, paths=shaped.kept),
             ),
             targets(request, shaped),
+            withholding(request, self.spec, shaped),
         )
 
     async def create(self, request: web.Request) -> web.Response:
@@ -134,15 +141,16 @@ class Collection:
         # Who owns what the body refers to (no I/O unless it names owned documents).
         owners = await keyspace(request).reference_owners(self.spec, body)
         stored = await auth.authorized_create(request, self.spec, body, prepared, owners)
-        return stored_response(
-            stored, status=201, location=self.url(stored.doc[self.spec.id_field])
-        )
+        location = self.url(stored.doc[self.spec.id_field])
+        return stored_answer(request, self.spec, stored, status=201, location=location)
 
     async def get(self, request: web.Request) -> web.Response:
         readable(request, self.spec)
         shaped = shape(request, self.spec, query_params(request))
-        if not shaped.plain:
-            return await read_response(request, shaped, await read_stored(request, self.spec))
+        withholds = withholding(request, self.spec, shaped)
+        if not shaped.plain or withholds is not None:
+            stored = await read_stored(request, self.spec)
+            return await read_response(request, shaped, stored, withholds)
         prefetched = request.get(PREFETCHED)
         if prefetched is None:  # not read during authorization
             stored = await keyspace(request).read(self.spec, request.match_info["id"])
@@ -185,8 +193,9 @@ class Collection:
             create_guard=create_guard,
         )
         if done.created:
-            return stored_response(done.stored, status=201, location=self.url(doc_id))
-        return stored_response(done.stored)
+            location = self.url(doc_id)
+            return stored_answer(request, self.spec, done.stored, status=201, location=location)
+        return stored_answer(request, self.spec, done.stored)
 
     async def patch(self, request: web.Request) -> web.Response:
         return await self._update(request, merge=True)
@@ -199,7 +208,7 @@ class Collection:
         owners = {} if who.admin else await ks.reference_owners(self.spec, body)
         guard = policy.update_guard(who, system(request), self.spec, owners)
         stored = await write(self.spec, doc_id, body, if_revision=if_match(request), guard=guard)
-        return stored_response(stored)
+        return stored_answer(request, self.spec, stored)
 
     async def delete(self, request: web.Request) -> web.Response:
         pinned = if_match(request)
@@ -241,6 +250,7 @@ class Relation:
                 lambda fresh: ks.list(self.spec, query, fresh=fresh, paths=shaped.kept),
             ),
             targets(request, shaped),
+            withholding(request, self.spec, shaped),
         )
 
 
@@ -290,7 +300,9 @@ class Nearest:
         except ValidationFailed as exc:
             raise ApiError(400, "invalid_parameter", exc.message, details=exc.details) from None
         found = await keyspace(request).nearest(self.spec, body.get("vector"), k, query)
-        return json_response({"items": [d for d, _ in found], "scores": [s for _, s in found]})
+        withholds = withholding(request, self.spec)
+        items = [d if withholds is None else withholds.item(d) for d, _ in found]
+        return json_response({"items": items, "scores": [s for _, s in found]})
 
 
 @dataclass(frozen=True)
@@ -320,7 +332,7 @@ class Members:
             if_revision=if_match(request),
             guard=policy.membership_guard(caller(request), self.spec, self.field),
         )
-        return stored_response(stored)
+        return stored_answer(request, self.spec, stored)
 
     async def remove(self, request: web.Request) -> web.Response:
         member = next(v for k, v in request.match_info.items() if k != "id")
@@ -332,7 +344,7 @@ class Members:
             if_revision=if_match(request),
             guard=policy.membership_guard(caller(request), self.spec, self.field),
         )
-        return stored_response(stored)
+        return stored_answer(request, self.spec, stored)
 
 
 async def mint_token(request: web.Request) -> web.Response:

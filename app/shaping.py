@@ -18,6 +18,7 @@ from keyspace import EntitySpec, NotFound, Page, Stored, ValidationFailed, embed
 from . import policy
 from .auth import caller
 from .errors import ApiError
+from .privacy import Withholding
 from .state import PREFETCHED, keyspace
 from .wire import JSON, etag, none_match
 
@@ -89,11 +90,18 @@ async def read_stored(request: web.Request, spec: EntitySpec) -> Stored:
     return await ks.documents.opened(spec, doc_id, Stored.from_raw(prefetched.raw))
 
 
-async def read_response(request: web.Request, shaped: sparse.Shape, stored: Stored) -> web.Response:
-    """A read's shaped answer: the document's own ETag (a partial read names the revision it
-    was cut from, so If-Match on a write works), If-None-Match evaluated unless it embeds
-    other documents (their changes do not change that ETag)."""
+async def read_response(
+    request: web.Request,
+    shaped: sparse.Shape,
+    stored: Stored,
+    withholds: Withholding | None = None,
+) -> web.Response:
+    """A read's shaped answer, less what ``withholds`` (app.privacy): the document's own ETag
+    (a partial read names the revision it was cut from, so If-Match on a write works),
+    If-None-Match evaluated unless it embeds other documents (their changes do not change
+    that ETag)."""
     found = await _expanded(request, shaped, [stored.doc], fresh=True)  # as reads by id
-    body = orjson.dumps(shaped.apply(stored.doc, found))
+    shown = shaped.apply(stored.doc, found)
+    body = orjson.dumps(shown if withholds is None else withholds.item(shown))
     response = web.Response(body=body, content_type=JSON, headers={"ETag": etag(stored.revision)})
     return response if shaped.expand else none_match(request, response)

@@ -143,6 +143,7 @@ def table(
     upgrades: Sequence[Migration] = (),
     checks: Sequence[Check] = (),
     admin_fields: Sequence[str] = (),
+    private_fields: Sequence[str] = (),
 ) -> EntitySpec:
     """The declaration of one entity (``name`` is also its key prefix unless ``prefix``);
     ``admin_read``: only admins read it (sessions: their tokens are credentials); ``lock``
@@ -161,7 +162,9 @@ def table(
     over several fields of one document (SQL's CHECK constraints), each a :class:`Check`
     refusing a create or an update (422) whose result breaks it. ``admin_fields``: fields
     only admins set or change (a member's create leaves them at their default; the API
-    refuses anything else with 403)."""
+    refuses anything else with 403). ``private_fields``: fields only admins and the
+    document's owner read, withheld from everyone else's answers (never indexed or unique:
+    keyspace.sensitive.check_private)."""
     assert ttl is not None or refresh_on_write, f"{name}: refresh_on_write without a ttl"
     names = [c.name for c in fields]
     assert set(admin_fields) <= set(names), f"{name}: admin_fields names no field"
@@ -219,6 +222,7 @@ def table(
         upsert=upsert,
         open_refs=tuple(open_refs),
         admin_fields=tuple(admin_fields),
+        private_fields=tuple(private_fields),
     )
 
 

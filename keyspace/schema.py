@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from .features import Expiry, Lockable, OpLog, Profile
 from .keys import Names
+from .privacy import check_private
 from .sensitive import Sensitive as Sensitive  # declared with the entity vocabulary
 from .sensitive import checked_sensitive
 from .text import fold, nfc
@@ -205,6 +206,10 @@ class EntitySpec:
     cached: bool = False
     # Fields stored encrypted when the keyspace has a key (keyspace.sealing).
     sensitive: tuple[Sensitive, ...] = ()
+    # Top-level fields only admins and the document's owner read (a seed's row-level read
+    # policy on columns): withheld from every other caller's answers (app.privacy). Never
+    # indexed, claimed or part of a key, so no filter, sort or conflict tells their values.
+    private_fields: tuple[str, ...] = ()
     # Where its keys live: set for every entity when a system's schema is bound (Schema.bind).
     names: Names = field(default_factory=Names)
 
@@ -236,6 +241,8 @@ class EntitySpec:
         # Redis expires a document outside any script: its member would outlive it.
         ranked = [f.name for f in self.fields if f.ranked]
         assert not (ranked and self.expiry), f"{self.name}: {ranked} ranked, but documents expire"
+        if self.private_fields:
+            check_private(self)
         if self.sensitive:
             # Marks the sensitive attributes; where such a field may not go: keyspace.sensitive.
             object.__setattr__(self, "fields", checked_sensitive(self))

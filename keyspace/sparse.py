@@ -91,7 +91,8 @@ def minimal(paths: Iterable[str]) -> tuple[str, ...]:
 
 
 def parse_fields(spec: EntitySpec, values: Sequence[str] | None) -> tuple[str, ...] | None:
-    """The paths a ``fields`` parameter keeps (the id field first), None when absent;
+    """The paths a ``fields`` parameter keeps (the id field first, then the owner where the
+    entity has private fields), None when absent;
     ValidationFailed naming every path the model does not declare."""
     if values is None:
         return None
@@ -104,7 +105,9 @@ def parse_fields(spec: EntitySpec, values: Sequence[str] | None) -> tuple[str, .
     unknown = [n for n in names if not _known(tree, n)]
     if unknown:
         raise _invalid(FIELDS, f"{', '.join(unknown)}: not a field of {spec.collection}", unknown)
-    return minimal([spec.id_field, *names])
+    # The owner too where fields are private: whether a caller may read them is theirs.
+    owner = [spec.owner] if spec.private_fields and spec.owner is not None else []
+    return minimal([spec.id_field, *owner, *names])
 
 
 def parse_expand(spec: EntitySpec, values: Sequence[str] | None) -> tuple[Reference, ...]:

@@ -86,6 +86,8 @@ USERS = table(
         string("encrypted_private_key", null=True, max_length=512, sensitive=True),
     ),
     owner="id",
+    # The seed's user_own_data policy on its pgcrypto columns: a member reads its own.
+    private_fields=("encrypted_ssn", "encrypted_private_key"),
 )
 
 COURSES = table(

@@ -1,0 +1,105 @@
+"""Private fields (``table(private_fields=...)``, keyspace.privacy): where a declaration may
+put one, what a member reads of a document (app.privacy.withheld) and what ``fields=``
+reads so that the owner can be told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.policy import Caller
+from app.privacy import Withholding, withheld
+from keyspace import CacheRules, sparse
+from keyspace.declare import ref, string, table
+from keyspace.features import Profile
+from keyspace.schema import OnDelete, Schema
+from keyspace.system import System
+from keyspace.systems import load
+from keyspace.views import One, View
+
+ADMIN, ADA = Caller("root", "admin", ""), Caller("u1", "member", "")
+BOB = Caller("u2", "member", "")
+
+
+def _member(**extra: Any) -> Any:
+    fields = (string("name"), string("ssn", null=True), string("note", null=True))
+    return table("member", collection="members", fields=extra.pop("fields", fields), **extra)
+
+
+MEMBER = _member(private_fields=("ssn",), owner="id")
+
+
+@pytest.mark.parametrize(
+    ("fields", "private", "extra"),
+    [
+        ((string("ssn", index=True),), ("ssn",), {}),
+        ((string("ssn", unique=True),), ("ssn",), {}),
+        ((string("ssn"),), ("ssn", "ssn"), {}),
+        ((string("ssn"),), ("nope",), {}),
+        ((string("ssn"),), ("ssn.x",), {}),
+        ((string("ssn"),), ("id",), {}),
+        ((string("ssn"), string("owner_id")), ("owner_id",), {"owner": "owner_id"}),
+        ((string("ssn"), string("b"), string("c")), ("b",), {"unique_together": [("b", "c")]}),
+        ((ref("friend_id", "member", on_delete=OnDelete.RESTRICT),), ("friend_id",), {}),
+        ((string("ssn"),), ("ssn",), {"profile": Profile("mf:profile:member", ("ssn",))}),
+    ],
+)
+def test_a_private_field_cannot_go_where_its_value_would_show(
+    fields: tuple[Any, ...], private: tuple[str, ...], extra: dict[str, Any]
+) -> None:
+    with pytest.raises(AssertionError, match="private"):
+        _member(fields=fields, private_fields=private, **extra)
+
+
+def test_what_a_member_reads_of_a_document() -> None:
+    doc = {"id": "u1", "name": "Ada", "ssn": "078-05-1120", "note": None}
+    assert withheld(ADA, MEMBER, doc) is doc  # its owner
+    assert withheld(ADMIN, MEMBER, doc) is doc
+    assert withheld(BOB, MEMBER, doc) == {"id": "u1", "name": "Ada", "note": None}
+    ownerless = _member(private_fields=("ssn",))
+    assert withheld(ADA, ownerless, {"id": "u1", "ssn": "x"}) == {"id": "u1"}  # admins only
+
+
+def test_expanded_documents_are_withheld_by_their_own_entity() -> None:
+    item: dict[str, Any] = {
+        "id": "p1",
+        sparse.EXPANDED: {
+            "one": {"id": "u1", "ssn": "a"},
+            "many": [{"id": "u1", "ssn": "a"}, None, {"id": "u2", "ssn": "b"}],
+            "absent": None,
+        },
+    }
+    shown = Withholding(BOB, _member(), {"one": MEMBER, "many": MEMBER}).item(item)
+    assert shown[sparse.EXPANDED] == {
+        "one": {"id": "u1"},
+        "many": [{"id": "u1"}, None, {"id": "u2", "ssn": "b"}],
+        "absent": None,
+    }
+    assert item[sparse.EXPANDED]["one"] == {"id": "u1", "ssn": "a"}  # the input untouched
+
+
+def test_sparse_fields_read_the_owner_where_fields_are_private() -> None:
+    assert sparse.parse_fields(MEMBER, ["ssn"]) == ("id", "ssn")  # the owner is the id
+    owned = _member(
+        fields=(string("ssn", null=True), string("owner_id")),
+        private_fields=("ssn",),
+        owner="owner_id",
+    )
+    assert sparse.parse_fields(owned, ["ssn"]) == ("id", "owner_id", "ssn")
+    assert sparse.parse_fields(_member(owner="id"), ["ssn"]) == ("id", "ssn")
+
+
+def test_no_cached_answer_and_no_view_may_read_private_fields() -> None:
+    schema = Schema((MEMBER,))
+    with pytest.raises(AssertionError, match="private"):
+        System("s", "S", schema, "s:", principal="member", cache=CacheRules(("members",))).served()
+    view = View("one", "/api/who/{id}", "a member", "members", (("m", One("members", "id")),))
+    with pytest.raises(AssertionError, match="private"):
+        System("s", "S", schema, "s:", principal="member", views=(view,))
+
+
+def test_engineering_forge_declares_its_pgcrypto_columns_private() -> None:
+    users = load("engineering_forge").schema.entity("users")
+    assert users.private_fields == ("encrypted_ssn", "encrypted_private_key")
+    assert load("multiframe").schema.entity("user").private_fields == ()  # the seed reads all
