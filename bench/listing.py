@@ -27,6 +27,7 @@ from keyspace import DRIVER, Keyspace, parse
 
 from .common import Context, Report, Result, Target, timed
 from .dataset import SEED_PREFIX, load, repeats_for, reset
+from .plots import log_axes, pyplot, save
 
 SECTION = "1. Listing vs the seed design"
 UNPIPELINED_MAX_N = 10_000
@@ -218,13 +219,8 @@ def _targets(ctx: Context, report: Report, rows: dict[str, dict[int, Row]]) -> N
 
 
 def _plot(ctx: Context, report: Report, rows: dict[str, dict[int, Row]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  plot skipped: matplotlib is not installed (pip install -e '.[bench]')")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(8, 5.6))
     styles = {
@@ -242,17 +238,12 @@ def _plot(ctx: Context, report: Report, rows: dict[str, dict[int, Row]]) -> None
         med = [r.median for _, r in points]
         up = [r.p99 - r.median for _, r in points]
         ax.errorbar(xs, med, yerr=[[0.0] * len(xs), up], fmt=styles[path], capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("drivers (N)")
-    ax.set_ylabel("latency, ms (median; bar to p99)")
-    ax.set_title("One user's optimized drivers: seed design vs keyspace")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.margins(x=0.3, y=0.3)
+    log_axes(
+        ax,
+        "drivers (N)",
+        "latency, ms (median; bar to p99)",
+        "One user's optimized drivers: seed design vs keyspace",
+        0.3,
+    )
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-    out = ctx.out_dir / PLOT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    report.plots.append(out)
+    save(ctx, report, fig, plt, PLOT)

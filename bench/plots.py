@@ -1,5 +1,7 @@
-"""Section 4's plots: list latency against N (with the targets' thresholds) and the cost of
-a cursor page against its page number. Skipped with a note when matplotlib is missing."""
+"""The benchmark's plots: what every plot shares (matplotlib when installed, log-log axes,
+saving into the report), and section 4's list latency against N (with the targets'
+thresholds) and cost of a cursor page against its page number. Skipped with a note when
+matplotlib is missing."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ LISTS_PLOT = Path("bench") / "list_latency_vs_n.png"
 PAGES_PLOT = Path("bench") / "cursor_page_cost.png"
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot for files (Agg), or None with a note when it is not installed."""
     try:
         import matplotlib
 
@@ -25,7 +28,19 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(ctx: Context, report: Report, fig: Any, plt: Any, name: Path) -> None:
+def log_axes(ax: Any, xlabel: str, ylabel: str, title: str, x_margin: float) -> None:
+    """Both axes logarithmic, labelled, with a light grid."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.margins(x=x_margin, y=0.3)
+
+
+def save(ctx: Context, report: Report, fig: Any, plt: Any, name: Path) -> None:
+    """The figure written to ``name`` under the output directory, listed in the report."""
     out = ctx.out_dir / name
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -38,7 +53,7 @@ def lists_vs_n(
     ctx: Context, report: Report, timings: dict[str, dict[int, Timing]], limits: dict[str, float]
 ) -> None:
     """Median (bar to p99) of each list at each N, its target as a dashed line."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return
     fig, ax = plt.subplots(figsize=(8, 5.6))
@@ -52,15 +67,15 @@ def lists_vs_n(
         ax.axhline(limits[name], color=color, linestyle="--", linewidth=1, alpha=0.7)
         label = f"target < {limits[name]:g} ms at 1M"
         ax.annotate(label, (xs[0], limits[name]), fontsize=7, color=color)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("drivers (N)")
-    ax.set_ylabel("latency, ms (median; bar to p99)")
-    ax.set_title("Broad sorted and time-range lists as N grows (keyspace API)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.margins(x=0.3, y=0.3)
+    log_axes(
+        ax,
+        "drivers (N)",
+        "latency, ms (median; bar to p99)",
+        "Broad sorted and time-range lists as N grows (keyspace API)",
+        0.3,
+    )
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
-    _save(ctx, report, fig, plt, LISTS_PLOT)
+    save(ctx, report, fig, plt, LISTS_PLOT)
 
 
 def page_cost(
@@ -68,7 +83,7 @@ def page_cost(
 ) -> None:
     """Median (bar to p99) of a cursor page against its page number, one line per N; the
     target (``tolerance`` times page 1 at the largest N) dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -85,12 +100,12 @@ def page_cost(
         limit = tolerance * largest[min(largest)].median
         ax.axhline(limit, color=line.lines[0].get_color(), linestyle="--", linewidth=1, alpha=0.7)
         ax.annotate(f"target at N={max(walks):,}: <= {tolerance:g}x page 1", (1, limit), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("page number (followed by cursor)")
-    ax.set_ylabel("latency of one page, ms (median; bar to p99)")
-    ax.set_title(f"Cursor walk: cost of a page ({what})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.margins(x=0.2, y=0.3)
+    log_axes(
+        ax,
+        "page number (followed by cursor)",
+        "latency of one page, ms (median; bar to p99)",
+        f"Cursor walk: cost of a page ({what})",
+        0.2,
+    )
     ax.legend(fontsize=8)
-    _save(ctx, report, fig, plt, PAGES_PLOT)
+    save(ctx, report, fig, plt, PAGES_PLOT)
