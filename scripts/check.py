@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, Keyspace, search
+from keyspace import Capabilities, EntitySpec, Keyspace, search
 from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.migrating import read_status
@@ -25,7 +25,7 @@ from keyspace.migrations import Migration, Status
 
 from .args import non_negative
 from .exits import NOT_READY, OK, PROBLEMS
-from .inspection import indexed_share, inspect_settled
+from .inspection import indexed_share, inspect_settled, upcoming
 from .repair import prune, repair
 from .report import Problem, Report
 
@@ -66,9 +66,18 @@ def _print(report: Report, title: str, verbose: bool = True) -> None:
     print(f"{title}: {report.documents} documents: {found}")
 
 
+def _current(info: dict[str, Any], spec: EntitySpec) -> bool:
+    """Whether an alias's FT.INFO names the current definition (``reindex``'s rebuilds
+    included: ``<current>.<nanoseconds>``)."""
+    name = info.get("index_name", b"")
+    text = name.decode() if isinstance(name, bytes) else str(name)
+    return text.split(".")[0] == search.current_name(spec)
+
+
 async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
     """Wait up to ``seconds`` while any index behind an alias is still building (after a
-    server start RediSearch rebuilds them all), printing progress on stderr."""
+    server start RediSearch rebuilds them all), or the current definition's index an alias
+    is not on yet (a first start's or an upgrade's), printing progress on stderr."""
     deadline = time.monotonic() + seconds
     shown = 0.0
     while True:
@@ -79,9 +88,11 @@ async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
                     await call(ks.client, "FT.INFO", ks.schema.names.index_alias(spec.prefix))
                 )
             except ResponseError:
-                continue  # missing: a problem inspection.inspect() reports
-            if search.is_building(info):
+                info = {}  # no alias yet: a first start may be building its index
+            if info and search.is_building(info):
                 building[spec.collection] = indexed_share(info)
+            elif not _current(info, spec) and await upcoming(ks.client, spec) is not None:
+                building[spec.collection] = "its new index"
         if not building or time.monotonic() >= deadline:
             return
         if time.monotonic() - shown >= 2.0:

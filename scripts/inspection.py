@@ -319,6 +319,9 @@ class _Inspection:
             except ResponseError as exc:
                 info, name = {}, f"missing ({exc})"
             if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<nanoseconds>``
+                if (share := await upcoming(self.client, spec)) is not None:
+                    self.report.building.append(share)  # a first start's or an upgrade's
+                    continue
                 detail = f"{name}, not the current definition {current}" if info else name
                 self.add("index", alias, detail, True, entity=spec.name)
                 continue
@@ -358,6 +361,20 @@ class _Inspection:
                     continue
                 detail = "no alias points at it; it indexes every write for nothing"
                 self.add("stray_index", name, detail, True, entity=spec.name)
+
+
+async def upcoming(client: Any, spec: EntitySpec) -> str | None:
+    """The current definition's index, when the alias is not on it yet and it is still
+    building (a service's first start, or an upgrade to a new definition: the alias moves
+    once it is built), as ``"<name>: NN% indexed"``; None otherwise."""
+    name = search.current_name(spec)
+    try:
+        info = search.parse_info(await call(client, "FT.INFO", name))
+    except ResponseError:
+        return None
+    if not search.is_building(info):
+        return None
+    return f"{name}: {indexed_share(info)} indexed (its alias moves to it once built)"
 
 
 def indexed_share(info: dict[str, Any]) -> str:

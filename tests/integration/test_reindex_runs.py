@@ -125,3 +125,41 @@ async def test_check_waits_for_building_indexes_or_says_not_yet_checkable(
     assert "waiting for indexes to build" in out.err
     assert "clean" in out.out
     assert check_module.WAIT_S >= 60
+
+
+async def test_an_index_a_first_start_or_an_upgrade_is_building_is_not_yet_checkable(
+    redis_server: EmbeddedRedis,
+    real_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    alias, current = USER.names.index_alias(USER.prefix), search.current_name(USER)
+    real = search.is_building
+    still = [True]
+
+    def building(info: Any) -> bool:  # the current definition's index, not yet built
+        name = info.get("index_name", b"")
+        named = name.decode() if isinstance(name, bytes) else str(name)
+        return (still[0] and named == current) or real(info)
+
+    monkeypatch.setattr(search, "is_building", building)
+    await call(real_client, "FT.ALIASDEL", alias)  # a first start: no alias until it is built
+    assert await cli(redis_server, "check", "--wait", "0") == NOT_READY
+    out = capsys.readouterr().out
+    assert "not yet checkable" in out and "its alias moves to it once built" in out
+    assert await cli(redis_server, "check", "--wait", "0.3") == NOT_READY
+    assert "waiting for indexes to build (users its new index)" in capsys.readouterr().err
+
+    # An upgrade: the alias still on an older definition while the new one builds.
+    old = USER.names.index_name(USER.prefix, "0ld")
+    await call(real_client, "FT.CREATE", old, *search.definition(USER))
+    await call(real_client, "FT.ALIASADD", alias, old)
+    assert await cli(redis_server, "check", "--wait", "0") == NOT_READY
+
+    still[0] = False  # built, but nobody moved the alias: a problem check --repair fixes
+    assert await cli(redis_server, "check", "--wait", "0") == PROBLEMS
+    assert f"{old}, not the current definition {current}" in capsys.readouterr().out
+    assert await cli(redis_server, "check", "--repair") == OK
+    assert await search.alias_target(real_client, USER) == current
