@@ -66,6 +66,12 @@ NOT_DURABLE = (
 )
 
 
+PRIVATE = (
+    "private: only admins and the document's owner read it; left out of everyone else's "
+    "answers (README, Security)"
+)
+
+
 def _schemas(model: type[BaseModel], into: dict[str, Any]) -> None:
     schema = model.model_json_schema(ref_template=REF)
     for name, sub in schema.pop("$defs", {}).items():
@@ -162,6 +168,9 @@ def components(system: System) -> dict[str, Any]:
     for name in nested:
         out[f"{name}Patch"] = _partial(out[name], nested) | {"title": f"{name}Patch"}
     for spec in schema.entities:
+        properties = out[spec.model.__name__]["properties"]
+        for name in spec.private_fields:  # app.privacy
+            properties[name]["description"] = PRIVATE
         _entity_schemas(spec, out)
         openapi_search.components(spec, out)
         _profile_schemas(schema, spec, out)

@@ -33,6 +33,8 @@ def check_private(spec: EntitySpec) -> None:
     assert not spec.cached, f"{spec.name}: its private fields rule out cached answers"
     for name in spec.private_fields:
         assert name in declared and "." not in name, f"{spec.name}: private {name}"
+        # An answer without it still fits the model (OpenAPI's schema of every document).
+        assert not declared[name].is_required(), f"{spec.name}: private {name} is required"
         assert name not in blocked, (
             f"{spec.name}.{name}: a private field cannot be indexed, unique, part of an id, "
             "the owner, a reference, a status with transitions, a profile or what tokens mirror"

@@ -28,21 +28,27 @@ def _member(**extra: Any) -> Any:
 
 
 MEMBER = _member(private_fields=("ssn",), owner="id")
+PROFILE = Profile("mf:profile:member", ("ssn",))
 
 
 @pytest.mark.parametrize(
     ("fields", "private", "extra"),
     [
-        ((string("ssn", index=True),), ("ssn",), {}),
-        ((string("ssn", unique=True),), ("ssn",), {}),
-        ((string("ssn"),), ("ssn", "ssn"), {}),
-        ((string("ssn"),), ("nope",), {}),
-        ((string("ssn"),), ("ssn.x",), {}),
-        ((string("ssn"),), ("id",), {}),
-        ((string("ssn"), string("owner_id")), ("owner_id",), {"owner": "owner_id"}),
-        ((string("ssn"), string("b"), string("c")), ("b",), {"unique_together": [("b", "c")]}),
-        ((ref("friend_id", "member", on_delete=OnDelete.RESTRICT),), ("friend_id",), {}),
-        ((string("ssn"),), ("ssn",), {"profile": Profile("mf:profile:member", ("ssn",))}),
+        ((string("ssn", null=True, index=True),), ("ssn",), {}),
+        ((string("ssn", null=True, unique=True),), ("ssn",), {}),
+        ((string("ssn"),), ("ssn",), {}),  # required: an answer without it breaks the model
+        ((string("ssn", null=True),), ("ssn", "ssn"), {}),
+        ((string("ssn", null=True),), ("nope",), {}),
+        ((string("ssn", null=True),), ("ssn.x",), {}),
+        ((string("ssn", null=True),), ("id",), {}),
+        ((string("owner_id", null=True),), ("owner_id",), {"owner": "owner_id"}),
+        (
+            (string("b", null=True), string("c", null=True)),
+            ("b",),
+            {"unique_together": [("b", "c")]},
+        ),
+        ((ref("friend_id", "member", null=True, on_delete=OnDelete.SET_NULL),), ("friend_id",), {}),
+        ((string("ssn", null=True),), ("ssn",), {"profile": PROFILE}),
     ],
 )
 def test_a_private_field_cannot_go_where_its_value_would_show(
@@ -103,3 +109,14 @@ def test_engineering_forge_declares_its_pgcrypto_columns_private() -> None:
     users = load("engineering_forge").schema.entity("users")
     assert users.private_fields == ("encrypted_ssn", "encrypted_private_key")
     assert load("multiframe").schema.entity("user").private_fields == ()  # the seed reads all
+
+
+def test_openapi_says_which_fields_are_private() -> None:
+    from app.openapi import PRIVATE, components
+
+    users = components(load("engineering_forge"))["Users"]
+    assert {n for n, p in users["properties"].items() if p.get("description") == PRIVATE} == {
+        "encrypted_ssn",
+        "encrypted_private_key",
+    }
+    assert not set(users.get("required", ())) & {"encrypted_ssn", "encrypted_private_key"}
