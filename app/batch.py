@@ -19,6 +19,7 @@ from keyspace import MAX_BATCH, BatchRefused, EntitySpec, OutsideImportWindow
 
 from . import auth, policy
 from .errors import ApiError, status_of
+from .privacy import shown_body
 from .state import keyspace, system
 from .wire import JSON
 
@@ -111,5 +112,5 @@ async def create_many(request: web.Request, spec: EntitySpec, items: list[Any]) 
         made = await keyspace(request).create_many(spec, items, window=window)
     except BatchRefused as exc:
         raise _from_batch(spec, exc) from None
-    body = b"[" + b",".join(stored.body for stored in made) + b"]"
+    body = b"[" + b",".join(shown_body(request, spec, stored) for stored in made) + b"]"
     return web.Response(body=body, status=201, content_type=JSON)

@@ -67,6 +67,24 @@ def collections(request: web.Request) -> frozenset[str]:
     return frozenset(asked)
 
 
+def unrevised(request: web.Request) -> frozenset[str]:
+    """The collections whose events the caller gets without their revision: those with
+    private fields, for a member. A revision is the hash of the whole stored document, so a
+    member could test guesses of the fields it is not shown against it (review 40)."""
+    if caller(request).admin:
+        return frozenset()
+    entities = system(request).schema.entities
+    return frozenset(spec.collection for spec in entities if spec.private_fields)
+
+
+def shown(event: dict[str, Any], unrevised: frozenset[str]) -> dict[str, Any]:
+    """``event`` as sent: a copy without its revision when its collection is ``unrevised``
+    (live events are shared by every subscriber: never changed in place)."""
+    if event["collection"] not in unrevised:
+        return event
+    return {**event, "revision": None}
+
+
 def since(request: web.Request) -> feed_events.EventId | None:
     """Where to resume: after ``Last-Event-ID``, else after ``since``; None for neither."""
     for name, text in (
@@ -166,11 +184,12 @@ async def _page(
     client, key = keyspace(request).client, _key(request)
     out: list[dict[str, Any]] = []
     position = after
+    hidden = unrevised(request)
     for _ in range(SCAN_PAGES):
         events = await feed.after(client, key, position, feed.PAGE)
         for event in events:
             if event["collection"] in wanted:
-                out.append(event)
+                out.append(shown(event, hidden))
             position = feed_events.parse_id(event["id"])
             if len(out) == limit:
                 return _Read(out, position, at_end=False)
@@ -241,6 +260,7 @@ async def _follow(
     did: checked before each batch of events is sent and at each heartbeat (one lookup per
     batch, however many events it holds)."""
     heartbeat = request.app[SETTINGS].changes_heartbeat
+    hidden = unrevised(request)
     while True:
         try:
             async with asyncio.timeout(heartbeat):
@@ -259,7 +279,7 @@ async def _follow(
                 return
             at = feed_events.parse_id(live["id"])
             if sent is None or at > sent:
-                await response.write(feed_events.sse(live))
+                await response.write(feed_events.sse(shown(live, hidden)))
                 sent = at
 
 
@@ -365,7 +385,10 @@ def event_schema() -> Mapping[str, Any]:
             "doc_id": {"type": "string"},
             "revision": {
                 "type": ["string", "null"],
-                "description": "the document's ETag value after the write; null for a delete",
+                "description": (
+                    "the document's ETag value after the write; null for a delete, and for a "
+                    "member following a collection with private fields"
+                ),
             },
             "at": {"type": "string", "format": "date-time", "description": "server time, UTC"},
         },

@@ -20,7 +20,7 @@ from keyspace import idempotency as idem
 
 from . import auth
 from .errors import ApiError, Handler, error_response, from_keyspace
-from .privacy import stored_answer
+from .privacy import shown_body, stored_answer
 from .resources import Collection, Members
 from .routing import Route
 from .state import SETTINGS, keyspace
@@ -61,7 +61,7 @@ async def _batch_body(request: web.Request, spec: EntitySpec, raw: bytes) -> byt
         if documents.sealing(spec) is not None:
             doc_id = str(stored.doc.get(spec.id_field, ""))
             stored = await documents.opened(spec, doc_id, stored)
-        served.append(stored.body)
+        served.append(shown_body(request, spec, stored))
     return b"[" + b",".join(served) + b"]"
 
 

@@ -1,8 +1,8 @@
 """Private fields withheld (``EntitySpec.private_fields``, keyspace.privacy): a caller who is
 neither an admin nor the document's owner never reads them. Every answer carrying documents
 of such an entity passes here: reads by id, list pages (never cached), the documents
-``expand=`` embeds, write answers and replayed ones. The ETag stays the stored document's
-revision (README, "Private fields")."""
+``expand=`` embeds, write answers and replayed ones, with their ETags (README, "Private
+fields"); the change feed gives members no revision of such a collection (app.changes)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,18 @@ class Withholding:
             return [withheld(self.who, target, d) if isinstance(d, dict) else d for d in value]
         return withheld(self.who, target, value) if isinstance(value, dict) else value
 
+    def etag(self, stored: Stored) -> str:
+        """The ETag this caller gets for ``stored``: its revision, or, when fields are
+        withheld from the caller, a weak tag of the document as shown. The revision hashes
+        the whole stored document, so a member could test guesses of what it is not shown
+        against it (even a null against a sealed value), and a strong tag shared with the
+        owner's answer would let a cache answer one with the other (review 40). A weak tag
+        never passes If-Match: a write by someone shown less than the whole is refused 412."""
+        shown = withheld(self.who, self.spec, stored.doc)
+        if shown is stored.doc:
+            return etag(stored.revision)
+        return f'W/"{codec.revision(codec.dumps(shown))}"'
+
     def page(self, body: dict[str, Any]) -> dict[str, Any]:
         """A list answer's body (``{"items", ...}``) with its items withheld."""
         return {**body, "items": [self.item(d) for d in body["items"]]}
@@ -79,6 +91,13 @@ def withholding(
     return Withholding(who, spec, targets)
 
 
+def shown_body(request: web.Request, spec: EntitySpec, stored: Stored) -> bytes:
+    """``stored`` as the request's caller is shown it (a batch's items)."""
+    withholds = withholding(request, spec)
+    shown = stored.doc if withholds is None else withholds.item(stored.doc)
+    return stored.body if shown is stored.doc else codec.dumps(shown)
+
+
 def stored_answer(
     request: web.Request,
     spec: EntitySpec,
@@ -87,13 +106,13 @@ def stored_answer(
     status: int = 200,
     location: str | None = None,
 ) -> web.Response:
-    """``stored`` answered to the request's caller (``wire.stored_response`` when nothing is
-    withheld), with the stored document's ETag either way."""
+    """``stored`` answered to the request's caller: ``wire.stored_response`` when nothing is
+    withheld, else what the caller is shown, with :meth:`Withholding.etag`."""
     withholds = withholding(request, spec)
     shown = stored.doc if withholds is None else withholds.item(stored.doc)
-    if shown is stored.doc:
+    if withholds is None or shown is stored.doc:
         return stored_response(stored, status=status, location=location)
-    headers = {"ETag": etag(stored.revision)}
+    headers = {"ETag": withholds.etag(stored)}
     if location:
         headers["Location"] = location
     return web.Response(body=codec.dumps(shown), status=status, content_type=JSON, headers=headers)

@@ -97,11 +97,13 @@ async def read_response(
     withholds: Withholding | None = None,
 ) -> web.Response:
     """A read's shaped answer, less what ``withholds`` (app.privacy): the document's own ETag
-    (a partial read names the revision it was cut from, so If-Match on a write works),
+    (a partial read names the revision it was cut from, so If-Match on a write works; one
+    withholding fields names what the caller is shown, ``Withholding.etag``),
     If-None-Match evaluated unless it embeds other documents (their changes do not change
     that ETag)."""
     found = await _expanded(request, shaped, [stored.doc], fresh=True)  # as reads by id
     shown = shaped.apply(stored.doc, found)
     body = orjson.dumps(shown if withholds is None else withholds.item(shown))
-    response = web.Response(body=body, content_type=JSON, headers={"ETag": etag(stored.revision)})
+    tag = etag(stored.revision) if withholds is None else withholds.etag(stored)
+    response = web.Response(body=body, content_type=JSON, headers={"ETag": tag})
     return response if shaped.expand else none_match(request, response)

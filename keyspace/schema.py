@@ -378,6 +378,11 @@ class Schema:
         assert companion.expiry is None, f"{spec.name}: an expiring profile companion"
         fields = companion.model.model_fields
         assert set(profile.companion_fields) <= set(fields), f"{spec.name}: companion fields"
+        # One cached profile answers every caller: it cannot show what some are not shown.
+        shown = {f.split(".")[0] for f in profile.companion_fields}
+        assert not shown & set(companion.private_fields), (
+            f"{spec.name}: its profile shows private fields of {companion.name}"
+        )
 
     def profiled_through(self, spec: EntitySpec) -> Iterator[tuple[EntitySpec, Profile]]:
         """Every entity whose profile takes fields from ``spec`` documents (its companion)."""

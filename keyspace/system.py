@@ -89,11 +89,7 @@ class System:
                 f"{self.name}: the cached view {view.name} reads sensitive fields"
             )
             # A view answers every caller alike: it could not withhold a private field.
-            private = [
-                c
-                for c in view.collections(self.aggregates)
-                if self.schema.collection(c).private_fields
-            ]
+            private = [c for c in view.documents() if self.schema.collection(c).private_fields]
             assert not private, f"{self.name}: the view {view.name} reads private fields"
         for kind, seen in (
             ("name", [v.name for v in self.views]),

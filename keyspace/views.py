@@ -129,6 +129,11 @@ class View:
         }
         return tuple(sorted(found))
 
+    def documents(self) -> tuple[str, ...]:
+        """The collections whose documents the view answers (not through an aggregation,
+        which reads only indexed fields), in a fixed order."""
+        return tuple(sorted({p.collection for _, p in self.parts if not isinstance(p, Groups)}))
+
     def check(self, schema: Schema, aggregates: Sequence[Aggregate]) -> None:
         """Refuse a view naming what the system lacks (at declaration time)."""
         where = f"view {self.name}"

@@ -2,8 +2,8 @@
 columns under the seed's ``user_own_data`` policy), on fakeredis and the real server: a
 member reads its own, an admin reads everyone's, and no other member sees them in any
 answer: a read by id, a list, ``fields=``, an expanded reference, a write's answer, an
-Idempotency-Key replay. Encrypted or not, the stored document and its ETag are the same
-for every reader."""
+Idempotency-Key replay. Encrypted or not, a member's ETag and change-feed events say
+nothing of what it is not shown (review 40)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from keyspace import codec
+
 from .conftest import Serve
+from .test_changes_api import next_events
 from .test_systems_api import member_token, post
 
 Client = TestClient[web.Request, web.Application]
@@ -48,7 +51,7 @@ async def test_a_member_reads_its_own_private_fields_and_no_one_elses(serve: Ser
     assert shown == {k: v for k, v in ada.items() if k not in PRIVATE}
     admins = await api.get(f"/api/users/{ada['id']}")
     assert (await admins.json())["encrypted_ssn"] == "078-05-1120"
-    assert theirs.headers["ETag"] == admins.headers["ETag"]  # the stored document's revision
+    assert theirs.headers["ETag"].startswith("W/")  # what Bob is shown: below
     own = await _json(api, f"/api/users/{bob['id']}", as_bob)
     assert own["encrypted_ssn"] == "219-09-9999"
 
@@ -108,3 +111,54 @@ async def test_another_member_cannot_learn_them_by_filter_or_sort(serve: Serve) 
         refused = await api.get("/api/users", headers=as_bob, params=params)
         assert refused.status == 400, params
         assert (await refused.json())["error"]["code"] == "invalid_parameter"
+
+
+async def test_a_member_is_tagged_by_what_it_is_shown(serve: Serve) -> None:
+    """Review 40: the stored revision hashes the private values too (a null against a sealed
+    value included), so a member testing guesses against it learnt about them, and one tag
+    shared with the owner's answer let a 304 answer one with the other."""
+    api, ada, bob = await _forge(serve, encryption_key=KEY)
+    as_bob = await member_token(api, bob["id"])
+    path = f"/api/users/{ada['id']}"
+    theirs, admins = await api.get(path, headers=as_bob), await api.get(path)
+    tag = theirs.headers["ETag"]
+    assert tag == f'W/"{codec.revision(codec.dumps(await theirs.json()))}"'
+    assert tag != admins.headers["ETag"]
+    stale = await api.get(path, headers={**as_bob, "If-None-Match": admins.headers["ETag"]})
+    assert stale.status == 200
+    assert (await api.get(path, headers={**as_bob, "If-None-Match": tag})).status == 304
+    # A change of what Bob is not shown changes nothing he is shown: nor his tag.
+    patched = await api.patch(path, json={"encrypted_ssn": "000-00-0000"})
+    assert patched.status == 200 and patched.headers["ETag"] != admins.headers["ETag"]
+    assert (await api.get(path, headers=as_bob)).headers["ETag"] == tag
+    await api.patch(path, json={"avatar_url": "https://forge.dev/ada.png"})
+    assert (await api.get(path, headers=as_bob)).headers["ETag"] != tag
+    mine = await api.get(f"/api/users/{bob['id']}", headers=as_bob)
+    assert not mine.headers["ETag"].startswith("W/")  # the owner's is the stored revision
+
+
+async def test_the_change_feed_gives_members_no_revision_of_private_collections(
+    serve: Serve,
+) -> None:
+    api, ada, bob = await _forge(serve)
+    as_ada, as_bob = await member_token(api, ada["id"]), await member_token(api, bob["id"])
+    stream = await api.get("/api/changes?collections=users,projects", headers=as_bob)
+    await post(
+        api,
+        "/api/projects",
+        {"user_id": ada["id"], "title": "Qubit", "project_type": "sim", "components": {}},
+        headers=as_ada,
+    )
+    await api.patch(f"/api/users/{ada['id']}", json={"encrypted_ssn": "000-00-0000"})
+    json_headers = {"Accept": "application/json"}
+    for who, users_revised in ((as_bob, False), ({}, True)):
+        events = (await _json(api, "/api/changes", {**who, **json_headers}, since="0-1"))["events"]
+        users = [e for e in events if e["collection"] == "users"]
+        assert len(users) == 3 and all((e["revision"] is not None) is users_revised for e in users)
+        assert all(e["revision"] for e in events if e["collection"] == "projects")
+    live = await next_events(stream, 2)  # the live stream, as the pages
+    assert [(e["collection"], e["revision"] is None) for e in live] == [
+        ("projects", False),
+        ("users", True),
+    ]
+    stream.close()

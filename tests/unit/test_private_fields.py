@@ -4,6 +4,7 @@ reads so that the owner can be told."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,12 +12,13 @@ import pytest
 from app.policy import Caller
 from app.privacy import Withholding, withheld
 from keyspace import CacheRules, sparse
-from keyspace.declare import ref, string, table
+from keyspace.aggregate import Aggregate
+from keyspace.declare import json, ref, string, table
 from keyspace.features import Profile
-from keyspace.schema import OnDelete, Schema
+from keyspace.schema import OnDelete, Schema, Unique
 from keyspace.system import System
 from keyspace.systems import load
-from keyspace.views import One, View
+from keyspace.views import Groups, One, View
 
 ADMIN, ADA = Caller("root", "admin", ""), Caller("u1", "member", "")
 BOB = Caller("u2", "member", "")
@@ -120,3 +122,72 @@ def test_openapi_says_which_fields_are_private() -> None:
         "encrypted_private_key",
     }
     assert not set(users.get("required", ())) & {"encrypted_ssn", "encrypted_private_key"}
+
+
+def test_a_profile_cannot_show_its_companions_private_fields() -> None:
+    """Review 40: one cached profile answers every member."""
+    owner = table(
+        "owner",
+        collection="owners",
+        fields=(string("name"),),
+        owner="id",
+        profile=Profile("profiles:owner", ("name",), "card", "owner_id", ("motto",)),
+    )
+    card = table(
+        "card",
+        collection="cards",
+        fields=(
+            replace(
+                ref("owner_id", "owner", on_delete=OnDelete.CASCADE, index=True),
+                unique=Unique("owner_id"),
+            ),
+            string("motto", null=True),
+        ),
+        owner="owner_id",
+    )
+    System("s", "S", Schema((owner, card)), "s:", principal="owner")  # as declared: fine
+    with pytest.raises(AssertionError, match="its profile shows private fields of card"):
+        Schema((owner, replace(card, private_fields=("motto",))))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"fields": (string("card", null=True),), "unique_together": ()},
+        {
+            "fields": (
+                json("meta", null=True),
+                ref("guardian_id", "member", null=True, on_delete=OnDelete.SET_NULL),
+            )
+        },
+    ],
+)
+def test_nothing_under_a_private_field_may_be_claimed_or_referred_to(extra: dict[str, Any]) -> None:
+    """Review 40: a unique on ``card.number`` or a reference on ``meta.guardian_id`` under a
+    private top-level field answered a 409 oracle, or embedded the target for everyone."""
+    base = _member(owner="id", **extra)
+    nested = replace(
+        base,
+        uniques=(Unique("card.number"),) if "unique_together" in extra else (),
+        references=tuple(replace(r, field="meta.guardian_id") for r in base.references),
+    )
+    top = "card" if "unique_together" in extra else "meta"
+    with pytest.raises(AssertionError, match="cannot be indexed, unique"):
+        replace(nested, private_fields=(top,))
+
+
+def test_a_view_answering_only_an_aggregation_may_read_a_private_entity() -> None:
+    """Review 40: an aggregation groups and measures indexed fields only, never a private one."""
+    import keyspace.systems.engineering_forge as ef
+
+    levels = Aggregate("users_by_level", "users", group_by=("academic_level",))
+    view = View(
+        "levels",
+        "/api/stats/levels",
+        "users per level",
+        "stats",
+        (("levels", Groups("users_by_level")),),
+        shape=lambda answered: answered.parts["levels"].body(),
+    )
+    served = replace(ef.SYSTEM, aggregates=(levels,), views=(view,)).served()
+    assert served.views == (view,)
