@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from . import codec, keys
 from .deletes import DeleteClosure, inbound_sets
-from .errors import Conflict, NotFound, StaleRevision
+from .errors import Conflict, NotFound
 from .keys import Names
 from .plan import Loaded
 from .schema import EntitySpec, OnDelete, Schema
@@ -35,7 +35,7 @@ async def _load_many(client: Redis, names: Names, spec: EntitySpec, ids: list[st
 
 
 async def read_closure(
-    client: Redis, schema: Schema, spec: EntitySpec, doc_id: str, if_revision: str | None
+    client: Redis, schema: Schema, spec: EntitySpec, doc_id: str
 ) -> DeleteClosure:
     """Read everything a delete of ``doc_id`` touches, following cascades."""
     names = schema.names
@@ -43,8 +43,6 @@ async def read_closure(
     if not found:
         raise NotFound(f"{spec.name} {doc_id!r} does not exist")
     root = found[0]
-    if if_revision is not None and codec.revision(root.raw) != if_revision:
-        raise StaleRevision(f"{spec.name} {doc_id} has changed since revision {if_revision}")
     closure = DeleteClosure(deleted=[root])
     seen, queue = {root.key}, [root]
     restricting: list[tuple[str, str, EntitySpec, list[str]]] = []

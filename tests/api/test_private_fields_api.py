@@ -162,3 +162,26 @@ async def test_the_change_feed_gives_members_no_revision_of_private_collections(
         ("users", True),
     ]
     stream.close()
+
+
+async def test_if_match_tells_nothing_to_one_who_may_not_write(serve: Serve) -> None:
+    """Review 41: the revision was compared before the rule that refuses the write, so 412
+    against 403 told a member whether its guess of the whole stored document (private
+    values included) was right. Now 403 either way (RFC 9110 13.2.1); an owner's and an
+    admin's stale If-Match is still 412."""
+    api, ada, bob = await _forge(serve)
+    as_ada, as_bob = await member_token(api, ada["id"]), await member_token(api, bob["id"])
+    path = f"/api/users/{ada['id']}"
+    right = (await api.get(path)).headers["ETag"]  # what Bob would have guessed
+    for tag in (right, '"0000000000000000000000000000000000000000"'):
+        for method, body in (("PATCH", {"username": "x"}), ("PUT", ada), ("DELETE", None)):
+            answer = await api.request(method, path, json=body, headers={**as_bob, "If-Match": tag})
+            assert answer.status == 403, (method, tag, await answer.text())
+    stale = '"0000000000000000000000000000000000000000"'
+    mine = await api.patch(path, json={"username": "ada"}, headers={**as_ada, "If-Match": stale})
+    assert mine.status == 412
+    admin = await api.delete(path, headers={"If-Match": stale})
+    assert admin.status == 412
+    assert (
+        await api.patch(path, json={"username": "ada"}, headers={**as_ada, "If-Match": right})
+    ).status == 200
