@@ -10,13 +10,14 @@ index after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from keyspace import Capabilities, Keyspace, KeyspaceError, System, keyring
+from keyspace import Capabilities, Keyspace, KeyspaceError, System, keyring, upgrade
 
 from .bootstrap import bootstrap
 from .config import Settings
@@ -48,6 +49,21 @@ class IndexWork:
         return self.task
 
     async def _run(self) -> None:
+        beat = asyncio.create_task(self._beat())
+        try:
+            await self._build()
+        finally:
+            await cancel(beat)
+
+    async def _beat(self) -> None:
+        """Keep ``mf:lock:indexing`` alive while building (keyspace.upgrade.mark_indexing)."""
+        while True:
+            with contextlib.suppress(RedisError, OSError):
+                pending = self.ks.pending_indexes
+                await upgrade.mark_indexing(self.ks.client, self.ks.schema.names, pending)
+            await asyncio.sleep(upgrade.INDEXING_BEAT_S)
+
+    async def _build(self) -> None:
         delay = RETRY_FIRST_SECONDS
         while self.ks.pending_indexes:
             log.info(

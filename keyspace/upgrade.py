@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from . import search
 from .connection import call
 from .errors import NotReady
+from .keys import Names
 from .projection import projected
 from .reproject import reproject
 from .schema import EntitySpec
@@ -25,6 +26,22 @@ from .scripts import Scripts
 
 POLL_S = 0.05
 Progress = Callable[[str], None]
+# While a service builds index versions it keeps ``mf:lock:indexing`` alive (set every
+# INDEXING_BEAT_S, expiring after INDEXING_TTL_MS): ``check`` tells an index not built yet
+# from a missing one by it, and a service that died stops renewing it.
+INDEXING = "indexing"
+INDEXING_BEAT_S, INDEXING_TTL_MS = 2.0, 10_000
+
+
+async def mark_indexing(client: Redis, names: Names, pending: list[str]) -> None:
+    """Say, for INDEXING_TTL_MS, that this process is building the indexes of ``pending``
+    (collections; informative: ``check`` treats every index not built yet alike)."""
+    await client.set(names.lock_key(INDEXING), ", ".join(pending), px=INDEXING_TTL_MS)
+
+
+async def indexing(client: Redis, names: Names) -> bool:
+    """Whether a service is building index versions now (:func:`mark_indexing`)."""
+    return bool(await client.exists(names.lock_key(INDEXING)))
 
 
 async def needs_upgrade(client: Redis, spec: EntitySpec) -> bool:

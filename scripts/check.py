@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Capabilities, EntitySpec, Keyspace, search
+from keyspace import Capabilities, EntitySpec, Keyspace, search, upgrade
 from keyspace.capabilities import probe
 from keyspace.connection import call
 from keyspace.migrating import read_status
@@ -77,11 +77,14 @@ def _current(info: dict[str, Any], spec: EntitySpec) -> bool:
 async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
     """Wait up to ``seconds`` while any index behind an alias is still building (after a
     server start RediSearch rebuilds them all), or the current definition's index an alias
-    is not on yet (a first start's or an upgrade's), printing progress on stderr."""
+    is not on yet is building or, while a service's index work is alive
+    (``upgrade.indexing``), still to come (a first start's or an upgrade's), printing
+    progress on stderr."""
     deadline = time.monotonic() + seconds
     shown = 0.0
     while True:
         building: dict[str, str] = {}
+        indexing = await upgrade.indexing(ks.client, ks.schema.names)
         for spec in ks.schema.entities:
             try:
                 info = search.parse_info(
@@ -93,6 +96,8 @@ async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
                 building[spec.collection] = indexed_share(info)
             elif not _current(info, spec) and await upcoming(ks.client, spec) is not None:
                 building[spec.collection] = "its new index"
+            elif not _current(info, spec) and indexing:
+                building[spec.collection] = "not started"
         if not building or time.monotonic() >= deadline:
             return
         if time.monotonic() - shown >= 2.0:

@@ -15,7 +15,17 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from keyspace import Keyspace, claims, codec, crypto, keys, quarantine, ranks, search
+from keyspace import (
+    Keyspace,
+    claims,
+    codec,
+    crypto,
+    keys,
+    quarantine,
+    ranks,
+    search,
+    upgrade,
+)
 from keyspace.connection import call
 from keyspace.documents import validate
 from keyspace.errors import Unreadable, ValidationFailed
@@ -311,6 +321,7 @@ class _Inspection:
                 self.add("counter_behind", counter, detail, True, value=str(top))
 
     async def indexes(self) -> None:
+        building = await upgrade.indexing(self.client, self.names)
         for spec in self.schema.entities:
             alias, current = self.names.index_alias(spec.prefix), search.current_name(spec)
             try:
@@ -321,6 +332,9 @@ class _Inspection:
             if name.split(".")[0] != current:  # ``reindex`` builds ``<current>.<nanoseconds>``
                 if (share := await upcoming(self.client, spec)) is not None:
                     self.report.building.append(share)  # a first start's or an upgrade's
+                    continue
+                if building:  # its turn has not come: a service builds one at a time
+                    self.report.building.append(f"{alias}: waiting for a service's index work")
                     continue
                 detail = f"{name}, not the current definition {current}" if info else name
                 self.add("index", alias, detail, True, entity=spec.name)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from keyspace import USER, Keyspace, keys, search
+from app.startup import IndexWork
+from keyspace import USER, Keyspace, keys, search, upgrade
 from keyspace.connection import call
 from keyspace.server import EmbeddedRedis
 from scripts import check as check_module
@@ -163,3 +164,60 @@ async def test_an_index_a_first_start_or_an_upgrade_is_building_is_not_yet_check
     assert f"{old}, not the current definition {current}" in capsys.readouterr().out
     assert await cli(redis_server, "check", "--repair") == OK
     assert await search.alias_target(real_client, USER) == current
+
+
+async def test_indexes_a_service_has_still_to_build_are_not_yet_checkable(
+    redis_server: EmbeddedRedis, real_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 41: a first start builds one index at a time; those whose turn had not come
+    (no alias, no index yet) were problems (exit 1). While a service's index work keeps its
+    heartbeat alive they are not yet checkable; once it lapses (the service died) they are
+    problems again, which --repair fixes."""
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await call(real_client, "FT.DROPINDEX", search.current_name(USER))  # drops the alias too
+    assert await cli(redis_server, "check", "--wait", "0") == PROBLEMS
+    capsys.readouterr()
+    await upgrade.mark_indexing(real_client, ks.schema.names, ["users"])
+    assert await cli(redis_server, "check", "--wait", "0") == NOT_READY
+    assert "waiting for a service's index work" in capsys.readouterr().out
+    assert await cli(redis_server, "check", "--wait", "0.3") == NOT_READY
+    assert "users not started" in capsys.readouterr().err
+    assert 0 < await real_client.pttl(ks.schema.names.lock_key(upgrade.INDEXING)) <= 10_000
+    await real_client.delete(ks.schema.names.lock_key(upgrade.INDEXING))  # the service died
+    assert await cli(redis_server, "check", "--wait", "0") == PROBLEMS
+    assert await cli(redis_server, "check", "--repair") == OK
+
+
+async def test_the_service_keeps_its_index_work_heartbeat_while_it_builds(
+    real_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await call(real_client, "FT.DROPINDEX", search.current_name(USER))
+    await ks.setup_basics()
+    assert ks.pending_indexes == ["users"]
+    release = asyncio.Event()
+    real_upgrade = ks.upgrade_indexes
+
+    async def slow(**kwargs: Any) -> None:
+        await release.wait()
+        await real_upgrade(**kwargs)
+
+    monkeypatch.setattr(ks, "upgrade_indexes", slow)
+    monkeypatch.setattr(upgrade, "INDEXING_BEAT_S", 0.05)
+    work = IndexWork(ks)
+    task = work.start()
+    assert task is not None
+    key = ks.schema.names.lock_key(upgrade.INDEXING)
+    await asyncio.sleep(0.3)
+    assert await real_client.get(key) == b"users"
+    await real_client.delete(key)
+    await asyncio.sleep(0.2)
+    assert await real_client.exists(key)  # renewed
+    release.set()
+    await asyncio.wait_for(task, 30)
+    await real_client.delete(key)
+    await asyncio.sleep(0.2)
+    assert not await real_client.exists(key)  # the beat ended with the work
+    assert await search.alias_target(real_client, USER) == search.current_name(USER)
