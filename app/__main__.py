@@ -204,7 +204,10 @@ def main() -> None:
         if settings.redis_url is None:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds redis.url
             # ACL users (passwords from the env) that may touch only this system's keys.
-            embedded = EmbeddedRedis(settings.data_dir, schema=system.schema)
+            # Not the API's port, free until the API listens on it (a CI run saw them clash).
+            embedded = EmbeddedRedis(
+                settings.data_dir, schema=system.schema, avoid=(settings.port,)
+            )
             try:
                 url = embedded.start()
             except EmbeddedRedisError as exc:

@@ -41,6 +41,10 @@ class IndexWork:
     def __init__(self, ks: Keyspace) -> None:
         self.ks = ks
         self.task: asyncio.Task[None] | None = None
+        self.beat: asyncio.Task[None] | None = None
+        # Why the last attempt failed, until one makes progress: the heartbeat says so, and
+        # ``check`` names it rather than waiting for work that keeps failing (review 42).
+        self.failure: str | None = None
 
     def start(self) -> asyncio.Task[None] | None:
         """Start the task unless it runs or nothing is pending; the running task, if any."""
@@ -49,18 +53,18 @@ class IndexWork:
         return self.task
 
     async def _run(self) -> None:
-        beat = asyncio.create_task(self._beat())
+        self.beat = beat = asyncio.create_task(self._beat())
         try:
             await self._build()
         finally:
-            await cancel(beat)
+            await cancel(beat)  # stop() cancels it too: this await may itself be cancelled
 
     async def _beat(self) -> None:
         """Keep ``mf:lock:indexing`` alive while building (keyspace.upgrade.mark_indexing)."""
-        while True:
+        while self.task is not None and not self.task.done():
             with contextlib.suppress(RedisError, OSError):
-                pending = self.ks.pending_indexes
-                await upgrade.mark_indexing(self.ks.client, self.ks.schema.names, pending)
+                pending, names = self.ks.pending_indexes, self.ks.schema.names
+                await upgrade.mark_indexing(self.ks.client, names, pending, self.failure)
             await asyncio.sleep(upgrade.INDEXING_BEAT_S)
 
     async def _build(self) -> None:
@@ -70,21 +74,29 @@ class IndexWork:
                 "building the current index version of %s; their lists answer 503 meanwhile",
                 ", ".join(self.ks.pending_indexes),
             )
+            left = len(self.ks.pending_indexes)
             try:
                 await self.ks.upgrade_indexes(progress=log.info)
             except (RedisError, OSError, KeyspaceError) as exc:  # down, loading, restarted
                 log.warning("index build interrupted (%s); retrying in %.1fs", exc, delay)
-            except Exception:
+                self._failed(exc, left)
+            except Exception as exc:
                 log.exception("index build failed; retrying in %.1fs", delay)
+                self._failed(exc, left)
             else:
                 log.info("indexes complete")
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
+    def _failed(self, exc: BaseException, left: int) -> None:
+        progressed = len(self.ks.pending_indexes) < left
+        self.failure = None if progressed else f"{type(exc).__name__}: {exc}"
+
     async def stop(self) -> None:
-        if self.task is not None:
-            await cancel(self.task)
+        for task in (self.task, self.beat):
+            if task is not None:
+                await cancel(task)
 
 
 async def cancel(task: asyncio.Task[None]) -> None:

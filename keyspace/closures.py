@@ -34,15 +34,21 @@ async def _load_many(client: Redis, names: Names, spec: EntitySpec, ids: list[st
     ]
 
 
+async def read_root(client: Redis, schema: Schema, spec: EntitySpec, doc_id: str) -> Loaded:
+    """The document a delete of ``doc_id`` starts from; NotFound when there is none."""
+    names = schema.names
+    found = await _load_many(client, names, spec, [doc_id]) if keys.is_lookup_id(doc_id) else []
+    if not found:
+        raise NotFound(f"{spec.name} {doc_id!r} does not exist")
+    return found[0]
+
+
 async def read_closure(
     client: Redis, schema: Schema, spec: EntitySpec, doc_id: str
 ) -> DeleteClosure:
     """Read everything a delete of ``doc_id`` touches, following cascades."""
     names = schema.names
-    found = await _load_many(client, names, spec, [doc_id]) if keys.is_lookup_id(doc_id) else []
-    if not found:
-        raise NotFound(f"{spec.name} {doc_id!r} does not exist")
-    root = found[0]
+    root = await read_root(client, schema, spec, doc_id)
     closure = DeleteClosure(deleted=[root])
     seen, queue = {root.key}, [root]
     restricting: list[tuple[str, str, EntitySpec, list[str]]] = []

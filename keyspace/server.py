@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Self
@@ -46,12 +46,15 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be located, started, verified or stopped."""
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(avoid: Container[int] = ()) -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now (the OS picks it), none of
+    ``avoid`` (a port the caller is about to listen on itself: free until then)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def check_modules(client: redis.Redis) -> list[str]:
@@ -211,6 +214,7 @@ class EmbeddedRedis:
         acl: AclUsers | None = None,
         search_args: Sequence[str] = (),
         schema: Schema | None = None,
+        avoid: Container[int] = (),
     ) -> None:
         self.schema = schema  # whose keys the service user may touch (None: MultiFrame's)
         if appendfsync is not None and appendfsync not in _FSYNC_POLICIES:
@@ -218,7 +222,8 @@ class EmbeddedRedis:
         self.data_dir = Path(data_dir).resolve()
         # Chosen once so the URL stays stable across restarts of the same instance.
         self._auto_port = port is None
-        self.port = free_port() if port is None else port
+        self._avoid = avoid  # ports an auto-picked one must not be (the service's HTTP port)
+        self.port = free_port(avoid) if port is None else port
         if conf is None and _DEFAULT_CONF.is_file():
             conf = _DEFAULT_CONF
         self.conf = conf
@@ -293,7 +298,7 @@ class EmbeddedRedis:
                     self.kill()
                     # Another process may grab an auto-picked port between free_port() and bind.
                     if self._auto_port and attempt + 1 < _PORT_RETRIES and self._port_clash():
-                        self.port = free_port()
+                        self.port = free_port(self._avoid)
                         continue
                     raise
             raise AssertionError("unreachable")

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import codec, keys
-from .closures import read_closure
+from .closures import read_closure, read_root
 from .deletes import plan_delete, plan_fence
 from .documents import explicit_id, for_create, for_update
 from .errors import (
@@ -372,6 +372,17 @@ class Documents:
             raise StaleRevision(f"{spec.name} {doc_id} changed while being written")
         return None
 
+    async def _may_delete(
+        self, root: Loaded, guard: Callable[[dict[str, Any]], None] | None, if_revision: str | None
+    ) -> None:
+        """The delete's guard, then its If-Match: whether the caller may delete the document
+        at all comes first (a 412 would test guesses of it, review 41)."""
+        if guard is not None:
+            guard(await self.open_doc(root.spec, dict(root.doc)))
+        if if_revision is not None and codec.revision(root.raw) != if_revision:
+            message = f"{root.spec.name} {root.doc_id} has changed since revision {if_revision}"
+            raise StaleRevision(message)
+
     async def _satellites(self, spec: EntitySpec, doc_id: str) -> list[str]:
         if spec.satellites is None:
             return []
@@ -394,13 +405,13 @@ class Documents:
         fenced: list[str] = []
         try:
             for _ in range(MAX_ATTEMPTS):
+                if guard is not None or if_revision is not None:
+                    # Refused on the document alone before its cascade is read and bounded
+                    # (review 42: a stale If-Match answered the cascade's 409).
+                    root = await read_root(self.client, self.schema, spec, doc_id)
+                    await self._may_delete(root, guard, if_revision)
                 closure = await read_closure(self.client, self.schema, spec, doc_id)
-                root = closure.deleted[0]
-                if guard is not None:  # before the revision: as an update's (review 41)
-                    guard(await self.open_doc(spec, dict(root.doc)))
-                if if_revision is not None and codec.revision(root.raw) != if_revision:
-                    message = f"{spec.name} {doc_id} has changed since revision {if_revision}"
-                    raise StaleRevision(message)
+                await self._may_delete(closure.deleted[0], guard, if_revision)
                 for loaded in closure.deleted:
                     if loaded.spec.satellites is not None:
                         index = self.names.user_tokens_key(loaded.doc_id)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 
 from . import search
@@ -33,15 +35,33 @@ INDEXING = "indexing"
 INDEXING_BEAT_S, INDEXING_TTL_MS = 2.0, 10_000
 
 
-async def mark_indexing(client: Redis, names: Names, pending: list[str]) -> None:
+@dataclass(frozen=True)
+class Indexing:
+    """What a service's index work says of itself (:func:`mark_indexing`)."""
+
+    pending: list[str]
+    failure: str | None  # why its last attempt failed, while no attempt has made progress
+
+
+async def mark_indexing(
+    client: Redis, names: Names, pending: list[str], failure: str | None = None
+) -> None:
     """Say, for INDEXING_TTL_MS, that this process is building the indexes of ``pending``
-    (collections; informative: ``check`` treats every index not built yet alike)."""
-    await client.set(names.lock_key(INDEXING), ", ".join(pending), px=INDEXING_TTL_MS)
+    (collections) and, with ``failure``, that its attempts keep failing."""
+    value = orjson.dumps({"pending": pending, "failure": failure})
+    await client.set(names.lock_key(INDEXING), value, px=INDEXING_TTL_MS)
 
 
-async def indexing(client: Redis, names: Names) -> bool:
-    """Whether a service is building index versions now (:func:`mark_indexing`)."""
-    return bool(await client.exists(names.lock_key(INDEXING)))
+async def indexing(client: Redis, names: Names) -> Indexing | None:
+    """The index work a service is doing now (:func:`mark_indexing`), None for none."""
+    raw = await client.get(names.lock_key(INDEXING))
+    if raw is None:
+        return None
+    try:
+        said = orjson.loads(raw)
+        return Indexing(list(said["pending"]), said["failure"])
+    except (ValueError, KeyError, TypeError):
+        return Indexing([], f"unreadable {names.lock_key(INDEXING)}")
 
 
 async def needs_upgrade(client: Redis, spec: EntitySpec) -> bool:

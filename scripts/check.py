@@ -84,7 +84,8 @@ async def wait_for_indexes(ks: Keyspace, seconds: float) -> None:
     shown = 0.0
     while True:
         building: dict[str, str] = {}
-        indexing = await upgrade.indexing(ks.client, ks.schema.names)
+        work = await upgrade.indexing(ks.client, ks.schema.names)
+        indexing = work is not None and work.failure is None
         for spec in ks.schema.entities:
             try:
                 info = search.parse_info(

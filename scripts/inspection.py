@@ -321,7 +321,7 @@ class _Inspection:
                 self.add("counter_behind", counter, detail, True, value=str(top))
 
     async def indexes(self) -> None:
-        building = await upgrade.indexing(self.client, self.names)
+        work = await upgrade.indexing(self.client, self.names)
         for spec in self.schema.entities:
             alias, current = self.names.index_alias(spec.prefix), search.current_name(spec)
             try:
@@ -333,10 +333,12 @@ class _Inspection:
                 if (share := await upcoming(self.client, spec)) is not None:
                     self.report.building.append(share)  # a first start's or an upgrade's
                     continue
-                if building:  # its turn has not come: a service builds one at a time
+                if work is not None and work.failure is None:  # a service builds one at a time
                     self.report.building.append(f"{alias}: waiting for a service's index work")
                     continue
                 detail = f"{name}, not the current definition {current}" if info else name
+                if work is not None:  # its attempts keep failing: a person's to look at
+                    detail += f"; a service's index work keeps failing: {work.failure}"
                 self.add("index", alias, detail, True, entity=spec.name)
                 continue
             indexed, count = int(_text(info.get("num_docs", 0))), len(self.ids[spec.prefix])

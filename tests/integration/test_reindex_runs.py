@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from app.startup import IndexWork
 from keyspace import USER, Keyspace, keys, search, upgrade
@@ -184,6 +185,11 @@ async def test_indexes_a_service_has_still_to_build_are_not_yet_checkable(
     assert await cli(redis_server, "check", "--wait", "0.3") == NOT_READY
     assert "users not started" in capsys.readouterr().err
     assert 0 < await real_client.pttl(ks.schema.names.lock_key(upgrade.INDEXING)) <= 10_000
+    # A service whose attempts keep failing (review 42): a problem naming why, not a wait.
+    failure = "ResponseError: NOPERM User multiframe has no permissions to run 'FT.CREATE'"
+    await upgrade.mark_indexing(real_client, ks.schema.names, ["users"], failure)
+    assert await cli(redis_server, "check", "--wait", "5") == PROBLEMS  # no wait for it
+    assert f"a service's index work keeps failing: {failure}" in capsys.readouterr().out
     await real_client.delete(ks.schema.names.lock_key(upgrade.INDEXING))  # the service died
     assert await cli(redis_server, "check", "--wait", "0") == PROBLEMS
     assert await cli(redis_server, "check", "--repair") == OK
@@ -211,7 +217,7 @@ async def test_the_service_keeps_its_index_work_heartbeat_while_it_builds(
     assert task is not None
     key = ks.schema.names.lock_key(upgrade.INDEXING)
     await asyncio.sleep(0.3)
-    assert await real_client.get(key) == b"users"
+    assert await upgrade.indexing(real_client, ks.schema.names) == upgrade.Indexing(["users"], None)
     await real_client.delete(key)
     await asyncio.sleep(0.2)
     assert await real_client.exists(key)  # renewed
@@ -221,3 +227,34 @@ async def test_the_service_keeps_its_index_work_heartbeat_while_it_builds(
     await asyncio.sleep(0.2)
     assert not await real_client.exists(key)  # the beat ended with the work
     assert await search.alias_target(real_client, USER) == search.current_name(USER)
+
+
+async def test_index_work_that_keeps_failing_says_why_and_stops_with_the_service(
+    real_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 42: the heartbeat lived as long as the retry loop, so check waited (75) for
+    work that failed on every attempt; and stop() could return with the beat still renewing."""
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await call(real_client, "FT.DROPINDEX", search.current_name(USER))
+    await ks.setup_basics()
+
+    async def refused(**kwargs: Any) -> None:
+        raise ResponseError("NOPERM this user has no permissions to run the 'FT.CREATE' command")
+
+    monkeypatch.setattr(ks, "upgrade_indexes", refused)
+    monkeypatch.setattr(upgrade, "INDEXING_BEAT_S", 0.05)
+    work = IndexWork(ks)
+    assert work.start() is not None
+    for _ in range(100):
+        said = await upgrade.indexing(real_client, ks.schema.names)
+        if said is not None and said.failure is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert said is not None and said.pending == ["users"]
+    assert said.failure is not None and "NOPERM" in said.failure
+    await work.stop()
+    assert work.beat is not None and work.beat.done()
+    await real_client.delete(ks.schema.names.lock_key(upgrade.INDEXING))
+    await asyncio.sleep(0.2)
+    assert not await real_client.exists(ks.schema.names.lock_key(upgrade.INDEXING))
