@@ -29,6 +29,8 @@ SETUP_CHECK_SECONDS = 1.0
 # keyspace starts with complete indexes, a large one serves (lists 503) while they build.
 START_WAIT_SECONDS = 5.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 30.0
+# Index work failing this many attempts in a row (~3.5 s of retries) says so in its heartbeat.
+FAILURES_SHOWN = 3
 # How long start-up keeps trying a Redis that is down or loading before it gives up.
 START_RETRY_SECONDS = 60.0
 # A worker's retries of its start: it answers 503 meanwhile, so it never gives up.
@@ -42,13 +44,24 @@ class IndexWork:
         self.ks = ks
         self.task: asyncio.Task[None] | None = None
         self.beat: asyncio.Task[None] | None = None
-        # Why the last attempt failed, until one makes progress: the heartbeat says so, and
-        # ``check`` names it rather than waiting for work that keeps failing (review 42).
-        self.failure: str | None = None
+        # Attempts failed in a row without progress, the last one's error, and whether one
+        # runs now: what :attr:`failure` says (review 42, 43).
+        self._failed, self._error, self._attempting = 0, "", False
+
+    @property
+    def failure(self) -> str | None:
+        """Why the index work keeps failing, for the heartbeat (``check`` names it rather
+        than waiting for it): the last error once FAILURES_SHOWN attempts in a row failed
+        without progress and while none runs; None while it is healthy, when one failure
+        (a Redis restart) is what the retries are for."""
+        if self._failed < FAILURES_SHOWN or self._attempting:
+            return None
+        return self._error
 
     def start(self) -> asyncio.Task[None] | None:
         """Start the task unless it runs or nothing is pending; the running task, if any."""
         if (self.task is None or self.task.done()) and self.ks.pending_indexes:
+            self._failed = 0
             self.task = asyncio.create_task(self._run())
         return self.task
 
@@ -75,23 +88,28 @@ class IndexWork:
                 ", ".join(self.ks.pending_indexes),
             )
             left = len(self.ks.pending_indexes)
+            self._attempting = True
             try:
                 await self.ks.upgrade_indexes(progress=log.info)
             except (RedisError, OSError, KeyspaceError) as exc:  # down, loading, restarted
                 log.warning("index build interrupted (%s); retrying in %.1fs", exc, delay)
-                self._failed(exc, left)
+                self._count(exc, left)
             except Exception as exc:
                 log.exception("index build failed; retrying in %.1fs", delay)
-                self._failed(exc, left)
+                self._count(exc, left)
             else:
                 log.info("indexes complete")
+                self._failed = 0
                 return
+            finally:
+                self._attempting = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    def _failed(self, exc: BaseException, left: int) -> None:
+    def _count(self, exc: BaseException, left: int) -> None:
         progressed = len(self.ks.pending_indexes) < left
-        self.failure = None if progressed else f"{type(exc).__name__}: {exc}"
+        self._failed = 0 if progressed else self._failed + 1
+        self._error = f"{type(exc).__name__}: {exc}"
 
     async def stop(self) -> None:
         for task in (self.task, self.beat):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from . import search
 from .connection import call
@@ -53,15 +54,22 @@ async def mark_indexing(
 
 
 async def indexing(client: Redis, names: Names) -> Indexing | None:
-    """The index work a service is doing now (:func:`mark_indexing`), None for none."""
-    raw = await client.get(names.lock_key(INDEXING))
-    if raw is None:
+    """The index work a service is doing now (:func:`mark_indexing`), None for none. A key
+    without an expiry, or not a string, is nobody's heartbeat (written by hand): None. A
+    plain list of collections is the heartbeat of the version before (no failure)."""
+    key = names.lock_key(INDEXING)
+    try:
+        raw, ttl = await client.get(key), await client.pttl(key)
+    except ResponseError:  # another type
+        return None
+    if raw is None or ttl <= 0:
         return None
     try:
         said = orjson.loads(raw)
-        return Indexing(list(said["pending"]), said["failure"])
+        return Indexing([str(p) for p in said["pending"]], said["failure"])
     except (ValueError, KeyError, TypeError):
-        return Indexing([], f"unreadable {names.lock_key(INDEXING)}")
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return Indexing([p for p in text.split(", ") if p], None)
 
 
 async def needs_upgrade(client: Redis, spec: EntitySpec) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app import startup
 from app.startup import IndexWork
 from keyspace import USER, Keyspace, keys, search, upgrade
 from keyspace.connection import call
@@ -244,6 +245,7 @@ async def test_index_work_that_keeps_failing_says_why_and_stops_with_the_service
 
     monkeypatch.setattr(ks, "upgrade_indexes", refused)
     monkeypatch.setattr(upgrade, "INDEXING_BEAT_S", 0.05)
+    monkeypatch.setattr(startup, "RETRY_FIRST_SECONDS", 0.01)
     work = IndexWork(ks)
     assert work.start() is not None
     for _ in range(100):
@@ -258,3 +260,57 @@ async def test_index_work_that_keeps_failing_says_why_and_stops_with_the_service
     await real_client.delete(ks.schema.names.lock_key(upgrade.INDEXING))
     await asyncio.sleep(0.2)
     assert not await real_client.exists(ks.schema.names.lock_key(upgrade.INDEXING))
+
+
+async def test_one_failed_attempt_is_what_the_retries_are_for_not_a_failure(
+    redis_server: EmbeddedRedis, real_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 43: one lost connection (a Redis restart) during a first start was reported as
+    failing work, and check answered 1 while the next attempt built the index."""
+    ks = Keyspace(real_client)
+    await ks.setup()
+    await call(real_client, "FT.DROPINDEX", search.current_name(USER))
+    await ks.setup_basics()
+    attempts, release = [0], asyncio.Event()
+    real_upgrade = ks.upgrade_indexes
+
+    async def flaky(**kwargs: Any) -> None:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            raise ConnectionError("Connection closed by server.")
+        await release.wait()  # the healthy second attempt, slow
+        await real_upgrade(**kwargs)
+
+    monkeypatch.setattr(ks, "upgrade_indexes", flaky)
+    monkeypatch.setattr(upgrade, "INDEXING_BEAT_S", 0.05)
+    monkeypatch.setattr(startup, "RETRY_FIRST_SECONDS", 0.01)
+    work = IndexWork(ks)
+    task = work.start()
+    assert task is not None
+    while attempts[0] < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    said = await upgrade.indexing(real_client, ks.schema.names)
+    assert said is not None and said.failure is None
+    assert await cli(redis_server, "check", "--wait", "0") == NOT_READY
+    release.set()
+    await asyncio.wait_for(task, 30)
+    await work.stop()
+
+
+async def test_a_heartbeat_is_read_whatever_its_writer(real_client: Redis) -> None:
+    """Review 43: the version before wrote a plain list; a key without an expiry or of
+    another type is nobody's heartbeat (written by hand)."""
+    names = Keyspace(real_client).schema.names
+    key = names.lock_key(upgrade.INDEXING)
+    await real_client.set(key, "users, drivers", px=5000)
+    assert await upgrade.indexing(real_client, names) == upgrade.Indexing(
+        ["users", "drivers"], None
+    )
+    await real_client.set(key, "users")  # no expiry
+    assert await upgrade.indexing(real_client, names) is None
+    await real_client.delete(key)
+    await real_client.hset(key, "a", "b")
+    assert await upgrade.indexing(real_client, names) is None
+    await real_client.delete(key)
+    assert await upgrade.indexing(real_client, names) is None
